@@ -1,0 +1,3 @@
+"""pse-hdl: RTL generator for a Precision & Sparsity Engine."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,388 @@
+"""The one configuration of the Precision & Sparsity Engine.
+
+Every width, depth and rate of the engine is decided here and nowhere else: the RTL, the golden
+model, the CLI and the docs read a :class:`PSEConfig`. It is frozen and validated on construction,
+so an invalid design point raises :class:`ConfigError` (naming the field, the bad value and what
+is allowed) before any hardware is built. Derived values are properties, computed in one place.
+Presets are made from the default with :func:`dataclasses.replace`; a configuration round-trips
+through a TOML file so a user can keep a design point.
+"""
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["ConfigError", "PSEConfig", "PRESETS", "preset", "load", "save"]
+
+ALLOWED_PRECISIONS = (2, 4, 8, 16)
+IMPORTANCE_FORMS = ("factored", "literal")
+META_ENCODINGS = ("unary", "fixed")
+
+
+class ConfigError(ValueError):
+    """An invalid configuration value; the message names the field and what is allowed."""
+
+
+def _is_pow2(x):
+    return isinstance(x, int) and not isinstance(x, bool) and x > 0 and x & (x - 1) == 0
+
+
+def _check_int(name, value, lo, hi, *, pow2=False):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if pow2 and not _is_pow2(value):
+        raise ConfigError(f"{name} must be a power of two between {lo} and {hi}, not {value!r}")
+    if not lo <= value <= hi:
+        kind = "a power of two" if pow2 else "an integer"
+        raise ConfigError(f"{name} must be {kind} between {lo} and {hi}, not {value!r}")
+
+
+@dataclass(frozen=True)
+class PSEConfig:
+    """Design point of the engine.
+
+    Parameters
+    ----------
+    lanes : int
+        MAC lanes (power of two, 1..64).
+    precisions : tuple of int
+        Precisions a weight can take, a subset of {2, 4, 8, 16}, ascending. Pruned is always
+        available in addition (code 0).
+    act_bits : int
+        Width of the signed activations (4..16, default 8).
+    weight_bits : int
+        Width of the signed master weights (8..16, default 16); at least the largest precision.
+    acc_bits : int
+        Width of the saturating accumulator; at least ``act_bits + weight_bits`` (up to 48).
+    zone_word_bits : int
+        Width of one zone memory word; every precision must divide it (16..128, power of two).
+    zone_depth : int
+        Words in each precision zone (power of two).
+    master_depth : int
+        Master weights the master store holds (power of two).
+    max_rows, max_cols : int
+        Largest layer the engine accepts (powers of two); they size the row and column tags.
+    ema_rate : float
+        Rate alpha of the importance EMA (the specification's 0.1). It is represented as
+        ``ema_num / 2**ema_rate_bits``; the representation must be exact to within half an LSB
+        and alpha must lie in (0, 0.5].
+    ema_rate_bits : int
+        Fraction bits K of the EMA rate constant.
+    ema_power_of_two : bool
+        If set, the rate must be exactly ``2**-k`` and the hardware uses a shift, no multiplier.
+    ema_frac_bits : int
+        Fraction bits F kept in the EMA state beyond the activation LSB.
+    thresholds : tuple of int
+        Reset values of the allocator thresholds in importance units, one per precision,
+        non-decreasing: ``thresholds[0]`` is the prune (low) threshold, ``thresholds[k]`` the
+        threshold above which a weight gets precision ``precisions[k]``.
+    hysteresis : int
+        Half-width of the allocator's hysteresis band in importance units (0 = off).
+    period : int
+        Allocation period P in samples (1 is the specification's literal per-sample behaviour).
+    warmup : int
+        Samples for which the profiled codes are held while the rolling estimate settles.
+    reversible : bool
+        Keep the master copy of pruned weights (default) or clear it, as the literal algorithm does.
+    importance_form : str
+        ``"factored"`` (one EMA per input, ``|w| * EMA(|x|)``) or ``"literal"`` (one EMA of
+        ``|w*x|`` per weight).
+    mac_digit_bits : int
+        Weight bits a lane consumes per cycle (digit-serial MAC); a weight of b bits costs
+        ``ceil(b / mac_digit_bits)`` cycles, a pruned weight none.
+    hist_bins : int
+        Bins of the importance histogram (log2-spaced).
+    hist_sub_bits : int
+        Mantissa bits of the histogram's pseudo-log2: ``2**hist_sub_bits`` bins per octave.
+    desc_stride : int
+        Rows between two row descriptors (power of two); 1 gives one descriptor per row. The
+        fetch unit can start a walk at any descriptor; between them it walks the codes.
+    meta_encoding : str
+        How the per-weight codes are stored: ``"fixed"`` (``code_bits`` each) or ``"unary"``
+        (truncated unary, LSB first: pruned ``0``, class k < n ``k`` ones then a zero, the top
+        class n ones), which spends one bit on a pruned weight and two on the lowest precision.
+    """
+
+    lanes: int = 4
+    precisions: tuple = (4, 8, 16)
+    act_bits: int = 8
+    weight_bits: int = 16
+    acc_bits: int = 32
+    zone_word_bits: int = 32
+    zone_depth: int = 4096
+    master_depth: int = 32768
+    max_rows: int = 256
+    max_cols: int = 256
+    ema_rate: float = 0.1
+    ema_rate_bits: int = 8
+    ema_power_of_two: bool = False
+    ema_frac_bits: int = 8
+    thresholds: tuple = (1 << 10, 1 << 16, 1 << 20)
+    hysteresis: int = 0
+    period: int = 16
+    warmup: int = 16
+    reversible: bool = True
+    importance_form: str = "factored"
+    mac_digit_bits: int = 4
+    hist_bins: int = 128
+    hist_sub_bits: int = 2
+    desc_stride: int = 8
+    meta_encoding: str = "unary"
+
+    def __post_init__(self):
+        # Normalise sequences given as lists (from TOML or by hand) to tuples, so the object stays
+        # hashable and frozen.
+        for name in ("precisions", "thresholds"):
+            value = getattr(self, name)
+            if isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+        self._validate()
+
+    def _validate(self):
+        _check_int("lanes", self.lanes, 1, 64, pow2=True)
+        p = self.precisions
+        if (not isinstance(p, tuple) or not p
+                or any(not isinstance(b, int) or isinstance(b, bool) for b in p)
+                or any(b not in ALLOWED_PRECISIONS for b in p)
+                or list(p) != sorted(set(p))):
+            raise ConfigError(f"precisions must be a non-empty ascending subset of "
+                              f"{ALLOWED_PRECISIONS} without repeats, not {p!r}")
+        _check_int("act_bits", self.act_bits, 4, 16)
+        _check_int("weight_bits", self.weight_bits, 8, 16)
+        if max(p) > self.weight_bits:
+            raise ConfigError(f"weight_bits must be at least the largest precision {max(p)}, "
+                              f"not {self.weight_bits!r}")
+        _check_int("acc_bits", self.acc_bits, self.act_bits + self.weight_bits, 48)
+        _check_int("zone_word_bits", self.zone_word_bits, 16, 128, pow2=True)
+        if max(p) > self.zone_word_bits:
+            raise ConfigError(f"zone_word_bits must hold the largest precision {max(p)}, "
+                              f"not {self.zone_word_bits!r}")
+        _check_int("zone_depth", self.zone_depth, 16, 1 << 20, pow2=True)
+        _check_int("master_depth", self.master_depth, 16, 1 << 22, pow2=True)
+        _check_int("max_rows", self.max_rows, 1, 1 << 16, pow2=True)
+        _check_int("max_cols", self.max_cols, 1, 1 << 16, pow2=True)
+        if isinstance(self.ema_rate, bool) or not isinstance(self.ema_rate, (int, float)) \
+                or not 0 < self.ema_rate <= 0.5:
+            raise ConfigError(f"ema_rate must be a number in (0, 0.5], not {self.ema_rate!r}")
+        _check_int("ema_rate_bits", self.ema_rate_bits, 1, 16)
+        num = self.ema_num
+        if num < 1 or abs(num - self.ema_rate * (1 << self.ema_rate_bits)) > 0.5:
+            raise ConfigError(f"ema_rate {self.ema_rate!r} cannot be represented with "
+                              f"ema_rate_bits={self.ema_rate_bits}: increase ema_rate_bits")
+        if not isinstance(self.ema_power_of_two, bool):
+            raise ConfigError(f"ema_power_of_two must be true or false, not "
+                              f"{self.ema_power_of_two!r}")
+        exact = num == self.ema_rate * (1 << self.ema_rate_bits)
+        if self.ema_power_of_two and not (exact and _is_pow2(num)):
+            raise ConfigError(f"ema_rate must be a power of two 2**-k when ema_power_of_two is "
+                              f"set, not {self.ema_rate!r}")
+        _check_int("ema_frac_bits", self.ema_frac_bits, 0, 16)
+        t = self.thresholds
+        if (not isinstance(t, tuple) or len(t) != len(p)
+                or any(not isinstance(x, int) or isinstance(x, bool) for x in t)):
+            raise ConfigError(f"thresholds must be {len(p)} integers (one per precision: prune "
+                              f"threshold first), not {t!r}")
+        if any(not 0 <= x < (1 << self.importance_bits) for x in t):
+            raise ConfigError(f"thresholds must lie in [0, 2**{self.importance_bits}), not {t!r}")
+        if list(t) != sorted(t):
+            raise ConfigError(f"thresholds must be non-decreasing (low <= ... <= high), "
+                              f"not {t!r}")
+        _check_int("hysteresis", self.hysteresis, 0, (1 << self.importance_bits) - 1)
+        _check_int("period", self.period, 1, 1 << 20)
+        _check_int("warmup", self.warmup, 0, 1 << 20)
+        if not isinstance(self.reversible, bool):
+            raise ConfigError(f"reversible must be true or false, not {self.reversible!r}")
+        if self.importance_form not in IMPORTANCE_FORMS:
+            raise ConfigError(f"importance_form must be one of {IMPORTANCE_FORMS}, "
+                              f"not {self.importance_form!r}")
+        if self.mac_digit_bits not in (1, 2, 4, 8, 16) or isinstance(self.mac_digit_bits, bool):
+            raise ConfigError(f"mac_digit_bits must be one of (1, 2, 4, 8, 16), "
+                              f"not {self.mac_digit_bits!r}")
+        _check_int("hist_sub_bits", self.hist_sub_bits, 0, 4)
+        _check_int("hist_bins", self.hist_bins, 2, 1024)
+        _check_int("desc_stride", self.desc_stride, 1, self.max_rows, pow2=True)
+        if self.meta_encoding not in META_ENCODINGS:
+            raise ConfigError(f"meta_encoding must be one of {META_ENCODINGS}, "
+                              f"not {self.meta_encoding!r}")
+
+    # -- derived values -------------------------------------------------------------------------
+
+    @property
+    def ema_num(self):
+        """Numerator of the EMA rate: ``alpha = ema_num / 2**ema_rate_bits``."""
+        return int(round(self.ema_rate * (1 << self.ema_rate_bits)))
+
+    @property
+    def code_bits(self):
+        """Width of a precision code (code 0 = pruned, code k = ``precisions[k-1]``)."""
+        return max(1, math.ceil(math.log2(len(self.precisions) + 1)))
+
+    @property
+    def abs_act_bits(self):
+        """Width of ``|x|`` for a signed activation (``|-2**(a-1)|`` needs ``a`` bits)."""
+        return self.act_bits
+
+    @property
+    def ema_bits(self):
+        """Width of one unsigned EMA state register ``A_j`` (F fraction bits)."""
+        return self.abs_act_bits + self.ema_frac_bits
+
+    @property
+    def importance_bits(self):
+        """Width of an importance ``|w| * A_j`` (also of the literal per-weight EMA)."""
+        return self.weight_bits + self.ema_bits
+
+    @property
+    def col_bits(self):
+        return max(1, (self.max_cols - 1).bit_length())
+
+    @property
+    def row_bits(self):
+        return max(1, (self.max_rows - 1).bit_length())
+
+    @property
+    def shift_bits(self):
+        """Width of a zone scale (a left shift of 0..weight_bits-1)."""
+        return max(1, (self.weight_bits - 1).bit_length())
+
+    def per_word(self, bits):
+        """Weights of ``bits`` precision packed in one zone word."""
+        return self.zone_word_bits // bits
+
+    def mac_cost(self, bits):
+        """Cycles one lane spends on a weight of ``bits`` precision."""
+        return -(-bits // self.mac_digit_bits)
+
+    @property
+    def zone_addr_bits(self):
+        return max(1, (self.zone_depth - 1).bit_length())
+
+    @property
+    def master_addr_bits(self):
+        return max(1, (self.master_depth - 1).bit_length())
+
+    @property
+    def zone_index_bits(self):
+        """Width of an element index inside a zone (used by the row descriptors)."""
+        return (self.zone_depth * self.per_word(min(self.precisions)) - 1).bit_length()
+
+    def code_length(self, code):
+        """Metadata bits that store precision code ``code``."""
+        if self.meta_encoding == "fixed":
+            return self.code_bits
+        return min(code + 1, len(self.precisions))
+
+    @property
+    def max_code_length(self):
+        return max(self.code_length(k) for k in range(len(self.precisions) + 1))
+
+    @property
+    def meta_index_bits(self):
+        """Width of a bit offset into the metadata memory (used by the row descriptors)."""
+        return (self.master_depth * self.max_code_length - 1).bit_length()
+
+    @property
+    def row_desc_bits(self):
+        """Bits of one row descriptor: per zone an element index, and the metadata offset."""
+        return len(self.precisions) * self.zone_index_bits + self.meta_index_bits
+
+    @property
+    def out_shift_bits(self):
+        """Width of a layer's requantization shift (0 .. acc_bits-1)."""
+        return (self.acc_bits - 1).bit_length()
+
+    @property
+    def layer_desc_bits(self):
+        """Bits of one layer descriptor: shape, master base, output shift and ReLU, and per zone
+        a base word address and a scale shift."""
+        return (self.row_bits + 1 + self.col_bits + 1 + self.master_addr_bits
+                + self.out_shift_bits + 1
+                + len(self.precisions) * (self.zone_addr_bits + self.shift_bits))
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def to_dict(self):
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data, *, source="configuration"):
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ConfigError(f"unknown field(s) {', '.join(unknown)} in {source}; "
+                              f"known fields are {', '.join(sorted(names))}")
+        return cls(**data)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {v!r} to TOML")
+
+
+def save(config, path):
+    """Write ``config`` to a TOML file (one key per field, under ``[pse]``)."""
+    lines = ["# pse-hdl design point", "[pse]"]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in config.to_dict().items()]
+    Path(path).write_text("\n".join(lines) + "\n")
+
+
+def load(path):
+    """Read a configuration from TOML. A ``preset = "name"`` key starts from that preset."""
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"configuration file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {e}") from None
+    data = dict(data.get("pse", data))
+    base = preset(data.pop("preset", "default"))
+    merged = base.to_dict()
+    merged.update(data)
+    return PSEConfig.from_dict(merged, source=str(path))
+
+
+_DEFAULT = PSEConfig()
+PRESETS = {
+    # Small enough for an iCE40 UP5K with room for control: 4 lanes, short zones.
+    "tiny": dataclasses.replace(_DEFAULT, zone_depth=256, master_depth=8192, max_rows=128,
+                                max_cols=128, hist_bins=64, hist_sub_bits=1),
+    "default": _DEFAULT,
+    # An ECP5-85F class design point: 16 lanes and the optional 2-bit precision.
+    "wide": dataclasses.replace(_DEFAULT, lanes=16, precisions=(2, 4, 8, 16),
+                                thresholds=(1 << 10, 1 << 13, 1 << 16, 1 << 20),
+                                zone_depth=8192, master_depth=65536),
+}
+
+
+def preset(name):
+    """The named preset; a :class:`ConfigError` lists the valid names otherwise."""
+    try:
+        return PRESETS[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"preset must be one of {', '.join(PRESETS)}, not {name!r}") from None
+
+
+def from_arg(arg):
+    """Resolve a CLI ``--config`` argument: a preset name or a TOML file path."""
+    if arg is None:
+        return _DEFAULT
+    if arg in PRESETS:
+        return PRESETS[arg]
+    if Path(arg).suffix == ".toml" or Path(arg).exists():
+        return load(arg)
+    raise ConfigError(f"--config must be a preset ({', '.join(PRESETS)}) or a TOML file, "
+                      f"not {arg!r}")

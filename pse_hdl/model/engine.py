@@ -1,0 +1,280 @@
+"""The whole engine and its firmware, golden model (docs/SPEC.md, sections 10 and 11).
+
+:class:`Engine` holds what the hardware holds for one network: master weights, the RIC state of
+every layer, the threshold registers, the precision codes and the zone images. Its firmware is
+the host's side of the algorithm:
+
+* **profiling** (:func:`profile`): run the RIC over calibration data starting from zero, as the
+  specification initialises importance, and keep the final state as the baseline;
+* **warm-up**: the engine starts from the baseline layout; for the first ``warmup`` samples the
+  codes are held while the rolling estimate settles on the task, then allocation takes over;
+* **allocation**: after every ``period`` samples, importance -> PA -> SM -> zone scales -> packed
+  zones, swapped in before the next sample (a sample never sees a half-built layout);
+* **recalibration**: every ``recalibrate_every`` allocations the thresholds are recomputed from
+  the importance histogram so the precision classes keep the target shares.
+
+Sample t is inferred with the layout active when it starts; the RIC consumes the activations
+entering each layer during that inference; allocation happens between samples.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import histogram as hist
+from .layer import cycle_model, layer_forward, requantize
+from .pa import allocate, code_bits_of
+from .quant import choose_shift, effective_weights
+from .ric import FactoredRIC, LiteralRIC
+from .sm import sparsify
+from .zones import footprint_bits, pack_layer, place_layers
+
+__all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
+           "exact_thresholds", "histogram_thresholds", "calibrate", "share_grid"]
+
+
+def profile(qnet, x_q, cfg):
+    """Baseline EMA state per layer from calibration inputs ``x_q`` (dense 16-bit pass)."""
+    rics = [FactoredRIC(cfg, q.shape[1]) for q in qnet.layers]
+    acts = dense_activations(qnet, x_q, cfg)
+    for t in range(x_q.shape[0]):
+        for l, ric in enumerate(rics):
+            ric.update(acts[l][t])
+    return [r.state for r in rics]
+
+
+def dense_activations(qnet, x_q, cfg, weights=None):
+    """Integer activations entering every layer, and the logits last."""
+    acts = [np.asarray(x_q, np.int64)]
+    for l, q in enumerate(qnet.layers):
+        w = q.master if weights is None else weights[l]
+        acc, _ = layer_forward(w, q.bias, acts[-1], cfg)
+        acts.append(requantize(acc, q.shift, True, cfg) if q.relu else acc)
+    return acts
+
+
+class Engine:
+    def __init__(self, qnet, cfg, thresholds=None):
+        if not qnet.baseline:
+            raise ValueError("the network has no profiled baseline: run profile() first")
+        self.cfg = cfg
+        self.layers = qnet.layers
+        self.master = [q.master.copy() for q in qnet.layers]
+        literal = cfg.importance_form == "literal"
+        self.rics = [(LiteralRIC(cfg, q.shape, np.abs(q.master) * a[None, :]) if literal
+                      else FactoredRIC(cfg, q.shape[1], a))
+                     for q, a in zip(qnet.layers, qnet.baseline)]
+        self.thresholds = [list(t) for t in (thresholds or [cfg.thresholds] * len(self.layers))]
+        self.codes = [None] * len(self.layers)
+        self.images = [None] * len(self.layers)
+        self.weights = [None] * len(self.layers)
+        self.allocate()
+
+    def importance(self, l):
+        return self.rics[l].importance(self.master[l])
+
+    def allocate(self):
+        for l in range(len(self.layers)):
+            codes = allocate(self.importance(l), self.thresholds[l], self.codes[l],
+                             self.cfg.hysteresis)
+            self.master[l], _ = sparsify(codes, self.master[l], self.cfg.reversible)
+            self.set_codes(l, codes)
+        place_layers(self.images, self.cfg)
+
+    def set_codes(self, l, codes):
+        m = self.master[l]
+        shifts = [choose_shift(m[codes == k], b, self.cfg.weight_bits)
+                  for k, b in enumerate(self.cfg.precisions, start=1)]
+        self.codes[l] = codes
+        self.images[l] = pack_layer(codes, m, shifts, self.cfg)
+        self.weights[l] = effective_weights(codes, m, shifts, self.cfg)
+
+    def infer(self, x_q):
+        """Activations entering each layer and the logits, with the current layout."""
+        return dense_activations(_Layers(self.layers), x_q, self.cfg, self.weights)
+
+    def observe(self, acts_one):
+        for l, ric in enumerate(self.rics):
+            if isinstance(ric, LiteralRIC):
+                ric.update(acts_one[l], self.master[l])
+            else:
+                ric.update(acts_one[l])
+
+    def footprint(self):
+        return footprint_bits(self.images, self.cfg)
+
+    def cycles(self):
+        out = {"ideal": 0, "scheduled": 0, "dense16": 0, "work": 0}
+        for codes in self.codes:
+            c = cycle_model(code_bits_of(codes, self.cfg), self.cfg)
+            out = {k: out[k] + c[k] for k in out}
+        return out
+
+    def class_shares(self):
+        counts = np.bincount(np.concatenate([c.ravel() for c in self.codes]),
+                             minlength=len(self.cfg.precisions) + 1)
+        return counts / counts.sum()
+
+
+@dataclass
+class _Layers:
+    layers: list
+
+
+def _exponents(engine):
+    """Fraction bits of each layer's importance LSB: its real value is ``2**-(fw + fx + F)``."""
+    return [q.fw + q.fx + engine.cfg.ema_frac_bits for q in engine.layers]
+
+
+def _promote(edges):
+    """Class boundaries (first value of the upper class) to threshold registers: t[0] prunes
+    ``imp < t0``, t[k>=1] promotes ``imp > t[k]``."""
+    return hist._monotone([edges[0]] + [max(e - 1, 0) for e in edges[1:]])
+
+
+def exact_thresholds(engine, shares, mode="global"):
+    """Thresholds (per layer) that give the classes ``shares`` of the weights, from exact
+    quantiles of the importances.
+
+    ``mode="layer"`` applies the shares within every layer; ``"global"`` ranks all weights of the
+    network together by their importance in real units (the size of their contribution to a
+    pre-activation), so bits go where contributions are largest, whatever the layer.
+    """
+    if mode == "layer":
+        return [hist.exact_thresholds_for_shares(engine.importance(l), shares)
+                for l in range(len(engine.layers))]
+    exps = _exponents(engine)
+    e0 = max(exps)
+    scaled = np.sort(np.concatenate([engine.importance(l).ravel().astype(np.float64)
+                                     * 2.0 ** (e0 - e) for l, e in enumerate(exps)]))
+    edges = []
+    for f in np.cumsum(shares)[:-1]:
+        n = int(round(f * scaled.size))
+        edges.append(scaled[n] if n < scaled.size else scaled[-1] + 1)
+    return [_promote([int(np.ceil(x / 2.0 ** (e0 - e))) for x in edges]) for e in exps]
+
+
+def histogram_thresholds(engine, shares, mode="global"):
+    """The same from the hardware's importance histograms (what the firmware can read).
+
+    In global mode the per-layer histograms are merged by shifting each by its layer's exponent
+    offset (scales are powers of two, so an offset of d bits is ``d * 2**S`` bins).
+    """
+    cfg = engine.cfg
+    hists = [hist.histogram(engine.importance(l), cfg) for l in range(len(engine.layers))]
+    if mode == "layer":
+        return [hist.thresholds_for_shares(h, shares, cfg) for h in hists]
+    exps = _exponents(engine)
+    e0 = max(exps)
+    offs = [(e0 - e) << cfg.hist_sub_bits for e in exps]
+    merged = np.zeros(cfg.hist_bins + max(offs), np.int64)
+    for h, o in zip(hists, offs):
+        merged[o:o + h.size] += h
+    cum = np.concatenate([[0], np.cumsum(merged)])
+    keys = [int(np.searchsorted(cum, f * cum[-1] - 1e-9)) for f in np.cumsum(shares)[:-1]]
+    return [_promote([hist.edge(min(k - o, cfg.hist_bins - 1), cfg.hist_sub_bits)
+                      if k > o else 0 for k in keys]) for o in offs]
+
+
+@dataclass
+class Firmware:
+    """Run-time policy of the host: target class shares and how often to recalibrate."""
+    shares: tuple                     # (pruned, precisions[0], ..., precisions[-1])
+    recalibrate_every: int = 4        # allocations between recalibrations (0 = never)
+    mode: str = "global"
+
+
+def run_dynamic(engine, x_q, firmware=None, progress=None):
+    """Run the dynamic algorithm over the samples ``x_q``; return logits and statistics.
+
+    Layout-dependent figures (footprint, cycles, class shares) are averaged over the samples
+    that each layout served.
+    """
+    cfg = engine.cfg
+    n = x_q.shape[0]
+    logits = []
+    stats = {"bits": 0.0, "cycles": 0.0, "dense16": 0.0, "ideal": 0.0, "shares": 0.0,
+             "allocations": 0}
+    t = 0
+    while t < n:
+        # Samples until the next allocation point (a multiple of P at or after the warm-up).
+        nxt = max(cfg.warmup, (t // cfg.period + 1) * cfg.period)
+        while nxt <= t:
+            nxt += cfg.period
+        end = min(nxt, n)
+        acts = engine.infer(x_q[t:end])
+        logits.append(acts[-1])
+        m = end - t
+        fp, cyc = engine.footprint(), engine.cycles()
+        stats["bits"] += fp["bits_per_weight"] * m
+        stats["cycles"] += cyc["scheduled"] * m
+        stats["ideal"] += cyc["ideal"] * m
+        stats["dense16"] += cyc["dense16"] * m
+        stats["shares"] = stats["shares"] + engine.class_shares() * m
+        for s in range(m):
+            engine.observe([a[s] for a in acts[:-1]])
+        t = end
+        if t == nxt and t < n:
+            stats["allocations"] += 1
+            if firmware and firmware.recalibrate_every and \
+                    stats["allocations"] % firmware.recalibrate_every == 0:
+                engine.thresholds = histogram_thresholds(engine, firmware.shares, firmware.mode)
+            engine.allocate()
+        if progress:
+            progress(t, n)
+    for k in ("bits", "cycles", "ideal", "dense16", "shares"):
+        stats[k] = stats[k] / n
+    return np.concatenate(logits), stats
+
+
+def share_grid(cfg, prune=(0.3, 0.4, 0.5, 0.6, 0.7), top=(0.0, 0.02, 0.05),
+               middle=(0.0, 0.05, 0.1, 0.2)):
+    """Candidate class shares: pruned, then the precisions low to high. The highest precision
+    gets ``top``, the others between lowest and highest ``middle`` each, the lowest the rest."""
+    n = len(cfg.precisions)
+    out = []
+    for p in prune:
+        for t in (top if n > 1 else (0.0,)):
+            for m in (middle if n > 2 else (0.0,)):
+                mids = [m] * (n - 2)
+                low = 1.0 - p - t - sum(mids)
+                if low >= -1e-9:
+                    shares = (p, max(low, 0.0), *mids, t) if n > 1 else (p, 1.0 - p)
+                    out.append(tuple(round(x, 6) for x in shares))
+    return out
+
+
+def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
+              mode="global", grid=None):
+    """Choose class shares on a calibration split (never the test split).
+
+    With ``target_bits``: the shares of best calibration accuracy whose layout costs at most
+    that many bits per weight (ties: fewer MAC cycles). With ``max_loss`` (fraction, needs
+    ``float_accuracy``): the fewest bits per weight within that loss. Returns
+    ``(best, table)`` where each row is a dict of shares, thresholds, accuracy, bits, cycles.
+    """
+    if (target_bits is None) == (max_loss is None):
+        raise ValueError("give exactly one of target_bits and max_loss")
+    table = []
+    for shares in grid or share_grid(engine.cfg):
+        engine.thresholds = exact_thresholds(engine, shares, mode)
+        engine.codes = [None] * len(engine.layers)
+        engine.allocate()
+        acc = float(np.mean(np.argmax(engine.infer(x_q)[-1], axis=1) == y))
+        cyc = engine.cycles()
+        table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
+                      "accuracy": acc, "bits_per_weight": engine.footprint()["bits_per_weight"],
+                      "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"]})
+    if target_bits is not None:
+        ok = [r for r in table if r["bits_per_weight"] <= target_bits]
+        key = lambda r: (r["accuracy"], -r["mac_cycle_ratio"])
+    else:
+        ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss]
+        key = lambda r: (-r["bits_per_weight"], r["accuracy"])
+    if not ok:
+        raise ValueError("no candidate meets the target; relax it or widen the grid")
+    best = max(ok, key=key)
+    engine.thresholds = [list(t) for t in best["thresholds"]]
+    engine.codes = [None] * len(engine.layers)
+    engine.allocate()
+    return best, table

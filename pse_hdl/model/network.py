@@ -1,0 +1,170 @@
+"""Networks: scikit-learn import, the ``.npz`` format, fixed-point conversion (SPEC section 2).
+
+Float network: layers ``y = act(W x + b)`` with ``W`` out x in, ReLU on hidden layers, identity
+on the last. Fixed point, per layer l (all scales powers of two):
+
+* input activations ``x_q = sat_act(round(x * 2**fx))``, fx chosen so the calibration maximum
+  fits (``fx = floor(log2(2**(act_bits-1) / max|x|))``);
+* master weights ``W_q = sat_w(round(W * 2**fw))`` with the same rule for ``weight_bits``;
+* bias ``b_q = sat_acc(round(b * 2**(fx + fw)))``, in accumulator units;
+* hidden outputs requantized with ``shift = fx + fw - fx_next``; the last layer's accumulator is
+  the logit (argmax, ties to the lowest index).
+
+``.npz`` format: ``n_layers``; for each layer l, float ``W{l}`` (out x in) and ``b{l}``; after
+quantization also ``Wq{l}`` (int), ``bq{l}``, ``fx{l}``, ``fw{l}``, ``shift{l}``, ``relu{l}``
+and the profiled baseline ``A{l}`` (EMA state per input) when present.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .fixed import saturate, signed_range
+
+__all__ = ["FloatMLP", "QuantLayer", "QuantNet", "digits_splits", "train_digits",
+           "quantize_network", "quantize_input", "default_network"]
+
+
+@dataclass
+class FloatMLP:
+    weights: list   # W_l: out x in
+    biases: list
+
+    @classmethod
+    def from_sklearn(cls, mlp):
+        if getattr(mlp, "activation", "relu") != "relu":
+            raise ValueError(f"only ReLU MLPs are supported, not activation={mlp.activation!r}")
+        return cls([np.asarray(w, np.float64).T for w in mlp.coefs_],
+                   [np.asarray(b, np.float64) for b in mlp.intercepts_])
+
+    def forward(self, x, upto=None):
+        """Float activations entering each layer (and the logits last)."""
+        acts = [np.asarray(x, np.float64)]
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            z = acts[-1] @ w.T + b
+            acts.append(np.maximum(z, 0) if l < len(self.weights) - 1 else z)
+        return acts
+
+    def predict(self, x):
+        return np.argmax(self.forward(x)[-1], axis=1)
+
+
+@dataclass
+class QuantLayer:
+    master: np.ndarray      # int, out x in
+    bias: np.ndarray        # int, accumulator units
+    fx: int                 # input activation fraction bits
+    fw: int                 # master weight fraction bits
+    shift: int              # requantization shift of the output
+    relu: bool
+
+    @property
+    def shape(self):
+        return self.master.shape
+
+
+@dataclass
+class QuantNet:
+    layers: list
+    baseline: list = field(default_factory=list)   # profiled EMA state per layer (may be empty)
+
+    def save(self, path, float_net=None):
+        data = {"n_layers": len(self.layers)}
+        for l, q in enumerate(self.layers):
+            data.update({f"Wq{l}": q.master, f"bq{l}": q.bias, f"fx{l}": q.fx, f"fw{l}": q.fw,
+                         f"shift{l}": q.shift, f"relu{l}": q.relu})
+            if float_net is not None:
+                data.update({f"W{l}": float_net.weights[l], f"b{l}": float_net.biases[l]})
+            if self.baseline:
+                data[f"A{l}"] = self.baseline[l]
+        np.savez(path, **data)
+
+    @classmethod
+    def load(cls, path):
+        with np.load(path) as z:
+            n = int(z["n_layers"])
+            layers = [QuantLayer(z[f"Wq{l}"].astype(np.int64), z[f"bq{l}"].astype(np.int64),
+                                 int(z[f"fx{l}"]), int(z[f"fw{l}"]), int(z[f"shift{l}"]),
+                                 bool(z[f"relu{l}"])) for l in range(n)]
+            baseline = [z[f"A{l}"].astype(np.int64) for l in range(n)] if "A0" in z else []
+        return cls(layers, baseline)
+
+
+def _frac_bits(peak, bits):
+    """Largest f with ``peak * 2**f <= 2**(bits-1)`` (the top value may saturate by one LSB)."""
+    if peak <= 0:
+        return bits - 1
+    return int(np.floor(np.log2((1 << (bits - 1)) / peak)))
+
+
+def quantize_input(x, fx, cfg):
+    q, _ = saturate(np.round(np.asarray(x, np.float64) * 2.0 ** fx).astype(np.int64),
+                    cfg.act_bits)
+    return q
+
+
+def quantize_network(net, x_calib, cfg):
+    """Fixed-point network; activation scales from the float activations on ``x_calib``."""
+    acts = net.forward(x_calib)
+    fxs = [_frac_bits(float(np.max(np.abs(a))), cfg.act_bits) for a in acts[:-1]]
+    layers = []
+    for l, (w, b) in enumerate(zip(net.weights, net.biases)):
+        fw = _frac_bits(float(np.max(np.abs(w))), cfg.weight_bits)
+        lo, hi = signed_range(cfg.weight_bits)
+        wq = np.clip(np.round(w * 2.0 ** fw), lo, hi).astype(np.int64)
+        bq, _ = saturate(np.round(b * 2.0 ** (fxs[l] + fw)).astype(np.int64), cfg.acc_bits)
+        last = l == len(net.weights) - 1
+        shift = 0 if last else fxs[l] + fw - fxs[l + 1]
+        if shift < 0:
+            raise ValueError(f"layer {l}: requantization shift would be negative ({shift})")
+        layers.append(QuantLayer(wq, bq, fxs[l], fw, shift, not last))
+    return QuantNet(layers)
+
+
+def digits_splits(seed=0):
+    """Bundled digits data, scaled to [0, 1], split 55% train / 15% calibration / 30% test."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+    d = load_digits()
+    x, y = d.data / 16.0, d.target
+    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.30, random_state=seed,
+                                                      stratify=y)
+    x_train, x_cal, y_train, y_cal = train_test_split(x_rest, y_rest, test_size=0.15 / 0.70,
+                                                      random_state=seed, stratify=y_rest)
+    return {"train": (x_train, y_train), "calib": (x_cal, y_cal), "test": (x_test, y_test)}
+
+
+DEFAULT_HIDDEN = (256,)
+DEFAULT_ALPHA = 1e-2
+
+
+def train_digits(hidden=DEFAULT_HIDDEN, seed=0, splits=None, alpha=DEFAULT_ALPHA):
+    """Train the default MLP deterministically (a few seconds on one core)."""
+    import warnings
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    splits = splits or digits_splits(seed)
+    mlp = MLPClassifier(hidden_layer_sizes=hidden, activation="relu", alpha=alpha,
+                        max_iter=400, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(*splits["train"])
+    return FloatMLP.from_sklearn(mlp)
+
+
+def default_network(cache_dir=None, hidden=DEFAULT_HIDDEN, seed=0, alpha=DEFAULT_ALPHA):
+    """The default digits MLP, trained once and cached as ``.npz`` float weights."""
+    cache_dir = Path(cache_dir or Path.home() / ".cache" / "pse-hdl")
+    path = cache_dir / f"digits_mlp_{'x'.join(map(str, hidden))}_a{alpha:g}_s{seed}.npz"
+    if path.exists():
+        with np.load(path) as z:
+            n = int(z["n_layers"])
+            return FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)])
+    net = train_digits(hidden, seed, alpha=alpha)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    data = {"n_layers": len(net.weights)}
+    for l, (w, b) in enumerate(zip(net.weights, net.biases)):
+        data[f"W{l}"], data[f"b{l}"] = w, b
+    np.savez(path, **data)
+    return net

@@ -1,0 +1,54 @@
+"""The tagged weight transfer: the communication protocol between zones and MAC lanes.
+
+Defined once here as a list of fields; the golden model packs records into NumPy structured
+arrays with :func:`dtype`, the RTL builds its ``data.StructLayout`` from the same list
+(``pse_hdl.rtl.layouts``). A transfer carries one surviving weight in row-major order:
+
+========  ==================  ============================================================
+field     width               meaning
+========  ==================  ============================================================
+value     weight_bits, signed the zone value, sign-extended (the MAC shifts it by ``shift``)
+code      code_bits           precision code (0 only in a row-end marker, see below)
+shift     shift_bits          the zone scale of this weight's class
+column    col_bits            input index j
+row       row_bits            output index i
+last      1                   last transfer of the row
+========  ==================  ============================================================
+
+A row whose weights are all pruned still sends one marker ``{code=0, value=0, column=0,
+last=1}`` so the MAC completes the row (bias, ReLU, requantize); the marker costs no MAC cycle.
+"""
+
+import numpy as np
+
+from .fixed import to_int64
+
+__all__ = ["fields", "dtype", "layer_stream"]
+
+
+def fields(cfg):
+    """``[(name, width, signed), ...]`` in LSB-first order."""
+    return [("value", cfg.weight_bits, True), ("code", cfg.code_bits, False),
+            ("shift", cfg.shift_bits, False), ("column", cfg.col_bits, False),
+            ("row", cfg.row_bits, False), ("last", 1, False)]
+
+
+def dtype(cfg):
+    return np.dtype([(name, np.int64) for name, _, _ in fields(cfg)])
+
+
+def layer_stream(codes, values, shifts, cfg):
+    """All transfers of one layer, in order, from its codes and zone values (rows x cols)."""
+    codes, values = to_int64(codes), to_int64(values)
+    shift_of = np.array((0,) + tuple(shifts), np.int64)
+    records = []
+    for i in range(codes.shape[0]):
+        cols = np.flatnonzero(codes[i])
+        if cols.size == 0:
+            records.append((0, 0, 0, 0, i, 1))
+            continue
+        for n, j in enumerate(cols):
+            c = int(codes[i, j])
+            records.append((int(values[i, j]), c, int(shift_of[c]), int(j), i,
+                            int(n == cols.size - 1)))
+    return np.array(records, dtype=dtype(cfg))

@@ -1,0 +1,164 @@
+"""Precision zones: packing, descriptors, footprint (docs/SPEC.md, section 6).
+
+Each precision class k (code k, precision b = ``precisions[k-1]``) has its own zone: a memory of
+``zone_depth`` words of ``zone_word_bits``. A layer occupies a segment of every zone, starting at
+a word boundary (the segment's base word is in the layer descriptor). Inside the segment the
+layer's class-k weights are packed in row-major order, ``W // b`` per word, element e of a word
+in bits ``[e*b, (e+1)*b)`` (LSB first), two's complement. Pruned weights occupy no zone space.
+
+Metadata: one code per weight in dense row-major order, as a bit string packed LSB first into
+words (``meta_encoding``: fixed ``code_bits`` per code, or truncated unary). Every
+``desc_stride`` rows a row descriptor gives, for each zone, the element index (relative to the
+layer's segment) at which that row's class-k weights begin, and the bit offset of the row's first
+code, so a walk can start there. The footprint counts exactly what is stored.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config import ConfigError
+from .fixed import to_int64
+from .quant import dequantize, quantize
+
+__all__ = ["LayerImage", "pack_words", "unpack_words", "pack_layer", "unpack_layer",
+           "encode_meta", "decode_meta", "place_layers", "footprint_bits"]
+
+
+def encode_meta(codes, cfg):
+    """The metadata bit string of ``codes`` (row-major), as a list of 0/1, LSB first."""
+    bits = []
+    n = len(cfg.precisions)
+    for c in to_int64(codes).ravel():
+        c = int(c)
+        if cfg.meta_encoding == "fixed":
+            bits += [(c >> i) & 1 for i in range(cfg.code_bits)]
+        else:
+            bits += [1] * c + ([0] if c < n else [])
+    return bits
+
+
+def decode_meta(bits, count, cfg, start=0):
+    """Inverse of :func:`encode_meta`: ``count`` codes from bit ``start``."""
+    n = len(cfg.precisions)
+    out, pos = np.empty(count, np.int64), start
+    for i in range(count):
+        if cfg.meta_encoding == "fixed":
+            out[i] = sum(bits[pos + b] << b for b in range(cfg.code_bits))
+            pos += cfg.code_bits
+        else:
+            c = 0
+            while c < n and bits[pos]:
+                c, pos = c + 1, pos + 1
+            pos += c < n
+            out[i] = c
+    return out
+
+
+def pack_words(values, bits, word_bits):
+    """Pack signed ``bits``-wide values, LSB first, into Python-int words."""
+    per = word_bits // bits
+    v = [int(x) & ((1 << bits) - 1) for x in to_int64(values).ravel()]
+    words = []
+    for i in range(0, len(v), per):
+        w = 0
+        for e, x in enumerate(v[i:i + per]):
+            w |= x << (e * bits)
+        words.append(w)
+    return words
+
+
+def unpack_words(words, bits, word_bits, count, start=0):
+    """Inverse of :func:`pack_words`: ``count`` signed values from element ``start`` on."""
+    per = word_bits // bits
+    mask, sign = (1 << bits) - 1, 1 << (bits - 1)
+    out = np.empty(count, np.int64)
+    for i in range(count):
+        e = start + i
+        x = (words[e // per] >> ((e % per) * bits)) & mask
+        out[i] = x - (1 << bits) if x & sign else x
+    return out
+
+
+@dataclass
+class LayerImage:
+    """One layer as it sits in the zones (all indices relative to the layer's segments)."""
+    rows: int
+    cols: int
+    codes: np.ndarray                 # rows x cols, 0 = pruned
+    shifts: tuple                     # zone scale shift per class (index k-1)
+    words: list                       # per class: list of packed words
+    counts: tuple                     # per class: weights stored
+    descriptors: np.ndarray           # ceil(rows/stride) x (classes + 1): per zone the element
+                                      # index of the row's first weight, then its metadata offset
+    meta: list                        # metadata bit string (0/1), LSB first
+    base: tuple = field(default=())   # per class: base word in the zone (set by place_layers)
+
+    def values(self, cfg):
+        """The quantized (zone) value of every weight, 0 where pruned."""
+        return unpack_layer(self, cfg)[1]
+
+    def effective(self, cfg):
+        """The value the MAC uses, ``v << s``, 0 where pruned."""
+        return unpack_layer(self, cfg)[2]
+
+
+def pack_layer(codes, master, shifts, cfg):
+    codes = to_int64(codes)
+    master = to_int64(master)
+    rows, cols = codes.shape
+    words, counts = [], []
+    flat_codes, flat_master = codes.ravel(), master.ravel()
+    for k, bits in enumerate(cfg.precisions, start=1):
+        members = flat_master[flat_codes == k]
+        words.append(pack_words(quantize(members, bits, shifts[k - 1]), bits, cfg.zone_word_bits))
+        counts.append(int(members.size))
+    # Element index at which each row's class-k weights start: the count of class-k codes in
+    # all rows before it.
+    lengths = np.array([cfg.code_length(k) for k in range(len(cfg.precisions) + 1)])
+    per_row = np.stack([(codes == k).sum(axis=1) for k in range(1, len(cfg.precisions) + 1)]
+                       + [lengths[codes].sum(axis=1)], axis=1)
+    starts = np.vstack([np.zeros((1, per_row.shape[1]), np.int64), np.cumsum(per_row, axis=0)])
+    descriptors = starts[:rows:cfg.desc_stride]
+    return LayerImage(rows, cols, codes.copy(), tuple(int(s) for s in shifts), words,
+                      tuple(counts), descriptors, encode_meta(codes, cfg))
+
+
+def unpack_layer(image, cfg):
+    """Return ``(codes, values, effective)`` from the packed image (inverse of pack_layer)."""
+    codes = decode_meta(image.meta, image.rows * image.cols, cfg).reshape(image.rows, image.cols)
+    values = np.zeros(codes.shape, np.int64)
+    flat = values.ravel()
+    for k, bits in enumerate(cfg.precisions, start=1):
+        mask = codes.ravel() == k
+        flat[mask] = unpack_words(image.words[k - 1], bits, cfg.zone_word_bits, image.counts[k - 1])
+    values = flat.reshape(codes.shape)
+    shift = np.array((0,) + image.shifts, np.int64)[codes]
+    return codes, values, dequantize(values, shift)
+
+
+def place_layers(images, cfg):
+    """Assign every layer's zone segments their base words; reject what does not fit."""
+    used = [0] * len(cfg.precisions)
+    for image in images:
+        image.base = tuple(used)
+        used = [u + len(w) for u, w in zip(used, image.words)]
+    for k, bits in enumerate(cfg.precisions):
+        if used[k] > cfg.zone_depth:
+            raise ConfigError(f"zone of {bits}-bit weights needs {used[k]} words but zone_depth "
+                              f"is {cfg.zone_depth}: raise zone_depth to at least "
+                              f"{1 << (used[k] - 1).bit_length()}")
+    return used
+
+
+def footprint_bits(images, cfg):
+    """Exact storage of a network's layout, by component, in bits."""
+    values = sum(len(w) for im in images for w in im.words) * cfg.zone_word_bits
+    metadata = sum(len(im.meta) for im in images)
+    descriptors = sum(im.descriptors.shape[0] for im in images) * cfg.row_desc_bits
+    layers = len(images) * cfg.layer_desc_bits
+    n = sum(im.rows * im.cols for im in images)
+    total = values + metadata + descriptors + layers
+    return {"values": values, "metadata": metadata, "descriptors": descriptors,
+            "layer_descriptors": layers, "total": total, "weights": n,
+            "bits_per_weight": total / n if n else 0.0}

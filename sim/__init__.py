@@ -1,0 +1,1 @@
+"""cocotb testbenches and the helpers that build and run them (see sim/runner.py)."""

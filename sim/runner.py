@@ -1,0 +1,61 @@
+"""Build each Verilator model once per configuration and run a cocotb test module on it.
+
+The generated Verilog, the build flags and the configuration form a key; a model whose key has
+a finished build in ``sim_build/`` is reused, so a pytest session (and the next one) pays for
+each Verilator compile once. The configuration reaches the testbench as JSON in ``PSE_CONFIG``.
+"""
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from pse_hdl.config import PSEConfig
+from pse_hdl.rtl import generate_verilog
+from pse_hdl.toolchain import VERILATOR_WAIVERS, get_runner
+
+__all__ = ["run_cocotb", "config_from_env"]
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD_ROOT = Path(os.environ.get("PSE_SIM_BUILD", ROOT / "sim_build"))
+
+# Random initial values for every register and X: Verilator is two-state, so this is how a
+# testbench sees what a missing reset would leave behind.
+BUILD_ARGS = [*VERILATOR_WAIVERS, "--x-assign", "unique", "--x-initial", "unique", "-O2"]
+
+
+def _build(block, cfg, build_args):
+    verilog = generate_verilog(block, cfg)
+    key = hashlib.sha256("\0".join([verilog, *build_args]).encode()).hexdigest()[:16]
+    top = f"pse_{block}"
+    build_dir = BUILD_ROOT / f"{block}-{key}"
+    stamp = build_dir / "built.ok"
+    runner = get_runner()
+    if not stamp.exists():
+        build_dir.mkdir(parents=True, exist_ok=True)
+        src = build_dir / f"{top}.v"
+        src.write_text(verilog)
+        runner.build(sources=[src], hdl_toplevel=top, build_args=build_args,
+                     build_dir=build_dir, always=True)
+        stamp.write_text(key)
+    return runner, top, build_dir
+
+
+def run_cocotb(block, cfg, test_module, *, testcase=None, seed=1, extra_env=None,
+               build_args=BUILD_ARGS):
+    """Run ``sim/<test_module>.py`` against block ``block``; return (tests, failures)."""
+    from cocotb_tools.check_results import get_results
+    runner, top, build_dir = _build(block, cfg, list(build_args))
+    env = {"PSE_CONFIG": json.dumps(cfg.to_dict()), "PYTHONPATH": os.pathsep.join(
+        [str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env.update(extra_env or {})
+    results = runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                          testcase=testcase,
+                          build_dir=build_dir, test_dir=build_dir, seed=seed, extra_env=env,
+                          results_xml=str(build_dir / f"results_{test_module}_{os.getpid()}.xml"))
+    return get_results(Path(results))
+
+
+def config_from_env():
+    """Inside a testbench: the configuration the runner passed."""
+    return PSEConfig.from_dict(json.loads(os.environ["PSE_CONFIG"]))
