@@ -22,12 +22,13 @@ def accuracy(logits, y):
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
-def progress_bar(label, stream=sys.stderr):
-    """A tiny progress bar on stderr (only when it is a terminal or the work is long)."""
+def progress_bar(label, stream=None):
+    """A tiny progress bar on stderr, drawn only when stderr is a terminal."""
+    stream = stream or sys.stderr
     start = time.monotonic()
 
     def update(done, total):
-        if not stream.isatty() and done < total:
+        if not stream.isatty():
             return
         width = 30
         fill = int(width * done / max(total, 1))
@@ -69,7 +70,7 @@ def run_demo(cfg=None, target_bits=4.5, mode="global", recalibrate_every=4, prog
     """Calibrate on the calibration split, then run the dynamic algorithm over the test split."""
     cfg = cfg or PSEConfig()
     p = prepared or prepare(cfg)
-    engine = Engine(p.qnet, cfg)
+    engine = Engine(p.qnet, cfg, allocate=False)
     best, table = calibrate(engine, p.xq["calib"], p.splits["calib"][1],
                             target_bits=target_bits, mode=mode)
     # A fresh engine starts from the profiled baseline with the calibrated thresholds.

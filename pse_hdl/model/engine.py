@@ -4,8 +4,8 @@
 every layer, the threshold registers, the precision codes and the zone images. Its firmware is
 the host's side of the algorithm:
 
-* **profiling** (:func:`profile`): run the RIC over calibration data starting from zero, as the
-  specification initialises importance, and keep the final state as the baseline;
+* **profiling** (:func:`profile`): the mean activation magnitude of every input over the
+  calibration data becomes the baseline EMA state (the value the EMA settles to);
 * **warm-up**: the engine starts from the baseline layout; for the first ``warmup`` samples the
   codes are held while the rolling estimate settles on the task, then allocation takes over;
 * **allocation**: after every ``period`` samples, importance -> PA -> SM -> zone scales -> packed
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import ConfigError
 from . import histogram as hist
 from .layer import cycle_model, layer_forward, requantize
 from .pa import allocate, code_bits_of
@@ -34,13 +35,16 @@ __all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
 
 
 def profile(qnet, x_q, cfg):
-    """Baseline EMA state per layer from calibration inputs ``x_q`` (dense 16-bit pass)."""
-    rics = [FactoredRIC(cfg, q.shape[1]) for q in qnet.layers]
+    """Baseline EMA state per layer: the mean ``|x_j|`` over the calibration inputs ``x_q``
+    (dense 16-bit pass), with the EMA state's F fraction bits, rounded half up.
+
+    The mean is what an EMA converges to on a stationary task, without the EMA's bias toward
+    the last ``1/alpha`` samples, so it is the baseline the run-time estimate starts from.
+    """
     acts = dense_activations(qnet, x_q, cfg)
-    for t in range(x_q.shape[0]):
-        for l, ric in enumerate(rics):
-            ric.update(acts[l][t])
-    return [r.state for r in rics]
+    n = x_q.shape[0]
+    return [(np.left_shift(np.abs(a).sum(axis=0), cfg.ema_frac_bits) + n // 2) // n
+            for a in acts[:-1]]
 
 
 def dense_activations(qnet, x_q, cfg, weights=None):
@@ -54,7 +58,7 @@ def dense_activations(qnet, x_q, cfg, weights=None):
 
 
 class Engine:
-    def __init__(self, qnet, cfg, thresholds=None):
+    def __init__(self, qnet, cfg, thresholds=None, *, allocate=True):
         if not qnet.baseline:
             raise ValueError("the network has no profiled baseline: run profile() first")
         self.cfg = cfg
@@ -68,7 +72,8 @@ class Engine:
         self.codes = [None] * len(self.layers)
         self.images = [None] * len(self.layers)
         self.weights = [None] * len(self.layers)
-        self.allocate()
+        if allocate:
+            self.allocate()
 
     def importance(self, l):
         return self.rics[l].importance(self.master[l])
@@ -171,7 +176,7 @@ def histogram_thresholds(engine, shares, mode="global"):
     for h, o in zip(hists, offs):
         merged[o:o + h.size] += h
     cum = np.concatenate([[0], np.cumsum(merged)])
-    keys = [int(np.searchsorted(cum, f * cum[-1] - 1e-9)) for f in np.cumsum(shares)[:-1]]
+    keys = [hist.nearest_boundary(cum, f) for f in np.cumsum(shares)[:-1]]
     return [_promote([hist.edge(min(k - o, cfg.hist_bins - 1), cfg.hist_sub_bits)
                       if k > o else 0 for k in keys]) for o in offs]
 
@@ -259,7 +264,10 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     for shares in grid or share_grid(engine.cfg):
         engine.thresholds = exact_thresholds(engine, shares, mode)
         engine.codes = [None] * len(engine.layers)
-        engine.allocate()
+        try:
+            engine.allocate()
+        except ConfigError:                 # this candidate does not fit the zones
+            continue
         acc = float(np.mean(np.argmax(engine.infer(x_q)[-1], axis=1) == y))
         cyc = engine.cycles()
         table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],

@@ -12,7 +12,8 @@ import numpy as np
 
 from .fixed import to_int64
 
-__all__ = ["keys", "histogram", "edge", "thresholds_for_shares", "exact_thresholds_for_shares"]
+__all__ = ["keys", "histogram", "edge", "nearest_boundary", "thresholds_for_shares",
+           "exact_thresholds_for_shares"]
 
 
 def keys(values, sub_bits):
@@ -53,22 +54,25 @@ def thresholds_for_shares(hist, shares, cfg):
     """Thresholds that give the precision classes about the wanted ``shares`` of the weights.
 
     ``shares[0]`` is the fraction to prune, ``shares[k]`` the fraction at ``precisions[k-1]``.
-    Each threshold is the lower edge of the first bin at which the cumulative count reaches the
+    Each threshold is the lower edge of the bin boundary whose cumulative count is nearest the
     target, so the classes are unions of whole bins.
     """
-    hist = to_int64(hist)
-    total = int(hist.sum())
-    cum = np.concatenate([[0], np.cumsum(hist)])          # cum[k] = count of bins < k
-    bounds = np.cumsum(shares)[:-1]                        # fraction below each threshold
-    out = []
-    for f in bounds:
-        k = int(np.searchsorted(cum, f * total - 1e-9))    # first k with cum[k] >= target
-        k = min(k, cfg.hist_bins - 1)
-        out.append(edge(k, cfg.hist_sub_bits))
+    keys = [nearest_boundary(np.concatenate([[0], np.cumsum(to_int64(hist))]), f)
+            for f in np.cumsum(shares)[:-1]]
+    out = [edge(min(k, cfg.hist_bins - 1), cfg.hist_sub_bits) for k in keys]
     # t[0] prunes imp < t0; t[k>=1] promotes imp > t[k]: so a class boundary at edge e is
     # "imp > e - 1" for the promoting thresholds.
     t = [out[0]] + [max(e - 1, 0) for e in out[1:]]
     return _monotone(t)
+
+
+def nearest_boundary(cum, fraction):
+    """The bin boundary k (``cum[k]`` = count below bin k) nearest ``fraction`` of the total."""
+    target = fraction * cum[-1]
+    k = int(np.searchsorted(cum, target - 1e-9))           # first k with cum[k] >= target
+    if k > 0 and (k >= cum.size or target - cum[k - 1] < cum[k] - target):
+        k -= 1
+    return min(k, cum.size - 1)
 
 
 def exact_thresholds_for_shares(importance, shares):

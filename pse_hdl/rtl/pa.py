@@ -64,6 +64,7 @@ class PrecisionAllocator(wiring.Component):
         self._cfg = cfg
         self._hyst = bool(cfg.hysteresis) if hysteresis is None else bool(hysteresis)
         if not self._hyst and cfg.hysteresis:
+            self._MustUse__silence = True        # never elaborated: no "unused" warning
             raise ConfigError(f"hysteresis={cfg.hysteresis} in the configuration needs the "
                               f"PA built with hysteresis=True")
         n = len(cfg.precisions)

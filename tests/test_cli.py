@@ -1,0 +1,56 @@
+"""The ``pse`` command line."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from pse_hdl.cli import main
+
+
+def test_demo_json_keys_and_targets(tmp_path, capsys):
+    png = tmp_path / "demo.png"
+    assert main(["demo", "--json", "--plot", str(png)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("float_accuracy", "pse_accuracy", "bits_per_weight", "mac_cycle_ratio"):
+        assert key in out
+    assert 0 <= out["pse_accuracy"] <= 1 and 0 <= out["float_accuracy"] <= 1
+    # The targets of the foundation issue on the default network.
+    assert out["bits_per_weight"] <= 4.5
+    assert out["float_accuracy"] - out["pse_accuracy"] <= 0.005
+    assert out["mac_cycle_ratio"] <= 0.25
+    assert abs(sum(out["precision_shares"].values()) - 1) < 1e-9
+    assert png.stat().st_size > 10000
+
+
+def test_demo_table(capsys):
+    assert main(["demo", "--plot", "", "--period", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "PSE accuracy" in out and "bits per weight" in out and "MAC cycles" in out
+
+
+def test_generate_list_and_block(tmp_path, capsys):
+    assert main(["generate", "--list"]) == 0
+    assert "pa" in capsys.readouterr().out
+    v = tmp_path / "pa.v"
+    assert main(["generate", "pa", "--config", "tiny", "-o", str(v)]) == 0
+    assert "module pse_pa" in v.read_text()
+
+
+def test_errors_name_the_choices(capsys, tmp_path):
+    assert main(["generate", "nosuch"]) == 2
+    assert "block must be one of" in capsys.readouterr().err
+    assert main(["generate", "pa", "--config", "huge"]) == 2
+    assert "--config must be a preset" in capsys.readouterr().err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[pse]\nlanes = 5\n")
+    assert main(["generate", "pa", "--config", str(bad)]) == 2
+    assert "lanes must be a power of two" in capsys.readouterr().err
+
+
+def test_every_command_has_help():
+    for cmd in ([], ["demo"], ["generate"]):
+        r = subprocess.run([sys.executable, "-m", "pse_hdl.cli", *cmd, "--help"],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and "usage: pse" in r.stdout

@@ -1,0 +1,111 @@
+import dataclasses
+
+import pytest
+
+from pse_hdl.config import ConfigError, PRESETS, PSEConfig, from_arg, load, preset, save
+
+INVALID = [
+    ({"lanes": 3}, "lanes must be a power of two"),
+    ({"lanes": 0}, "lanes"),
+    ({"lanes": 128}, "lanes"),
+    ({"lanes": 4.0}, "lanes must be an integer"),
+    ({"precisions": (4, 32)}, "precisions"),
+    ({"precisions": ()}, "precisions"),
+    ({"precisions": (8, 4)}, "ascending"),
+    ({"precisions": (4, 4, 8)}, "precisions"),
+    ({"precisions": (3, 8)}, "precisions"),
+    ({"act_bits": 2}, "act_bits"),
+    ({"weight_bits": 8}, "weight_bits must be at least the largest precision 16"),
+    ({"acc_bits": 20}, "acc_bits"),
+    ({"zone_word_bits": 24}, "zone_word_bits"),
+    ({"zone_depth": 1000}, "zone_depth"),
+    ({"master_depth": 3}, "master_depth"),
+    ({"max_rows": 100}, "max_rows"),
+    ({"max_cols": 0}, "max_cols"),
+    ({"ema_rate": 0.0}, "ema_rate"),
+    ({"ema_rate": 0.7}, "ema_rate must be a number in (0, 0.5]"),
+    ({"ema_rate": "0.1"}, "ema_rate"),
+    ({"ema_rate": 0.001, "ema_rate_bits": 4}, "cannot be represented"),
+    ({"ema_power_of_two": True}, "power of two 2**-k"),
+    ({"ema_frac_bits": -1}, "ema_frac_bits"),
+    ({"thresholds": (1, 2)}, "thresholds must be 3 integers"),
+    ({"thresholds": (5, 3, 9)}, "non-decreasing"),
+    ({"thresholds": (-1, 3, 9)}, "thresholds must lie in"),
+    ({"thresholds": (1, 2, 1 << 40)}, "thresholds must lie in"),
+    ({"hysteresis": -5}, "hysteresis"),
+    ({"period": 0}, "period"),
+    ({"warmup": -1}, "warmup"),
+    ({"reversible": "yes"}, "reversible must be true or false"),
+    ({"importance_form": "exact"}, "importance_form must be one of"),
+    ({"mac_digit_bits": 3}, "mac_digit_bits"),
+    ({"hist_bins": 1}, "hist_bins"),
+    ({"hist_sub_bits": 9}, "hist_sub_bits"),
+    ({"desc_stride": 3}, "desc_stride"),
+    ({"meta_encoding": "huffman"}, "meta_encoding must be one of"),
+]
+
+
+@pytest.mark.parametrize("changes,message", INVALID, ids=[str(c) for c, _ in INVALID])
+def test_invalid_values_name_the_field(changes, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("*", r"\*").replace("[", r"\[")):
+        PSEConfig(**changes)
+
+
+def test_default_is_the_specification():
+    cfg = PSEConfig()
+    assert cfg.precisions == (4, 8, 16)
+    assert cfg.act_bits == 8 and cfg.weight_bits == 16
+    assert cfg.ema_num / (1 << cfg.ema_rate_bits) == pytest.approx(0.1, abs=1 / 512)
+    assert cfg.code_bits == 2
+    assert cfg.reversible
+
+
+def test_power_of_two_rate():
+    cfg = PSEConfig(ema_rate=1 / 16, ema_power_of_two=True)
+    assert cfg.ema_num == 16
+
+
+def test_derived_widths():
+    cfg = PSEConfig()
+    assert cfg.ema_bits == 16 and cfg.importance_bits == 32
+    assert cfg.per_word(4) == 8 and cfg.per_word(16) == 2
+    assert [cfg.mac_cost(b) for b in (4, 8, 16)] == [1, 2, 4]
+    assert preset("wide").code_bits == 3
+    assert [PSEConfig().code_length(k) for k in range(4)] == [1, 2, 3, 3]
+    assert [PSEConfig(meta_encoding="fixed").code_length(k) for k in range(4)] == [2] * 4
+
+
+def test_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        PSEConfig().lanes = 8
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_toml_round_trip(name, tmp_path):
+    path = tmp_path / "c.toml"
+    save(preset(name), path)
+    assert load(path) == preset(name)
+
+
+def test_toml_starts_from_a_preset_and_rejects_unknown_fields(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[pse]\npreset = "wide"\nlanes = 8\n')
+    cfg = load(path)
+    assert cfg.lanes == 8 and cfg.precisions == (2, 4, 8, 16)
+    path.write_text("[pse]\nlane = 8\n")
+    with pytest.raises(ConfigError, match="unknown field.*lane"):
+        load(path)
+    path.write_text("[pse]\nlanes = 3\n")
+    with pytest.raises(ConfigError, match="lanes must be a power of two"):
+        load(path)
+    path.write_text("[pse\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load(path)
+
+
+def test_unknown_preset_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="tiny, default, wide"):
+        preset("huge")
+    with pytest.raises(ConfigError, match="--config must be a preset"):
+        from_arg("huge")

@@ -1,0 +1,149 @@
+"""Golden model: network import, fixed-point conversion, profiling, the dynamic loop."""
+
+import numpy as np
+import pytest
+
+from pse_hdl.config import PSEConfig
+from pse_hdl.model.engine import (Engine, Firmware, calibrate, dense_activations, exact_thresholds,
+                                  histogram_thresholds, profile, run_dynamic)
+from pse_hdl.model.network import (FloatMLP, QuantNet, digits_splits, quantize_input,
+                                   quantize_network, train_digits)
+from pse_hdl.model.pa import classify
+from pse_hdl.model.ric import FactoredRIC
+
+CFG = PSEConfig(period=4, warmup=8)
+SHARES = (0.4, 0.5, 0.08, 0.02)
+
+
+@pytest.fixture(scope="module")
+def small():
+    splits = digits_splits(0)
+    net = train_digits((32,), seed=0, splits=splits)
+    q = quantize_network(net, splits["calib"][0], CFG)
+    xq = {k: quantize_input(v[0], q.layers[0].fx, CFG) for k, v in splits.items()}
+    q.baseline = profile(q, xq["calib"], CFG)
+    return splits, net, q, xq
+
+
+def test_fixed_point_tracks_float(small):
+    splits, net, q, xq = small
+    x, y = splits["test"]
+    f = np.mean(net.predict(x) == y)
+    d = np.mean(np.argmax(dense_activations(q, xq["test"], CFG)[-1], axis=1) == y)
+    assert f > 0.9 and abs(f - d) <= 0.01
+    assert q.layers[0].fx == 7                       # inputs in [0, 1]: 2**7 fits int8
+    assert np.abs(q.layers[0].master).max() <= 32767
+    assert q.layers[0].relu and not q.layers[-1].relu
+
+
+def test_sklearn_import_and_npz_round_trip(small, tmp_path):
+    splits, net, q, xq = small
+    q.save(tmp_path / "n.npz", net)
+    back = QuantNet.load(tmp_path / "n.npz")
+    for a, b in zip(q.layers, back.layers):
+        assert np.array_equal(a.master, b.master) and np.array_equal(a.bias, b.bias)
+        assert (a.fx, a.fw, a.shift, a.relu) == (b.fx, b.fw, b.shift, b.relu)
+    assert all(np.array_equal(a, b) for a, b in zip(q.baseline, back.baseline))
+    from types import SimpleNamespace
+    with pytest.raises(ValueError, match="only ReLU"):
+        FloatMLP.from_sklearn(SimpleNamespace(activation="tanh", coefs_=[], intercepts_=[]))
+
+
+def test_profile_is_the_mean_magnitude_in_ema_units(small):
+    splits, net, q, xq = small
+    acts = dense_activations(q, xq["calib"], CFG)
+    for l in range(2):
+        mean = np.abs(acts[l]).mean(axis=0) * (1 << CFG.ema_frac_bits)
+        assert np.all(np.abs(q.baseline[l] - mean) <= 0.5)
+    # An EMA fed the same samples over and over settles near the baseline.
+    ric = FactoredRIC(CFG, q.layers[1].shape[1], q.baseline[1])
+    for _ in range(3):
+        for a in acts[1]:
+            ric.update(a)
+    assert np.corrcoef(ric.state, q.baseline[1])[0, 1] > 0.8
+
+
+def test_dynamic_loop_equals_step_by_step(small):
+    splits, net, q, xq = small
+    x = xq["test"][:40]
+    cfg = CFG.replace(period=1, warmup=3)
+    e1 = Engine(q, cfg, allocate=False)
+    th = exact_thresholds(e1, SHARES)
+    e1.thresholds = th
+    e1.allocate()
+    logits, stats = run_dynamic(e1, x)
+    e2 = Engine(q, cfg, thresholds=th)
+    manual = []
+    for t in range(len(x)):
+        acts = e2.infer(x[t:t + 1])
+        manual.append(acts[-1][0])
+        e2.observe([a[0] for a in acts[:-1]])
+        if t + 1 >= cfg.warmup:
+            e2.allocate()
+    assert np.array_equal(logits, np.array(manual))
+    assert stats["allocations"] == len(x) - cfg.warmup
+
+
+def test_warmup_holds_profiled_codes(small):
+    splits, net, q, xq = small
+    e = Engine(q, CFG.replace(warmup=30, period=4), allocate=False)
+    e.thresholds = exact_thresholds(e, SHARES)
+    e.allocate()
+    codes0 = [c.copy() for c in e.codes]
+    run_dynamic(e, xq["test"][:29])
+    assert all(np.array_equal(a, b) for a, b in zip(codes0, e.codes))
+    run_dynamic(e, xq["test"][:31])
+    assert not all(np.array_equal(a, b) for a, b in zip(codes0, e.codes))
+
+
+def test_destructive_mode_keeps_pruned_weights_pruned(small):
+    splits, net, q, xq = small
+    e = Engine(q, CFG.replace(reversible=False), allocate=False)
+    e.thresholds = exact_thresholds(e, SHARES)
+    e.allocate()
+    pruned0 = [c == 0 for c in e.codes]
+    assert all(np.all(m[p] == 0) for m, p in zip(e.master, pruned0))
+    run_dynamic(e, xq["test"][:60])
+    assert all(np.all(c[p] == 0) for c, p in zip(e.codes, pruned0))
+    r = Engine(q, CFG, allocate=False)
+    r.thresholds = e.thresholds
+    r.allocate()
+    assert all(np.array_equal(a, b.master) for a, b in zip(r.master, q.layers))
+
+
+def test_literal_importance_form_runs_and_agrees_at_start(small):
+    splits, net, q, xq = small
+    lit = Engine(q, CFG.replace(importance_form="literal"), allocate=False)
+    fac = Engine(q, CFG, allocate=False)
+    for l in range(2):
+        assert np.array_equal(lit.importance(l), fac.importance(l))
+    lit.thresholds = exact_thresholds(fac, SHARES)
+    lit.allocate()
+    logits, _ = run_dynamic(lit, xq["test"][:50])
+    assert logits.shape == (50, 10)
+
+
+@pytest.mark.parametrize("mode", ["global", "layer"])
+def test_histogram_thresholds_close_to_exact(small, mode):
+    splits, net, q, xq = small
+    e = Engine(q, CFG, allocate=False)
+    n = sum(c.master.size for c in q.layers)
+    shares = []
+    for th in (exact_thresholds(e, SHARES, mode), histogram_thresholds(e, SHARES, mode)):
+        counts = sum(np.bincount(classify(e.importance(l), th[l]).ravel(), minlength=4)
+                     for l in range(2))
+        shares.append(counts / n)
+    assert np.all(np.abs(shares[0] - np.array(SHARES)) < 0.01)
+    # Classes from the histogram are whole bins (4 per octave): within a few percent.
+    assert np.all(np.abs(shares[1] - np.array(SHARES)) < 0.06)
+
+
+def test_calibration_meets_the_bit_budget(small):
+    splits, net, q, xq = small
+    e = Engine(q, CFG, allocate=False)
+    grid = [(0.5, 0.5, 0.0, 0.0), (0.3, 0.5, 0.1, 0.1), (0.0, 0.0, 0.0, 1.0)]
+    best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=5.0, grid=grid)
+    assert best["bits_per_weight"] <= 5.0
+    assert all(r["bits_per_weight"] > 5.0 or r["accuracy"] <= best["accuracy"] for r in table)
+    with pytest.raises(ValueError, match="no candidate"):
+        calibrate(e, xq["calib"], splits["calib"][1], target_bits=0.5, grid=grid)

@@ -1,0 +1,124 @@
+"""Golden model: zone packing, metadata, descriptors, footprint, tagged transfers."""
+
+import numpy as np
+import pytest
+
+from pse_hdl.config import ConfigError, PSEConfig, preset
+from pse_hdl.model.quant import effective_weights, quantize
+from pse_hdl.model.transfer import dtype, fields, layer_stream
+from pse_hdl.model.zones import (decode_meta, encode_meta, footprint_bits, pack_layer,
+                                 pack_words, place_layers, unpack_layer, unpack_words)
+
+CONFIGS = {"default": PSEConfig(), "wide": preset("wide"),
+           "fixed-meta": PSEConfig(meta_encoding="fixed", desc_stride=1),
+           "p8-16-w64": PSEConfig(precisions=(8, 16), thresholds=(1, 2), zone_word_bits=64)}
+SHAPES = {"one-row": (1, 37), "one-col": (23, 1), "square": (16, 16), "ragged": (13, 29),
+          "one": (1, 1)}
+CODEMAPS = ["random", "all-pruned", "all-top", "all-low", "sparse90"]
+
+
+def make(cfg, shape, kind, seed):
+    rng = np.random.default_rng(seed)
+    n = len(cfg.precisions)
+    master = rng.integers(-32768, 32768, shape)
+    codes = {"random": lambda: rng.integers(0, n + 1, shape),
+             "all-pruned": lambda: np.zeros(shape, np.int64),
+             "all-top": lambda: np.full(shape, n),
+             "all-low": lambda: np.ones(shape, np.int64),
+             "sparse90": lambda: np.where(rng.random(shape) < 0.9, 0,
+                                          rng.integers(1, n + 1, shape))}[kind]()
+    shifts = [int(rng.integers(0, 16 - b + 1)) for b in cfg.precisions]
+    return master, codes, shifts
+
+
+@pytest.mark.parametrize("cfgname", CONFIGS)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", CODEMAPS)
+def test_pack_unpack_inverse(cfgname, shape, kind):
+    cfg = CONFIGS[cfgname]
+    for seed in range(3):
+        master, codes, shifts = make(cfg, SHAPES[shape], kind, seed)
+        image = pack_layer(codes, master, shifts, cfg)
+        got_codes, values, eff = unpack_layer(image, cfg)
+        assert np.array_equal(got_codes, codes)
+        assert np.array_equal(eff, effective_weights(codes, master, shifts, cfg))
+        for k, bits in enumerate(cfg.precisions, start=1):
+            sel = codes == k
+            assert np.array_equal(values[sel], quantize(master[sel], bits, shifts[k - 1]))
+            assert image.counts[k - 1] == sel.sum()
+            assert len(image.words[k - 1]) == -(-sel.sum() // cfg.per_word(bits))
+        assert np.all(values[codes == 0] == 0)
+
+
+@pytest.mark.parametrize("cfgname", CONFIGS)
+def test_descriptors_point_at_row_starts(cfgname):
+    cfg = CONFIGS[cfgname]
+    master, codes, shifts = make(cfg, (37, 11), "random", 9)
+    image = pack_layer(codes, master, shifts, cfg)
+    lengths = np.array([cfg.code_length(k) for k in range(len(cfg.precisions) + 1)])
+    for d, row in enumerate(range(0, 37, cfg.desc_stride)):
+        for k in range(1, len(cfg.precisions) + 1):
+            assert image.descriptors[d, k - 1] == (codes[:row] == k).sum()
+        meta_off = image.descriptors[d, -1]
+        assert meta_off == lengths[codes[:row]].sum()
+        # A walk started at the descriptor decodes the row's codes.
+        assert np.array_equal(decode_meta(image.meta, 11, cfg, start=meta_off), codes[row])
+
+
+def test_unary_metadata_lengths():
+    cfg = PSEConfig()
+    assert encode_meta(np.array([0, 1, 2, 3]), cfg) == [0, 1, 0, 1, 1, 0, 1, 1, 1]
+    fixed = PSEConfig(meta_encoding="fixed")
+    assert encode_meta(np.array([0, 1, 2, 3]), fixed) == [0, 0, 1, 0, 0, 1, 1, 1]
+
+
+def test_words_are_lsb_first_twos_complement():
+    assert pack_words([1, -1, 0, 7, -8, 2, 3, 4], 4, 32) == [0x4328_70F1]
+    assert unpack_words([0x4328_70F1], 4, 32, 8).tolist() == [1, -1, 0, 7, -8, 2, 3, 4]
+    assert pack_words([-2, 1, 0], 2, 32) == [0b00_01_10]
+
+
+def test_footprint_counts_every_stored_bit():
+    cfg = PSEConfig()
+    master, codes, shifts = make(cfg, (64, 64), "random", 1)
+    image = pack_layer(codes, master, shifts, cfg)
+    fp = footprint_bits([image], cfg)
+    words = sum(len(w) for w in image.words)
+    lengths = np.array([1, 2, 3, 3])
+    assert fp["values"] == words * 32
+    assert fp["metadata"] == lengths[codes].sum()
+    assert fp["descriptors"] == 8 * cfg.row_desc_bits
+    assert fp["total"] == fp["values"] + fp["metadata"] + fp["descriptors"] + cfg.layer_desc_bits
+    assert fp["bits_per_weight"] == pytest.approx(fp["total"] / 4096)
+
+
+def test_all_pruned_layer_costs_only_metadata():
+    cfg = PSEConfig()
+    image = pack_layer(np.zeros((8, 8), int), np.ones((8, 8), int), [0, 0, 0], cfg)
+    fp = footprint_bits([image], cfg)
+    assert fp["values"] == 0 and fp["metadata"] == 64
+
+
+def test_zone_overflow_names_sizes():
+    cfg = PSEConfig(zone_depth=16)
+    image = pack_layer(np.full((8, 8), 3), np.ones((8, 8), int), [0, 0, 0], cfg)
+    with pytest.raises(ConfigError, match="16-bit weights needs 32 words but zone_depth is 16"):
+        place_layers([image], cfg)
+    a = pack_layer(np.full((4, 8), 1), np.ones((4, 8), int), [0, 0, 0], PSEConfig())
+    b = pack_layer(np.full((4, 8), 1), np.ones((4, 8), int), [0, 0, 0], PSEConfig())
+    place_layers([a, b], PSEConfig())
+    assert a.base == (0, 0, 0) and b.base == (4, 0, 0)
+
+
+def test_transfer_stream():
+    cfg = PSEConfig()
+    codes = np.array([[0, 1, 0, 3], [0, 0, 0, 0], [2, 0, 0, 0]])
+    values = np.array([[0, -3, 0, 1000], [0, 0, 0, 0], [77, 0, 0, 0]])
+    s = layer_stream(codes, values, (4, 2, 0), cfg)
+    assert s.dtype == dtype(cfg)
+    assert [tuple(int(v) for v in r) for r in s] == [
+        (-3, 1, 4, 1, 0, 0), (1000, 3, 0, 3, 0, 1),     # row 0: two weights, last on the second
+        (0, 0, 0, 0, 1, 1),                             # row 1 all pruned: one end marker
+        (77, 2, 2, 0, 2, 1)]
+    assert [f[0] for f in fields(cfg)] == list(dtype(cfg).names)
+    assert sum(w for _, w, _ in fields(cfg)) == 16 + 2 + 4 + 8 + 8 + 1
