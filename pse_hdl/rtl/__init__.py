@@ -12,9 +12,42 @@ def _pa(cfg):
     return PrecisionAllocator(cfg, hysteresis=True)
 
 
+def _ric(cfg):
+    from .ric import RollingImportance
+    return RollingImportance(cfg)
+
+
+def _ric_literal(cfg):
+    from .ric import RollingImportance
+    return RollingImportance(cfg.replace(importance_form="literal"))
+
+
+def _sm(cfg):
+    from .sm import SparsificationManager
+    return SparsificationManager(cfg)
+
+
+def _histogram(cfg):
+    from .histogram import ImportanceHistogram
+    return ImportanceHistogram(cfg)
+
+
+def _control(cfg):
+    from .control import ControlChain
+    return ControlChain(cfg)
+
+
 # name -> (description, constructor taking a PSEConfig)
 BLOCKS = {
+    "ric": ("Rolling Importance Calculator: EMA of |x| per input in block RAM, |w|*A on demand",
+            _ric),
+    "ric_literal": ("RIC, the specification's literal form: one EMA of |w*x| per weight",
+                    _ric_literal),
     "pa": ("Precision Allocator: importance to precision code, thresholds in registers", _pa),
+    "sm": ("Sparsification Manager: prunes code-0 weights, clears masters in destructive mode",
+           _sm),
+    "histogram": ("Importance histogram: log2 bins and per-class counts of a pass", _histogram),
+    "control": ("Control chain RIC -> PA -> SM -> histogram", _control),
 }
 
 

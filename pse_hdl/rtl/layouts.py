@@ -9,7 +9,8 @@ from amaranth.lib import data
 
 from ..model import transfer
 
-__all__ = ["position", "importance_in", "code_out", "transfer_layout"]
+__all__ = ["position", "importance_in", "code_out", "transfer_layout", "activation", "product",
+           "master_in", "clear"]
 
 
 def position(cfg):
@@ -32,3 +33,25 @@ def code_out(cfg):
 def transfer_layout(cfg):
     return data.StructLayout({name: (signed(w) if s else unsigned(w))
                               for name, w, s in transfer.fields(cfg)})
+
+
+def activation(cfg):
+    """One activation of a sample, in column order; ``last`` ends the sample."""
+    return data.StructLayout({"value": signed(cfg.act_bits), "last": 1})
+
+
+def product(cfg):
+    """Literal RIC update: the weight and activation the MAC multiplies, and where."""
+    return data.StructLayout({"value": signed(cfg.act_bits), "master": signed(cfg.weight_bits),
+                              **position(cfg)})
+
+
+def master_in(cfg):
+    """An allocation pass: master weights in row-major order with their previous codes."""
+    return data.StructLayout({"master": signed(cfg.weight_bits), "prev": unsigned(cfg.code_bits),
+                              **position(cfg)})
+
+
+def clear(cfg):
+    """Destructive SM: the master weight to zero."""
+    return data.StructLayout({"row": unsigned(cfg.row_bits), "column": unsigned(cfg.col_bits)})
