@@ -4,8 +4,9 @@
 
 Methods: float; uniform int16/int8/int4 (per-layer power-of-two scale); magnitude pruning +
 int8 (bitmask metadata); PSE with profiled codes (static) and the dynamic run (EMA rate 0.1 as
-specified, and 2^-7), each at several bit budgets. Bits per weight include all metadata. Shares and thresholds are calibrated on the
-calibration split; every accuracy is on the test split.
+specified, and 2^-7), each at several bit budgets. Bits per weight include all metadata.
+Shares and thresholds are calibrated on the calibration split; every accuracy is on the test
+split.
 """
 
 import argparse

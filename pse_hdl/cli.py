@@ -67,6 +67,56 @@ def cmd_generate(args):
     return 0
 
 
+def cmd_synth(args):
+    from synth.flow import BOARDS, board, synthesize
+    from .rtl import BLOCKS, build, check_block
+    cfg = _config(args)
+    blocks = list(BLOCKS) if args.block == "all" else [args.block]
+    boards = list(BOARDS) if args.board == "all" else [args.board]
+    for b in boards:                              # unknown names fail before any work
+        board(b)
+    for name in blocks:
+        check_block(name)
+    rows = []
+    for name in blocks:
+        for b in boards:
+            r = synthesize(build(name, cfg), b)
+            rows.append({"block": name, "config": args.config or "default", **r})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    print(f"{'block':<12} {'device':<10} {'LUTs':>6} {'FFs':>6} {'BRAM':>5} {'DSP':>4} "
+          f"{'LUT %':>6} {'BRAM %':>7} {'Fmax MHz':>9} {'target':>7}")
+    for r in rows:
+        print(f"{r['block']:<12} {r['device']:<10} {r['luts']:>6} {r['ffs']:>6} {r['brams']:>5} "
+              f"{r['dsps']:>4} {r['lut_util_pct']:>6} {r['bram_util_pct']:>7} "
+              f"{r['fmax_mhz']:>9} {r['target_mhz']:>7g}")
+    return 0
+
+
+def cmd_lint(args):
+    from synth.lint import WAIVERS, lint_all
+    presets = [args.config] if args.config else None
+    if presets and presets[0] not in PRESETS:
+        raise ConfigError(f"--config must be a preset ({', '.join(PRESETS)}), not {presets[0]!r}")
+    results = lint_all(presets=presets)
+    bad = 0
+    for (block, name), found in results.items():
+        print(f"{block:<12} {name:<8} {'clean' if not found else f'{len(found)} finding(s)'}")
+        for line in found:
+            print(f"    {line}")
+        bad += len(found)
+    print(f"{len(results)} block/preset pairs linted with -Wall; waivers: {WAIVERS.name}; "
+          f"{bad} finding(s)")
+    return 1 if bad else 0
+
+
+def cmd_board(args):
+    from synth.boards import build_bitstream
+    print(build_bitstream(args.board, args.output))
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="pse", description="Precision & Sparsity Engine: RTL "
                                 "generator, golden model and flows.")
@@ -92,6 +142,24 @@ def build_parser():
     g.add_argument("--config", help=cfg_help)
     g.add_argument("-o", "--output", help="output file (default: stdout)")
     g.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("synth", help="synthesize a block for iCE40 UP5K (iCEBreaker) and/or "
+                       "ECP5-85F (ULX3S): resources and Fmax")
+    s.add_argument("block", help="block name or 'all' (see pse generate --list)")
+    s.add_argument("--board", default="all", help="icebreaker, ulx3s or all (default)")
+    s.add_argument("--config", help=cfg_help)
+    s.add_argument("--json", action="store_true",
+                   help="print a JSON array with one object per block and device")
+    s.set_defaults(func=cmd_synth)
+
+    li = sub.add_parser("lint", help="verilator --lint-only -Wall on every block and preset")
+    li.add_argument("--config", help="one preset only (default: all presets)")
+    li.set_defaults(func=cmd_lint)
+
+    bo = sub.add_parser("board", help="build the smoke-test bitstream of a board top")
+    bo.add_argument("board", help="icebreaker or ulx3s")
+    bo.add_argument("-o", "--output", help="build directory (default: a temporary one)")
+    bo.set_defaults(func=cmd_board)
     return p
 
 
@@ -102,6 +170,9 @@ def main(argv=None):
     except ConfigError as e:
         print(f"pse: error: {e}", file=sys.stderr)
         return 2
+    except RuntimeError as e:                     # synthesis and toolchain failures
+        print(f"pse: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -114,7 +114,7 @@ async def pump_in(dut, items, pattern, rng):
     from sim.streams import StreamDriver, stall_pattern
     drv = StreamDriver(dut, "x", dut.clk, stall_pattern(pattern[0], random.Random(rng.random())))
     await drv.send([Codec(layouts.activation(CFG)).pack(it) for it in items])
-    await ClockCycles(dut.clk, 2)
+    await ClockCycles(dut.clk, 5)
 
 
 @cocotb.test()

@@ -52,7 +52,7 @@ def test_ric_updates_and_importance(form, seed):
             else:
                 items = [{"value": int(v), "last": j == cols - 1} for j, v in enumerate(x)]
             await stream_source(ctx, dut.x, items, random.Random(seed), idle=0.3)
-        await ctx.tick().repeat(3)
+        await ctx.tick().until(~dut.busy)
         assert ctx.get(dut.samples) == len(samples)
         items = [{"master": int(master[i, j]), "row": i, "column": j, "last": j == cols - 1}
                  for i in range(rows) for j in range(cols)]

@@ -4,7 +4,7 @@ from amaranth.back import verilog
 
 from ..config import ConfigError
 
-__all__ = ["BLOCKS", "build", "generate_verilog"]
+__all__ = ["BLOCKS", "check_block", "build", "generate_verilog"]
 
 
 def _pa(cfg):
@@ -51,13 +51,16 @@ BLOCKS = {
 }
 
 
+def check_block(name):
+    """Raise a :class:`ConfigError` listing the valid blocks if ``name`` is not one."""
+    if name not in BLOCKS:
+        raise ConfigError(f"block must be one of {', '.join(BLOCKS)}, not {name!r}")
+
+
 def build(name, cfg):
     """The named block for ``cfg``; an unknown name lists the valid ones."""
-    try:
-        _, make = BLOCKS[name]
-    except KeyError:
-        raise ConfigError(f"block must be one of {', '.join(BLOCKS)}, not {name!r}") from None
-    return make(cfg)
+    check_block(name)
+    return BLOCKS[name][1](cfg)
 
 
 def generate_verilog(name, cfg):

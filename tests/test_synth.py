@@ -1,0 +1,58 @@
+"""Synthesis (yosys + nextpnr from YoWASP) and lint flows."""
+
+import json
+
+import pytest
+
+from pse_hdl.cli import main
+from pse_hdl.config import PRESETS, PSEConfig, preset
+from pse_hdl.rtl import BLOCKS, build
+from synth.flow import SynthError, board, harness_overhead, synthesize
+from synth.lint import lint_all
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s"])
+def test_synthesize_a_block_and_parse_the_report(board_name, tmp_path):
+    block = build("sm", PSEConfig())
+    harness_ffs = harness_overhead(block)[0]
+    r = synthesize(block, board_name, build_dir=tmp_path)
+    assert r["device"] == board(board_name).device
+    assert r["luts"] > 0 and r["ffs"] >= harness_ffs
+    assert r["fmax_mhz"] and r["fmax_mhz"] > 10
+    assert r["target_mhz"] == (30 if board_name == "icebreaker" else 100)
+
+
+@pytest.mark.slow
+def test_cli_synth_json(capsys):
+    assert main(["synth", "sm", "--board", "ulx3s", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == 1
+    for key in ("device", "luts", "ffs", "brams", "dsps", "fmax_mhz"):
+        assert key in rows[0]
+
+
+@pytest.mark.slow
+def test_design_that_does_not_fit_says_by_how_much(tmp_path):
+    big = build("ric_literal", preset("tiny").replace(max_rows=64, max_cols=64))
+    with pytest.raises(SynthError, match=r"does not fit iCE40UP5K: ICESTORM_RAM \d+ used of 30 "
+                                         r"\(\d+ too many\)"):
+        synthesize(big, "icebreaker", build_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_lint_every_block_and_preset_is_clean():
+    results = lint_all()
+    assert len(results) == len(BLOCKS) * len(PRESETS)
+    assert {k: v for k, v in results.items() if v} == {}
+
+
+def test_errors_name_the_valid_choices(capsys):
+    assert main(["synth", "pa", "--board", "de10"]) == 2
+    assert "board must be one of icebreaker, ulx3s" in capsys.readouterr().err
+    assert main(["synth", "mult", "--board", "ulx3s"]) == 2
+    assert "block must be one of" in capsys.readouterr().err
+    assert main(["synth", "pa", "--config", "big"]) == 2
+    assert "--config must be a preset (tiny, default, wide)" in capsys.readouterr().err
+    assert main(["lint", "--config", "big"]) == 2
+    assert "--config must be a preset" in capsys.readouterr().err
