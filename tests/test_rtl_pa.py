@@ -76,7 +76,7 @@ def test_pa_rejects_unordered_commit():
 
 def test_pa_full_throughput():
     """No stalls: one result per cycle; a weight accepted at edge k is on the output after
-    edge k+1 (two register stages)."""
+    edge k+2 (three register stages)."""
     cfg = PSEConfig()
     dut = PrecisionAllocator(cfg)
     cycles = []
@@ -91,7 +91,7 @@ def test_pa_full_throughput():
                 cycles.append(k)
 
     run_sim(dut, tb)
-    assert cycles == list(range(1, 50))
+    assert cycles == list(range(2, 50))
 
 
 def test_hysteresis_in_config_needs_the_comparators():

@@ -56,3 +56,11 @@ def test_errors_name_the_valid_choices(capsys):
     assert "--config must be a preset (tiny, default, wide)" in capsys.readouterr().err
     assert main(["lint", "--config", "big"]) == 2
     assert "--config must be a preset" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s"])
+def test_board_top_bitstream_builds(board_name, tmp_path):
+    from synth.boards import build_bitstream
+    path = build_bitstream(board_name, tmp_path)
+    assert path.stat().st_size > 10000

@@ -5,15 +5,17 @@ transfer: its importance into bin ``min(key, hist_bins - 1)`` of the golden mode
 (:mod:`pse_hdl.model.histogram`: leading-one position n and the next S bits), and its code into
 ``class_count``. The firmware reads the bins through ``host`` and turns them into thresholds.
 
-The bin counters are a memory (block RAM) updated read-modify-write in a three-stage pipeline
-(leading one; mantissa and bin, read; increment, write); the read port is transparent to the
-write port, so consecutive weights in one bin count correctly at one weight per cycle.
+The bin counters are a memory (block RAM) updated read-modify-write in a five-stage pipeline
+(leading one; mantissa and key; clamp and read; capture the count; increment and write). The
+read port is transparent to the write port and the one write that a capture can miss is
+forwarded, so consecutive weights in one bin count correctly at one weight per cycle, and the
+memory's output feeds only a register (it is slow on both FPGA families).
 
-``clear`` (a one-cycle strobe) zeroes bins and class counts: the tap stops accepting, lets the two
+``clear`` (a one-cycle strobe) zeroes bins and class counts: the tap stops accepting, lets the
 weights in flight land, then writes one bin per cycle; ``busy`` is high meanwhile.
 """
 
-from amaranth.hdl import Module, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -22,6 +24,7 @@ from . import layouts
 __all__ = ["ImportanceHistogram"]
 
 COUNT_BITS = 32
+DRAIN = 4            # weights in flight behind the tap (stages A, B1, B2, C1)
 
 
 class HistogramPort(wiring.Signature):
@@ -59,12 +62,12 @@ class ImportanceHistogram(wiring.Component):
 
         busy = self.host.busy
         clr_addr = Signal(range(bins))
-        drain = Signal(2)
+        drain = Signal(range(DRAIN + 1))
         m.d.comb += [self.o.valid.eq(self.i.valid & ~busy), self.o.payload.eq(self.i.payload),
                      self.i.ready.eq(self.o.ready & ~busy)]
         take = self.i.valid & self.i.ready
 
-        # Stage A: leading-one position of the importance.
+        # A: leading-one position of the importance.
         a_valid, a_value, a_lead = Signal(), Signal(unsigned(ib)), Signal(range(ib))
         lead = Signal(range(ib))
         for k in range(ib):
@@ -76,30 +79,35 @@ class ImportanceHistogram(wiring.Component):
                 with m.If(self.i.payload.code == k):
                     m.d.sync += self.class_count[k].eq(self.class_count[k] + 1)
 
-        # Stage B: mantissa, key, bin; read the bin's count.
+        # B1: mantissa (the S bits after the leading one) and key.
+        b1_valid, b1_key = Signal(), Signal(range(ib * (1 << S) + 2))
         mant = Signal(S)
-        key = Signal(range(ib * (1 << S) + 2))
-        b_valid, b_bin = Signal(), Signal(range(bins))
         m.d.comb += mant.eq((a_value << S) >> a_lead)
-        with m.If(a_value == 0):
-            m.d.comb += key.eq(0)
-        with m.Else():
-            m.d.comb += key.eq((a_lead << S) + mant + 1)
-        bin_ = Signal(range(bins))
-        m.d.comb += bin_.eq(key)
-        with m.If(key > bins - 1):
-            m.d.comb += bin_.eq(bins - 1)
-        m.d.comb += rd.addr.eq(bin_)
-        m.d.sync += [b_valid.eq(a_valid), b_bin.eq(bin_)]
+        m.d.sync += [b1_valid.eq(a_valid),
+                     b1_key.eq(Mux(a_value == 0, 0, (a_lead << S) + mant + 1))]
 
-        # Stage C: increment and write back (or clear).
+        # B2: clamp to the last bin; read the bin's count.
+        b2_valid, b2_bin = Signal(), Signal(range(bins))
+        bin_ = Signal(range(bins))
+        m.d.comb += [bin_.eq(Mux(b1_key > bins - 1, bins - 1, b1_key)), rd.addr.eq(bin_)]
+        m.d.sync += [b2_valid.eq(b1_valid), b2_bin.eq(bin_)]
+
+        # C1: capture the count (the read port is transparent to the write in C2's cycle; the
+        # count written by C2 in this very cycle is forwarded when it is the same bin).
+        # C2: increment and write back.
+        c1_valid, c1_bin, c1_count = Signal(), Signal(range(bins)), Signal(COUNT_BITS)
+        wdata = Signal(COUNT_BITS)
+        m.d.comb += wdata.eq(c1_count + 1)
+        hit = c1_valid & (c1_bin == b2_bin)
+        m.d.sync += [c1_valid.eq(b2_valid), c1_bin.eq(b2_bin),
+                     c1_count.eq(Mux(hit, wdata, rd.data))]
         with m.If(busy & (drain == 0)):
             m.d.comb += [wp.addr.eq(clr_addr), wp.data.eq(0), wp.en.eq(1)]
         with m.Else():
-            m.d.comb += [wp.addr.eq(b_bin), wp.data.eq(rd.data + 1), wp.en.eq(b_valid)]
+            m.d.comb += [wp.addr.eq(c1_bin), wp.data.eq(wdata), wp.en.eq(c1_valid)]
 
         with m.If(self.host.clear & ~busy):
-            m.d.sync += [busy.eq(1), drain.eq(2), clr_addr.eq(0)]
+            m.d.sync += [busy.eq(1), drain.eq(DRAIN), clr_addr.eq(0)]
             for k in range(n_classes):
                 m.d.sync += self.class_count[k].eq(0)
         with m.Elif(busy):

@@ -6,10 +6,11 @@ hysteresis band) and applies them all at once with ``commit``. A commit whose th
 non-decreasing is refused: the active registers keep their values and ``error`` rises until the
 next good commit. So a half-written set never reaches the datapath and an unordered set never does.
 
-The datapath is two register stages. Stage 1 compares the importance with every threshold (and,
-with hysteresis, ``imp - H`` and ``imp + H`` with every threshold); stage 2 counts the comparisons
-into codes and clamps the previous code into ``[code(imp - H), code(imp + H)]``, the golden
-model's rule (:mod:`pse_hdl.model.pa`).
+The datapath is three register stages: ``imp - H`` and ``imp + H`` (with hysteresis); the
+comparisons of the importance (and of ``imp - H`` and ``imp + H``) with every threshold; the count
+of the comparisons into codes, with the previous code clamped into
+``[code(imp - H), code(imp + H)]``, the golden model's rule (:mod:`pse_hdl.model.pa`). An adder
+and a comparator never share a cycle, which keeps the iCE40 above its 30 MHz target.
 """
 
 from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
@@ -55,7 +56,7 @@ class PrecisionAllocator(wiring.Component):
     band : Out(importance_bits), the active hysteresis band
     error : Out(1), the last commit was refused (thresholds not ordered)
 
-    Latency 2 cycles; one weight per cycle. Backpressure stalls the whole pipeline (nothing is
+    Latency 3 cycles; one weight per cycle. Backpressure stalls the whole pipeline (nothing is
     dropped, duplicated or reordered); ``i.ready`` is high whenever the output register is free
     or being taken.
     """
@@ -113,21 +114,26 @@ class PrecisionAllocator(wiring.Component):
         advance = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(advance)
 
-        s1_valid = Signal()
-        s1 = Signal(layouts.importance_in(cfg))
-        cmp_mid = Signal(n)
-        cmp_lo = Signal(n)
-        cmp_hi = Signal(n)
+        # Stage 0: the importance and, with hysteresis, imp - H and imp + H.
+        s0_valid = Signal()
+        s0 = Signal(layouts.importance_in(cfg))
+        s0_lo, s0_hi = Signal(signed(ib + 2)), Signal(unsigned(ib + 1))
         imp = self.i.payload.importance
         with m.If(advance):
-            m.d.sync += [s1_valid.eq(self.i.valid), s1.eq(self.i.payload)]
-            m.d.sync += cmp_mid.eq(Cat(*_cmp(imp, self.thresholds, n)))
+            m.d.sync += [s0_valid.eq(self.i.valid), s0.eq(self.i.payload)]
             if self._hyst:
-                lo = Signal(signed(ib + 2))
-                hi = Signal(unsigned(ib + 1))
-                m.d.comb += [lo.eq(imp - self.band), hi.eq(imp + self.band)]
-                m.d.sync += [cmp_lo.eq(Cat(*_cmp(lo, self.thresholds, n))),
-                             cmp_hi.eq(Cat(*_cmp(hi, self.thresholds, n)))]
+                m.d.sync += [s0_lo.eq(imp - self.band), s0_hi.eq(imp + self.band)]
+
+        # Stage 1: every comparison with the thresholds.
+        s1_valid = Signal()
+        s1 = Signal(layouts.importance_in(cfg))
+        cmp_mid, cmp_lo, cmp_hi = Signal(n), Signal(n), Signal(n)
+        with m.If(advance):
+            m.d.sync += [s1_valid.eq(s0_valid), s1.eq(s0),
+                         cmp_mid.eq(Cat(*_cmp(s0.importance, self.thresholds, n)))]
+            if self._hyst:
+                m.d.sync += [cmp_lo.eq(Cat(*_cmp(s0_lo, self.thresholds, n))),
+                             cmp_hi.eq(Cat(*_cmp(s0_hi, self.thresholds, n)))]
 
         code_bits = cfg.code_bits
         with m.If(advance):
