@@ -13,7 +13,8 @@ carries every product of a sample (activation, master weight, position), as the 
 and the allocation pass reads the state of each weight. It costs a per-weight memory instead of a
 per-input one: that is the area the factored form saves.
 
-The update path is four stages (accept and read, difference, times the rate, add and write),
+The update path is four stages (accept and read, state registered, difference times the rate,
+add and write),
 one activation per cycle. The read port is transparent to the write port, and an activation
 whose state is still being updated in the two middle stages waits, so updates of one state in
 quick succession (a one- or two-column layer) are exact. The host loads states (the profiled
@@ -108,8 +109,8 @@ class RollingImportance(wiring.Component):
 
         # -- update path --------------------------------------------------------------------
         # accept: a host write, or an activation whose state is read (synchronous port);
-        # u1: the state arrives, the difference to the target is formed;
-        # u2: times the rate, plus half an LSB;  u3: shifted, added, written.
+        # u1: the state arrives;  u2: it is registered;
+        # u3: (target - state) times the rate, plus half an LSB;  then shifted, added, written.
         # An activation whose address is still in u1 or u2 waits a cycle (a read issued now
         # sees the write in u3 through the port's transparency, not the ones behind it), so
         # back-to-back updates of one state are exact at the cost of a bubble.
@@ -143,8 +144,10 @@ class RollingImportance(wiring.Component):
             with m.If(x.last):
                 m.d.sync += self.samples.eq(self.samples + 1)
 
+        # The memory's output only feeds a register (block RAM clock-to-out is slow).
         m.d.sync += [u2_valid.eq(u1_valid), u2_host.eq(u1_host), u2_addr.eq(u1_addr),
-                     u2_data.eq(u1_data), u2_old.eq(rd_u.data), u2_diff.eq(u1_data - rd_u.data)]
+                     u2_data.eq(u1_data), u2_old.eq(rd_u.data)]
+        m.d.comb += u2_diff.eq(u2_data - u2_old)
         m.d.sync += [u3_valid.eq(u2_valid), u3_host.eq(u2_host), u3_addr.eq(u2_addr),
                      u3_data.eq(u2_data), u3_old.eq(u2_old),
                      u3_step.eq(u2_diff * cfg.ema_num + (1 << (K - 1)))]
