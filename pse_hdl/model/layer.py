@@ -14,7 +14,7 @@ import numpy as np
 
 from .fixed import rshift_round, saturate, signed_range, to_int64
 
-__all__ = ["layer_forward", "requantize", "weight_costs", "cycle_model"]
+__all__ = ["layer_forward", "requantize", "weight_costs", "schedule_rows", "cycle_model"]
 
 
 def layer_forward(weights, bias, x, cfg):
@@ -57,6 +57,20 @@ def weight_costs(bits, cfg):
     return np.where(bits > 0, -(-bits // cfg.mac_digit_bits), 0)
 
 
+def schedule_rows(bits, cfg, lanes=None):
+    """Rows to lanes: in row order, each row to the lane that frees first (lowest index on a
+    tie), by the rows' weight costs. Returns ``(lane_of_row, lane_busy_cycles)``."""
+    lanes = lanes or cfg.lanes
+    per_row = weight_costs(bits, cfg).sum(axis=1)
+    free = np.zeros(lanes, np.int64)
+    lane_of = np.zeros(len(per_row), np.int64)
+    for i, c in enumerate(per_row):
+        k = int(np.argmin(free))
+        lane_of[i] = k
+        free[k] += c
+    return lane_of, free
+
+
 def cycle_model(bits, cfg, lanes=None):
     """Cycles for one pass of a layer whose weights have precisions ``bits`` (rows x cols).
 
@@ -65,12 +79,8 @@ def cycle_model(bits, cfg, lanes=None):
     dense at 16 bits.
     """
     lanes = lanes or cfg.lanes
-    per_row = weight_costs(bits, cfg).sum(axis=1)
-    work = int(per_row.sum())
-    free = np.zeros(lanes, np.int64)
-    for c in per_row:
-        k = int(np.argmin(free))
-        free[k] += c
+    _, free = schedule_rows(bits, cfg, lanes)
+    work = int(free.sum())
     rows, cols = to_int64(bits).shape
     return {"ideal": -(-work // lanes), "scheduled": int(free.max()), "work": work,
             "dense16": -(-(rows * cols * cfg.mac_cost(16)) // lanes)}

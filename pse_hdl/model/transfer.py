@@ -23,7 +23,7 @@ import numpy as np
 
 from .fixed import to_int64
 
-__all__ = ["fields", "dtype", "layer_stream"]
+__all__ = ["fields", "dtype", "layer_stream", "lane_streams"]
 
 
 def fields(cfg):
@@ -52,3 +52,15 @@ def layer_stream(codes, values, shifts, cfg):
             records.append((int(values[i, j]), c, int(shift_of[c]), int(j), i,
                             int(n == cols.size - 1)))
     return np.array(records, dtype=dtype(cfg))
+
+
+def lane_streams(codes, values, shifts, cfg, lanes=None):
+    """The transfers of a layer split over MAC lanes: whole rows, each row to the lane that
+    frees first by its weight costs (:func:`pse_hdl.model.layer.schedule_rows`), in row order
+    within a lane. Returns one structured array per lane."""
+    from .layer import schedule_rows
+    from .pa import code_bits_of
+    lanes = lanes or cfg.lanes
+    stream = layer_stream(codes, values, shifts, cfg)
+    lane_of, _ = schedule_rows(code_bits_of(codes, cfg), cfg, lanes)
+    return [stream[lane_of[stream["row"]] == k] for k in range(lanes)]

@@ -37,6 +37,11 @@ def _control(cfg):
     return ControlChain(cfg)
 
 
+def _mac(cfg):
+    from .mac import MacArray
+    return MacArray(cfg)
+
+
 # name -> (description, constructor taking a PSEConfig)
 BLOCKS = {
     "ric": ("Rolling Importance Calculator: EMA of |x| per input in block RAM, |w|*A on demand",
@@ -48,6 +53,8 @@ BLOCKS = {
            _sm),
     "histogram": ("Importance histogram: log2 bins and per-class counts of a pass", _histogram),
     "control": ("Control chain RIC -> PA -> SM -> histogram", _control),
+    "mac": ("Variable-precision MAC array: digit-serial lanes, 0 cycles for pruned weights",
+            _mac),
 }
 
 

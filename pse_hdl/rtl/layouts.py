@@ -10,7 +10,7 @@ from amaranth.lib import data
 from ..model import transfer
 
 __all__ = ["position", "importance_in", "code_out", "transfer_layout", "activation", "product",
-           "master_in", "clear"]
+           "master_in", "clear", "mac_result"]
 
 
 def position(cfg):
@@ -55,3 +55,9 @@ def master_in(cfg):
 def clear(cfg):
     """Destructive SM: the master weight to zero."""
     return data.StructLayout({"row": unsigned(cfg.row_bits), "column": unsigned(cfg.col_bits)})
+
+
+def mac_result(cfg):
+    """A finished row out of the MAC array: requantized value, accumulator, overflow flag."""
+    return data.StructLayout({"row": unsigned(cfg.row_bits), "value": signed(cfg.act_bits),
+                              "acc": signed(cfg.acc_bits), "overflow": 1})

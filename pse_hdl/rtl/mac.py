@@ -1,0 +1,242 @@
+"""Variable-precision MAC array: a weight costs cycles in proportion to its bits; pruned, none.
+
+**Why digit-serial.** A lane consumes ``mac_digit_bits`` (4) bits of a weight per cycle: a 16-bit
+weight takes 4 cycles, 8-bit 2, 4-bit and 2-bit 1, and a pruned weight never reaches the lane.
+Fusing narrow multipliers in the manner of Bit Fusion reaches the same cycle ratio but needs a
+wide multiplier per lane and a crossbar to gather several narrow weights (from different
+columns) per cycle; digit-serial needs one 5x8-bit multiplier per lane, which is a handful of
+LUTs or one DSP, so lanes are cheap and many, and the cycle cost follows precision exactly.
+
+**A lane.** Digits are taken most significant first (Horner: ``P = 16 P + d x``), so no
+variable shifter sits in the loop; the top digit is signed, the others unsigned, which is exact
+for every two's-complement value. When the last digit is in, the exact product ``v x`` is shifted
+by the zone scale and added to the accumulator with saturation (``acc_bits``, sticky overflow),
+starting from the row's bias: the golden model's rule (:mod:`pse_hdl.model.layer`), in column
+order, one weight at a time. When the row's last transfer has been added, ReLU (per layer) and
+the requantization ``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the
+activation and bias reads), digits, scale, accumulate, result, output; a lane stalls as a whole
+only when its finished row cannot leave.
+
+**Scheduling.** Each lane has its own input stream carrying whole rows; the feeder (the fetch
+unit) gives each row to the lane that frees first by the rows' costs, the golden model's
+:func:`~pse_hdl.model.layer.schedule_rows`. Lanes share nothing but the output, which a
+round-robin arbiter merges (rows come out in completion order, each tagged with its row).
+
+**Operands.** The activation vector is written once per sample through ``x`` into a buffer that
+every lane reads; it is replicated per lane (a small block RAM each) so all lanes read every
+cycle. Biases are written through ``bias`` into a per-lane copy the same way.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..model.fixed import signed_range
+from . import layouts
+from .ric import HostWritePort
+
+__all__ = ["MacLane", "MacArray"]
+
+
+def _lane_ports(cfg):
+    return {
+        "i": In(stream.Signature(layouts.transfer_layout(cfg))),
+        "o": Out(stream.Signature(layouts.mac_result(cfg))),
+        "x_wr": In(HostWritePort(cfg.col_bits, cfg.act_bits)),
+        "b_wr": In(HostWritePort(cfg.row_bits, cfg.acc_bits)),
+        "out_shift": In(range(cfg.acc_bits)),
+        "relu": In(1),
+    }
+
+
+class MacLane(wiring.Component):
+    """One lane. ``i`` carries whole rows (tagged transfers); ``o`` one result per row."""
+
+    def __init__(self, cfg):
+        if cfg.mac_digit_bits != 4:
+            from ..config import ConfigError
+            self._MustUse__silence = True
+            raise ConfigError(f"the MAC array is built for mac_digit_bits=4, not "
+                              f"{cfg.mac_digit_bits!r}")
+        self._cfg = cfg
+        super().__init__(_lane_ports(cfg))
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        wb, ab, accb = cfg.weight_bits, cfg.act_bits, cfg.acc_bits
+        D = cfg.mac_digit_bits
+        prod_bits = wb + ab
+        lo, hi = signed_range(accb)
+
+        m.submodules.xbuf = xbuf = memory.Memory(shape=signed(ab), depth=cfg.max_cols, init=[])
+        m.submodules.bbuf = bbuf = memory.Memory(shape=signed(accb), depth=cfg.max_rows, init=[])
+        xw, bw = xbuf.write_port(), bbuf.write_port()
+        xr, br = xbuf.read_port(), bbuf.read_port()
+        m.d.comb += [xw.en.eq(self.x_wr.en), xw.addr.eq(self.x_wr.addr),
+                     xw.data.eq(self.x_wr.data), bw.en.eq(self.b_wr.en),
+                     bw.addr.eq(self.b_wr.addr), bw.data.eq(self.b_wr.data)]
+
+        # Digits per code: 0 for pruned (the row-end marker), ceil(b / D) otherwise.
+        ndig_of = [0] + [-(-b // D) for b in cfg.precisions]
+        adv = ~self.o.valid | self.o.ready
+
+        # -- fetch: the transfer waits here while its activation and bias are read. --------
+        f_valid, f_first, open_row = Signal(), Signal(), Signal()
+        f = Signal(layouts.transfer_layout(cfg))
+        # -- digits --------------------------------------------------------------------------
+        d_valid, d_first, d_last = Signal(), Signal(), Signal()
+        d_left = Signal(range(max(ndig_of) + 1))
+        d_val = Signal(unsigned(wb))                 # the value, top digit aligned to bit wb
+        d_x, d_bias = Signal(signed(ab)), Signal(signed(accb))
+        d_p = Signal(signed(prod_bits))
+        d_shift, d_row = Signal(range(wb)), Signal(unsigned(cfg.row_bits))
+        d_sign_digit = Signal()                      # the next digit is the (signed) top one
+
+        d_done = d_valid & (d_left <= 1)
+        d_accept = ~d_valid | d_done
+        f_accept = ~f_valid | d_accept
+        take = self.i.valid & self.i.ready
+        m.d.comb += [self.i.ready.eq(adv & f_accept),
+                     xr.en.eq(take), xr.addr.eq(self.i.payload.column),
+                     br.en.eq(take), br.addr.eq(self.i.payload.row)]
+
+        digit = Signal(signed(D + 1))
+        top = d_val[wb - D:]
+        m.d.comb += digit.eq(Mux(d_sign_digit, top.as_signed(), top))
+        p_next = Signal(signed(prod_bits))
+        m.d.comb += p_next.eq(Mux(d_left == 0, 0, (d_p << D) + digit * d_x))
+
+        a1_valid, a1_first, a1_last = Signal(), Signal(), Signal()
+        a1_p, a1_shift = Signal(signed(prod_bits)), Signal(range(wb))
+        a1_bias, a1_row = Signal(signed(accb)), Signal(unsigned(cfg.row_bits))
+        a2_valid, a2_first, a2_last = Signal(), Signal(), Signal()
+        a2_full = Signal(signed(prod_bits + wb))
+        a2_bias, a2_row = Signal(signed(accb)), Signal(unsigned(cfg.row_bits))
+        acc, ovf = Signal(signed(accb)), Signal()
+        r_valid, r_row, r_acc, r_ovf = Signal(), Signal(unsigned(cfg.row_bits)), \
+            Signal(signed(accb)), Signal()
+
+        with m.If(adv):
+            # fetch
+            with m.If(f_accept):
+                m.d.sync += f_valid.eq(self.i.valid)
+                with m.If(self.i.valid):
+                    m.d.sync += [f.eq(self.i.payload), f_first.eq(~open_row),
+                                 open_row.eq(~self.i.payload.last)]
+            # digits
+            with m.If(d_accept):
+                m.d.sync += d_valid.eq(f_valid)
+                with m.If(f_valid):
+                    ndig = Signal(range(max(ndig_of) + 1))
+                    with m.Switch(f.code):
+                        for code, nd in enumerate(ndig_of):
+                            with m.Case(code):
+                                m.d.comb += ndig.eq(nd)
+                    # Align the value's top digit with the top of the register.
+                    aligned = Signal(unsigned(wb))
+                    with m.Switch(f.code):
+                        for code, nd in enumerate(ndig_of):
+                            with m.Case(code):
+                                m.d.comb += aligned.eq(f.value.as_unsigned() << (wb - D * nd)
+                                                       if nd else 0)
+                    m.d.sync += [d_left.eq(ndig), d_val.eq(aligned), d_sign_digit.eq(1),
+                                 d_x.eq(xr.data), d_bias.eq(br.data), d_p.eq(0),
+                                 d_first.eq(f_first), d_last.eq(f.last), d_shift.eq(f.shift),
+                                 d_row.eq(f.row)]
+            with m.Elif(d_valid):
+                m.d.sync += [d_left.eq(d_left - 1), d_val.eq(d_val << D), d_p.eq(p_next),
+                             d_sign_digit.eq(0)]
+            # scale
+            m.d.sync += [a1_valid.eq(d_done), a1_p.eq(p_next), a1_shift.eq(d_shift),
+                         a1_first.eq(d_first), a1_last.eq(d_last), a1_bias.eq(d_bias),
+                         a1_row.eq(d_row)]
+            m.d.sync += [a2_valid.eq(a1_valid), a2_full.eq(a1_p << a1_shift),
+                         a2_first.eq(a1_first), a2_last.eq(a1_last), a2_bias.eq(a1_bias),
+                         a2_row.eq(a1_row)]
+            # accumulate, with saturation after every weight
+            base = Mux(a2_first, a2_bias, acc)
+            total = Signal(signed(max(accb, prod_bits + wb) + 1))
+            m.d.comb += total.eq(base + a2_full)
+            sat = Signal(signed(accb))
+            over = Signal()
+            with m.If(total > hi):
+                m.d.comb += [sat.eq(hi), over.eq(1)]
+            with m.Elif(total < lo):
+                m.d.comb += [sat.eq(lo), over.eq(1)]
+            with m.Else():
+                m.d.comb += sat.eq(total)
+            new_ovf = Mux(a2_first, 0, ovf) | over
+            with m.If(a2_valid):
+                m.d.sync += [acc.eq(sat), ovf.eq(new_ovf)]
+            m.d.sync += [r_valid.eq(a2_valid & a2_last), r_row.eq(a2_row), r_acc.eq(sat),
+                         r_ovf.eq(new_ovf)]
+            # result: ReLU, requantize, saturate to the activation width
+            relu = Signal(signed(accb))
+            m.d.comb += relu.eq(Mux(self.relu & (r_acc < 0), 0, r_acc))
+            half = Signal(signed(accb + 1))
+            m.d.comb += half.eq((Const(1, accb + 1) << self.out_shift) >> 1)
+            shifted = Signal(signed(accb + 1))
+            m.d.comb += shifted.eq((relu + half) >> self.out_shift)
+            alo, ahi = signed_range(ab)
+            y = Mux(shifted > ahi, ahi, Mux(shifted < alo, alo, shifted))
+            m.d.sync += [self.o.valid.eq(r_valid), self.o.payload.row.eq(r_row),
+                         self.o.payload.value.eq(y), self.o.payload.acc.eq(r_acc),
+                         self.o.payload.overflow.eq(r_ovf)]
+        return m
+
+
+class MacArray(wiring.Component):
+    """``lanes`` lanes with their own input streams ``i[k]``, shared operand writes and layer
+    registers, and one output stream ``o`` merged round-robin.
+
+    ``x`` writes the activation vector (column order, ``last`` ends it) into every lane's
+    buffer; ``bias`` writes a row's bias; ``out_shift`` and ``relu`` hold for the layer."""
+
+    def __init__(self, cfg, lanes=None):
+        self._cfg = cfg
+        self._lanes = lanes or cfg.lanes
+        self.lane = [MacLane(cfg) for _ in range(self._lanes)]
+        super().__init__({
+            "i": In(stream.Signature(layouts.transfer_layout(cfg))).array(self._lanes),
+            "o": Out(stream.Signature(layouts.mac_result(cfg))),
+            "x": In(stream.Signature(layouts.activation(cfg))),
+            "bias": In(HostWritePort(cfg.row_bits, cfg.acc_bits)),
+            "out_shift": In(range(cfg.acc_bits)),
+            "relu": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg = self._cfg
+        col = Signal(range(cfg.max_cols))
+        m.d.comb += self.x.ready.eq(1)
+        with m.If(self.x.valid):
+            m.d.sync += col.eq(Mux(self.x.payload.last | (col == cfg.max_cols - 1), 0,
+                                   col + 1))
+        for k, lane in enumerate(self.lane):
+            m.submodules[f"lane{k}"] = lane
+            wiring.connect(m, wiring.flipped(self.i[k]), lane.i)
+            m.d.comb += [lane.x_wr.en.eq(self.x.valid), lane.x_wr.addr.eq(col),
+                         lane.x_wr.data.eq(self.x.payload.value),
+                         lane.b_wr.en.eq(self.bias.en), lane.b_wr.addr.eq(self.bias.addr),
+                         lane.b_wr.data.eq(self.bias.data),
+                         lane.out_shift.eq(self.out_shift), lane.relu.eq(self.relu)]
+        # Round-robin merge: the lane after the last one served has priority.
+        n = self._lanes
+        last = Signal(range(n))
+        grant = Signal(range(n))
+        any_valid = Signal()
+        for off in reversed(range(1, n + 1)):
+            k = Signal(range(n), name=f"cand{off}")
+            m.d.comb += k.eq((last + off) % n if n > 1 else 0)
+            with m.If(Cat(*[l.o.valid for l in self.lane]).bit_select(k, 1)):
+                m.d.comb += [grant.eq(k), any_valid.eq(1)]
+        for k, lane in enumerate(self.lane):
+            m.d.comb += lane.o.ready.eq(self.o.ready & any_valid & (grant == k))
+            with m.If(grant == k):
+                m.d.comb += self.o.payload.eq(lane.o.payload)
+        m.d.comb += self.o.valid.eq(any_valid)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += last.eq(grant)
+        return m

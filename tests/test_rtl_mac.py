@@ -1,0 +1,119 @@
+"""Tier 1: the MAC lane and array in Amaranth's simulator against the golden model."""
+
+import random
+
+import numpy as np
+import pytest
+
+from pse_hdl.config import ConfigError, PSEConfig, preset
+from pse_hdl.model.layer import layer_forward, requantize
+from pse_hdl.model.quant import dequantize
+from pse_hdl.model.transfer import lane_streams
+from pse_hdl.rtl.mac import MacArray, MacLane
+from tests.simutil import run_sim, stream_sink, stream_source
+
+CFG = PSEConfig(max_rows=64, max_cols=256)
+
+
+def record(r):
+    return {k: int(r[k]) for k in r.dtype.names}
+
+
+async def load_operands(ctx, dut, x, bias):
+    for j, v in enumerate(x):
+        ctx.set(dut.x.valid, 1)
+        ctx.set(dut.x.payload.value, int(v))
+        ctx.set(dut.x.payload.last, j == len(x) - 1)
+        await ctx.tick()
+    ctx.set(dut.x.valid, 0)
+    for i, b in enumerate(bias):
+        ctx.set(dut.bias.en, 1)
+        ctx.set(dut.bias.addr, i)
+        ctx.set(dut.bias.data, int(b))
+        await ctx.tick()
+    ctx.set(dut.bias.en, 0)
+
+
+def run_layer(cfg, lanes, codes, values, shifts, bias, x, relu, out_shift, seed=0,
+              idle=0.2, stall=0.3):
+    dut = MacArray(cfg, lanes)
+    streams = lane_streams(codes, values, shifts, cfg, lanes)
+    got = []
+    rows = codes.shape[0]
+
+    async def control(ctx):
+        ctx.set(dut.relu, relu)
+        ctx.set(dut.out_shift, out_shift)
+        await load_operands(ctx, dut, x, bias)
+
+    def source(k):
+        async def tb(ctx):
+            await ctx.tick().repeat(len(x) + len(bias) + 2)
+            await stream_source(ctx, dut.i[k], [record(r) for r in streams[k]],
+                                random.Random(seed * 100 + k), idle=idle)
+        return tb
+
+    async def sink(ctx):
+        got.extend(await stream_sink(ctx, dut.o, rows, random.Random(seed + 7), stall=stall))
+
+    run_sim(dut, control, *[source(k) for k in range(lanes)], sink)
+    return sorted(got, key=lambda g: g["row"])
+
+
+def expected(cfg, codes, values, shifts, bias, x, relu, out_shift):
+    shift_of = np.array((0,) + tuple(shifts))[codes]
+    w = np.where(codes > 0, dequantize(values, shift_of), 0)
+    acc, ovf = layer_forward(w, bias, x[None, :], cfg)
+    y = requantize(acc, out_shift, relu, cfg)
+    return [{"row": i, "value": int(y[0, i]), "acc": int(acc[0, i]), "overflow": int(ovf[0, i])}
+            for i in range(codes.shape[0])]
+
+
+def test_one_lane_exhaustive_4bit_weights_by_8bit_activations():
+    """Every 4-bit weight times every 8-bit activation, with zone shifts, one weight per row."""
+    cfg = CFG
+    x = np.arange(-128, 128)
+    for v0 in (-8, 0):                       # two halves of the weights, 64 rows each
+        codes = np.zeros((64, 256), np.int64)
+        values = np.zeros((64, 256), np.int64)
+        rng = np.random.default_rng(v0 + 8)
+        for i in range(64):
+            codes[i, :] = 1                  # every column of the row: 256 weights per row
+            values[i, :] = v0 + (i % 8)
+        shifts = (int(rng.integers(0, 13)), 0, 0)
+        bias = rng.integers(-1000, 1000, 64)
+        got = run_layer(cfg, 1, codes, values, shifts, bias, x, relu=False, out_shift=6,
+                        idle=0.0, stall=0.0)
+        assert got == expected(cfg, codes, values, shifts, bias, x, False, 6)
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 4])
+@pytest.mark.parametrize("seed", range(3))
+def test_random_layers_match_the_model(lanes, seed):
+    rng = np.random.default_rng(seed)
+    cfg = [CFG, preset("wide").replace(max_rows=64, max_cols=256),
+           CFG.replace(acc_bits=24)][seed]
+    n = len(cfg.precisions)
+    rows, cols = int(rng.integers(1, 20)), int(rng.integers(1, 40))
+    codes = rng.integers(0, n + 1, (rows, cols)) * (rng.random((rows, cols)) > 0.4)
+    codes[0, :] = 0                                      # an all-pruned row
+    bits = np.array((0,) + tuple(cfg.precisions))[codes]
+    raw = rng.integers(-32768, 32768, (rows, cols))
+    values = np.where(bits > 0, raw >> (16 - np.maximum(bits, 1)), 0)     # b-bit values
+    shifts = tuple(int(rng.integers(0, 16 - b + 1)) for b in cfg.precisions)
+    bias = rng.integers(-(1 << 20), 1 << 20, rows)
+    x = rng.integers(-128, 128, cols)
+    if seed == 2:                          # drive the 24-bit accumulator to its rails
+        values = np.where(bits > 0, (1 << (bits - 1)) - 1, 0)
+        x = np.full(cols, 127)
+    relu, out_shift = bool(seed % 2), int(rng.integers(0, 20))
+    got = run_layer(cfg, lanes, codes, values, shifts, bias, x, relu, out_shift, seed)
+    want = expected(cfg, codes, values, shifts, bias, x, relu, out_shift)
+    assert got == want
+    if seed == 2:
+        assert any(w["overflow"] for w in want)
+
+
+def test_mac_needs_4bit_digits():
+    with pytest.raises(ConfigError, match="mac_digit_bits=4"):
+        MacLane(PSEConfig(mac_digit_bits=2))
