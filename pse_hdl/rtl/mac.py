@@ -14,20 +14,22 @@ by the zone scale and added to the accumulator with saturation (``acc_bits``, st
 starting from the row's bias: the golden model's rule (:mod:`pse_hdl.model.layer`), in column
 order, one weight at a time. When the row's last transfer has been added, ReLU (per layer) and
 the requantization ``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the
-activation and bias reads), digits, scale, accumulate, result, output; a lane stalls as a whole
-only when its finished row cannot leave.
+activation and bias reads), digits, scale, accumulate, then ReLU and rounding, shift,
+saturation; a lane stalls as a whole only when its output FIFO is full.
 
 **Scheduling.** Each lane has its own input stream carrying whole rows; the feeder (the fetch
 unit) gives each row to the lane that frees first by the rows' costs, the golden model's
 :func:`~pse_hdl.model.layer.schedule_rows`. Lanes share nothing but the output, which a
-round-robin arbiter merges (rows come out in completion order, each tagged with its row).
+round-robin arbiter merges into a registered output (rows come out in completion order, each
+tagged with its row).
 
 **Operands.** The activation vector is written once per sample through ``x`` into a buffer that
 every lane reads; it is replicated per lane (a small block RAM each) so all lanes read every
 cycle. Biases are written through ``bias`` into a per-lane copy the same way.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -116,6 +118,7 @@ class MacLane(wiring.Component):
         acc, ovf = Signal(signed(accb)), Signal()
         r_valid, r_row, r_acc, r_ovf = Signal(), Signal(unsigned(cfg.row_bits)), \
             Signal(signed(accb)), Signal()
+        half = Signal(signed(accb + 1))
 
         with m.If(adv):
             # fetch
@@ -154,35 +157,40 @@ class MacLane(wiring.Component):
             m.d.sync += [a2_valid.eq(a1_valid), a2_full.eq(a1_p << a1_shift),
                          a2_first.eq(a1_first), a2_last.eq(a1_last), a2_bias.eq(a1_bias),
                          a2_row.eq(a1_row)]
-            # accumulate, with saturation after every weight
+            # accumulate, with saturation after every weight: the sum leaves the accumulator's
+            # range exactly when its bits from accb-1 up are not all equal.
             base = Mux(a2_first, a2_bias, acc)
-            total = Signal(signed(max(accb, prod_bits + wb) + 1))
+            width = max(accb, prod_bits + wb) + 1
+            total = Signal(signed(width))
             m.d.comb += total.eq(base + a2_full)
+            top = total[accb - 1:]
+            over = ~((top == 0) | (top == (1 << (width - accb + 1)) - 1))
             sat = Signal(signed(accb))
-            over = Signal()
-            with m.If(total > hi):
-                m.d.comb += [sat.eq(hi), over.eq(1)]
-            with m.Elif(total < lo):
-                m.d.comb += [sat.eq(lo), over.eq(1)]
-            with m.Else():
-                m.d.comb += sat.eq(total)
+            m.d.comb += sat.eq(Mux(over, Mux(total[-1], lo, hi), total[:accb]))
             new_ovf = Mux(a2_first, 0, ovf) | over
             with m.If(a2_valid):
                 m.d.sync += [acc.eq(sat), ovf.eq(new_ovf)]
             m.d.sync += [r_valid.eq(a2_valid & a2_last), r_row.eq(a2_row), r_acc.eq(sat),
                          r_ovf.eq(new_ovf)]
-            # result: ReLU, requantize, saturate to the activation width
-            relu = Signal(signed(accb))
-            m.d.comb += relu.eq(Mux(self.relu & (r_acc < 0), 0, r_acc))
-            half = Signal(signed(accb + 1))
-            m.d.comb += half.eq((Const(1, accb + 1) << self.out_shift) >> 1)
-            shifted = Signal(signed(accb + 1))
-            m.d.comb += shifted.eq((relu + half) >> self.out_shift)
+            # result, three stages: ReLU and half an LSB; the shift; saturation to act_bits.
+            q_valid, q_row, q_acc, q_ovf = Signal(), Signal.like(r_row), Signal.like(r_acc), \
+                Signal()
+            q_sum = Signal(signed(accb + 1))
+            m.d.sync += [q_valid.eq(r_valid), q_row.eq(r_row), q_acc.eq(r_acc), q_ovf.eq(r_ovf),
+                         q_sum.eq(Mux(self.relu & (r_acc < 0), 0, r_acc) + half)]
+            s_valid, s_row, s_acc, s_ovf = Signal(), Signal.like(r_row), Signal.like(r_acc), \
+                Signal()
+            s_val = Signal(signed(accb + 1))
+            m.d.sync += [s_valid.eq(q_valid), s_row.eq(q_row), s_acc.eq(q_acc), s_ovf.eq(q_ovf),
+                         s_val.eq(q_sum >> self.out_shift)]
             alo, ahi = signed_range(ab)
-            y = Mux(shifted > ahi, ahi, Mux(shifted < alo, alo, shifted))
-            m.d.sync += [self.o.valid.eq(r_valid), self.o.payload.row.eq(r_row),
-                         self.o.payload.value.eq(y), self.o.payload.acc.eq(r_acc),
-                         self.o.payload.overflow.eq(r_ovf)]
+            y = Mux(s_val > ahi, ahi, Mux(s_val < alo, alo, s_val))
+            m.d.sync += [self.o.valid.eq(s_valid), self.o.payload.row.eq(s_row),
+                         self.o.payload.value.eq(y), self.o.payload.acc.eq(s_acc),
+                         self.o.payload.overflow.eq(s_ovf)]
+        # Half an LSB of the output shift: out_shift holds for a layer, so it is registered here,
+        # off every datapath.
+        m.d.sync += half.eq((Const(1, accb + 1) << self.out_shift) >> 1)
         return m
 
 
@@ -226,6 +234,35 @@ class MacArray(wiring.Component):
         if n == 1:
             wiring.connect(m, self.lane[0].o, wiring.flipped(self.o))
             return m
+        # Each lane's results wait in a small FIFO, so a lane stalls on its own FIFO's level
+        # (a register), never on the arbiter. The merge is registered: a round-robin grant
+        # (the lowest requesting lane above the last one served, else the lowest) loads the
+        # output register whenever it is free or being taken.
+        fifos = []
+        for k, lane in enumerate(self.lane):
+            fifo = SyncFIFO(width=len(Value.cast(lane.o.payload)), depth=2)
+            m.submodules[f"fifo{k}"] = fifo
+            m.d.comb += [fifo.w_data.eq(lane.o.payload), fifo.w_en.eq(lane.o.valid),
+                         lane.o.ready.eq(fifo.w_rdy)]
+            fifos.append(fifo)
+        req = Cat(*[f.r_rdy for f in fifos])
+        last = Signal(range(n))
+        above = Signal(n)
+        m.d.comb += above.eq(~((Const(2, n + 1) << last) - 1))
+        grant = Signal(range(n))
+        masked = req & above
+        with m.If(masked.any()):
+            m.d.comb += grant.eq(_lowest(masked, n))
+        with m.Else():
+            m.d.comb += grant.eq(_lowest(req, n))
+        load = req.any() & (~self.o.valid | self.o.ready)
+        with m.If(~self.o.valid | self.o.ready):
+            m.d.sync += self.o.valid.eq(req.any())
+        for k, fifo in enumerate(fifos):
+            m.d.comb += fifo.r_en.eq(load & (grant == k))
+            with m.If(load & (grant == k)):
+                m.d.sync += [Value.cast(self.o.payload).eq(fifo.r_data), last.eq(k)]
+        return m
         # Round-robin merge: the lane after the last one served has priority.
         last = Signal(range(n))
         grant = Signal(range(n))
@@ -243,3 +280,11 @@ class MacArray(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += last.eq(grant)
         return m
+
+
+def _lowest(bits, n):
+    """Index of the lowest set bit of ``bits`` (0 when none): a priority encoder."""
+    out = 0
+    for k in reversed(range(n)):
+        out = Mux(bits[k], k, out)
+    return out

@@ -13,11 +13,11 @@ carries every product of a sample (activation, master weight, position), as the 
 and the allocation pass reads the state of each weight. It costs a per-weight memory instead of a
 per-input one: that is the area the factored form saves.
 
-The update path is four stages (accept and read, state registered, difference times the rate,
-add and write),
+The update path is five stages (accept and read; state registered; difference; times the rate,
+by shifts and adds; add and write),
 one activation per cycle. The read port is transparent to the write port, and an activation
-whose state is still being updated in the two middle stages waits, so updates of one state in
-quick succession (a one- or two-column layer) are exact. The host loads states (the profiled
+whose state is still being updated in the stages before the write waits, so updates of one
+state in quick succession (a layer of at most four columns) are exact. The host loads states (the profiled
 baseline) through ``host``; a host write enters the same pipeline ahead of the stream, so neither
 is lost. ``x`` is ready whenever no host write is offered and no hazard holds it. The allocation
 pass is three stages (read; register the state and ``|w|``; multiply, a registered DSP product)
@@ -38,6 +38,29 @@ class HostWritePort(wiring.Signature):
     def __init__(self, addr_bits, data_bits):
         super().__init__({"en": Out(1), "addr": Out(unsigned(addr_bits)),
                           "data": Out(unsigned(data_bits))})
+
+
+def _csd(k):
+    """Canonical signed digits of a positive constant: ``[(sign, shift), ...]``."""
+    digits, shift = [], 0
+    while k:
+        if k & 1:
+            d = 2 - (k & 3)            # +1 or -1
+            digits.append((d, shift))
+            k -= d
+        k >>= 1
+        shift += 1
+    return digits
+
+
+def _const_mul(value, k):
+    """``value * k`` as shifts and adds (at most a few adders for the EMA rate constants), so
+    synthesis does not spend a slow DSP block on a constant."""
+    terms = [(value << s) if d > 0 else -(value << s) for d, s in _csd(k)]
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
 
 
 def _abs(m, value, width):
@@ -109,55 +132,58 @@ class RollingImportance(wiring.Component):
 
         # -- update path --------------------------------------------------------------------
         # accept: a host write, or an activation whose state is read (synchronous port);
-        # u1: the state arrives;  u2: it is registered;
-        # u3: (target - state) times the rate, plus half an LSB;  then shifted, added, written.
-        # An activation whose address is still in u1 or u2 waits a cycle (a read issued now
-        # sees the write in u3 through the port's transparency, not the ones behind it), so
-        # back-to-back updates of one state are exact at the cost of a bubble.
+        # u1: the state arrives;  u2: it is registered (block RAM output feeds only a register);
+        # u3: target - state;  u4: times the rate (shift-and-add of the constant);
+        # then half an LSB is added, the sum shifted and added to the state, and written.
+        # An activation whose address is still in u1..u4 waits (a read issued now sees the
+        # write happening in this cycle through the port's transparency, not the ones behind
+        # it), so updates of one state in quick succession are exact at the cost of bubbles
+        # (only layers of at most four columns ever wait).
         col = Signal(range(cfg.max_cols))
-        u1_valid, u1_host = Signal(), Signal()
-        u1_addr, u1_data = Signal(unsigned(abits)), Signal(unsigned(sb))
-        u2_valid, u2_host = Signal(), Signal()
-        u2_addr, u2_diff = Signal(unsigned(abits)), Signal(signed(sb + 1))
-        u2_data, u2_old = Signal(unsigned(sb)), Signal(unsigned(sb))
-        u3_valid, u3_host = Signal(), Signal()
-        u3_addr, u3_step = Signal(unsigned(abits)), Signal(signed(sb + 1 + K))
-        u3_data, u3_old = Signal(unsigned(sb)), Signal(unsigned(sb))
+        stages = []
+        for k in range(1, 5):
+            stages.append({"valid": Signal(name=f"u{k}_valid"), "host": Signal(name=f"u{k}_host"),
+                           "addr": Signal(unsigned(abits), name=f"u{k}_addr"),
+                           "data": Signal(unsigned(sb), name=f"u{k}_data"),
+                           "old": Signal(unsigned(sb), name=f"u{k}_old")})
+        u1, u2, u3, u4 = stages
+        u3_diff = Signal(signed(sb + 1))
+        u4_prod = Signal(signed(sb + 1 + K))
 
         x = self.x.payload
         x_addr = address(x.row, x.column) if self._literal else col
-        hazard = (u1_valid & (u1_addr == x_addr)) | (u2_valid & (u2_addr == x_addr))
+        hazard = 0
+        for st in stages:
+            hazard = hazard | (st["valid"] & (st["addr"] == x_addr))
         m.d.comb += self.x.ready.eq(~self.host.en & ~hazard)
-        m.d.sync += u1_valid.eq(0)
+        m.d.sync += u1["valid"].eq(0)
         with m.If(self.host.en):
-            m.d.sync += [u1_valid.eq(1), u1_host.eq(1), u1_addr.eq(self.host.addr),
-                         u1_data.eq(self.host.data)]
+            m.d.sync += [u1["valid"].eq(1), u1["host"].eq(1), u1["addr"].eq(self.host.addr),
+                         u1["data"].eq(self.host.data)]
         with m.Elif(self.x.valid & ~hazard):
             if self._literal:
                 target = _abs(m, x.value, cfg.act_bits) * _abs(m, x.master, cfg.weight_bits)
             else:
                 target = _abs(m, x.value, cfg.act_bits)
             m.d.comb += rd_u.addr.eq(x_addr)
-            m.d.sync += [u1_valid.eq(1), u1_host.eq(0), u1_addr.eq(x_addr),
-                         u1_data.eq(target << F)]
+            m.d.sync += [u1["valid"].eq(1), u1["host"].eq(0), u1["addr"].eq(x_addr),
+                         u1["data"].eq(target << F)]
             m.d.sync += col.eq(Mux(x.last | (col == cfg.max_cols - 1), 0, col + 1))
             with m.If(x.last):
                 m.d.sync += self.samples.eq(self.samples + 1)
 
-        # The memory's output only feeds a register (block RAM clock-to-out is slow).
-        m.d.sync += [u2_valid.eq(u1_valid), u2_host.eq(u1_host), u2_addr.eq(u1_addr),
-                     u2_data.eq(u1_data), u2_old.eq(rd_u.data)]
-        m.d.comb += u2_diff.eq(u2_data - u2_old)
-        m.d.sync += [u3_valid.eq(u2_valid), u3_host.eq(u2_host), u3_addr.eq(u2_addr),
-                     u3_data.eq(u2_data), u3_old.eq(u2_old),
-                     u3_step.eq(u2_diff * cfg.ema_num + (1 << (K - 1)))]
+        for a, b in ((u1, u2), (u2, u3), (u3, u4)):
+            m.d.sync += [b[f].eq(a[f]) for f in ("valid", "host", "addr", "data")]
+        m.d.sync += [u2["old"].eq(rd_u.data), u3["old"].eq(u2["old"]), u4["old"].eq(u3["old"]),
+                     u3_diff.eq(u2["data"] - u2["old"]),
+                     u4_prod.eq(_const_mul(u3_diff, cfg.ema_num))]
         new = Signal(unsigned(sb))
         m.d.comb += [
-            self.busy.eq(u1_valid | u2_valid | u3_valid),
-            new.eq(u3_old + (u3_step >> K)),
-            wp.addr.eq(u3_addr),
-            wp.data.eq(Mux(u3_host, u3_data, new)),
-            wp.en.eq(u3_valid),
+            self.busy.eq(u1["valid"] | u2["valid"] | u3["valid"] | u4["valid"]),
+            new.eq(u4["old"] + ((u4_prod + (1 << (K - 1))) >> K)),
+            wp.addr.eq(u4["addr"]),
+            wp.data.eq(Mux(u4["host"], u4["data"], new)),
+            wp.en.eq(u4["valid"]),
         ]
 
         # -- allocation pass: read the state; register it with |w|; multiply (3 stages). ----
