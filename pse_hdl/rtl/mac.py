@@ -14,8 +14,9 @@ by the zone scale and added to the accumulator with saturation (``acc_bits``, st
 starting from the row's bias: the golden model's rule (:mod:`pse_hdl.model.layer`), in column
 order, one weight at a time. When the row's last transfer has been added, ReLU (per layer) and
 the requantization ``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the
-activation and bias reads), digits, scale, accumulate, then ReLU and rounding, shift,
-saturation; a lane stalls as a whole only when its output FIFO is full.
+activation and bias reads), digits, scale, accumulate; a lane stalls as a whole only when its
+output FIFO is full. The requantization (ReLU, rounding, shift, saturation: three stages) is
+shared by all lanes after the merge, since at most one row finishes per cycle there.
 
 **Scheduling.** Each lane has its own input stream carrying whole rows; the feeder (the fetch
 unit) gives each row to the lane that frees first by the rows' costs, the golden model's
@@ -30,7 +31,7 @@ cycle. Biases are written through ``bias`` into a per-lane copy the same way.
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib.fifo import SyncFIFO
-from amaranth.lib import memory, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..model.fixed import signed_range
@@ -43,16 +44,20 @@ __all__ = ["MacLane", "MacArray"]
 def _lane_ports(cfg):
     return {
         "i": In(stream.Signature(layouts.transfer_layout(cfg))),
-        "o": Out(stream.Signature(layouts.mac_result(cfg))),
+        "o": Out(stream.Signature(_row_sum(cfg))),
         "x_wr": In(HostWritePort(cfg.col_bits, cfg.act_bits)),
         "b_wr": In(HostWritePort(cfg.row_bits, cfg.acc_bits)),
-        "out_shift": In(range(cfg.acc_bits)),
-        "relu": In(1),
     }
 
 
+def _row_sum(cfg):
+    """A lane's finished row: the saturated accumulator and its overflow flag."""
+    return data.StructLayout({"row": unsigned(cfg.row_bits), "acc": signed(cfg.acc_bits),
+                              "overflow": 1})
+
+
 class MacLane(wiring.Component):
-    """One lane. ``i`` carries whole rows (tagged transfers); ``o`` one result per row."""
+    """One lane. ``i`` carries whole rows (tagged transfers); ``o`` one accumulator per row."""
 
     def __init__(self, cfg):
         if cfg.mac_digit_bits != 4:
@@ -116,9 +121,6 @@ class MacLane(wiring.Component):
         a2_full = Signal(signed(prod_bits + wb))
         a2_bias, a2_row = Signal(signed(accb)), Signal(unsigned(cfg.row_bits))
         acc, ovf = Signal(signed(accb)), Signal()
-        r_valid, r_row, r_acc, r_ovf = Signal(), Signal(unsigned(cfg.row_bits)), \
-            Signal(signed(accb)), Signal()
-        half = Signal(signed(accb + 1))
 
         with m.If(adv):
             # fetch
@@ -170,27 +172,8 @@ class MacLane(wiring.Component):
             new_ovf = Mux(a2_first, 0, ovf) | over
             with m.If(a2_valid):
                 m.d.sync += [acc.eq(sat), ovf.eq(new_ovf)]
-            m.d.sync += [r_valid.eq(a2_valid & a2_last), r_row.eq(a2_row), r_acc.eq(sat),
-                         r_ovf.eq(new_ovf)]
-            # result, three stages: ReLU and half an LSB; the shift; saturation to act_bits.
-            q_valid, q_row, q_acc, q_ovf = Signal(), Signal.like(r_row), Signal.like(r_acc), \
-                Signal()
-            q_sum = Signal(signed(accb + 1))
-            m.d.sync += [q_valid.eq(r_valid), q_row.eq(r_row), q_acc.eq(r_acc), q_ovf.eq(r_ovf),
-                         q_sum.eq(Mux(self.relu & (r_acc < 0), 0, r_acc) + half)]
-            s_valid, s_row, s_acc, s_ovf = Signal(), Signal.like(r_row), Signal.like(r_acc), \
-                Signal()
-            s_val = Signal(signed(accb + 1))
-            m.d.sync += [s_valid.eq(q_valid), s_row.eq(q_row), s_acc.eq(q_acc), s_ovf.eq(q_ovf),
-                         s_val.eq(q_sum >> self.out_shift)]
-            alo, ahi = signed_range(ab)
-            y = Mux(s_val > ahi, ahi, Mux(s_val < alo, alo, s_val))
-            m.d.sync += [self.o.valid.eq(s_valid), self.o.payload.row.eq(s_row),
-                         self.o.payload.value.eq(y), self.o.payload.acc.eq(s_acc),
-                         self.o.payload.overflow.eq(s_ovf)]
-        # Half an LSB of the output shift: out_shift holds for a layer, so it is registered here,
-        # off every datapath.
-        m.d.sync += half.eq((Const(1, accb + 1) << self.out_shift) >> 1)
+            m.d.sync += [self.o.valid.eq(a2_valid & a2_last), self.o.payload.row.eq(a2_row),
+                         self.o.payload.acc.eq(sat), self.o.payload.overflow.eq(new_ovf)]
         return m
 
 
@@ -228,12 +211,39 @@ class MacArray(wiring.Component):
             m.d.comb += [lane.x_wr.en.eq(self.x.valid), lane.x_wr.addr.eq(col),
                          lane.x_wr.data.eq(self.x.payload.value),
                          lane.b_wr.en.eq(self.bias.en), lane.b_wr.addr.eq(self.bias.addr),
-                         lane.b_wr.data.eq(self.bias.data),
-                         lane.out_shift.eq(self.out_shift), lane.relu.eq(self.relu)]
+                         lane.b_wr.data.eq(self.bias.data)]
         n = self._lanes
+        merged = stream.Signature(_row_sum(cfg)).create(path=("merged",))
         if n == 1:
-            wiring.connect(m, self.lane[0].o, wiring.flipped(self.o))
-            return m
+            lane = self.lane[0]
+            m.d.comb += [merged.valid.eq(lane.o.valid), merged.payload.eq(lane.o.payload),
+                         lane.o.ready.eq(merged.ready)]
+        else:
+            self._merge(m, merged)
+        self._requantize(m, merged)
+        return m
+        return m
+        # Round-robin merge: the lane after the last one served has priority.
+        last = Signal(range(n))
+        grant = Signal(range(n))
+        any_valid = Signal()
+        for off in reversed(range(1, n + 1)):
+            k = Signal(range(n), name=f"cand{off}")
+            m.d.comb += k.eq((last + off) % n)
+            with m.If(Cat(*[l.o.valid for l in self.lane]).bit_select(k, 1)):
+                m.d.comb += [grant.eq(k), any_valid.eq(1)]
+        for k, lane in enumerate(self.lane):
+            m.d.comb += lane.o.ready.eq(self.o.ready & any_valid & (grant == k))
+            with m.If(grant == k):
+                m.d.comb += self.o.payload.eq(lane.o.payload)
+        m.d.comb += self.o.valid.eq(any_valid)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += last.eq(grant)
+        return m
+
+
+    def _merge(self, m, merged):
+        n = self._lanes
         # Each lane's results wait in a small FIFO, so a lane stalls on its own FIFO's level
         # (a register), never on the arbiter. The merge is registered: a round-robin grant
         # (the lowest requesting lane above the last one served, else the lowest) loads the
@@ -255,31 +265,37 @@ class MacArray(wiring.Component):
             m.d.comb += grant.eq(_lowest(masked, n))
         with m.Else():
             m.d.comb += grant.eq(_lowest(req, n))
-        load = req.any() & (~self.o.valid | self.o.ready)
-        with m.If(~self.o.valid | self.o.ready):
-            m.d.sync += self.o.valid.eq(req.any())
+        load = req.any() & (~merged.valid | merged.ready)
+        with m.If(~merged.valid | merged.ready):
+            m.d.sync += merged.valid.eq(req.any())
         for k, fifo in enumerate(fifos):
             m.d.comb += fifo.r_en.eq(load & (grant == k))
             with m.If(load & (grant == k)):
-                m.d.sync += [Value.cast(self.o.payload).eq(fifo.r_data), last.eq(k)]
-        return m
-        # Round-robin merge: the lane after the last one served has priority.
-        last = Signal(range(n))
-        grant = Signal(range(n))
-        any_valid = Signal()
-        for off in reversed(range(1, n + 1)):
-            k = Signal(range(n), name=f"cand{off}")
-            m.d.comb += k.eq((last + off) % n)
-            with m.If(Cat(*[l.o.valid for l in self.lane]).bit_select(k, 1)):
-                m.d.comb += [grant.eq(k), any_valid.eq(1)]
-        for k, lane in enumerate(self.lane):
-            m.d.comb += lane.o.ready.eq(self.o.ready & any_valid & (grant == k))
-            with m.If(grant == k):
-                m.d.comb += self.o.payload.eq(lane.o.payload)
-        m.d.comb += self.o.valid.eq(any_valid)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += last.eq(grant)
-        return m
+                m.d.sync += [Value.cast(merged.payload).eq(fifo.r_data), last.eq(k)]
+
+    def _requantize(self, m, merged):
+        """ReLU, ``rshift_round`` by ``out_shift`` and saturation to ``act_bits``, one row per
+        cycle, shared by all lanes: three stages with the output's backpressure."""
+        cfg = self._cfg
+        accb = cfg.acc_bits
+        adv = ~self.o.valid | self.o.ready
+        m.d.comb += merged.ready.eq(adv)
+        # Half an LSB of the output shift; out_shift holds for a layer, so it is registered
+        # here, off the datapath.
+        half = Signal(signed(accb + 1))
+        m.d.sync += half.eq((Const(1, accb + 1) << self.out_shift) >> 1)
+        q_valid, q_sum, q = Signal(), Signal(signed(accb + 1)), Signal(_row_sum(cfg))
+        s_valid, s_val, s_ = Signal(), Signal(signed(accb + 1)), Signal(_row_sum(cfg))
+        alo, ahi = signed_range(cfg.act_bits)
+        with m.If(adv):
+            m.d.sync += [q_valid.eq(merged.valid), q.eq(merged.payload),
+                         q_sum.eq(Mux(self.relu & (merged.payload.acc < 0), 0,
+                                      merged.payload.acc) + half),
+                         s_valid.eq(q_valid), s_.eq(q), s_val.eq(q_sum >> self.out_shift),
+                         self.o.valid.eq(s_valid), self.o.payload.row.eq(s_.row),
+                         self.o.payload.acc.eq(s_.acc), self.o.payload.overflow.eq(s_.overflow),
+                         self.o.payload.value.eq(Mux(s_val > ahi, ahi,
+                                                     Mux(s_val < alo, alo, s_val)))]
 
 
 def _lowest(bits, n):
