@@ -14,7 +14,7 @@ by the zone scale and added to the accumulator with saturation (``acc_bits``, st
 starting from the row's bias: the golden model's rule (:mod:`pse_hdl.model.layer`), in column
 order, one weight at a time. When the row's last transfer has been added, ReLU (per layer) and
 the requantization ``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the
-activation and bias reads), digits, scale, accumulate; a lane stalls as a whole only when its
+activation and bias reads), digits, partial products, scale, accumulate; a lane stalls as a whole only when its
 output FIFO is full. The requantization (ReLU, rounding, shift, saturation: three stages) is
 shared by all lanes after the merge, since at most one row finishes per cycle there.
 
@@ -96,7 +96,6 @@ class MacLane(wiring.Component):
         d_left = Signal(range(max(ndig_of) + 1))
         d_val = Signal(unsigned(wb))                 # the value, top digit aligned to bit wb
         d_x, d_bias = Signal(signed(ab)), Signal(signed(accb))
-        d_p = Signal(signed(prod_bits))
         d_shift, d_row = Signal(range(wb)), Signal(unsigned(cfg.row_bits))
         d_sign_digit = Signal()                      # the next digit is the (signed) top one
 
@@ -111,8 +110,16 @@ class MacLane(wiring.Component):
         digit = Signal(signed(D + 1))
         top = d_val[wb - D:]
         m.d.comb += digit.eq(Mux(d_sign_digit, top.as_signed(), top))
+        # E: the partial product of each digit is registered (a DSP or LUT multiplier), then
+        # folded in: P = 16 P + d x, so the loop carries an adder only.
+        e_valid, e_first_digit, e_last_digit = Signal(), Signal(), Signal()
+        e_pp = Signal(signed(D + 1 + ab))
+        e_p = Signal(signed(prod_bits))
+        e_first, e_last = Signal(), Signal()
+        e_shift, e_row = Signal(range(wb)), Signal(unsigned(cfg.row_bits))
+        e_bias = Signal(signed(accb))
         p_next = Signal(signed(prod_bits))
-        m.d.comb += p_next.eq(Mux(d_left == 0, 0, (d_p << D) + digit * d_x))
+        m.d.comb += p_next.eq(Mux(e_first_digit, e_pp, (e_p << D) + e_pp))
 
         a1_valid, a1_first, a1_last = Signal(), Signal(), Signal()
         a1_p, a1_shift = Signal(signed(prod_bits)), Signal(range(wb))
@@ -146,16 +153,22 @@ class MacLane(wiring.Component):
                                 m.d.comb += aligned.eq(f.value.as_unsigned() << (wb - D * nd)
                                                        if nd else 0)
                     m.d.sync += [d_left.eq(ndig), d_val.eq(aligned), d_sign_digit.eq(1),
-                                 d_x.eq(xr.data), d_bias.eq(br.data), d_p.eq(0),
+                                 d_x.eq(xr.data), d_bias.eq(br.data),
                                  d_first.eq(f_first), d_last.eq(f.last), d_shift.eq(f.shift),
                                  d_row.eq(f.row)]
             with m.Elif(d_valid):
-                m.d.sync += [d_left.eq(d_left - 1), d_val.eq(d_val << D), d_p.eq(p_next),
-                             d_sign_digit.eq(0)]
+                m.d.sync += [d_left.eq(d_left - 1), d_val.eq(d_val << D), d_sign_digit.eq(0)]
+            # partial products
+            m.d.sync += [e_valid.eq(d_valid), e_pp.eq(Mux(d_left == 0, 0, digit * d_x)),
+                         e_first_digit.eq(d_sign_digit), e_last_digit.eq(d_done),
+                         e_first.eq(d_first), e_last.eq(d_last), e_shift.eq(d_shift),
+                         e_row.eq(d_row), e_bias.eq(d_bias)]
+            with m.If(e_valid):
+                m.d.sync += e_p.eq(p_next)
             # scale
-            m.d.sync += [a1_valid.eq(d_done), a1_p.eq(p_next), a1_shift.eq(d_shift),
-                         a1_first.eq(d_first), a1_last.eq(d_last), a1_bias.eq(d_bias),
-                         a1_row.eq(d_row)]
+            m.d.sync += [a1_valid.eq(e_valid & e_last_digit), a1_p.eq(p_next),
+                         a1_shift.eq(e_shift), a1_first.eq(e_first), a1_last.eq(e_last),
+                         a1_bias.eq(e_bias), a1_row.eq(e_row)]
             m.d.sync += [a2_valid.eq(a1_valid), a2_full.eq(a1_p << a1_shift),
                          a2_first.eq(a1_first), a2_last.eq(a1_last), a2_bias.eq(a1_bias),
                          a2_row.eq(a1_row)]
