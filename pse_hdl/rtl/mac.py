@@ -112,6 +112,11 @@ class MacLane(wiring.Component):
         m.d.comb += digit.eq(Mux(d_sign_digit, top.as_signed(), top))
         # E: the partial product of each digit is registered (a DSP or LUT multiplier), then
         # folded in: P = 16 P + d x, so the loop carries an adder only.
+        g_valid, g_first_digit, g_last_digit = Signal(), Signal(), Signal()
+        g_digit, g_x = Signal(signed(D + 1)), Signal(signed(ab))
+        g_first, g_last = Signal(), Signal()
+        g_shift, g_row = Signal(range(wb)), Signal(unsigned(cfg.row_bits))
+        g_bias = Signal(signed(accb))
         e_valid, e_first_digit, e_last_digit = Signal(), Signal(), Signal()
         e_pp = Signal(signed(D + 1 + ab))
         e_p = Signal(signed(prod_bits))
@@ -158,11 +163,16 @@ class MacLane(wiring.Component):
                                  d_row.eq(f.row)]
             with m.Elif(d_valid):
                 m.d.sync += [d_left.eq(d_left - 1), d_val.eq(d_val << D), d_sign_digit.eq(0)]
-            # partial products
-            m.d.sync += [e_valid.eq(d_valid), e_pp.eq(Mux(d_left == 0, 0, digit * d_x)),
-                         e_first_digit.eq(d_sign_digit), e_last_digit.eq(d_done),
-                         e_first.eq(d_first), e_last.eq(d_last), e_shift.eq(d_shift),
-                         e_row.eq(d_row), e_bias.eq(d_bias)]
+            # the digit and its activation are registered at the multiplier's inputs, the
+            # partial product at its output (a DSP block runs at full speed that way)
+            m.d.sync += [g_valid.eq(d_valid), g_digit.eq(Mux(d_left == 0, 0, digit)),
+                         g_x.eq(d_x), g_first_digit.eq(d_sign_digit), g_last_digit.eq(d_done),
+                         g_first.eq(d_first), g_last.eq(d_last), g_shift.eq(d_shift),
+                         g_row.eq(d_row), g_bias.eq(d_bias)]
+            m.d.sync += [e_valid.eq(g_valid), e_pp.eq(g_digit * g_x),
+                         e_first_digit.eq(g_first_digit), e_last_digit.eq(g_last_digit),
+                         e_first.eq(g_first), e_last.eq(g_last), e_shift.eq(g_shift),
+                         e_row.eq(g_row), e_bias.eq(g_bias)]
             with m.If(e_valid):
                 m.d.sync += e_p.eq(p_next)
             # scale
