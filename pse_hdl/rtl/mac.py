@@ -279,22 +279,26 @@ class MacArray(wiring.Component):
                          lane.o.ready.eq(fifo.w_rdy)]
             fifos.append(fifo)
         req = Cat(*[f.r_rdy for f in fifos])
-        last = Signal(range(n))
-        above = Signal(n)
-        m.d.comb += above.eq(~((Const(2, n + 1) << last) - 1))
-        grant = Signal(range(n))
-        masked = req & above
-        with m.If(masked.any()):
-            m.d.comb += grant.eq(_lowest(masked, n))
-        with m.Else():
-            m.d.comb += grant.eq(_lowest(req, n))
+        # Round-robin as masks, all shallow logic: `mask` marks the lanes after the last one
+        # served; the grant is the lowest requesting lane in the mask, else the lowest one,
+        # isolated as a one-hot (x & -x); the payload is an AND-OR of the granted FIFO's data.
+        mask = Signal(n)
+        masked = Signal(n)
+        sel = Signal(n)
+        onehot = Signal(n)
+        m.d.comb += [masked.eq(req & mask), sel.eq(Mux(masked.any(), masked, req)),
+                     onehot.eq(sel & (~sel + 1))]
         load = req.any() & (~merged.valid | merged.ready)
         with m.If(~merged.valid | merged.ready):
             m.d.sync += merged.valid.eq(req.any())
+        data_ = 0
+        next_mask = 0
         for k, fifo in enumerate(fifos):
-            m.d.comb += fifo.r_en.eq(load & (grant == k))
-            with m.If(load & (grant == k)):
-                m.d.sync += [Value.cast(merged.payload).eq(fifo.r_data), last.eq(k)]
+            m.d.comb += fifo.r_en.eq(load & onehot[k])
+            data_ = data_ | Mux(onehot[k], fifo.r_data, 0)
+            next_mask = next_mask | Mux(onehot[k], ((1 << n) - 1) & ~((2 << k) - 1), 0)
+        with m.If(load):
+            m.d.sync += [Value.cast(merged.payload).eq(data_), mask.eq(next_mask)]
 
     def _requantize(self, m, merged):
         """ReLU, ``rshift_round`` by ``out_shift`` and saturation to ``act_bits``, one row per
@@ -320,10 +324,3 @@ class MacArray(wiring.Component):
                          self.o.payload.value.eq(Mux(s_val > ahi, ahi,
                                                      Mux(s_val < alo, alo, s_val)))]
 
-
-def _lowest(bits, n):
-    """Index of the lowest set bit of ``bits`` (0 when none): a priority encoder."""
-    out = 0
-    for k in reversed(range(n)):
-        out = Mux(bits[k], k, out)
-    return out
