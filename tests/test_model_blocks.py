@@ -173,3 +173,10 @@ def test_histogram_thresholds_split_on_bin_edges():
     assert np.all(np.abs(np.cumsum(got)[:-1] - np.cumsum(shares)[:-1]) <= widest + 1e-9)
     exact = classify(imp, hist.exact_thresholds_for_shares(imp, shares))
     assert np.all(np.abs(np.bincount(exact, minlength=4) / imp.size - shares) < 1e-3)
+
+
+def test_zone_scale_must_keep_the_weight_in_its_width():
+    from pse_hdl.model.quant import check_shifts
+    check_shifts((12, 8, 0), CFG)
+    with pytest.raises(ValueError, match=r"4-bit zone must lie in \[0, 12\], not 13"):
+        check_shifts((13, 0, 0), CFG)

@@ -2,14 +2,15 @@
 
 A zone of precision b holds ``v = sat_b(rshift_round(master, s))`` where s is the zone's scale
 shift (a power-of-two scale shared by the zone's weights of one layer); the value the MAC uses is
-``v << s``. The b-bit zone of the widest precision (b = weight_bits) uses s = 0 and is exact.
+``v << s``, with ``0 <= s <= weight_bits - b`` so that ``v << s`` fits ``weight_bits``. The zone of
+the widest precision (b = weight_bits) uses s = 0 and is exact.
 """
 
 import numpy as np
 
 from .fixed import rshift_round, saturate, to_int64
 
-__all__ = ["quantize", "dequantize", "choose_shift", "effective_weights"]
+__all__ = ["quantize", "dequantize", "choose_shift", "check_shifts", "effective_weights"]
 
 
 def quantize(master, bits, shift):
@@ -42,8 +43,18 @@ def choose_shift(master, bits, weight_bits):
     return best
 
 
+def check_shifts(shifts, cfg):
+    """Zone scales must lie in ``[0, weight_bits - b]``: the scaled weight then fits
+    ``weight_bits``, which the MAC relies on."""
+    for s, bits in zip(shifts, cfg.precisions):
+        if not 0 <= int(s) <= cfg.weight_bits - bits:
+            raise ValueError(f"zone scale of the {bits}-bit zone must lie in "
+                             f"[0, {cfg.weight_bits - bits}], not {s!r}")
+
+
 def effective_weights(codes, master, shifts, cfg):
     """``v << s`` for every weight from its code, 0 where pruned (what the MAC multiplies)."""
+    check_shifts(shifts, cfg)
     codes, master = to_int64(codes), to_int64(master)
     out = np.zeros(codes.shape, np.int64)
     for k, bits in enumerate(cfg.precisions, start=1):

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import ConfigError
 from .fixed import to_int64
-from .quant import dequantize, quantize
+from .quant import check_shifts, dequantize, quantize
 
 __all__ = ["LayerImage", "pack_words", "unpack_words", "pack_layer", "unpack_layer",
            "encode_meta", "decode_meta", "place_layers", "footprint_bits"]
@@ -104,6 +104,7 @@ class LayerImage:
 
 
 def pack_layer(codes, master, shifts, cfg):
+    check_shifts(shifts, cfg)
     codes = to_int64(codes)
     master = to_int64(master)
     rows, cols = codes.shape

@@ -130,7 +130,9 @@ class MacLane(wiring.Component):
         a1_p, a1_shift = Signal(signed(prod_bits)), Signal(range(wb))
         a1_bias, a1_row = Signal(signed(accb)), Signal(unsigned(cfg.row_bits))
         a2_valid, a2_first, a2_last = Signal(), Signal(), Signal()
-        a2_full = Signal(signed(prod_bits + wb))
+        # A zone scale never exceeds weight_bits - b (docs/SPEC.md, section 5), so the scaled
+        # weight fits weight_bits and the scaled product fits weight_bits + act_bits.
+        a2_full = Signal(signed(prod_bits))
         a2_bias, a2_row = Signal(signed(accb)), Signal(unsigned(cfg.row_bits))
         acc, ovf = Signal(signed(accb)), Signal()
 
@@ -185,7 +187,7 @@ class MacLane(wiring.Component):
             # accumulate, with saturation after every weight: the sum leaves the accumulator's
             # range exactly when its bits from accb-1 up are not all equal.
             base = Mux(a2_first, a2_bias, acc)
-            width = max(accb, prod_bits + wb) + 1
+            width = max(accb, prod_bits) + 1
             total = Signal(signed(width))
             m.d.comb += total.eq(base + a2_full)
             top = total[accb - 1:]
