@@ -49,15 +49,19 @@ def stall_pattern(kind, rng):
     raise ValueError(f"unknown stall pattern {kind!r}")
 
 
-class StreamDriver:
-    """Drives ``<prefix>__valid``/``__payload`` from a list of packed payloads."""
+class _StreamPort:
+    """The ``<prefix>__valid/ready/payload`` handles of one stream, a clock and a stall
+    pattern (``cycle -> bool``)."""
 
     def __init__(self, dut, prefix, clk, stall=lambda c: False):
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.payload = getattr(dut, f"{prefix}__payload")
         self.clk, self.stall = clk, stall
-        self.sent = 0
+
+
+class StreamDriver(_StreamPort):
+    """Drives ``<prefix>__valid``/``__payload`` from a list of packed payloads."""
 
     async def send(self, items):
         i, cycle = 0, 0
@@ -71,19 +75,15 @@ class StreamDriver:
             await ReadOnly()
             if active and self.ready.value == 1:
                 i += 1
-                self.sent += 1
         await RisingEdge(self.clk)
         self.valid.value = 0
 
 
-class StreamMonitor:
+class StreamMonitor(_StreamPort):
     """Drives ``<prefix>__ready`` with a stall pattern and collects transfers."""
 
     def __init__(self, dut, prefix, clk, stall=lambda c: False):
-        self.valid = getattr(dut, f"{prefix}__valid")
-        self.ready = getattr(dut, f"{prefix}__ready")
-        self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk, self.stall = clk, stall
+        super().__init__(dut, prefix, clk, stall)
         self.items = []
 
     async def collect(self, count):
