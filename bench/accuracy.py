@@ -46,7 +46,7 @@ def magnitude_pruned(p, frac, bits=8):
 
 
 def test_acc(p, weights):
-    return accuracy(dense_activations(p.qnet, p.xq["test"], p.cfg, weights)[-1],
+    return accuracy(dense_activations(p.qnet.layers, p.xq["test"], p.cfg, weights)[-1],
                     p.splits["test"][1])
 
 

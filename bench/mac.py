@@ -11,7 +11,6 @@ lanes on iCE40 UP5K and ECP5-85F (`pse synth` flow).
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path

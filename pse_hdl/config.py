@@ -11,7 +11,7 @@ through a TOML file so a user can keep a design point.
 import dataclasses
 import math
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["ConfigError", "PSEConfig", "PRESETS", "preset", "load", "save"]

@@ -62,7 +62,7 @@ def prepare(cfg, hidden=DEFAULT_HIDDEN, seed=0, cache_dir=None):
     x_test, y_test = splits["test"]
     return Prepared(cfg, splits, net, qnet, xq,
                     float(np.mean(net.predict(x_test) == y_test)),
-                    accuracy(dense_activations(qnet, xq["test"], cfg)[-1], y_test))
+                    accuracy(dense_activations(qnet.layers, xq["test"], cfg)[-1], y_test))
 
 
 def run_demo(cfg=None, target_bits=4.5, mode="global", recalibrate_every=4, progress=None,

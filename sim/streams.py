@@ -5,7 +5,6 @@ handshake in the read-only phase of the same cycle, so a transfer is counted exa
 design sees ``valid & ready`` at a rising edge. Idle and backpressure are random with fixed seeds.
 """
 
-import random
 
 from amaranth.hdl import Shape
 from cocotb.triggers import ReadOnly, RisingEdge

@@ -6,7 +6,7 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from pse_hdl.model.histogram import histogram
 from pse_hdl.rtl import layouts

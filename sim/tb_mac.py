@@ -14,7 +14,7 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from pse_hdl.model.layer import layer_forward, requantize
 from pse_hdl.model.quant import dequantize

@@ -4,7 +4,6 @@ import json
 import subprocess
 import sys
 
-import pytest
 
 from pse_hdl.cli import main
 

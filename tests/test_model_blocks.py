@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pse_hdl.config import PSEConfig, preset
+from pse_hdl.config import PSEConfig
 from pse_hdl.model import histogram as hist
 from pse_hdl.model.fixed import rshift_round, saturate
 from pse_hdl.model.pa import allocate, check_thresholds, classify, code_bits_of

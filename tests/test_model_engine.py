@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from pse_hdl.config import PSEConfig
-from pse_hdl.model.engine import (Engine, Firmware, calibrate, dense_activations, exact_thresholds,
+from pse_hdl.model.engine import (Engine, calibrate, dense_activations, exact_thresholds,
                                   histogram_thresholds, profile, run_dynamic)
 from pse_hdl.model.network import (FloatMLP, QuantNet, digits_splits, quantize_input,
                                    quantize_network, train_digits)
@@ -29,7 +29,7 @@ def test_fixed_point_tracks_float(small):
     splits, net, q, xq = small
     x, y = splits["test"]
     f = np.mean(net.predict(x) == y)
-    d = np.mean(np.argmax(dense_activations(q, xq["test"], CFG)[-1], axis=1) == y)
+    d = np.mean(np.argmax(dense_activations(q.layers, xq["test"], CFG)[-1], axis=1) == y)
     assert f > 0.9 and abs(f - d) <= 0.01
     assert q.layers[0].fx == 7                       # inputs in [0, 1]: 2**7 fits int8
     assert np.abs(q.layers[0].master).max() <= 32767
@@ -51,7 +51,7 @@ def test_sklearn_import_and_npz_round_trip(small, tmp_path):
 
 def test_profile_is_the_mean_magnitude_in_ema_units(small):
     splits, net, q, xq = small
-    acts = dense_activations(q, xq["calib"], CFG)
+    acts = dense_activations(q.layers, xq["calib"], CFG)
     for l in range(2):
         mean = np.abs(acts[l]).mean(axis=0) * (1 << CFG.ema_frac_bits)
         assert np.all(np.abs(q.baseline[l] - mean) <= 0.5)

@@ -17,7 +17,7 @@ Sample t is inferred with the layout active when it starts; the RIC consumes the
 entering each layer during that inference; allocation happens between samples.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,16 +41,17 @@ def profile(qnet, x_q, cfg):
     The mean is what an EMA converges to on a stationary task, without the EMA's bias toward
     the last ``1/alpha`` samples, so it is the baseline the run-time estimate starts from.
     """
-    acts = dense_activations(qnet, x_q, cfg)
+    acts = dense_activations(qnet.layers, x_q, cfg)
     n = x_q.shape[0]
     return [(np.left_shift(np.abs(a).sum(axis=0), cfg.ema_frac_bits) + n // 2) // n
             for a in acts[:-1]]
 
 
-def dense_activations(qnet, x_q, cfg, weights=None):
-    """Integer activations entering every layer, and the logits last."""
+def dense_activations(layers, x_q, cfg, weights=None):
+    """Integer activations entering every layer, and the logits last. ``layers`` are
+    :class:`QuantLayer`; ``weights`` replaces their masters (a layout's effective weights)."""
     acts = [np.asarray(x_q, np.int64)]
-    for l, q in enumerate(qnet.layers):
+    for l, q in enumerate(layers):
         w = q.master if weights is None else weights[l]
         acc, _ = layer_forward(w, q.bias, acts[-1], cfg)
         acts.append(requantize(acc, q.shift, True, cfg) if q.relu else acc)
@@ -96,7 +97,7 @@ class Engine:
 
     def infer(self, x_q):
         """Activations entering each layer and the logits, with the current layout."""
-        return dense_activations(_Layers(self.layers), x_q, self.cfg, self.weights)
+        return dense_activations(self.layers, x_q, self.cfg, self.weights)
 
     def observe(self, acts_one):
         for l, ric in enumerate(self.rics):
@@ -119,11 +120,6 @@ class Engine:
         counts = np.bincount(np.concatenate([c.ravel() for c in self.codes]),
                              minlength=len(self.cfg.precisions) + 1)
         return counts / counts.sum()
-
-
-@dataclass
-class _Layers:
-    layers: list
 
 
 def _exponents(engine):

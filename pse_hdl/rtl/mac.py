@@ -7,15 +7,15 @@ wide multiplier per lane and a crossbar to gather several narrow weights (from d
 columns) per cycle; digit-serial needs one 5x8-bit multiplier per lane, which is a handful of
 LUTs or one DSP, so lanes are cheap and many, and the cycle cost follows precision exactly.
 
-**A lane.** Digits are taken most significant first (Horner: ``P = 16 P + d x``), so no
-variable shifter sits in the loop; the top digit is signed, the others unsigned, which is exact
+**A lane.** Digits are taken most significant first (Horner: ``P = 16 P + d x``, with ``d x``
+registered before it is folded in, so the loop carries one adder and no shifter); the top digit is signed, the others unsigned, which is exact
 for every two's-complement value. When the last digit is in, the exact product ``v x`` is shifted
 by the zone scale and added to the accumulator with saturation (``acc_bits``, sticky overflow),
 starting from the row's bias: the golden model's rule (:mod:`pse_hdl.model.layer`), in column
 order, one weight at a time. When the row's last transfer has been added, ReLU (per layer) and
 the requantization ``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the
-activation and bias reads), digits, partial products, scale, accumulate; a lane stalls as a whole only when its
-output FIFO is full. The requantization (ReLU, rounding, shift, saturation: three stages) is
+activation and bias reads), digits, multiplier inputs, partial products, scale, accumulate; a
+lane stalls as a whole only when its output FIFO is full. The requantization (ReLU, rounding, shift, saturation: three stages) is
 shared by all lanes after the merge, since at most one row finishes per cycle there.
 
 **Scheduling.** Each lane has its own input stream carrying whole rows; the feeder (the fetch
