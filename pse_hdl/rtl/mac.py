@@ -4,19 +4,21 @@
 weight takes 4 cycles, 8-bit 2, 4-bit and 2-bit 1, and a pruned weight never reaches the lane.
 Fusing narrow multipliers in the manner of Bit Fusion reaches the same cycle ratio but needs a
 wide multiplier per lane and a crossbar to gather several narrow weights (from different
-columns) per cycle; digit-serial needs one 5x8-bit multiplier per lane, which is a handful of
-LUTs or one DSP, so lanes are cheap and many, and the cycle cost follows precision exactly.
+columns) per cycle; digit-serial needs one 5x8-bit multiplier per lane, a handful of LUTs
+(four shifted copies of the activation, added), so lanes are cheap and many, need no DSP block,
+and the cycle cost follows precision exactly.
 
 **A lane.** Digits are taken most significant first (Horner: ``P = 16 P + d x``, with ``d x``
-registered before it is folded in, so the loop carries one adder and no shifter); the top digit is signed, the others unsigned, which is exact
-for every two's-complement value. When the last digit is in, the exact product ``v x`` is shifted
-by the zone scale and added to the accumulator with saturation (``acc_bits``, sticky overflow),
-starting from the row's bias: the golden model's rule (:mod:`pse_hdl.model.layer`), in column
-order, one weight at a time. When the row's last transfer has been added, ReLU (per layer) and
-the requantization ``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the
-activation and bias reads), digits, multiplier inputs, partial products, scale, accumulate; a
-lane stalls as a whole only when its output FIFO is full. The requantization (ReLU, rounding, shift, saturation: three stages) is
-shared by all lanes after the merge, since at most one row finishes per cycle there.
+registered before it is folded in, so the loop carries one adder and no shifter); the top digit
+is signed, the others unsigned, which is exact for every two's-complement value. When the last
+digit is in, the exact product ``v x`` is shifted by the zone scale and added to the accumulator
+with saturation (``acc_bits``, sticky overflow), starting from the row's bias: the golden
+model's rule (:mod:`pse_hdl.model.layer`), in column order, one weight at a time. When the row's
+last transfer has been added, ReLU (per layer) and the requantization
+``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the activation and bias
+reads), digits, multiplier inputs, partial products, scale, accumulate; a lane stalls as a whole
+only when its output FIFO is full. The requantization (ReLU, rounding, shift, saturation: three
+stages) is shared by all lanes after the merge, since at most one row finishes per cycle there.
 
 **Scheduling.** Each lane has its own input stream carrying whole rows; the feeder (the fetch
 unit) gives each row to the lane that frees first by the rows' costs, the golden model's
@@ -171,7 +173,7 @@ class MacLane(wiring.Component):
                          g_x.eq(d_x), g_first_digit.eq(d_sign_digit), g_last_digit.eq(d_done),
                          g_first.eq(d_first), g_last.eq(d_last), g_shift.eq(d_shift),
                          g_row.eq(d_row), g_bias.eq(d_bias)]
-            m.d.sync += [e_valid.eq(g_valid), e_pp.eq(g_digit * g_x),
+            m.d.sync += [e_valid.eq(g_valid), e_pp.eq(_digit_times(g_digit, g_x, D)),
                          e_first_digit.eq(g_first_digit), e_last_digit.eq(g_last_digit),
                          e_first.eq(g_first), e_last.eq(g_last), e_shift.eq(g_shift),
                          e_row.eq(g_row), e_bias.eq(g_bias)]
@@ -326,3 +328,13 @@ class MacArray(wiring.Component):
                          self.o.payload.value.eq(Mux(s_val > ahi, ahi,
                                                      Mux(s_val < alo, alo, s_val)))]
 
+
+
+def _digit_times(digit, x, D):
+    """``digit * x`` for a (D+1)-bit two's-complement digit, as D+1 shifted copies of ``x``
+    added (the top bit with negative weight): small LUT logic next to the lane, where a DSP
+    block would cost a long route on a large array."""
+    total = -Mux(digit[D], x << D, 0)
+    for i in range(D):
+        total = total + Mux(digit[i], x << i, 0)
+    return total

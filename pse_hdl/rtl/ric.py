@@ -18,7 +18,8 @@ by shifts and adds; add and write), one activation per cycle. The read port is t
 the write port, and an activation whose state is still being updated in the stages before the
 write waits, so updates of one state in quick succession (a layer of at most four columns) are
 exact. The host loads states (the profiled baseline) through ``host``; a host write enters the
-same pipeline ahead of the stream, so neither is lost. ``x`` is ready whenever no host write is offered and no hazard holds it. The allocation
+same pipeline ahead of the stream, so neither is lost. ``x`` is ready whenever no host write is
+offered and no hazard holds it. The allocation
 pass is three stages (read; register the state and ``|w|``; multiply, a registered product)
 with backpressure on ``o`` stalling the pipeline; it must not overlap an update sample (the
 firmware runs it between samples).
