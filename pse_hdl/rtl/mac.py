@@ -272,9 +272,7 @@ class MacArray(wiring.Component):
     def _merge(self, m, merged):
         n = self._lanes
         # Each lane's results wait in a small FIFO, so a lane stalls on its own FIFO's level
-        # (a register), never on the arbiter. The merge is registered: a round-robin grant
-        # (the lowest requesting lane above the last one served, else the lowest) loads the
-        # output register whenever it is free or being taken.
+        # (a register), never on the arbiter.
         fifos = []
         for k, lane in enumerate(self.lane):
             fifo = SyncFIFO(width=len(Value.cast(lane.o.payload)), depth=2)
@@ -282,27 +280,21 @@ class MacArray(wiring.Component):
             m.d.comb += [fifo.w_data.eq(lane.o.payload), fifo.w_en.eq(lane.o.valid),
                          lane.o.ready.eq(fifo.w_rdy)]
             fifos.append(fifo)
-        req = Cat(*[f.r_rdy for f in fifos])
-        # Round-robin as masks, all shallow logic: `mask` marks the lanes after the last one
-        # served; the grant is the lowest requesting lane in the mask, else the lowest one,
-        # isolated as a one-hot (x & -x); the payload is an AND-OR of the granted FIFO's data.
-        mask = Signal(n)
-        masked = Signal(n)
-        sel = Signal(n)
-        onehot = Signal(n)
-        m.d.comb += [masked.eq(req & mask), sel.eq(Mux(masked.any(), masked, req)),
-                     onehot.eq(sel & (~sel + 1))]
-        load = req.any() & (~merged.valid | merged.ready)
-        with m.If(~merged.valid | merged.ready):
-            m.d.sync += merged.valid.eq(req.any())
-        data_ = 0
-        next_mask = 0
-        for k, fifo in enumerate(fifos):
-            m.d.comb += fifo.r_en.eq(load & onehot[k])
-            data_ = data_ | Mux(onehot[k], fifo.r_data, 0)
-            next_mask = next_mask | Mux(onehot[k], ((1 << n) - 1) & ~((2 << k) - 1), 0)
-        with m.If(load):
-            m.d.sync += [Value.cast(merged.payload).eq(data_), mask.eq(next_mask)]
+        # A tree of registered round-robin nodes, at most 4 inputs each, so no path crosses
+        # more than four lanes' worth of logic (on a 16-lane array the lanes spread over the die).
+        width = len(Value.cast(merged.payload))
+        level = [(f.r_rdy, f.r_data, f.r_en) for f in fifos]
+        depth = 0
+        while len(level) > 4:
+            nxt = []
+            for g in range(0, len(level), 4):
+                valid = Signal(name=f"node{depth}_{g // 4}_valid")
+                payload = Signal(width, name=f"node{depth}_{g // 4}_payload")
+                ready = Signal(name=f"node{depth}_{g // 4}_ready")
+                _rr_node(m, level[g:g + 4], valid, payload, ready, f"node{depth}_{g // 4}")
+                nxt.append((valid, payload, ready))
+            level, depth = nxt, depth + 1
+        _rr_node(m, level, merged.valid, Value.cast(merged.payload), merged.ready, "root")
 
     def _requantize(self, m, merged):
         """ReLU, ``rshift_round`` by ``out_shift`` and saturation to ``act_bits``, one row per
@@ -338,3 +330,28 @@ def _digit_times(digit, x, D):
     for i in range(D):
         total = total + Mux(digit[i], x << i, 0)
     return total
+
+
+def _rr_node(m, inputs, valid, payload, ready, name):
+    """A registered round-robin merge of ``inputs`` (``[(valid, payload, take), ...]``, where
+    ``take`` is driven here) into the register ``valid``/``payload``, which is loaded whenever it
+    is free or ``ready`` takes it. `mask` marks the inputs after the last one served; the grant is
+    the lowest requesting input in the mask, else the lowest one, isolated as a one-hot
+    (``x & -x``); the payload is an AND-OR of the granted input's data."""
+    n = len(inputs)
+    req = Cat(*[v for v, _, _ in inputs])
+    mask, sel, onehot = Signal(n, name=f"{name}_mask"), Signal(n, name=f"{name}_sel"), \
+        Signal(n, name=f"{name}_grant")
+    m.d.comb += [sel.eq(Mux((req & mask).any(), req & mask, req)),
+                 onehot.eq(sel & (~sel + 1))]
+    free = ~valid | ready
+    load = req.any() & free
+    with m.If(free):
+        m.d.sync += valid.eq(req.any())
+    data_, next_mask = 0, 0
+    for k, (_, data_k, take) in enumerate(inputs):
+        m.d.comb += take.eq(load & onehot[k])
+        data_ = data_ | Mux(onehot[k], data_k, 0)
+        next_mask = next_mask | Mux(onehot[k], ((1 << n) - 1) & ~((2 << k) - 1), 0)
+    with m.If(load):
+        m.d.sync += [payload.eq(data_), mask.eq(next_mask)]
