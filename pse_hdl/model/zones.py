@@ -94,14 +94,6 @@ class LayerImage:
     meta: list                        # metadata bit string (0/1), LSB first
     base: tuple = field(default=())   # per class: base word in the zone (set by place_layers)
 
-    def values(self, cfg):
-        """The quantized (zone) value of every weight, 0 where pruned."""
-        return unpack_layer(self, cfg)[1]
-
-    def effective(self, cfg):
-        """The value the MAC uses, ``v << s``, 0 where pruned."""
-        return unpack_layer(self, cfg)[2]
-
 
 def pack_layer(codes, master, shifts, cfg):
     check_shifts(shifts, cfg)
