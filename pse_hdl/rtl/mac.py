@@ -270,7 +270,6 @@ class MacArray(wiring.Component):
 
 
     def _merge(self, m, merged):
-        n = self._lanes
         # Each lane's results wait in a small FIFO, so a lane stalls on its own FIFO's level
         # (a register), never on the arbiter.
         fifos = []
