@@ -99,6 +99,11 @@ class PSEConfig:
     desc_stride : int
         Rows between two row descriptors (power of two); 1 gives one descriptor per row. The
         fetch unit can start a walk at any descriptor; between them it walks the codes.
+    fetch_ports : int
+        Output ports of the zoned memory's fetch unit (power of two, 1..16), one walker each; a
+        layer's surviving weights are split into that many equal runs (split descriptors).
+    max_layers : int
+        Layers the zoned memory's tables hold (1..64).
     meta_encoding : str
         How the per-weight codes are stored: ``"fixed"`` (``code_bits`` each) or ``"unary"``
         (truncated unary, LSB first: pruned ``0``, class k < n ``k`` ones then a zero, the top
@@ -130,6 +135,8 @@ class PSEConfig:
     hist_sub_bits: int = 2
     desc_stride: int = 8
     meta_encoding: str = "unary"
+    fetch_ports: int = 4
+    max_layers: int = 4
 
     def __post_init__(self):
         # Normalise sequences given as lists (from TOML or by hand) to tuples, so the object stays
@@ -206,6 +213,8 @@ class PSEConfig:
         if self.meta_encoding not in META_ENCODINGS:
             raise ConfigError(f"meta_encoding must be one of {META_ENCODINGS}, "
                               f"not {self.meta_encoding!r}")
+        _check_int("fetch_ports", self.fetch_ports, 1, 16, pow2=True)
+        _check_int("max_layers", self.max_layers, 1, 64)
 
     # -- derived values -------------------------------------------------------------------------
 
@@ -289,17 +298,41 @@ class PSEConfig:
         return len(self.precisions) * self.zone_index_bits + self.meta_index_bits
 
     @property
+    def pos_bits(self):
+        """Width of a flat weight index in a layer, ``0 .. max_rows * max_cols`` inclusive."""
+        return (self.max_rows * self.max_cols).bit_length()
+
+    @property
+    def meta_depth(self):
+        """Words of the metadata memory (per bank): every master weight's longest code."""
+        return -(-self.master_depth * self.max_code_length // self.zone_word_bits)
+
+    @property
+    def desc_depth(self):
+        """Row descriptors the descriptor memory holds (per bank)."""
+        return self.max_layers * -(-self.max_rows // self.desc_stride)
+
+    @property
+    def split_desc_bits(self):
+        """Bits of one split descriptor: row, column and flat index of the weight a fetch
+        port starts at, per zone its element index, and its metadata offset."""
+        return (self.row_bits + 1 + self.col_bits + self.pos_bits
+                + len(self.precisions) * self.zone_index_bits + self.meta_index_bits)
+
+    @property
     def out_shift_bits(self):
         """Width of a layer's requantization shift (0 .. acc_bits-1)."""
         return (self.acc_bits - 1).bit_length()
 
     @property
     def layer_desc_bits(self):
-        """Bits of one layer descriptor: shape, master base, output shift and ReLU, and per zone
-        a base word address and a scale shift."""
+        """Bits of one layer descriptor: shape, master base, output shift and ReLU, per zone a
+        base word address and a scale shift, and where its metadata and row descriptors
+        begin."""
         return (self.row_bits + 1 + self.col_bits + 1 + self.master_addr_bits
                 + self.out_shift_bits + 1
-                + len(self.precisions) * (self.zone_addr_bits + self.shift_bits))
+                + len(self.precisions) * (self.zone_addr_bits + self.shift_bits)
+                + self.meta_index_bits + (self.desc_depth - 1).bit_length())
 
     # -- persistence ----------------------------------------------------------------------------
 

@@ -88,7 +88,9 @@ def test_footprint_counts_every_stored_bit():
     assert fp["values"] == words * 32
     assert fp["metadata"] == lengths[codes].sum()
     assert fp["descriptors"] == 8 * cfg.row_desc_bits
-    assert fp["total"] == fp["values"] + fp["metadata"] + fp["descriptors"] + cfg.layer_desc_bits
+    assert fp["split_descriptors"] == 3 * cfg.split_desc_bits
+    assert fp["total"] == (fp["values"] + fp["metadata"] + fp["descriptors"]
+                           + fp["split_descriptors"] + cfg.layer_desc_bits)
     assert fp["bits_per_weight"] == pytest.approx(fp["total"] / 4096)
 
 

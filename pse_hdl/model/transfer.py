@@ -23,7 +23,7 @@ import numpy as np
 
 from .fixed import to_int64
 
-__all__ = ["fields", "dtype", "layer_stream", "lane_streams"]
+__all__ = ["fields", "dtype", "layer_stream", "lane_streams", "port_streams"]
 
 
 def fields(cfg):
@@ -64,3 +64,39 @@ def lane_streams(codes, values, shifts, cfg, lanes=None):
     stream = layer_stream(codes, values, shifts, cfg)
     lane_of, _ = schedule_rows(code_bits_of(codes, cfg), cfg, lanes)
     return [stream[lane_of[stream["row"]] == k] for k in range(lanes)]
+
+
+def port_streams(codes, values, shifts, cfg, ports=None):
+    """The transfers of a layer as the zoned memory's fetch ports send them.
+
+    Port p walks the layer's codes from split point p to split point p+1
+    (:func:`pse_hdl.model.zones.split_points`; port 0 starts at the layer's first code, the
+    last port ends at its end), so each port carries ``N / P`` surviving weights. Within a
+    port the transfers are in row-major order; ``last`` marks the port's last transfer of a row
+    (a row cut by a split point ends on one port and continues on the next). An all-pruned row
+    sends its marker on the port whose walk covers it.
+    """
+    from .zones import split_points
+    ports = ports or cfg.fetch_ports
+    codes, values = to_int64(codes), to_int64(values)
+    rows, cols = codes.shape
+    shift_of = np.array((0,) + tuple(shifts), np.int64)
+    bounds = [0] + [int(s[2]) for s in split_points(codes, cfg, ports)] + [rows * cols]
+    flat_codes, flat_values = codes.ravel(), values.ravel()
+    out = []
+    for p in range(ports):
+        lo, hi = bounds[p], bounds[p + 1]
+        records = []
+        for i in range(lo // cols, -(-hi // cols)):
+            a, b = max(lo, i * cols), min(hi, (i + 1) * cols)
+            live = a + np.flatnonzero(flat_codes[a:b])
+            if live.size == 0:
+                if a == i * cols and b == (i + 1) * cols:
+                    records.append((0, 0, 0, 0, i, 1))
+                continue
+            for n, pos in enumerate(live):
+                c = int(flat_codes[pos])
+                records.append((int(flat_values[pos]), c, int(shift_of[c]), int(pos % cols), i,
+                                int(n == live.size - 1)))
+        out.append(np.array(records, dtype=dtype(cfg)).reshape(-1))
+    return out

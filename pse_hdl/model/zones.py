@@ -10,7 +10,10 @@ Metadata: one code per weight in dense row-major order, as a bit string packed L
 words (``meta_encoding``: fixed ``code_bits`` per code, or truncated unary). Every
 ``desc_stride`` rows a row descriptor gives, for each zone, the element index (relative to the
 layer's segment) at which that row's class-k weights begin, and the bit offset of the row's first
-code, so a walk can start there. The footprint counts exactly what is stored.
+code, so a walk can start there. For the fetch unit's ``fetch_ports`` walkers, ``P - 1`` split
+descriptors per layer give the walk state (row, column, flat index, per-zone element index,
+metadata offset) at surviving weight ``floor(p N / P)``, p = 1..P-1, so walker p streams an equal
+share of the layer's N surviving weights. The footprint counts exactly what is stored.
 """
 
 from dataclasses import dataclass, field
@@ -22,7 +25,8 @@ from .fixed import to_int64
 from .quant import check_shifts, dequantize, quantize
 
 __all__ = ["LayerImage", "pack_words", "unpack_words", "pack_layer", "unpack_layer",
-           "encode_meta", "decode_meta", "place_layers", "footprint_bits"]
+           "encode_meta", "decode_meta", "split_points", "place_layers", "footprint_bits",
+           "check_fit"]
 
 
 def encode_meta(codes, cfg):
@@ -92,7 +96,37 @@ class LayerImage:
     descriptors: np.ndarray           # ceil(rows/stride) x (classes + 1): per zone the element
                                       # index of the row's first weight, then its metadata offset
     meta: list                        # metadata bit string (0/1), LSB first
+    splits: np.ndarray = None         # (P-1) x (row, col, pos, per-class index..., meta offset)
     base: tuple = field(default=())   # per class: base word in the zone (set by place_layers)
+    meta_base: int = 0                # bit offset of the layer's metadata (set by place_layers)
+    desc_base: int = 0                # index of its first row descriptor (set by place_layers)
+
+
+def split_points(codes, cfg, ports=None):
+    """Split descriptors of a layer: for p = 1..P-1, the walk state at surviving weight
+    ``n_p = floor(p N / P)`` in row-major order: ``(row, column, flat index, element index per
+    zone, metadata bit offset)``. Where ``n_p >= N`` the state is the layer's end
+    ``(rows, 0, rows*cols, counts..., metadata length)``."""
+    ports = ports or cfg.fetch_ports
+    codes = to_int64(codes)
+    rows, cols = codes.shape
+    flat = codes.ravel()
+    classes = len(cfg.precisions)
+    lengths = np.array([cfg.code_length(k) for k in range(classes + 1)])
+    # State before each position, and at the end (one extra entry).
+    before = np.zeros((flat.size + 1, classes + 1), np.int64)
+    for k in range(1, classes + 1):
+        before[1:, k - 1] = np.cumsum(flat == k)
+    before[1:, classes] = np.cumsum(lengths[flat])
+    survivors = np.flatnonzero(flat)
+    n = survivors.size
+    out = []
+    for p in range(1, ports):
+        target = p * n // ports
+        pos = int(survivors[target]) if target < n else flat.size
+        row, col = (pos // cols, pos % cols) if pos < flat.size else (rows, 0)
+        out.append([row, col, pos, *before[pos]])
+    return np.array(out, np.int64).reshape(ports - 1, 3 + classes + 1)
 
 
 def pack_layer(codes, master, shifts, cfg):
@@ -114,7 +148,8 @@ def pack_layer(codes, master, shifts, cfg):
     starts = np.vstack([np.zeros((1, per_row.shape[1]), np.int64), np.cumsum(per_row, axis=0)])
     descriptors = starts[:rows:cfg.desc_stride]
     return LayerImage(rows, cols, codes.copy(), tuple(int(s) for s in shifts), words,
-                      tuple(counts), descriptors, encode_meta(codes, cfg))
+                      tuple(counts), descriptors, encode_meta(codes, cfg),
+                      split_points(codes, cfg))
 
 
 def unpack_layer(image, cfg):
@@ -130,17 +165,42 @@ def unpack_layer(image, cfg):
     return codes, values, dequantize(values, shift)
 
 
+def check_fit(shapes, cfg):
+    """Reject layer shapes the zoned memory cannot hold (layer count, shape, master store), with
+    the needed and the available sizes."""
+    if len(shapes) > cfg.max_layers:
+        raise ConfigError(f"the network has {len(shapes)} layers but max_layers is "
+                          f"{cfg.max_layers}")
+    for l, (rows, cols) in enumerate(shapes):
+        if not (1 <= rows <= cfg.max_rows and 1 <= cols <= cfg.max_cols):
+            raise ConfigError(f"layer {l} is {rows}x{cols} but the configuration allows at most "
+                              f"{cfg.max_rows}x{cfg.max_cols} (max_rows x max_cols)")
+    weights = sum(r * c for r, c in shapes)
+    if weights > cfg.master_depth:
+        raise ConfigError(f"the master store needs {weights} weights but master_depth is "
+                          f"{cfg.master_depth}: raise master_depth to at least "
+                          f"{1 << (weights - 1).bit_length()}")
+
+
 def place_layers(images, cfg):
-    """Assign every layer's zone segments their base words; reject what does not fit."""
-    used = [0] * len(cfg.precisions)
+    """Assign every layer's zone segments their base words, its metadata and descriptor bases;
+    reject what does not fit, naming the needed and the available sizes."""
+    check_fit([(im.rows, im.cols) for im in images], cfg)
+    used, meta, desc = [0] * len(cfg.precisions), 0, 0
     for image in images:
-        image.base = tuple(used)
+        image.base, image.meta_base, image.desc_base = tuple(used), meta, desc
         used = [u + len(w) for u, w in zip(used, image.words)]
+        meta += len(image.meta)
+        desc += image.descriptors.shape[0]
     for k, bits in enumerate(cfg.precisions):
         if used[k] > cfg.zone_depth:
             raise ConfigError(f"zone of {bits}-bit weights needs {used[k]} words but zone_depth "
                               f"is {cfg.zone_depth}: raise zone_depth to at least "
                               f"{1 << (used[k] - 1).bit_length()}")
+    if meta > cfg.meta_depth * cfg.zone_word_bits:
+        raise ConfigError(f"the metadata needs {meta} bits but the metadata memory holds "
+                          f"{cfg.meta_depth * cfg.zone_word_bits} (meta_depth words of "
+                          f"zone_word_bits)")
     return used
 
 
@@ -149,9 +209,11 @@ def footprint_bits(images, cfg):
     values = sum(len(w) for im in images for w in im.words) * cfg.zone_word_bits
     metadata = sum(len(im.meta) for im in images)
     descriptors = sum(im.descriptors.shape[0] for im in images) * cfg.row_desc_bits
+    splits = len(images) * (cfg.fetch_ports - 1) * cfg.split_desc_bits
     layers = len(images) * cfg.layer_desc_bits
     n = sum(im.rows * im.cols for im in images)
-    total = values + metadata + descriptors + layers
+    total = values + metadata + descriptors + splits + layers
     return {"values": values, "metadata": metadata, "descriptors": descriptors,
-            "layer_descriptors": layers, "total": total, "weights": n,
+            "split_descriptors": splits, "layer_descriptors": layers, "total": total,
+            "weights": n,
             "bits_per_weight": total / n if n else 0.0}

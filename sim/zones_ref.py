@@ -1,0 +1,159 @@
+"""What the zoned memory should hold and send, from the golden model, as port-level integers.
+
+Shared by the tier 1 tests (Amaranth simulator) and the cocotb testbench: the host writes
+(masters, plans), the expected contents of every memory after a re-zoning, and each fetch port's
+expected transfers, all packed into the integers the ports carry.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from amaranth.hdl import Shape
+from amaranth.lib import data
+
+from pse_hdl.model.transfer import port_streams
+from pse_hdl.model.zones import pack_layer, place_layers, unpack_layer
+from pse_hdl.rtl import layouts
+from pse_hdl.rtl.zones import Target, plan_layout, row_desc_layout, split_layout, table_layout
+
+__all__ = ["pack", "unpack", "Network", "random_network"]
+
+
+def _leaves(layout, offset=0, path=()):
+    if isinstance(layout, data.StructLayout):
+        for name, f in layout:
+            yield from _leaves(f.shape, offset + f.offset, path + (name,))
+    elif isinstance(layout, data.ArrayLayout):
+        for i in range(layout.length):
+            yield from _leaves(layout.elem_shape, offset + i * Shape.cast(layout.elem_shape).width,
+                               path + (i,))
+    else:
+        shape = Shape.cast(layout)
+        yield path, offset, shape.width, shape.signed
+
+
+def pack(layout, values):
+    """A nested dict/list of ints to the layout's integer (missing fields are 0)."""
+    word = 0
+    for path, off, width, _ in _leaves(layout):
+        v = values
+        for key in path:
+            v = v[key] if (isinstance(v, dict) and key in v) or isinstance(v, (list, tuple)) \
+                else 0
+        word |= (int(v) & ((1 << width) - 1)) << off
+    return word
+
+
+def unpack(layout, word):
+    """Flat ``{path: int}`` of a layout's integer (for transfers: field name to value)."""
+    out = {}
+    for path, off, width, signed in _leaves(layout):
+        v = (word >> off) & ((1 << width) - 1)
+        out[path if len(path) > 1 else path[0]] = v - (1 << width) if signed and v >> (width - 1) \
+            else v
+    return out
+
+
+@dataclass
+class Network:
+    """Layers (master, codes, shifts) placed as the model places them."""
+    cfg: object
+    masters: list
+    codes: list
+    shifts: list
+
+    def __post_init__(self):
+        self.images = [pack_layer(c, mm, s, self.cfg)
+                       for mm, c, s in zip(self.masters, self.codes, self.shifts)]
+        self.used = place_layers(self.images, self.cfg)
+        self.master_base = np.cumsum([0] + [m.size for m in self.masters])[:-1]
+
+    # -- host side -------------------------------------------------------------------------
+    def master_writes(self):
+        """``[(addr, value)]`` of every master weight."""
+        out = []
+        for base, mm in zip(self.master_base, self.masters):
+            out += [(int(base) + i, int(v) & ((1 << self.cfg.weight_bits) - 1))
+                    for i, v in enumerate(mm.ravel())]
+        return out
+
+    def plan_words(self):
+        out = []
+        for l, im in enumerate(self.images):
+            out.append(pack(plan_layout(self.cfg), {
+                "rows": im.rows, "cols": im.cols, "master_base": int(self.master_base[l]),
+                "count": int(sum(im.counts)), "shift": list(im.shifts)}))
+        return out
+
+    def code_stream(self):
+        """The ``codes`` stream of a re-zoning: every layer's codes, row-major."""
+        return [int(c) for codes in self.codes for c in np.asarray(codes).ravel()]
+
+    # -- expected memory contents ----------------------------------------------------------
+    def expected(self):
+        """``{(target, addr): int}`` of every word a re-zoning writes."""
+        cfg, out = self.cfg, {}
+        n = len(cfg.precisions)
+        for k in range(n):
+            for im in self.images:
+                for i, w in enumerate(im.words[k]):
+                    out[(Target.ZONE.value + k, im.base[k] + i)] = w
+        bits = [b for im in self.images for b in im.meta]
+        W = cfg.zone_word_bits
+        for i in range(0, len(bits), W):
+            out[(Target.META.value, i // W)] = sum(b << j for j, b in enumerate(bits[i:i + W]))
+        for l, im in enumerate(self.images):
+            for d, row in enumerate(im.descriptors):
+                out[(Target.DESC.value, im.desc_base + d)] = pack(
+                    row_desc_layout(cfg), {"index": list(row[:n]), "meta": row[n]})
+            for q, s in enumerate(im.splits, start=1):
+                out[(Target.SPLIT.value, l * cfg.fetch_ports + q)] = pack(split_layout(cfg), {
+                    "row": s[0], "col": s[1], "pos": s[2], "index": list(s[3:3 + n]),
+                    "meta": s[3 + n]})
+            out[(Target.TABLE.value, l)] = pack(table_layout(cfg), {
+                "cols": im.cols, "total": im.rows * im.cols, "zone_base": list(im.base),
+                "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base})
+        return out
+
+    def footprint_counts(self):
+        """What the status outputs report after the re-zoning."""
+        return {"zone_words": list(self.used),
+                "meta_bits": sum(len(im.meta) for im in self.images),
+                "row_descs": sum(im.descriptors.shape[0] for im in self.images),
+                "split_descs": len(self.images) * (self.cfg.fetch_ports - 1),
+                "layers": len(self.images)}
+
+    def port_words(self, l):
+        """Expected packed transfers of each fetch port for layer ``l``."""
+        im = self.images[l]
+        codes, values, _ = unpack_layer(im, self.cfg)
+        lay = layouts.transfer_layout(self.cfg)
+        return [[pack(lay, {f: int(t[f]) for f in t.dtype.names}) for t in s]
+                for s in port_streams(codes, values, im.shifts, self.cfg)]
+
+    def masters_after(self):
+        """The master store after the re-zoning (destructive mode clears pruned masters)."""
+        if self.cfg.reversible:
+            return [m.copy() for m in self.masters]
+        return [np.where(np.asarray(c) == 0, 0, m) for m, c in zip(self.masters, self.codes)]
+
+
+def random_network(cfg, rng, shapes, sparsity=None, mix=None):
+    """Random masters and code maps of the given shapes; ``sparsity`` (fraction pruned) and
+    ``mix`` (class probabilities) are drawn at random when not given."""
+    n = len(cfg.precisions)
+    masters, codes, shifts = [], [], []
+    for rows, cols in shapes:
+        sp = rng.random() if sparsity is None else sparsity
+        p = rng.dirichlet(np.ones(n)) if mix is None else np.asarray(mix, float)
+        c = rng.choice(np.arange(1, n + 1), size=(rows, cols), p=p / p.sum())
+        c[rng.random((rows, cols)) < sp] = 0
+        mm = rng.integers(-(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1),
+                          size=(rows, cols))
+        # Spread of magnitudes, so saturation and every scale occur.
+        mm = mm >> rng.integers(0, cfg.weight_bits - 1, size=(rows, cols))
+        masters.append(mm.astype(np.int64))
+        codes.append(c.astype(np.int64))
+        shifts.append([int(rng.integers(0, cfg.weight_bits - b + 1)) for b in cfg.precisions])
+    return Network(cfg, masters, codes, shifts)
+
