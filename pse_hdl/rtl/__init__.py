@@ -42,6 +42,11 @@ def _mac(cfg):
     return MacArray(cfg)
 
 
+def _zones(cfg):
+    from .zones import ZonedMemory
+    return ZonedMemory(cfg)
+
+
 # name -> (description, constructor taking a PSEConfig)
 BLOCKS = {
     "ric": ("Rolling Importance Calculator: EMA of |x| per input in block RAM, |w|*A on demand",
@@ -55,6 +60,8 @@ BLOCKS = {
     "control": ("Control chain RIC -> PA -> SM -> histogram", _control),
     "mac": ("Variable-precision MAC array: digit-serial lanes, 0 cycles for pruned weights",
             _mac),
+    "zones": ("Zoned weight memory: precision zones in two banks, re-zoning engine, fetch "
+              "walkers sending the tagged stream", _zones),
 }
 
 

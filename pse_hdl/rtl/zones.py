@@ -147,6 +147,11 @@ def _log2(x):
     return (x - 1).bit_length()
 
 
+# Metadata words a walker step examines: 2 lets one step skip up to 61 pruned unary codes
+# (32-bit words), so long pruned runs on sparse maps cost no extra cycle.
+LOOK = 2
+
+
 class ZonedMemory(wiring.Component):
     """Zoned weight memory with its fetch unit and re-zoning engine (see the module docs).
 
@@ -321,22 +326,24 @@ class ZonedMemory(wiring.Component):
         tab = Signal(table_layout(cfg))
         layer = Signal(range(max(2, cfg.max_layers)))
         bank = Signal()
-        load = Signal(2)
-        m.d.sync += load.eq(Cat(fetch_start, load[0]))
+        load = Signal()
+        m.d.sync += load.eq(fetch_start)
         with m.If(fetch_start):
             m.d.sync += [layer.eq(arg), bank.eq(active)]
-        with m.If(load[0]):
+        with m.If(load):
             m.d.sync += tab.eq(table_rd.data)
+        go_layer = Mux(fetch_start, arg, layer)
+        go_bank = Mux(fetch_start, active, bank)
         m.d.comb += table_rd.addr.eq(Mux(fetch_start,
                                          _banked(active, arg, cfg.max_layers),
                                          _banked(hr.bank, hr.addr, cfg.max_layers)))
         walkers = []
         for p in range(P):
-            w = _Walker(cfg, p, tab, layer, bank)
+            w = _Walker(cfg, p, tab, table_rd.data, layer, bank, go_layer, go_bank)
             m.submodules[f"walker{p}"] = w
             walkers.append(w)
             wiring.connect(m, w.o, wiring.flipped(self.o[p]))
-            m.d.comb += [w.go.eq(load[1]), w.meta_data.eq(meta_rd[p].data),
+            m.d.comb += [w.go.eq(fetch_start), w.meta_data.eq(meta_rd[p].data),
                          w.split_data.eq(split_rd[p].data)]
             for k in range(n):
                 m.d.comb += w.zone_data[k].eq(z_rd[k][p].data)
@@ -358,7 +365,7 @@ class ZonedMemory(wiring.Component):
                              split_rd[p].addr.eq(w.split_addr), split_rd[p].en.eq(w.en)]
                 for k in range(n):
                     m.d.comb += [z_rd[k][p].addr.eq(w.zone_addr[k]), z_rd[k][p].en.eq(w.en)]
-        m.d.comb += [fetch_busy.eq(load.any() | Cat(w.busy for w in walkers).any()),
+        m.d.comb += [fetch_busy.eq(load | Cat(w.busy for w in walkers).any()),
                      desc_rd.addr.eq(_banked(hr.bank, hr.addr, cfg.desc_depth))]
 
         # -- host read data ------------------------------------------------------------------
@@ -677,8 +684,9 @@ class _Walker(wiring.Component):
     ``p + 1``; one surviving weight per cycle. ``en`` is low while the output is stalled; every
     register and read port of the walker holds then."""
 
-    def __init__(self, cfg, p, tab, layer, bank):
-        self.cfg, self.p, self.tab, self.layer, self.bank = cfg, p, tab, layer, bank
+    def __init__(self, cfg, p, tab, tab_now, layer, bank, go_layer, go_bank):
+        self.cfg, self.p, self.tab, self.tab_now = cfg, p, tab, tab_now
+        self.layer, self.bank, self.go_layer, self.go_bank = layer, bank, go_layer, go_bank
         n, W = len(cfg.precisions), cfg.zone_word_bits
         geo = _geometry(cfg)
         super().__init__({
@@ -694,7 +702,8 @@ class _Walker(wiring.Component):
         per = [cfg.per_word(b) for b in cfg.precisions]
         geo = _geometry(cfg)
         len0, maxlen = cfg.code_length(0), cfg.max_code_length
-        Z = (W - maxlen) // len0
+        look = LOOK * W                        # window bits one step examines
+        Z = (look - maxlen) // len0
         m = Module()
 
         en = self.en
@@ -705,8 +714,8 @@ class _Walker(wiring.Component):
         idx = Array(Signal(cfg.zone_index_bits, name=f"idx{k}") for k in range(n))
         row_has = Signal()                     # the walk has sent a weight of this row
         unres = Signal()                       # a sent weight still waits for its last bit
-        buf = Signal(3 * W)                    # metadata window, bit 0 = next code
-        count = Signal(range(3 * W + 1))
+        buf = Signal(look + 2 * W)             # metadata window, bit 0 = next code
+        count = Signal(range(look + 2 * W + 1))
         mword = Signal(range(2 * cfg.meta_depth))
         inflight, aligned = Signal(), Signal()
         drop = Signal(range(W))
@@ -749,7 +758,7 @@ class _Walker(wiring.Component):
         m.d.comb += rowrem.eq(cols - col)
         rdiff = Signal(range(Z + 1))
         m.d.comb += rdiff.eq(r - rowrem)
-        consume = Signal(range(W + 1))         # bits this cycle takes from the window
+        consume = Signal(range(look + 1))      # bits this cycle takes from the window
 
         def emit(kind, erow, ecol=0, code=0):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind), ev.row.eq(erow), ev.col.eq(ecol),
@@ -780,34 +789,35 @@ class _Walker(wiring.Component):
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.comb += self.split_addr.eq(_banked(self.bank, self.layer * P + p,
+                    m.d.comb += self.split_addr.eq(_banked(self.go_bank, self.go_layer * P + p,
                                                            geo[Target.SPLIT]))
                     m.next = "START"
             with m.State("START"):
-                # Split p is on the read port; ask for split p + 1.
+                # Split p and the table entry are on the read ports: read the first metadata
+                # word, ask for split p + 1.
                 m.d.comb += self.split_addr.eq(_banked(self.bank, self.layer * P + p + 1,
                                                        geo[Target.SPLIT]))
                 sd = self.split_data
                 if p == 0:
                     m.d.sync += [row.eq(0), col.eq(0), start_pos.eq(0)]
                     m.d.sync += [idx[k].eq(0) for k in range(n)]
-                    first = tab.meta_base
+                    first = self.tab_now.meta_base
                 else:
                     m.d.sync += [row.eq(sd.row), col.eq(sd.col), start_pos.eq(sd.pos)]
                     m.d.sync += [idx[k].eq(sd.index[k]) for k in range(n)]
-                    first = tab.meta_base + sd.meta
-                m.d.sync += [mword.eq(first >> _log2(W)), drop.eq(first[:_log2(W)]),
-                             aligned.eq(0), row_has.eq(0), unres.eq(0)]
+                    first = self.tab_now.meta_base + sd.meta
+                m.d.comb += self.meta_addr.eq(_banked(self.bank, first >> _log2(W),
+                                                      cfg.meta_depth))
+                m.d.sync += [mword.eq((first >> _log2(W)) + 1), drop.eq(first[:_log2(W)]),
+                             count.eq(0), buf.eq(0), inflight.eq(1), aligned.eq(0),
+                             row_has.eq(0), unres.eq(0)]
                 m.next = "END"
             with m.State("END"):
                 end = tab.total if p == P - 1 else self.split_data.pos
                 m.d.sync += left.eq(end - start_pos)
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(en & ~aligned & (count >= W)):
-                    m.d.comb += consume.eq(drop)
-                    m.d.sync += aligned.eq(1)
-                with m.If(en & aligned & (count >= W)):
+                with m.If(en & (count >= look)):
                     with m.If(left == 0):
                         emit(DONE, row)
                         m.next = "DRAIN"
@@ -837,17 +847,20 @@ class _Walker(wiring.Component):
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid)
 
         # -- window refill: one metadata word per cycle while there is room ------------------
-        running = fsm.ongoing("RUN")
+        # The first word enters shifted by the offset of the walk's first code in it.
+        running = fsm.ongoing("RUN") | fsm.ongoing("END")
         issue = Signal()
-        m.d.comb += [issue.eq(running & (count + Mux(inflight, W, 0) <= 2 * W)),
+        m.d.comb += [issue.eq(running & (count + Mux(inflight, W, 0) <= look + W)),
                      self.meta_ren.eq(en)]
-        with m.If(fsm.ongoing("START")):
-            m.d.sync += [count.eq(0), buf.eq(0), inflight.eq(0)]
-        with m.Elif(en & running):
-            kept = Signal(range(3 * W + 1))
+        with m.If(en & running):
+            kept = Signal(range(look + 2 * W + 1))
+            incoming = Mux(aligned, self.meta_data, self.meta_data >> drop)
             m.d.comb += kept.eq(count - consume)
-            m.d.sync += [buf.eq((buf >> consume) | Mux(inflight, self.meta_data << kept, 0)),
-                         count.eq(kept + Mux(inflight, W, 0)), inflight.eq(issue)]
+            m.d.sync += [buf.eq((buf >> consume) | Mux(inflight, incoming << kept, 0)),
+                         count.eq(kept + Mux(inflight, Mux(aligned, W, W - drop), 0)),
+                         inflight.eq(issue)]
+            with m.If(inflight):
+                m.d.sync += aligned.eq(1)
             with m.If(issue):
                 m.d.sync += mword.eq(mword + 1)
 
