@@ -24,7 +24,7 @@ BUILD_ROOT = Path(os.environ.get("PSE_SIM_BUILD", ROOT / "sim_build"))
 BUILD_ARGS = [*VERILATOR_WAIVERS, "--x-assign", "unique", "--x-initial", "unique", "-O2"]
 
 
-def _build(block, cfg, build_args):
+def _build(block, cfg, build_args, log_file=None):
     verilog = generate_verilog(block, cfg)
     key = hashlib.sha256("\0".join([verilog, *build_args]).encode()).hexdigest()[:16]
     top = f"pse_{block}"
@@ -36,22 +36,26 @@ def _build(block, cfg, build_args):
         src = build_dir / f"{top}.v"
         src.write_text(verilog)
         runner.build(sources=[src], hdl_toplevel=top, build_args=build_args,
-                     build_dir=build_dir, always=True)
+                     build_dir=build_dir, always=True,
+                     log_file=build_dir / "build.log" if log_file else None)
         stamp.write_text(key)
     return runner, top, build_dir
 
 
 def run_cocotb(block, cfg, test_module, *, testcase=None, seed=1, extra_env=None,
-               build_args=BUILD_ARGS):
-    """Run ``sim/<test_module>.py`` against block ``block``; return (tests, failures)."""
+               build_args=BUILD_ARGS, log_file=None):
+    """Run ``sim/<test_module>.py`` against block ``block``; return (tests, failures).
+    With ``log_file`` the simulator's output goes there (and the build's next to the model)
+    instead of to the terminal, as the benchmarks want for clean tables."""
     from cocotb_tools.check_results import get_results
-    runner, top, build_dir = _build(block, cfg, list(build_args))
+    runner, top, build_dir = _build(block, cfg, list(build_args), log_file)
     env = {"PSE_CONFIG": json.dumps(cfg.to_dict()), "PYTHONPATH": os.pathsep.join(
         [str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.update(extra_env or {})
     results = runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                           testcase=testcase,
                           build_dir=build_dir, test_dir=build_dir, seed=seed, extra_env=env,
+                          log_file=log_file,
                           results_xml=str(build_dir / f"results_{test_module}_{os.getpid()}.xml"))
     return get_results(Path(results))
 

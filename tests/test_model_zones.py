@@ -5,9 +5,10 @@ import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig, preset
 from pse_hdl.model.quant import effective_weights, quantize
-from pse_hdl.model.transfer import dtype, fields, layer_stream
-from pse_hdl.model.zones import (decode_meta, encode_meta, footprint_bits, pack_layer,
-                                 pack_words, place_layers, unpack_layer, unpack_words)
+from pse_hdl.model.transfer import dtype, fields, layer_stream, port_streams
+from pse_hdl.model.zones import (check_fit, decode_meta, encode_meta, footprint_bits,
+                                 pack_layer, pack_words, place_layers, split_points,
+                                 unpack_layer, unpack_words)
 
 CONFIGS = {"default": PSEConfig(), "wide": preset("wide"),
            "fixed-meta": PSEConfig(meta_encoding="fixed", desc_stride=1),
@@ -124,3 +125,57 @@ def test_transfer_stream():
         (77, 2, 2, 0, 2, 1)]
     assert [f[0] for f in fields(cfg)] == list(dtype(cfg).names)
     assert sum(w for _, w, _ in fields(cfg)) == 16 + 2 + 4 + 8 + 8 + 1
+
+
+@pytest.mark.parametrize("ports", [1, 2, 4, 16])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", CODEMAPS)
+def test_port_streams_split_the_layer_stream_evenly(ports, shape, kind):
+    cfg = PSEConfig(fetch_ports=ports)
+    for seed in range(3):
+        master, codes, shifts = make(cfg, SHAPES[shape], kind, seed)
+        values = np.where(codes > 0, master >> 8, 0)
+        whole = layer_stream(codes, values, shifts, cfg)
+        parts = port_streams(codes, values, shifts, cfg)
+        assert len(parts) == ports
+        live = [p[p["code"] > 0] for p in parts]
+        # Concatenated, the ports carry the layer's weights in order, the same fields but last.
+        joined = np.concatenate(live)
+        for f in ("value", "code", "shift", "column", "row"):
+            np.testing.assert_array_equal(joined[f], whole[whole["code"] > 0][f])
+        # Equal shares: floor(p N / P) boundaries.
+        n = len(joined)
+        assert [len(x) for x in live] == [(p + 1) * n // ports - p * n // ports
+                                          for p in range(ports)]
+        # Every all-pruned row's marker is sent once; every port ends each row it touches.
+        markers = sorted(int(r) for p in parts for r in p[p["code"] == 0]["row"])
+        assert markers == sorted(int(r) for r in whole[whole["code"] == 0]["row"])
+        for p in parts:
+            for row in set(int(r) for r in p["row"]):
+                assert p[p["row"] == row]["last"].tolist()[-1] == 1
+                assert sum(p[p["row"] == row]["last"]) == 1
+
+
+def test_split_points_give_the_walk_state():
+    cfg = PSEConfig(fetch_ports=4)
+    codes = np.array([[0, 1, 0, 3], [0, 0, 0, 0], [2, 0, 1, 1]])
+    s = split_points(codes, cfg)
+    # 5 survivors: splits at survivors 1, 2, 3 = positions 3, 8, 10.
+    assert s[:, 2].tolist() == [3, 8, 10]
+    assert s[0].tolist() == [0, 3, 3, 1, 0, 0, 1 + 2 + 1]      # after "0", "10", "0"
+    assert s[1, :2].tolist() == [2, 0]
+    assert s[1, 3:6].tolist() == [1, 0, 1]
+    empty = split_points(np.zeros((2, 3), int), cfg)
+    assert empty[:, 2].tolist() == [6, 6, 6] and empty[:, 0].tolist() == [2, 2, 2]
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(max_layers=1), "the network has 2 layers but max_layers is 1"),
+    (dict(master_depth=1024), "master store needs 1600 weights but master_depth is 1024"),
+    (dict(max_rows=16), r"layer 0 is 32x40 but the configuration allows at most 16x256"),
+])
+def test_network_that_does_not_fit_is_rejected_with_sizes(change, match):
+    cfg = PSEConfig().replace(**change)
+    with pytest.raises(ConfigError, match=match):
+        check_fit([(32, 40), (10, 32)], cfg)
+

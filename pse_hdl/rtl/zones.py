@@ -714,8 +714,10 @@ class _Walker(wiring.Component):
         idx = Array(Signal(cfg.zone_index_bits, name=f"idx{k}") for k in range(n))
         row_has = Signal()                     # the walk has sent a weight of this row
         unres = Signal()                       # a sent weight still waits for its last bit
-        buf = Signal(look + 2 * W)             # metadata window, bit 0 = next code
-        count = Signal(range(look + 2 * W + 1))
+        # Metadata window, bit 0 = the next code. It is kept a word fuller than a step needs, so a
+        # step that takes a long run (up to ``look`` bits) does not starve the next one.
+        buf = Signal(look + 3 * W)
+        count = Signal(range(look + 3 * W + 1))
         mword = Signal(range(2 * cfg.meta_depth))
         inflight, aligned = Signal(), Signal()
         drop = Signal(range(W))
@@ -850,10 +852,10 @@ class _Walker(wiring.Component):
         # The first word enters shifted by the offset of the walk's first code in it.
         running = fsm.ongoing("RUN") | fsm.ongoing("END")
         issue = Signal()
-        m.d.comb += [issue.eq(running & (count + Mux(inflight, W, 0) <= look + W)),
+        m.d.comb += [issue.eq(running & (count + Mux(inflight, W, 0) <= look + 2 * W)),
                      self.meta_ren.eq(en)]
         with m.If(en & running):
-            kept = Signal(range(look + 2 * W + 1))
+            kept = Signal(range(look + 3 * W + 1))
             incoming = Mux(aligned, self.meta_data, self.meta_data >> drop)
             m.d.comb += kept.eq(count - consume)
             m.d.sync += [buf.eq((buf >> consume) | Mux(inflight, incoming << kept, 0)),
