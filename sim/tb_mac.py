@@ -18,8 +18,9 @@ from cocotb.triggers import RisingEdge
 
 from pse_hdl.model.layer import layer_forward, requantize
 from pse_hdl.model.quant import dequantize
-from pse_hdl.model.transfer import lane_streams
+from pse_hdl.model.transfer import lane_schedule, lane_streams
 from pse_hdl.rtl import layouts
+from pse_hdl.rtl.mac import schedule_layout
 from sim.common import PATTERNS, SEEDS, reset, start
 from sim.runner import config_from_env
 from sim.streams import Codec, Scoreboard, StreamDriver, StreamMonitor, stall_pattern
@@ -28,6 +29,7 @@ CFG = config_from_env()
 L = CFG.lanes
 N = len(CFG.precisions)
 BITS = np.array((0,) + tuple(CFG.precisions))
+SCHED_BITS = schedule_layout(CFG).size
 INPUTS = [f"i__{k}__valid" for k in range(L)] + ["o__ready", "x__valid", "bias__en"]
 
 
@@ -52,6 +54,9 @@ async def run_layer(dut, codes, values, shifts, bias, x, relu, out_shift, patter
     result)."""
     await load(dut, x, bias, relu, out_shift)
     streams = lane_streams(codes, values, shifts, CFG)
+    cs = Codec(schedule_layout(CFG))
+    dut.sched.value = sum(cs.pack({"row": row, "cont": cont}) << (k * SCHED_BITS)
+                          for k, (row, cont) in enumerate(lane_schedule(streams)))
     ct, cr = Codec(layouts.transfer_layout(CFG)), Codec(layouts.mac_result(CFG))
     drivers = [StreamDriver(dut, f"i__{k}", dut.clk,
                             stall_pattern(pattern[0], random.Random(rng.random())))

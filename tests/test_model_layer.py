@@ -1,4 +1,4 @@
-"""Golden model: layer engine (saturating accumulation, requantization) and cycle model."""
+"""Golden model: layer engine (exact sum, one saturation, requantization) and cycle model."""
 
 import numpy as np
 import pytest
@@ -10,7 +10,8 @@ CFG = PSEConfig()
 
 
 def reference(w, b, x, acc_bits):
-    """Plain Python: start at the saturated bias, add column by column, saturate each time."""
+    """Plain Python: the saturated bias plus the exact sum of the row's products, saturated
+    once."""
     lo, hi = -(1 << (acc_bits - 1)), (1 << (acc_bits - 1)) - 1
     acc = np.zeros((x.shape[0], w.shape[0]), np.int64)
     ovf = np.zeros_like(acc, bool)
@@ -21,15 +22,14 @@ def reference(w, b, x, acc_bits):
             a = min(max(a, lo), hi)
             for j in range(w.shape[1]):
                 a += int(w[i, j]) * int(x[n, j])
-                if a < lo or a > hi:
-                    a, f = min(max(a, lo), hi), True
-            acc[n, i], ovf[n, i] = a, f
+            f = f or a < lo or a > hi
+            acc[n, i], ovf[n, i] = min(max(a, lo), hi), f
     return acc, ovf
 
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("acc_bits", [24, 32])
-def test_layer_forward_matches_sequential_saturation(seed, acc_bits):
+def test_layer_forward_saturates_the_exact_sum(seed, acc_bits):
     cfg = PSEConfig(acc_bits=acc_bits)
     rng = np.random.default_rng(seed)
     rows, cols = rng.integers(1, 20, 2)
@@ -45,13 +45,16 @@ def test_layer_forward_matches_sequential_saturation(seed, acc_bits):
         assert ovf.any()
 
 
-def test_saturation_is_order_dependent_and_column_order_is_the_rule():
+def test_the_sum_does_not_depend_on_the_order():
+    """A run through the rail and back: saturating after every product would give hi - p."""
     cfg = PSEConfig(acc_bits=24)
     hi = (1 << 23) - 1
     w = np.array([[32767, -32767]])
     x = np.array([[127, 127]])
     acc, ovf = layer_forward(w, [hi], x, cfg)
-    assert acc[0, 0] == hi - 32767 * 127 and ovf[0, 0]
+    assert acc[0, 0] == hi and not ovf[0, 0]
+    acc, ovf = layer_forward(w[:, ::-1], [hi], x, cfg)
+    assert acc[0, 0] == hi and not ovf[0, 0]
 
 
 def test_requantize():
@@ -65,7 +68,24 @@ def test_cycle_model():
     assert weight_costs(bits, CFG).tolist() == [[4, 2, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]
     c = cycle_model(bits, CFG, lanes=2)
     assert c["work"] == 11 and c["ideal"] == 6 and c["dense16"] == 24
-    assert c["scheduled"] == 7          # rows 0 and 2 land on lanes 0 and 1: max(7, 4)
+    # costs 4 2 1 | 1 1 1 1: the second lane starts at the weight whose prefix reaches 6
+    assert c["scheduled"] == 7 - 1 and c["ideal"] == 6
     assert cycle_model(np.zeros((4, 4)), CFG)["scheduled"] == 0
     dense = cycle_model(np.full((8, 8), 16), CFG, lanes=4)
     assert dense["scheduled"] == dense["dense16"] == 64
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_lane_split_is_contiguous_balanced_and_only_trailing_lanes_are_empty(seed):
+    from pse_hdl.model.layer import lane_split
+    rng = np.random.default_rng(seed)
+    costs = rng.choice([1, 2, 4], size=int(rng.integers(0, 40)))
+    lanes = int(rng.choice([1, 2, 3, 4, 16]))
+    starts = lane_split(costs, lanes)
+    assert starts[0] == 0 and starts[-1] == len(costs) and starts == sorted(starts)
+    sizes = np.diff(starts)
+    nonempty = sizes > 0
+    assert not np.any(~nonempty[:-1] & nonempty[1:])      # no empty lane before a busy one
+    if len(costs) >= lanes:
+        loads = [costs[a:b].sum() for a, b in zip(starts, starts[1:])]
+        assert max(loads) <= -(-costs.sum() // lanes) + 4

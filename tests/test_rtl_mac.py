@@ -8,7 +8,7 @@ import pytest
 from pse_hdl.config import ConfigError, PSEConfig, preset
 from pse_hdl.model.layer import layer_forward, requantize
 from pse_hdl.model.quant import dequantize
-from pse_hdl.model.transfer import lane_streams
+from pse_hdl.model.transfer import lane_schedule, lane_streams
 from pse_hdl.rtl.mac import MacArray, MacLane
 from tests.simutil import run_sim, stream_sink, stream_source
 
@@ -44,6 +44,9 @@ def run_layer(cfg, lanes, codes, values, shifts, bias, x, relu, out_shift, seed=
     async def control(ctx):
         ctx.set(dut.relu, relu)
         ctx.set(dut.out_shift, out_shift)
+        for k, (row, cont) in enumerate(lane_schedule(streams)):
+            ctx.set(dut.sched[k].row, row)
+            ctx.set(dut.sched[k].cont, cont)
         await load_operands(ctx, dut, x, bias)
 
     def source(k):
@@ -117,3 +120,23 @@ def test_random_layers_match_the_model(lanes, seed):
 def test_mac_needs_4bit_digits():
     with pytest.raises(ConfigError, match="mac_digit_bits=4"):
         MacLane(PSEConfig(mac_digit_bits=2))
+
+
+@pytest.mark.parametrize("shape, density", [((1, 64), 0.8), ((2, 40), 0.5), ((3, 5), 0.3),
+                                            ((10, 64), 0.3)])
+@pytest.mark.parametrize("lanes", [4, 16])
+def test_rows_split_over_several_lanes(shape, density, lanes):
+    """One row over 4 or 16 lanes, fewer weights than lanes, short rows: the carry chain."""
+    rng = np.random.default_rng(lanes + shape[1])
+    cfg = preset("wide").replace(max_rows=64, max_cols=256)
+    n = len(cfg.precisions)
+    codes = rng.integers(1, n + 1, shape) * (rng.random(shape) < density)
+    bits = np.array((0,) + tuple(cfg.precisions))[codes]
+    values = np.where(bits > 0, rng.integers(-32768, 32768, shape) >> (16 - np.maximum(bits, 1)),
+                      0)
+    shifts = tuple(int(rng.integers(0, 16 - b + 1)) for b in cfg.precisions)
+    bias, x = rng.integers(-1000, 1000, shape[0]), rng.integers(-128, 128, shape[1])
+    streams = lane_streams(codes, values, shifts, cfg, lanes)
+    assert sum(cont for _, cont in lane_schedule(streams)) > 0 or shape == (3, 5)
+    got = run_layer(cfg, lanes, codes, values, shifts, bias, x, True, 8, seed=lanes)
+    assert got == expected(cfg, codes, values, shifts, bias, x, True, 8)

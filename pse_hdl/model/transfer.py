@@ -23,7 +23,7 @@ import numpy as np
 
 from .fixed import to_int64
 
-__all__ = ["fields", "dtype", "layer_stream", "lane_streams", "port_streams"]
+__all__ = ["fields", "dtype", "layer_stream", "lane_streams", "lane_schedule", "port_streams"]
 
 
 def fields(cfg):
@@ -54,38 +54,16 @@ def layer_stream(codes, values, shifts, cfg):
     return np.array(records, dtype=dtype(cfg))
 
 
-def lane_streams(codes, values, shifts, cfg, lanes=None):
-    """The transfers of a layer split over MAC lanes: whole rows, each row to the lane that
-    frees first by its weight costs (:func:`pse_hdl.model.layer.schedule_rows`), in row order
-    within a lane. Returns one structured array per lane."""
-    from .layer import schedule_rows
-    from .pa import code_bits_of
-    lanes = lanes or cfg.lanes
-    stream = layer_stream(codes, values, shifts, cfg)
-    lane_of, _ = schedule_rows(code_bits_of(codes, cfg), cfg, lanes)
-    return [stream[lane_of[stream["row"]] == k] for k in range(lanes)]
-
-
-def port_streams(codes, values, shifts, cfg, ports=None):
-    """The transfers of a layer as the zoned memory's fetch ports send them.
-
-    Port p walks the layer's codes from split point p to split point p+1
-    (:func:`pse_hdl.model.zones.split_points`; port 0 starts at the layer's first code, the
-    last port ends at its end), so each port carries ``N / P`` surviving weights. Within a
-    port the transfers are in row-major order; ``last`` marks the port's last transfer of a row
-    (a row cut by a split point ends on one port and continues on the next). An all-pruned row
-    sends its marker on the port whose walk covers it.
-    """
-    from .zones import split_points
-    ports = ports or cfg.fetch_ports
+def _split_streams(codes, values, shifts, cfg, bounds):
+    """The layer's transfers cut at flat positions ``bounds`` (part p walks positions
+    ``[bounds[p], bounds[p+1])``): ``last`` marks each part's last transfer of a row; an
+    all-pruned row's marker goes to the part whose positions cover it."""
     codes, values = to_int64(codes), to_int64(values)
-    rows, cols = codes.shape
+    cols = codes.shape[1]
     shift_of = np.array((0,) + tuple(shifts), np.int64)
-    bounds = [0] + [int(s[2]) for s in split_points(codes, cfg, ports)] + [rows * cols]
     flat_codes, flat_values = codes.ravel(), values.ravel()
     out = []
-    for p in range(ports):
-        lo, hi = bounds[p], bounds[p + 1]
+    for lo, hi in zip(bounds, bounds[1:]):
         records = []
         for i in range(lo // cols, -(-hi // cols)):
             a, b = max(lo, i * cols), min(hi, (i + 1) * cols)
@@ -100,3 +78,53 @@ def port_streams(codes, values, shifts, cfg, ports=None):
                                 int(n == live.size - 1)))
         out.append(np.array(records, dtype=dtype(cfg)).reshape(-1))
     return out
+
+
+def lane_streams(codes, values, shifts, cfg, lanes=None):
+    """The transfers of a layer split over MAC lanes: the surviving weights in row-major order
+    cut into contiguous chunks of equal MAC cost (:func:`pse_hdl.model.layer.lane_split`), so a
+    row may be split between neighbouring lanes (each part ends with ``last``). Returns one
+    structured array per lane."""
+    from .layer import lane_split, weight_costs
+    from .pa import code_bits_of
+    lanes = lanes or cfg.lanes
+    codes = to_int64(codes)
+    flat = codes.ravel()
+    live = np.flatnonzero(flat)
+    costs = weight_costs(code_bits_of(codes, cfg), cfg).ravel()[live]
+    starts = lane_split(costs, lanes)
+    bounds = [0] + [int(live[s]) if s < live.size else flat.size for s in starts[1:-1]] \
+        + [flat.size]
+    return _split_streams(codes, values, shifts, cfg, bounds)
+
+
+def lane_schedule(streams):
+    """What the MAC array is told about a layer's lane streams: per lane, the row of its first
+    transfer and whether that row began on the previous lane (its partial sum is then added to
+    the previous lane's). ``[(first_row, continues), ...]``; an empty lane is ``(0, False)``."""
+    out = []
+    for k, s in enumerate(streams):
+        if len(s) == 0:
+            out.append((0, False))
+            continue
+        first = int(s["row"][0])
+        prev = streams[k - 1] if k else []
+        out.append((first, bool(len(prev)) and int(prev["row"][-1]) == first))
+    return out
+
+
+def port_streams(codes, values, shifts, cfg, ports=None):
+    """The transfers of a layer as the zoned memory's fetch ports send them.
+
+    Port p walks the layer's codes from split point p to split point p+1
+    (:func:`pse_hdl.model.zones.split_points`; port 0 starts at the layer's first code, the
+    last port ends at its end), so each port carries ``N / P`` surviving weights. Within a
+    port the transfers are in row-major order; ``last`` marks the port's last transfer of a row
+    (a row cut by a split point ends on one port and continues on the next). An all-pruned row
+    sends its marker on the port whose walk covers it.
+    """
+    from .zones import split_points
+    ports = ports or cfg.fetch_ports
+    rows, cols = np.shape(codes)
+    bounds = [0] + [int(s[2]) for s in split_points(codes, cfg, ports)] + [rows * cols]
+    return _split_streams(codes, values, shifts, cfg, bounds)

@@ -48,18 +48,29 @@ def _lane_ports(cfg):
         "i": In(stream.Signature(layouts.transfer_layout(cfg))),
         "o": Out(stream.Signature(_row_sum(cfg))),
         "x_wr": In(HostWritePort(cfg.col_bits, cfg.act_bits)),
-        "b_wr": In(HostWritePort(cfg.row_bits, cfg.acc_bits)),
     }
 
 
+def psum_bits(cfg):
+    """Width of an exact partial sum of a row: ``max_cols`` products of ``act_bits +
+    weight_bits`` bits (a scaled weight fits ``weight_bits``) need ``col_bits`` more."""
+    return cfg.act_bits + cfg.weight_bits + cfg.col_bits
+
+
 def _row_sum(cfg):
-    """A lane's finished row: the saturated accumulator and its overflow flag."""
-    return data.StructLayout({"row": unsigned(cfg.row_bits), "acc": signed(cfg.acc_bits),
-                              "overflow": 1})
+    """A lane's finished part of a row: the exact sum of its products."""
+    return data.StructLayout({"row": unsigned(cfg.row_bits), "psum": signed(psum_bits(cfg))})
+
+
+def schedule_layout(cfg):
+    """Per lane and layer: the row of the lane's first transfer, and whether that row began on
+    the previous lane (``model.transfer.lane_schedule``)."""
+    return data.StructLayout({"row": unsigned(cfg.row_bits), "cont": 1})
 
 
 class MacLane(wiring.Component):
-    """One lane. ``i`` carries whole rows (tagged transfers); ``o`` one accumulator per row."""
+    """One lane. ``i`` carries row parts (tagged transfers, ``last`` ends a part); ``o`` one
+    exact partial sum per part."""
 
     def __init__(self, cfg):
         if cfg.mac_digit_bits != 4:
@@ -73,31 +84,28 @@ class MacLane(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
-        wb, ab, accb = cfg.weight_bits, cfg.act_bits, cfg.acc_bits
+        wb, ab = cfg.weight_bits, cfg.act_bits
         D = cfg.mac_digit_bits
         prod_bits = wb + ab
-        lo, hi = signed_range(accb)
+        sb = psum_bits(cfg)
 
         m.submodules.xbuf = xbuf = memory.Memory(shape=signed(ab), depth=cfg.max_cols, init=[])
-        m.submodules.bbuf = bbuf = memory.Memory(shape=signed(accb), depth=cfg.max_rows, init=[])
-        xw, bw = xbuf.write_port(), bbuf.write_port()
-        xr, br = xbuf.read_port(), bbuf.read_port()
+        xw, xr = xbuf.write_port(), xbuf.read_port()
         m.d.comb += [xw.en.eq(self.x_wr.en), xw.addr.eq(self.x_wr.addr),
-                     xw.data.eq(self.x_wr.data), bw.en.eq(self.b_wr.en),
-                     bw.addr.eq(self.b_wr.addr), bw.data.eq(self.b_wr.data)]
+                     xw.data.eq(self.x_wr.data)]
 
         # Digits per code: 0 for pruned (the row-end marker), ceil(b / D) otherwise.
         ndig_of = [0] + [-(-b // D) for b in cfg.precisions]
         adv = ~self.o.valid | self.o.ready
 
-        # -- fetch: the transfer waits here while its activation and bias are read. --------
+        # -- fetch: the transfer waits here while its activation is read. --------------------
         f_valid, f_first, open_row = Signal(), Signal(), Signal()
         f = Signal(layouts.transfer_layout(cfg))
         # -- digits --------------------------------------------------------------------------
         d_valid, d_first, d_last = Signal(), Signal(), Signal()
         d_left = Signal(range(max(ndig_of) + 1))
         d_val = Signal(unsigned(wb))                 # the value, top digit aligned to bit wb
-        d_x, d_bias = Signal(signed(ab)), Signal(signed(accb))
+        d_x = Signal(signed(ab))
         d_shift, d_row = Signal(range(wb)), Signal(unsigned(cfg.row_bits))
         d_sign_digit = Signal()                      # the next digit is the (signed) top one
 
@@ -106,8 +114,7 @@ class MacLane(wiring.Component):
         f_accept = ~f_valid | d_accept
         take = self.i.valid & self.i.ready
         m.d.comb += [self.i.ready.eq(adv & f_accept),
-                     xr.en.eq(take), xr.addr.eq(self.i.payload.column),
-                     br.en.eq(take), br.addr.eq(self.i.payload.row)]
+                     xr.en.eq(take), xr.addr.eq(self.i.payload.column)]
 
         digit = Signal(signed(D + 1))
         top = d_val[wb - D:]
@@ -118,25 +125,23 @@ class MacLane(wiring.Component):
         g_digit, g_x = Signal(signed(D + 1)), Signal(signed(ab))
         g_first, g_last = Signal(), Signal()
         g_shift, g_row = Signal(range(wb)), Signal(unsigned(cfg.row_bits))
-        g_bias = Signal(signed(accb))
         e_valid, e_first_digit, e_last_digit = Signal(), Signal(), Signal()
         e_pp = Signal(signed(D + 1 + ab))
         e_p = Signal(signed(prod_bits))
         e_first, e_last = Signal(), Signal()
         e_shift, e_row = Signal(range(wb)), Signal(unsigned(cfg.row_bits))
-        e_bias = Signal(signed(accb))
         p_next = Signal(signed(prod_bits))
         m.d.comb += p_next.eq(Mux(e_first_digit, e_pp, (e_p << D) + e_pp))
 
         a1_valid, a1_first, a1_last = Signal(), Signal(), Signal()
         a1_p, a1_shift = Signal(signed(prod_bits)), Signal(range(wb))
-        a1_bias, a1_row = Signal(signed(accb)), Signal(unsigned(cfg.row_bits))
+        a1_row = Signal(unsigned(cfg.row_bits))
         a2_valid, a2_first, a2_last = Signal(), Signal(), Signal()
         # A zone scale never exceeds weight_bits - b (docs/SPEC.md, section 5), so the scaled
         # weight fits weight_bits and the scaled product fits weight_bits + act_bits.
         a2_full = Signal(signed(prod_bits))
-        a2_bias, a2_row = Signal(signed(accb)), Signal(unsigned(cfg.row_bits))
-        acc, ovf = Signal(signed(accb)), Signal()
+        a2_row = Signal(unsigned(cfg.row_bits))
+        acc = Signal(signed(sb))
 
         with m.If(adv):
             # fetch
@@ -162,7 +167,7 @@ class MacLane(wiring.Component):
                                 m.d.comb += aligned.eq(f.value.as_unsigned() << (wb - D * nd)
                                                        if nd else 0)
                     m.d.sync += [d_left.eq(ndig), d_val.eq(aligned), d_sign_digit.eq(1),
-                                 d_x.eq(xr.data), d_bias.eq(br.data),
+                                 d_x.eq(xr.data),
                                  d_first.eq(f_first), d_last.eq(f.last), d_shift.eq(f.shift),
                                  d_row.eq(f.row)]
             with m.Elif(d_valid):
@@ -172,44 +177,43 @@ class MacLane(wiring.Component):
             m.d.sync += [g_valid.eq(d_valid), g_digit.eq(Mux(d_left == 0, 0, digit)),
                          g_x.eq(d_x), g_first_digit.eq(d_sign_digit), g_last_digit.eq(d_done),
                          g_first.eq(d_first), g_last.eq(d_last), g_shift.eq(d_shift),
-                         g_row.eq(d_row), g_bias.eq(d_bias)]
+                         g_row.eq(d_row)]
             m.d.sync += [e_valid.eq(g_valid), e_pp.eq(_digit_times(g_digit, g_x, D)),
                          e_first_digit.eq(g_first_digit), e_last_digit.eq(g_last_digit),
                          e_first.eq(g_first), e_last.eq(g_last), e_shift.eq(g_shift),
-                         e_row.eq(g_row), e_bias.eq(g_bias)]
+                         e_row.eq(g_row)]
             with m.If(e_valid):
                 m.d.sync += e_p.eq(p_next)
             # scale
             m.d.sync += [a1_valid.eq(e_valid & e_last_digit), a1_p.eq(p_next),
                          a1_shift.eq(e_shift), a1_first.eq(e_first), a1_last.eq(e_last),
-                         a1_bias.eq(e_bias), a1_row.eq(e_row)]
+                         a1_row.eq(e_row)]
             m.d.sync += [a2_valid.eq(a1_valid), a2_full.eq(a1_p << a1_shift),
-                         a2_first.eq(a1_first), a2_last.eq(a1_last), a2_bias.eq(a1_bias),
-                         a2_row.eq(a1_row)]
-            # accumulate, with saturation after every weight: the sum leaves the accumulator's
-            # range exactly when its bits from accb-1 up are not all equal.
-            base = Mux(a2_first, a2_bias, acc)
-            width = max(accb, prod_bits) + 1
-            total = Signal(signed(width))
-            m.d.comb += total.eq(base + a2_full)
-            top = total[accb - 1:]
-            over = ~((top == 0) | (top == (1 << (width - accb + 1)) - 1))
-            sat = Signal(signed(accb))
-            m.d.comb += sat.eq(Mux(over, Mux(total[-1], lo, hi), total[:accb]))
-            new_ovf = Mux(a2_first, 0, ovf) | over
+                         a2_first.eq(a1_first), a2_last.eq(a1_last), a2_row.eq(a1_row)]
+            # accumulate exactly: the partial sum is wide enough for a whole row
+            total = Signal(signed(sb))
+            m.d.comb += total.eq(Mux(a2_first, 0, acc) + a2_full)
             with m.If(a2_valid):
-                m.d.sync += [acc.eq(sat), ovf.eq(new_ovf)]
+                m.d.sync += acc.eq(total)
             m.d.sync += [self.o.valid.eq(a2_valid & a2_last), self.o.payload.row.eq(a2_row),
-                         self.o.payload.acc.eq(sat), self.o.payload.overflow.eq(new_ovf)]
+                         self.o.payload.psum.eq(total)]
         return m
 
 
 class MacArray(wiring.Component):
     """``lanes`` lanes with their own input streams ``i[k]``, shared operand writes and layer
-    registers, and one output stream ``o`` merged round-robin.
+    registers, and one output stream ``o``.
 
     ``x`` writes the activation vector (column order, ``last`` ends it) into every lane's
-    buffer; ``bias`` writes a row's bias; ``out_shift`` and ``relu`` hold for the layer."""
+    buffer; ``bias`` writes a row's bias; ``out_shift``, ``relu`` and ``sched`` (per lane, from
+    ``model.transfer.lane_schedule``) hold for the layer.
+
+    A row split between lanes k-1 and k (``sched[k].cont``, row ``sched[k].row``) finishes in
+    two parts: lane k's part (its first) waits in lane k-1's carry register, and lane k-1 adds it
+    to its own part (its last) before the sum goes on; a row spread over more lanes is passed
+    down the chain the same way. Whole rows then go through a round-robin merge to the shared
+    finishing pipeline: bias read, add and saturation to ``acc_bits``, ReLU, rounding shift,
+    saturation to ``act_bits``."""
 
     def __init__(self, cfg, lanes=None):
         self._cfg = cfg
@@ -222,62 +226,69 @@ class MacArray(wiring.Component):
             "bias": In(HostWritePort(cfg.row_bits, cfg.acc_bits)),
             "out_shift": In(range(cfg.acc_bits)),
             "relu": In(1),
+            "sched": In(data.ArrayLayout(schedule_layout(cfg), self._lanes)),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
+        n = self._lanes
         col = Signal(range(cfg.max_cols))
         m.d.comb += self.x.ready.eq(1)
         with m.If(self.x.valid):
             m.d.sync += col.eq(Mux(self.x.payload.last | (col == cfg.max_cols - 1), 0,
                                    col + 1))
+        parts = []
         for k, lane in enumerate(self.lane):
             m.submodules[f"lane{k}"] = lane
             wiring.connect(m, wiring.flipped(self.i[k]), lane.i)
             m.d.comb += [lane.x_wr.en.eq(self.x.valid), lane.x_wr.addr.eq(col),
-                         lane.x_wr.data.eq(self.x.payload.value),
-                         lane.b_wr.en.eq(self.bias.en), lane.b_wr.addr.eq(self.bias.addr),
-                         lane.b_wr.data.eq(self.bias.data)]
-        n = self._lanes
+                         lane.x_wr.data.eq(self.x.payload.value)]
+            parts.append(stream.Signature(_row_sum(cfg)).create(path=(f"whole{k}",)))
+        self._combine(m, parts)
         merged = stream.Signature(_row_sum(cfg)).create(path=("merged",))
         if n == 1:
-            lane = self.lane[0]
-            m.d.comb += [merged.valid.eq(lane.o.valid), merged.payload.eq(lane.o.payload),
-                         lane.o.ready.eq(merged.ready)]
+            m.d.comb += [merged.valid.eq(parts[0].valid), merged.payload.eq(parts[0].payload),
+                         parts[0].ready.eq(merged.ready)]
         else:
-            self._merge(m, merged)
-        self._requantize(m, merged)
+            self._merge(m, parts, merged)
+        self._finish(m, merged)
         return m
-        return m
-        # Round-robin merge: the lane after the last one served has priority.
-        last = Signal(range(n))
-        grant = Signal(range(n))
-        any_valid = Signal()
-        for off in reversed(range(1, n + 1)):
-            k = Signal(range(n), name=f"cand{off}")
-            m.d.comb += k.eq((last + off) % n)
-            with m.If(Cat(*[l.o.valid for l in self.lane]).bit_select(k, 1)):
-                m.d.comb += [grant.eq(k), any_valid.eq(1)]
+
+    def _combine(self, m, parts):
+        """Carry registers between neighbouring lanes: ``parts[k]`` carries lane k's whole
+        rows (a split row leaves from the lowest lane that holds a part of it)."""
+        cfg, n = self._cfg, self._lanes
+        carry = [Signal(signed(psum_bits(cfg)), name=f"carry{k}") for k in range(n)]
+        carry_valid = [Signal(name=f"carry{k}_valid") for k in range(n)]
         for k, lane in enumerate(self.lane):
-            m.d.comb += lane.o.ready.eq(self.o.ready & any_valid & (grant == k))
-            with m.If(grant == k):
-                m.d.comb += self.o.payload.eq(lane.o.payload)
-        m.d.comb += self.o.valid.eq(any_valid)
-        with m.If(self.o.valid & self.o.ready):
-            m.d.sync += last.eq(grant)
-        return m
+            row, psum = lane.o.payload.row, lane.o.payload.psum
+            tail = Const(0) if k == n - 1 else \
+                self.sched[k + 1].cont & (row == self.sched[k + 1].row)
+            head = Const(0) if k == 0 else self.sched[k].cont & (row == self.sched[k].row)
+            total = Signal(signed(psum_bits(cfg)), name=f"total{k}")
+            m.d.comb += total.eq(psum + Mux(tail, carry[k], 0))
+            ready = ~tail | carry_valid[k]           # the next lane's part has arrived
+            with m.If(head):
+                m.d.comb += lane.o.ready.eq(ready)
+                with m.If(lane.o.valid & ready):
+                    m.d.sync += [carry[k - 1].eq(total), carry_valid[k - 1].eq(1)]
+            with m.Else():
+                m.d.comb += [parts[k].valid.eq(lane.o.valid & ready),
+                             parts[k].payload.row.eq(row), parts[k].payload.psum.eq(total),
+                             lane.o.ready.eq(parts[k].ready & ready)]
+            with m.If(lane.o.valid & lane.o.ready & tail):
+                m.d.sync += carry_valid[k].eq(0)
 
-
-    def _merge(self, m, merged):
+    def _merge(self, m, parts, merged):
         # Each lane's results wait in a small FIFO, so a lane stalls on its own FIFO's level
         # (a register), never on the arbiter.
         fifos = []
-        for k, lane in enumerate(self.lane):
-            fifo = SyncFIFO(width=len(Value.cast(lane.o.payload)), depth=2)
+        for k, part in enumerate(parts):
+            fifo = SyncFIFO(width=len(Value.cast(part.payload)), depth=2)
             m.submodules[f"fifo{k}"] = fifo
-            m.d.comb += [fifo.w_data.eq(lane.o.payload), fifo.w_en.eq(lane.o.valid),
-                         lane.o.ready.eq(fifo.w_rdy)]
+            m.d.comb += [fifo.w_data.eq(part.payload), fifo.w_en.eq(part.valid),
+                         part.ready.eq(fifo.w_rdy)]
             fifos.append(fifo)
         # A tree of registered round-robin nodes, at most 4 inputs each, so no path crosses
         # more than four lanes' worth of logic (on a 16-lane array the lanes spread over the die).
@@ -295,30 +306,48 @@ class MacArray(wiring.Component):
             level, depth = nxt, depth + 1
         _rr_node(m, level, merged.valid, Value.cast(merged.payload), merged.ready, "root")
 
-    def _requantize(self, m, merged):
-        """ReLU, ``rshift_round`` by ``out_shift`` and saturation to ``act_bits``, one row per
-        cycle, shared by all lanes: three stages with the output's backpressure."""
+    def _finish(self, m, merged):
+        """Bias, saturation to ``acc_bits`` (overflow), ReLU, ``rshift_round`` by ``out_shift``
+        and saturation to ``act_bits``, one row per cycle, shared by all lanes: four stages with
+        the output's backpressure."""
         cfg = self._cfg
         accb = cfg.acc_bits
+        lo, hi = signed_range(accb)
         adv = ~self.o.valid | self.o.ready
         m.d.comb += merged.ready.eq(adv)
+        m.submodules.bbuf = bbuf = memory.Memory(shape=signed(accb), depth=cfg.max_rows, init=[])
+        bw, br = bbuf.write_port(), bbuf.read_port()
+        m.d.comb += [bw.en.eq(self.bias.en), bw.addr.eq(self.bias.addr),
+                     bw.data.eq(self.bias.data), br.en.eq(adv),
+                     br.addr.eq(merged.payload.row)]
         # Half an LSB of the output shift; out_shift holds for a layer, so it is registered
         # here, off the datapath.
         half = Signal(signed(accb + 1))
         m.d.sync += half.eq((Const(1, accb + 1) << self.out_shift) >> 1)
-        q_valid, q_sum, q = Signal(), Signal(signed(accb + 1)), Signal(_row_sum(cfg))
-        s_valid, s_val, s_ = Signal(), Signal(signed(accb + 1)), Signal(_row_sum(cfg))
+        b_valid, b_ = Signal(), Signal(_row_sum(cfg))
+        exact = Signal(signed(max(accb, psum_bits(cfg)) + 1))
+        m.d.comb += exact.eq(b_.psum + br.data)
+        a_valid, a_row, a_acc, a_ovf = Signal(), Signal(cfg.row_bits), Signal(signed(accb)), \
+            Signal()
+        q_valid, q_sum = Signal(), Signal(signed(accb + 1))
+        q_row, q_acc, q_ovf = Signal(cfg.row_bits), Signal(signed(accb)), Signal()
+        s_valid, s_val = Signal(), Signal(signed(accb + 1))
+        s_row, s_acc, s_ovf = Signal(cfg.row_bits), Signal(signed(accb)), Signal()
         alo, ahi = signed_range(cfg.act_bits)
         with m.If(adv):
-            m.d.sync += [q_valid.eq(merged.valid), q.eq(merged.payload),
-                         q_sum.eq(Mux(self.relu & (merged.payload.acc < 0), 0,
-                                      merged.payload.acc) + half),
-                         s_valid.eq(q_valid), s_.eq(q), s_val.eq(q_sum >> self.out_shift),
-                         self.o.valid.eq(s_valid), self.o.payload.row.eq(s_.row),
-                         self.o.payload.acc.eq(s_.acc), self.o.payload.overflow.eq(s_.overflow),
+            m.d.sync += [b_valid.eq(merged.valid), b_.eq(merged.payload),
+                         a_valid.eq(b_valid), a_row.eq(b_.row),
+                         a_acc.eq(Mux(exact > hi, hi, Mux(exact < lo, lo, exact))),
+                         a_ovf.eq((exact > hi) | (exact < lo)),
+                         q_valid.eq(a_valid), q_row.eq(a_row), q_acc.eq(a_acc),
+                         q_ovf.eq(a_ovf),
+                         q_sum.eq(Mux(self.relu & (a_acc < 0), 0, a_acc) + half),
+                         s_valid.eq(q_valid), s_row.eq(q_row), s_acc.eq(q_acc),
+                         s_ovf.eq(q_ovf), s_val.eq(q_sum >> self.out_shift),
+                         self.o.valid.eq(s_valid), self.o.payload.row.eq(s_row),
+                         self.o.payload.acc.eq(s_acc), self.o.payload.overflow.eq(s_ovf),
                          self.o.payload.value.eq(Mux(s_val > ahi, ahi,
                                                      Mux(s_val < alo, alo, s_val)))]
-
 
 
 def _digit_times(digit, x, D):

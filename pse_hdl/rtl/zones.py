@@ -390,6 +390,20 @@ class ZonedMemory(wiring.Component):
         return m
 
 
+def _first_set(m, bits, name):
+    """``(any, index of the lowest set bit)`` of ``bits`` by halves: log2(width) levels of
+    2:1 muxes, where a priority chain would cost one level per bit."""
+    n = len(bits)
+    if n == 1:
+        return bits[0], Const(0, 1)
+    half = 1 << ((n - 1).bit_length() - 1)
+    lo_any, lo_idx = _first_set(m, bits[:half], name + "l")
+    hi_any, hi_idx = _first_set(m, bits[half:], name + "h")
+    idx = Signal(range(n), name=f"{name}_idx")
+    m.d.comb += idx.eq(Mux(lo_any, lo_idx, half + hi_idx))
+    return lo_any | hi_any, idx
+
+
 def _quantize(m, master, shift, bits, weight_bits, shift_bits):
     """``sat_bits(rshift_round(master, shift))`` for a variable shift."""
     half = Signal(signed(weight_bits + 1))
@@ -739,12 +753,11 @@ class _Walker(wiring.Component):
         ev_valid, resolve = Signal(), Signal()
 
         # -- decode, from the registered window ------------------------------------------
-        r = Signal(range(Z + 1))               # pruned codes at the window's start (max Z)
-        m.d.comb += r.eq(Z)
-        for t in reversed(range(Z)):
-            with m.If(buf[t * len0:(t + 1) * len0] != 0):
-                m.d.comb += r.eq(t)
-        vis = r < Z                            # a surviving code follows the run
+        # Pruned codes at the window's start (max Z): a balanced priority encoder.
+        alive = Cat(buf[t * len0:(t + 1) * len0].any() for t in range(Z))
+        vis, first = _first_set(m, alive, "slot")    # a surviving code follows the run
+        r = Signal(range(Z + 1))
+        m.d.comb += r.eq(Mux(vis, first, Z))
         fields = Array(buf[t * len0:t * len0 + maxlen] for t in range(Z))
         field = Signal(maxlen)
         m.d.comb += field.eq(fields[r])
