@@ -183,8 +183,9 @@ async def fetch(dut, net, l, stall):
 
 def compare(got, want, what):
     for p, (g, w) in enumerate(zip(got, want)):
+        first = next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w)))
         assert g == w, (f"{what}, port {p}: {len(g)} transfers, want {len(w)}; first "
-                        f"difference at {next((i for i, (a, b) in enumerate(zip(g, w)) if a != b), min(len(g), len(w)))}")
+                        f"difference at {first}")
 
 
 async def full_cycle(dut, net, rng, pattern, log):

@@ -15,7 +15,7 @@ contiguous chunks of equal cost (:func:`lane_split`), one per lane.
 
 import numpy as np
 
-from .fixed import rshift_round, saturate, signed_range, to_int64
+from .fixed import rshift_round, saturate, to_int64
 
 __all__ = ["layer_forward", "requantize", "weight_costs", "lane_split", "cycle_model"]
 

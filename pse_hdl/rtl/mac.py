@@ -11,24 +11,25 @@ and the cycle cost follows precision exactly.
 **A lane.** Digits are taken most significant first (Horner: ``P = 16 P + d x``, with ``d x``
 registered before it is folded in, so the loop carries one adder and no shifter); the top digit
 is signed, the others unsigned, which is exact for every two's-complement value. When the last
-digit is in, the exact product ``v x`` is shifted by the zone scale and added to the accumulator
-with saturation (``acc_bits``, sticky overflow), starting from the row's bias: the golden
-model's rule (:mod:`pse_hdl.model.layer`), in column order, one weight at a time. When the row's
-last transfer has been added, ReLU (per layer) and the requantization
-``sat(rshift_round(acc, out_shift))`` give the output. Pipeline: fetch (the activation and bias
-reads), digits, multiplier inputs, partial products, scale, accumulate; a lane stalls as a whole
-only when its output FIFO is full. The requantization (ReLU, rounding, shift, saturation: three
-stages) is shared by all lanes after the merge, since at most one row finishes per cycle there.
+digit is in, the exact product ``v x`` is shifted by the zone scale and added to an exact partial
+sum (``act_bits + weight_bits + col_bits`` bits: no row can leave it). At the end of the lane's
+part of a row the partial sum leaves on ``o``. Pipeline: fetch (the activation read), digits,
+multiplier inputs, partial products, scale, accumulate; a lane stalls as a whole only when its
+output is not taken.
 
-**Scheduling.** Each lane has its own input stream carrying whole rows; the feeder (the fetch
-unit) gives each row to the lane that frees first by the rows' costs, the golden model's
-:func:`~pse_hdl.model.layer.schedule_rows`. Lanes share nothing but the output, which a
-round-robin arbiter merges into a registered output (rows come out in completion order, each
-tagged with its row).
+**Scheduling.** Each lane has its own input stream; the feeder cuts a layer's surviving weights
+into contiguous chunks of equal cost (the golden model's
+:func:`~pse_hdl.model.transfer.lane_streams`), so a row may be split between neighbouring lanes.
+Because the sums are exact (the golden model saturates once, at the end of a row), the parts of a
+split row are simply added: lane k's first part waits in lane k-1's carry register and is added to
+lane k-1's last part. Whole rows go through small FIFOs and a tree of registered round-robin
+nodes to the shared finishing pipeline: bias (one memory, read by row), addition and saturation
+to ``acc_bits`` with the overflow flag, ReLU, ``sat(rshift_round(acc, out_shift))``. Rows come
+out in completion order, each tagged with its row.
 
 **Operands.** The activation vector is written once per sample through ``x`` into a buffer that
 every lane reads; it is replicated per lane (a small block RAM each) so all lanes read every
-cycle. Biases are written through ``bias`` into a per-lane copy the same way.
+cycle. Biases are written through ``bias`` into the finishing pipeline's memory.
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned

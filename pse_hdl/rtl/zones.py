@@ -89,7 +89,8 @@ def _count(n):
 
 def plan_layout(cfg):
     n = len(cfg.precisions)
-    return data.StructLayout({"rows": unsigned(cfg.row_bits + 1), "cols": unsigned(cfg.col_bits + 1),
+    return data.StructLayout({"rows": unsigned(cfg.row_bits + 1),
+                              "cols": unsigned(cfg.col_bits + 1),
                               "master_base": unsigned(cfg.master_addr_bits),
                               "count": unsigned(cfg.pos_bits),
                               "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n)})
@@ -297,7 +298,8 @@ class ZonedMemory(wiring.Component):
         m.d.comb += [self.status.error.count.eq(rz.error.count),
                      self.status.error.zone.eq(rz.error.zone),
                      self.status.error.meta.eq(rz.error.meta),
-                     self.status.zone_words.eq(rz.zone_words), self.status.meta_bits.eq(rz.meta_bits),
+                     self.status.zone_words.eq(rz.zone_words),
+                     self.status.meta_bits.eq(rz.meta_bits),
                      self.status.row_descs.eq(rz.row_descs),
                      self.status.split_descs.eq(rz.split_descs), self.status.layers.eq(rz.layers)]
         for k in range(n):
@@ -524,7 +526,8 @@ class _Rezoner(wiring.Component):
         m.d.comb += [snap.row.eq(c_row), snap.col.eq(c_col), snap.pos.eq(c_pos),
                      snap.meta.eq(lmeta)]
         m.d.comb += [snap.index[k].eq(lidx[k]) for k in range(n)]
-        split_addr = lambda qq: _banked(self.bank, layer * P + qq, geo[Target.SPLIT])
+        def split_addr(qq):
+            return _banked(self.bank, layer * P + qq, geo[Target.SPLIT])
         hold_snap = Signal(split_layout(cfg))
 
         with m.If(c_valid & pen):
