@@ -394,16 +394,17 @@ class ZonedMemory(wiring.Component):
 
 def _first_set(m, bits, name):
     """``(any, index of the lowest set bit)`` of ``bits`` by halves: log2(width) levels of
-    2:1 muxes, where a priority chain would cost one level per bit."""
+    2:1 muxes, where a priority chain would cost one level per bit. Every level is a signal, so
+    no expression is repeated."""
     n = len(bits)
     if n == 1:
         return bits[0], Const(0, 1)
     half = 1 << ((n - 1).bit_length() - 1)
     lo_any, lo_idx = _first_set(m, bits[:half], name + "l")
     hi_any, hi_idx = _first_set(m, bits[half:], name + "h")
-    idx = Signal(range(n), name=f"{name}_idx")
-    m.d.comb += idx.eq(Mux(lo_any, lo_idx, half + hi_idx))
-    return lo_any | hi_any, idx
+    any_, idx = Signal(name=f"{name}_any"), Signal(range(n), name=f"{name}_idx")
+    m.d.comb += [any_.eq(lo_any | hi_any), idx.eq(Mux(lo_any, lo_idx, half + hi_idx))]
+    return any_, idx
 
 
 def _quantize(m, master, shift, bits, weight_bits, shift_bits):
