@@ -309,7 +309,7 @@ class MacArray(wiring.Component):
 
     def _finish(self, m, merged):
         """Bias, saturation to ``acc_bits`` (overflow), ReLU, ``rshift_round`` by ``out_shift``
-        and saturation to ``act_bits``, one row per cycle, shared by all lanes: four stages with
+        and saturation to ``act_bits``, one row per cycle, shared by all lanes: seven stages with
         the output's backpressure."""
         cfg = self._cfg
         accb = cfg.acc_bits
@@ -326,8 +326,12 @@ class MacArray(wiring.Component):
         half = Signal(signed(accb + 1))
         m.d.sync += half.eq((Const(1, accb + 1) << self.out_shift) >> 1)
         b_valid, b_ = Signal(), Signal(_row_sum(cfg))
-        exact = Signal(signed(max(accb, psum_bits(cfg)) + 1))
-        m.d.comb += exact.eq(b_.psum + br.data)
+        # The bias is registered out of the block RAM, and the exact sum is registered before
+        # its saturation: a block RAM's output and a 33-bit add and compare do not share a cycle.
+        c_valid, c_row = Signal(), Signal(cfg.row_bits)
+        c_psum, c_bias = Signal(signed(psum_bits(cfg))), Signal(signed(accb))
+        d_valid, d_row = Signal(), Signal(cfg.row_bits)
+        d_exact = Signal(signed(max(accb, psum_bits(cfg)) + 1))
         a_valid, a_row, a_acc, a_ovf = Signal(), Signal(cfg.row_bits), Signal(signed(accb)), \
             Signal()
         q_valid, q_sum = Signal(), Signal(signed(accb + 1))
@@ -337,9 +341,12 @@ class MacArray(wiring.Component):
         alo, ahi = signed_range(cfg.act_bits)
         with m.If(adv):
             m.d.sync += [b_valid.eq(merged.valid), b_.eq(merged.payload),
-                         a_valid.eq(b_valid), a_row.eq(b_.row),
-                         a_acc.eq(Mux(exact > hi, hi, Mux(exact < lo, lo, exact))),
-                         a_ovf.eq((exact > hi) | (exact < lo)),
+                         c_valid.eq(b_valid), c_row.eq(b_.row), c_psum.eq(b_.psum),
+                         c_bias.eq(br.data),
+                         d_valid.eq(c_valid), d_row.eq(c_row), d_exact.eq(c_psum + c_bias),
+                         a_valid.eq(d_valid), a_row.eq(d_row),
+                         a_acc.eq(Mux(d_exact > hi, hi, Mux(d_exact < lo, lo, d_exact))),
+                         a_ovf.eq((d_exact > hi) | (d_exact < lo)),
                          q_valid.eq(a_valid), q_row.eq(a_row), q_acc.eq(a_acc),
                          q_ovf.eq(a_ovf),
                          q_sum.eq(Mux(self.relu & (a_acc < 0), 0, a_acc) + half),
