@@ -756,51 +756,72 @@ class _Walker(wiring.Component):
                                        "sel": range(max(per))}))
         ev_valid, resolve = Signal(), Signal()
 
-        # -- decode, from the registered window ------------------------------------------
-        # Pruned codes at the window's start (max Z): a balanced priority encoder.
+        # -- tokenizer: from the registered window, one token per cycle ------------------
+        # A token is (pruned codes to skip, the code after them): the run at the window's start
+        # (a balanced priority encoder over Z slots) and the surviving code that ends it, or
+        # (Z, 0) when the window holds no surviving code. Only the bit position loops here;
+        # rows and the end of the share are the bookkeeping stage's, one register later.
         alive = Cat(buf[t * len0:(t + 1) * len0].any() for t in range(Z))
-        vis, first = _first_set(m, alive, "slot")    # a surviving code follows the run
+        vis, first = _first_set(m, alive, "slot")
         r = Signal(range(Z + 1))
         m.d.comb += r.eq(Mux(vis, first, Z))
-        fields = Array(buf[t * len0:t * len0 + maxlen] for t in range(Z))
-        field = Signal(maxlen)
-        m.d.comb += field.eq(fields[r])
+        # The refill word enters at ``count`` (a register), beside the decode, not after it.
+        incoming = Mux(aligned, self.meta_data, self.meta_data >> drop)
+        ext = Signal(look + 3 * W)
+        m.d.comb += ext.eq(buf | Mux(inflight, incoming << count, 0))
+        run_shift = Signal(look + 3 * W)
+        m.d.comb += run_shift.eq(ext >> (r * len0) if len0 > 1 else ext >> r)
+        field = run_shift[:maxlen]
         k_dec = Signal(cfg.code_bits)
         k_len = Signal(range(maxlen + 1))
         if cfg.meta_encoding == "fixed":
-            m.d.comb += [k_dec.eq(field[:cfg.code_bits]), k_len.eq(cfg.code_bits)]
+            m.d.comb += [k_dec.eq(Mux(vis, field[:cfg.code_bits], 0)),
+                         k_len.eq(Mux(vis, cfg.code_bits, 0))]
         else:
-            m.d.comb += k_dec.eq(sum(field[:j + 1].all().as_unsigned() for j in range(n)))
-            m.d.comb += k_len.eq(k_dec + (k_dec < n))
+            m.d.comb += k_dec.eq(Mux(vis, sum(field[:j + 1].all().as_unsigned()
+                                              for j in range(n)), 0))
+            m.d.comb += k_len.eq(Mux(vis, k_dec + (k_dec < n), 0))
+
+        tok_valid = Signal()
+        tok_skip = Signal(range(Z + 1))
+        tok_code = Signal(cfg.code_bits)
+        pop = Signal()                         # the bookkeeping finishes the token this cycle
+        tstep = Signal()
+        running = Signal()
+        m.d.comb += tstep.eq(running & (count >= look) & (~tok_valid | pop))
+
+        # -- bookkeeping: rows, columns, the end of the share --------------------------------
         cols = tab.cols
         rowrem = Signal(cfg.col_bits + 2)
         m.d.comb += rowrem.eq(cols - col)
+        sk = tok_skip
+        tvis = tok_code != 0
         rdiff = Signal(range(Z + 1))
-        m.d.comb += rdiff.eq(r - rowrem)
-        consume = Signal(range(look + 1))      # bits this cycle takes from the window
+        m.d.comb += rdiff.eq(sk - rowrem)
 
         def emit(kind, erow, ecol=0, code=0):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind), ev.row.eq(erow), ev.col.eq(ecol),
                          ev.code.eq(code)]
 
-        def weight(erow, ecol, skipped):
-            emit(WEIGHT, erow, ecol, k_dec)
-            with m.Switch(k_dec):
+        def weight(erow, ecol):
+            emit(WEIGHT, erow, ecol, tok_code)
+            with m.Switch(tok_code):
                 for k in range(n):
                     with m.Case(k + 1):
                         m.d.sync += idx[k].eq(idx[k] + 1)
                         if per[k] > 1:
                             m.d.sync += ev.sel.eq(idx[k][:_log2(per[k])])
-            m.d.comb += consume.eq(skipped * len0 + k_len)
-            m.d.sync += [left.eq(left - skipped - 1), unres.eq(1)]
+            m.d.comb += pop.eq(1)
+            m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
                 m.d.sync += [row.eq(erow + 1), col.eq(0), row_has.eq(0)]
             with m.Else():
                 m.d.sync += [row.eq(erow), col.eq(ecol + 1), row_has.eq(1)]
 
-        def next_row(codes_):
-            m.d.comb += consume.eq(codes_ * len0)
-            m.d.sync += [row.eq(row + 1), col.eq(0), row_has.eq(0), left.eq(left - codes_)]
+        def next_row():
+            # The token's run covers the rest of the row: keep what is left of it.
+            m.d.sync += [row.eq(row + 1), col.eq(0), row_has.eq(0), left.eq(left - rowrem),
+                         tok_skip.eq(sk - rowrem)]
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
@@ -820,15 +841,15 @@ class _Walker(wiring.Component):
                 if p == 0:
                     m.d.sync += [row.eq(0), col.eq(0), start_pos.eq(0)]
                     m.d.sync += [idx[k].eq(0) for k in range(n)]
-                    first = self.tab_now.meta_base
+                    first_bit = self.tab_now.meta_base
                 else:
                     m.d.sync += [row.eq(sd.row), col.eq(sd.col), start_pos.eq(sd.pos)]
                     m.d.sync += [idx[k].eq(sd.index[k]) for k in range(n)]
-                    first = self.tab_now.meta_base + sd.meta
-                m.d.comb += self.meta_addr.eq(_banked(self.bank, first >> _log2(W),
+                    first_bit = self.tab_now.meta_base + sd.meta
+                m.d.comb += self.meta_addr.eq(_banked(self.bank, first_bit >> _log2(W),
                                                       cfg.meta_depth))
-                m.d.sync += [mword.eq((first >> _log2(W)) + 1), drop.eq(first[:_log2(W)]),
-                             count.eq(0), buf.eq(0), inflight.eq(1), aligned.eq(0),
+                m.d.sync += [mword.eq((first_bit >> _log2(W)) + 1),
+                             drop.eq(first_bit[:_log2(W)]), aligned.eq(0),
                              row_has.eq(0), unres.eq(0)]
                 m.next = "END"
             with m.State("END"):
@@ -836,52 +857,61 @@ class _Walker(wiring.Component):
                 m.d.sync += left.eq(end - start_pos)
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(en & (count >= look)):
-                    with m.If(left == 0):
-                        emit(DONE, row)
-                        m.next = "DRAIN"
-                    with m.Elif((r >= rowrem) & (rowrem <= left)):
+                with m.If(en & (left == 0)):
+                    emit(DONE, row)
+                    m.next = "DRAIN"
+                with m.Elif(en & tok_valid):
+                    with m.If((sk >= rowrem) & (rowrem <= left)):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
                             emit(MARK, row)
                             with m.If(unres):
                                 m.d.sync += [resolve.eq(1), unres.eq(0)]
                             with m.Else():
-                                next_row(rowrem)
-                        with m.Elif(vis & (rdiff < cols) & (r < left)):
-                            weight(row + 1, rdiff, r)
+                                next_row()
+                        with m.Elif(tvis & (rdiff < cols) & (sk < left)):
+                            weight(row + 1, rdiff)
                         with m.Else():
-                            next_row(rowrem)
-                    with m.Elif(r >= left):
+                            next_row()
+                    with m.Elif(sk >= left):
                         emit(DONE, row)
                         m.next = "DRAIN"
-                    with m.Elif(vis):
-                        weight(row, (col + r)[:cfg.col_bits + 1], r)
+                    with m.Elif(tvis):
+                        weight(row, (col + sk)[:cfg.col_bits + 1])
                     with m.Else():
-                        m.d.comb += consume.eq(Z * len0)
-                        m.d.sync += [col.eq(col + Z), left.eq(left - Z)]
+                        m.d.comb += pop.eq(1)
+                        m.d.sync += [col.eq(col + sk), left.eq(left - sk)]
             with m.State("DRAIN"):
                 with m.If(en):
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid)
+        m.d.comb += running.eq(fsm.ongoing("RUN"))
 
-        # -- window refill: one metadata word per cycle while there is room ------------------
-        # The first word enters shifted by the offset of the walk's first code in it.
-        running = fsm.ongoing("RUN") | fsm.ongoing("END")
-        issue = Signal()
-        m.d.comb += [issue.eq(running & (count + Mux(inflight, W, 0) <= look + 2 * W)),
-                     self.meta_ren.eq(en)]
-        with m.If(en & running):
-            kept = Signal(range(look + 3 * W + 1))
-            incoming = Mux(aligned, self.meta_data, self.meta_data >> drop)
-            m.d.comb += kept.eq(count - consume)
-            m.d.sync += [buf.eq((buf >> consume) | Mux(inflight, incoming << kept, 0)),
-                         count.eq(kept + Mux(inflight, Mux(aligned, W, W - drop), 0)),
-                         inflight.eq(issue)]
+        # -- token register and window ----------------------------------------------------
+        with m.If(fsm.ongoing("START")):
+            m.d.sync += [tok_valid.eq(0), count.eq(0), buf.eq(0), inflight.eq(1)]
+        with m.Else():
+            with m.If(tstep):
+                m.d.sync += [tok_valid.eq(1), tok_skip.eq(r), tok_code.eq(k_dec)]
+            with m.Elif(pop):
+                m.d.sync += tok_valid.eq(0)
+            # One metadata word per cycle while there is room; the first word enters shifted by
+            # the offset of the walk's first code in it.
+            live = fsm.ongoing("RUN") | fsm.ongoing("END")
+            issue = Signal()
+            m.d.comb += issue.eq(live & (count + Mux(inflight, W, 0) <= look + 2 * W))
+            added = Mux(inflight, Mux(aligned, W, W - drop), 0)
+            with m.If(tstep):
+                m.d.sync += [buf.eq(run_shift >> k_len),
+                             count.eq(count + added - (r * len0 + k_len))]
+            with m.Else():
+                m.d.sync += [buf.eq(ext), count.eq(count + added)]
+            m.d.sync += inflight.eq(issue)
             with m.If(inflight):
                 m.d.sync += aligned.eq(1)
             with m.If(issue):
                 m.d.sync += mword.eq(mword + 1)
+        m.d.comb += self.meta_ren.eq(1)
 
         # -- output stage: pick the element, hold one transfer until its last bit is known --
         pend = Signal(layouts.transfer_layout(cfg))
