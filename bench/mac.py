@@ -12,7 +12,6 @@ lanes on iCE40 UP5K and ECP5-85F (`pse synth` flow).
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -63,22 +62,12 @@ def dense16(cfg, layer):
 
 def measure(cfg, layers):
     """Cycles of each layer in the RTL (Verilator via cocotb)."""
-    from sim.runner import BUILD_ROOT, run_cocotb
-    with tempfile.TemporaryDirectory() as tmp:
-        data = {"count": len(layers)}
-        for n, (_, codes, values, shifts, bias, x, relu, shift) in enumerate(layers):
-            data.update({f"codes{n}": codes, f"values{n}": values, f"shifts{n}": shifts,
-                         f"bias{n}": bias, f"x{n}": x, f"relu{n}": relu, f"out_shift{n}": shift})
-        np.savez(Path(tmp) / "layers.npz", **data)
-        out = Path(tmp) / "cycles.json"
-        log = BUILD_ROOT / "bench_mac.log"
-        tests, failed = run_cocotb("mac", cfg, "sim.tb_mac", testcase="measure_cycles",
-                                   extra_env={"PSE_MAC_LAYERS": str(Path(tmp) / "layers.npz"),
-                                              "PSE_MAC_OUT": str(out)},
-                                   log_file=log)
-        if failed:
-            raise RuntimeError(f"the RTL disagreed with the golden model; see {log}")
-        return json.loads(out.read_text())
+    from sim.runner import measure as run
+    data = {"count": len(layers)}
+    for n, (_, codes, values, shifts, bias, x, relu, shift) in enumerate(layers):
+        data.update({f"codes{n}": codes, f"values{n}": values, f"shifts{n}": shifts,
+                     f"bias{n}": bias, f"x{n}": x, f"relu{n}": relu, f"out_shift{n}": shift})
+    return run("mac", cfg, "sim.tb_mac", "measure_cycles", data)
 
 
 def main(argv=None):

@@ -14,7 +14,6 @@ fetch ports). Then re-zoning cycles of single layers of growing size.
 import argparse
 import json
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -44,21 +43,11 @@ def random_net(cfg, sparsity, shapes, seed=0):
 
 def measure(cfg, net):
     """Re-zone and fetch ``net`` in Verilator; returns the testbench's JSON."""
-    from sim.runner import BUILD_ROOT, run_cocotb
-    with tempfile.TemporaryDirectory() as tmp:
-        data = {"count": len(net.images)}
-        for i, (m, c, s) in enumerate(zip(net.masters, net.codes, net.shifts)):
-            data.update({f"master{i}": m, f"codes{i}": c, f"shifts{i}": np.asarray(s)})
-        np.savez(Path(tmp) / "net.npz", **data)
-        out = Path(tmp) / "out.json"
-        log = BUILD_ROOT / "bench_zones.log"
-        _, failed = run_cocotb("zones", cfg, "sim.tb_zones", testcase="measure",
-                               extra_env={"PSE_ZONES_LAYERS": str(Path(tmp) / "net.npz"),
-                                          "PSE_ZONES_OUT": str(out)},
-                               log_file=log)
-        if failed:
-            raise RuntimeError(f"the RTL disagreed with the golden model; see {log}")
-        return json.loads(out.read_text())
+    from sim.runner import measure as run
+    data = {"count": len(net.images)}
+    for i, (m, c, s) in enumerate(zip(net.masters, net.codes, net.shifts)):
+        data.update({f"master{i}": m, f"codes{i}": c, f"shifts{i}": np.asarray(s)})
+    return run("zones", cfg, "sim.tb_zones", "measure", data)
 
 
 def rtl_footprint(cfg, r):

@@ -14,7 +14,7 @@ from pse_hdl.config import PSEConfig
 from pse_hdl.rtl import generate_verilog
 from pse_hdl.toolchain import VERILATOR_WAIVERS, get_runner
 
-__all__ = ["run_cocotb", "config_from_env"]
+__all__ = ["run_cocotb", "measure", "config_from_env"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path(os.environ.get("PSE_SIM_BUILD", ROOT / "sim_build"))
@@ -58,6 +58,24 @@ def run_cocotb(block, cfg, test_module, *, testcase=None, seed=1, extra_env=None
                           log_file=log_file,
                           results_xml=str(build_dir / f"results_{test_module}_{os.getpid()}.xml"))
     return get_results(Path(results))
+
+
+def measure(block, cfg, test_module, testcase, arrays):
+    """Run a measuring testcase: ``arrays`` go to it as an ``.npz`` file named by ``PSE_IN``,
+    its JSON answer comes back through ``PSE_OUT``. Output goes to
+    ``sim_build/bench_<block>.log``, so a benchmark's table stays readable."""
+    import tempfile
+
+    import numpy as np
+    with tempfile.TemporaryDirectory() as tmp:
+        src, out = Path(tmp) / "in.npz", Path(tmp) / "out.json"
+        np.savez(src, **arrays)
+        log = BUILD_ROOT / f"bench_{block}.log"
+        _, failed = run_cocotb(block, cfg, test_module, testcase=testcase, log_file=log,
+                               extra_env={"PSE_IN": str(src), "PSE_OUT": str(out)})
+        if failed:
+            raise RuntimeError(f"the RTL disagreed with the golden model; see {log}")
+        return json.loads(out.read_text())
 
 
 def config_from_env():

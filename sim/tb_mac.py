@@ -3,9 +3,9 @@
 ``random_layers``: random shapes, precision mixes and sparsity (10 seeds, plus all-pruned,
 all-top-precision and accumulator-saturating layers), each lane's stream with random idle cycles
 and the output with random backpressure; every row's value, accumulator and overflow flag
-compared. ``measure_cycles``: the layers of an ``.npz`` file (``PSE_MAC_LAYERS``) run without
+compared. ``measure_cycles``: the layers of an ``.npz`` file (``PSE_IN``) run without
 stalls; the cycles from the first transfer to the last result are written as JSON to
-``PSE_MAC_OUT`` (used by ``bench/mac.py``).
+``PSE_OUT`` (used by ``bench/mac.py``).
 """
 
 import json
@@ -127,7 +127,7 @@ async def random_layers(dut):
 
 @cocotb.test()
 async def measure_cycles(dut):
-    path = os.environ.get("PSE_MAC_LAYERS")
+    path = os.environ.get("PSE_IN")
     if not path:
         return
     await start(dut, INPUTS)
@@ -141,6 +141,6 @@ async def measure_cycles(dut):
             got, cycles = await run_layer(dut, *layer, ("none", "none"), random.Random(n))
             board.compare(got, expected(*layer), f"layer {n}")
             out.append(cycles)
-    with open(os.environ["PSE_MAC_OUT"], "w") as f:
+    with open(os.environ["PSE_OUT"], "w") as f:
         json.dump(out, f)
     board.check()

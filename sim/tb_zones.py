@@ -12,8 +12,8 @@ each port and compares every transfer with ``model.transfer.port_streams``.
 - ``reset_during_rezoning``: reset at a random point of a re-zoning; the next inference must be
   bit-exact with the old layout and the master store must read back unchanged; the re-zoning
   done again must then swap in.
-- ``measure``: the layers of ``PSE_ZONES_LAYERS`` (npz) without stalls; cycles of the re-zoning
-  and of every layer's fetch, and the footprint counters, as JSON in ``PSE_ZONES_OUT``.
+- ``measure``: the layers of ``PSE_IN`` (npz) without stalls; cycles of the re-zoning
+  and of every layer's fetch, and the footprint counters, as JSON in ``PSE_OUT``.
 """
 
 import json
@@ -294,10 +294,10 @@ async def reset_during_rezoning(dut):
         dut._log.info("seed %d: reset after %d codes, old layout intact", seed, stop)
 
 
-@cocotb.test(skip="PSE_ZONES_LAYERS" not in os.environ)
+@cocotb.test(skip="PSE_IN" not in os.environ)
 async def measure(dut):
     await start(dut)
-    data = np.load(os.environ["PSE_ZONES_LAYERS"])
+    data = np.load(os.environ["PSE_IN"])
     count = int(data["count"])
     net = Network(CFG, [data[f"master{i}"] for i in range(count)],
                   [data[f"codes{i}"] for i in range(count)],
@@ -316,5 +316,5 @@ async def measure(dut):
            "zone_words": [st[("zone_words", k)] for k in range(N)],
            "meta_bits": st["meta_bits"], "row_descs": st["row_descs"],
            "split_descs": st["split_descs"], "layers": st["layers"]}
-    with open(os.environ["PSE_ZONES_OUT"], "w") as f:
+    with open(os.environ["PSE_OUT"], "w") as f:
         json.dump(out, f)

@@ -16,33 +16,28 @@ from sim.zones_ref import random_network
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=128, master_depth=2048, max_layers=4)
 
 
+async def offer(ctx, stream, **fields):
+    """One transfer on an input stream, held until it is taken."""
+    ctx.set(stream.valid, 1)
+    for name, value in fields.items():
+        ctx.set(getattr(stream.payload, name), value)
+    await ctx.tick().until(stream.ready)
+    ctx.set(stream.valid, 0)
+
+
 async def host_write(ctx, dut, target, addr, value):
-    ctx.set(dut.host_wr.valid, 1)
-    ctx.set(dut.host_wr.payload.target, target)
-    ctx.set(dut.host_wr.payload.addr, addr)
-    ctx.set(dut.host_wr.payload.data, value)
-    await ctx.tick().until(dut.host_wr.ready)
-    ctx.set(dut.host_wr.valid, 0)
+    await offer(ctx, dut.host_wr, target=target, addr=addr, data=value)
 
 
 async def host_read(ctx, dut, target, addr, bank):
-    ctx.set(dut.host_rd.valid, 1)
-    ctx.set(dut.host_rd.payload.target, target)
-    ctx.set(dut.host_rd.payload.addr, addr)
-    ctx.set(dut.host_rd.payload.bank, bank)
-    await ctx.tick().until(dut.host_rd.ready)
-    ctx.set(dut.host_rd.valid, 0)
+    await offer(ctx, dut.host_rd, target=target, addr=addr, bank=bank)
     await ctx.delay(1e-9)
     assert ctx.get(dut.rd_valid)
     return ctx.get(dut.rd_data)
 
 
 async def command(ctx, dut, op, arg=0):
-    ctx.set(dut.cmd.valid, 1)
-    ctx.set(dut.cmd.payload.op, op)
-    ctx.set(dut.cmd.payload.arg, arg)
-    await ctx.tick().until(dut.cmd.ready)
-    ctx.set(dut.cmd.valid, 0)
+    await offer(ctx, dut.cmd, op=op, arg=arg)
 
 
 async def load(ctx, dut, net):
