@@ -47,8 +47,10 @@ __all__ = ["MacLane", "MacArray"]
 def _lane_ports(cfg):
     return {
         "i": In(stream.Signature(layouts.transfer_layout(cfg))),
-        "o": Out(stream.Signature(_row_sum(cfg))),
+        "o": Out(stream.Signature(_lane_sum(cfg))),
         "x_wr": In(HostWritePort(cfg.col_bits, cfg.act_bits)),
+        "head": In(schedule_layout(cfg)),       # this lane's first row continues from k-1
+        "tail": In(schedule_layout(cfg)),       # lane k+1's first row continues from here
     }
 
 
@@ -61,6 +63,15 @@ def psum_bits(cfg):
 def _row_sum(cfg):
     """A lane's finished part of a row: the exact sum of its products."""
     return data.StructLayout({"row": unsigned(cfg.row_bits), "psum": signed(psum_bits(cfg))})
+
+
+def _lane_sum(cfg):
+    """A lane's result with where it goes: ``head`` (its first part of a row begun on the
+    previous lane: into that lane's carry) and ``tail`` (its last part of a row that goes on in
+    the next lane: waits for that lane's carry). Both are registered with the result, off the
+    handshake's path."""
+    return data.StructLayout({"row": unsigned(cfg.row_bits), "psum": signed(psum_bits(cfg)),
+                              "head": 1, "tail": 1})
 
 
 def schedule_layout(cfg):
@@ -197,7 +208,9 @@ class MacLane(wiring.Component):
             with m.If(a2_valid):
                 m.d.sync += acc.eq(total)
             m.d.sync += [self.o.valid.eq(a2_valid & a2_last), self.o.payload.row.eq(a2_row),
-                         self.o.payload.psum.eq(total)]
+                         self.o.payload.psum.eq(total),
+                         self.o.payload.head.eq(self.head.cont & (a2_row == self.head.row)),
+                         self.o.payload.tail.eq(self.tail.cont & (a2_row == self.tail.row))]
         return m
 
 
@@ -245,6 +258,10 @@ class MacArray(wiring.Component):
             wiring.connect(m, wiring.flipped(self.i[k]), lane.i)
             m.d.comb += [lane.x_wr.en.eq(self.x.valid), lane.x_wr.addr.eq(col),
                          lane.x_wr.data.eq(self.x.payload.value)]
+            if k > 0:
+                m.d.comb += lane.head.eq(self.sched[k])
+            if k < n - 1:
+                m.d.comb += lane.tail.eq(self.sched[k + 1])
             parts.append(stream.Signature(_row_sum(cfg)).create(path=(f"whole{k}",)))
         self._combine(m, parts)
         merged = stream.Signature(_row_sum(cfg)).create(path=("merged",))
@@ -264,9 +281,7 @@ class MacArray(wiring.Component):
         carry_valid = [Signal(name=f"carry{k}_valid") for k in range(n)]
         for k, lane in enumerate(self.lane):
             row, psum = lane.o.payload.row, lane.o.payload.psum
-            tail = Const(0) if k == n - 1 else \
-                self.sched[k + 1].cont & (row == self.sched[k + 1].row)
-            head = Const(0) if k == 0 else self.sched[k].cont & (row == self.sched[k].row)
+            head, tail = lane.o.payload.head, lane.o.payload.tail
             total = Signal(signed(psum_bits(cfg)), name=f"total{k}")
             m.d.comb += total.eq(psum + Mux(tail, carry[k], 0))
             ready = ~tail | carry_valid[k]           # the next lane's part has arrived

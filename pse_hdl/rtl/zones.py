@@ -765,10 +765,12 @@ class _Walker(wiring.Component):
         vis, first = _first_set(m, alive, "slot")
         r = Signal(range(Z + 1))
         m.d.comb += r.eq(Mux(vis, first, Z))
-        # The refill word enters at ``count`` (a register), beside the decode, not after it.
-        incoming = Mux(aligned, self.meta_data, self.meta_data >> drop)
+        # A metadata word is registered out of the block RAM (aligned to the walk's first code if
+        # it is the first word), then enters the window at ``count``, beside the decode.
+        stage_valid, stage_word = Signal(), Signal(W)
+        stage_bits = Signal(range(W + 1))
         ext = Signal(look + 3 * W)
-        m.d.comb += ext.eq(buf | Mux(inflight, incoming << count, 0))
+        m.d.comb += ext.eq(buf | Mux(stage_valid, stage_word << count, 0))
         run_shift = Signal(look + 3 * W)
         m.d.comb += run_shift.eq(ext >> (r * len0) if len0 > 1 else ext >> r)
         field = run_shift[:maxlen]
@@ -889,7 +891,8 @@ class _Walker(wiring.Component):
 
         # -- token register and window ----------------------------------------------------
         with m.If(fsm.ongoing("START")):
-            m.d.sync += [tok_valid.eq(0), count.eq(0), buf.eq(0), inflight.eq(1)]
+            m.d.sync += [tok_valid.eq(0), count.eq(0), buf.eq(0), inflight.eq(1),
+                         stage_valid.eq(0)]
         with m.Else():
             with m.If(tstep):
                 m.d.sync += [tok_valid.eq(1), tok_skip.eq(r), tok_code.eq(k_dec)]
@@ -899,8 +902,12 @@ class _Walker(wiring.Component):
             # the offset of the walk's first code in it.
             live = fsm.ongoing("RUN") | fsm.ongoing("END")
             issue = Signal()
-            m.d.comb += issue.eq(live & (count + Mux(inflight, W, 0) <= look + 2 * W))
-            added = Mux(inflight, Mux(aligned, W, W - drop), 0)
+            m.d.comb += issue.eq(live & (count + Mux(inflight, W, 0) + Mux(stage_valid, W, 0)
+                                         <= look + 2 * W))
+            m.d.sync += [stage_valid.eq(inflight),
+                         stage_word.eq(Mux(aligned, self.meta_data, self.meta_data >> drop)),
+                         stage_bits.eq(Mux(aligned, W, W - drop))]
+            added = Mux(stage_valid, stage_bits, 0)
             with m.If(tstep):
                 m.d.sync += [buf.eq(run_shift >> k_len),
                              count.eq(count + added - (r * len0 + k_len))]
