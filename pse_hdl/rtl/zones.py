@@ -784,18 +784,19 @@ class _Walker(wiring.Component):
                                               for j in range(n)), 0))
             m.d.comb += k_len.eq(Mux(vis, k_dec + (k_dec < n), 0))
 
-        tok_valid = Signal()
-        tok_skip = Signal(range(Z + 1))
-        tok_code = Signal(cfg.code_bits)
-        pop = Signal()                         # the bookkeeping finishes the token this cycle
+        # Tokens wait in a two-entry queue (head, then tail): the tokenizer steps on the queue's
+        # registered level alone, so the window's enable does not wait for the bookkeeping.
+        level = Signal(range(3))
+        tok_skip, tail_skip = Signal(range(Z + 1)), Signal(range(Z + 1))
+        tok_code, tail_code = Signal(cfg.code_bits), Signal(cfg.code_bits)
+        pop = Signal()                         # the bookkeeping finishes the head this cycle
         tstep = Signal()
         running = Signal()
-        m.d.comb += tstep.eq(running & (count >= look) & (~tok_valid | pop))
+        m.d.comb += tstep.eq(running & (count >= look) & (level < 2))
 
         # -- bookkeeping: rows, columns, the end of the share --------------------------------
         cols = tab.cols
-        rowrem = Signal(cfg.col_bits + 2)
-        m.d.comb += rowrem.eq(cols - col)
+        rowrem = Signal(cfg.col_bits + 2)      # cols - col, kept as a register
         sk = tok_skip
         tvis = tok_code != 0
         rdiff = Signal(range(Z + 1))
@@ -816,14 +817,15 @@ class _Walker(wiring.Component):
             m.d.comb += pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
-                m.d.sync += [row.eq(erow + 1), col.eq(0), row_has.eq(0)]
+                m.d.sync += [row.eq(erow + 1), col.eq(0), rowrem.eq(cols), row_has.eq(0)]
             with m.Else():
-                m.d.sync += [row.eq(erow), col.eq(ecol + 1), row_has.eq(1)]
+                m.d.sync += [row.eq(erow), col.eq(ecol + 1), rowrem.eq(cols - ecol - 1),
+                             row_has.eq(1)]
 
         def next_row():
             # The token's run covers the rest of the row: keep what is left of it.
-            m.d.sync += [row.eq(row + 1), col.eq(0), row_has.eq(0), left.eq(left - rowrem),
-                         tok_skip.eq(sk - rowrem)]
+            m.d.sync += [row.eq(row + 1), col.eq(0), rowrem.eq(cols), row_has.eq(0),
+                         left.eq(left - rowrem), tok_skip.eq(sk - rowrem)]
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
@@ -841,11 +843,13 @@ class _Walker(wiring.Component):
                                                        geo[Target.SPLIT]))
                 sd = self.split_data
                 if p == 0:
-                    m.d.sync += [row.eq(0), col.eq(0), start_pos.eq(0)]
+                    m.d.sync += [row.eq(0), col.eq(0), start_pos.eq(0),
+                                 rowrem.eq(self.tab_now.cols)]
                     m.d.sync += [idx[k].eq(0) for k in range(n)]
                     first_bit = self.tab_now.meta_base
                 else:
-                    m.d.sync += [row.eq(sd.row), col.eq(sd.col), start_pos.eq(sd.pos)]
+                    m.d.sync += [row.eq(sd.row), col.eq(sd.col), start_pos.eq(sd.pos),
+                                 rowrem.eq(self.tab_now.cols - sd.col)]
                     m.d.sync += [idx[k].eq(sd.index[k]) for k in range(n)]
                     first_bit = self.tab_now.meta_base + sd.meta
                 m.d.comb += self.meta_addr.eq(_banked(self.bank, first_bit >> _log2(W),
@@ -862,7 +866,7 @@ class _Walker(wiring.Component):
                 with m.If(en & (left == 0)):
                     emit(DONE, row)
                     m.next = "DRAIN"
-                with m.Elif(en & tok_valid):
+                with m.Elif(en & (level != 0)):
                     with m.If((sk >= rowrem) & (rowrem <= left)):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
@@ -882,7 +886,8 @@ class _Walker(wiring.Component):
                         weight(row, (col + sk)[:cfg.col_bits + 1])
                     with m.Else():
                         m.d.comb += pop.eq(1)
-                        m.d.sync += [col.eq(col + sk), left.eq(left - sk)]
+                        m.d.sync += [col.eq(col + sk), rowrem.eq(rowrem - sk),
+                                     left.eq(left - sk)]
             with m.State("DRAIN"):
                 with m.If(en):
                     m.next = "IDLE"
@@ -891,13 +896,20 @@ class _Walker(wiring.Component):
 
         # -- token register and window ----------------------------------------------------
         with m.If(fsm.ongoing("START")):
-            m.d.sync += [tok_valid.eq(0), count.eq(0), buf.eq(0), inflight.eq(1),
+            m.d.sync += [level.eq(0), count.eq(0), buf.eq(0), inflight.eq(1),
                          stage_valid.eq(0)]
         with m.Else():
-            with m.If(tstep):
-                m.d.sync += [tok_valid.eq(1), tok_skip.eq(r), tok_code.eq(k_dec)]
+            with m.If(pop & tstep):            # level 1: the new token becomes the head
+                m.d.sync += [tok_skip.eq(r), tok_code.eq(k_dec)]
             with m.Elif(pop):
-                m.d.sync += tok_valid.eq(0)
+                m.d.sync += [level.eq(level - 1), tok_skip.eq(tail_skip),
+                             tok_code.eq(tail_code)]
+            with m.Elif(tstep):
+                m.d.sync += level.eq(level + 1)
+                with m.If(level == 0):
+                    m.d.sync += [tok_skip.eq(r), tok_code.eq(k_dec)]
+                with m.Else():
+                    m.d.sync += [tail_skip.eq(r), tail_code.eq(k_dec)]
             # One metadata word per cycle while there is room; the first word enters shifted by
             # the offset of the walk's first code in it.
             live = fsm.ongoing("RUN") | fsm.ongoing("END")
