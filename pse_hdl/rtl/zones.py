@@ -420,8 +420,8 @@ def _quantize(m, master, shift, bits, weight_bits, shift_bits):
 
 
 class _Rezoner(wiring.Component):
-    """The re-zoning engine (see the module docs). Three stages per weight: accept the code and
-    read the master; quantize; pack and write. One weight per cycle, plus a cycle per layer for
+    """The re-zoning engine (see the module docs). Four stages per weight: accept the code and
+    read the master; register it; quantize; pack and write. One weight per cycle, plus a cycle per layer for
     its plan and table entry, one to flush its partial zone words, and one per split descriptor
     that falls on the same weight as another or beyond the last surviving weight."""
 
@@ -484,11 +484,15 @@ class _Rezoner(wiring.Component):
         m.d.comb += [self.meta_bits.eq(mword * W + mfill), self.row_descs.eq(dptr),
                      self.split_descs.eq(splits_written), self.layers.eq(layer)]
 
-        # Pipeline: A accepts a code and reads its master, B quantizes, C packs.
+        # Pipeline: A accepts a code and reads its master, B registers the master out of the
+        # block RAM, Q quantizes, C packs.
         issued = Signal(cfg.pos_bits)
         a_row, a_col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
         b_valid, b_code = Signal(), Signal(cfg.code_bits)
         b_pos, b_row, b_col = Signal(cfg.pos_bits), Signal.like(a_row), Signal.like(a_col)
+        q_valid, q_code = Signal(), Signal(cfg.code_bits)
+        q_pos, q_row, q_col = Signal(cfg.pos_bits), Signal.like(a_row), Signal.like(a_col)
+        q_master = Signal(signed(cfg.weight_bits))
         c_valid, c_code = Signal(), Signal(cfg.code_bits)
         c_pos, c_row, c_col = Signal(cfg.pos_bits), Signal.like(a_row), Signal.like(a_col)
         c_value = Signal(cfg.weight_bits)
@@ -510,12 +514,15 @@ class _Rezoner(wiring.Component):
             with m.Else():
                 m.d.sync += a_col.eq(a_col + 1)
 
-        qv = [_quantize(m, self.master_data, pl.shift[k], b, cfg.weight_bits, cfg.shift_bits)
+        with m.If(pen):
+            m.d.sync += [q_valid.eq(b_valid), q_code.eq(b_code), q_pos.eq(b_pos),
+                         q_row.eq(b_row), q_col.eq(b_col), q_master.eq(self.master_data)]
+        qv = [_quantize(m, q_master, pl.shift[k], b, cfg.weight_bits, cfg.shift_bits)
               for k, b in enumerate(cfg.precisions)]
         with m.If(pen):
-            m.d.sync += [c_valid.eq(b_valid), c_code.eq(b_code), c_pos.eq(b_pos),
-                         c_row.eq(b_row), c_col.eq(b_col)]
-            with m.Switch(b_code):
+            m.d.sync += [c_valid.eq(q_valid), c_code.eq(q_code), c_pos.eq(q_pos),
+                         c_row.eq(q_row), c_col.eq(q_col)]
+            with m.Switch(q_code):
                 for k in range(n):
                     with m.Case(k + 1):
                         m.d.sync += c_value.eq(qv[k])
@@ -633,7 +640,7 @@ class _Rezoner(wiring.Component):
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), run.eq(1)]
-                with m.If((issued == total) & ~b_valid & ~c_valid & ~hold):
+                with m.If((issued == total) & ~b_valid & ~q_valid & ~c_valid & ~hold):
                     m.next = "FLUSH"
             with m.State("FLUSH"):
                 m.d.comb += self.busy.eq(1)
