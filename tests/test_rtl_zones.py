@@ -194,3 +194,26 @@ def test_destructive_mode_clears_pruned_masters():
             np.testing.assert_array_equal(got, want)
 
     run(cfg, body)
+
+
+def test_commands_outside_the_layout_raise_the_layer_error():
+    rng = np.random.default_rng(3)
+    net = random_network(CFG, rng, [(4, 4)])
+
+    async def body(ctx, dut):
+        for bad in (0, CFG.max_layers + 1):
+            await command(ctx, dut, Op.REZONE, bad)
+            await ctx.tick()
+            assert ctx.get(dut.status.error.layer) and not ctx.get(dut.status.rezoning)
+        await load(ctx, dut, net)
+        await rezone(ctx, dut, net, random.Random(0))
+        assert not ctx.get(dut.status.error.layer)
+        await command(ctx, dut, Op.FETCH, 0)      # nothing swapped in yet
+        await ctx.tick()
+        assert ctx.get(dut.status.error.layer) and not ctx.get(dut.status.fetching)
+        await command(ctx, dut, Op.SWAP)
+        await command(ctx, dut, Op.FETCH, 1)      # the layout has one layer
+        await ctx.tick()
+        assert ctx.get(dut.status.error.layer)
+
+    run(CFG, body)

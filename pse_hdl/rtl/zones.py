@@ -20,7 +20,8 @@ surviving-weight count and zone scales of the next layout), both written by the 
 
 Commands arrive on ``cmd``, a stream, and are accepted only when they can run, so none is lost:
 
-- ``REZONE n``: build a layout of layers 0..n-1 in the shadow bank from the ``codes`` stream (one
+- ``REZONE n`` (1 <= n <= ``max_layers``, else the ``layer`` error bit): build a layout of
+  layers 0..n-1 in the shadow bank from the ``codes`` stream (one
   code per weight, row-major, layer after layer). A layer is: read its plan, write its table
   entry, then one weight per cycle: read the master, quantize it with its class's scale
   (``sat_b(rshift_round(m, s))``), append it to its zone's word, append its code to the
@@ -255,16 +256,19 @@ class ZonedMemory(wiring.Component):
             with m.Case(Op.FETCH):
                 m.d.comb += self.cmd.ready.eq(~rz_busy & ~fetch_busy)
         fire = self.cmd.valid & self.cmd.ready
-        rz_start = fire & (op == Op.REZONE)
+        rz_ok = (arg >= 1) & (arg <= cfg.max_layers)
+        rz_start = Signal()
+        m.d.comb += rz_start.eq(fire & (op == Op.REZONE) & rz_ok)
         fetch_start = Signal()
         m.d.comb += fetch_start.eq(fire & (op == Op.FETCH) & active_valid
                                    & (arg < active_layers))
         layer_error = Signal()
         m.d.comb += self.status.error.layer.eq(layer_error)
-        with m.If(fire & (op == Op.FETCH) & ~(active_valid & (arg < active_layers))):
-            m.d.sync += layer_error.eq(1)
         with m.If(rz_start):
             m.d.sync += layer_error.eq(0)
+        with m.If((fire & (op == Op.FETCH) & ~(active_valid & (arg < active_layers)))
+                  | (fire & (op == Op.REZONE) & ~rz_ok)):
+            m.d.sync += layer_error.eq(1)
         with m.If(fire & (op == Op.SWAP)):
             m.d.sync += [active.eq(~active), active_valid.eq(1),
                          active_layers.eq(shadow_layers), shadow_ready.eq(0)]
