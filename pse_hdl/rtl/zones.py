@@ -425,9 +425,10 @@ def _quantize(m, master, shift, bits, weight_bits, shift_bits):
 
 class _Rezoner(wiring.Component):
     """The re-zoning engine (see the module docs). Four stages per weight: accept the code and
-    read the master; register it; quantize; pack and write. One weight per cycle, plus a cycle per layer for
-    its plan and table entry, one to flush its partial zone words, and one per split descriptor
-    that falls on the same weight as another or beyond the last surviving weight."""
+    read the master; register it; quantize; pack and write. One weight per cycle, plus a few
+    cycles per layer for its plan and table entry, one to flush its partial zone words, and one
+    per split descriptor that falls on the same weight as another or beyond the last surviving
+    weight."""
 
     def __init__(self, cfg, top):
         self.cfg = cfg
