@@ -11,7 +11,7 @@ from amaranth.sim import Simulator
 
 from pse_hdl.config import PSEConfig
 from pse_hdl.rtl.zones import Op, Target, ZonedMemory
-from sim.zones_ref import random_network
+from sim.zones_ref import Network, random_network
 
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=128, master_depth=2048, max_layers=4)
 
@@ -150,8 +150,7 @@ def test_reset_during_rezoning_keeps_the_active_layout(seed):
     shapes = [(6, 9), (10, 13)]
     old = random_network(CFG, rng, shapes)
     new = random_network(CFG, rng, shapes)
-    new.masters = old.masters                  # same masters, new codes and scales
-    new.__post_init__()
+    new = Network(CFG, old.masters, new.codes, new.shifts)     # same masters, new codes
     stop = prng.randrange(len(new.code_stream()))
 
     async def body(ctx, dut):

@@ -180,9 +180,6 @@ class ZonedMemory(wiring.Component):
         self.cfg = cfg
         n, ports = len(cfg.precisions), cfg.fetch_ports
         self.classes, self.ports = n, ports
-        self.max_code = cfg.max_code_length
-        self.pruned_len = cfg.code_length(0)
-        self.slots = (cfg.zone_word_bits - self.max_code) // self.pruned_len
         arg = max(_count(cfg.max_layers).width, 1)
         status = data.StructLayout({
             "active": 1, "active_layers": _count(cfg.max_layers), "shadow_ready": 1,
@@ -290,7 +287,7 @@ class ZonedMemory(wiring.Component):
             m.d.sync += rd_target.eq(hr.target)
 
         # -- re-zoning engine -----------------------------------------------------------------
-        rz = _Rezoner(cfg, self)
+        rz = _Rezoner(cfg)
         m.submodules.rezoner = rz
         m.d.comb += [rz.start.eq(rz_start), rz.n_layers.eq(arg), rz.bank.eq(shadow),
                      rz_busy.eq(rz.busy)]
@@ -411,16 +408,13 @@ def _first_set(m, bits, name):
     return any_, idx
 
 
-def _quantize(m, master, shift, bits, weight_bits, shift_bits):
-    """``sat_bits(rshift_round(master, shift))`` for a variable shift."""
-    half = Signal(signed(weight_bits + 1))
-    m.d.comb += half.eq((Const(1, weight_bits + 1) << shift) >> 1)
-    rounded = Signal(signed(weight_bits + 1))
-    m.d.comb += rounded.eq((master + half) >> shift)
-    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    out = Signal(signed(bits))
-    m.d.comb += out.eq(Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)))
-    return out
+def _rshift_round(m, value, shift, width):
+    """``rshift_round(value, shift)`` (round half up) for a variable shift."""
+    half = Signal(signed(width + 1))
+    m.d.comb += half.eq((Const(1, width + 1) << shift) >> 1)
+    rounded = Signal(signed(width + 1))
+    m.d.comb += rounded.eq((value + half) >> shift)
+    return rounded
 
 
 class _Rezoner(wiring.Component):
@@ -430,7 +424,7 @@ class _Rezoner(wiring.Component):
     per split descriptor that falls on the same weight as another or beyond the last surviving
     weight."""
 
-    def __init__(self, cfg, top):
+    def __init__(self, cfg):
         self.cfg = cfg
         n, P, W = len(cfg.precisions), cfg.fetch_ports, cfg.zone_word_bits
         geo = _geometry(cfg)
@@ -475,7 +469,6 @@ class _Rezoner(wiring.Component):
         mword = Signal(_count(cfg.meta_depth))
         mfill = Signal(range(W))
         macc = Signal(W)
-        meta_base = Signal(cfg.meta_index_bits)
         dptr = Signal(_count(cfg.desc_depth))
         # Per-layer counters.
         lidx = Array(Signal(cfg.zone_index_bits + 1, name=f"lidx{k}") for k in range(n))
@@ -522,15 +515,18 @@ class _Rezoner(wiring.Component):
         with m.If(pen):
             m.d.sync += [q_valid.eq(b_valid), q_code.eq(b_code), q_pos.eq(b_pos),
                          q_row.eq(b_row), q_col.eq(b_col), q_master.eq(self.master_data)]
-        qv = [_quantize(m, q_master, pl.shift[k], b, cfg.weight_bits, cfg.shift_bits)
-              for k, b in enumerate(cfg.precisions)]
+        # One rounding shift by the weight's class scale, then that class's clamp.
+        scale = Array([Const(0, cfg.shift_bits)] + [pl.shift[k] for k in range(n)])[q_code]
+        rounded = _rshift_round(m, q_master, scale, cfg.weight_bits)
         with m.If(pen):
             m.d.sync += [c_valid.eq(q_valid), c_code.eq(q_code), c_pos.eq(q_pos),
                          c_row.eq(q_row), c_col.eq(q_col)]
             with m.Switch(q_code):
-                for k in range(n):
+                for k, b in enumerate(cfg.precisions):
                     with m.Case(k + 1):
-                        m.d.sync += c_value.eq(qv[k])
+                        lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+                        m.d.sync += c_value.eq(Mux(rounded < lo, lo,
+                                                   Mux(rounded > hi, hi, rounded)))
 
         # Stage C.
         survivor = c_code != 0
@@ -641,7 +637,7 @@ class _Rezoner(wiring.Component):
                 m.d.sync += [lidx[k].eq(0) for k in range(n)]
                 m.d.sync += [zacc[k].eq(0) for k in range(n)]
                 m.d.sync += [lmeta.eq(0), cnt.eq(0), q.eq(1), nq_acc.eq(pl.count), issued.eq(0),
-                             a_row.eq(0), a_col.eq(0), meta_base.eq(mword * W + mfill)]
+                             a_row.eq(0), a_col.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), run.eq(1)]
