@@ -99,9 +99,6 @@ class PSEConfig:
     desc_stride : int
         Rows between two row descriptors (power of two); 1 gives one descriptor per row. The
         fetch unit can start a walk at any descriptor; between them it walks the codes.
-    fetch_ports : int
-        Output ports of the zoned memory's fetch unit (power of two, 1..16), one walker each; a
-        layer's surviving weights are split into that many equal runs (split descriptors).
     max_layers : int
         Layers the zoned memory's tables hold (1..64).
     meta_encoding : str
@@ -135,7 +132,6 @@ class PSEConfig:
     hist_sub_bits: int = 2
     desc_stride: int = 8
     meta_encoding: str = "unary"
-    fetch_ports: int = 4
     max_layers: int = 4
 
     def __post_init__(self):
@@ -213,7 +209,6 @@ class PSEConfig:
         if self.meta_encoding not in META_ENCODINGS:
             raise ConfigError(f"meta_encoding must be one of {META_ENCODINGS}, "
                               f"not {self.meta_encoding!r}")
-        _check_int("fetch_ports", self.fetch_ports, 1, 16, pow2=True)
         _check_int("max_layers", self.max_layers, 1, 64)
 
     # -- derived values -------------------------------------------------------------------------
@@ -222,6 +217,13 @@ class PSEConfig:
     def ema_num(self):
         """Numerator of the EMA rate: ``alpha = ema_num / 2**ema_rate_bits``."""
         return int(round(self.ema_rate * (1 << self.ema_rate_bits)))
+
+    @property
+    def fetch_ports(self):
+        """Output ports of the zoned memory's fetch unit: one per MAC lane, so port k feeds
+        lane k. A layer's surviving weights are cut into ``lanes`` chunks of equal MAC cost
+        (split descriptors), the MAC's own :func:`~pse_hdl.model.layer.lane_split`."""
+        return self.lanes
 
     @property
     def code_bits(self):
@@ -315,9 +317,31 @@ class PSEConfig:
     @property
     def split_desc_bits(self):
         """Bits of one split descriptor: row, column and flat index of the weight a fetch
-        port starts at, per zone its element index, and its metadata offset."""
-        return (self.row_bits + 1 + self.col_bits + self.pos_bits
+        port starts at, whether that row continues from the previous port, per zone its element
+        index, and its metadata offset."""
+        return (self.row_bits + 1 + self.col_bits + self.pos_bits + 1
                 + len(self.precisions) * self.zone_index_bits + self.meta_index_bits)
+
+    @property
+    def layer_cost_bits(self):
+        """Width of a layer's MAC cost (the sum of ``mac_cost`` over its surviving weights)."""
+        return (self.max_rows * self.max_cols * self.mac_cost(max(self.precisions))).bit_length()
+
+    @property
+    def layer_bits(self):
+        """Width of a layer index (0 .. max_layers-1)."""
+        return max(1, (self.max_layers - 1).bit_length())
+
+    @property
+    def ric_depth(self):
+        """EMA states of the factored RIC: one per input of every layer, layer l's inputs at
+        ``l * max_cols``."""
+        return self.max_layers * self.max_cols
+
+    @property
+    def bias_depth(self):
+        """Biases the MAC's finishing stage holds: layer l's rows at ``l * max_rows``."""
+        return self.max_layers * self.max_rows
 
     @property
     def out_shift_bits(self):
@@ -343,6 +367,9 @@ class PSEConfig:
     @classmethod
     def from_dict(cls, data, *, source="configuration"):
         names = {f.name for f in dataclasses.fields(cls)}
+        if "fetch_ports" in data:
+            raise ConfigError(f"fetch_ports in {source} is not a field: the fetch unit has one "
+                              f"port per MAC lane, so set lanes instead")
         unknown = sorted(set(data) - names)
         if unknown:
             raise ConfigError(f"unknown field(s) {', '.join(unknown)} in {source}; "

@@ -27,7 +27,7 @@ CFG = config_from_env()
 N = len(CFG.precisions)
 IMAX = (1 << CFG.importance_bits) - 1
 INPUTS = ["x__valid", "w__valid", "o__ready", "ric_host__en", "csr__wr_en", "csr__commit",
-          "hist_host__clear"] + ([] if CFG.reversible else ["clear__ready"])
+          "hist_host__clear", "layer"] + ([] if CFG.reversible else ["clear__ready"])
 EDGE = {1: "zero-activations", 2: "max-activations", 3: "thresholds-0", 4: "thresholds-max"}
 ONE_WEIGHT = -1          # the seed of the one-weight layer, run after the SEEDS seeds
 
@@ -70,12 +70,15 @@ async def run_seed(dut, seed, board):
     await RisingEdge(dut.clk)
     dut.hist_host__clear.value = 0
     await ClockCycles(dut.clk, cfg.hist_bins + 4)
-    await host_write(dut, "ric_host", dict(enumerate(base)))
+    layer = abs(seed) % cfg.max_layers          # the RIC holds every layer's states
+    dut.layer.value = layer
+    await host_write(dut, "ric_host", {layer * cfg.max_cols + j: v for j, v in enumerate(base)})
     await write_thresholds(dut, thresholds, band)
     ric = FactoredRIC(cfg, cols, base)
     all_imp, all_codes = [], []
     for p in range(passes):
-        xs = [{"value": int(v), "last": j == cols - 1} for x in samples for j, v in enumerate(x)]
+        xs = [{"value": int(v), "column": j, "last": j == cols - 1} for x in samples
+              for j, v in enumerate(x)]
         await pump_in(dut, xs, pattern, pyrng)
         for x in samples:
             ric.update(x)
@@ -113,7 +116,7 @@ async def pump_in(dut, items, pattern, rng):
     """Activations into ``x`` (no output side: the RIC absorbs them)."""
     from sim.streams import StreamDriver, stall_pattern
     drv = StreamDriver(dut, "x", dut.clk, stall_pattern(pattern[0], random.Random(rng.random())))
-    await drv.send([Codec(layouts.activation(CFG)).pack(it) for it in items])
+    await drv.send([Codec(layouts.observation(CFG)).pack(it) for it in items])
     await ClockCycles(dut.clk, 5)
 
 

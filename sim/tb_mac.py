@@ -20,7 +20,6 @@ from pse_hdl.model.layer import layer_forward, requantize
 from pse_hdl.model.quant import dequantize
 from pse_hdl.model.transfer import lane_schedule, lane_streams
 from pse_hdl.rtl import layouts
-from pse_hdl.rtl.mac import schedule_layout
 from sim.common import PATTERNS, SEEDS, reset, start
 from sim.runner import config_from_env
 from sim.streams import Codec, Scoreboard, StreamDriver, StreamMonitor, stall_pattern
@@ -29,21 +28,25 @@ CFG = config_from_env()
 L = CFG.lanes
 N = len(CFG.precisions)
 BITS = np.array((0,) + tuple(CFG.precisions))
-SCHED_BITS = schedule_layout(CFG).size
+SCHED_BITS = layouts.schedule(CFG).size
 INPUTS = [f"i__{k}__valid" for k in range(L)] + ["o__ready", "x__valid", "bias__en"]
 
 
-async def load(dut, x, bias, relu, out_shift):
+async def load(dut, x, bias, relu, out_shift, half, layer):
+    """Operands into buffer half ``half`` (the other half gets other values, which must not
+    leak in) and biases at layer ``layer``'s rows."""
     await RisingEdge(dut.clk)
     dut.relu.value, dut.out_shift.value = int(relu), int(out_shift)
-    cx = Codec(layouts.activation(CFG))
-    for j, v in enumerate(x):
-        dut.x__valid.value, dut.x__payload.value = 1, cx.pack({"value": int(v),
-                                                               "last": j == len(x) - 1})
-        await RisingEdge(dut.clk)
+    dut.half.value, dut.layer.value = half, layer
+    cx = Codec(layouts.act_write(CFG))
+    for h in (1 - half, half):
+        for j, v in enumerate(x if h == half else -x - 1):
+            dut.x__valid.value = 1
+            dut.x__payload.value = cx.pack({"value": int(v), "column": j, "half": h})
+            await RisingEdge(dut.clk)
     dut.x__valid.value = 0
     for i, b in enumerate(bias):
-        dut.bias__en.value, dut.bias__addr.value = 1, i
+        dut.bias__en.value, dut.bias__addr.value = 1, layer * CFG.max_rows + i
         dut.bias__data.value = int(b) & ((1 << CFG.acc_bits) - 1)
         await RisingEdge(dut.clk)
     dut.bias__en.value = 0
@@ -52,9 +55,9 @@ async def load(dut, x, bias, relu, out_shift):
 async def run_layer(dut, codes, values, shifts, bias, x, relu, out_shift, pattern, rng):
     """Returns (results sorted by row, cycles from the first offered transfer to the last
     result)."""
-    await load(dut, x, bias, relu, out_shift)
+    await load(dut, x, bias, relu, out_shift, rng.randrange(2), rng.randrange(CFG.max_layers))
     streams = lane_streams(codes, values, shifts, CFG)
-    cs = Codec(schedule_layout(CFG))
+    cs = Codec(layouts.schedule(CFG))
     dut.sched.value = sum(cs.pack({"row": row, "cont": cont}) << (k * SCHED_BITS)
                           for k, (row, cont) in enumerate(lane_schedule(streams)))
     ct, cr = Codec(layouts.transfer_layout(CFG)), Codec(layouts.mac_result(CFG))

@@ -7,7 +7,7 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles, ReadOnly
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from pse_hdl.model.ric import FactoredRIC, LiteralRIC
 from pse_hdl.rtl import layouts
@@ -18,6 +18,18 @@ from sim.streams import Codec, Scoreboard, StreamDriver, stall_pattern
 CFG = config_from_env()
 LITERAL = CFG.importance_form == "literal"
 AMAX = 1 << (CFG.act_bits - 1)
+
+
+async def read_states(dut, addrs):
+    """EMA states through ``host_rd`` (data one cycle after the address)."""
+    out = []
+    for a in addrs:
+        await RisingEdge(dut.clk)
+        dut.host_rd__addr.value = a
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        out.append(int(dut.host_rd__data.value))
+    return out
 
 
 async def run_seed(dut, seed, board):
@@ -34,7 +46,11 @@ async def run_seed(dut, seed, board):
     else:
         count = int(rng.integers(1, 3 if LITERAL else 10))
     await reset(dut)
-    codec = Codec(layouts.product(CFG) if LITERAL else layouts.activation(CFG))
+    # The factored RIC keeps every layer's states: this seed uses layer ``seed % max_layers``.
+    layer = 0 if LITERAL else seed % CFG.max_layers
+    if not LITERAL:
+        dut.layer.value = layer
+    codec = Codec(layouts.product(CFG) if LITERAL else layouts.observation(CFG))
     model = None
     for p in range(1 if one else -(-WEIGHTS // (rows * cols))):
         master = rng.integers(-(1 << (CFG.weight_bits - 1)), 1 << (CFG.weight_bits - 1),
@@ -49,7 +65,8 @@ async def run_seed(dut, seed, board):
                                            np.ndenumerate(init)})
         elif model is None:
             model = FactoredRIC(CFG, cols, base)
-            await host_write(dut, "host", dict(enumerate(base)))
+            await host_write(dut, "host", {layer * CFG.max_cols + j: v
+                                           for j, v in enumerate(base)})
         items = []
         for x in samples:
             if LITERAL:
@@ -59,10 +76,14 @@ async def run_seed(dut, seed, board):
                           for i in range(rows) for j in range(cols)]
             else:
                 model.update(x)
-                items += [{"value": int(v), "last": j == cols - 1} for j, v in enumerate(x)]
+                items += [{"value": int(v), "column": j, "last": j == cols - 1}
+                          for j, v in enumerate(x)]
         drv = StreamDriver(dut, "x", dut.clk, stall_pattern(pattern[0], pyrng))
         await drv.send([codec.pack(it) for it in items])
         await ClockCycles(dut.clk, 5)
+        if not LITERAL:
+            states = await read_states(dut, [layer * CFG.max_cols + j for j in range(cols)])
+            board.compare(states, model.state.tolist(), f"seed {seed} pass {p} states")
         imp = model.importance(master)
         prev = rng.integers(0, len(CFG.precisions) + 1, (rows, cols))
         w = [{"master": int(master[i, j]), "prev": int(prev[i, j]), "row": i, "column": j,

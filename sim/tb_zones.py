@@ -207,6 +207,10 @@ async def full_cycle(dut, net, rng, pattern, log):
         want = net.port_words(l)
         compare(got, want, f"layer {l}")
         checked += sum(map(len, want))
+        sched = unpack(SIG["sched"].shape, int(dut.sched.value))
+        mask = (1 << CFG.row_bits) - 1
+        assert [(sched[(p, "row")], sched[(p, "cont")]) for p in range(P)] == \
+            [(row & mask, cont) for row, cont in net.port_schedule(l)], f"layer {l} schedule"
     return checked
 
 

@@ -11,7 +11,9 @@ import numpy as np
 from amaranth.hdl import Shape
 from amaranth.lib import data
 
-from pse_hdl.model.transfer import port_streams
+from pse_hdl.model.layer import weight_costs
+from pse_hdl.model.pa import code_bits_of
+from pse_hdl.model.transfer import port_schedule, port_streams
 from pse_hdl.model.zones import pack_layer, place_layers, unpack_layer
 from pse_hdl.rtl import layouts
 from pse_hdl.rtl.zones import Target, plan_layout, row_desc_layout, split_layout, table_layout
@@ -82,8 +84,13 @@ class Network:
         for l, im in enumerate(self.images):
             out.append(pack(plan_layout(self.cfg), {
                 "rows": im.rows, "cols": im.cols, "master_base": int(self.master_base[l]),
-                "count": int(sum(im.counts)), "shift": list(im.shifts)}))
+                "cost": self.cost(l), "shift": list(im.shifts)}))
         return out
+
+    def cost(self, l):
+        """MAC cost of layer ``l``'s surviving weights (the plan's ``cost``)."""
+        bits = code_bits_of(self.codes[l], self.cfg)
+        return int(weight_costs(bits, self.cfg).sum())
 
     def code_stream(self):
         """The ``codes`` stream of a re-zoning: every layer's codes, row-major."""
@@ -108,8 +115,8 @@ class Network:
                     row_desc_layout(cfg), {"index": list(row[:n]), "meta": row[n]})
             for q, s in enumerate(im.splits, start=1):
                 out[(Target.SPLIT.value, l * cfg.fetch_ports + q)] = pack(split_layout(cfg), {
-                    "row": s[0], "col": s[1], "pos": s[2], "index": list(s[3:3 + n]),
-                    "meta": s[3 + n]})
+                    "row": s[0], "col": s[1], "pos": s[2], "cont": s[3],
+                    "index": list(s[4:4 + n]), "meta": s[4 + n]})
             out[(Target.TABLE.value, l)] = pack(table_layout(cfg), {
                 "cols": im.cols, "total": im.rows * im.cols, "zone_base": list(im.base),
                 "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base})
@@ -122,6 +129,10 @@ class Network:
                 "row_descs": sum(im.descriptors.shape[0] for im in self.images),
                 "split_descs": len(self.images) * (self.cfg.fetch_ports - 1),
                 "layers": len(self.images)}
+
+    def port_schedule(self, l):
+        """Expected ``sched`` outputs (``{row, cont}`` per port) after ``FETCH l``."""
+        return port_schedule(self.codes[l], self.cfg)
 
     def port_words(self, l):
         """Expected packed transfers of each fetch port for layer ``l``."""

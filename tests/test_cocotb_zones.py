@@ -1,6 +1,6 @@
 """Tier 2: the zoned memory's Verilog in Verilator against the golden model (sim/tb_zones.py),
 for unary metadata with 4 fetch ports, and for fixed-width codes with the 2-bit precision,
-2 ports and destructive pruning."""
+2 ports (2 lanes) and destructive pruning."""
 
 import pytest
 
@@ -12,7 +12,7 @@ CONFIGS = {
     "unary-P4": PSEConfig(**SMALL),
     "fixed-P2-destructive": PSEConfig(**SMALL, precisions=(2, 4, 8, 16),
                                       thresholds=(1, 2, 3, 4), meta_encoding="fixed",
-                                      fetch_ports=2, reversible=False),
+                                      lanes=2, reversible=False),
 }
 
 

@@ -5,7 +5,10 @@ import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig, preset
 from pse_hdl.model.quant import effective_weights, quantize
-from pse_hdl.model.transfer import dtype, fields, layer_stream, port_streams
+from pse_hdl.model.layer import weight_costs
+from pse_hdl.model.pa import code_bits_of
+from pse_hdl.model.transfer import (dtype, fields, lane_schedule, lane_streams, layer_stream,
+                                    port_schedule, port_streams)
 from pse_hdl.model.zones import (check_fit, decode_meta, encode_meta, footprint_bits,
                                  pack_layer, pack_words, place_layers, split_points,
                                  unpack_layer, unpack_words)
@@ -130,23 +133,30 @@ def test_transfer_stream():
 @pytest.mark.parametrize("ports", [1, 2, 4, 16])
 @pytest.mark.parametrize("shape", SHAPES)
 @pytest.mark.parametrize("kind", CODEMAPS)
-def test_port_streams_split_the_layer_stream_evenly(ports, shape, kind):
-    cfg = PSEConfig(fetch_ports=ports)
+def test_port_streams_are_the_lane_streams(ports, shape, kind):
+    cfg = PSEConfig(lanes=ports)
     for seed in range(3):
         master, codes, shifts = make(cfg, SHAPES[shape], kind, seed)
         values = np.where(codes > 0, master >> 8, 0)
         whole = layer_stream(codes, values, shifts, cfg)
         parts = port_streams(codes, values, shifts, cfg)
         assert len(parts) == ports
+        # Port k carries exactly what MAC lane k takes: chunks of equal MAC cost.
+        for a, b in zip(parts, lane_streams(codes, values, shifts, cfg)):
+            np.testing.assert_array_equal(a, b)
         live = [p[p["code"] > 0] for p in parts]
         # Concatenated, the ports carry the layer's weights in order, the same fields but last.
         joined = np.concatenate(live)
         for f in ("value", "code", "shift", "column", "row"):
             np.testing.assert_array_equal(joined[f], whole[whole["code"] > 0][f])
-        # Equal shares: floor(p N / P) boundaries.
-        n = len(joined)
-        assert [len(x) for x in live] == [(p + 1) * n // ports - p * n // ports
-                                          for p in range(ports)]
+        costs = [int(weight_costs(code_bits_of(x["code"], cfg), cfg).sum()) for x in live]
+        total = sum(costs)
+        # Lane k starts once the cost before it reaches ceil(k C / P): no lane before the last
+        # non-empty one ends more than one weight's cost short of its share.
+        prefix = np.cumsum([0] + costs)
+        for k in range(1, ports):
+            if len(live[k]):
+                assert prefix[k] >= -(-k * total // ports)
         # Every all-pruned row's marker is sent once; every port ends each row it touches.
         markers = sorted(int(r) for p in parts for r in p[p["code"] == 0]["row"])
         assert markers == sorted(int(r) for r in whole[whole["code"] == 0]["row"])
@@ -154,19 +164,28 @@ def test_port_streams_split_the_layer_stream_evenly(ports, shape, kind):
             for row in set(int(r) for r in p["row"]):
                 assert p[p["row"] == row]["last"].tolist()[-1] == 1
                 assert sum(p[p["row"] == row]["last"]) == 1
+        # The schedule read from the split descriptors is the lanes' schedule where a lane works.
+        for (row, cont), (lrow, lcont), part in zip(port_schedule(codes, cfg),
+                                                    lane_schedule(parts), parts):
+            if len(part):
+                assert (row, bool(cont)) == (lrow, lcont)
+            else:
+                assert cont == 0
 
 
 def test_split_points_give_the_walk_state():
-    cfg = PSEConfig(fetch_ports=4)
+    cfg = PSEConfig(lanes=4)
     codes = np.array([[0, 1, 0, 3], [0, 0, 0, 0], [2, 0, 1, 1]])
     s = split_points(codes, cfg)
-    # 5 survivors: splits at survivors 1, 2, 3 = positions 3, 8, 10.
-    assert s[:, 2].tolist() == [3, 8, 10]
-    assert s[0].tolist() == [0, 3, 3, 1, 0, 0, 1 + 2 + 1]      # after "0", "10", "0"
-    assert s[1, :2].tolist() == [2, 0]
-    assert s[1, 3:6].tolist() == [1, 0, 1]
+    # Costs of the 5 survivors 1, 4, 2, 1, 1 (C = 9): lanes start where the cost before them
+    # reaches 3, 5 and 7, one weight apart at least: survivors 2, 3, 4 = positions 8, 10, 11.
+    assert s[:, 2].tolist() == [8, 10, 11]
+    # Row 2 col 0, not a continuation; one 4-bit and one 16-bit weight and 11 code bits before.
+    assert s[0].tolist() == [2, 0, 8, 0, 1, 0, 1, 11]
+    assert s[1, :4].tolist() == [2, 2, 10, 1] and s[2, :4].tolist() == [2, 3, 11, 1]
     empty = split_points(np.zeros((2, 3), int), cfg)
     assert empty[:, 2].tolist() == [6, 6, 6] and empty[:, 0].tolist() == [2, 2, 2]
+    assert empty[:, 3].tolist() == [0, 0, 0]
 
 
 @pytest.mark.parametrize("change, match", [

@@ -36,11 +36,17 @@ def test_ric_updates_and_importance(form, seed):
     dut = RollingImportance(cfg)
     got = []
 
+    layer = 0 if form == "literal" else seed + 1     # the factored RIC holds every layer's states
+    states = []
+
     async def source(ctx):
+        if form == "factored":
+            ctx.set(dut.layer, layer)
         init = (np.abs(master) * base[None, :]) if form == "literal" else base[None, :]
         for (i, j), v in np.ndenumerate(init):
             ctx.set(dut.host.en, 1)
-            ctx.set(dut.host.addr, i * cfg.max_cols + j if form == "literal" else j)
+            ctx.set(dut.host.addr, i * cfg.max_cols + j if form == "literal"
+                    else layer * cfg.max_cols + j)
             ctx.set(dut.host.data, int(v))
             await ctx.tick()
         ctx.set(dut.host.en, 0)
@@ -50,10 +56,16 @@ def test_ric_updates_and_importance(form, seed):
                           "column": j, "last": i == rows - 1 and j == cols - 1}
                          for i in range(rows) for j in range(cols)]
             else:
-                items = [{"value": int(v), "last": j == cols - 1} for j, v in enumerate(x)]
+                items = [{"value": int(v), "column": j, "last": j == cols - 1}
+                         for j, v in enumerate(x)]
             await stream_source(ctx, dut.x, items, random.Random(seed), idle=0.3)
         await ctx.tick().until(~dut.busy)
         assert ctx.get(dut.samples) == len(samples)
+        if form == "factored":
+            for j in range(cols):
+                ctx.set(dut.host_rd.addr, layer * cfg.max_cols + j)
+                await ctx.tick()
+                states.append(ctx.get(dut.host_rd.data))
         items = [{"master": int(master[i, j]), "row": i, "column": j, "last": j == cols - 1}
                  for i in range(rows) for j in range(cols)]
         await stream_source(ctx, dut.w, items, random.Random(seed + 1), idle=0.3)
@@ -63,6 +75,8 @@ def test_ric_updates_and_importance(form, seed):
                                      stall=0.4))
 
     run_sim(dut, source, sink)
+    if form == "factored":
+        assert states == model.state.tolist()
     assert [g["importance"] for g in got] == want.tolist()
     assert [(g["row"], g["column"]) for g in got] == [(i, j) for i in range(rows)
                                                       for j in range(cols)]

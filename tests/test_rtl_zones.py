@@ -129,6 +129,9 @@ def test_rezone_and_fetch_match_model(seed):
             got, want = await fetch(ctx, dut, net, l, prng)
             for p in range(len(want)):
                 assert got[p] == want[p], (l, p, len(got[p]), len(want[p]))
+            mask = (1 << CFG.row_bits) - 1
+            assert [(ctx.get(s.row), ctx.get(s.cont)) for s in dut.sched] == \
+                [(row & mask, cont) for row, cont in net.port_schedule(l)]
 
     run(CFG, body)
 

@@ -23,7 +23,8 @@ import numpy as np
 
 from .fixed import to_int64
 
-__all__ = ["fields", "dtype", "layer_stream", "lane_streams", "lane_schedule", "port_streams"]
+__all__ = ["fields", "dtype", "layer_stream", "lane_streams", "lane_schedule", "port_streams",
+           "port_schedule"]
 
 
 def fields(cfg):
@@ -118,7 +119,8 @@ def port_streams(codes, values, shifts, cfg, ports=None):
 
     Port p walks the layer's codes from split point p to split point p+1
     (:func:`pse_hdl.model.zones.split_points`; port 0 starts at the layer's first code, the
-    last port ends at its end), so each port carries ``N / P`` surviving weights. Within a
+    last port ends at its end). The split points cut the surviving weights into chunks of equal
+    MAC cost, so port p carries exactly what MAC lane p takes (:func:`lane_streams`). Within a
     port the transfers are in row-major order; ``last`` marks the port's last transfer of a row
     (a row cut by a split point ends on one port and continues on the next). An all-pruned row
     sends its marker on the port whose walk covers it.
@@ -128,3 +130,12 @@ def port_streams(codes, values, shifts, cfg, ports=None):
     rows, cols = np.shape(codes)
     bounds = [0] + [int(s[2]) for s in split_points(codes, cfg, ports)] + [rows * cols]
     return _split_streams(codes, values, shifts, cfg, bounds)
+
+
+def port_schedule(codes, cfg, ports=None):
+    """What the fetch ports tell the MAC array about a layer (its ``sched``), read from the
+    split descriptors: per port the row it starts in and whether that row began on the previous
+    port; port 0 is ``(0, 0)``, a port without weights ``(rows, 0)``. Where a port has weights
+    this agrees with :func:`lane_schedule` of :func:`port_streams`."""
+    from .zones import split_points
+    return [(0, 0)] + [(int(s[0]), int(s[3])) for s in split_points(codes, cfg, ports)]

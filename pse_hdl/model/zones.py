@@ -10,10 +10,11 @@ Metadata: one code per weight in dense row-major order, as a bit string packed L
 words (``meta_encoding``: fixed ``code_bits`` per code, or truncated unary). Every
 ``desc_stride`` rows a row descriptor gives, for each zone, the element index (relative to the
 layer's segment) at which that row's class-k weights begin, and the bit offset of the row's first
-code, so a walk can start there. For the fetch unit's ``fetch_ports`` walkers, ``P - 1`` split
-descriptors per layer give the walk state (row, column, flat index, per-zone element index,
-metadata offset) at surviving weight ``floor(p N / P)``, p = 1..P-1, so walker p streams an equal
-share of the layer's N surviving weights. The footprint counts exactly what is stored.
+code, so a walk can start there. For the fetch unit's ``fetch_ports`` walkers (one per MAC
+lane), ``P - 1`` split descriptors per layer give the walk state (row, column, flat index,
+whether the row continues from the previous port, per-zone element index, metadata offset) where
+walker p starts: the layer's surviving weights are cut into P chunks of equal MAC cost, exactly
+as the MAC array's lanes take them. The footprint counts exactly what is stored.
 """
 
 from dataclasses import dataclass, field
@@ -96,17 +97,23 @@ class LayerImage:
     descriptors: np.ndarray           # ceil(rows/stride) x (classes + 1): per zone the element
                                       # index of the row's first weight, then its metadata offset
     meta: list                        # metadata bit string (0/1), LSB first
-    splits: np.ndarray = None         # (P-1) x (row, col, pos, per-class index..., meta offset)
+    splits: np.ndarray = None         # (P-1) x (row, col, pos, cont, per-class index...,
+                                      # meta offset)
     base: tuple = field(default=())   # per class: base word in the zone (set by place_layers)
     meta_base: int = 0                # bit offset of the layer's metadata (set by place_layers)
     desc_base: int = 0                # index of its first row descriptor (set by place_layers)
 
 
 def split_points(codes, cfg, ports=None):
-    """Split descriptors of a layer: for p = 1..P-1, the walk state at surviving weight
-    ``n_p = floor(p N / P)`` in row-major order: ``(row, column, flat index, element index per
-    zone, metadata bit offset)``. Where ``n_p >= N`` the state is the layer's end
-    ``(rows, 0, rows*cols, counts..., metadata length)``."""
+    """Split descriptors of a layer: where fetch port p = 1..P-1 starts, so port p feeds MAC
+    lane p the chunk :func:`~pse_hdl.model.layer.lane_split` gives it (the surviving weights in
+    row-major order cut into P chunks of equal MAC cost). Each is the walk state at that
+    surviving weight: ``(row, column, flat index, cont, element index per zone, metadata bit
+    offset)``, where ``cont`` says the row began on the previous port (an earlier surviving
+    weight of the same row). A port left without weights (fewer survivors than ports) starts
+    at the layer's end ``(rows, 0, rows*cols, 0, counts..., metadata length)``."""
+    from .layer import lane_split, weight_costs
+    from .pa import code_bits_of
     ports = ports or cfg.fetch_ports
     codes = to_int64(codes)
     rows, cols = codes.shape
@@ -119,14 +126,18 @@ def split_points(codes, cfg, ports=None):
         before[1:, k - 1] = np.cumsum(flat == k)
     before[1:, classes] = np.cumsum(lengths[flat])
     survivors = np.flatnonzero(flat)
-    n = survivors.size
+    costs = weight_costs(code_bits_of(flat, cfg), cfg)[survivors]
+    starts = lane_split(costs, ports)
     out = []
-    for p in range(1, ports):
-        target = p * n // ports
-        pos = int(survivors[target]) if target < n else flat.size
-        row, col = (pos // cols, pos % cols) if pos < flat.size else (rows, 0)
-        out.append([row, col, pos, *before[pos]])
-    return np.array(out, np.int64).reshape(ports - 1, 3 + classes + 1)
+    for s in starts[1:-1]:
+        if s < survivors.size:
+            pos = int(survivors[s])
+            row, col = pos // cols, pos % cols
+            cont = int(s > 0 and survivors[s - 1] // cols == row)
+        else:
+            pos, row, col, cont = flat.size, rows, 0, 0
+        out.append([row, col, pos, cont, *before[pos]])
+    return np.array(out, np.int64).reshape(ports - 1, 4 + classes + 1)
 
 
 def pack_layer(codes, master, shifts, cfg):

@@ -47,6 +47,11 @@ def _zones(cfg):
     return ZonedMemory(cfg)
 
 
+def _engine(cfg):
+    from .engine import Engine
+    return Engine(cfg)
+
+
 # name -> (description, constructor taking a PSEConfig)
 BLOCKS = {
     "ric": ("Rolling Importance Calculator: EMA of |x| per input in block RAM, |w|*A on demand",
@@ -62,6 +67,8 @@ BLOCKS = {
             _mac),
     "zones": ("Zoned weight memory: precision zones in two banks, re-zoning engine, fetch "
               "walkers sending the tagged stream", _zones),
+    "engine": ("The engine: zones, MAC array and control chain behind one register map, with "
+               "its sequencer (INFER, ALLOCATE, HISTOGRAM, REZONE, SWAP)", _engine),
 }
 
 

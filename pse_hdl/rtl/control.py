@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from . import layouts
 from .histogram import HistogramPort, ImportanceHistogram
 from .pa import PrecisionAllocator, ThresholdPort
-from .ric import HostWritePort, RollingImportance
+from .ric import HostReadPort, HostWritePort, RollingImportance
 from .sm import SparsificationManager
 
 __all__ = ["ControlChain"]
@@ -21,8 +21,10 @@ __all__ = ["ControlChain"]
 
 class ControlChain(wiring.Component):
     """Members: ``x``, ``w`` (RIC inputs), ``o`` (codes, :func:`layouts.code_out`); ``ric_host``,
-    ``csr`` (thresholds), ``hist`` (histogram port), ``clear`` (destructive mode); counters
-    ``samples``, ``pruned``, ``class_count``; ``error`` (refused threshold commit)."""
+    ``ric_host_rd`` (RIC state write and read), ``layer`` (factored RIC: the layer whose states
+    are used), ``csr`` (thresholds), ``hist_host`` (histogram port), ``clear`` (destructive
+    mode); counters ``samples``, ``pruned``, ``class_count``; ``error`` (refused threshold
+    commit); ``busy`` (RIC updates in flight)."""
 
     def __init__(self, cfg, *, hysteresis=True):
         self._cfg = cfg
@@ -32,17 +34,21 @@ class ControlChain(wiring.Component):
         self.hist = ImportanceHistogram(cfg)
         members = {
             "x": In(stream.Signature(layouts.product(cfg) if cfg.importance_form == "literal"
-                                     else layouts.activation(cfg))),
+                                     else layouts.observation(cfg))),
             "w": In(stream.Signature(layouts.master_in(cfg))),
             "o": Out(stream.Signature(layouts.code_out(cfg))),
             "ric_host": In(HostWritePort((self.ric.depth - 1).bit_length() or 1,
                                          self.ric.state_bits)),
+            "ric_host_rd": In(HostReadPort((self.ric.depth - 1).bit_length() or 1,
+                                           self.ric.state_bits)),
             "csr": In(ThresholdPort(cfg)),
             "hist_host": Out(HistogramPort(cfg.hist_bins)).flip(),
             "samples": Out(32), "pruned": Out(32),
             "class_count": Out(self.hist.signature.members["class_count"].shape),
-            "error": Out(1),
+            "error": Out(1), "busy": Out(1),
         }
+        if cfg.importance_form != "literal":
+            members["layer"] = In(range(cfg.max_layers))
         if not cfg.reversible:
             members["clear"] = Out(stream.Signature(layouts.clear(cfg)))
         super().__init__(members)
@@ -54,6 +60,9 @@ class ControlChain(wiring.Component):
         wiring.connect(m, wiring.flipped(self.x), self.ric.x)
         wiring.connect(m, wiring.flipped(self.w), self.ric.w)
         wiring.connect(m, wiring.flipped(self.ric_host), self.ric.host)
+        wiring.connect(m, wiring.flipped(self.ric_host_rd), self.ric.host_rd)
+        if self._cfg.importance_form != "literal":
+            m.d.comb += self.ric.layer.eq(self.layer)
         wiring.connect(m, wiring.flipped(self.csr), self.pa.csr)
         wiring.connect(m, wiring.flipped(self.hist_host), self.hist.host)
         wiring.connect(m, self.ric.o, self.pa.i)
@@ -63,5 +72,6 @@ class ControlChain(wiring.Component):
         if not self._cfg.reversible:
             wiring.connect(m, self.sm.clear, wiring.flipped(self.clear))
         m.d.comb += [self.samples.eq(self.ric.samples), self.pruned.eq(self.sm.pruned),
-                     self.class_count.eq(self.hist.class_count), self.error.eq(self.pa.error)]
+                     self.class_count.eq(self.hist.class_count), self.error.eq(self.pa.error),
+                     self.busy.eq(self.ric.busy)]
         return m

@@ -10,7 +10,7 @@ from amaranth.lib import data
 from ..model import transfer
 
 __all__ = ["position", "importance_in", "code_out", "transfer_layout", "activation", "product",
-           "master_in", "clear", "mac_result"]
+           "master_in", "clear", "mac_result", "schedule", "observation", "act_write"]
 
 
 def position(cfg):
@@ -61,3 +61,23 @@ def mac_result(cfg):
     """A finished row out of the MAC array: requantized value, accumulator, overflow flag."""
     return data.StructLayout({"row": unsigned(cfg.row_bits), "value": signed(cfg.act_bits),
                               "acc": signed(cfg.acc_bits), "overflow": 1})
+
+
+def schedule(cfg):
+    """Per fetch port (MAC lane) and layer: the row its first transfer is in, and whether that
+    row began on the previous port (``model.transfer.port_schedule``)."""
+    return data.StructLayout({"row": unsigned(cfg.row_bits), "cont": 1})
+
+
+def observation(cfg):
+    """One activation the factored RIC observes: its value, the input (column) of layer
+    ``layer`` it enters, and ``last`` on a sample's final one (counted in ``samples``)."""
+    return data.StructLayout({"value": signed(cfg.act_bits), "column": unsigned(cfg.col_bits),
+                              "last": 1})
+
+
+def act_write(cfg):
+    """One activation into the MAC array's operand buffers: value, column, and which half of
+    the ping-pong buffer (layer parity) it goes to."""
+    return data.StructLayout({"value": signed(cfg.act_bits), "column": unsigned(cfg.col_bits),
+                              "half": 1})

@@ -27,9 +27,13 @@ nodes to the shared finishing pipeline: bias (one memory, read by row), addition
 to ``acc_bits`` with the overflow flag, ReLU, ``sat(rshift_round(acc, out_shift))``. Rows come
 out in completion order, each tagged with its row.
 
-**Operands.** The activation vector is written once per sample through ``x`` into a buffer that
-every lane reads; it is replicated per lane (a small block RAM each) so all lanes read every
-cycle. Biases are written through ``bias`` into the finishing pipeline's memory.
+**Operands.** Activations are written through ``x`` (value, column and buffer half) into a
+buffer that every lane reads; it is replicated per lane (a small block RAM each) so all lanes
+read every cycle. The buffer has two halves: a layer reads the half ``half`` selects while its
+finished rows, written back through ``x`` as the next layer's operands, go to the other, so
+layers follow each other without a copy. Biases are written through ``bias`` into the finishing
+pipeline's memory, which holds every layer's (layer l's rows at ``l * max_rows``; ``layer``
+selects them).
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
@@ -39,7 +43,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..model.fixed import signed_range
 from . import layouts
-from .ric import HostWritePort
+from .ric import HostReadPort, HostWritePort
 
 __all__ = ["MacLane", "MacArray"]
 
@@ -48,9 +52,11 @@ def _lane_ports(cfg):
     return {
         "i": In(stream.Signature(layouts.transfer_layout(cfg))),
         "o": Out(stream.Signature(_lane_sum(cfg))),
-        "x_wr": In(HostWritePort(cfg.col_bits, cfg.act_bits)),
-        "head": In(schedule_layout(cfg)),       # this lane's first row continues from k-1
-        "tail": In(schedule_layout(cfg)),       # lane k+1's first row continues from here
+        "x_wr": In(HostWritePort(cfg.col_bits + 1, cfg.act_bits)),
+        "half": In(1),                          # the operand buffer's half this layer reads
+        "head": In(layouts.schedule(cfg)),       # this lane's first row continues from k-1
+        "tail": In(layouts.schedule(cfg)),       # lane k+1's first row continues from here
+        "digit": Out(1),                        # a weight digit is multiplied this cycle
     }
 
 
@@ -74,12 +80,6 @@ def _lane_sum(cfg):
                               "head": 1, "tail": 1})
 
 
-def schedule_layout(cfg):
-    """Per lane and layer: the row of the lane's first transfer, and whether that row began on
-    the previous lane (``model.transfer.lane_schedule``)."""
-    return data.StructLayout({"row": unsigned(cfg.row_bits), "cont": 1})
-
-
 class MacLane(wiring.Component):
     """One lane. ``i`` carries row parts (tagged transfers, ``last`` ends a part); ``o`` one
     exact partial sum per part."""
@@ -101,7 +101,10 @@ class MacLane(wiring.Component):
         prod_bits = wb + ab
         sb = psum_bits(cfg)
 
-        m.submodules.xbuf = xbuf = memory.Memory(shape=signed(ab), depth=cfg.max_cols, init=[])
+        # Two halves (ping-pong): a layer reads one while the rows it finishes are written into
+        # the other, as the next layer's operands.
+        m.submodules.xbuf = xbuf = memory.Memory(shape=signed(ab), depth=2 * cfg.max_cols,
+                                                 init=[])
         xw, xr = xbuf.write_port(), xbuf.read_port()
         m.d.comb += [xw.en.eq(self.x_wr.en), xw.addr.eq(self.x_wr.addr),
                      xw.data.eq(self.x_wr.data)]
@@ -126,7 +129,8 @@ class MacLane(wiring.Component):
         f_accept = ~f_valid | d_accept
         take = self.i.valid & self.i.ready
         m.d.comb += [self.i.ready.eq(adv & f_accept),
-                     xr.en.eq(take), xr.addr.eq(self.i.payload.column)]
+                     xr.en.eq(take),
+                     xr.addr.eq(self.half * cfg.max_cols + self.i.payload.column)]
 
         digit = Signal(signed(D + 1))
         top = d_val[wb - D:]
@@ -184,6 +188,7 @@ class MacLane(wiring.Component):
                                  d_row.eq(f.row)]
             with m.Elif(d_valid):
                 m.d.sync += [d_left.eq(d_left - 1), d_val.eq(d_val << D), d_sign_digit.eq(0)]
+            m.d.comb += self.digit.eq(d_valid & (d_left != 0))
             # the digit and its activation are registered at the multiplier's inputs, the
             # partial product at its output (a DSP block runs at full speed that way)
             m.d.sync += [g_valid.eq(d_valid), g_digit.eq(Mux(d_left == 0, 0, digit)),
@@ -218,9 +223,12 @@ class MacArray(wiring.Component):
     """``lanes`` lanes with their own input streams ``i[k]``, shared operand writes and layer
     registers, and one output stream ``o``.
 
-    ``x`` writes the activation vector (column order, ``last`` ends it) into every lane's
-    buffer; ``bias`` writes a row's bias; ``out_shift``, ``relu`` and ``sched`` (per lane, from
-    ``model.transfer.lane_schedule``) hold for the layer.
+    ``x`` writes an activation (``layouts.act_write``: value, column, half) into every lane's
+    buffer, one per cycle, always ready; ``bias`` writes a bias (address ``layer * max_rows +
+    row``) and ``bias_rd`` reads one back while no row is finishing; ``half``, ``layer``, ``out_shift``, ``relu`` and ``sched`` (per lane, from
+    ``model.transfer.lane_schedule``, or the fetch ports' ``sched``) hold for the layer.
+    ``digits[k]`` is high in every cycle lane k multiplies a weight digit: a layer keeps lane k
+    busy for exactly the cost of its chunk (``model.layer.cycle_model``).
 
     A row split between lanes k-1 and k (``sched[k].cont``, row ``sched[k].row``) finishes in
     two parts: lane k's part (its first) waits in lane k-1's carry register, and lane k-1 adds it
@@ -229,35 +237,38 @@ class MacArray(wiring.Component):
     finishing pipeline: bias read, add and saturation to ``acc_bits``, ReLU, rounding shift,
     saturation to ``act_bits``."""
 
-    def __init__(self, cfg, lanes=None):
+    def __init__(self, cfg):
         self._cfg = cfg
-        self._lanes = lanes or cfg.lanes
+        self._lanes = cfg.lanes
         self.lane = [MacLane(cfg) for _ in range(self._lanes)]
         super().__init__({
             "i": In(stream.Signature(layouts.transfer_layout(cfg))).array(self._lanes),
             "o": Out(stream.Signature(layouts.mac_result(cfg))),
-            "x": In(stream.Signature(layouts.activation(cfg))),
-            "bias": In(HostWritePort(cfg.row_bits, cfg.acc_bits)),
+            "x": In(stream.Signature(layouts.act_write(cfg))),
+            "bias": In(HostWritePort((cfg.bias_depth - 1).bit_length() or 1, cfg.acc_bits)),
+            "bias_rd": In(HostReadPort((cfg.bias_depth - 1).bit_length() or 1, cfg.acc_bits)),
+            "half": In(1),
+            "layer": In(range(cfg.max_layers)),
             "out_shift": In(range(cfg.acc_bits)),
             "relu": In(1),
-            "sched": In(data.ArrayLayout(schedule_layout(cfg), self._lanes)),
+            "sched": In(data.ArrayLayout(layouts.schedule(cfg), self._lanes)),
+            "digits": Out(self._lanes),
         })
 
     def elaborate(self, platform):
         m = Module()
         cfg = self._cfg
         n = self._lanes
-        col = Signal(range(cfg.max_cols))
         m.d.comb += self.x.ready.eq(1)
-        with m.If(self.x.valid):
-            m.d.sync += col.eq(Mux(self.x.payload.last | (col == cfg.max_cols - 1), 0,
-                                   col + 1))
+        x = self.x.payload
         parts = []
         for k, lane in enumerate(self.lane):
             m.submodules[f"lane{k}"] = lane
             wiring.connect(m, wiring.flipped(self.i[k]), lane.i)
-            m.d.comb += [lane.x_wr.en.eq(self.x.valid), lane.x_wr.addr.eq(col),
-                         lane.x_wr.data.eq(self.x.payload.value)]
+            m.d.comb += self.digits[k].eq(lane.digit)
+            m.d.comb += [lane.x_wr.en.eq(self.x.valid),
+                         lane.x_wr.addr.eq(x.half * cfg.max_cols + x.column),
+                         lane.x_wr.data.eq(x.value), lane.half.eq(self.half)]
             if k > 0:
                 m.d.comb += lane.head.eq(self.sched[k])
             if k < n - 1:
@@ -331,11 +342,17 @@ class MacArray(wiring.Component):
         lo, hi = signed_range(accb)
         adv = ~self.o.valid | self.o.ready
         m.d.comb += merged.ready.eq(adv)
-        m.submodules.bbuf = bbuf = memory.Memory(shape=signed(accb), depth=cfg.max_rows, init=[])
+        m.submodules.bbuf = bbuf = memory.Memory(shape=signed(accb), depth=cfg.bias_depth,
+                                                 init=[])
         bw, br = bbuf.write_port(), bbuf.read_port()
         m.d.comb += [bw.en.eq(self.bias.en), bw.addr.eq(self.bias.addr),
                      bw.data.eq(self.bias.data), br.en.eq(adv),
-                     br.addr.eq(merged.payload.row)]
+                     self.bias_rd.data.eq(br.data)]
+        # The host reads a bias while no row is in the finishing stage.
+        with m.If(merged.valid):
+            m.d.comb += br.addr.eq(self.layer * cfg.max_rows + merged.payload.row)
+        with m.Else():
+            m.d.comb += br.addr.eq(self.bias_rd.addr)
         # Half an LSB of the output shift; out_shift holds for a layer, so it is registered
         # here, off the datapath.
         half = Signal(signed(accb + 1))

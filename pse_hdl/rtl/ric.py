@@ -1,11 +1,14 @@
 """Rolling Importance Calculator (RIC): EMA state in block RAM, importance on demand.
 
 Factored form (default). One EMA register per input channel, ``A_j = EMA(|x_j|)``, in a memory
-of ``max_cols`` words. The ``x`` stream carries a sample's activations in column order (``last``
-ends the sample); each one updates its ``A_j`` with the golden model's rule
-``A += rshift_round(ema_num * ((|x| << F) - A), K)``. During an allocation pass the ``w`` stream
-carries master weights with their column; the RIC emits ``|w| * A_column`` on ``o``, ready for
-the PA, with the weight's position and previous code passed along.
+of ``max_layers * max_cols`` words: layer l's inputs at ``l * max_cols`` (``cfg.ric_depth``); the
+``layer`` input selects the layer for both streams. The ``x`` stream carries activations with
+their column, in any order (``last`` ends a sample and is counted in ``samples``); each one
+updates its ``A_j`` with the golden model's rule ``A += rshift_round(ema_num * ((|x| << F) - A),
+K)``. During an allocation pass the ``w`` stream carries master weights with their column; the
+RIC emits ``|w| * A_column`` on ``o``, ready for the PA, with the weight's position and previous
+code passed along. ``host_rd`` reads a state back (data one cycle after the address) while no
+pass runs.
 
 Literal form (``importance_form = "literal"``). The specification's per-weight EMA of ``|w x|``:
 a memory of ``max_rows * max_cols`` states addressed by (row, column). The ``x`` stream then
@@ -31,13 +34,22 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 
-__all__ = ["RollingImportance", "HostWritePort"]
+__all__ = ["RollingImportance", "HostWritePort", "HostReadPort"]
 
 
 class HostWritePort(wiring.Signature):
+    """A write into a block's memory: ``data`` to ``addr`` in every cycle ``en`` is high."""
+
     def __init__(self, addr_bits, data_bits):
         super().__init__({"en": Out(1), "addr": Out(unsigned(addr_bits)),
                           "data": Out(unsigned(data_bits))})
+
+
+class HostReadPort(wiring.Signature):
+    """A read of a block's memory: ``data`` is the word at the ``addr`` of the cycle before."""
+
+    def __init__(self, addr_bits, data_bits):
+        super().__init__({"addr": Out(unsigned(addr_bits)), "data": In(unsigned(data_bits))})
 
 
 def _csd(k):
@@ -80,10 +92,13 @@ class RollingImportance(wiring.Component):
 
     Members
     -------
-    x : In(stream) of :func:`layouts.activation` (factored) or :func:`layouts.product` (literal)
+    x : In(stream) of :func:`layouts.observation` (factored) or :func:`layouts.product` (literal)
     w : In(stream) of :func:`layouts.master_in`, the allocation pass
     o : Out(stream) of :func:`layouts.importance_in`
-    host : In(HostWritePort), loads EMA states (column address; literal: ``row * max_cols + col``)
+    host : In(HostWritePort), loads EMA states (``layer * max_cols + column``; literal:
+        ``row * max_cols + column``)
+    host_rd : In(HostReadPort), reads a state (same addresses) while ``w`` is idle
+    layer : In(range(max_layers)), factored form only: the layer whose states both streams use
     samples : Out(32), samples seen (``last`` transfers on ``x``)
     busy : Out(1), updates still in the pipeline (start an allocation pass when it is low)
     """
@@ -95,16 +110,21 @@ class RollingImportance(wiring.Component):
             depth, state_bits, xin = cfg.max_rows * cfg.max_cols, cfg.importance_bits, \
                 layouts.product(cfg)
         else:
-            depth, state_bits, xin = cfg.max_cols, cfg.ema_bits, layouts.activation(cfg)
+            depth, state_bits, xin = cfg.ric_depth, cfg.ema_bits, layouts.observation(cfg)
         self._depth, self._state_bits = depth, state_bits
-        super().__init__({
+        abits = (depth - 1).bit_length() or 1
+        members = {
             "x": In(stream.Signature(xin)),
             "w": In(stream.Signature(layouts.master_in(cfg))),
             "o": Out(stream.Signature(layouts.importance_in(cfg))),
-            "host": In(HostWritePort((depth - 1).bit_length() or 1, state_bits)),
+            "host": In(HostWritePort(abits, state_bits)),
+            "host_rd": In(HostReadPort(abits, state_bits)),
             "samples": Out(32),
             "busy": Out(1),
-        })
+        }
+        if not self._literal:
+            members["layer"] = In(range(cfg.max_layers))
+        super().__init__(members)
 
     @property
     def state_bits(self):
@@ -128,7 +148,9 @@ class RollingImportance(wiring.Component):
         rd_w = mem.read_port(transparent_for=(wp,))
 
         def address(row, column):
-            return (row * cfg.max_cols + column) if self._literal else column
+            if self._literal:
+                return row * cfg.max_cols + column
+            return self.layer * cfg.max_cols + column
 
         # -- update path --------------------------------------------------------------------
         # accept: a host write, or an activation whose state is read (synchronous port);
@@ -139,7 +161,6 @@ class RollingImportance(wiring.Component):
         # write happening in this cycle through the port's transparency, not the ones behind
         # it), so updates of one state in quick succession are exact at the cost of bubbles
         # (only layers of at most four columns ever wait).
-        col = Signal(range(cfg.max_cols))
         stages = []
         for k in range(1, 5):
             stages.append({"valid": Signal(name=f"u{k}_valid"), "host": Signal(name=f"u{k}_host"),
@@ -151,7 +172,7 @@ class RollingImportance(wiring.Component):
         u4_prod = Signal(signed(sb + 1 + K))
 
         x = self.x.payload
-        x_addr = address(x.row, x.column) if self._literal else col
+        x_addr = address(x.row if self._literal else 0, x.column)
         hazard = 0
         for st in stages:
             hazard = hazard | (st["valid"] & (st["addr"] == x_addr))
@@ -168,7 +189,6 @@ class RollingImportance(wiring.Component):
             m.d.comb += rd_u.addr.eq(x_addr)
             m.d.sync += [u1["valid"].eq(1), u1["host"].eq(0), u1["addr"].eq(x_addr),
                          u1["data"].eq(target << F)]
-            m.d.sync += col.eq(Mux(x.last | (col == cfg.max_cols - 1), 0, col + 1))
             with m.If(x.last):
                 m.d.sync += self.samples.eq(self.samples + 1)
 
@@ -192,8 +212,11 @@ class RollingImportance(wiring.Component):
         p1, p2 = Signal(layouts.master_in(cfg)), Signal(layouts.master_in(cfg))
         p1_valid, p2_valid = Signal(), Signal()
         p2_abs, p2_state = Signal(unsigned(cfg.weight_bits)), Signal(unsigned(sb))
+        # Host reads share the pass's read port while no weight is offered.
         m.d.comb += [self.w.ready.eq(advance), rd_w.en.eq(advance),
-                     rd_w.addr.eq(address(w.row, w.column))]
+                     rd_w.addr.eq(Mux(self.w.valid, address(w.row, w.column),
+                                      self.host_rd.addr)),
+                     self.host_rd.data.eq(rd_w.data)]
         with m.If(advance):
             m.d.sync += [p1.eq(w), p1_valid.eq(self.w.valid),
                          p2.eq(p1), p2_valid.eq(p1_valid), p2_state.eq(rd_w.data),

@@ -93,7 +93,7 @@ def plan_layout(cfg):
     return data.StructLayout({"rows": unsigned(cfg.row_bits + 1),
                               "cols": unsigned(cfg.col_bits + 1),
                               "master_base": unsigned(cfg.master_addr_bits),
-                              "count": unsigned(cfg.pos_bits),
+                              "cost": unsigned(cfg.layer_cost_bits),
                               "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n)})
 
 
@@ -115,7 +115,7 @@ def row_desc_layout(cfg):
 def split_layout(cfg):
     n = len(cfg.precisions)
     return data.StructLayout({"row": unsigned(cfg.row_bits + 1), "col": unsigned(cfg.col_bits),
-                              "pos": unsigned(cfg.pos_bits),
+                              "pos": unsigned(cfg.pos_bits), "cont": 1,
                               "index": data.ArrayLayout(unsigned(cfg.zone_index_bits), n),
                               "meta": unsigned(cfg.meta_index_bits)})
 
@@ -171,6 +171,11 @@ class ZonedMemory(wiring.Component):
     host_wr : In(stream)      ``{target, addr, data}``: a master (``MASTER``) or a plan
                               (``PLAN``, addr = layer).
     host_rd : In(stream)      ``{target, bank, addr}``; ``rd_data``/``rd_valid`` one cycle later.
+    master_walk               A read port of the master store (``en``, ``addr``; ``data`` one
+                              cycle later) for the engine's allocation pass, usable while no
+                              re-zoning runs and no host read is accepted.
+    sched                     Per port, ``layouts.schedule`` of the layer being fetched, from
+                              its split descriptor (held until the next ``FETCH``).
     status                    Active bank, busy flags, error bits and the sizes the last
                               re-zoning used (zone words per class, metadata bits, row and split
                               descriptors, layers).
@@ -184,7 +189,7 @@ class ZonedMemory(wiring.Component):
         status = data.StructLayout({
             "active": 1, "active_layers": _count(cfg.max_layers), "shadow_ready": 1,
             "rezoning": 1, "fetching": 1,
-            "error": data.StructLayout({"count": 1, "zone": 1, "meta": 1, "layer": 1}),
+            "error": data.StructLayout({"cost": 1, "zone": 1, "meta": 1, "layer": 1}),
             "zone_words": data.ArrayLayout(_count(cfg.zone_depth), n),
             "meta_bits": _count(cfg.meta_depth * cfg.zone_word_bits),
             "row_descs": _count(cfg.desc_depth), "split_descs": _count(cfg.max_layers * ports),
@@ -193,6 +198,7 @@ class ZonedMemory(wiring.Component):
             "cmd": In(stream.Signature(data.StructLayout({"op": Op, "arg": unsigned(arg)}))),
             "codes": In(stream.Signature(layouts.code_out(cfg))),
             "o": Out(stream.Signature(layouts.transfer_layout(cfg))).array(ports),
+            "sched": Out(data.ArrayLayout(layouts.schedule(cfg), ports)),
             "host_wr": In(stream.Signature(data.StructLayout({
                 "target": Target, "addr": unsigned(host_addr_bits(cfg)),
                 "data": unsigned(host_data_bits(cfg))}))),
@@ -200,6 +206,8 @@ class ZonedMemory(wiring.Component):
                 "target": unsigned(max(3, (Target.ZONE.value + n - 1).bit_length())),
                 "bank": 1, "addr": unsigned(host_addr_bits(cfg))}))),
             "rd_data": Out(host_data_bits(cfg)), "rd_valid": Out(1),
+            "master_walk": Out(memory.ReadPort.Signature(addr_width=cfg.master_addr_bits,
+                                                         shape=signed(cfg.weight_bits))),
             "status": Out(status)})
 
     def elaborate(self, platform):
@@ -296,7 +304,7 @@ class ZonedMemory(wiring.Component):
             m.d.sync += [shadow_ready.eq(0), shadow_layers.eq(arg)]
         with m.If(rz.done):
             m.d.sync += shadow_ready.eq(~rz.error.as_value().any())
-        m.d.comb += [self.status.error.count.eq(rz.error.count),
+        m.d.comb += [self.status.error.cost.eq(rz.error.cost),
                      self.status.error.zone.eq(rz.error.zone),
                      self.status.error.meta.eq(rz.error.meta),
                      self.status.zone_words.eq(rz.zone_words),
@@ -320,9 +328,15 @@ class ZonedMemory(wiring.Component):
             m.d.comb += [master_rd.addr.eq(rz.master_addr), master_rd.en.eq(rz.master_ren),
                          master_wr.en.eq(rz.master_wen), master_wr.addr.eq(rz.master_waddr),
                          master_wr.data.eq(0)]
+        with m.Elif(host_r):
+            m.d.comb += master_rd.addr.eq(hr.addr)
         with m.Else():
-            m.d.comb += [master_rd.addr.eq(hr.addr), master_wr.en.eq(host_master_w),
-                         master_wr.addr.eq(hw.addr), master_wr.data.eq(hw.data)]
+            m.d.comb += [master_rd.addr.eq(self.master_walk.addr),
+                         master_rd.en.eq(self.master_walk.en)]
+        with m.If(~rz_busy):
+            m.d.comb += [master_wr.en.eq(host_master_w), master_wr.addr.eq(hw.addr),
+                         master_wr.data.eq(hw.data)]
+        m.d.comb += self.master_walk.data.eq(master_rd.data)
 
         # -- fetch unit -------------------------------------------------------------------------
         # Loader: the layer's table entry, read once for all walkers.
@@ -346,6 +360,7 @@ class ZonedMemory(wiring.Component):
             m.submodules[f"walker{p}"] = w
             walkers.append(w)
             wiring.connect(m, w.o, wiring.flipped(self.o[p]))
+            m.d.comb += self.sched[p].eq(w.sched)
             m.d.comb += [w.go.eq(fetch_start), w.meta_data.eq(meta_rd[p].data),
                          w.split_data.eq(split_rd[p].data)]
             for k in range(n):
@@ -431,7 +446,7 @@ class _Rezoner(wiring.Component):
         super().__init__({
             "start": In(1), "n_layers": In(_count(cfg.max_layers)), "bank": In(1),
             "busy": Out(1), "done": Out(1),
-            "error": Out(data.StructLayout({"count": 1, "zone": 1, "meta": 1})),
+            "error": Out(data.StructLayout({"cost": 1, "zone": 1, "meta": 1})),
             "codes": In(stream.Signature(layouts.code_out(cfg))),
             "z_en": Out(1).array(n), "z_addr": Out(range(2 * cfg.zone_depth)).array(n),
             "z_data": Out(W).array(n),
@@ -473,9 +488,10 @@ class _Rezoner(wiring.Component):
         # Per-layer counters.
         lidx = Array(Signal(cfg.zone_index_bits + 1, name=f"lidx{k}") for k in range(n))
         lmeta = Signal(cfg.meta_index_bits + 1)
-        cnt = Signal(cfg.pos_bits)
+        pcost = Signal(cfg.layer_cost_bits)    # MAC cost of the survivors before stage C's
+        row_has = Signal()                     # stage C's row had a survivor before it
         q = Signal(range(P + 1))
-        nq_acc = Signal(cfg.pos_bits + _log2(P) + 1)   # q * count
+        nq_acc = Signal(cfg.layer_cost_bits + _log2(P) + 1)   # q * cost
         zacc = Array(Signal(W, name=f"zacc{k}") for k in range(n))
         splits_written = Signal.like(self.split_descs)
         m.d.comb += [self.zone_words[k].eq(zptr[k]) for k in range(n)]
@@ -494,17 +510,13 @@ class _Rezoner(wiring.Component):
         c_valid, c_code = Signal(), Signal(cfg.code_bits)
         c_pos, c_row, c_col = Signal(cfg.pos_bits), Signal.like(a_row), Signal.like(a_col)
         c_value = Signal(cfg.weight_bits)
-        hold = Signal()                        # stage C writes another split this cycle
         run = Signal()
-        pen = Signal()
-        m.d.comb += pen.eq(~hold)
 
-        m.d.comb += [self.codes.ready.eq(run & pen & (issued < total)),
-                     self.master_addr.eq(pl.master_base + issued), self.master_ren.eq(pen)]
+        m.d.comb += [self.codes.ready.eq(run & (issued < total)),
+                     self.master_addr.eq(pl.master_base + issued), self.master_ren.eq(1)]
         a_fire = self.codes.valid & self.codes.ready
-        with m.If(pen):
-            m.d.sync += [b_valid.eq(a_fire), b_code.eq(self.codes.payload.code),
-                         b_pos.eq(issued), b_row.eq(a_row), b_col.eq(a_col)]
+        m.d.sync += [b_valid.eq(a_fire), b_code.eq(self.codes.payload.code),
+                     b_pos.eq(issued), b_row.eq(a_row), b_col.eq(a_col)]
         with m.If(a_fire):
             m.d.sync += issued.eq(issued + 1)
             with m.If(a_col == pl.cols - 1):
@@ -512,34 +524,36 @@ class _Rezoner(wiring.Component):
             with m.Else():
                 m.d.sync += a_col.eq(a_col + 1)
 
-        with m.If(pen):
-            m.d.sync += [q_valid.eq(b_valid), q_code.eq(b_code), q_pos.eq(b_pos),
-                         q_row.eq(b_row), q_col.eq(b_col), q_master.eq(self.master_data)]
+        m.d.sync += [q_valid.eq(b_valid), q_code.eq(b_code), q_pos.eq(b_pos),
+                     q_row.eq(b_row), q_col.eq(b_col), q_master.eq(self.master_data)]
         # One rounding shift by the weight's class scale, then that class's clamp.
         scale = Array([Const(0, cfg.shift_bits)] + [pl.shift[k] for k in range(n)])[q_code]
         rounded = _rshift_round(m, q_master, scale, cfg.weight_bits)
-        with m.If(pen):
-            m.d.sync += [c_valid.eq(q_valid), c_code.eq(q_code), c_pos.eq(q_pos),
-                         c_row.eq(q_row), c_col.eq(q_col)]
-            with m.Switch(q_code):
-                for k, b in enumerate(cfg.precisions):
-                    with m.Case(k + 1):
-                        lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
-                        m.d.sync += c_value.eq(Mux(rounded < lo, lo,
-                                                   Mux(rounded > hi, hi, rounded)))
+        m.d.sync += [c_valid.eq(q_valid), c_code.eq(q_code), c_pos.eq(q_pos),
+                     c_row.eq(q_row), c_col.eq(q_col)]
+        with m.Switch(q_code):
+            for k, b in enumerate(cfg.precisions):
+                with m.Case(k + 1):
+                    lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
+                    m.d.sync += c_value.eq(Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)))
 
         # Stage C.
         survivor = c_code != 0
-        nq = nq_acc >> _log2(P)
+        cost = Signal(range(cfg.mac_cost(max(cfg.precisions)) + 1))
+        with m.Switch(c_code):
+            for k, b in enumerate(cfg.precisions):
+                with m.Case(k + 1):
+                    m.d.comb += cost.eq(cfg.mac_cost(b))
+        has = Signal()
+        m.d.comb += has.eq(row_has & (c_col != 0))
         snap = Signal(split_layout(cfg))
         m.d.comb += [snap.row.eq(c_row), snap.col.eq(c_col), snap.pos.eq(c_pos),
-                     snap.meta.eq(lmeta)]
+                     snap.cont.eq(has), snap.meta.eq(lmeta)]
         m.d.comb += [snap.index[k].eq(lidx[k]) for k in range(n)]
         def split_addr(qq):
             return _banked(self.bank, layer * P + qq, geo[Target.SPLIT])
-        hold_snap = Signal(split_layout(cfg))
 
-        with m.If(c_valid & pen):
+        with m.If(c_valid):
             # Row descriptor at every desc_stride-th row start (state before this weight).
             with m.If((c_col == 0) & (c_row[:_log2(cfg.desc_stride)] == 0
                                       if cfg.desc_stride > 1 else c_col == 0)):
@@ -549,14 +563,14 @@ class _Rezoner(wiring.Component):
                                  self.desc_addr.eq(_banked(self.bank, daddr, cfg.desc_depth)),
                                  self.desc_data.meta.eq(lmeta)]
                     m.d.comb += [self.desc_data.index[k].eq(lidx[k]) for k in range(n)]
-            # Split descriptor at surviving weight floor(q N / P).
-            with m.If(survivor & (q < P) & (cnt == nq)):
+            # Split descriptor q at the first survivor whose cost prefix reaches
+            # ceil(q C / P) (model.layer.lane_split): at most one per survivor, which is the
+            # rule's "at least one weight after the previous lane's start".
+            with m.If(survivor & (q < P) & ((pcost << _log2(P)) >= nq_acc)):
                 m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr(q)),
                              self.split_data.eq(snap)]
-                m.d.sync += [q.eq(q + 1), nq_acc.eq(nq_acc + pl.count),
+                m.d.sync += [q.eq(q + 1), nq_acc.eq(nq_acc + pl.cost),
                              splits_written.eq(splits_written + 1)]
-                with m.If((q + 1 < P) & (((nq_acc + pl.count) >> _log2(P)) == cnt)):
-                    m.d.sync += [hold.eq(1), hold_snap.eq(snap)]
             # Pack the value into its zone's word.
             with m.Switch(c_code):
                 for k, b in enumerate(cfg.precisions):
@@ -590,19 +604,11 @@ class _Rezoner(wiring.Component):
                 m.d.sync += [macc.eq(wide[W:]), mword.eq(mword + 1), mfill.eq(total_fill - W)]
             with m.Else():
                 m.d.sync += [macc.eq(wide), mfill.eq(total_fill)]
-            m.d.sync += [lmeta.eq(lmeta + code_len), cnt.eq(cnt + survivor)]
+            m.d.sync += [lmeta.eq(lmeta + code_len), pcost.eq(pcost + cost),
+                         row_has.eq(has | survivor)]
             if not cfg.reversible:
                 m.d.comb += [self.master_wen.eq(~survivor),
                              self.master_waddr.eq(pl.master_base + c_pos)]
-
-        with m.If(hold):
-            # Another split descriptor on the same weight (fewer survivors than ports).
-            m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr(q)),
-                         self.split_data.eq(hold_snap)]
-            m.d.sync += [q.eq(q + 1), nq_acc.eq(nq_acc + pl.count),
-                         splits_written.eq(splits_written + 1)]
-            with m.If(~((q + 1 < P) & (((nq_acc + pl.count) >> _log2(P)) == cnt - 1))):
-                m.d.sync += hold.eq(0)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -636,12 +642,13 @@ class _Rezoner(wiring.Component):
                 m.d.sync += [zbase[k].eq(zptr[k]) for k in range(n)]
                 m.d.sync += [lidx[k].eq(0) for k in range(n)]
                 m.d.sync += [zacc[k].eq(0) for k in range(n)]
-                m.d.sync += [lmeta.eq(0), cnt.eq(0), q.eq(1), nq_acc.eq(pl.count), issued.eq(0),
+                m.d.sync += [lmeta.eq(0), pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost),
+                             issued.eq(0),
                              a_row.eq(0), a_col.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), run.eq(1)]
-                with m.If((issued == total) & ~b_valid & ~q_valid & ~c_valid & ~hold):
+                with m.If((issued == total) & ~b_valid & ~q_valid & ~c_valid):
                     m.next = "FLUSH"
             with m.State("FLUSH"):
                 m.d.comb += self.busy.eq(1)
@@ -658,8 +665,8 @@ class _Rezoner(wiring.Component):
                     m.d.sync += zptr[k].eq(zbase[k] + words)
                     with m.If(zbase[k] + words > cfg.zone_depth):
                         m.d.sync += self.error.zone.eq(1)
-                with m.If(cnt != pl.count):
-                    m.d.sync += self.error.count.eq(1)
+                with m.If(pcost != pl.cost):
+                    m.d.sync += self.error.cost.eq(1)
                 m.d.sync += dptr.eq(dptr + ((pl.rows + cfg.desc_stride - 1)
                                             >> _log2(cfg.desc_stride)))
                 m.next = "ENDSPLITS"
@@ -669,7 +676,7 @@ class _Rezoner(wiring.Component):
                 with m.If(q < P):
                     end = Signal(split_layout(cfg))
                     m.d.comb += [end.row.eq(pl.rows), end.col.eq(0), end.pos.eq(total),
-                                 end.meta.eq(lmeta)]
+                                 end.cont.eq(0), end.meta.eq(lmeta)]
                     m.d.comb += [end.index[k].eq(lidx[k]) for k in range(n)]
                     m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr(q)),
                                  self.split_data.eq(end)]
@@ -718,6 +725,7 @@ class _Walker(wiring.Component):
         super().__init__({
             "go": In(1), "busy": Out(1), "en": Out(1),
             "o": Out(stream.Signature(layouts.transfer_layout(cfg))),
+            "sched": Out(layouts.schedule(cfg)),
             "meta_addr": Out(range(2 * cfg.meta_depth)), "meta_ren": Out(1), "meta_data": In(W),
             "split_addr": Out(range(2 * geo[Target.SPLIT])), "split_data": In(split_layout(cfg)),
             "zone_addr": Out(range(2 * cfg.zone_depth)).array(n), "zone_data": In(W).array(n)})
@@ -852,12 +860,13 @@ class _Walker(wiring.Component):
                 sd = self.split_data
                 if p == 0:
                     m.d.sync += [row.eq(0), col.eq(0), start_pos.eq(0),
-                                 rowrem.eq(self.tab_now.cols)]
+                                 rowrem.eq(self.tab_now.cols), self.sched.eq(0)]
                     m.d.sync += [idx[k].eq(0) for k in range(n)]
                     first_bit = self.tab_now.meta_base
                 else:
                     m.d.sync += [row.eq(sd.row), col.eq(sd.col), start_pos.eq(sd.pos),
-                                 rowrem.eq(self.tab_now.cols - sd.col)]
+                                 rowrem.eq(self.tab_now.cols - sd.col),
+                                 self.sched.row.eq(sd.row), self.sched.cont.eq(sd.cont)]
                     m.d.sync += [idx[k].eq(sd.index[k]) for k in range(n)]
                     first_bit = self.tab_now.meta_base + sd.meta
                 m.d.comb += self.meta_addr.eq(_banked(self.bank, first_bit >> _log2(W),

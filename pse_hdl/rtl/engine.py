@@ -1,0 +1,704 @@
+"""The engine: the zoned memory, the MAC array and the control chain behind one register map.
+
+The host talks to the engine through one memory-mapped word bus (:mod:`pse_hdl.rtl.bus`); the
+registers and windows are those of :class:`pse_hdl.regmap.RegisterMap`. The host loads masters,
+biases, the layer table and the profiled EMA states, then drives the engine with commands written
+to ``CTRL``; a command runs on its own, the host polls ``STATUS.busy``.
+
+Data paths::
+
+    INPUT window --(each write)--> MAC operand buffer, half 0      RIC observes layer 0
+    INFER, layer l:  zones FETCH l --fetch port k--> MAC lane k (sched from the split
+        descriptors) --> finished rows --> operand half (l+1) mod 2, RIC observes layer l+1
+        --> (last layer) RESULT window, ARGMAX
+    ALLOCATE, layer l: walker (master store + code buffer) --> RIC (|w| A) --> PA (layer l's
+        thresholds) --> SM --> histogram --> code buffer; class counts into the layer table
+    HISTOGRAM l: the same walk into the histogram only
+    REZONE: plans from the layer table, then walker (code buffer) --> zones re-zoning engine
+    SWAP: the zones exchange banks
+
+One :class:`LayerWalker` serves every pass: it streams a layer's masters and previous codes in
+row-major order. The sequencer keeps the engine's invariants: a command is validated (layer
+table, layer count, the active layout) before anything starts and refused with an error bit
+otherwise; layer l+1 starts when every row of layer l is written back; the bank swap happens
+only between samples. The layer table and the active layout's shapes are reset-less registers,
+like the zones' bank select, so a reset in the middle of any command leaves the network and its
+active layout usable: the next INFER is right.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..regmap import ERRORS, RegisterMap, Op, check_engine_config
+from . import layouts
+from .bus import BusSignature
+from .control import ControlChain
+from .mac import MacArray
+from .zones import Op as ZoneOp, Target, ZonedMemory, plan_layout
+
+__all__ = ["Engine", "LayerWalker"]
+
+
+def _log2(x):
+    return (x - 1).bit_length()
+
+
+class LayerWalker(wiring.Component):
+    """Streams one layer's weights, row-major: ``{master, prev, row, column, last}`` from the
+    master store and the code buffer (``prev`` is the weight's code there).
+
+    ``start`` (a strobe) samples ``base`` (first master), ``total`` (rows x cols) and ``cols``.
+    Both memories are read in the same cycle (synchronous ports, held while the output stalls);
+    one weight per cycle, two cycles of latency; ``busy`` until the last weight is taken.
+    """
+
+    def __init__(self, cfg, codes_per_word):
+        self._cfg, self._cpw = cfg, codes_per_word
+        code_words = -(-cfg.master_depth // codes_per_word)
+        super().__init__({
+            "start": In(1), "base": In(cfg.master_addr_bits), "total": In(cfg.pos_bits),
+            "cols": In(cfg.col_bits + 1), "busy": Out(1),
+            "master": In(memory.ReadPort.Signature(addr_width=cfg.master_addr_bits,
+                                                   shape=signed(cfg.weight_bits))),
+            "codes": In(memory.ReadPort.Signature(addr_width=max(1, _log2(code_words)),
+                                                  shape=codes_per_word * cfg.code_bits)),
+            "o": Out(stream.Signature(layouts.master_in(cfg))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, cpw = self._cfg, self._cpw
+        base, total, cols = Signal.like(self.base), Signal.like(self.total), Signal.like(self.cols)
+        idx, row, col = Signal(cfg.pos_bits), Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
+        addr = Signal(cfg.master_addr_bits + 1)
+        r_valid, r_row, r_col, r_last = Signal(), Signal.like(row), Signal.like(col), Signal()
+        r_sel = Signal(range(cpw))
+        adv = ~self.o.valid | self.o.ready
+        issue = Signal()
+        m.d.comb += [addr.eq(base + idx), issue.eq(idx < total),
+                     self.master.en.eq(adv), self.master.addr.eq(addr),
+                     self.codes.en.eq(adv), self.codes.addr.eq(addr >> _log2(cpw)),
+                     self.busy.eq(issue | r_valid | self.o.valid)]
+        codes = Array(self.codes.data[k * cfg.code_bits:(k + 1) * cfg.code_bits]
+                      for k in range(cpw))
+        with m.If(self.start):
+            m.d.sync += [base.eq(self.base), total.eq(self.total), cols.eq(self.cols),
+                         idx.eq(0), row.eq(0), col.eq(0), r_valid.eq(0), self.o.valid.eq(0)]
+        with m.Elif(adv):
+            m.d.sync += [r_valid.eq(issue), r_row.eq(row), r_col.eq(col),
+                         r_last.eq(col == cols - 1), r_sel.eq(addr[:_log2(cpw)] if cpw > 1 else 0)]
+            with m.If(issue):
+                m.d.sync += idx.eq(idx + 1)
+                with m.If(col == cols - 1):
+                    m.d.sync += [col.eq(0), row.eq(row + 1)]
+                with m.Else():
+                    m.d.sync += col.eq(col + 1)
+            o = self.o.payload
+            m.d.sync += [self.o.valid.eq(r_valid), o.master.eq(self.master.data),
+                         o.prev.eq(codes[r_sel]), o.row.eq(r_row), o.column.eq(r_col),
+                         o.last.eq(r_last)]
+        return m
+
+
+class Engine(wiring.Component):
+    """The Precision & Sparsity Engine (see the module docs and ``docs/RTL.md``).
+
+    Parameters
+    ----------
+    cfg : PSEConfig
+        ``check_engine_config`` limits: factored importance, 32-bit accumulators and
+        importances, 4-bit MAC digits.
+
+    Members
+    -------
+    bus : In(BusSignature)  the host bus (``regmap.addr_bits`` address bits)
+    busy : Out(1)           a command runs (for a LED)
+    error : Out(1)          some error bit of ``STATUS`` is set (for a LED)
+    """
+
+    def __init__(self, cfg):
+        check_engine_config(cfg)
+        self._cfg = cfg
+        self.regmap = RegisterMap(cfg)
+        super().__init__({"bus": In(BusSignature(self.regmap.addr_bits)),
+                          "busy": Out(1), "error": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        cfg, rm = self._cfg, self.regmap
+        m.submodules.zones = zones = ZonedMemory(cfg)
+        m.submodules.mac = mac = MacArray(cfg)
+        m.submodules.chain = chain = ControlChain(cfg, hysteresis=True)
+        m.submodules.walker = walker = LayerWalker(cfg, rm.codes_per_word)
+        for p in range(cfg.lanes):
+            wiring.connect(m, zones.o[p], mac.i[p])
+        m.d.comb += mac.sched.eq(zones.sched)
+        wiring.connect(m, walker.master, zones.master_walk)
+        if not cfg.reversible:                 # the re-zoning engine clears pruned masters
+            m.d.comb += chain.clear.ready.eq(1)
+
+        s = _State(cfg, rm)
+        s.status = {"active_bank": zones.status.active, "shadow_ready": zones.status.shadow_ready}
+        self._memories(m, s, walker)
+        self._sequencer(m, s, zones, mac, chain, walker)
+        self._bus(m, s, zones, mac, chain)
+        m.d.comb += [self.busy.eq(s.busy), self.error.eq(s.errors.any())]
+        return m
+
+    # -- storage ------------------------------------------------------------------------------
+
+    def _memories(self, m, s, walker):
+        """The code buffer (read by the walker, or the host while idle) and the result memory."""
+        cfg, rm = self._cfg, self.regmap
+        cpw = rm.codes_per_word
+        m.submodules.codes = codes = memory.Memory(
+            shape=cpw * cfg.code_bits, depth=rm.windows["CODES"].depth, init=[])
+        s.codes_wr = codes.write_port(granularity=cfg.code_bits)
+        codes_rd = codes.read_port()
+        m.d.comb += [walker.codes.data.eq(codes_rd.data), s.codes_data.eq(codes_rd.data)]
+        with m.If(s.busy):
+            m.d.comb += [codes_rd.addr.eq(walker.codes.addr), codes_rd.en.eq(walker.codes.en)]
+        with m.Else():
+            m.d.comb += codes_rd.addr.eq(s.host_codes_addr)
+        m.submodules.results = results = memory.Memory(
+            shape=data.StructLayout({"acc": signed(cfg.acc_bits), "overflow": 1}),
+            depth=cfg.max_rows, init=[])
+        s.result_wr = results.write_port()
+        s.result_rd = results.read_port()
+
+    # -- sequencer ----------------------------------------------------------------------------
+
+    def _sequencer(self, m, s, zones, mac, chain, walker):
+        cfg, rm = self._cfg, self.regmap
+        n = len(cfg.precisions)
+        L = s.layer_regs
+        layer = s.layer
+        rows, cols = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
+        m.d.comb += [rows.eq(L["ROWS"][layer]), cols.eq(L["COLS"][layer])]
+        total = Signal(cfg.pos_bits)              # rows x cols of the current layer
+        count = Signal(cfg.pos_bits)              # results or codes of the current layer
+        step = Signal(range(n + 3))
+        fresh, hist_only = Signal(), Signal()
+        is_last = layer == s.active_n - 1
+
+        # The walker feeds the control chain (ALLOCATE, HISTOGRAM) or the zones' re-zoning.
+        to_zones = Signal()
+        with m.If(to_zones):
+            m.d.comb += [zones.codes.valid.eq(walker.o.valid), zones.codes.payload.eq(0),
+                         zones.codes.payload.code.eq(walker.o.payload.prev),
+                         walker.o.ready.eq(zones.codes.ready)]
+        with m.Else():
+            wiring.connect(m, walker.o, chain.w)
+        m.d.comb += [walker.base.eq(L["MASTER_BASE"][layer]), walker.total.eq(total),
+                     walker.cols.eq(cols)]
+
+        # Codes out of the chain go to the code buffer at the weight's master address.
+        code_addr = Signal(cfg.master_addr_bits + 1)
+        m.d.comb += [chain.o.ready.eq(1), code_addr.eq(L["MASTER_BASE"][layer] + count)]
+        cpw = rm.codes_per_word
+        chain_take = chain.o.valid
+        with m.If(chain_take & ~hist_only & s.allocating):
+            sel = code_addr[:_log2(cpw)] if cpw > 1 else Const(0, 1)
+            m.d.comb += [s.codes_wr.addr.eq(code_addr >> _log2(cpw)),
+                         s.codes_wr.data.eq(Cat(*[chain.o.payload.code] * cpw)),
+                         s.codes_wr.en.eq(1 << sel)]
+
+        # MAC results: written back as the next layer's operands (and observed by the RIC), or,
+        # for the last layer, into the result memory with the running argmax.
+        res = mac.o.payload
+        with m.If(s.inferring & ~is_last):
+            m.d.comb += [chain.x.valid.eq(mac.o.valid), chain.x.payload.value.eq(res.value),
+                         chain.x.payload.column.eq(res.row), chain.x.payload.last.eq(0),
+                         mac.o.ready.eq(chain.x.ready),
+                         mac.x.valid.eq(mac.o.valid & chain.x.ready),
+                         mac.x.payload.value.eq(res.value), mac.x.payload.column.eq(res.row),
+                         mac.x.payload.half.eq(~layer[0])]
+        with m.Else():
+            m.d.comb += mac.o.ready.eq(1)
+        mac_take = mac.o.valid & mac.o.ready
+        with m.If(s.inferring & is_last & mac_take):
+            m.d.comb += [s.result_wr.en.eq(1), s.result_wr.addr.eq(res.row),
+                         s.result_wr.data.acc.eq(res.acc),
+                         s.result_wr.data.overflow.eq(res.overflow)]
+            with m.If(~s.best_valid | (res.acc > s.best_acc)
+                      | ((res.acc == s.best_acc) & (res.row < s.argmax))):
+                m.d.sync += [s.best_valid.eq(1), s.best_acc.eq(res.acc), s.argmax.eq(res.row)]
+        with m.If(s.inferring & mac_take & res.overflow):
+            m.d.sync += s.err["overflow"].eq(1)
+        m.d.comb += [mac.half.eq(layer[0]), mac.layer.eq(layer),
+                     mac.out_shift.eq(L["OUT_SHIFT"][layer]), mac.relu.eq(L["RELU"][layer])]
+        with m.If(s.inferring):
+            m.d.comb += chain.layer.eq(layer + 1)
+        with m.Elif(s.busy):
+            m.d.comb += chain.layer.eq(layer)
+
+        # The zones' command stream, driven by the states below.
+        zcmd = zones.cmd
+        zst = zones.status
+
+        def zone_command(op, arg, nxt):
+            m.d.comb += [zcmd.valid.eq(1), zcmd.payload.op.eq(op), zcmd.payload.arg.eq(arg)]
+            with m.If(zcmd.ready):
+                m.next = nxt
+
+        def finish():
+            m.d.sync += s.done.eq(1)
+            m.next = "IDLE"
+
+        def next_layer(last, nxt, end):
+            with m.If(last):
+                end()
+            with m.Else():
+                m.d.sync += layer.eq(layer + 1)
+                m.next = nxt
+
+        valid_layer = Signal()
+        m.d.comb += valid_layer.eq(
+            (rows >= 1) & (rows <= cfg.max_rows) & (cols >= 1) & (cols <= cfg.max_cols)
+            & ((layer == 0) | (cols == L["ROWS"][layer - 1]))
+            & (L["MASTER_BASE"][layer] + total <= cfg.master_depth))
+        footprint = Signal(32)
+        W = cfg.zone_word_bits
+        m.d.comb += footprint.eq(
+            sum(zst.zone_words[k] for k in range(n)) * W + zst.meta_bits
+            + zst.row_descs * cfg.row_desc_bits + zst.split_descs * cfg.split_desc_bits
+            + zst.layers * cfg.layer_desc_bits)
+
+        # Digit cycles of every lane in the current layer; the busiest one is the layer's cost.
+        lane_work = [Signal(cfg.layer_cost_bits, name=f"lane_work{k}") for k in range(cfg.lanes)]
+        for k, w in enumerate(lane_work):
+            with m.If(mac.digits[k]):
+                m.d.sync += w.eq(w + 1)
+        busiest = lane_work[0]
+        for w in lane_work[1:]:
+            busiest = Mux(w > busiest, w, busiest)
+        m.d.sync += s.layer_mac_cycles.eq(0)
+
+        m.d.sync += s.done.eq(0)
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                with m.If(s.go):
+                    m.d.sync += [layer.eq(0), s.op.eq(s.go_op), fresh.eq(s.go_arg[0]),
+                                 hist_only.eq(s.go_op == Op.HISTOGRAM)]
+                    with m.Switch(s.go_op):
+                        with m.Case(Op.INFER):
+                            with m.If((s.n_layers == s.active_n) & (s.active_n != 0)):
+                                m.d.sync += [s.best_valid.eq(0)]
+                                m.next = "INFER"
+                            with m.Else():
+                                m.d.sync += s.err["command"].eq(1)
+                        with m.Case(Op.ALLOCATE, Op.REZONE):
+                            with m.If((s.n_layers >= 1) & (s.n_layers <= cfg.max_layers)):
+                                m.next = "CHECK"
+                            with m.Else():
+                                m.d.sync += s.err["command"].eq(1)
+                        with m.Case(Op.HISTOGRAM):
+                            with m.If(s.go_arg < s.n_layers):
+                                m.d.sync += layer.eq(s.go_arg)
+                                m.next = "CHECK"
+                            with m.Else():
+                                m.d.sync += s.err["command"].eq(1)
+                        with m.Case(Op.SWAP):
+                            with m.If(zst.shadow_ready):
+                                m.next = "SWAP"
+                            with m.Else():
+                                m.d.sync += s.err["swap"].eq(1)
+                        with m.Case(Op.CLEAR):
+                            m.d.sync += s.clear.eq(1)
+                        with m.Case(Op.NOP):
+                            pass
+                        with m.Default():
+                            m.d.sync += s.err["command"].eq(1)
+
+            # -- every layer of the table is checked before a pass or a re-zoning starts --
+            with m.State("CHECK"):
+                m.d.sync += total.eq(rows * cols)
+                m.next = "CHECK2"
+            with m.State("CHECK2"):
+                with m.If(~valid_layer):
+                    m.d.sync += s.err["command"].eq(1)
+                    m.next = "IDLE"
+                with m.Elif(hist_only):
+                    m.next = "PASS"
+                with m.Elif(layer == s.n_layers - 1):
+                    m.d.sync += layer.eq(0)
+                    with m.If(s.op == Op.REZONE):
+                        m.next = "PLAN"
+                    with m.Else():
+                        m.next = "PASS"
+                with m.Else():
+                    m.d.sync += layer.eq(layer + 1)
+                    m.next = "CHECK"
+
+            # -- INFER ----------------------------------------------------------------------
+            with m.State("INFER"):
+                m.d.sync += count.eq(0)
+                m.d.sync += [w.eq(0) for w in lane_work]
+                zone_command(ZoneOp.FETCH, layer, "INFER_RUN")
+            with m.State("INFER_RUN"):
+                with m.If(mac_take):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count + 1 == s.active_rows[layer]):
+                        m.d.sync += s.layer_mac_cycles.eq(busiest)
+                        next_layer(is_last, "INFER", finish)
+
+            # -- ALLOCATE and HISTOGRAM: one layer at a time ---------------------------------
+            with m.State("PASS"):
+                # Clear the histogram; the layer's thresholds and band go into the PA's staging
+                # registers, then a commit applies them at once.
+                m.d.sync += [total.eq(rows * cols), count.eq(0), step.eq(0)]
+                m.d.comb += chain.hist_host.clear.eq(1)
+                m.next = "THRESHOLDS"
+            with m.State("THRESHOLDS"):
+                csr = chain.csr
+                m.d.sync += step.eq(step + 1)
+                with m.If(step < n):
+                    m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(step),
+                                 csr.wr_data.eq(Array(L[f"THRESHOLD{k}"][layer]
+                                                      for k in range(n))[step[:max(1, _log2(n))]]
+                                                if n > 1 else L["THRESHOLD0"][layer])]
+                with m.Elif(step == n):
+                    m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(n),
+                                 csr.wr_data.eq(Mux(fresh, 0, s.band))]
+                with m.Elif(step == n + 1):
+                    m.d.comb += csr.commit.eq(1)
+                with m.Else():
+                    with m.If(chain.error & ~hist_only):
+                        m.d.sync += s.err["thresholds"].eq(1)
+                        m.next = "IDLE"
+                    with m.Elif(~chain.hist_host.busy & ~chain.busy):
+                        m.d.comb += walker.start.eq(1)
+                        m.next = "WALK"
+            with m.State("WALK"):
+                with m.If(chain.o.valid):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count + 1 == total):
+                        m.next = "COUNTS"
+            with m.State("COUNTS"):
+                # The histogram counted the last code in the cycle it passed: now complete.
+                with m.If(~hist_only):
+                    for k in range(n + 1):
+                        m.d.sync += L[f"CLASS_COUNT{k}"][layer].eq(chain.class_count[k])
+                next_layer(hist_only | (layer == s.n_layers - 1), "PASS", finish)
+
+            # -- REZONE ---------------------------------------------------------------------
+            with m.State("PLAN"):
+                plan = Signal(plan_layout(cfg))
+                m.d.comb += [plan.rows.eq(rows), plan.cols.eq(cols),
+                             plan.master_base.eq(L["MASTER_BASE"][layer]),
+                             plan.cost.eq(L["COST"][layer])]
+                m.d.comb += [plan.shift[k].eq(L[f"SHIFT{k}"][layer]) for k in range(n)]
+                m.d.comb += [zones.host_wr.valid.eq(1),
+                             zones.host_wr.payload.target.eq(Target.PLAN),
+                             zones.host_wr.payload.addr.eq(layer),
+                             zones.host_wr.payload.data.eq(plan.as_value())]
+                with m.If(zones.host_wr.ready):
+                    m.d.sync += [s.shadow_rows[layer].eq(rows)]
+                    with m.If(layer == s.n_layers - 1):
+                        m.d.sync += layer.eq(0)
+                        m.next = "REZONE"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+            with m.State("REZONE"):
+                zone_command(ZoneOp.REZONE, s.n_layers, "FEED")
+            with m.State("FEED"):
+                m.d.comb += to_zones.eq(1)
+                m.d.sync += total.eq(rows * cols)
+                m.next = "FEED_START"
+            with m.State("FEED_START"):
+                m.d.comb += [to_zones.eq(1), walker.start.eq(1)]
+                m.next = "FEED_RUN"
+            with m.State("FEED_RUN"):
+                m.d.comb += to_zones.eq(1)
+                with m.If(~walker.busy):
+                    with m.If(layer == s.n_layers - 1):
+                        m.next = "SETTLE"
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "FEED"
+            with m.State("SETTLE"):
+                with m.If(~zst.rezoning):
+                    m.d.sync += [s.shadow_footprint.eq(footprint), s.shadow_n.eq(s.n_layers),
+                                 s.zone_error.eq(zst.error.as_value())]
+                    with m.If(~zst.shadow_ready):
+                        m.d.sync += s.err["rezone"].eq(1)
+                    finish()
+
+            # -- SWAP -----------------------------------------------------------------------
+            with m.State("SWAP"):
+                with m.If(zcmd.ready):
+                    m.d.sync += [s.active_footprint.eq(s.shadow_footprint),
+                                 s.active_n.eq(s.shadow_n)]
+                    m.d.sync += [s.active_rows[l].eq(s.shadow_rows[l])
+                                 for l in range(cfg.max_layers)]
+                zone_command(ZoneOp.SWAP, 0, "IDLE")
+                with m.If(zcmd.ready):
+                    m.d.sync += s.done.eq(1)
+
+        m.d.comb += [s.busy.eq(~fsm.ongoing("IDLE")),
+                     s.inferring.eq(fsm.ongoing("INFER") | fsm.ongoing("INFER_RUN")),
+                     s.allocating.eq(fsm.ongoing("WALK"))]
+        stalls = Cat(zones.o[p].valid & ~zones.o[p].ready for p in range(cfg.lanes)).any()
+        s.mac_digits = [mac.digits[k] for k in range(cfg.lanes)]
+        self._counters(m, s, fsm, stalls)
+
+    def _counters(self, m, s, fsm, stalls):
+        c = s.counters
+        in_infer = s.inferring
+        with m.If(s.clear):
+            m.d.sync += [v.eq(0) for v in c.values()]
+            m.d.sync += s.clear.eq(0)
+        with m.Else():
+            cycles = Cat(c["CYCLES_LO"], c["CYCLES_HI"])
+            m.d.sync += cycles.eq(cycles + 1)
+            with m.If(s.busy & (s.op == Op.INFER)):
+                m.d.sync += c["INFER_CYCLES"].eq(c["INFER_CYCLES"] + 1)
+            with m.If(s.busy & ((s.op == Op.ALLOCATE) | (s.op == Op.HISTOGRAM))):
+                m.d.sync += c["ALLOC_CYCLES"].eq(c["ALLOC_CYCLES"] + 1)
+            with m.If(s.busy & (s.op == Op.REZONE)):
+                m.d.sync += c["REZONE_CYCLES"].eq(c["REZONE_CYCLES"] + 1)
+            with m.If(in_infer & stalls):
+                m.d.sync += c["FETCH_STALLS"].eq(c["FETCH_STALLS"] + 1)
+            m.d.sync += [c["MAC_CYCLES"].eq(c["MAC_CYCLES"] + s.layer_mac_cycles),
+                         c["MAC_WORK"].eq(c["MAC_WORK"] + sum(s.mac_digits))]
+            with m.If(s.done):
+                with m.Switch(s.op):
+                    with m.Case(Op.INFER):
+                        m.d.sync += c["SAMPLES"].eq(c["SAMPLES"] + 1)
+                    with m.Case(Op.ALLOCATE):
+                        m.d.sync += c["ALLOCATIONS"].eq(c["ALLOCATIONS"] + 1)
+                    with m.Case(Op.SWAP):
+                        m.d.sync += c["SWAPS"].eq(c["SWAPS"] + 1)
+        # The cycles of the last INFER: from the command to its last result.
+        with m.If(s.go & (s.go_op == Op.INFER)):
+            m.d.sync += s.infer_timer.eq(1)
+        with m.Elif(s.busy & (s.op == Op.INFER)):
+            m.d.sync += s.infer_timer.eq(s.infer_timer + 1)
+        with m.If(s.done & (s.op == Op.INFER)):
+            m.d.sync += c["LAST_INFER_CYCLES"].eq(s.infer_timer)
+
+    # -- bus ----------------------------------------------------------------------------------
+
+    def _bus(self, m, s, zones, mac, chain):
+        """Decode requests: registers answer from their storage, windows from their memories
+        (one cycle later); refused accesses set an error bit and change nothing.
+
+        A request is registered first (``q``), so nothing inside the engine depends
+        combinationally on the host's handshake: a write executes the cycle after it is taken
+        and the bus takes one write per cycle; a read answers two cycles after it is taken."""
+        cfg, rm = self._cfg, self.regmap
+        req, rsp = self.bus.req, self.bus.rsp
+        q_valid = Signal()
+        q = Signal.like(req.payload)
+        addr, wdata, write = q.addr, q.data, q.write
+        pending = Signal()                        # a read's data arrives this cycle
+        names = list(rm.windows)
+        source = Signal(range(len(names) + 1))    # 0: a register value, k: window k
+        reg_value = Signal(32)
+
+        in_window = {nm: (addr >= w.base) & (addr < w.base + w.depth)
+                     for nm, w in rm.windows.items()}
+        offset = {nm: (addr - w.base)[:max(1, _log2(w.size))] for nm, w in rm.windows.items()}
+
+        hit_reg, reg_ro, reg_read = Signal(), Signal(), Signal(32)
+        with m.Switch(addr):
+            for r in rm.registers:
+                with m.Case(r.addr):
+                    m.d.comb += [hit_reg.eq(1), reg_read.eq(self._read_value(s, r)),
+                                 reg_ro.eq(all(f.access == "ro" for f in r.fields))]
+
+        control_reg = (addr == rm.addr("CTRL")) | (addr == rm.addr("STATUS"))
+        allowed, ok = Signal(), Signal()
+        m.d.comb += allowed.eq(~s.busy | (hit_reg & ~write) | (write & control_reg))
+        win = rm.windows
+        ok_window = [in_window[nm] & ~(write & (win[nm].access == "ro"))
+                     & ~(~write & (win[nm].access == "wo")) for nm in names]
+        m.d.comb += ok.eq((hit_reg & ~(write & reg_ro)) | Cat(*ok_window).any())
+        go = Signal()                             # q is a permitted access to a known place
+        m.d.comb += go.eq(q_valid & ok & allowed)
+        rsp_free = ~pending & ~rsp.valid
+
+        # When is q done? Reads need the response slot; the master store and the input (RIC)
+        # need their targets' ready; everything else (and a refused access) goes at once.
+        done = Signal()
+        with m.If(~write):
+            m.d.comb += done.eq(rsp_free & (~(go & in_window["MASTER"]) | zones.host_rd.ready))
+        with m.Elif(go & in_window["MASTER"]):
+            m.d.comb += done.eq(zones.host_wr.ready)
+        with m.Elif(go & in_window["INPUT"]):
+            m.d.comb += done.eq(chain.x.ready)
+        with m.Else():
+            m.d.comb += done.eq(1)
+        fire = q_valid & done
+        m.d.comb += req.ready.eq(~q_valid | done)
+        with m.If(req.ready):
+            m.d.sync += [q_valid.eq(req.valid), q.eq(req.payload)]
+
+        with m.If(fire & ~(ok & allowed)):
+            m.d.sync += s.error_addr.eq(addr)
+            with m.If(~ok):
+                m.d.sync += s.err["bus"].eq(1)
+            with m.Else():
+                m.d.sync += s.err["busy"].eq(1)
+
+        # Reads: capture the source; the response is formed one cycle later.
+        read = go & ~write & rsp_free
+        m.d.sync += pending.eq(fire & ~write)
+        with m.If(fire & ~write):
+            m.d.sync += [source.eq(0), reg_value.eq(Mux(go, reg_read, 0))]
+            for k, nm in enumerate(names, start=1):
+                with m.If(go & in_window[nm]):
+                    m.d.sync += source.eq(k)
+        m.d.comb += [s.host_codes_addr.eq(offset["CODES"]),
+                     s.result_rd.addr.eq(Mux(in_window["RESULT"], offset["RESULT"],
+                                             offset["RESULT_OVF"])),
+                     chain.ric_host_rd.addr.eq(offset["RIC"]),
+                     chain.hist_host.rd_addr.eq(offset["HIST"]),
+                     mac.bias_rd.addr.eq(offset["BIAS"])]
+        with m.If(read & in_window["MASTER"]):
+            m.d.comb += [zones.host_rd.valid.eq(1),
+                         zones.host_rd.payload.target.eq(Target.MASTER),
+                         zones.host_rd.payload.bank.eq(0),
+                         zones.host_rd.payload.addr.eq(offset["MASTER"])]
+        read_data = {
+            "MASTER": zones.rd_data[:cfg.weight_bits].as_signed(),
+            "CODES": s.codes_data,
+            "BIAS": mac.bias_rd.data.as_signed(),
+            "RIC": chain.ric_host_rd.data,
+            "RESULT": s.result_rd.data.acc,
+            "RESULT_OVF": s.result_rd.data.overflow,
+            "HIST": chain.hist_host.rd_data,
+        }
+        with m.If(pending):
+            m.d.sync += rsp.valid.eq(1)
+            with m.Switch(source):
+                with m.Case(0):
+                    m.d.sync += rsp.payload.data.eq(reg_value)
+                for k, nm in enumerate(names, start=1):
+                    if nm in read_data:
+                        with m.Case(k):
+                            m.d.sync += rsp.payload.data.eq(read_data[nm])
+        with m.Elif(rsp.ready):
+            m.d.sync += rsp.valid.eq(0)
+
+        # Writes.
+        wr = go & write
+        with m.If(wr & in_window["MASTER"]):
+            m.d.comb += [zones.host_wr.valid.eq(1),
+                         zones.host_wr.payload.target.eq(Target.MASTER),
+                         zones.host_wr.payload.addr.eq(offset["MASTER"]),
+                         zones.host_wr.payload.data.eq(wdata[:cfg.weight_bits])]
+        with m.If(wr & in_window["CODES"]):
+            m.d.comb += [s.codes_wr.addr.eq(offset["CODES"]), s.codes_wr.data.eq(wdata),
+                         s.codes_wr.en.eq(-1)]
+        m.d.comb += [mac.bias.en.eq(wr & in_window["BIAS"]), mac.bias.addr.eq(offset["BIAS"]),
+                     mac.bias.data.eq(wdata),
+                     chain.ric_host.en.eq(wr & in_window["RIC"]),
+                     chain.ric_host.addr.eq(offset["RIC"]), chain.ric_host.data.eq(wdata)]
+        with m.If(wr & in_window["INPUT"]):
+            m.d.comb += [chain.x.valid.eq(1), chain.x.payload.value.eq(wdata),
+                         chain.x.payload.column.eq(offset["INPUT"]), chain.x.payload.last.eq(0),
+                         mac.x.valid.eq(chain.x.ready), mac.x.payload.value.eq(wdata),
+                         mac.x.payload.column.eq(offset["INPUT"]), mac.x.payload.half.eq(0)]
+        self._write_registers(m, s, fire & go & write, addr, wdata)
+
+    def _read_value(self, s, r):
+        value = 0
+        for f in r.fields:
+            v = s.field_value(r, f)
+            value = value | (v.as_unsigned()[:f.width] << f.offset) if f.access != "wo" else value
+        return value
+
+    def _write_registers(self, m, s, wr, addr, wdata):
+        rm = self.regmap
+        for r in rm.registers:
+            with m.If(wr & (addr == r.addr)):
+                if r.name == "CTRL":
+                    m.d.comb += [s.go_op.eq(wdata[r.field("op").offset:][:4]),
+                                 s.go_arg.eq(wdata[r.field("arg").offset:][:8])]
+                    with m.If(s.busy):
+                        m.d.sync += [s.err["busy"].eq(1), s.error_addr.eq(addr)]
+                    with m.Else():
+                        m.d.comb += s.go.eq(1)
+                elif r.name == "STATUS":
+                    for k, (name, _) in enumerate(ERRORS):
+                        with m.If(wdata[16 + k]):
+                            m.d.sync += s.err[name].eq(0)
+                else:
+                    for f in r.fields:
+                        if f.access == "rw":
+                            m.d.sync += s.field_value(r, f).eq(wdata[f.offset:f.offset + f.width])
+
+
+class _State:
+    """The engine's registers and the signals its parts share."""
+
+    def __init__(self, cfg, rm):
+        n = len(cfg.precisions)
+        self.cfg = cfg
+        self.busy, self.inferring, self.allocating = Signal(), Signal(), Signal()
+        self.go, self.go_op, self.go_arg = Signal(), Signal(4), Signal(8)
+        self.op, self.done, self.clear = Signal(4), Signal(), Signal()
+        self.layer = Signal(range(max(2, cfg.max_layers)))
+        self.err = {name: Signal(name=f"err_{name}") for name, _ in ERRORS}
+        self.errors = Cat(*self.err.values())
+        self.error_addr = Signal(32)
+        self.zone_error = Signal(4)
+        self.argmax = Signal(cfg.row_bits)
+        self.best_acc, self.best_valid = Signal(signed(cfg.acc_bits)), Signal()
+        self.codes_data = Signal(rm.codes_per_word * cfg.code_bits)
+        self.host_codes_addr = Signal(max(1, _log2(rm.windows["CODES"].size)))
+        self.infer_timer = Signal(32)
+        self.layer_mac_cycles = Signal(cfg.layer_cost_bits)
+        self.mac_digits = None
+        count_w = cfg.max_layers.bit_length()
+        # Configuration and the active layout survive a reset (as the zones' bank select does).
+        self.n_layers = Signal(count_w, init=1, reset_less=True)
+        self.band = Signal(cfg.importance_bits, init=cfg.hysteresis, reset_less=True)
+        self.active_n = Signal(count_w, reset_less=True)
+        self.shadow_n = Signal(count_w)
+        self.active_rows = Array(Signal(cfg.row_bits + 1, name=f"active_rows{l}",
+                                        reset_less=True) for l in range(cfg.max_layers))
+        self.shadow_rows = Array(Signal(cfg.row_bits + 1, name=f"shadow_rows{l}")
+                                 for l in range(cfg.max_layers))
+        self.active_footprint = Signal(32, reset_less=True)
+        self.shadow_footprint = Signal(32)
+        self.counters = {r.name: Signal(32, name=r.name.lower()) for r in rm.registers
+                         if r.addr >= 16 and r.layer is None
+                         and r.name not in ("FOOTPRINT", "SHADOW_FOOTPRINT")}
+        self.layer_regs = {}
+        for off, name, width, access, _ in rm.layer_table:
+            self.layer_regs[name] = Array(
+                Signal(width, name=f"{name.lower()}{l}", reset_less=access == "rw")
+                for l in range(cfg.max_layers))
+        self.status = {}
+
+    def field_value(self, r, f):
+        """The signal behind field ``f`` of register ``r``."""
+        if r.layer is not None:
+            return self.layer_regs[r.name][r.layer]
+        key = (r.name, f.name)
+        fixed = {("N_LAYERS", "n"): self.n_layers, ("BAND", "band"): self.band,
+                 ("ARGMAX", "row"): self.argmax, ("ERROR_ADDR", "addr"): self.error_addr,
+                 ("ZONE_ERROR", "cost"): self.zone_error[0],
+                 ("ZONE_ERROR", "zone"): self.zone_error[1],
+                 ("ZONE_ERROR", "meta"): self.zone_error[2],
+                 ("ZONE_ERROR", "layer"): self.zone_error[3],
+                 ("STATUS", "busy"): self.busy,
+                 ("STATUS", "active_layers"): self.active_n}
+        if key in fixed:
+            return fixed[key]
+        if r.name == "STATUS" and f.name.startswith("err_"):
+            return self.err[f.name[4:]]
+        if r.name == "STATUS":
+            return self.status[f.name]
+        if r.name == "FOOTPRINT":
+            return self.active_footprint
+        if r.name == "SHADOW_FOOTPRINT":
+            return self.shadow_footprint
+        if r.name in self.counters:
+            return self.counters[r.name]
+        if f.access in ("ro", "wo") and f.reset is not None:
+            return Const(f.reset, f.width)
+        raise KeyError(f"{r.name}.{f.name} has no storage")
