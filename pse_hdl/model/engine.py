@@ -31,7 +31,8 @@ from .sm import sparsify
 from .zones import footprint_bits, pack_layer, place_layers
 
 __all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
-           "exact_thresholds", "histogram_thresholds", "calibrate", "share_grid"]
+           "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
+           "layer_exponents", "allocation_points", "calibrate", "share_grid"]
 
 
 def profile(qnet, x_q, cfg):
@@ -54,7 +55,9 @@ def dense_activations(layers, x_q, cfg, weights=None):
     for l, q in enumerate(layers):
         w = q.master if weights is None else weights[l]
         acc, _ = layer_forward(w, q.bias, acts[-1], cfg)
-        acts.append(requantize(acc, q.shift, True, cfg) if q.relu else acc)
+        # Hidden layers are requantized into the next layer's activations (as the MAC does);
+        # the last layer's accumulators are the logits.
+        acts.append(requantize(acc, q.shift, q.relu, cfg) if l < len(layers) - 1 else acc)
     return acts
 
 
@@ -122,9 +125,13 @@ class Engine:
         return counts / counts.sum()
 
 
-def _exponents(engine):
+def layer_exponents(layers, cfg):
     """Fraction bits of each layer's importance LSB: its real value is ``2**-(fw + fx + F)``."""
-    return [q.fw + q.fx + engine.cfg.ema_frac_bits for q in engine.layers]
+    return [q.fw + q.fx + cfg.ema_frac_bits for q in layers]
+
+
+def _exponents(engine):
+    return layer_exponents(engine.layers, engine.cfg)
 
 
 def _promote(edges):
@@ -163,9 +170,15 @@ def histogram_thresholds(engine, shares, mode="global"):
     """
     cfg = engine.cfg
     hists = [hist.histogram(engine.importance(l), cfg) for l in range(len(engine.layers))]
+    return thresholds_from_histograms(hists, _exponents(engine), shares, cfg, mode)
+
+
+def thresholds_from_histograms(hists, exps, shares, cfg, mode="global"):
+    """Per-layer thresholds for the class ``shares`` from the layers' importance histograms
+    (``exps``: :func:`layer_exponents`): what the firmware computes from the hardware's
+    histograms."""
     if mode == "layer":
         return [hist.thresholds_for_shares(h, shares, cfg) for h in hists]
-    exps = _exponents(engine)
     e0 = max(exps)
     offs = [(e0 - e) << cfg.hist_sub_bits for e in exps]
     merged = np.zeros(cfg.hist_bins + max(offs), np.int64)
@@ -183,6 +196,20 @@ class Firmware:
     shares: tuple                     # (pruned, precisions[0], ..., precisions[-1])
     recalibrate_every: int = 4        # allocations between recalibrations (0 = never)
     mode: str = "global"
+
+
+def allocation_points(n, cfg):
+    """Sample counts after which the firmware allocates over a run of ``n`` samples: multiples
+    of ``period`` at or after the warm-up, before the last sample."""
+    out, t = [], 0
+    while t < n:
+        nxt = max(cfg.warmup, (t // cfg.period + 1) * cfg.period)
+        while nxt <= t:
+            nxt += cfg.period
+        if nxt < n:
+            out.append(nxt)
+        t = nxt
+    return out
 
 
 def run_dynamic(engine, x_q, firmware=None, progress=None):

@@ -1,0 +1,208 @@
+"""The engine's firmware: the run-time algorithm of docs/SPEC.md section 11, on a :class:`Driver`.
+
+The chip holds the network and does the per-weight work: inference, the rolling importance, the
+allocation pass (RIC -> PA -> SM -> histogram -> code buffer), re-zoning and the bank swap. The
+firmware decides *when* and the few numbers per layer that need a global view:
+
+* **load**: masters, biases, the layer table, the profiled baseline EMA states (profiling), the
+  calibrated thresholds; then a first allocation from the baseline (no previous codes);
+* **warm-up**: the first layout holds for ``warmup`` samples while the EMA settles;
+* **periodic allocation** every ``period`` samples: ALLOCATE, read the codes back, choose each
+  class's zone scale (``model.quant.choose_shift`` over the masters of the class, which the host
+  mirrors) and the layer's MAC cost, REZONE into the shadow bank, SWAP between two samples;
+* **recalibration** every ``recalibrate_every`` allocations: HISTOGRAM of every layer, thresholds
+  for the calibrated class shares from the hardware's histograms
+  (``model.engine.thresholds_from_histograms``).
+
+It is the golden model's ``model.engine.run_dynamic`` step for step, so on any backend the
+logits, codes and footprint equal the model's (tested; ``pse demo --backend rtl`` checks every
+sample). The figures it reports come from the engine's counters.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..model.engine import allocation_points, layer_exponents, thresholds_from_histograms
+from ..model.fixed import signed_range
+from ..model.layer import cycle_model, weight_costs
+from ..model.pa import code_bits_of
+from ..model.quant import choose_shift
+from ..model.zones import check_fit
+from ..regmap import Op
+
+__all__ = ["Firmware", "RunStats"]
+
+
+@dataclass
+class RunStats:
+    """What a run measured, averaged over the samples (layout figures over the samples each
+    layout served)."""
+    samples: int = 0
+    bits: float = 0.0                # bits per weight, from the FOOTPRINT counter
+    mac_cycles: float = 0.0          # busiest lane per layer (MAC_CYCLES), per sample
+    ideal: float = 0.0               # ceil(work / lanes) per layer, per sample
+    dense16: float = 0.0             # the same array dense at 16 bits, per sample
+    engine_cycles: float = 0.0       # cycles of an INFER command, per sample
+    shares: np.ndarray = None        # class shares (pruned first), from CLASS_COUNT
+    allocations: int = 0
+    alloc_cycles: int = 0            # ALLOCATE + HISTOGRAM cycles of the whole run
+    rezone_cycles: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+class Firmware:
+    """The firmware of one network on one engine.
+
+    Parameters
+    ----------
+    driver : Driver
+    qnet : QuantNet
+        With its profiled ``baseline``.
+    thresholds : list of lists
+        Per layer, the calibrated threshold registers.
+    policy : pse_hdl.model.engine.Firmware
+        Class shares, recalibration interval and ranking mode.
+    """
+
+    def __init__(self, driver, qnet, thresholds, policy):
+        self.drv, self.cfg = driver, driver.cfg
+        self.layers = qnet.layers
+        if not qnet.baseline:
+            raise ValueError("the network has no profiled baseline: run profile() first")
+        self.baseline = qnet.baseline
+        self.thresholds = [list(map(int, t)) for t in thresholds]
+        self.policy = policy
+        self.shapes = [q.shape for q in self.layers]
+        self.base = [int(b) for b in np.cumsum([0] + [r * c for r, c in self.shapes])[:-1]]
+        self.weights = sum(r * c for r, c in self.shapes)
+        self.masters = [q.master.copy() for q in self.layers]      # mirror of the master store
+        self.codes = [None] * len(self.layers)
+        self.footprint = 0
+        self.allocations = 0
+
+    # -- setup ------------------------------------------------------------------------------
+    async def load(self):
+        """Everything the engine holds for the network, then the first allocation."""
+        cfg, drv = self.cfg, self.drv
+        check_fit(self.shapes, cfg)
+        lo, hi = signed_range(cfg.acc_bits)
+        for l, q in enumerate(self.layers):
+            if np.any((q.bias < lo) | (q.bias > hi)):
+                raise ValueError(f"layer {l}: a bias is outside the {cfg.acc_bits}-bit "
+                                 f"accumulator range")
+        await drv.identify()
+        await drv.write("N_LAYERS", len(self.layers))
+        await drv.write("BAND", cfg.hysteresis)
+        for l, q in enumerate(self.layers):
+            rows, cols = q.shape
+            await drv.write_window("MASTER", q.master.ravel(), self.base[l])
+            await drv.write_window("BIAS", q.bias, l * cfg.max_rows)
+            await drv.write_window("RIC", self.baseline[l], l * cfg.max_cols)
+            await drv.write_layer(l, ROWS=rows, COLS=cols, MASTER_BASE=self.base[l],
+                                  OUT_SHIFT=q.shift, RELU=int(q.relu))
+        await self.write_thresholds()
+        await self.allocate(fresh=True)
+
+    async def write_thresholds(self):
+        for l, t in enumerate(self.thresholds):
+            await self.drv.write_layer(l, **{f"THRESHOLD{k}": v for k, v in enumerate(t)})
+
+    # -- allocation -------------------------------------------------------------------------
+    async def allocate(self, fresh=False):
+        """ALLOCATE, zone scales and costs from the codes, REZONE, SWAP. Returns the codes."""
+        cfg, drv = self.cfg, self.drv
+        await drv.command(Op.ALLOCATE, int(fresh))
+        for l, (rows, cols) in enumerate(self.shapes):
+            codes = np.array(await drv.read_codes(self.base[l], rows * cols),
+                             np.int64).reshape(rows, cols)
+            if not cfg.reversible:                 # REZONE clears the pruned masters
+                self.masters[l] = np.where(codes == 0, 0, self.masters[l])
+            m = self.masters[l]
+            shifts = [choose_shift(m[codes == k], b, cfg.weight_bits)
+                      for k, b in enumerate(cfg.precisions, start=1)]
+            cost = int(weight_costs(code_bits_of(codes, cfg), cfg).sum())
+            await drv.write_layer(l, COST=cost, **{f"SHIFT{k}": s for k, s in enumerate(shifts)})
+            self.codes[l] = codes
+        await drv.command(Op.REZONE)
+        await drv.command(Op.SWAP)
+        self.footprint = await drv.read("FOOTPRINT")
+        return self.codes
+
+    async def recalibrate(self):
+        """Thresholds for the policy's class shares from the hardware's histograms."""
+        cfg, drv = self.cfg, self.drv
+        hists = []
+        for l in range(len(self.layers)):
+            await drv.command(Op.HISTOGRAM, l)
+            hists.append(np.array(await drv.read_window("HIST", cfg.hist_bins), np.int64))
+        self.thresholds = thresholds_from_histograms(
+            hists, layer_exponents(self.layers, cfg), self.policy.shares, cfg,
+            self.policy.mode)
+        await self.write_thresholds()
+
+    async def class_counts(self):
+        n = len(self.cfg.precisions)
+        out = np.zeros(n + 1, np.int64)
+        for l in range(len(self.layers)):
+            for k in range(n + 1):
+                out[k] += await self.drv.read(f"CLASS_COUNT{k}", l)
+        return out
+
+    # -- inference --------------------------------------------------------------------------
+    async def infer(self, x):
+        """One sample (layer-0 activations) through the engine; returns its logits."""
+        await self.drv.write_window("INPUT", x)
+        await self.drv.command(Op.INFER)
+        return np.array(await self.drv.read_window("RESULT", self.shapes[-1][0]), np.int64)
+
+    async def run(self, x_q, on_sample=None, on_allocation=None, progress=None):
+        """The dynamic algorithm over the samples ``x_q`` (a batch of layer-0 activations).
+
+        ``on_sample(t, logits)`` and ``on_allocation(k, codes, footprint)`` see every result as
+        it arrives (a checker raises there to stop the run). Returns ``(logits, RunStats)``.
+        """
+        cfg, drv = self.cfg, self.drv
+        n = len(x_q)
+        points = set(allocation_points(n, cfg))
+        st = RunStats(samples=n, shares=np.zeros(len(cfg.precisions) + 1))
+        layout = await self._layout_figures()
+        mac0, alloc0, rez0 = (await drv.read("MAC_CYCLES"), await drv.read("ALLOC_CYCLES"),
+                              await drv.read("REZONE_CYCLES"))
+        logits = []
+        for t in range(n):
+            logits.append(await self.infer(x_q[t]))
+            st.engine_cycles += await drv.read("LAST_INFER_CYCLES")
+            for k in ("bits", "ideal", "dense16", "shares"):
+                setattr(st, k, getattr(st, k) + layout[k])
+            if on_sample:
+                on_sample(t, logits[-1])
+            if t + 1 in points:
+                self.allocations += 1
+                st.allocations += 1
+                if self.policy and self.policy.recalibrate_every and \
+                        self.allocations % self.policy.recalibrate_every == 0:
+                    await self.recalibrate()
+                await self.allocate()
+                layout = await self._layout_figures()
+                if on_allocation:
+                    on_allocation(st.allocations, self.codes, self.footprint)
+            if progress:
+                progress(t + 1, n)
+        st.mac_cycles = (await drv.read("MAC_CYCLES") - mac0) & 0xFFFF_FFFF
+        st.alloc_cycles = (await drv.read("ALLOC_CYCLES") - alloc0) & 0xFFFF_FFFF
+        st.rezone_cycles = (await drv.read("REZONE_CYCLES") - rez0) & 0xFFFF_FFFF
+        for k in ("bits", "mac_cycles", "ideal", "dense16", "engine_cycles", "shares"):
+            setattr(st, k, getattr(st, k) / max(n, 1))
+        return np.array(logits), st
+
+    async def _layout_figures(self):
+        """Figures of the active layout: bits per weight from the engine's footprint counter,
+        class shares from its class counts, ideal and dense cycles from the codes."""
+        counts = await self.class_counts()
+        ideal = dense = 0
+        for codes in self.codes:
+            c = cycle_model(code_bits_of(codes, self.cfg), self.cfg)
+            ideal, dense = ideal + c["ideal"], dense + c["dense16"]
+        return {"bits": self.footprint / self.weights, "ideal": ideal, "dense16": dense,
+                "shares": counts / counts.sum()}
