@@ -212,11 +212,11 @@ def allocation_points(n, cfg):
     return out
 
 
-def run_dynamic(engine, x_q, firmware=None, progress=None):
+def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     """Run the dynamic algorithm over the samples ``x_q``; return logits and statistics.
 
     Layout-dependent figures (footprint, cycles, class shares) are averaged over the samples
-    that each layout served.
+    that each layout served. ``on_allocation(k, engine)`` sees the engine after allocation k.
     """
     cfg = engine.cfg
     n = x_q.shape[0]
@@ -248,6 +248,8 @@ def run_dynamic(engine, x_q, firmware=None, progress=None):
                     stats["allocations"] % firmware.recalibrate_every == 0:
                 engine.thresholds = histogram_thresholds(engine, firmware.shares, firmware.mode)
             engine.allocate()
+            if on_allocation:
+                on_allocation(stats["allocations"], engine)
         if progress:
             progress(t, n)
     for k in ("bits", "cycles", "ideal", "dense16", "shares"):

@@ -1,0 +1,82 @@
+"""What the engine should do, from the golden model: random networks and their model traces.
+
+Shared by the tier-1 tests (Amaranth simulator), the cocotb testbench and the fast-simulation
+tests: a :class:`Case` is a quantized network with its profiled baseline, calibrated-like
+thresholds, a firmware policy and samples; :func:`trace` runs the golden model's dynamic
+algorithm (``model.engine.run_dynamic``) on it and records every sample's logits and, for every
+allocation (0 = the first one, from the baseline), the codes and the footprint.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pse_hdl.model.engine import Engine, Firmware, exact_thresholds, run_dynamic
+from pse_hdl.model.network import QuantLayer, QuantNet
+
+__all__ = ["Case", "random_shapes", "random_case", "trace"]
+
+
+@dataclass
+class Case:
+    cfg: object
+    qnet: QuantNet
+    thresholds: list
+    policy: Firmware
+    x: np.ndarray                 # samples: layer-0 activations
+
+
+def random_shapes(cfg, rng, edge=None):
+    """1..max_layers layers chained (a layer's inputs are the previous one's rows); ``edge``
+    asks for one-row or one-column layers."""
+    n = int(rng.integers(1, cfg.max_layers + 1))
+    cols = int(rng.integers(1, cfg.max_cols + 1))
+    shapes = []
+    for l in range(n):
+        rows = int(rng.integers(1, cfg.max_rows + 1))
+        if edge == "one row" and l == n - 1:
+            rows = 1
+        if edge == "one column" and l == 0:
+            cols = 1
+        shapes.append((rows, cols))
+        cols = rows
+    return shapes
+
+
+def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None):
+    """A random network: masters spread over every magnitude, biases, requantization shifts
+    that keep hidden activations mostly in range (some saturate), a random baseline."""
+    shapes = shapes or random_shapes(cfg, rng, edge)
+    layers, base = [], []
+    amax = 1 << (cfg.act_bits - 1)
+    for l, (rows, cols) in enumerate(shapes):
+        wmax = 1 << (cfg.weight_bits - 1)
+        master = rng.integers(-wmax, wmax, (rows, cols)) >> rng.integers(0, 8, (rows, cols))
+        bias = rng.integers(-(1 << 18), 1 << 18, rows)
+        spread = (cols * amax * wmax).bit_length()
+        shift = int(rng.integers(max(0, spread - cfg.act_bits - 6), spread - cfg.act_bits + 2))
+        layers.append(QuantLayer(master.astype(np.int64), bias.astype(np.int64), 6, 14,
+                                 max(shift, 0), l < len(shapes) - 1))
+        base.append(rng.integers(0, amax << cfg.ema_frac_bits, cols).astype(np.int64))
+    qnet = QuantNet(layers, base)
+    n = len(cfg.precisions)
+    if shares is None:
+        raw = rng.dirichlet(np.ones(n + 1))
+        shares = tuple(float(x) for x in raw)
+    engine = Engine(qnet, cfg, allocate=False)
+    thresholds = exact_thresholds(engine, shares)
+    x = rng.integers(-amax, amax, (samples, shapes[0][1])) * (rng.random((samples, 1)) < 0.9)
+    return Case(cfg, qnet, thresholds, Firmware(shares, 2), x.astype(np.int64))
+
+
+def trace(case):
+    """The golden model's run: ``{"logits", "codes": [per allocation, per layer],
+    "footprints": [per allocation], "stats"}``."""
+    engine = Engine(case.qnet, case.cfg, thresholds=case.thresholds)
+    codes, footprints = [[c.copy() for c in engine.codes]], [engine.footprint()["total"]]
+
+    def record(k, eng):
+        codes.append([c.copy() for c in eng.codes])
+        footprints.append(eng.footprint()["total"])
+    logits, stats = run_dynamic(engine, case.x, case.policy, on_allocation=record)
+    return {"logits": logits, "codes": codes, "footprints": footprints, "stats": stats}
