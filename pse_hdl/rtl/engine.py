@@ -35,7 +35,7 @@ from . import layouts
 from .bus import BusSignature
 from .control import ControlChain
 from .mac import MacArray
-from .zones import Op as ZoneOp, Target, ZonedMemory, plan_layout
+from .zones import Op as ZoneOp, Target, ZonedMemory, at_most, plan_layout
 
 __all__ = ["Engine", "LayerWalker"]
 
@@ -289,7 +289,7 @@ class Engine(wiring.Component):
                             with m.Else():
                                 m.d.sync += s.err["command"].eq(1)
                         with m.Case(Op.ALLOCATE, Op.REZONE):
-                            with m.If((s.n_layers >= 1) & (s.n_layers <= cfg.max_layers)):
+                            with m.If((s.n_layers >= 1) & at_most(s.n_layers, cfg.max_layers)):
                                 m.next = "CHECK"
                             with m.Else():
                                 m.d.sync += s.err["command"].eq(1)

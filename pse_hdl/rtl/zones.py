@@ -62,7 +62,7 @@ from amaranth.lib.wiring import In, Out
 from . import layouts
 
 __all__ = ["ZonedMemory", "Op", "Target", "plan_layout", "table_layout", "split_layout",
-           "row_desc_layout"]
+           "row_desc_layout", "at_most"]
 
 
 class Op(enum.Enum, shape=2):
@@ -81,6 +81,14 @@ class Target(enum.Enum, shape=3):
     SPLIT = 4
     TABLE = 5
     ZONE = 6
+
+
+def at_most(value, bound):
+    """``value <= bound`` for a constant bound; constant true (no comparator, and no lint
+    warning for a comparison that cannot fail) when the value's width cannot exceed it."""
+    if (1 << len(value)) - 1 <= bound:
+        return Const(1)
+    return value <= bound
 
 
 def _count(n):
@@ -261,7 +269,7 @@ class ZonedMemory(wiring.Component):
             with m.Case(Op.FETCH):
                 m.d.comb += self.cmd.ready.eq(~rz_busy & ~fetch_busy)
         fire = self.cmd.valid & self.cmd.ready
-        rz_ok = (arg >= 1) & (arg <= cfg.max_layers)
+        rz_ok = (arg >= 1) & at_most(arg, cfg.max_layers)
         rz_start = Signal()
         m.d.comb += rz_start.eq(fire & (op == Op.REZONE) & rz_ok)
         fetch_start = Signal()
