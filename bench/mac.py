@@ -28,7 +28,7 @@ from pse_hdl.rtl import build                                 # noqa: E402
 def digits_layers(cfg):
     from pse_hdl.workflow import run_demo
     r = run_demo(cfg)
-    engine, p = r["_engine"], r["_prepared"]
+    engine, p = r.engine, r.prepared
     acts = engine.infer(p.xq["test"][:1])
     out = []
     for l, (q, image) in enumerate(zip(engine.layers, engine.images)):

@@ -27,8 +27,7 @@ from pse_hdl.model.zones import footprint_bits                # noqa: E402
 def digits_network(cfg):
     from pse_hdl.workflow import run_demo
     from sim.zones_ref import Network
-    r = run_demo(cfg)
-    engine = r["_engine"]
+    engine = run_demo(cfg).engine
     return Network(cfg, [np.asarray(m) for m in engine.master],
                    [np.asarray(c) for c in engine.codes],
                    [list(im.shifts) for im in engine.images])

@@ -14,19 +14,46 @@ def _config(args):
     return from_arg(getattr(args, "config", None))
 
 
+def _sample_range(text):
+    """``A:B`` (samples A..B-1) or ``A`` (sample A alone)."""
+    try:
+        a, _, b = text.partition(":")
+        first, end = int(a), int(b) if b else int(a) + 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected A:B or A (sample numbers), not {text!r}")
+    if not 0 <= first < end:
+        raise argparse.ArgumentTypeError(f"expected 0 <= A < B, not {text!r}")
+    return first, end
+
+
 def cmd_demo(args):
     from .plots import demo_figure
-    from .workflow import progress_bar, run_demo
+    from .workflow import MismatchError, progress_bar, run_demo
     cfg = _config(args)
     if args.period is not None:
         cfg = cfg.replace(period=args.period)
-    bar = None if args.json else progress_bar("dynamic run over the test split")
-    result = run_demo(cfg, target_bits=args.target_bits, mode=args.allocation, progress=bar)
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples must be at least 1, not {args.samples}")
+    if args.trace and args.backend != "rtl":
+        raise ConfigError("--trace needs --backend rtl (a waveform of the engine's Verilog)")
+    label = "RTL run over the test split" if args.backend == "rtl" else \
+        "dynamic run over the test split"
+    bar = None if args.json else progress_bar(label)
+    try:
+        demo = run_demo(cfg, target_bits=args.target_bits, mode=args.allocation, progress=bar,
+                        backend=args.backend, samples=args.samples, trace=args.trace,
+                        trace_samples=args.trace_samples)
+    except MismatchError as e:
+        if args.json:
+            print(json.dumps({"backend": "rtl", "bit_exact": False, "mismatch": str(e)},
+                             indent=2))
+        print(f"pse: error: the RTL differs from the golden model at {e}", file=sys.stderr)
+        return 1
+    result = demo.figures
     if args.plot:
-        demo_figure(result, args.plot)
-    public = {k: v for k, v in result.items() if not k.startswith("_")}
+        demo_figure(demo, args.plot)
     if args.json:
-        print(json.dumps(public, indent=2))
+        print(json.dumps(result, indent=2))
         return 0
     rows = [
         ("float accuracy (test split)", f"{100 * result['float_accuracy']:.2f} %"),
@@ -41,10 +68,22 @@ def cmd_demo(args):
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
         ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
     ]
+    if result["backend"] == "rtl":
+        rows += [
+            ("engine cycles per sample (INFER)",
+             f"{result['engine_cycles_per_sample']:.0f}  (ideal {result['ideal_cycles_per_sample']:.0f}"
+             f", {100 * (result['engine_cycles_per_sample'] / result['ideal_cycles_per_sample'] - 1):+.1f} %)"),
+            ("bit-exact with the golden model", f"yes, {result['samples']} samples, "
+             f"{result['allocations'] + 1} layouts"),
+            ("simulated cycles", f"{result['sim_cycles']} in {result['rtl_run_s']:.1f} s "
+             f"({result['cycles_per_s'] / 1e6:.2f} M/s; build {result['build_s']:.0f} s)"),
+        ]
     width = max(len(r[0]) for r in rows)
+    where = "the engine's Verilog (Verilator)" if result["backend"] == "rtl" else \
+        "the golden model"
     print(f"pse demo: digits MLP {' -> '.join(str(s[1]) for s in result['layers'])} -> "
           f"{result['layers'][-1][0]}, {result['weights']} weights, target "
-          f"{result['target_bits']} bits/weight")
+          f"{result['target_bits']} bits/weight, {result['samples']} test samples in {where}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     if args.plot:
@@ -132,6 +171,15 @@ def build_parser():
     d.add_argument("--allocation", choices=("global", "layer"), default="global",
                    help="rank weights across the network or within each layer")
     d.add_argument("--period", type=int, help="allocation period P in samples (overrides config)")
+    d.add_argument("--backend", choices=("model", "rtl"), default="model",
+                   help="model: the golden model (default); rtl: the engine's Verilog in a fast "
+                   "Verilated model, every sample checked against the golden model")
+    d.add_argument("--samples", type=int, help="run only the first N test samples")
+    d.add_argument("--trace", metavar="FILE.fst",
+                   help="with --backend rtl: write a waveform (GTKWave, Surfer) of the samples "
+                   "--trace-samples selects (a separate, slower tracing build)")
+    d.add_argument("--trace-samples", type=_sample_range, metavar="A:B",
+                   help="samples A..B-1 to trace (default 0:1)")
     d.add_argument("--plot", default="pse_demo.png", help="PNG to write (default pse_demo.png; "
                    "'' for none)")
     d.set_defaults(func=cmd_demo)

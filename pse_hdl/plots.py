@@ -12,11 +12,11 @@ def _plt():
     return plt
 
 
-def demo_figure(result, path):
+def demo_figure(demo, path):
     """Left: importance of every weight (real units) with the class thresholds. Right: accuracy
     against bits per weight for the calibration candidates, and the run on the test split."""
     plt = _plt()
-    engine, table = result["_engine"], result["_table"]
+    engine, table, result = demo.engine, demo.table, demo.figures
     cfg = engine.cfg
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.5))
     imps, lines = [], []

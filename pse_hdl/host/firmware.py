@@ -156,11 +156,13 @@ class Firmware:
         await self.drv.command(Op.INFER)
         return np.array(await self.drv.read_window("RESULT", self.shapes[-1][0]), np.int64)
 
-    async def run(self, x_q, on_sample=None, on_allocation=None, progress=None):
+    async def run(self, x_q, on_sample=None, on_allocation=None, progress=None,
+                  before_sample=None):
         """The dynamic algorithm over the samples ``x_q`` (a batch of layer-0 activations).
 
         ``on_sample(t, logits)`` and ``on_allocation(k, codes, footprint)`` see every result as
-        it arrives (a checker raises there to stop the run). Returns ``(logits, RunStats)``.
+        it arrives (a checker raises there to stop the run); ``before_sample(t)`` runs before
+        sample t is written (to start a waveform, say). Returns ``(logits, RunStats)``.
         """
         cfg, drv = self.cfg, self.drv
         n = len(x_q)
@@ -171,6 +173,8 @@ class Firmware:
                               await drv.read("REZONE_CYCLES"))
         logits = []
         for t in range(n):
+            if before_sample:
+                before_sample(t)
             logits.append(await self.infer(x_q[t]))
             st.engine_cycles += await drv.read("LAST_INFER_CYCLES")
             for k in ("bits", "ideal", "dense16", "shares"):
