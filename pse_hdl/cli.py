@@ -34,8 +34,16 @@ def cmd_demo(args):
         cfg = cfg.replace(period=args.period)
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples must be at least 1, not {args.samples}")
-    if args.trace and args.backend != "rtl":
-        raise ConfigError("--trace needs --backend rtl (a waveform of the engine's Verilog)")
+    if args.trace:
+        from .host.verilated import trace_format
+        if args.backend != "rtl":
+            raise ConfigError("--trace needs --backend rtl (a waveform of the engine's Verilog)")
+        try:
+            trace_format(args.trace)
+        except ValueError as e:
+            raise ConfigError(f"--trace: {e}") from None
+        if not Path(args.trace).resolve().parent.is_dir():
+            raise ConfigError(f"--trace: the directory of {args.trace!r} does not exist")
     label = "RTL run over the test split" if args.backend == "rtl" else \
         "dynamic run over the test split"
     bar = None if args.json else progress_bar(label)
@@ -93,11 +101,15 @@ def cmd_demo(args):
 
 def cmd_generate(args):
     from .rtl import BLOCKS, generate_verilog
-    if args.list or not args.block:
+    if args.registers or args.header:
+        from .regmap import c_header, markdown
+        text = (markdown if args.registers else c_header)(_config(args))
+    elif args.list or not args.block:
         for name, (desc, _) in BLOCKS.items():
             print(f"{name:<10} {desc}")
         return 0
-    text = generate_verilog(args.block, _config(args))
+    else:
+        text = generate_verilog(args.block, _config(args))
     if args.output:
         Path(args.output).write_text(text)
         print(f"wrote {args.output}", file=sys.stderr)
@@ -176,8 +188,8 @@ def build_parser():
                    "Verilated model, every sample checked against the golden model")
     d.add_argument("--samples", type=int, help="run only the first N test samples")
     d.add_argument("--trace", metavar="FILE.fst",
-                   help="with --backend rtl: write a waveform (GTKWave, Surfer) of the samples "
-                   "--trace-samples selects (a separate, slower tracing build)")
+                   help="with --backend rtl: write a waveform (.fst or .vcd, for GTKWave or "
+                   "Surfer) of the samples --trace-samples selects (a separate tracing build)")
     d.add_argument("--trace-samples", type=_sample_range, metavar="A:B",
                    help="samples A..B-1 to trace (default 0:1)")
     d.add_argument("--plot", default="pse_demo.png", help="PNG to write (default pse_demo.png; "
@@ -187,6 +199,10 @@ def build_parser():
     g = sub.add_parser("generate", help="write the Verilog of a block")
     g.add_argument("block", nargs="?", help="block name (see --list)")
     g.add_argument("--list", action="store_true", help="list the blocks")
+    g.add_argument("--registers", action="store_true",
+                   help="the engine's register map as Markdown (docs/REGISTERS.md)")
+    g.add_argument("--header", action="store_true",
+                   help="the engine's register map as a C header")
     g.add_argument("--config", help=cfg_help)
     g.add_argument("-o", "--output", help="output file (default: stdout)")
     g.set_defaults(func=cmd_generate)

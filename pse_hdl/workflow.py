@@ -149,9 +149,9 @@ def _rtl_run(cfg, p, thresholds, policy, x, y, want_logits, want_codes, want_foo
     from .host.bus import run
     from .host.driver import Driver
     from .host.firmware import Firmware as HostFirmware
-    from .host.verilated import VerilatedBus
+    from .host.verilated import VerilatedBus, trace_format
 
-    bus = VerilatedBus(cfg, trace=bool(trace))
+    bus = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
     fw = HostFirmware(Driver(bus, cfg), p.qnet, thresholds, policy)
     first, end = trace_samples or (0, 1)
     if trace:

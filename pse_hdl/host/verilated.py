@@ -9,7 +9,8 @@ transaction is done: Python issues commands and bulk transfers and never steps c
 A build is cached by a key over everything the Verilog and the model depend on (the RTL sources,
 the configuration, the Amaranth and Verilator versions, the shim and the flags), under
 ``$PSE_FAST_BUILD`` (default ``~/.cache/pse-hdl/fast``): a rebuild with nothing changed costs
-nothing. ``trace=True`` builds a separate variant with ``--trace-fst`` for waveforms.
+nothing. ``trace="fst"`` (or ``"vcd"``) builds a separate variant with ``--trace-fst``
+(``--trace``) for waveforms; FST needs the lz4 library's headers (Debian: ``liblz4-dev``).
 """
 
 import ctypes
@@ -27,7 +28,7 @@ from ..regmap import RegisterMap
 from ..toolchain import VERILATOR_WAIVERS, ToolchainError, verilator_env
 from .bus import Bus, BusTimeout
 
-__all__ = ["VerilatedBus", "build", "build_dir_for"]
+__all__ = ["VerilatedBus", "build", "build_dir_for", "trace_format"]
 
 PACKAGE = Path(__file__).resolve().parent.parent
 SHIM = Path(__file__).resolve().parent / "csrc" / "shim.cpp"
@@ -54,7 +55,20 @@ def _key(cfg, trace):
 
 
 def build_dir_for(cfg, trace=False):
-    return _cache_root() / f"engine-{_key(cfg, trace)}{'-trace' if trace else ''}"
+    return _cache_root() / f"engine-{_key(cfg, trace)}{f'-{trace}' if trace else ''}"
+
+
+def trace_format(path):
+    """``"fst"`` or ``"vcd"`` from a waveform file name; a clear error for anything else, and
+    for FST where the lz4 headers it needs are missing."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".fst", ".vcd"):
+        raise ValueError(f"a waveform file must end in .fst or .vcd, not {str(path)!r}")
+    if suffix == ".fst" and not any(Path(d, "lz4.h").exists()
+                                    for d in ("/usr/include", "/usr/local/include")):
+        raise ValueError("FST waveforms need the lz4 library (Debian/Ubuntu: apt-get install "
+                         "liblz4-dev); install it or ask for a .vcd file")
+    return suffix[1:]
 
 
 def _run(cmd, cwd, log):
@@ -87,7 +101,7 @@ def build(cfg, trace=False, log=None):
             Path(log).write_text("")
             src = work / "pse_engine.v"
             src.write_text(generate_verilog("engine", cfg))
-            vflags = [*FLAGS, *(["--trace-fst"] if trace else [])]
+            vflags = [*FLAGS, *({"fst": ["--trace-fst"], "vcd": ["--trace"]}.get(trace, []))]
             _run(["verilator", "--cc", str(src), "--top-module", "pse_engine", "--Mdir", "obj",
                   "-CFLAGS", " ".join(CXXFLAGS), *vflags], work, log)
             _run(["make", "-s", f"-j{os.cpu_count() or 1}", "-C", "obj", "-f", "Vpse_engine.mk",
@@ -95,9 +109,12 @@ def build(cfg, trace=False, log=None):
                   "libVpse_engine.a", "libverilated.a"], work, log)
             addr_bits = RegisterMap(cfg).addr_bits
             _run(["g++", "-shared", *CXXFLAGS, f"-DPSE_ADDR_BITS={addr_bits}",
-                  f"-DVM_TRACE={int(trace)}", "-Iobj", f"-I{root}/include",
+                  f"-DVM_TRACE={int(bool(trace))}", f"-DPSE_TRACE_FST={int(trace == 'fst')}",
+                  "-Iobj", f"-I{root}/include",
                   f"-I{root}/include/vltstd", str(SHIM), "obj/libVpse_engine.a",
-                  "obj/libverilated.a", "-pthread", "-o", "libpse_engine.so"], work, log)
+                  "obj/libverilated.a", "-pthread",
+                  *({"fst": ["-llz4", "-lz"], "vcd": ["-lz"]}.get(trace, [])),
+                  "-o", "libpse_engine.so"], work, log)
             shutil.rmtree(work / "obj")
             (work / "build_seconds").write_text(f"{time.monotonic() - start:.1f}\n")
             if final.exists():
@@ -111,7 +128,8 @@ def build(cfg, trace=False, log=None):
 
 class VerilatedBus(Bus):
     """The engine's bus on a Verilated model. ``VerilatedBus(cfg)`` builds or loads the model
-    and resets it; ``cycles`` is the simulated clock count."""
+    and resets it; ``cycles`` is the simulated clock count. ``trace`` is ``False``, ``"fst"``
+    or ``"vcd"`` (a tracing build)."""
 
     def __init__(self, cfg, trace=False):
         self.cfg, self._sim = cfg, None

@@ -10,7 +10,13 @@
 #include "Vpse_engine.h"
 #include "verilated.h"
 #if VM_TRACE
+#if PSE_TRACE_FST
 #include "verilated_fst_c.h"
+typedef VerilatedFstC Trace;
+#else
+#include "verilated_vcd_c.h"
+typedef VerilatedVcdC Trace;
+#endif
 #endif
 
 #ifndef PSE_ADDR_BITS
@@ -32,7 +38,7 @@ struct Sim {
     std::unique_ptr<Vpse_engine> top;
     uint64_t cycles = 0;
 #if VM_TRACE
-    std::unique_ptr<VerilatedFstC> trace;
+    std::unique_ptr<Trace> trace;
     bool tracing = false;
 #endif
 };
@@ -168,7 +174,7 @@ int pse_wait(void* p, uint32_t addr, uint32_t mask, uint32_t value, uint64_t lim
 int pse_trace_open(void* p, const char* path) {
 #if VM_TRACE
     Sim* s = static_cast<Sim*>(p);
-    s->trace.reset(new VerilatedFstC);
+    s->trace.reset(new Trace);
     s->top->trace(s->trace.get(), 99);
     s->trace->open(path);
     return 0;
