@@ -5,6 +5,7 @@ a finished build in ``sim_build/`` is reused, so a pytest session (and the next 
 each Verilator compile once. The configuration reaches the testbench as JSON in ``PSE_CONFIG``.
 """
 
+import fcntl
 import hashlib
 import json
 import os
@@ -33,12 +34,16 @@ def _build(block, cfg, build_args, log_file=None):
     runner = get_runner()
     if not stamp.exists():
         build_dir.mkdir(parents=True, exist_ok=True)
-        src = build_dir / f"{top}.v"
-        src.write_text(verilog)
-        runner.build(sources=[src], hdl_toplevel=top, build_args=build_args,
-                     build_dir=build_dir, always=True,
-                     log_file=build_dir / "build.log" if log_file else None)
-        stamp.write_text(key)
+        # Parallel test workers may ask for the same model: one builds, the others wait.
+        with open(build_dir / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not stamp.exists():
+                src = build_dir / f"{top}.v"
+                src.write_text(verilog)
+                runner.build(sources=[src], hdl_toplevel=top, build_args=build_args,
+                             build_dir=build_dir, always=True,
+                             log_file=build_dir / "build.log" if log_file else None)
+                stamp.write_text(key)
     return runner, top, build_dir
 
 

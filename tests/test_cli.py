@@ -53,3 +53,17 @@ def test_every_command_has_help():
         r = subprocess.run([sys.executable, "-m", "pse_hdl.cli", *cmd, "--help"],
                            capture_output=True, text=True)
         assert r.returncode == 0 and "usage: pse" in r.stdout
+
+
+def test_register_map_docs_are_generated_from_the_description(tmp_path):
+    from pathlib import Path
+
+    from pse_hdl.config import PSEConfig
+    from pse_hdl.regmap import markdown
+    doc = Path(__file__).resolve().parent.parent / "docs" / "REGISTERS.md"
+    assert doc.read_text() == markdown(PSEConfig()), \
+        "docs/REGISTERS.md is stale: run `pse generate --registers -o docs/REGISTERS.md`"
+    h = tmp_path / "pse_regs.h"
+    assert main(["generate", "--header", "-o", str(h)]) == 0
+    text = h.read_text()
+    assert "#define PSE_CTRL 0x3u" in text and "#define PSE_OP_INFER 1u" in text

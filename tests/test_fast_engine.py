@@ -1,0 +1,116 @@
+"""The fast simulation backend: the engine's Verilog as a plain Verilated model behind the same
+driver and firmware, bit-exact with the golden model; ``pse demo --backend rtl`` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from pse_hdl.cli import main
+from pse_hdl.config import PSEConfig
+from pse_hdl.host.bus import run
+from pse_hdl.host.driver import Driver
+from pse_hdl.host.firmware import Firmware
+from pse_hdl.host.verilated import VerilatedBus, build, build_dir_for
+from pse_hdl.workflow import MismatchError, run_demo
+from sim.engine_ref import random_case, trace
+
+CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
+                period=3, warmup=2, hist_bins=64)
+
+
+@pytest.fixture(scope="module")
+def bus():
+    b = VerilatedBus(CFG)
+    yield b
+    b.close()
+
+
+def test_cached_build_costs_nothing(bus):
+    path, seconds = build(CFG)
+    assert path == bus.path and seconds == 0.0
+    assert build_dir_for(CFG) != build_dir_for(CFG.replace(lanes=2))
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_networks_are_bit_exact(bus, seed):
+    rng = np.random.default_rng(1000 + seed)
+    n = len(CFG.precisions)
+    shares = [None, (1.0,) + (0.0,) * n, (0.0,) * n + (1.0,)][seed % 3]
+    edge = [None, "one row", "one column", None][seed % 4]
+    cfg = CFG
+    case = random_case(cfg, rng, shares=shares, edge=edge, samples=10)
+    bus.reset()
+    fw = Firmware(Driver(bus, cfg), case.qnet, case.thresholds, case.policy)
+    run(fw.load())
+    want = trace(case)
+    codes = []
+    logits, stats = run(fw.run(case.x, on_allocation=lambda k, c, fp: codes.append(
+        ([x.copy() for x in c], fp))))
+    np.testing.assert_array_equal(logits, want["logits"])
+    for (got, fp), exp, exp_fp in zip(codes, want["codes"][1:], want["footprints"][1:]):
+        for a, b in zip(got, exp):
+            np.testing.assert_array_equal(a, b)
+        assert fp == exp_fp
+    assert stats.mac_cycles == pytest.approx(want["stats"]["cycles"])
+    assert stats.engine_cycles >= stats.mac_cycles
+
+
+def test_waveform_of_a_sample(tmp_path):
+    """A tracing build dumps the chosen samples only."""
+    case = random_case(CFG, np.random.default_rng(5), shapes=[(8, 8), (4, 8)], samples=3)
+    tb = VerilatedBus(CFG, trace="vcd")
+    fw = Firmware(Driver(tb, CFG), case.qnet, case.thresholds, case.policy)
+    tb.trace_open(tmp_path / "w.vcd")
+    tb.trace_enable(False)
+    run(fw.load())
+    tb.trace_enable(True)
+    run(fw.infer(case.x[0]))
+    tb.trace_enable(False)
+    tb.trace_close()
+    text = (tmp_path / "w.vcd").read_text()
+    assert "$enddefinitions" in text and "bus__req__valid" in text
+    times = [int(line[1:]) for line in text.splitlines() if line.startswith("#")]
+    assert 0 < max(times) - min(times) < 4 * 2000      # one sample, not the load
+    tb.close()
+
+
+@pytest.mark.slow
+def test_demo_rtl_equals_the_model(capsys):
+    assert main(["demo", "--backend", "rtl", "--samples", "48", "--json", "--plot", ""]) == 0
+    rtl = json.loads(capsys.readouterr().out)
+    assert main(["demo", "--samples", "48", "--json", "--plot", ""]) == 0
+    model = json.loads(capsys.readouterr().out)
+    assert rtl["backend"] == "rtl" and rtl["bit_exact"] is True and rtl["samples"] == 48
+    for key in ("pse_accuracy", "bits_per_weight", "mac_cycle_ratio", "allocations",
+                "precision_shares", "mac_cycles_per_sample"):
+        assert rtl[key] == pytest.approx(model[key], rel=1e-12), key
+    assert rtl["mac_cycles_per_sample"] <= rtl["engine_cycles_per_sample"] \
+        <= 1.05 * rtl["ideal_cycles_per_sample"]
+
+
+@pytest.mark.slow
+def test_a_mismatch_names_sample_layer_and_row(monkeypatch):
+    import pse_hdl.workflow as wf
+    real = wf.run_dynamic
+
+    def wrong(*args, **kwargs):
+        logits, stats = real(*args, **kwargs)
+        logits = logits.copy()
+        logits[5, 3] += 1
+        return logits, stats
+    monkeypatch.setattr(wf, "run_dynamic", wrong)
+    with pytest.raises(MismatchError, match=r"sample 5, layer 1 \(the logits\), row 3: .*"
+                                            r"--trace-samples 5:6"):
+        run_demo(backend="rtl", samples=8)
+
+
+def test_demo_errors_are_one_line(capsys, tmp_path):
+    assert main(["demo", "--trace", str(tmp_path / "x.fst")]) == 2
+    assert "--trace needs --backend rtl" in capsys.readouterr().err
+    assert main(["demo", "--backend", "rtl", "--trace", str(tmp_path / "x.txt")]) == 2
+    assert "must end in .fst or .vcd" in capsys.readouterr().err
+    assert main(["demo", "--backend", "rtl", "--trace", "/no/such/dir/x.vcd"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["demo", "--samples", "0"]) == 2
+    assert "--samples must be at least 1" in capsys.readouterr().err
