@@ -6,9 +6,11 @@ Runs ``pse demo --backend rtl`` (the fast Verilated model; every sample checked 
 against the golden model) and reports, measured in the same run:
 
 * engine cycles per sample for inference alone (the INFER command, from the engine's counters)
-  and with the allocation, recalibration and re-zoning passes amortised over the samples,
-  against the ideal ``sum(ceil(b/4)) / lanes`` and the same array dense at 16 bits, and where
-  the rest goes;
+  and with the allocation, recalibration and re-zoning amortised over the samples, against the
+  ideal ``sum(ceil(b/4)) / lanes`` and the same array dense at 16 bits, and where the rest goes,
+  for the engine that allocates in the background (``swap_delay = period``: the jobs overlap
+  inference; the cost is the snapshot and any wait for a job at a swap) and, in the same run,
+  the one that blocks (``swap_delay = 0``: every job waited for before the next sample);
 * build seconds of the model, cold (an empty cache) and cached, run seconds, simulated cycles,
   cycles per second, and the golden model's time on the same samples.
 """
@@ -26,9 +28,38 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pse_hdl.config import from_arg                           # noqa: E402
 
 
-def measure(cfg, samples=None, keep_cache=False):
-    from pse_hdl.host import verilated
+def run(cfg, samples):
     from pse_hdl.workflow import run_demo
+    d = run_demo(cfg, backend="rtl", samples=samples).figures
+    n = d["samples"]
+    infer = d["engine_cycles_per_sample"]
+    hidden = d["swap_delay"] > 0
+    waits = (d["snapshot_cycles"] + d["job_wait_cycles"]) / n
+    return {
+        "swap_delay": d["swap_delay"], "samples": n, "bit_exact": d["bit_exact"],
+        "pse_accuracy": d["pse_accuracy"], "bits_per_weight": d["bits_per_weight"],
+        "allocations": d["allocations"],
+        "inference_cycles_per_sample": infer,
+        "amortised_cycles_per_sample": infer + waits,
+        "ideal_cycles_per_sample": d["ideal_cycles_per_sample"],
+        "mac_cycles_per_sample": d["mac_cycles_per_sample"],
+        "dense16_cycles_per_sample": d["dense16_cycles_per_sample"],
+        "snapshot_cycles_per_sample": d["snapshot_cycles"] / n,
+        "job_wait_cycles_per_sample": d["job_wait_cycles"] / n,
+        "allocation_cycles_per_sample": d["allocation_cycles"] / n,
+        "rezone_cycles_per_sample": d["rezone_cycles"] / n,
+        "jobs_hidden": hidden,
+        "wall_cycles_per_sample": d["run_cycles"] / n,
+        "layers": len(d["layers"]),
+        "run_s": d["rtl_run_s"], "sim_cycles": d["sim_cycles"], "cycles_per_s": d["cycles_per_s"],
+        "model_run_s": d["model_run_s"],
+    }
+
+
+def measure(cfg, samples=None, keep_cache=False):
+    """The pipelined engine (swap_delay = period: allocation jobs in the background) and, in
+    the same run, the blocking one (swap_delay = 0), with the build times."""
+    from pse_hdl.host import verilated
     with tempfile.TemporaryDirectory(prefix="pse-engine-bench-") as tmp:
         if not keep_cache:                     # a cold build: an empty cache of our own
             os.environ["PSE_FAST_BUILD"] = tmp
@@ -36,25 +67,10 @@ def measure(cfg, samples=None, keep_cache=False):
         start = time.monotonic()
         verilated.build(cfg)
         cached = time.monotonic() - start
-        d = run_demo(cfg, backend="rtl", samples=samples).figures
-    n = d["samples"]
-    infer = d["engine_cycles_per_sample"]
-    alloc, rezone = d["allocation_cycles"] / n, d["rezone_cycles"] / n
-    ideal = d["ideal_cycles_per_sample"]
-    return {
-        "samples": n, "bit_exact": d["bit_exact"], "pse_accuracy": d["pse_accuracy"],
-        "bits_per_weight": d["bits_per_weight"], "allocations": d["allocations"],
-        "inference_cycles_per_sample": infer,
-        "amortised_cycles_per_sample": infer + alloc + rezone,
-        "ideal_cycles_per_sample": ideal,
-        "mac_cycles_per_sample": d["mac_cycles_per_sample"],
-        "dense16_cycles_per_sample": d["dense16_cycles_per_sample"],
-        "allocation_cycles_per_sample": alloc, "rezone_cycles_per_sample": rezone,
-        "layers": len(d["layers"]),
-        "build_s_cold": cold, "build_s_cached": cached, "run_s": d["rtl_run_s"],
-        "sim_cycles": d["sim_cycles"], "cycles_per_s": d["cycles_per_s"],
-        "model_run_s": d["model_run_s"],
-    }
+        out = run(cfg.replace(swap_delay=cfg.period), samples)
+        out["blocking"] = run(cfg.replace(swap_delay=0), samples)
+    out.update(build_s_cold=cold, build_s_cached=cached)
+    return out
 
 
 def main(argv=None):
@@ -70,36 +86,39 @@ def main(argv=None):
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
-    ideal, infer = r["ideal_cycles_per_sample"], r["inference_cycles_per_sample"]
+    ideal = r["ideal_cycles_per_sample"]
 
     def pct(x):
         return f"{100 * (x / ideal - 1):+.1f} %"
+    b = r["blocking"]
     print(f"engine, digits MLP, {r['samples']} test samples through the Verilog, bit-exact with "
-          f"the golden model: {'yes' if r['bit_exact'] else 'NO'}; accuracy "
-          f"{100 * r['pse_accuracy']:.2f} %, {r['bits_per_weight']:.3f} bits/weight, "
-          f"{r['allocations']} allocations")
-    print(f"\n{'cycles per sample':<52} {'cycles':>9} {'vs ideal':>9}")
+          f"the golden model: {'yes' if r['bit_exact'] and b['bit_exact'] else 'NO'}; "
+          f"{r['allocations']} allocations, every {cfg.period} samples")
+    print(f"\n{'cycles per sample':<50} {'blocking':>10} {'pipelined':>10} {'vs ideal':>9}")
+    print(f"{'(swap_delay)':<50} {b['swap_delay']:>10} {r['swap_delay']:>10}")
     rows = [
-        ("ideal: sum(ceil(b/4)) / lanes", ideal),
-        ("busiest MAC lane (the schedule)", r["mac_cycles_per_sample"]),
-        ("INFER, command to last logit", infer),
-        ("  of which layer start and drain "
-         f"({r['layers']} layers)", infer - r["mac_cycles_per_sample"]),
-        ("ALLOCATE + HISTOGRAM passes, amortised", r["allocation_cycles_per_sample"]),
-        ("REZONE, amortised", r["rezone_cycles_per_sample"]),
-        ("inference + allocation + re-zoning", r["amortised_cycles_per_sample"]),
-        ("dense 16-bit on the same lanes", r["dense16_cycles_per_sample"]),
+        ("ideal: sum(ceil(b/4)) / lanes", "ideal_cycles_per_sample", True),
+        ("busiest MAC lane (the schedule)", "mac_cycles_per_sample", True),
+        ("INFER, command to last logit", "inference_cycles_per_sample", True),
+        ("SNAPSHOT of the EMA states", "snapshot_cycles_per_sample", False),
+        ("waiting for allocation jobs at swaps", "job_wait_cycles_per_sample", False),
+        ("inference + allocation, amortised", "amortised_cycles_per_sample", True),
+        ("  (jobs: ALLOCATE + HISTOGRAM)", "allocation_cycles_per_sample", False),
+        ("  (jobs: REZONE)", "rezone_cycles_per_sample", False),
+        ("wall clock incl. host bus traffic", "wall_cycles_per_sample", False),
+        ("dense 16-bit on the same lanes", "dense16_cycles_per_sample", True),
     ]
-    for name, v in rows:
-        vs = pct(v) if not name.startswith(("  ", "ALLOC", "REZONE")) else ""
-        print(f"{name:<52} {v:>9.0f} {vs:>9}")
-    print(f"\n{'simulation':<52} {'value':>9}")
+    for name, key, vs in rows:
+        print(f"{name:<50} {b[key]:>10.0f} {r[key]:>10.0f} {pct(r[key]) if vs else '':>9}")
+    print(f"{'accuracy (%)':<50} {100 * b['pse_accuracy']:>10.2f} {100 * r['pse_accuracy']:>10.2f}")
+    print(f"{'bits per weight':<50} {b['bits_per_weight']:>10.3f} {r['bits_per_weight']:>10.3f}")
+    print(f"\n{'simulation':<50} {'value':>10}")
     for name, v in [("model build, cold (s)", r["build_s_cold"]),
                     ("model build, cached (s)", r["build_s_cached"]),
-                    ("RTL run (s)", r["run_s"]), ("simulated cycles", r["sim_cycles"]),
+                    ("RTL run, pipelined (s)", r["run_s"]), ("simulated cycles", r["sim_cycles"]),
                     ("cycles per second", r["cycles_per_s"]),
                     ("golden model, same samples (s)", r["model_run_s"])]:
-        print(f"{name:<52} {v:>9.3g}" if isinstance(v, float) else f"{name:<52} {v:>9}")
+        print(f"{name:<50} {v:>10.3g}" if isinstance(v, float) else f"{name:<50} {v:>10}")
     return 0
 
 

@@ -17,6 +17,8 @@ from pathlib import Path
 __all__ = ["ConfigError", "PSEConfig", "PRESETS", "preset", "load", "save"]
 
 ALLOWED_PRECISIONS = (2, 4, 8, 16)
+# Fields only the firmware reads (when to allocate and swap): not part of the hardware.
+FIRMWARE_FIELDS = ("period", "warmup", "swap_delay")
 IMPORTANCE_FORMS = ("factored", "literal")
 META_ENCODINGS = ("unary", "fixed")
 
@@ -84,6 +86,11 @@ class PSEConfig:
         Allocation period P in samples (1 is the specification's literal per-sample behaviour).
     warmup : int
         Samples for which the profiled codes are held while the rolling estimate settles.
+    swap_delay : int
+        Samples between an allocation point and the swap of the layout allocated there
+        (0..period): 0 swaps before the very next sample, so inference waits for the allocation
+        and the re-zoning; D > 0 lets them run in the background, on a snapshot of the EMA
+        states, while the previous layout serves D more samples.
     reversible : bool
         Keep the master copy of pruned weights (default) or clear it, as the literal algorithm does.
     importance_form : str
@@ -125,6 +132,7 @@ class PSEConfig:
     hysteresis: int = 0
     period: int = 16
     warmup: int = 16
+    swap_delay: int = 0
     reversible: bool = True
     importance_form: str = "factored"
     mac_digit_bits: int = 4
@@ -195,6 +203,7 @@ class PSEConfig:
         _check_int("hysteresis", self.hysteresis, 0, (1 << self.importance_bits) - 1)
         _check_int("period", self.period, 1, 1 << 20)
         _check_int("warmup", self.warmup, 0, 1 << 20)
+        _check_int("swap_delay", self.swap_delay, 0, self.period)
         if not isinstance(self.reversible, bool):
             raise ConfigError(f"reversible must be true or false, not {self.reversible!r}")
         if self.importance_form not in IMPORTANCE_FORMS:
@@ -378,6 +387,11 @@ class PSEConfig:
 
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
+
+    def hardware_dict(self):
+        """The fields the hardware is built from: all but the firmware's schedule
+        (:data:`FIRMWARE_FIELDS`), which a host may change without rebuilding anything."""
+        return {k: v for k, v in self.to_dict().items() if k not in FIRMWARE_FIELDS}
 
 
 def _toml_value(v):

@@ -13,7 +13,8 @@ fields; a window is an array of words backed by a memory, one entry per word. Ac
 refused);  ``w1c``  read, and writing 1 clears the bit.
 
 A refused access, an address that maps to nothing, and any access but a register read or a write
-of ``CTRL``/``STATUS`` while a command runs set an error bit in ``STATUS`` and change nothing.
+of ``CTRL``/``STATUS`` while a foreground command runs set an error bit in ``STATUS`` and change
+nothing; while a background job runs, so do accesses to what the job uses.
 Bits of a register outside its fields read as 0 and ignore writes.
 """
 
@@ -32,24 +33,29 @@ LAYER_STRIDE = 32                # words per layer in the layer table
 
 
 class Op:
-    """Commands written to ``CTRL.op`` (``arg`` in ``CTRL.arg``)."""
+    """Commands written to ``CTRL.op`` (``arg`` in ``CTRL.arg``). Foreground commands
+    (``STATUS.busy``) are a sample or short steps between samples; jobs (``STATUS.job``) are
+    passes over every weight that run in the background, while samples go on."""
     NOP = 0
     INFER = 1          # one sample (the INPUT window) through layers 0..N_LAYERS-1
-    ALLOCATE = 2       # codes of every layer into the code buffer; arg bit 0: ignore the
-                       # previous codes (no hysteresis, as for a first allocation)
-    HISTOGRAM = 3      # the importance histogram of layer arg (HIST window)
-    REZONE = 4         # pack the code buffer into the shadow bank (layers 0..N_LAYERS-1)
+    ALLOCATE = 2       # job: codes of every layer into the code buffer, from the snapshot;
+                       # arg bit 0: ignore the previous codes (no hysteresis: a first allocation)
+    HISTOGRAM = 3      # job: the importance histogram of layer arg (HIST window)
+    REZONE = 4         # job: pack the code buffer into the shadow bank (layers 0..N_LAYERS-1)
     SWAP = 5           # make the shadow bank active
     CLEAR = 6          # zero the counters
+    SNAPSHOT = 7       # copy the EMA states into the snapshot the jobs read
     NAMES = {0: "NOP", 1: "INFER", 2: "ALLOCATE", 3: "HISTOGRAM", 4: "REZONE", 5: "SWAP",
-             6: "CLEAR"}
+             6: "CLEAR", 7: "SNAPSHOT"}
+    JOBS = (ALLOCATE, HISTOGRAM, REZONE)
+    FOREGROUND = (INFER, SWAP, CLEAR, SNAPSHOT)
 
 
 # Sticky error bits of STATUS (bit = 16 + index), cleared by writing 1.
 ERRORS = [
     ("bus", "an access to an unmapped address, a write to a read-only or a read of a write-only "
             "location"),
-    ("busy", "an access refused because a command was running"),
+    ("busy", "an access or a command refused because a command or a job was using it"),
     ("command", "an unknown command or a bad argument or layer table (nothing started)"),
     ("thresholds", "ALLOCATE stopped: a layer's thresholds are not non-decreasing"),
     ("rezone", "the re-zoning failed (ZONE_ERROR says why); the shadow cannot be swapped in"),
@@ -136,8 +142,9 @@ def check_engine_config(cfg):
 
 
 def config_hash(cfg):
-    """32 bits of the SHA-256 of the configuration: the host checks it against ``CONFIG_HASH``."""
-    text = json.dumps(cfg.to_dict(), sort_keys=True)
+    """32 bits of the SHA-256 of the configuration's hardware fields: the host checks it against
+    ``CONFIG_HASH`` (the firmware's schedule, period and delays, may differ)."""
+    text = json.dumps(cfg.hardware_dict(), sort_keys=True)
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
 
 
@@ -170,14 +177,16 @@ class RegisterMap:
                       self.codes_per_word)), "build parameters the firmware needs"),
             Register("CTRL", 3, (
                 Field("op", 0, 4, "wo", "the command (Op: 1 INFER, 2 ALLOCATE, 3 HISTOGRAM, "
-                                        "4 REZONE, 5 SWAP, 6 CLEAR)"),
+                                        "4 REZONE, 5 SWAP, 6 CLEAR, 7 SNAPSHOT)"),
                 Field("arg", 8, 8, "wo", "its argument (ALLOCATE: bit 0 ignores the previous "
                                          "codes; HISTOGRAM: the layer)")),
-                     "writing starts a command; refused (error busy) while one runs"),
+                     "writing starts a command; refused (error busy) while one of its kind "
+                     "(foreground or job) runs"),
             Register("STATUS", 4, (
-                Field("busy", 0, 1, "ro", "a command runs"),
+                Field("busy", 0, 1, "ro", "a foreground command runs (INFER, SNAPSHOT, SWAP)"),
                 Field("active_bank", 1, 1, "ro", "the zone bank inference reads"),
                 Field("shadow_ready", 2, 1, "ro", "the shadow bank holds a complete layout"),
+                Field("job", 3, 1, "ro", "a job runs (ALLOCATE, HISTOGRAM, REZONE)"),
                 Field("active_layers", 8, count_w, "ro", "layers of the active layout (0: none)"),
                 *[Field(f"err_{name}", 16 + k, 1, "w1c", doc) for k, (name, doc)
                   in enumerate(ERRORS)]),
@@ -206,8 +215,9 @@ class RegisterMap:
             ("ALLOCATIONS", "ALLOCATE commands completed"),
             ("SWAPS", "SWAP commands completed"),
             ("INFER_CYCLES", "cycles spent in INFER"),
-            ("ALLOC_CYCLES", "cycles spent in ALLOCATE and HISTOGRAM"),
-            ("REZONE_CYCLES", "cycles spent in REZONE"),
+            ("ALLOC_CYCLES", "cycles of ALLOCATE and HISTOGRAM jobs"),
+            ("REZONE_CYCLES", "cycles of REZONE jobs"),
+            ("SNAPSHOT_CYCLES", "cycles spent in SNAPSHOT"),
             ("LAST_INFER_CYCLES", "cycles of the last INFER"),
             ("FETCH_STALLS", "cycles a fetch port offered a weight its MAC lane did not take"),
             ("MAC_CYCLES", "digit cycles of the busiest MAC lane, summed over every layer of "
@@ -303,7 +313,9 @@ def markdown(cfg):
            f"{rm.addr_bits} address bits.", "",
            "Access: `rw` read/write, `ro` read only, `wo` write only, `w1c` write 1 to clear. "
            "A refused access, an unmapped address, and any access but a register read or a "
-           "write of `CTRL`/`STATUS` while a command runs set an error bit and change nothing.",
+           "write of `CTRL`/`STATUS` while a foreground command runs set an error bit and "
+           "change nothing; while a job runs, so do accesses to what it uses (MASTER, CODES, "
+           "HIST, writes of the layer table, N_LAYERS and BAND).",
            "", "## Registers", "", "| address | register | field | bits | access | reset | "
            "meaning |", "|---|---|---|---|---|---|---|"]
     for r in rm.registers:
@@ -324,12 +336,15 @@ def markdown(cfg):
                    f"{' signed' if w.signed else ''} | {w.access} | {w.doc} |")
     out += ["", "## Commands (`CTRL.op`)", "", "| op | command | what it does |", "|---|---|---|"]
     docs = {Op.INFER: "the INPUT sample through every layer; logits in RESULT, class in ARGMAX",
-            Op.ALLOCATE: "master walk through RIC, PA, SM and histogram of every layer: codes "
-                         "into CODES, class counts into the layer table",
-            Op.HISTOGRAM: "the importance histogram of layer arg into HIST",
-            Op.REZONE: "pack the codes with each layer's COST and SHIFTk into the shadow bank",
-            Op.SWAP: "the shadow bank becomes active (between samples)",
-            Op.CLEAR: "zero the counters"}
+            Op.ALLOCATE: "job: master walk through RIC (the snapshot), PA, SM and histogram of "
+                         "every layer: codes into CODES, class counts into the layer table",
+            Op.HISTOGRAM: "job: the importance histogram of layer arg (the snapshot) into HIST",
+            Op.REZONE: "job: pack the codes with each layer's COST and SHIFTk into the shadow "
+                       "bank",
+            Op.SWAP: "the shadow bank becomes active (between samples; no job running)",
+            Op.CLEAR: "zero the counters",
+            Op.SNAPSHOT: "copy every layer's EMA states into the snapshot the jobs read (no "
+                         "job running)"}
     for op, doc in docs.items():
         out.append(f"| {op} | {Op.NAMES[op]} | {doc} |")
     out += ["", "## Error bits (`STATUS`, bit 16 + k)", "", "| bit | name | set when |",

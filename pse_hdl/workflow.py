@@ -109,7 +109,7 @@ def run_demo(cfg=None, target_bits=4.5, mode="global", recalibrate_every=4, prog
 
     def record(k, eng):
         codes.append([c.copy() for c in eng.codes])
-        footprints.append(eng.footprint()["total"])
+        footprints.append(eng.allocated_footprint()["total"])
     start = time.monotonic()
     logits, stats = run_dynamic(engine, x_test, policy, None if backend == "rtl" else progress,
                                 on_allocation=record)
@@ -209,6 +209,10 @@ def _rtl_run(cfg, p, thresholds, policy, x, y, want_logits, want_codes, want_foo
         "ideal_cycles_per_sample": float(st.ideal),
         "allocation_cycles": int(st.alloc_cycles),
         "rezone_cycles": int(st.rezone_cycles),
+        "snapshot_cycles": int(st.extra["snapshot_cycles"]),
+        "job_wait_cycles": int(st.extra["job_wait_cycles"]),
+        "run_cycles": int(st.extra["run_cycles"]),
+        "swap_delay": cfg.swap_delay,
         "sim_cycles": int(cycles),
         "rtl_run_s": seconds,
         "build_s": bus.build_seconds,

@@ -10,7 +10,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from .streams import Codec, StreamDriver, StreamMonitor, stall_pattern
 
 __all__ = ["SEEDS", "WEIGHTS", "PATTERNS", "start", "reset", "write_thresholds", "host_write",
-           "pump", "read_histogram", "layer_shape"]
+           "pump", "read_histogram", "layer_shape", "snapshot"]
 
 SEEDS = int(os.environ.get("PSE_SEEDS", "10"))
 WEIGHTS = int(os.environ.get("PSE_WEIGHTS", "10000"))
@@ -56,6 +56,23 @@ async def host_write(dut, prefix, values):
         getattr(dut, f"{prefix}__data").value = int(value)
     await RisingEdge(dut.clk)
     getattr(dut, f"{prefix}__en").value = 0
+
+
+async def snapshot(dut, base, count, prefix="snap"):
+    """Copy ``count`` EMA states from ``base`` into the snapshot the allocation pass reads."""
+    await RisingEdge(dut.clk)
+    getattr(dut, f"{prefix}__start").value = 1
+    getattr(dut, f"{prefix}__base").value = base
+    getattr(dut, f"{prefix}__count").value = count
+    await RisingEdge(dut.clk)
+    getattr(dut, f"{prefix}__start").value = 0
+    for _ in range(count + 10):
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        if getattr(dut, f"{prefix}__busy").value == 0:
+            await RisingEdge(dut.clk)
+            return
+    raise AssertionError(f"{prefix}: the snapshot of {count} states did not finish")
 
 
 async def pump(dut, inp, out, in_layout, out_layout, items, pattern, rng, extra_outputs=()):

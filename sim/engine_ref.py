@@ -77,6 +77,6 @@ def trace(case):
 
     def record(k, eng):
         codes.append([c.copy() for c in eng.codes])
-        footprints.append(eng.footprint()["total"])
+        footprints.append(eng.allocated_footprint()["total"])
     logits, stats = run_dynamic(engine, case.x, case.policy, on_allocation=record)
     return {"logits": logits, "codes": codes, "footprints": footprints, "stats": stats}

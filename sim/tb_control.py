@@ -18,8 +18,8 @@ from pse_hdl.model.histogram import histogram
 from pse_hdl.model.pa import allocate
 from pse_hdl.model.ric import FactoredRIC
 from pse_hdl.rtl import layouts
-from sim.common import (PATTERNS, SEEDS, WEIGHTS, host_write, pump, read_histogram, reset, start,
-                        write_thresholds)
+from sim.common import (PATTERNS, SEEDS, WEIGHTS, host_write, pump, read_histogram, reset,
+                        snapshot, start, write_thresholds)
 from sim.runner import config_from_env
 from sim.streams import Codec, Scoreboard
 
@@ -27,7 +27,7 @@ CFG = config_from_env()
 N = len(CFG.precisions)
 IMAX = (1 << CFG.importance_bits) - 1
 INPUTS = ["x__valid", "w__valid", "o__ready", "ric_host__en", "csr__wr_en", "csr__commit",
-          "hist_host__clear", "layer"] + ([] if CFG.reversible else ["clear__ready"])
+          "hist_host__clear", "x_layer", "w_layer", "snap__start"] + ([] if CFG.reversible else ["clear__ready"])
 EDGE = {1: "zero-activations", 2: "max-activations", 3: "thresholds-0", 4: "thresholds-max"}
 ONE_WEIGHT = -1          # the seed of the one-weight layer, run after the SEEDS seeds
 
@@ -71,7 +71,7 @@ async def run_seed(dut, seed, board):
     dut.hist_host__clear.value = 0
     await ClockCycles(dut.clk, cfg.hist_bins + 4)
     layer = abs(seed) % cfg.max_layers          # the RIC holds every layer's states
-    dut.layer.value = layer
+    dut.x_layer.value = dut.w_layer.value = layer
     await host_write(dut, "ric_host", {layer * cfg.max_cols + j: v for j, v in enumerate(base)})
     await write_thresholds(dut, thresholds, band)
     ric = FactoredRIC(cfg, cols, base)
@@ -80,6 +80,7 @@ async def run_seed(dut, seed, board):
         xs = [{"value": int(v), "column": j, "last": j == cols - 1} for x in samples
               for j, v in enumerate(x)]
         await pump_in(dut, xs, pattern, pyrng)
+        await snapshot(dut, layer * cfg.max_cols, cols)
         for x in samples:
             ric.update(x)
         master = rng.integers(-(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1),

@@ -11,7 +11,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from pse_hdl.model.ric import FactoredRIC, LiteralRIC
 from pse_hdl.rtl import layouts
-from sim.common import PATTERNS, SEEDS, WEIGHTS, host_write, pump, reset, start
+from sim.common import PATTERNS, SEEDS, WEIGHTS, host_write, pump, reset, snapshot, start
 from sim.runner import config_from_env
 from sim.streams import Codec, Scoreboard, StreamDriver, stall_pattern
 
@@ -49,7 +49,7 @@ async def run_seed(dut, seed, board):
     # The factored RIC keeps every layer's states: this seed uses layer ``seed % max_layers``.
     layer = 0 if LITERAL else seed % CFG.max_layers
     if not LITERAL:
-        dut.layer.value = layer
+        dut.x_layer.value = dut.w_layer.value = layer
     codec = Codec(layouts.product(CFG) if LITERAL else layouts.observation(CFG))
     model = None
     for p in range(1 if one else -(-WEIGHTS // (rows * cols))):
@@ -84,6 +84,7 @@ async def run_seed(dut, seed, board):
         if not LITERAL:
             states = await read_states(dut, [layer * CFG.max_cols + j for j in range(cols)])
             board.compare(states, model.state.tolist(), f"seed {seed} pass {p} states")
+            await snapshot(dut, layer * CFG.max_cols, cols)
         imp = model.importance(master)
         prev = rng.integers(0, len(CFG.precisions) + 1, (rows, cols))
         w = [{"master": int(master[i, j]), "prev": int(prev[i, j]), "row": i, "column": j,
@@ -99,7 +100,8 @@ async def run_seed(dut, seed, board):
 
 @cocotb.test()
 async def importance_passes(dut):
-    await start(dut, ["x__valid", "w__valid", "o__ready", "host__en"])
+    await start(dut, ["x__valid", "w__valid", "o__ready", "host__en"]
+                + ([] if LITERAL else ["snap__start"]))
     board = Scoreboard(dut._log)
     for seed in range(SEEDS + 1):
         await run_seed(dut, seed, board)

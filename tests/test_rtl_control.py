@@ -41,7 +41,8 @@ def test_ric_updates_and_importance(form, seed):
 
     async def source(ctx):
         if form == "factored":
-            ctx.set(dut.layer, layer)
+            ctx.set(dut.x_layer, layer)
+            ctx.set(dut.w_layer, layer)
         init = (np.abs(master) * base[None, :]) if form == "literal" else base[None, :]
         for (i, j), v in np.ndenumerate(init):
             ctx.set(dut.host.en, 1)
@@ -66,6 +67,13 @@ def test_ric_updates_and_importance(form, seed):
                 ctx.set(dut.host_rd.addr, layer * cfg.max_cols + j)
                 await ctx.tick()
                 states.append(ctx.get(dut.host_rd.data))
+            # The pass reads a snapshot of the layer's states.
+            ctx.set(dut.snap.start, 1)
+            ctx.set(dut.snap.base, layer * cfg.max_cols)
+            ctx.set(dut.snap.count, cols)
+            await ctx.tick()
+            ctx.set(dut.snap.start, 0)
+            await ctx.tick().until(~dut.snap.busy)
         items = [{"master": int(master[i, j]), "row": i, "column": j, "last": j == cols - 1}
                  for i in range(rows) for j in range(cols)]
         await stream_source(ctx, dut.w, items, random.Random(seed + 1), idle=0.3)

@@ -63,7 +63,8 @@ def test_random_networks_match_the_model(seed):
     n = len(CFG.precisions)
     shares = {"all pruned": (1.0,) + (0.0,) * n,
               "all top": (0.0,) * n + (1.0,)}.get(edge)
-    cfg = CFG.replace(hysteresis=[0, 1 << 10][seed % 2], reversible=seed != 2)
+    cfg = CFG.replace(hysteresis=[0, 1 << 10][seed % 2], reversible=seed != 2,
+                      swap_delay=seed % 3)
     case = random_case(cfg, rng, shares=shares, edge=edge, samples=5)
     out = {}
 
@@ -149,9 +150,11 @@ def test_register_map_access_rules():
 
 
 def test_accesses_while_busy_are_refused():
+    """A job (ALLOCATE) runs in the background: what it uses is refused, inference goes on
+    (and is right); a foreground command refuses everything but register reads."""
     cfg = CFG
     rng = np.random.default_rng(11)
-    case = random_case(cfg, rng, shapes=[(12, 10), (6, 12)], samples=1)
+    case = random_case(cfg, rng, shapes=[(12, 10), (6, 12)], samples=2)
 
     async def body(ctx, dut, rst):
         bus = AmaranthBus(ctx, dut.bus)
@@ -159,16 +162,36 @@ def test_accesses_while_busy_are_refused():
         fw = Firmware(drv, case.qnet, case.thresholds, case.policy)
         await fw.load()
         rm = drv.map
-        await drv.write("CTRL", rm.reg("CTRL").pack(op=Op.ALLOCATE))
-        assert (await drv.status())["busy"]
-        master = await bus.read(rm.windows["MASTER"].base)          # refused: busy
-        await bus.write(rm.windows["MASTER"].base, 123)
-        await drv.write("CTRL", rm.reg("CTRL").pack(op=Op.INFER))    # refused: busy
-        assert master == 0 and set(await drv.errors()) == {"busy"}
-        await bus.wait(rm.addr("STATUS"), 1, 0)
+        ctrl = rm.reg("CTRL")
+        await drv.command(Op.SNAPSHOT)
+        await bus.write(rm.addr("CTRL"), ctrl.pack(op=Op.ALLOCATE))
+        st = await drv.status()
+        assert st["job"] and not st["busy"]
+        assert await bus.read(rm.windows["MASTER"].base) == 0        # refused: the job's
+        await bus.write(rm.windows["CODES"].base, 123)
+        await bus.write(rm.addr("ROWS", 0), 3)
+        for op in (Op.REZONE, Op.SWAP, Op.SNAPSHOT):
+            await bus.write(rm.addr("CTRL"), ctrl.pack(op=op))
+        assert await drv.errors() == ["busy"]
+        await drv.clear_errors()
+        # Inference goes on beside the job.
+        logits = await fw.infer(case.x[0])
+        assert (await drv.status())["job"], "the job should still run"
+        engine = ModelEngine(case.qnet, cfg, thresholds=case.thresholds)
+        np.testing.assert_array_equal(logits, engine.infer(case.x[:1])[-1][0])
+        await drv.wait_job()
+        assert await drv.read("ROWS", 0) == 12
         assert (await drv.read_window("MASTER", 1))[0] == int(case.qnet.layers[0].master[0, 0])
         assert await drv.read("ALLOCATIONS") == 2                    # load's and this one
+        # While a foreground command runs, windows are refused.
+        await drv.write_window("INPUT", case.x[1])
+        await bus.write(rm.addr("CTRL"), ctrl.pack(op=Op.INFER))
+        await bus.write(rm.windows["BIAS"].base, 5)
+        assert await drv.errors() == ["busy"]
+        await bus.wait(rm.addr("STATUS"), 1, 0)
+        assert (await drv.read_window("BIAS", 1))[0] == int(case.qnet.layers[0].bias[0])
 
+    from pse_hdl.model.engine import Engine as ModelEngine
     simulate(cfg, body)
 
 

@@ -47,9 +47,12 @@ async def load(ctx, dut, net):
         await host_write(ctx, dut, Target.PLAN, l, w)
 
 
-async def rezone(ctx, dut, net, rng, idle=0.3, abort_after=None):
-    """Send the codes; with ``abort_after`` assert reset after that many codes instead."""
+async def rezone(ctx, dut, net, rng, idle=0.3, abort_after=None, started=None):
+    """Send the codes; with ``abort_after`` assert reset after that many codes instead.
+    ``started`` (a dict) learns when the command was taken."""
     await command(ctx, dut, Op.REZONE, len(net.images))
+    if started is not None:
+        started["started"] = True
     for i, c in enumerate(net.code_stream()):
         if abort_after is not None and i == abort_after:
             ctx.set(dut.codes.valid, 0)
@@ -219,3 +222,48 @@ def test_commands_outside_the_layout_raise_the_layer_error():
         assert ctx.get(dut.status.error.layer)
 
     run(CFG, body)
+
+
+def test_fetch_while_rezoning_reads_the_active_layout():
+    """A re-zoning builds the shadow bank while fetches of the active one go on, unchanged."""
+    rng = np.random.default_rng(31)
+    shapes = [(12, 20), (9, 12)]
+    old = random_network(CFG, rng, shapes)
+    new = Network(CFG, old.masters, random_network(CFG, rng, shapes).codes,
+                  random_network(CFG, rng, shapes).shifts)
+    done = {}
+
+    dut = ZonedMemory(CFG)
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+
+    async def host(ctx):
+        prng = random.Random(4)
+        await load(ctx, dut, old)
+        await rezone(ctx, dut, old, prng)
+        await command(ctx, dut, Op.SWAP)
+        await load(ctx, dut, new)
+        await rezone(ctx, dut, new, prng, idle=0.6, started=done)     # a long re-zoning
+        done["rezoned"] = True
+
+    async def fetcher(ctx):
+        prng = random.Random(5)
+        while not done.get("started"):
+            await ctx.tick()
+        rounds = 0
+        while not done.get("rezoned"):
+            for l in range(len(shapes)):
+                got, want = await fetch(ctx, dut, old, l, prng)
+                assert got == want, (rounds, l)
+            rounds += 1
+        done["rounds"] = rounds
+        assert ctx.get(dut.status.shadow_ready)
+        await command(ctx, dut, Op.SWAP)
+        for l in range(len(shapes)):
+            got, want = await fetch(ctx, dut, new, l, prng)
+            assert got == want
+
+    sim.add_testbench(host)
+    sim.add_testbench(fetcher)
+    sim.run()
+    assert done["rounds"] >= 2

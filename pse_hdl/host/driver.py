@@ -116,20 +116,38 @@ class Driver:
         await self.write_window("CODES", words)
 
     # -- commands ---------------------------------------------------------------------------
-    async def command(self, op, arg=0):
-        """Run a command to its end; raise :class:`EngineError` if it set a fatal error bit
-        (the bits are cleared first, so only this command's errors count)."""
+    async def command(self, op, arg=0, wait=True):
+        """Run a command; raise :class:`EngineError` if it set a fatal error bit. A foreground
+        command (INFER, SNAPSHOT, SWAP, CLEAR) is waited for; a job (ALLOCATE, HISTOGRAM,
+        REZONE) too unless ``wait=False`` (then :meth:`wait_job` collects it). Fatal bits are
+        cleared first unless a job is running (its errors are its own)."""
         ctrl = self.map.reg("CTRL")
-        await self.clear_errors(FATAL)
+        if not (await self.status())["job"]:
+            await self.clear_errors(FATAL)
         await self.bus.write(ctrl.addr, ctrl.pack(op=op, arg=arg))
+        if op in Op.JOBS:
+            return await self.wait_job(op) if wait else None
         busy = self._status.field("busy")
         word = await self.bus.wait(self._status.addr, 1 << busy.offset, 0)
-        st = self._status.unpack(word)
+        return await self._check(Op.NAMES.get(op, f"op {op}"), self._status.unpack(word))
+
+    async def job_running(self):
+        return bool((await self.status())["job"])
+
+    async def wait_job(self, op=None):
+        """Wait for the running job (if any) to end; raise if it failed."""
+        job = self._status.field("job")
+        word = await self.bus.wait(self._status.addr, 1 << job.offset, 0)
+        return await self._check(Op.NAMES.get(op, "job"), self._status.unpack(word))
+
+    async def _check(self, what, st):
+        """Raise :class:`EngineError` for the fatal error bits of ``st``, with the details the
+        engine keeps (the zones' error bits for a failed re-zoning)."""
         bad = [n for n in FATAL if st[f"err_{n}"]]
         if bad:
             detail = ""
             if "rezone" in bad:
                 ze = self.map.reg("ZONE_ERROR").unpack(await self.read("ZONE_ERROR"))
                 detail = f" (zone error bits: {', '.join(k for k, v in ze.items() if v)})"
-            raise EngineError(Op.NAMES.get(op, f"op {op}"), bad, detail)
+            raise EngineError(what, bad, detail)
         return st

@@ -7,12 +7,14 @@ firmware decides *when* and the few numbers per layer that need a global view:
 * **load**: masters, biases, the layer table, the profiled baseline EMA states (profiling), the
   calibrated thresholds; then a first allocation from the baseline (no previous codes);
 * **warm-up**: the first layout holds for ``warmup`` samples while the EMA settles;
-* **periodic allocation** every ``period`` samples: ALLOCATE, read the codes back, choose each
-  class's zone scale (``model.quant.choose_shift`` over the masters of the class, which the host
-  mirrors) and the layer's MAC cost, REZONE into the shadow bank, SWAP between two samples;
-* **recalibration** every ``recalibrate_every`` allocations: HISTOGRAM of every layer, thresholds
-  for the calibrated class shares from the hardware's histograms
-  (``model.engine.thresholds_from_histograms``).
+* **periodic allocation** every ``period`` samples: SNAPSHOT of the EMA states, then jobs that
+  run in the background while samples go on: ALLOCATE; the codes read back, each class's zone
+  scale (``model.quant.choose_shift`` over the masters of the class, which the host mirrors)
+  and the layer's MAC cost; REZONE into the shadow bank; and ``swap_delay`` samples later
+  (0: before the next one) the SWAP;
+* **recalibration** every ``recalibrate_every`` allocations: HISTOGRAM of every layer (jobs on
+  the same snapshot), thresholds for the calibrated class shares from the hardware's
+  histograms (``model.engine.thresholds_from_histograms``), before the ALLOCATE.
 
 It is the golden model's ``model.engine.run_dynamic`` step for step, so on any backend the
 logits, codes and footprint equal the model's (tested; ``pse demo --backend rtl`` checks every
@@ -77,9 +79,13 @@ class Firmware:
         self.base = [int(b) for b in np.cumsum([0] + [r * c for r, c in self.shapes])[:-1]]
         self.weights = sum(r * c for r, c in self.shapes)
         self.masters = [q.master.copy() for q in self.layers]      # mirror of the master store
-        self.codes = [None] * len(self.layers)
+        self.codes = [None] * len(self.layers)       # the latest allocation's codes
+        self.active = None            # codes, class counts and footprint of the layout in use
         self.footprint = 0
         self.allocations = 0
+        self.on_allocation = None
+        self.waited = 0                   # cycles the firmware waited for jobs
+        self._steps, self._pending = [], {}
 
     # -- setup ------------------------------------------------------------------------------
     async def load(self):
@@ -92,6 +98,8 @@ class Firmware:
                 raise ValueError(f"layer {l}: a bias is outside the {cfg.acc_bits}-bit "
                                  f"accumulator range")
         await drv.identify()
+        await drv.wait_job()
+        await drv.clear_errors()
         await drv.write("N_LAYERS", len(self.layers))
         await drv.write("BAND", cfg.hysteresis)
         for l, q in enumerate(self.layers):
@@ -109,37 +117,102 @@ class Firmware:
             await self.drv.write_layer(l, **{f"THRESHOLD{k}": v for k, v in enumerate(t)})
 
     # -- allocation -------------------------------------------------------------------------
-    async def allocate(self, fresh=False):
-        """ALLOCATE, zone scales and costs from the codes, REZONE, SWAP. Returns the codes."""
-        cfg, drv = self.cfg, self.drv
-        await drv.command(Op.ALLOCATE, int(fresh))
-        for l, (rows, cols) in enumerate(self.shapes):
-            codes = np.array(await drv.read_codes(self.base[l], rows * cols),
-                             np.int64).reshape(rows, cols)
-            if not cfg.reversible:                 # REZONE clears the pruned masters
-                self.masters[l] = np.where(codes == 0, 0, self.masters[l])
-            m = self.masters[l]
-            shifts = [choose_shift(m[codes == k], b, cfg.weight_bits)
-                      for k, b in enumerate(cfg.precisions, start=1)]
-            cost = int(weight_costs(code_bits_of(codes, cfg), cfg).sum())
-            await drv.write_layer(l, COST=cost, **{f"SHIFT{k}": s for k, s in enumerate(shifts)})
-            self.codes[l] = codes
-        await drv.command(Op.REZONE)
-        await drv.command(Op.SWAP)
-        self.footprint = await drv.read("FOOTPRINT")
-        return self.codes
+    # An allocation is a chain of steps: SNAPSHOT (between two samples), then jobs that run in
+    # the background while samples go on: HISTOGRAM of every layer when recalibration is due
+    # (then the new thresholds), ALLOCATE (then the zone scales and costs from its codes),
+    # REZONE. Each step does the host's work on the previous job's results and starts the next
+    # job. At the swap point the rest runs to its end and SWAP follows.
 
-    async def recalibrate(self):
-        """Thresholds for the policy's class shares from the hardware's histograms."""
-        cfg, drv = self.cfg, self.drv
+    async def allocate(self, fresh=False, recalibrate=False):
+        """An allocation from start to swap."""
+        await self.start_allocation(fresh, recalibrate)
+        await self.finish_allocation()
+
+    async def start_allocation(self, fresh=False, recalibrate=False):
+        await self.drv.command(Op.SNAPSHOT)
+        self._pending = {}
         hists = []
-        for l in range(len(self.layers)):
-            await drv.command(Op.HISTOGRAM, l)
-            hists.append(np.array(await drv.read_window("HIST", cfg.hist_bins), np.int64))
-        self.thresholds = thresholds_from_histograms(
-            hists, layer_exponents(self.layers, cfg), self.policy.shares, cfg,
-            self.policy.mode)
-        await self.write_thresholds()
+        steps = []
+        if recalibrate:
+            steps += [self._histogram_step(l, hists) for l in range(len(self.layers))]
+            steps.append(self._thresholds_step(hists))
+        steps += [self._allocate_step(fresh), self._codes_step(), self._rezone_step()]
+        self._steps = steps
+        await self.advance()
+
+    async def advance(self, block=False):
+        """Go on with the allocation as far as its jobs have got (``block``: to its end,
+        counting in ``waited`` the cycles spent waiting for a job)."""
+        while self._steps:
+            if await self.drv.job_running():
+                if not block:
+                    return
+                start = await self.drv.counter("CYCLES")
+                await self.drv.wait_job()
+                self.waited += await self.drv.counter("CYCLES") - start
+            await self._steps.pop(0)()
+
+    async def finish_allocation(self):
+        await self.advance(block=True)
+        await self.drv.command(Op.SWAP)
+        self.footprint = await self.drv.read("FOOTPRINT")
+        self.active = self._pending
+
+    def _histogram_step(self, l, hists):
+        async def step():
+            if l:
+                await self._collect_histogram(hists)
+            await self.drv.command(Op.HISTOGRAM, l, wait=False)
+        return step
+
+    async def _collect_histogram(self, hists):
+        await self.drv.wait_job(Op.HISTOGRAM)
+        hists.append(np.array(await self.drv.read_window("HIST", self.cfg.hist_bins), np.int64))
+
+    def _thresholds_step(self, hists):
+        async def step():
+            await self._collect_histogram(hists)
+            self.thresholds = thresholds_from_histograms(
+                hists, layer_exponents(self.layers, self.cfg), self.policy.shares, self.cfg,
+                self.policy.mode)
+            await self.write_thresholds()
+        return step
+
+    def _allocate_step(self, fresh):
+        async def step():
+            await self.drv.command(Op.ALLOCATE, int(fresh), wait=False)
+        return step
+
+    def _codes_step(self):
+        async def step():
+            # The codes the chip chose; per class the zone scale that suits its masters, the
+            # layer's MAC cost; then REZONE.
+            cfg, drv = self.cfg, self.drv
+            await drv.wait_job(Op.ALLOCATE)
+            for l, (rows, cols) in enumerate(self.shapes):
+                codes = np.array(await drv.read_codes(self.base[l], rows * cols),
+                                 np.int64).reshape(rows, cols)
+                if not cfg.reversible:             # REZONE clears the pruned masters
+                    self.masters[l] = np.where(codes == 0, 0, self.masters[l])
+                m = self.masters[l]
+                shifts = [choose_shift(m[codes == k], b, cfg.weight_bits)
+                          for k, b in enumerate(cfg.precisions, start=1)]
+                cost = int(weight_costs(code_bits_of(codes, cfg), cfg).sum())
+                await drv.write_layer(l, COST=cost,
+                                      **{f"SHIFT{k}": s for k, s in enumerate(shifts)})
+                self.codes[l] = codes
+            self._pending["codes"] = [c.copy() for c in self.codes]
+            self._pending["counts"] = await self.class_counts()
+            await drv.command(Op.REZONE, wait=False)
+        return step
+
+    def _rezone_step(self):
+        async def step():
+            await self.drv.wait_job(Op.REZONE)
+            self._pending["footprint"] = await self.drv.read("SHADOW_FOOTPRINT")
+            if self.on_allocation:
+                self.on_allocation(self.allocations, self.codes, self._pending["footprint"])
+        return step
 
     async def class_counts(self):
         n = len(self.cfg.precisions)
@@ -167,10 +240,15 @@ class Firmware:
         cfg, drv = self.cfg, self.drv
         n = len(x_q)
         points = set(allocation_points(n, cfg))
+        delay = cfg.swap_delay
+        swap_at = None
+        self.on_allocation = on_allocation
         st = RunStats(samples=n, shares=np.zeros(len(cfg.precisions) + 1))
-        layout = await self._layout_figures()
-        mac0, alloc0, rez0 = (await drv.read("MAC_CYCLES"), await drv.read("ALLOC_CYCLES"),
-                              await drv.read("REZONE_CYCLES"))
+        layout = self._layout_figures()
+        start = {k: await drv.read(k) for k in ("MAC_CYCLES", "ALLOC_CYCLES", "REZONE_CYCLES",
+                                                "SNAPSHOT_CYCLES")}
+        cycles0 = await drv.counter("CYCLES")
+        waited0 = self.waited
         logits = []
         for t in range(n):
             if before_sample:
@@ -181,32 +259,43 @@ class Firmware:
                 setattr(st, k, getattr(st, k) + layout[k])
             if on_sample:
                 on_sample(t, logits[-1])
+            await self.advance()
+            # Between samples t and t+1: first the swap of the layout allocated delay samples
+            # ago, then a new allocation if one is due (the model's order).
+            if t + 1 == swap_at:
+                await self.finish_allocation()
+                layout, swap_at = self._layout_figures(), None
             if t + 1 in points:
                 self.allocations += 1
                 st.allocations += 1
-                if self.policy and self.policy.recalibrate_every and \
-                        self.allocations % self.policy.recalibrate_every == 0:
-                    await self.recalibrate()
-                await self.allocate()
-                layout = await self._layout_figures()
-                if on_allocation:
-                    on_allocation(st.allocations, self.codes, self.footprint)
+                recal = bool(self.policy and self.policy.recalibrate_every
+                             and self.allocations % self.policy.recalibrate_every == 0)
+                await self.start_allocation(recalibrate=recal)
+                if delay == 0:
+                    await self.finish_allocation()
+                    layout = self._layout_figures()
+                else:
+                    swap_at = t + 1 + delay
             if progress:
                 progress(t + 1, n)
-        st.mac_cycles = (await drv.read("MAC_CYCLES") - mac0) & 0xFFFF_FFFF
-        st.alloc_cycles = (await drv.read("ALLOC_CYCLES") - alloc0) & 0xFFFF_FFFF
-        st.rezone_cycles = (await drv.read("REZONE_CYCLES") - rez0) & 0xFFFF_FFFF
+        await self.advance(block=True)             # an allocation the run ends before using
+        delta = {k: (await drv.read(k) - v) & 0xFFFF_FFFF for k, v in start.items()}
+        st.mac_cycles = delta["MAC_CYCLES"]
+        st.alloc_cycles, st.rezone_cycles = delta["ALLOC_CYCLES"], delta["REZONE_CYCLES"]
+        st.extra["snapshot_cycles"] = delta["SNAPSHOT_CYCLES"]
+        st.extra["run_cycles"] = await drv.counter("CYCLES") - cycles0
+        st.extra["job_wait_cycles"] = self.waited - waited0
         for k in ("bits", "mac_cycles", "ideal", "dense16", "engine_cycles", "shares"):
             setattr(st, k, getattr(st, k) / max(n, 1))
         return np.array(logits), st
 
-    async def _layout_figures(self):
+    def _layout_figures(self):
         """Figures of the active layout: bits per weight from the engine's footprint counter,
-        class shares from its class counts, ideal and dense cycles from the codes."""
-        counts = await self.class_counts()
+        class shares from its class counts, ideal and dense cycles from its codes."""
         ideal = dense = 0
-        for codes in self.codes:
+        for codes in self.active["codes"]:
             c = cycle_model(code_bits_of(codes, self.cfg), self.cfg)
             ideal, dense = ideal + c["ideal"], dense + c["dense16"]
-        return {"bits": self.footprint / self.weights, "ideal": ideal, "dense16": dense,
-                "shares": counts / counts.sum()}
+        counts = self.active["counts"]
+        return {"bits": self.active["footprint"] / self.weights, "ideal": ideal,
+                "dense16": dense, "shares": counts / counts.sum()}

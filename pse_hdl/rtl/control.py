@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 from . import layouts
 from .histogram import HistogramPort, ImportanceHistogram
 from .pa import PrecisionAllocator, ThresholdPort
-from .ric import HostReadPort, HostWritePort, RollingImportance
+from .ric import HostReadPort, HostWritePort, RollingImportance, SnapshotPort
 from .sm import SparsificationManager
 
 __all__ = ["ControlChain"]
@@ -21,8 +21,8 @@ __all__ = ["ControlChain"]
 
 class ControlChain(wiring.Component):
     """Members: ``x``, ``w`` (RIC inputs), ``o`` (codes, :func:`layouts.code_out`); ``ric_host``,
-    ``ric_host_rd`` (RIC state write and read), ``layer`` (factored RIC: the layer whose states
-    are used), ``csr`` (thresholds), ``hist_host`` (histogram port), ``clear`` (destructive
+    ``ric_host_rd`` (RIC state write and read), ``x_layer``, ``w_layer`` and ``snap`` (factored
+    RIC: the layers whose states the streams use; the snapshot the pass reads), ``csr`` (thresholds), ``hist_host`` (histogram port), ``clear`` (destructive
     mode); counters ``samples``, ``pruned``, ``class_count``; ``error`` (refused threshold
     commit); ``busy`` (RIC updates in flight)."""
 
@@ -48,7 +48,10 @@ class ControlChain(wiring.Component):
             "error": Out(1), "busy": Out(1),
         }
         if cfg.importance_form != "literal":
-            members["layer"] = In(range(cfg.max_layers))
+            members["x_layer"] = In(range(cfg.max_layers))
+            members["w_layer"] = In(range(cfg.max_layers))
+            members["snap"] = In(SnapshotPort((self.ric.depth - 1).bit_length() or 1,
+                                              cfg.col_bits + 1))
         if not cfg.reversible:
             members["clear"] = Out(stream.Signature(layouts.clear(cfg)))
         super().__init__(members)
@@ -62,7 +65,8 @@ class ControlChain(wiring.Component):
         wiring.connect(m, wiring.flipped(self.ric_host), self.ric.host)
         wiring.connect(m, wiring.flipped(self.ric_host_rd), self.ric.host_rd)
         if self._cfg.importance_form != "literal":
-            m.d.comb += self.ric.layer.eq(self.layer)
+            m.d.comb += [self.ric.x_layer.eq(self.x_layer), self.ric.w_layer.eq(self.w_layer)]
+            wiring.connect(m, wiring.flipped(self.snap), self.ric.snap)
         wiring.connect(m, wiring.flipped(self.csr), self.pa.csr)
         wiring.connect(m, wiring.flipped(self.hist_host), self.hist.host)
         wiring.connect(m, self.ric.o, self.pa.i)

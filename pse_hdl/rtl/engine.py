@@ -30,7 +30,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigne
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..regmap import ERRORS, RegisterMap, Op, check_engine_config
+from ..regmap import ERRORS, LAYER_STRIDE, RegisterMap, Op, check_engine_config
 from . import layouts
 from .bus import BusSignature
 from .control import ControlChain
@@ -143,7 +143,7 @@ class Engine(wiring.Component):
         self._memories(m, s, walker)
         self._sequencer(m, s, zones, mac, chain, walker)
         self._bus(m, s, zones, mac, chain)
-        m.d.comb += [self.busy.eq(s.busy), self.error.eq(s.errors.any())]
+        m.d.comb += [self.busy.eq(s.fg_busy | s.job_busy), self.error.eq(s.errors.any())]
         return m
 
     # -- storage ------------------------------------------------------------------------------
@@ -157,7 +157,7 @@ class Engine(wiring.Component):
         s.codes_wr = codes.write_port(granularity=cfg.code_bits)
         codes_rd = codes.read_port()
         m.d.comb += [walker.codes.data.eq(codes_rd.data), s.codes_data.eq(codes_rd.data)]
-        with m.If(s.busy):
+        with m.If(s.job_busy):
             m.d.comb += [codes_rd.addr.eq(walker.codes.addr), codes_rd.en.eq(walker.codes.en)]
         with m.Else():
             m.d.comb += codes_rd.addr.eq(s.host_codes_addr)
@@ -170,39 +170,19 @@ class Engine(wiring.Component):
     # -- sequencer ----------------------------------------------------------------------------
 
     def _sequencer(self, m, s, zones, mac, chain, walker):
-        cfg, rm = self._cfg, self.regmap
-        n = len(cfg.precisions)
+        self._foreground(m, s, zones, mac, chain)
+        self._jobs(m, s, zones, chain, walker)
+        self._counters(m, s)
+
+    def _foreground(self, m, s, zones, mac, chain):
+        """INFER, SNAPSHOT and SWAP: a sample, or short commands between two samples. They run
+        while a job (ALLOCATE, HISTOGRAM, REZONE) works in the background."""
+        cfg = self._cfg
         L = s.layer_regs
-        layer = s.layer
-        rows, cols = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
-        m.d.comb += [rows.eq(L["ROWS"][layer]), cols.eq(L["COLS"][layer])]
-        total = Signal(cfg.pos_bits)              # rows x cols of the current layer
-        count = Signal(cfg.pos_bits)              # results or codes of the current layer
-        step = Signal(range(n + 3))
-        fresh, hist_only = Signal(), Signal()
+        layer = s.fg_layer
+        count = Signal(cfg.pos_bits)
         is_last = layer == s.active_n - 1
-
-        # The walker feeds the control chain (ALLOCATE, HISTOGRAM) or the zones' re-zoning.
-        to_zones = Signal()
-        with m.If(to_zones):
-            m.d.comb += [zones.codes.valid.eq(walker.o.valid), zones.codes.payload.eq(0),
-                         zones.codes.payload.code.eq(walker.o.payload.prev),
-                         walker.o.ready.eq(zones.codes.ready)]
-        with m.Else():
-            wiring.connect(m, walker.o, chain.w)
-        m.d.comb += [walker.base.eq(L["MASTER_BASE"][layer]), walker.total.eq(total),
-                     walker.cols.eq(cols)]
-
-        # Codes out of the chain go to the code buffer at the weight's master address.
-        code_addr = Signal(cfg.master_addr_bits + 1)
-        m.d.comb += [chain.o.ready.eq(1), code_addr.eq(L["MASTER_BASE"][layer] + count)]
-        cpw = rm.codes_per_word
-        chain_take = chain.o.valid
-        with m.If(chain_take & ~hist_only & s.allocating):
-            sel = code_addr[:_log2(cpw)] if cpw > 1 else Const(0, 1)
-            m.d.comb += [s.codes_wr.addr.eq(code_addr >> _log2(cpw)),
-                         s.codes_wr.data.eq(Cat(*[chain.o.payload.code] * cpw)),
-                         s.codes_wr.en.eq(1 << sel)]
+        zst = zones.status
 
         # MAC results: written back as the next layer's operands (and observed by the RIC), or,
         # for the last layer, into the result memory with the running argmax.
@@ -227,31 +207,138 @@ class Engine(wiring.Component):
         with m.If(s.inferring & mac_take & res.overflow):
             m.d.sync += s.err["overflow"].eq(1)
         m.d.comb += [mac.half.eq(layer[0]), mac.layer.eq(layer),
-                     mac.out_shift.eq(L["OUT_SHIFT"][layer]), mac.relu.eq(L["RELU"][layer])]
-        with m.If(s.inferring):
-            m.d.comb += chain.layer.eq(layer + 1)
-        with m.Elif(s.busy):
-            m.d.comb += chain.layer.eq(layer)
+                     mac.out_shift.eq(L["OUT_SHIFT"][layer]), mac.relu.eq(L["RELU"][layer]),
+                     chain.x_layer.eq(Mux(s.inferring, layer + 1, 0))]
 
-        # The zones' command stream, driven by the states below.
-        zcmd = zones.cmd
-        zst = zones.status
-
-        def zone_command(op, arg, nxt):
-            m.d.comb += [zcmd.valid.eq(1), zcmd.payload.op.eq(op), zcmd.payload.arg.eq(arg)]
-            with m.If(zcmd.ready):
-                m.next = nxt
+        # Digit cycles of every lane in the current layer; the busiest one is the layer's cost.
+        lane_work = [Signal(cfg.layer_cost_bits, name=f"lane_work{k}") for k in range(cfg.lanes)]
+        for k, w in enumerate(lane_work):
+            with m.If(mac.digits[k]):
+                m.d.sync += w.eq(w + 1)
+        busiest = lane_work[0]
+        for w in lane_work[1:]:
+            busiest = Mux(w > busiest, w, busiest)
+        m.d.sync += [s.layer_mac_cycles.eq(0), s.fg_done.eq(0)]
 
         def finish():
-            m.d.sync += s.done.eq(1)
+            m.d.sync += s.fg_done.eq(1)
             m.next = "IDLE"
 
-        def next_layer(last, nxt, end):
-            with m.If(last):
-                end()
-            with m.Else():
-                m.d.sync += layer.eq(layer + 1)
-                m.next = nxt
+        snap = chain.snap
+        with m.FSM(name="foreground") as fsm:
+            with m.State("IDLE"):
+                with m.If(s.go_fg):
+                    m.d.sync += [layer.eq(0), s.fg_op.eq(s.go_op)]
+                    with m.Switch(s.go_op):
+                        with m.Case(Op.INFER):
+                            with m.If((s.n_layers == s.active_n) & (s.active_n != 0)):
+                                m.d.sync += s.best_valid.eq(0)
+                                m.next = "INFER"
+                            with m.Else():
+                                m.d.sync += s.err["command"].eq(1)
+                        with m.Case(Op.SNAPSHOT):
+                            with m.If(s.job_busy):
+                                m.d.sync += s.err["busy"].eq(1)
+                            with m.Elif((s.n_layers >= 1)
+                                        & at_most(s.n_layers, cfg.max_layers)):
+                                m.next = "SNAPSHOT"
+                            with m.Else():
+                                m.d.sync += s.err["command"].eq(1)
+                        with m.Case(Op.SWAP):
+                            with m.If(s.job_busy):
+                                m.d.sync += s.err["busy"].eq(1)
+                            with m.Elif(zst.shadow_ready):
+                                m.next = "SWAP"
+                            with m.Else():
+                                m.d.sync += s.err["swap"].eq(1)
+                        with m.Case(Op.CLEAR):
+                            m.d.sync += s.clear.eq(1)
+
+            with m.State("INFER"):
+                m.d.sync += count.eq(0)
+                m.d.sync += [w.eq(0) for w in lane_work]
+                m.d.comb += [s.fg_cmd.eq(1), zones.cmd.payload.op.eq(ZoneOp.FETCH),
+                             zones.cmd.payload.arg.eq(layer)]
+                with m.If(zones.cmd.ready):
+                    m.next = "INFER_RUN"
+            with m.State("INFER_RUN"):
+                with m.If(mac_take):
+                    m.d.sync += count.eq(count + 1)
+                    with m.If(count + 1 == s.active_rows[layer]):
+                        m.d.sync += s.layer_mac_cycles.eq(busiest)
+                        with m.If(is_last):
+                            finish()
+                        with m.Else():
+                            m.d.sync += layer.eq(layer + 1)
+                            m.next = "INFER"
+
+            # The EMA states of every layer's inputs are copied into the snapshot the
+            # allocation passes read (once the observations of the last sample have landed).
+            with m.State("SNAPSHOT"):
+                with m.If(~chain.busy & ~snap.busy):
+                    m.d.comb += [snap.start.eq(1), snap.base.eq(layer * cfg.max_cols),
+                                 snap.count.eq(L["COLS"][layer])]
+                    m.next = "SNAPSHOT_RUN"
+            with m.State("SNAPSHOT_RUN"):
+                with m.If(~snap.busy):
+                    with m.If(layer == s.n_layers - 1):
+                        finish()
+                    with m.Else():
+                        m.d.sync += layer.eq(layer + 1)
+                        m.next = "SNAPSHOT"
+
+            with m.State("SWAP"):
+                m.d.comb += [s.fg_cmd.eq(1), zones.cmd.payload.op.eq(ZoneOp.SWAP)]
+                with m.If(zones.cmd.ready):
+                    m.d.sync += [s.active_footprint.eq(s.shadow_footprint),
+                                 s.active_n.eq(s.shadow_n)]
+                    m.d.sync += [s.active_rows[l].eq(s.shadow_rows[l])
+                                 for l in range(cfg.max_layers)]
+                    finish()
+
+        m.d.comb += [s.fg_busy.eq(~fsm.ongoing("IDLE")),
+                     s.inferring.eq(fsm.ongoing("INFER") | fsm.ongoing("INFER_RUN")),
+                     s.snapshotting.eq(fsm.ongoing("SNAPSHOT") | fsm.ongoing("SNAPSHOT_RUN")),
+                     s.stalls.eq(Cat(zones.o[p].valid & ~zones.o[p].ready
+                                     for p in range(cfg.lanes)).any())]
+        s.lane_digits = [mac.digits[k] for k in range(cfg.lanes)]
+
+    def _jobs(self, m, s, zones, chain, walker):
+        """ALLOCATE, HISTOGRAM and REZONE: passes over every weight, in the background. They
+        read the EMA snapshot, the master store and the code buffer, and write the code buffer
+        and the shadow bank, none of which inference uses."""
+        cfg, rm = self._cfg, self.regmap
+        n = len(cfg.precisions)
+        L = s.layer_regs
+        layer = s.job_layer
+        rows, cols = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
+        m.d.comb += [rows.eq(L["ROWS"][layer]), cols.eq(L["COLS"][layer])]
+        total = Signal(cfg.pos_bits)              # rows x cols of the current layer
+        count = Signal(cfg.pos_bits)              # codes of the current layer
+        step = Signal(range(n + 3))
+        fresh, hist_only = Signal(), Signal()
+        zst = zones.status
+
+        # The walker feeds the control chain (ALLOCATE, HISTOGRAM) or the zones' re-zoning.
+        to_zones = Signal()
+        with m.If(to_zones):
+            m.d.comb += [zones.codes.valid.eq(walker.o.valid), zones.codes.payload.eq(0),
+                         zones.codes.payload.code.eq(walker.o.payload.prev),
+                         walker.o.ready.eq(zones.codes.ready)]
+        with m.Else():
+            wiring.connect(m, walker.o, chain.w)
+        m.d.comb += [walker.base.eq(L["MASTER_BASE"][layer]), walker.total.eq(total),
+                     walker.cols.eq(cols), chain.w_layer.eq(layer)]
+
+        # Codes out of the chain go to the code buffer at the weight's master address.
+        code_addr = Signal(cfg.master_addr_bits + 1)
+        m.d.comb += [chain.o.ready.eq(1), code_addr.eq(L["MASTER_BASE"][layer] + count)]
+        cpw = rm.codes_per_word
+        with m.If(chain.o.valid & ~hist_only & s.allocating):
+            sel = code_addr[:_log2(cpw)] if cpw > 1 else Const(0, 1)
+            m.d.comb += [s.codes_wr.addr.eq(code_addr >> _log2(cpw)),
+                         s.codes_wr.data.eq(Cat(*[chain.o.payload.code] * cpw)),
+                         s.codes_wr.en.eq(1 << sel)]
 
         valid_layer = Signal()
         m.d.comb += valid_layer.eq(
@@ -265,51 +352,33 @@ class Engine(wiring.Component):
             + zst.row_descs * cfg.row_desc_bits + zst.split_descs * cfg.split_desc_bits
             + zst.layers * cfg.layer_desc_bits)
 
-        # Digit cycles of every lane in the current layer; the busiest one is the layer's cost.
-        lane_work = [Signal(cfg.layer_cost_bits, name=f"lane_work{k}") for k in range(cfg.lanes)]
-        for k, w in enumerate(lane_work):
-            with m.If(mac.digits[k]):
-                m.d.sync += w.eq(w + 1)
-        busiest = lane_work[0]
-        for w in lane_work[1:]:
-            busiest = Mux(w > busiest, w, busiest)
-        m.d.sync += s.layer_mac_cycles.eq(0)
+        def finish():
+            m.d.sync += s.job_done.eq(1)
+            m.next = "IDLE"
 
-        m.d.sync += s.done.eq(0)
-        with m.FSM() as fsm:
+        def next_layer(last, nxt):
+            with m.If(last):
+                finish()
+            with m.Else():
+                m.d.sync += layer.eq(layer + 1)
+                m.next = nxt
+
+        m.d.sync += s.job_done.eq(0)
+        with m.FSM(name="job") as fsm:
             with m.State("IDLE"):
-                with m.If(s.go):
-                    m.d.sync += [layer.eq(0), s.op.eq(s.go_op), fresh.eq(s.go_arg[0]),
+                with m.If(s.go_job):
+                    m.d.sync += [layer.eq(0), s.job_op.eq(s.go_op), fresh.eq(s.go_arg[0]),
                                  hist_only.eq(s.go_op == Op.HISTOGRAM)]
-                    with m.Switch(s.go_op):
-                        with m.Case(Op.INFER):
-                            with m.If((s.n_layers == s.active_n) & (s.active_n != 0)):
-                                m.d.sync += [s.best_valid.eq(0)]
-                                m.next = "INFER"
-                            with m.Else():
-                                m.d.sync += s.err["command"].eq(1)
-                        with m.Case(Op.ALLOCATE, Op.REZONE):
-                            with m.If((s.n_layers >= 1) & at_most(s.n_layers, cfg.max_layers)):
-                                m.next = "CHECK"
-                            with m.Else():
-                                m.d.sync += s.err["command"].eq(1)
-                        with m.Case(Op.HISTOGRAM):
-                            with m.If(s.go_arg < s.n_layers):
-                                m.d.sync += layer.eq(s.go_arg)
-                                m.next = "CHECK"
-                            with m.Else():
-                                m.d.sync += s.err["command"].eq(1)
-                        with m.Case(Op.SWAP):
-                            with m.If(zst.shadow_ready):
-                                m.next = "SWAP"
-                            with m.Else():
-                                m.d.sync += s.err["swap"].eq(1)
-                        with m.Case(Op.CLEAR):
-                            m.d.sync += s.clear.eq(1)
-                        with m.Case(Op.NOP):
-                            pass
-                        with m.Default():
+                    with m.If((s.n_layers < 1) | ~at_most(s.n_layers, cfg.max_layers)):
+                        m.d.sync += s.err["command"].eq(1)
+                    with m.Elif(s.go_op == Op.HISTOGRAM):
+                        with m.If(s.go_arg < s.n_layers):
+                            m.d.sync += layer.eq(s.go_arg)
+                            m.next = "CHECK"
+                        with m.Else():
                             m.d.sync += s.err["command"].eq(1)
+                    with m.Else():
+                        m.next = "CHECK"
 
             # -- every layer of the table is checked before a pass or a re-zoning starts --
             with m.State("CHECK"):
@@ -323,25 +392,13 @@ class Engine(wiring.Component):
                     m.next = "PASS"
                 with m.Elif(layer == s.n_layers - 1):
                     m.d.sync += layer.eq(0)
-                    with m.If(s.op == Op.REZONE):
+                    with m.If(s.job_op == Op.REZONE):
                         m.next = "PLAN"
                     with m.Else():
                         m.next = "PASS"
                 with m.Else():
                     m.d.sync += layer.eq(layer + 1)
                     m.next = "CHECK"
-
-            # -- INFER ----------------------------------------------------------------------
-            with m.State("INFER"):
-                m.d.sync += count.eq(0)
-                m.d.sync += [w.eq(0) for w in lane_work]
-                zone_command(ZoneOp.FETCH, layer, "INFER_RUN")
-            with m.State("INFER_RUN"):
-                with m.If(mac_take):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count + 1 == s.active_rows[layer]):
-                        m.d.sync += s.layer_mac_cycles.eq(busiest)
-                        next_layer(is_last, "INFER", finish)
 
             # -- ALLOCATE and HISTOGRAM: one layer at a time ---------------------------------
             with m.State("PASS"):
@@ -367,7 +424,7 @@ class Engine(wiring.Component):
                     with m.If(chain.error & ~hist_only):
                         m.d.sync += s.err["thresholds"].eq(1)
                         m.next = "IDLE"
-                    with m.Elif(~chain.hist_host.busy & ~chain.busy):
+                    with m.Elif(~chain.hist_host.busy):
                         m.d.comb += walker.start.eq(1)
                         m.next = "WALK"
             with m.State("WALK"):
@@ -380,7 +437,7 @@ class Engine(wiring.Component):
                 with m.If(~hist_only):
                     for k in range(n + 1):
                         m.d.sync += L[f"CLASS_COUNT{k}"][layer].eq(chain.class_count[k])
-                next_layer(hist_only | (layer == s.n_layers - 1), "PASS", finish)
+                next_layer(hist_only | (layer == s.n_layers - 1), "PASS")
 
             # -- REZONE ---------------------------------------------------------------------
             with m.State("PLAN"):
@@ -401,7 +458,12 @@ class Engine(wiring.Component):
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
             with m.State("REZONE"):
-                zone_command(ZoneOp.REZONE, s.n_layers, "FEED")
+                # The foreground's FETCH and SWAP take the zones' command stream first.
+                with m.If(~s.fg_cmd):
+                    m.d.comb += [zones.cmd.valid.eq(1), zones.cmd.payload.op.eq(ZoneOp.REZONE),
+                                 zones.cmd.payload.arg.eq(s.n_layers)]
+                    with m.If(zones.cmd.ready):
+                        m.next = "FEED"
             with m.State("FEED"):
                 m.d.comb += to_zones.eq(1)
                 m.d.sync += total.eq(rows * cols)
@@ -425,57 +487,44 @@ class Engine(wiring.Component):
                         m.d.sync += s.err["rezone"].eq(1)
                     finish()
 
-            # -- SWAP -----------------------------------------------------------------------
-            with m.State("SWAP"):
-                with m.If(zcmd.ready):
-                    m.d.sync += [s.active_footprint.eq(s.shadow_footprint),
-                                 s.active_n.eq(s.shadow_n)]
-                    m.d.sync += [s.active_rows[l].eq(s.shadow_rows[l])
-                                 for l in range(cfg.max_layers)]
-                zone_command(ZoneOp.SWAP, 0, "IDLE")
-                with m.If(zcmd.ready):
-                    m.d.sync += s.done.eq(1)
+        m.d.comb += [s.job_busy.eq(~fsm.ongoing("IDLE")), s.allocating.eq(fsm.ongoing("WALK"))]
+        with m.If(s.fg_cmd):
+            m.d.comb += zones.cmd.valid.eq(1)
 
-        m.d.comb += [s.busy.eq(~fsm.ongoing("IDLE")),
-                     s.inferring.eq(fsm.ongoing("INFER") | fsm.ongoing("INFER_RUN")),
-                     s.allocating.eq(fsm.ongoing("WALK"))]
-        stalls = Cat(zones.o[p].valid & ~zones.o[p].ready for p in range(cfg.lanes)).any()
-        s.mac_digits = [mac.digits[k] for k in range(cfg.lanes)]
-        self._counters(m, s, fsm, stalls)
-
-    def _counters(self, m, s, fsm, stalls):
+    def _counters(self, m, s):
         c = s.counters
-        in_infer = s.inferring
         with m.If(s.clear):
             m.d.sync += [v.eq(0) for v in c.values()]
             m.d.sync += s.clear.eq(0)
         with m.Else():
             cycles = Cat(c["CYCLES_LO"], c["CYCLES_HI"])
             m.d.sync += cycles.eq(cycles + 1)
-            with m.If(s.busy & (s.op == Op.INFER)):
+            with m.If(s.inferring):
                 m.d.sync += c["INFER_CYCLES"].eq(c["INFER_CYCLES"] + 1)
-            with m.If(s.busy & ((s.op == Op.ALLOCATE) | (s.op == Op.HISTOGRAM))):
+            with m.If(s.snapshotting):
+                m.d.sync += c["SNAPSHOT_CYCLES"].eq(c["SNAPSHOT_CYCLES"] + 1)
+            with m.If(s.job_busy & ((s.job_op == Op.ALLOCATE) | (s.job_op == Op.HISTOGRAM))):
                 m.d.sync += c["ALLOC_CYCLES"].eq(c["ALLOC_CYCLES"] + 1)
-            with m.If(s.busy & (s.op == Op.REZONE)):
+            with m.If(s.job_busy & (s.job_op == Op.REZONE)):
                 m.d.sync += c["REZONE_CYCLES"].eq(c["REZONE_CYCLES"] + 1)
-            with m.If(in_infer & stalls):
+            with m.If(s.inferring & s.stalls):
                 m.d.sync += c["FETCH_STALLS"].eq(c["FETCH_STALLS"] + 1)
             m.d.sync += [c["MAC_CYCLES"].eq(c["MAC_CYCLES"] + s.layer_mac_cycles),
-                         c["MAC_WORK"].eq(c["MAC_WORK"] + sum(s.mac_digits))]
-            with m.If(s.done):
-                with m.Switch(s.op):
+                         c["MAC_WORK"].eq(c["MAC_WORK"] + sum(s.lane_digits))]
+            with m.If(s.fg_done):
+                with m.Switch(s.fg_op):
                     with m.Case(Op.INFER):
                         m.d.sync += c["SAMPLES"].eq(c["SAMPLES"] + 1)
-                    with m.Case(Op.ALLOCATE):
-                        m.d.sync += c["ALLOCATIONS"].eq(c["ALLOCATIONS"] + 1)
                     with m.Case(Op.SWAP):
                         m.d.sync += c["SWAPS"].eq(c["SWAPS"] + 1)
+            with m.If(s.job_done & (s.job_op == Op.ALLOCATE)):
+                m.d.sync += c["ALLOCATIONS"].eq(c["ALLOCATIONS"] + 1)
         # The cycles of the last INFER: from the command to its last result.
-        with m.If(s.go & (s.go_op == Op.INFER)):
+        with m.If(s.go_fg & (s.go_op == Op.INFER)):
             m.d.sync += s.infer_timer.eq(1)
-        with m.Elif(s.busy & (s.op == Op.INFER)):
+        with m.Elif(s.inferring):
             m.d.sync += s.infer_timer.eq(s.infer_timer + 1)
-        with m.If(s.done & (s.op == Op.INFER)):
+        with m.If(s.fg_done & (s.fg_op == Op.INFER)):
             m.d.sync += c["LAST_INFER_CYCLES"].eq(s.infer_timer)
 
     # -- bus ----------------------------------------------------------------------------------
@@ -508,9 +557,16 @@ class Engine(wiring.Component):
                     m.d.comb += [hit_reg.eq(1), reg_read.eq(self._read_value(s, r)),
                                  reg_ro.eq(all(f.access == "ro" for f in r.fields))]
 
+        # While a foreground command runs, only register reads and CTRL/STATUS writes; while a
+        # job runs, not what it uses (master store, code buffer, histogram, layer table).
         control_reg = (addr == rm.addr("CTRL")) | (addr == rm.addr("STATUS"))
+        table = (addr >= rm.layer_base) & (addr < rm.layer_base + cfg.max_layers * LAYER_STRIDE)
+        job_owned = (in_window["MASTER"] | in_window["CODES"] | in_window["HIST"]
+                     | (write & (table | (addr == rm.addr("N_LAYERS"))
+                                 | (addr == rm.addr("BAND")))))
         allowed, ok = Signal(), Signal()
-        m.d.comb += allowed.eq(~s.busy | (hit_reg & ~write) | (write & control_reg))
+        m.d.comb += allowed.eq(((~s.fg_busy) | (hit_reg & ~write) | (write & control_reg))
+                               & ~(s.job_busy & job_owned))
         win = rm.windows
         ok_window = [in_window[nm] & ~(write & (win[nm].access == "ro"))
                      & ~(~write & (win[nm].access == "wo")) for nm in names]
@@ -615,12 +671,23 @@ class Engine(wiring.Component):
         for r in rm.registers:
             with m.If(wr & (addr == r.addr)):
                 if r.name == "CTRL":
-                    m.d.comb += [s.go_op.eq(wdata[r.field("op").offset:][:4]),
-                                 s.go_arg.eq(wdata[r.field("arg").offset:][:8])]
-                    with m.If(s.busy):
-                        m.d.sync += [s.err["busy"].eq(1), s.error_addr.eq(addr)]
-                    with m.Else():
-                        m.d.comb += s.go.eq(1)
+                    op = wdata[r.field("op").offset:][:4]
+                    m.d.comb += [s.go_op.eq(op), s.go_arg.eq(wdata[r.field("arg").offset:][:8])]
+                    with m.Switch(op):
+                        with m.Case(*Op.JOBS):
+                            with m.If(s.job_busy):
+                                m.d.sync += [s.err["busy"].eq(1), s.error_addr.eq(addr)]
+                            with m.Else():
+                                m.d.comb += s.go_job.eq(1)
+                        with m.Case(*Op.FOREGROUND):
+                            with m.If(s.fg_busy):
+                                m.d.sync += [s.err["busy"].eq(1), s.error_addr.eq(addr)]
+                            with m.Else():
+                                m.d.comb += s.go_fg.eq(1)
+                        with m.Case(Op.NOP):
+                            pass
+                        with m.Default():
+                            m.d.sync += s.err["command"].eq(1)
                 elif r.name == "STATUS":
                     for k, (name, _) in enumerate(ERRORS):
                         with m.If(wdata[16 + k]):
@@ -637,10 +704,19 @@ class _State:
     def __init__(self, cfg, rm):
         n = len(cfg.precisions)
         self.cfg = cfg
-        self.busy, self.inferring, self.allocating = Signal(), Signal(), Signal()
-        self.go, self.go_op, self.go_arg = Signal(), Signal(4), Signal(8)
-        self.op, self.done, self.clear = Signal(4), Signal(), Signal()
-        self.layer = Signal(range(max(2, cfg.max_layers)))
+        # The foreground (INFER, SNAPSHOT, SWAP) and the background job (ALLOCATE, HISTOGRAM,
+        # REZONE): busy, started by a CTRL write, the command, a done strobe, the layer.
+        self.fg_busy, self.job_busy = Signal(), Signal()
+        self.go_fg, self.go_job = Signal(), Signal()
+        self.go_op, self.go_arg = Signal(4), Signal(8)
+        self.fg_op, self.job_op = Signal(4), Signal(4)
+        self.fg_done, self.job_done, self.clear = Signal(), Signal(), Signal()
+        self.fg_layer = Signal(range(max(2, cfg.max_layers)))
+        self.job_layer = Signal(range(max(2, cfg.max_layers)))
+        self.fg_cmd = Signal()                    # the foreground drives the zones' commands
+        self.inferring, self.snapshotting, self.allocating = Signal(), Signal(), Signal()
+        self.stalls = Signal()
+        self.lane_digits = []
         self.err = {name: Signal(name=f"err_{name}") for name, _ in ERRORS}
         self.errors = Cat(*self.err.values())
         self.error_addr = Signal(32)
@@ -685,7 +761,7 @@ class _State:
                  ("ZONE_ERROR", "zone"): self.zone_error[1],
                  ("ZONE_ERROR", "meta"): self.zone_error[2],
                  ("ZONE_ERROR", "layer"): self.zone_error[3],
-                 ("STATUS", "busy"): self.busy,
+                 ("STATUS", "busy"): self.fg_busy, ("STATUS", "job"): self.job_busy,
                  ("STATUS", "active_layers"): self.active_n}
         if key in fixed:
             return fixed[key]

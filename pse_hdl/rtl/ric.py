@@ -1,14 +1,19 @@
 """Rolling Importance Calculator (RIC): EMA state in block RAM, importance on demand.
 
 Factored form (default). One EMA register per input channel, ``A_j = EMA(|x_j|)``, in a memory
-of ``max_layers * max_cols`` words: layer l's inputs at ``l * max_cols`` (``cfg.ric_depth``); the
-``layer`` input selects the layer for both streams. The ``x`` stream carries activations with
+of ``max_layers * max_cols`` words: layer l's inputs at ``l * max_cols`` (``cfg.ric_depth``);
+``x_layer`` and ``w_layer`` select the layer of each stream (they may run at the same time). The ``x`` stream carries activations with
 their column, in any order (``last`` ends a sample and is counted in ``samples``); each one
 updates its ``A_j`` with the golden model's rule ``A += rshift_round(ema_num * ((|x| << F) - A),
 K)``. During an allocation pass the ``w`` stream carries master weights with their column; the
 RIC emits ``|w| * A_column`` on ``o``, ready for the PA, with the weight's position and previous
-code passed along. ``host_rd`` reads a state back (data one cycle after the address) while no
-pass runs.
+code passed along. ``host_rd`` reads a state back (data one cycle after the address).
+
+The factored form's allocation pass reads a **snapshot** of the states, not the live ones: a
+``snap`` strobe copies ``count`` states from ``base`` (one per cycle) into a second memory. So
+an allocation decided from the states at one moment can run while inference keeps updating
+them. The copy must not overlap updates (the engine starts it between samples, with ``busy``
+low).
 
 Literal form (``importance_form = "literal"``). The specification's per-weight EMA of ``|w x|``:
 a memory of ``max_rows * max_cols`` states addressed by (row, column). The ``x`` stream then
@@ -34,7 +39,7 @@ from amaranth.lib.wiring import In, Out
 
 from . import layouts
 
-__all__ = ["RollingImportance", "HostWritePort", "HostReadPort"]
+__all__ = ["RollingImportance", "HostWritePort", "HostReadPort", "SnapshotPort"]
 
 
 class HostWritePort(wiring.Signature):
@@ -43,6 +48,15 @@ class HostWritePort(wiring.Signature):
     def __init__(self, addr_bits, data_bits):
         super().__init__({"en": Out(1), "addr": Out(unsigned(addr_bits)),
                           "data": Out(unsigned(data_bits))})
+
+
+class SnapshotPort(wiring.Signature):
+    """Copy ``count`` EMA states from ``base`` into the snapshot the allocation pass reads:
+    ``start`` (a strobe) begins, ``busy`` is high until the last one is written."""
+
+    def __init__(self, addr_bits, count_bits):
+        super().__init__({"start": Out(1), "base": Out(unsigned(addr_bits)),
+                          "count": Out(unsigned(count_bits)), "busy": In(1)})
 
 
 class HostReadPort(wiring.Signature):
@@ -98,7 +112,9 @@ class RollingImportance(wiring.Component):
     host : In(HostWritePort), loads EMA states (``layer * max_cols + column``; literal:
         ``row * max_cols + column``)
     host_rd : In(HostReadPort), reads a state (same addresses) while ``w`` is idle
-    layer : In(range(max_layers)), factored form only: the layer whose states both streams use
+    x_layer, w_layer : In(range(max_layers)), factored form only: the layer of ``x``'s and of
+        ``w``'s states
+    snap : In(SnapshotPort), factored form only: copy states into the snapshot the pass reads
     samples : Out(32), samples seen (``last`` transfers on ``x``)
     busy : Out(1), updates still in the pipeline (start an allocation pass when it is low)
     """
@@ -123,7 +139,9 @@ class RollingImportance(wiring.Component):
             "busy": Out(1),
         }
         if not self._literal:
-            members["layer"] = In(range(cfg.max_layers))
+            members["x_layer"] = In(range(cfg.max_layers))
+            members["w_layer"] = In(range(cfg.max_layers))
+            members["snap"] = In(SnapshotPort(abits, cfg.col_bits + 1))
         super().__init__(members)
 
     @property
@@ -145,12 +163,30 @@ class RollingImportance(wiring.Component):
         m.submodules.mem = mem = memory.Memory(shape=unsigned(sb), depth=self._depth, init=[])
         wp = mem.write_port()
         rd_u = mem.read_port(transparent_for=(wp,))
-        rd_w = mem.read_port(transparent_for=(wp,))
+        rd_c = mem.read_port(transparent_for=(wp,))     # host reads; snapshot copies
+        if self._literal:
+            rd_w = rd_c                                 # the pass reads the live states
+        else:
+            # The factored form's pass reads a snapshot: an allocation can then run while
+            # inference goes on updating the live states.
+            m.submodules.snapshot = smem = memory.Memory(shape=unsigned(sb), depth=self._depth,
+                                                         init=[])
+            ws, rd_w = smem.write_port(), smem.read_port()
+            c_addr, c_left = Signal(abits), Signal.like(self.snap.count)
+            c_valid, c_waddr = Signal(), Signal(abits)
+            m.d.comb += [ws.en.eq(c_valid), ws.addr.eq(c_waddr), ws.data.eq(rd_c.data),
+                         self.snap.busy.eq((c_left != 0) | c_valid)]
+            m.d.sync += c_valid.eq(0)
+            with m.If(self.snap.start):
+                m.d.sync += [c_addr.eq(self.snap.base), c_left.eq(self.snap.count)]
+            with m.Elif(c_left != 0):
+                m.d.sync += [c_addr.eq(c_addr + 1), c_left.eq(c_left - 1), c_valid.eq(1),
+                             c_waddr.eq(c_addr)]
 
-        def address(row, column):
+        def address(row, column, layer=None):
             if self._literal:
                 return row * cfg.max_cols + column
-            return self.layer * cfg.max_cols + column
+            return layer * cfg.max_cols + column
 
         # -- update path --------------------------------------------------------------------
         # accept: a host write, or an activation whose state is read (synchronous port);
@@ -172,7 +208,8 @@ class RollingImportance(wiring.Component):
         u4_prod = Signal(signed(sb + 1 + K))
 
         x = self.x.payload
-        x_addr = address(x.row if self._literal else 0, x.column)
+        x_addr = address(x.row if self._literal else 0, x.column,
+                         None if self._literal else self.x_layer)
         hazard = 0
         for st in stages:
             hazard = hazard | (st["valid"] & (st["addr"] == x_addr))
@@ -212,11 +249,15 @@ class RollingImportance(wiring.Component):
         p1, p2 = Signal(layouts.master_in(cfg)), Signal(layouts.master_in(cfg))
         p1_valid, p2_valid = Signal(), Signal()
         p2_abs, p2_state = Signal(unsigned(cfg.weight_bits)), Signal(unsigned(sb))
-        # Host reads share the pass's read port while no weight is offered.
-        m.d.comb += [self.w.ready.eq(advance), rd_w.en.eq(advance),
-                     rd_w.addr.eq(Mux(self.w.valid, address(w.row, w.column),
-                                      self.host_rd.addr)),
-                     self.host_rd.data.eq(rd_w.data)]
+        w_addr = address(w.row, w.column, None if self._literal else self.w_layer)
+        m.d.comb += [self.w.ready.eq(advance), rd_w.en.eq(advance), rd_w.addr.eq(w_addr)]
+        # Host reads (and snapshot copies) of the live states.
+        if self._literal:
+            # The literal form's pass shares this port: host reads while no weight is offered.
+            m.d.comb += rd_w.addr.eq(Mux(self.w.valid, w_addr, self.host_rd.addr))
+        else:
+            m.d.comb += rd_c.addr.eq(Mux(self.snap.busy, c_addr, self.host_rd.addr))
+        m.d.comb += self.host_rd.data.eq(rd_c.data)
         with m.If(advance):
             m.d.sync += [p1.eq(w), p1_valid.eq(self.w.valid),
                          p2.eq(p1), p2_valid.eq(p1_valid), p2_state.eq(rd_w.data),

@@ -34,7 +34,8 @@ Commands arrive on ``cmd``, a stream, and are accepted only when they can run, s
   banks exchange roles in one cycle. The bank select and the active layout's layer count are
   reset-less registers and the memories are not reset, so a reset during a re-zoning leaves the
   active layout and the master store as they were: the shadow is simply marked incomplete.
-- ``FETCH l``: stream layer l of the active layout on the ``fetch_ports`` outputs ``o[p]``.
+- ``FETCH l``: stream layer l of the active layout on the ``fetch_ports`` outputs ``o[p]``,
+  also while a re-zoning builds the shadow bank (the two use different ports and banks).
 
 Fetch unit. Port p has its own walker, starting at split descriptor p (port 0 at the layer's
 start) and stopping at split p+1, so the ports carry equal shares of the surviving weights. A
@@ -267,7 +268,8 @@ class ZonedMemory(wiring.Component):
             with m.Case(Op.SWAP):
                 m.d.comb += self.cmd.ready.eq(~rz_busy & ~fetch_busy & shadow_ready)
             with m.Case(Op.FETCH):
-                m.d.comb += self.cmd.ready.eq(~rz_busy & ~fetch_busy)
+                # The active bank is read while the re-zoning engine writes the shadow one.
+                m.d.comb += self.cmd.ready.eq(~fetch_busy)
         fire = self.cmd.valid & self.cmd.ready
         rz_ok = (arg >= 1) & at_most(arg, cfg.max_layers)
         rz_start = Signal()
