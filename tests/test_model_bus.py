@@ -1,0 +1,58 @@
+"""The golden-model transport: the register map executed by the golden model, driven by the same
+driver and firmware as the RTL, equal to ``model.engine.run_dynamic``."""
+
+import numpy as np
+import pytest
+
+from pse_hdl.config import PSEConfig
+from pse_hdl.host.bus import run
+from pse_hdl.host.driver import Driver, EngineError
+from pse_hdl.host.firmware import Firmware
+from pse_hdl.host.model_bus import ModelBus
+from pse_hdl.regmap import Op
+from sim.engine_ref import random_case, trace
+
+CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
+                period=3, warmup=2, hist_bins=64)
+EDGES = [None, "one row", "one column", "all pruned", "all top", None, None, None]
+
+
+@pytest.mark.parametrize("seed", range(len(EDGES)))
+def test_firmware_on_the_model_bus_is_the_golden_model(seed):
+    n = len(CFG.precisions)
+    edge = EDGES[seed]
+    shares = {"all pruned": (1.0,) + (0.0,) * n, "all top": (0.0,) * n + (1.0,)}.get(edge)
+    cfg = CFG.replace(swap_delay=seed % 4, hysteresis=[0, 1 << 10][seed % 2],
+                      reversible=seed != 2)
+    case = random_case(cfg, np.random.default_rng(seed), shares=shares, edge=edge, samples=12)
+    fw = Firmware(Driver(ModelBus(cfg), cfg), case.qnet, case.thresholds, case.policy)
+    run(fw.load())
+    allocs = []
+    logits, stats = run(fw.run(case.x, on_allocation=lambda k, c, fp: allocs.append(
+        ([x.copy() for x in c], fp))))
+    want = trace(case)
+    np.testing.assert_array_equal(logits, want["logits"])
+    for (codes, fp), exp, exp_fp in zip(allocs, want["codes"][1:], want["footprints"][1:]):
+        for a, b in zip(codes, exp):
+            np.testing.assert_array_equal(a, b)
+        assert fp == exp_fp
+    assert stats.mac_cycles == pytest.approx(want["stats"]["cycles"])
+    assert stats.bits == pytest.approx(want["stats"]["bits"])
+
+
+def test_model_bus_access_rules_and_errors():
+    bus = ModelBus(CFG)
+    drv = Driver(bus, CFG)
+    run(drv.identify())
+    rm = drv.map
+    assert run(bus.read(11)) == 0 and run(drv.errors()) == ["bus"]
+    run(drv.clear_errors())
+    run(bus.write(rm.addr("ID"), 5))
+    assert run(drv.read("ID")) == 0x50534531 and run(drv.errors()) == ["bus"]
+    run(drv.clear_errors())
+    run(drv.write_codes([1, 2, 3, 0, 1]))
+    assert run(drv.read_codes(0, 5)) == [1, 2, 3, 0, 1]
+    with pytest.raises(EngineError, match="command"):
+        run(drv.command(Op.INFER))                  # no layout yet
+    with pytest.raises(EngineError, match="swap"):
+        run(drv.command(Op.SWAP))
