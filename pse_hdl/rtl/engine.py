@@ -3,7 +3,9 @@
 The host talks to the engine through one memory-mapped word bus (:mod:`pse_hdl.rtl.bus`); the
 registers and windows are those of :class:`pse_hdl.regmap.RegisterMap`. The host loads masters,
 biases, the layer table and the profiled EMA states, then drives the engine with commands written
-to ``CTRL``; a command runs on its own, the host polls ``STATUS.busy``.
+to ``CTRL``. Two sequencers run them: the **foreground** (INFER, SNAPSHOT, SWAP; ``STATUS.busy``)
+and the **job** sequencer (ALLOCATE, HISTOGRAM, REZONE; ``STATUS.job``), whose passes over every
+weight run in the background while samples go on, since they use nothing inference uses.
 
 Data paths::
 
@@ -11,19 +13,21 @@ Data paths::
     INFER, layer l:  zones FETCH l --fetch port k--> MAC lane k (sched from the split
         descriptors) --> finished rows --> operand half (l+1) mod 2, RIC observes layer l+1
         --> (last layer) RESULT window, ARGMAX
-    ALLOCATE, layer l: walker (master store + code buffer) --> RIC (|w| A) --> PA (layer l's
-        thresholds) --> SM --> histogram --> code buffer; class counts into the layer table
+    SNAPSHOT: the RIC copies every layer's EMA states into the snapshot the jobs read
+    ALLOCATE, layer l: walker (master store + code buffer) --> RIC (|w| A, snapshot) --> PA
+        (layer l's thresholds) --> SM --> histogram --> code buffer; class counts into the table
     HISTOGRAM l: the same walk into the histogram only
-    REZONE: plans from the layer table, then walker (code buffer) --> zones re-zoning engine
-    SWAP: the zones exchange banks
+    REZONE: plans from the layer table, then walker (code buffer) --> zones re-zoning engine,
+        which writes the shadow bank while FETCH reads the active one
+    SWAP: the zones exchange banks (between samples, no job running)
 
 One :class:`LayerWalker` serves every pass: it streams a layer's masters and previous codes in
-row-major order. The sequencer keeps the engine's invariants: a command is validated (layer
-table, layer count, the active layout) before anything starts and refused with an error bit
-otherwise; layer l+1 starts when every row of layer l is written back; the bank swap happens
-only between samples. The layer table and the active layout's shapes are reset-less registers,
-like the zones' bank select, so a reset in the middle of any command leaves the network and its
-active layout usable: the next INFER is right.
+row-major order. The sequencers keep the engine's invariants: a command is validated (layer
+table, layer count, the active layout, what a job is using) before anything starts and refused
+with an error bit otherwise; layer l+1 starts when every row of layer l is written back; the
+bank swap happens only between samples. The layer table and the active layout's shapes are
+reset-less registers, like the zones' bank select, so a reset in the middle of any command
+leaves the network and its active layout usable: the next INFER is right.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
@@ -113,7 +117,7 @@ class Engine(wiring.Component):
     Members
     -------
     bus : In(BusSignature)  the host bus (``regmap.addr_bits`` address bits)
-    busy : Out(1)           a command runs (for a LED)
+    busy : Out(1)           a command or a job runs (for a LED)
     error : Out(1)          some error bit of ``STATUS`` is set (for a LED)
     """
 

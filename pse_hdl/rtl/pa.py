@@ -90,7 +90,10 @@ class PrecisionAllocator(wiring.Component):
         ib = cfg.importance_bits
 
         # -- threshold registers ------------------------------------------------------------
-        staged = Signal(data.ArrayLayout(unsigned(ib), n), init=list(cfg.thresholds))
+        # One signal per staged threshold (not an array-shaped one: the names of an array's
+        # element aliases, "staged[2]", collide in nextpnr with the bits of the whole).
+        staged = [Signal(unsigned(ib), init=t, name=f"staged{k}")
+                  for k, t in enumerate(cfg.thresholds)]
         staged_band = Signal(unsigned(ib), init=cfg.hysteresis)
         with m.If(self.csr.wr_en):
             with m.Switch(self.csr.wr_addr):
@@ -104,7 +107,7 @@ class PrecisionAllocator(wiring.Component):
             ordered = ordered & (staged[k - 1] <= staged[k])
         with m.If(self.csr.commit):
             with m.If(ordered):
-                m.d.sync += [self.thresholds.eq(staged), self.error.eq(0)]
+                m.d.sync += [self.thresholds.eq(Cat(*staged)), self.error.eq(0)]
                 if self._hyst:
                     m.d.sync += self.band.eq(staged_band)
             with m.Else():
