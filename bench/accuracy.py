@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.config import from_arg                                         # noqa: E402
 from pse_hdl.model.engine import Engine, calibrate, dense_activations       # noqa: E402
-from pse_hdl.model.quant import choose_shift, dequantize, quantize          # noqa: E402
+from pse_hdl.model.quant import (choose_shift, dequantize, quantize,           # noqa: E402
+                                  uniform_weights)
 from pse_hdl.plots import frontier_figure                                  # noqa: E402
 from pse_hdl.workflow import accuracy, prepare, run_demo                    # noqa: E402
 
@@ -29,11 +30,7 @@ SLOW_RATE = 1 / 128      # a slower EMA than the specification's 0.1 (see docs/A
 
 
 def uniform(p, bits):
-    ws = []
-    for q in p.qnet.layers:
-        s = choose_shift(q.master, bits, p.cfg.weight_bits)
-        ws.append(dequantize(quantize(q.master, bits, s), s))
-    return ws
+    return uniform_weights([q.master for q in p.qnet.layers], bits, p.cfg.weight_bits)
 
 
 def magnitude_pruned(p, frac, bits=8):

@@ -5,7 +5,12 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .config import ConfigError, PRESETS, from_arg
+from .api import MismatchError
+from .errors import UserError
+from .toolchain import ToolchainError
 
 __all__ = ["main"]
 
@@ -99,6 +104,91 @@ def cmd_demo(args):
     return 0
 
 
+def _source_score(source, task, x, y_idx, y):
+    """The source model's own score on the test data (its reference predictor, in float)."""
+    from .api import r2_score
+    out = source.reference(x) if source.reference else source.net.forward(x)[-1]
+    if task == "classification":
+        if out.shape[1] == 1:                   # a single sigmoid probability
+            out = np.hstack([1 - out, out])
+        return float(np.mean(np.argmax(out, axis=1) == y_idx))
+    return r2_score(out, y)
+
+
+def cmd_run(args):
+    from .api import convert
+    from .importers import check_reproduces, load_data, load_model, split_calibration
+    from .workflow import progress_bar
+    cfg = _config(args)
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples must be at least 1, not {args.samples}")
+    source = load_model(args.model)
+    data = load_data(args.data)
+    from .api import _task
+    task = _task(source, data["y"])
+    if "x_calib" in data:
+        (x_cal, y_cal), (x, y) = (data["x_calib"], data["y_calib"]), (data["x"], data["y"])
+    else:
+        (x_cal, y_cal), (x, y) = split_calibration(data["x"], data["y"],
+                                                   stratify=task == "classification")
+    if args.samples is not None:
+        x, y = x[:args.samples], y[:args.samples]
+    design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
+                     mode=args.allocation)
+    check_reproduces(source, x)
+    y_idx = design.labels(y)
+    bar = None if args.json else progress_bar(f"{args.backend} run over the test samples")
+    logits, run = design.run(x, args.backend, progress=bar)
+    score = design._score
+    metric = "accuracy" if task == "classification" else "R^2"
+    result = {
+        "model": str(args.model), "source": source.kind, "task": task, "metric": metric,
+        "backend": args.backend, "test_samples": int(len(x)),
+        "calibration_samples": int(len(x_cal)),
+        "layers": [list(q.shape) for q in design.qnet.layers],
+        "weights": int(sum(q.master.size for q in design.qnet.layers)),
+        "source_accuracy": _source_score(source, task, x, y_idx if task == "classification"
+                                         else None, y),
+        "float_accuracy": score(source.net.forward(x)[-1] * 1.0, y_idx)
+        if task == "classification" else r2_score(source.net.forward(x)[-1], y),
+        "int8_accuracy": design.uniform_score(x, y, 8),
+        "int4_accuracy": design.uniform_score(x, y, 4),
+        "pse_accuracy": score(logits, y_idx),
+        "target_bits": args.target_bits,
+        **{k: v for k, v in run.items() if k not in ("backend", "samples")},
+    }
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    rows = [
+        (f"source model {metric} ({source.kind})", _pct(result["source_accuracy"], task)),
+        (f"imported float network {metric}", _pct(result["float_accuracy"], task)),
+        (f"uniform int8, 8.0 bits/weight", _pct(result["int8_accuracy"], task)),
+        (f"uniform int4, 4.0 bits/weight", _pct(result["int4_accuracy"], task)),
+        (f"PSE {metric} (dynamic)", _pct(result["pse_accuracy"], task)),
+        ("bits per weight (values + metadata + descriptors)", f"{result['bits_per_weight']:.3f}"),
+        *[(f"  share of weights {k}", f"{100 * v:.1f} %")
+          for k, v in result["precision_shares"].items()],
+        (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
+         f"{100 * result['mac_cycle_ratio']:.1f} %"),
+        ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
+    ]
+    if args.backend == "rtl":
+        rows.append(("bit-exact with the golden model", f"yes, {len(x)} samples"))
+    width = max(len(r[0]) for r in rows)
+    print(f"pse run: {args.model}, {task}, MLP "
+          f"{' -> '.join(str(s_[1]) for s_ in result['layers'])} -> {result['layers'][-1][0]}, "
+          f"{result['weights']} weights, {len(x)} test samples ({len(x_cal)} for calibration), "
+          f"target {args.target_bits} bits/weight")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    return 0
+
+
+def _pct(v, task):
+    return f"{100 * v:.2f} %" if task == "classification" else f"{v:.4f}"
+
+
 def cmd_generate(args):
     from .rtl import BLOCKS, generate_verilog
     if args.registers or args.header:
@@ -171,10 +261,16 @@ def cmd_board(args):
 def build_parser():
     p = argparse.ArgumentParser(prog="pse", description="Precision & Sparsity Engine: RTL "
                                 "generator, golden model and flows.")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an internal error (a bug)")
+    # --debug is accepted after the command too.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of an internal error (a bug)")
     sub = p.add_subparsers(dest="command", required=True)
     cfg_help = f"a preset ({', '.join(PRESETS)}) or a TOML file (default: default)"
 
-    d = sub.add_parser("demo", help="run the dynamic precision/sparsity algorithm on the digits "
+    d = sub.add_parser("demo", parents=[common], help="run the dynamic precision/sparsity algorithm on the digits "
                        "MLP in the golden model and print the figures")
     d.add_argument("--config", help=cfg_help)
     d.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -196,7 +292,25 @@ def build_parser():
                    "'' for none)")
     d.set_defaults(func=cmd_demo)
 
-    g = sub.add_parser("generate", help="write the Verilog of a block")
+    r = sub.add_parser("run", parents=[common], help="run your own network (scikit-learn, ONNX, .npz) on your data "
+                       "through the engine, with float and uniform int8/int4 baselines")
+    r.add_argument("model", help="an .onnx, .npz (float weights) or pickled scikit-learn MLP "
+                   "(.pkl, .joblib: unpickling runs code, load only files you trust)")
+    r.add_argument("--data", required=True,
+                   help="an .npz with x, y (and optionally x_calib, y_calib) or a CSV (the last "
+                   "column the label); without calibration arrays 30 %% of the samples are "
+                   "split off for calibration (seed 0, stratified)")
+    r.add_argument("--config", help=cfg_help)
+    r.add_argument("--target-bits", type=float, default=4.5,
+                   help="bit budget per weight, metadata included (default 4.5)")
+    r.add_argument("--allocation", choices=("global", "layer"), default="global")
+    r.add_argument("--backend", choices=("model", "rtl"), default="model",
+                   help="model: the golden model; rtl: the engine's Verilog, checked against it")
+    r.add_argument("--samples", type=int, help="run only the first N test samples")
+    r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    r.set_defaults(func=cmd_run)
+
+    g = sub.add_parser("generate", parents=[common], help="write the Verilog of a block")
     g.add_argument("block", nargs="?", help="block name (see --list)")
     g.add_argument("--list", action="store_true", help="list the blocks")
     g.add_argument("--registers", action="store_true",
@@ -207,7 +321,7 @@ def build_parser():
     g.add_argument("-o", "--output", help="output file (default: stdout)")
     g.set_defaults(func=cmd_generate)
 
-    s = sub.add_parser("synth", help="synthesize a block for iCE40 UP5K (iCEBreaker) and/or "
+    s = sub.add_parser("synth", parents=[common], help="synthesize a block for iCE40 UP5K (iCEBreaker) and/or "
                        "ECP5-85F (ULX3S): resources and Fmax")
     s.add_argument("block", help="block name or 'all' (see pse generate --list)")
     s.add_argument("--board", default="all", help="icebreaker, ulx3s or all (default)")
@@ -216,11 +330,11 @@ def build_parser():
                    help="print a JSON array with one object per block and device")
     s.set_defaults(func=cmd_synth)
 
-    li = sub.add_parser("lint", help="verilator --lint-only -Wall on every block and preset")
+    li = sub.add_parser("lint", parents=[common], help="verilator --lint-only -Wall on every block and preset")
     li.add_argument("--config", help="one preset only (default: all presets)")
     li.set_defaults(func=cmd_lint)
 
-    bo = sub.add_parser("board", help="build the smoke-test bitstream of a board top")
+    bo = sub.add_parser("board", parents=[common], help="build the smoke-test bitstream of a board top")
     bo.add_argument("board", help="icebreaker or ulx3s")
     bo.add_argument("-o", "--output", help="build directory (default: a temporary one)")
     bo.set_defaults(func=cmd_board)
@@ -231,11 +345,20 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ConfigError as e:
+    except UserError as e:                        # a mistake in what the user gave
         print(f"pse: error: {e}", file=sys.stderr)
         return 2
-    except RuntimeError as e:                     # synthesis and toolchain failures
+    except MismatchError as e:                    # the RTL and the golden model differ
+        print(f"pse: error: the RTL differs from the golden model at {e}", file=sys.stderr)
+        return 1
+    except ToolchainError as e:                   # synthesis and toolchain failures
         print(f"pse: error: {e}", file=sys.stderr)
+        return 1
+    except Exception as e:                        # a bug: say so; --debug shows where
+        if args.debug:
+            raise
+        print(f"pse: internal error (a bug, please report it): {type(e).__name__}: {e}; "
+              f"rerun with --debug for the traceback", file=sys.stderr)
         return 1
 
 

@@ -14,6 +14,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ConfigError
+
 __all__ = ["ConfigError", "PSEConfig", "PRESETS", "preset", "load", "save"]
 
 ALLOWED_PRECISIONS = (2, 4, 8, 16)
@@ -21,10 +23,6 @@ ALLOWED_PRECISIONS = (2, 4, 8, 16)
 FIRMWARE_FIELDS = ("period", "warmup", "swap_delay")
 IMPORTANCE_FORMS = ("factored", "literal")
 META_ENCODINGS = ("unary", "fixed")
-
-
-class ConfigError(ValueError):
-    """An invalid configuration value; the message names the field and what is allowed."""
 
 
 def _is_pow2(x):

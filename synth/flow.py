@@ -35,8 +35,8 @@ __all__ = ["BOARDS", "Board", "Harness", "synthesize", "SynthError", "harness_ov
 CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
 
 
-class SynthError(RuntimeError):
-    pass
+class SynthError(ToolchainError):
+    """Synthesis or place-and-route failed, or the design does not fit (said by how much)."""
 
 
 @dataclass(frozen=True)

@@ -93,15 +93,15 @@ def test_demo_rtl_equals_the_model(capsys):
 
 @pytest.mark.slow
 def test_a_mismatch_names_sample_layer_and_row(monkeypatch):
-    import pse_hdl.workflow as wf
-    real = wf.run_dynamic
+    import pse_hdl.api as api
+    real = api.run_dynamic
 
     def wrong(*args, **kwargs):
         logits, stats = real(*args, **kwargs)
         logits = logits.copy()
         logits[5, 3] += 1
         return logits, stats
-    monkeypatch.setattr(wf, "run_dynamic", wrong)
+    monkeypatch.setattr(api, "run_dynamic", wrong)
     with pytest.raises(MismatchError, match=r"sample 5, layer 1 \(the logits\), row 3: .*"
                                             r"--trace-samples 5:6"):
         run_demo(backend="rtl", samples=8)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from pse_hdl.config import PSEConfig
+from pse_hdl.config import ConfigError, PSEConfig
 from pse_hdl.model.engine import (Engine, calibrate, dense_activations, exact_thresholds,
                                   histogram_thresholds, profile, run_dynamic)
 from pse_hdl.model.network import (FloatMLP, QuantNet, digits_splits, quantize_input,
@@ -145,5 +145,6 @@ def test_calibration_meets_the_bit_budget(small):
     best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=5.0, grid=grid)
     assert best["bits_per_weight"] <= 5.0
     assert all(r["bits_per_weight"] > 5.0 or r["accuracy"] <= best["accuracy"] for r in table)
-    with pytest.raises(ValueError, match="no candidate"):
+    with pytest.raises(ConfigError, match=r"no layout reaches 0.5 bits per weight .*: the "
+                                          r"smallest costs \d+\.\d\d; raise the budget"):
         calibrate(e, xq["calib"], splits["calib"][1], target_bits=0.5, grid=grid)

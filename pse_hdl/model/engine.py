@@ -21,18 +21,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import CapacityError, ConfigError
 from . import histogram as hist
 from .layer import cycle_model, layer_forward, requantize
 from .pa import allocate, code_bits_of
 from .quant import choose_shift, effective_weights
 from .ric import FactoredRIC, LiteralRIC
 from .sm import sparsify
-from .zones import footprint_bits, pack_layer, place_layers
+from .zones import check_fit, footprint_bits, pack_layer, place_layers
 
 __all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
            "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
-           "layer_exponents", "allocation_points", "calibrate", "share_grid"]
+           "layer_exponents", "allocation_points", "calibrate", "share_grid", "argmax_accuracy"]
 
 
 def profile(qnet, x_q, cfg):
@@ -326,38 +326,58 @@ def share_grid(cfg, prune=(0.3, 0.4, 0.5, 0.6, 0.7), top=(0.0, 0.02, 0.05),
     return out
 
 
+def argmax_accuracy(logits, y):
+    """The share of samples whose largest logit is the label (ties: the lowest index)."""
+    return float(np.mean(np.argmax(logits, axis=1) == y))
+
+
 def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
-              mode="global", grid=None):
+              mode="global", grid=None, score=argmax_accuracy):
     """Choose class shares on a calibration split (never the test split).
 
-    With ``target_bits``: the shares of best calibration accuracy whose layout costs at most
+    With ``target_bits``: the shares of best calibration score whose layout costs at most
     that many bits per weight (ties: fewer MAC cycles). With ``max_loss`` (fraction, needs
-    ``float_accuracy``): the fewest bits per weight within that loss. Returns
-    ``(best, table)`` where each row is a dict of shares, thresholds, accuracy, bits, cycles.
+    ``float_accuracy``): the fewest bits per weight within that loss. ``score(logits, y)``
+    measures a candidate (default: argmax accuracy). A candidate whose layout does not fit the
+    zones is left out; if none fits, or none meets the target, :class:`CapacityError` or
+    :class:`ConfigError` says what the smallest candidate needs. Returns ``(best, table)``
+    where each row is a dict of shares, thresholds, accuracy, bits, cycles.
     """
     if (target_bits is None) == (max_loss is None):
         raise ValueError("give exactly one of target_bits and max_loss")
-    table = []
+    check_fit([q.shape for q in engine.layers], engine.cfg)
+    table, full = [], []
     for shares in grid or share_grid(engine.cfg):
         engine.thresholds = exact_thresholds(engine, shares, mode)
         engine.codes = [None] * len(engine.layers)
         try:
             engine.allocate()
-        except ConfigError:                 # this candidate does not fit the zones
+        except CapacityError as e:          # this candidate's layout does not fit the zones
+            full.append(str(e))
             continue
-        acc = float(np.mean(np.argmax(engine.infer(x_q)[-1], axis=1) == y))
+        acc = score(engine.infer(x_q)[-1], y)
         cyc = engine.cycles()
         table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
                       "accuracy": acc, "bits_per_weight": engine.footprint()["bits_per_weight"],
                       "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"]})
+    if not table:
+        raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
+                            f"one: {full[0]}")
     if target_bits is not None:
         ok = [r for r in table if r["bits_per_weight"] <= target_bits]
         key = lambda r: (r["accuracy"], -r["mac_cycle_ratio"])
+        if not ok:
+            least = min(r["bits_per_weight"] for r in table)
+            raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
+                              f"descriptors included): the smallest costs {least:.2f}; raise "
+                              f"the budget to at least that")
     else:
         ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss]
         key = lambda r: (-r["bits_per_weight"], r["accuracy"])
-    if not ok:
-        raise ValueError("no candidate meets the target; relax it or widen the grid")
+        if not ok:
+            best = max(r["accuracy"] for r in table)
+            raise ConfigError(f"no layout is within {max_loss:g} of the float accuracy "
+                              f"{float_accuracy:.4f}: the best reaches {best:.4f}")
     best = max(ok, key=key)
     engine.thresholds = [list(t) for t in best["thresholds"]]
     engine.codes = [None] * len(engine.layers)

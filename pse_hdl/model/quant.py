@@ -10,7 +10,8 @@ import numpy as np
 
 from .fixed import rshift_round, saturate, to_int64
 
-__all__ = ["quantize", "dequantize", "choose_shift", "check_shifts", "effective_weights"]
+__all__ = ["quantize", "dequantize", "choose_shift", "check_shifts", "effective_weights",
+           "uniform_weights"]
 
 
 def quantize(master, bits, shift):
@@ -60,4 +61,14 @@ def effective_weights(codes, master, shifts, cfg):
     for k, bits in enumerate(cfg.precisions, start=1):
         sel = codes == k
         out[sel] = dequantize(quantize(master[sel], bits, shifts[k - 1]), shifts[k - 1])
+    return out
+
+
+def uniform_weights(masters, bits, weight_bits):
+    """The baseline a user picks instead: every weight of a layer at ``bits`` precision with
+    one power-of-two scale per layer (``choose_shift``), no pruning, no metadata."""
+    out = []
+    for m in masters:
+        s = choose_shift(m, bits, weight_bits)
+        out.append(dequantize(quantize(m, bits, s), s))
     return out

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import ConfigError
+from ..errors import CapacityError, ConfigError
 from .fixed import to_int64
 from .quant import check_shifts, dequantize, quantize
 
@@ -205,13 +205,13 @@ def place_layers(images, cfg):
         desc += image.descriptors.shape[0]
     for k, bits in enumerate(cfg.precisions):
         if used[k] > cfg.zone_depth:
-            raise ConfigError(f"zone of {bits}-bit weights needs {used[k]} words but zone_depth "
-                              f"is {cfg.zone_depth}: raise zone_depth to at least "
-                              f"{1 << (used[k] - 1).bit_length()}")
+            raise CapacityError(f"zone of {bits}-bit weights needs {used[k]} words but "
+                                f"zone_depth is {cfg.zone_depth}: raise zone_depth to at least "
+                                f"{1 << (used[k] - 1).bit_length()}")
     if meta > cfg.meta_depth * cfg.zone_word_bits:
-        raise ConfigError(f"the metadata needs {meta} bits but the metadata memory holds "
-                          f"{cfg.meta_depth * cfg.zone_word_bits} (meta_depth words of "
-                          f"zone_word_bits)")
+        raise CapacityError(f"the metadata needs {meta} bits but the metadata memory holds "
+                            f"{cfg.meta_depth * cfg.zone_word_bits} (meta_depth words of "
+                            f"zone_word_bits)")
     return used
 
 

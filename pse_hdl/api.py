@@ -1,0 +1,480 @@
+"""The Python API: bring a network, get an engine for it.
+
+    design = pse_hdl.convert(model, config="default", calibration=(x_cal, y_cal),
+                             target_bits=4.5)
+    design.predict(x)                      # the dynamic engine over the samples, golden model
+    design.predict(x, backend="rtl")       # the same through the engine's Verilog, checked
+    design.score(x, y)                     # accuracy (classifiers) or R^2 (regressors)
+    design.trace(x)                        # per-layer activations, codes, importances
+    design.allocate(target_bits=4.0)       # calibrate again for another budget
+    design.report()                        # bits/weight, class shares, cycles, footprint
+    design.write("out/")                   # Verilog, memory images, register writes, TOML
+    design.build(board="ulx3s")            # synthesis figures of the engine
+    design.save("net.pse.npz"); pse_hdl.load("net.pse.npz")
+
+``model`` is a fitted scikit-learn ``MLPClassifier``/``MLPRegressor``, an ONNX model or file, a
+``.npz`` of float weights, or a pickled scikit-learn MLP (:mod:`pse_hdl.importers`). The import
+is checked against the source on the calibration data. The network is quantized with the
+calibration data (``model.network.quantize_network``), profiled (the baseline EMA states), and
+its class shares calibrated to the bit budget on the calibration data only.
+
+``predict`` runs the dynamic algorithm over the samples in order, as a stream, from the
+calibrated start (so it is reproducible): the rolling importance adapts as the stream goes.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .config import PSEConfig, from_arg
+from .errors import ConfigError, InputError
+from .importers import Source, check_reproduces, class_indices, load_model, read_npz
+from .model.engine import Engine, Firmware as Policy, argmax_accuracy, calibrate, profile, \
+    run_dynamic
+from .model.network import FloatMLP, quantize_input, quantize_network
+from .model.zones import check_fit
+
+__all__ = ["convert", "load", "Design", "MismatchError"]
+
+
+class MismatchError(RuntimeError):
+    """The RTL produced a number the golden model does not: a bug in one of the two."""
+
+
+def _config(config):
+    if config is None:
+        return PSEConfig()
+    if isinstance(config, PSEConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return from_arg(str(config))
+    raise ConfigError(f"config must be a PSEConfig, a preset name or a TOML file, not "
+                      f"{type(config).__name__}")
+
+
+def _calibration(source, calibration, task):
+    if calibration is None:
+        raise InputError("convert() needs calibration=(x, y): samples the network is quantized, "
+                         "profiled and calibrated on (never the test samples)")
+    try:
+        x, y = calibration
+    except (TypeError, ValueError):
+        raise InputError("calibration must be a pair (x, y) of arrays") from None
+    x = np.asarray(x)
+    if x.dtype.kind not in "biuf" or x.ndim != 2 or not len(x):
+        raise InputError(f"calibration x must be a non-empty 2-D numeric array (samples x "
+                         f"features), not shape {x.shape} of {x.dtype}")
+    if not np.all(np.isfinite(x)):
+        raise InputError("calibration x has NaN or infinite values")
+    if x.shape[1] != source.inputs:
+        raise InputError(f"calibration x has {x.shape[1]} features but the model takes "
+                         f"{source.inputs} inputs")
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != len(x):
+        raise InputError(f"calibration y must be 1-D with one value per sample ({len(x)}), not "
+                         f"shape {y.shape}")
+    if task == "classification":
+        y = class_indices(source, y, "calibration labels")
+    else:
+        if y.dtype.kind not in "biuf" or not np.all(np.isfinite(y)):
+            raise InputError("calibration targets must be finite numbers")
+        if source.outputs != 1:
+            raise InputError(f"regression targets have one column but the model has "
+                             f"{source.outputs} outputs (for a classifier, give class "
+                             f"numbers 0..{source.outputs - 1} as labels)")
+    return x.astype(np.float64), y
+
+
+def _task(source, y):
+    if source.task:
+        return source.task
+    y = np.asarray(y)
+    integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y)))
+    return "classification" if integral and source.outputs > 1 else "regression"
+
+
+def r2_score(pred, y):
+    pred, y = np.asarray(pred, np.float64).reshape(len(y), -1), \
+        np.asarray(y, np.float64).reshape(len(y), -1)
+    ss = float(((y - y.mean(axis=0)) ** 2).sum())
+    return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss else 0.0
+
+
+def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="global",
+            recalibrate_every=4):
+    """A :class:`Design` for ``model`` (see the module docs)."""
+    cfg = _config(config)
+    source = model if isinstance(model, Source) else load_model(model)
+    x_cal, y_raw = calibration if calibration is not None else (None, None)
+    task = _task(source, y_raw if y_raw is not None else [])
+    x_cal, y_cal = _calibration(source, calibration, task)
+    check_reproduces(source, x_cal)
+    check_fit([w.shape for w in source.net.weights], cfg)
+    if mode not in ("global", "layer"):
+        raise ConfigError(f"allocation mode must be 'global' or 'layer', not {mode!r}")
+    design = Design(cfg, source, x_cal, y_cal, task, recalibrate_every=recalibrate_every)
+    design.allocate(target_bits, mode)
+    return design
+
+
+def load(path):
+    """A :class:`Design` saved with :meth:`Design.save`."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"design file {str(path)!r} does not exist")
+    z = read_npz(path)
+    try:
+        meta = json.loads(str(z["pse_design"]))
+        n = int(z["n_layers"])
+        net = FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)])
+        x_cal, y_cal = z["x_calib"], z["y_calib"]
+        classes = z.get("classes")
+    except (KeyError, ValueError) as e:
+        raise InputError(f"{path} is not a saved pse-hdl design: {e}") from None
+    cfg = PSEConfig.from_dict(meta["config"], source=str(path))
+    source = Source(net, meta["kind"], meta["task"], classes)
+    design = Design(cfg, source, x_cal, y_cal, meta["task"],
+                    recalibrate_every=meta["recalibrate_every"])
+    design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"])
+    return design
+
+
+class Design:
+    """A network quantized, profiled and calibrated for an engine configuration."""
+
+    def __init__(self, cfg, source, x_cal, y_cal, task, *, recalibrate_every=4):
+        self.cfg, self.source, self.task = cfg, source, task
+        self.x_cal, self.y_cal = np.asarray(x_cal, np.float64), np.asarray(y_cal)
+        self.recalibrate_every = recalibrate_every
+        self.qnet = quantize_network(source.net, self.x_cal, cfg)
+        self.qnet.baseline = profile(self.qnet, self.quantize(self.x_cal), cfg)
+        self.shares = self.thresholds = self.target_bits = self.mode = None
+        self.table = []
+        self.calibration_score = None
+
+    # -- inputs and outputs -----------------------------------------------------------------
+    @property
+    def classes(self):
+        if self.task != "classification":
+            return None
+        return self.source.classes if self.source.classes is not None \
+            else np.arange(self.source.outputs)
+
+    def quantize(self, x):
+        """Float samples to the engine's layer-0 activations (checked: shape, finite)."""
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf" or x.ndim != 2:
+            raise InputError(f"samples must be a 2-D numeric array (samples x features), not "
+                             f"shape {x.shape} of {x.dtype}")
+        if x.shape[1] != self.source.inputs:
+            raise InputError(f"samples have {x.shape[1]} features but the model takes "
+                             f"{self.source.inputs} inputs")
+        if not np.all(np.isfinite(x)):
+            raise InputError("samples have NaN or infinite values")
+        return quantize_input(x, self.qnet.layers[0].fx, self.cfg)
+
+    def outputs(self, logits):
+        """The engine's last-layer accumulators to predictions: class labels, or the
+        regression values in real units."""
+        logits = np.asarray(logits)
+        if self.task == "classification":
+            return self.classes[np.argmax(logits, axis=1)]
+        q = self.qnet.layers[-1]
+        return logits * 2.0 ** -(q.fx + q.fw)
+
+    def _score(self, logits, y):
+        if self.task == "classification":
+            return argmax_accuracy(logits, y)
+        return r2_score(self.outputs(logits), y)
+
+    # -- allocation -------------------------------------------------------------------------
+    def allocate(self, target_bits=None, mode=None):
+        """Calibrate the class shares and thresholds to ``target_bits`` (bits per weight,
+        metadata included) on the calibration data. Returns the chosen candidate."""
+        target_bits = self.target_bits if target_bits is None else target_bits
+        if isinstance(target_bits, bool) or not isinstance(target_bits, (int, float)) \
+                or not np.isfinite(target_bits) or target_bits <= 0:
+            raise ConfigError(f"target_bits must be a positive number of bits per weight, not "
+                              f"{target_bits!r}")
+        mode = mode or self.mode or "global"
+        engine = Engine(self.qnet, self.cfg, allocate=False)
+        best, self.table = calibrate(engine, self.quantize(self.x_cal), self.y_cal,
+                                     target_bits=target_bits, mode=mode, score=self._score)
+        self.set_allocation(best["shares"], best["thresholds"], target_bits, mode)
+        self.calibration_score = best["accuracy"]
+        return best
+
+    def set_allocation(self, shares, thresholds, target_bits, mode):
+        self.shares = tuple(shares)
+        self.thresholds = [list(map(int, t)) for t in thresholds]
+        self.target_bits, self.mode = target_bits, mode
+
+    @property
+    def policy(self):
+        return Policy(self.shares, self.recalibrate_every, self.mode)
+
+    def engine(self):
+        """A golden-model engine at the calibrated start (the first layout allocated)."""
+        return Engine(self.qnet, self.cfg, thresholds=self.thresholds)
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, x, backend="model", *, quantized=False, progress=None, trace=None,
+            trace_samples=None):
+        """The dynamic algorithm over the samples ``x``: ``(logits, figures)``. With
+        ``backend="rtl"`` the samples go through the engine's Verilog (the fast Verilated model)
+        and every logit, every allocation's codes and footprint are checked against the golden
+        model as they come (:class:`MismatchError` names the first difference); the figures
+        then come from the engine's counters."""
+        if backend not in ("model", "rtl"):
+            raise ConfigError(f"backend must be 'model' or 'rtl', not {backend!r}")
+        xq = np.asarray(x, np.int64) if quantized else self.quantize(x)
+        if not len(xq):
+            raise InputError("there are no samples to run")
+        engine = self.engine()
+        codes, footprints = [[c.copy() for c in engine.codes]], [engine.footprint()["total"]]
+
+        def record(k, eng):
+            codes.append([c.copy() for c in eng.codes])
+            footprints.append(eng.allocated_footprint()["total"])
+        start = time.monotonic()
+        logits, stats = run_dynamic(engine, xq, self.policy,
+                                    None if backend == "rtl" else progress,
+                                    on_allocation=record)
+        labels = ["pruned"] + [f"{b}-bit" for b in self.cfg.precisions]
+        figures = {
+            "backend": backend, "samples": int(len(xq)),
+            "bits_per_weight": float(stats["bits"]),
+            "mac_cycle_ratio": float(stats["cycles"] / stats["dense16"]),
+            "mac_cycles_per_sample": float(stats["cycles"]),
+            "dense16_cycles_per_sample": float(stats["dense16"]),
+            "precision_shares": {k: float(v) for k, v in zip(labels, stats["shares"])},
+            "allocations": int(stats["allocations"]),
+            "model_run_s": time.monotonic() - start,
+        }
+        self.last_engine = engine
+        if backend == "rtl":
+            logits, rtl = self._run_rtl(xq, logits, codes, footprints, progress, trace,
+                                        trace_samples)
+            figures.update(rtl)
+        return logits, figures
+
+    def _run_rtl(self, xq, want_logits, want_codes, want_footprints, progress, trace,
+                 trace_samples):
+        from .host.bus import run
+        from .host.driver import Driver
+        from .host.firmware import Firmware
+        from .host.verilated import VerilatedBus, trace_format
+        cfg = self.cfg
+        bus = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
+        fw = Firmware(Driver(bus, cfg), self.qnet, self.thresholds, self.policy)
+        first, end = trace_samples or (0, 1)
+        last = len(self.qnet.layers) - 1
+        if trace:
+            bus.trace_open(trace)
+
+        def check_codes(k, codes, footprint):
+            for l, (got, want) in enumerate(zip(codes, want_codes[k])):
+                bad = np.argwhere(np.asarray(got) != want)
+                if bad.size:
+                    i, j = bad[0]
+                    raise MismatchError(f"allocation {k}, layer {l}, row {i}, column {j}: the "
+                                        f"RTL coded {got[i, j]}, the golden model {want[i, j]}")
+            if footprint != want_footprints[k]:
+                raise MismatchError(f"allocation {k}: the RTL's layout stores {footprint} "
+                                    f"bits, the golden model's {want_footprints[k]}")
+
+        def before_sample(t):
+            if trace:
+                bus.trace_enable(first <= t < end)
+
+        def check_sample(t, logits):
+            bad = np.flatnonzero(logits != want_logits[t])
+            if bad.size:
+                r = int(bad[0])
+                hint = "" if trace else (f"; rerun with --trace mismatch.fst --trace-samples "
+                                         f"{t}:{t + 1} for the waveform of that sample")
+                raise MismatchError(f"sample {t}, layer {last} (the logits), row {r}: the RTL "
+                                    f"computed {logits[r]}, the golden model "
+                                    f"{want_logits[t][r]}{hint}")
+
+        start = time.monotonic()
+        cycles0 = bus.cycles
+        try:
+            before_sample(-1)
+            run(fw.load())
+            check_codes(0, fw.codes, fw.footprint)
+            logits, st = run(fw.run(xq, on_sample=check_sample, on_allocation=check_codes,
+                                    before_sample=before_sample, progress=progress))
+            cycles = bus.cycles - cycles0
+        finally:
+            if trace:
+                bus.trace_close()
+            bus.close()
+        seconds = time.monotonic() - start
+        labels = ["pruned"] + [f"{b}-bit" for b in cfg.precisions]
+        return logits, {
+            "bit_exact": True,
+            "bits_per_weight": float(st.bits),
+            "mac_cycle_ratio": float(st.mac_cycles / st.dense16),
+            "mac_cycles_per_sample": float(st.mac_cycles),
+            "dense16_cycles_per_sample": float(st.dense16),
+            "precision_shares": {k: float(v) for k, v in zip(labels, st.shares)},
+            "allocations": int(st.allocations),
+            "engine_cycles_per_sample": float(st.engine_cycles),
+            "ideal_cycles_per_sample": float(st.ideal),
+            "allocation_cycles": int(st.alloc_cycles),
+            "rezone_cycles": int(st.rezone_cycles),
+            "snapshot_cycles": int(st.extra["snapshot_cycles"]),
+            "job_wait_cycles": int(st.extra["job_wait_cycles"]),
+            "run_cycles": int(st.extra["run_cycles"]),
+            "swap_delay": cfg.swap_delay,
+            "sim_cycles": int(cycles),
+            "rtl_run_s": seconds,
+            "build_s": bus.build_seconds,
+            "cycles_per_s": cycles / seconds if seconds else 0.0,
+        }
+
+    def predict(self, x, backend="model"):
+        """Class labels (classifiers) or values (regressors) of the samples ``x``, run as a
+        stream through the dynamic engine."""
+        return self.outputs(self.run(x, backend)[0])
+
+    def score(self, x, y, backend="model"):
+        """Accuracy (classifiers) or R^2 (regressors) of the dynamic engine on ``(x, y)``."""
+        logits, _ = self.run(x, backend)
+        return self._score(logits, self.labels(y))
+
+    def uniform_score(self, x, y, bits):
+        """Score of the plain alternative on ``(x, y)``: every weight at ``bits`` with one scale
+        per layer, no pruning, no metadata (``model.quant.uniform_weights``)."""
+        from .model.engine import dense_activations
+        from .model.quant import uniform_weights
+        w = uniform_weights([q.master for q in self.qnet.layers], bits, self.cfg.weight_bits)
+        logits = dense_activations(self.qnet.layers, self.quantize(x), self.cfg, w)[-1]
+        return self._score(logits, self.labels(y))
+
+    def labels(self, y):
+        """Labels (class names) to output rows for a classifier; targets as they are."""
+        return class_indices(self.source, y) if self.task == "classification" else np.asarray(y)
+
+    def trace(self, x):
+        """Per layer, with the calibrated first layout: the integer activations entering it
+        (``activations``, samples x inputs), its precision codes and the importance of every
+        weight from the profiled baseline; and the logits."""
+        engine = self.engine()
+        acts = engine.infer(self.quantize(x))
+        return {"activations": acts[:-1], "logits": acts[-1],
+                "codes": [c.copy() for c in engine.codes],
+                "importance": [engine.importance(l) for l in range(len(engine.layers))]}
+
+    def report(self):
+        """Figures of the calibrated first layout."""
+        engine = self.engine()
+        fp = engine.footprint()
+        cyc = engine.cycles()
+        labels = ["pruned"] + [f"{b}-bit" for b in self.cfg.precisions]
+        return {
+            "task": self.task, "source": self.source.kind,
+            "layers": [list(q.shape) for q in self.qnet.layers],
+            "weights": int(fp["weights"]), "target_bits": self.target_bits,
+            "bits_per_weight": float(fp["bits_per_weight"]),
+            "footprint_bits": {k: int(v) for k, v in fp.items()
+                               if k not in ("weights", "bits_per_weight")},
+            "precision_shares": {k: float(v) for k, v in zip(labels,
+                                                              engine.class_shares())},
+            "calibrated_shares": dict(zip(labels, self.shares)),
+            "mac_cycles_per_sample": int(cyc["scheduled"]),
+            "ideal_cycles_per_sample": int(cyc["ideal"]),
+            "dense16_cycles_per_sample": int(cyc["dense16"]),
+            "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"],
+            "calibration_score": self.calibration_score,
+        }
+
+    # -- artefacts --------------------------------------------------------------------------
+    def write(self, directory):
+        """The engine for this network: ``pse_engine.v``, the register writes that load the
+        network (``load.txt``: address value, hexadecimal, the firmware's order), memory images
+        (``masters.hex``, ``biases.hex``, ``ric_baseline.hex``), ``config.toml``,
+        ``pse_regs.h``, and ``report.json``. Returns the directory."""
+        from . import config as config_mod
+        from .host.bus import run
+        from .host.driver import Driver
+        from .host.firmware import Firmware
+        from .host.model_bus import ModelBus
+        from .regmap import c_header
+        from .rtl import generate_verilog
+        out = Path(directory)
+        if out.exists() and not out.is_dir():
+            raise InputError(f"{str(out)!r} exists and is not a directory")
+        out.mkdir(parents=True, exist_ok=True)
+        cfg = self.cfg
+        writes = []
+
+        class Recorder(ModelBus):
+            async def write(self, addr, value):
+                writes.append((addr, value & 0xFFFF_FFFF))
+                await super().write(addr, value)
+        fw = Firmware(Driver(Recorder(cfg), cfg), self.qnet, self.thresholds, self.policy)
+        run(fw.load())
+        files = {
+            "pse_engine.v": generate_verilog("engine", cfg),
+            "load.txt": "".join(f"{a:05x} {v:08x}\n" for a, v in writes),
+            "masters.hex": "".join(f"{int(v) & 0xFFFF:04x}\n" for q in self.qnet.layers
+                                   for v in q.master.ravel()),
+            "biases.hex": "".join(f"{int(v) & 0xFFFF_FFFF:08x}\n" for q in self.qnet.layers
+                                  for v in q.bias),
+            "ric_baseline.hex": "".join(f"{int(v):08x}\n" for a in self.qnet.baseline
+                                        for v in a),
+            "pse_regs.h": c_header(cfg),
+            "report.json": json.dumps(self.report(), indent=2) + "\n",
+        }
+        for name, text in files.items():
+            _write_atomic(out / name, text)
+        config_mod.save(cfg, out / "config.toml")
+        return out
+
+    def build(self, board="ulx3s"):
+        """Synthesize the engine for ``board`` (``icebreaker`` or ``ulx3s``): LUTs, FFs, block
+        RAMs, DSPs, Fmax (the ``pse synth`` flow)."""
+        from synth.flow import board as check_board, synthesize
+        from .rtl import build
+        check_board(board)
+        return synthesize(build("engine", self.cfg), board)
+
+    def save(self, path):
+        """The design (float network, calibration data, configuration, allocation) in one
+        ``.npz``; :func:`load` reads it back."""
+        path = Path(path)
+        if path.suffix != ".npz":
+            raise InputError(f"a design is saved as .npz, not {str(path)!r}")
+        if not path.parent.is_dir():
+            raise InputError(f"the directory of {str(path)!r} does not exist")
+        meta = {"config": self.cfg.to_dict(), "kind": self.source.kind, "task": self.task,
+                "shares": list(self.shares), "thresholds": self.thresholds,
+                "target_bits": self.target_bits, "mode": self.mode,
+                "recalibrate_every": self.recalibrate_every}
+        data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
+                "x_calib": self.x_cal, "y_calib": self.y_cal}
+        for l, (w, b) in enumerate(zip(self.source.net.weights, self.source.net.biases)):
+            data[f"W{l}"], data[f"b{l}"] = w, b
+        if self.source.classes is not None:
+            data["classes"] = np.asarray(self.source.classes)
+        import os
+        import tempfile
+        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **data)
+        os.replace(tmp, path)
+        return path
+
+
+def _write_atomic(path, text):
+    import os
+    import tempfile
+    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+

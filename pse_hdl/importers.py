@@ -1,0 +1,439 @@
+"""Bring your own network: scikit-learn MLPs, ONNX graphs and ``.npz`` float weights, and data.
+
+Every importer returns a :class:`Source`: the float network the engine will run (ReLU hidden
+layers, a linear last layer whose outputs are the logits or the regression values), what the task
+is, the class labels, and the source's own predictor on float inputs. :func:`check_reproduces`
+then runs both on the calibration data and refuses a network that does not reproduce its source
+(within float tolerance), so a wrong import can never pass silently.
+
+* **scikit-learn** ``MLPClassifier`` (multi-class softmax, and two-class: its single logistic
+  output ``z`` becomes two logits ``(0, z)``, whose argmax is the source's ``z > 0``) and
+  ``MLPRegressor``; ReLU hidden layers only.
+* **ONNX**: the chain from the graph's input through ``Cast``, ``Flatten``/``Reshape`` (before
+  the first layer), ``Gemm`` or ``MatMul`` (+ ``Add``), ``Relu``, ``Identity``/``Dropout``, up
+  to an optional final ``Softmax``/``LogSoftmax``/``Sigmoid``; what follows it (skl2onnx's label
+  and probability post-processing) is ignored. Any other operation on the chain is refused by
+  name and node. The source's outputs come from ``onnx.reference`` (no runtime needed).
+* **.npz**: ``n_layers`` and, per layer l, float ``W{l}`` (outputs x inputs) and ``b{l}``.
+
+Unpickling (``.pkl``, ``.joblib``) runs code from the file, as scikit-learn's own loading does:
+load only files you trust.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .model.network import FloatMLP
+
+__all__ = ["Source", "load_model", "load_data", "check_reproduces", "split_calibration",
+           "class_indices", "read_npz"]
+
+MODEL_SUFFIXES = (".onnx", ".npz", ".pkl", ".pickle", ".joblib")
+
+
+@dataclass
+class Source:
+    net: FloatMLP                   # the float network the engine runs
+    kind: str                       # where it came from, for messages and reports
+    task: str = None                # "classification", "regression", or None (from the data)
+    classes: np.ndarray = None      # class label of each output row (classification)
+    reference: object = None        # x -> the source's own outputs (probabilities or values)
+    compare: str = "logits"         # what ``reference`` returns: "logits", "softmax", "sigmoid"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def inputs(self):
+        return self.net.weights[0].shape[1]
+
+    @property
+    def outputs(self):
+        return self.net.weights[-1].shape[0]
+
+
+def _check_net(weights, biases, what):
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        if w.ndim != 2 or b.shape != (w.shape[0],):
+            raise InputError(f"{what}: layer {l} has weights of shape {w.shape} and biases of "
+                             f"shape {b.shape}; expected (outputs, inputs) and (outputs,)")
+        if l and w.shape[1] != weights[l - 1].shape[0]:
+            raise InputError(f"{what}: layer {l} takes {w.shape[1]} inputs but layer {l - 1} "
+                             f"has {weights[l - 1].shape[0]} outputs")
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+            raise InputError(f"{what}: layer {l} has NaN or infinite weights or biases")
+    if not weights:
+        raise InputError(f"{what}: the network has no layer")
+    return FloatMLP([np.asarray(w, np.float64) for w in weights],
+                    [np.asarray(b, np.float64) for b in biases])
+
+
+# -- scikit-learn -------------------------------------------------------------------------------
+
+def from_sklearn(est, kind=None):
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    name = type(est).__name__
+    if not isinstance(est, (MLPClassifier, MLPRegressor)):
+        raise InputError(f"a scikit-learn model must be an MLPClassifier or MLPRegressor, "
+                         f"not {name}")
+    if not hasattr(est, "coefs_"):
+        raise InputError(f"the {name} is not fitted: call fit() before converting it")
+    if est.activation != "relu":
+        raise InputError(f"only ReLU hidden layers are supported, not activation="
+                         f"{est.activation!r}")
+    weights = [np.asarray(w, np.float64).T for w in est.coefs_]
+    biases = [np.asarray(b, np.float64) for b in est.intercepts_]
+    kind = kind or f"scikit-learn {name}"
+    if isinstance(est, MLPRegressor):
+        net = _check_net(weights, biases, kind)
+        return Source(net, kind, "regression", None,
+                      lambda x: np.asarray(est.predict(x), np.float64).reshape(len(x), -1),
+                      "logits")
+    if est.out_activation_ == "logistic":
+        if weights[-1].shape[0] != 1:
+            raise InputError(f"multi-label classifiers are not supported ({kind} with "
+                             f"{weights[-1].shape[0]} logistic outputs)")
+        # Two-class: P(class 1) = sigmoid(z). Two logits (0, z) have the same softmax, and
+        # their argmax (ties to the lowest) is class 1 exactly when z > 0, as predict() says.
+        weights[-1] = np.vstack([np.zeros_like(weights[-1]), weights[-1]])
+        biases[-1] = np.concatenate([[0.0], biases[-1]])
+    net = _check_net(weights, biases, kind)
+    return Source(net, kind, "classification", np.asarray(est.classes_),
+                  lambda x: np.asarray(est.predict_proba(x), np.float64), "softmax")
+
+
+# -- ONNX -------------------------------------------------------------------------------------
+
+PASS_OPS = ("Cast", "Identity", "Dropout")
+INPUT_OPS = ("Flatten", "Reshape")
+FINAL_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
+SUPPORTED = ("Gemm", "MatMul", "Add", "Relu") + PASS_OPS + INPUT_OPS + FINAL_OPS
+
+
+def from_onnx(model, kind="ONNX"):
+    import onnx
+    from onnx import numpy_helper
+    if isinstance(model, (str, Path)):
+        try:
+            model = onnx.load(str(model))
+        except Exception as e:              # protobuf raises several types for a bad file
+            raise InputError(f"{model} is not a readable ONNX model: {e}") from None
+    g = model.graph
+    init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
+    inputs = [i.name for i in g.input if i.name not in init]
+    if len(inputs) != 1:
+        raise InputError(f"an ONNX MLP has one input, this graph has {len(inputs)}: "
+                         f"{', '.join(inputs) or 'none'}")
+    consumers = {}
+    for node in g.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in g.output}
+
+    def node_name(node):
+        return node.name or f"{node.op_type} -> {', '.join(node.output)}"
+
+    def const(node, name):
+        if name not in init:
+            raise InputError(f"ONNX node {node_name(node)!r}: operand {name!r} must be a "
+                             f"constant (an initializer) for an MLP layer")
+        return init[name]
+
+    def attr(node, key, default):
+        for a in node.attribute:
+            if a.name == key:
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    weights, biases, relu = [], [], []
+    tensor, final = inputs[0], None
+    while True:
+        nxt = consumers.get(tensor, [])
+        if not nxt or (weights and tensor in outputs):
+            break                           # the logits (whatever reads them is not a layer)
+        if len(nxt) > 1:
+            ops = ", ".join(n.op_type for n in nxt)
+            if all(n.op_type not in SUPPORTED for n in nxt) and weights:
+                break                       # post-processing of the logits
+            raise InputError(f"the ONNX graph branches after {tensor!r} (into {ops}): only a "
+                             f"chain of layers is supported")
+        node = nxt[0]
+        op = node.op_type
+        if op in PASS_OPS:
+            pass
+        elif op in INPUT_OPS:
+            if weights and node.output[0] in outputs and not consumers.get(node.output[0]):
+                break                       # the outputs reshaped: the logits are before it
+            if weights:
+                raise InputError(f"unsupported ONNX operation {op} between layers (node "
+                                 f"{node_name(node)!r}): {op} is accepted before the first "
+                                 f"layer only")
+        elif op == "Gemm":
+            if attr(node, "transA", 0):
+                raise InputError(f"unsupported Gemm with transA=1 (node {node_name(node)!r})")
+            b = const(node, node.input[1])
+            w = b if attr(node, "transB", 0) else b.T
+            w = w * attr(node, "alpha", 1.0)
+            c = const(node, node.input[2]) * attr(node, "beta", 1.0) if len(node.input) > 2 \
+                and node.input[2] else np.zeros(w.shape[0])
+            weights.append(w)
+            biases.append(np.broadcast_to(c.reshape(-1), (w.shape[0],)).copy())
+            relu.append(False)
+        elif op == "MatMul":
+            w = const(node, node.input[1]).T
+            weights.append(w)
+            biases.append(np.zeros(w.shape[0]))
+            relu.append(False)
+        elif op == "Add":
+            if not weights or relu[-1]:
+                raise InputError(f"unsupported ONNX Add (node {node_name(node)!r}): an Add is "
+                                 f"accepted as the bias of a MatMul")
+            other = [n for n in node.input if n != tensor]
+            c = const(node, other[0]).reshape(-1)
+            biases[-1] = biases[-1] + np.broadcast_to(c, biases[-1].shape)
+        elif op == "Relu":
+            if not weights or relu[-1]:
+                raise InputError(f"unsupported ONNX Relu (node {node_name(node)!r}): a Relu is "
+                                 f"accepted after a layer")
+            relu[-1] = True
+        elif op in FINAL_OPS:
+            final = node
+            tensor = node.output[0]
+            break
+        else:
+            raise InputError(f"unsupported ONNX operation {op} (node {node_name(node)!r}); "
+                             f"an MLP graph may use {', '.join(SUPPORTED)}")
+        tensor = node.output[0]
+    if not weights:
+        raise InputError("the ONNX graph has no Gemm or MatMul layer on its input's path")
+    if relu[-1]:
+        raise InputError("the ONNX graph ends with a Relu: the last layer must be linear (its "
+                         "outputs are the logits)")
+    if not all(relu[:-1]):
+        l = relu.index(False)
+        raise InputError(f"layer {l} of the ONNX graph has no Relu after it: hidden layers "
+                         f"must be ReLU")
+    compare = "logits"
+    if final is not None:
+        compare = {"Softmax": "softmax", "LogSoftmax": "log_softmax",
+                   "Sigmoid": "sigmoid"}[final.op_type]
+        if compare == "sigmoid" and weights[-1].shape[0] == 1:
+            weights[-1] = np.vstack([np.zeros_like(weights[-1]), weights[-1]])
+            biases[-1] = np.concatenate([[0.0], biases[-1]])
+            compare = "sigmoid2"
+        elif compare == "sigmoid":
+            raise InputError("multi-label (several sigmoid outputs) ONNX models are not "
+                             "supported")
+    net = _check_net(weights, biases, kind)
+    reference = _onnx_reference(model, inputs[0], tensor)
+    task = "classification" if final is not None else None
+    return Source(net, kind, task, None, reference, compare)
+
+
+def _onnx_reference(model, input_name, output_name):
+    """The graph evaluated in float by ``onnx.reference``, returning ``output_name``."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    if output_name not in {o.name for o in m.graph.output}:
+        m.graph.output.append(onnx.helper.make_tensor_value_info(output_name,
+                                                                 onnx.TensorProto.FLOAT, None))
+    evaluator = ReferenceEvaluator(m)
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+
+    def run(x):
+        x = np.asarray(x, np.float32)
+        if len(shape) > 2 and all(shape[1:]):
+            x = x.reshape([len(x)] + shape[1:])
+        out = evaluator.run([output_name], {input_name: x})[0]
+        return np.asarray(out, np.float64).reshape(len(x), -1)
+    return run
+
+
+# -- .npz ---------------------------------------------------------------------------------------
+
+def read_npz(path):
+    """The arrays of an ``.npz`` file, read at once (no file left open, no pickles)."""
+    import io
+    try:
+        with np.load(io.BytesIO(Path(path).read_bytes()), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except Exception as e:                  # zip, format and value errors of a broken file
+        raise InputError(f"{path} is not a readable .npz file: {e}") from None
+
+
+def from_npz(path):
+    z = read_npz(path)
+    if "n_layers" not in z:
+        raise InputError(f"{path} has no 'n_layers': a network .npz has n_layers and, per "
+                         f"layer l, W{{l}} (outputs x inputs) and b{{l}}")
+    n = int(z["n_layers"])
+    missing = [k for l in range(n) for k in (f"W{l}", f"b{l}") if k not in z]
+    if missing:
+        raise InputError(f"{path} lacks {', '.join(missing)} (float weights W{{l}} and "
+                         f"biases b{{l}} of every layer)")
+    net = _check_net([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)],
+                     str(path))
+    return Source(net, f".npz {Path(path).name}")
+
+
+# -- any model ----------------------------------------------------------------------------------
+
+def load_model(model):
+    """A :class:`Source` from a fitted scikit-learn MLP, an ``onnx.ModelProto``, or a path to an
+    ``.onnx``, ``.npz``, ``.pkl``/``.pickle``/``.joblib`` file."""
+    if isinstance(model, (str, Path)):
+        path = Path(model)
+        if not path.exists():
+            raise InputError(f"model file {str(path)!r} does not exist")
+        if path.is_dir():
+            raise InputError(f"model {str(path)!r} is a directory, not a model file")
+        suffix = path.suffix.lower()
+        if suffix == ".onnx":
+            return from_onnx(path, f"ONNX {path.name}")
+        if suffix == ".npz":
+            return from_npz(path)
+        if suffix in (".pkl", ".pickle", ".joblib"):
+            import joblib
+            try:
+                est = joblib.load(path)
+            except Exception as e:          # unpickling raises many types for a bad file
+                raise InputError(f"{path} could not be unpickled: {e}") from None
+            return from_sklearn(est, f"scikit-learn {type(est).__name__} ({path.name})")
+        raise InputError(f"model file {str(path)!r} must end in one of "
+                         f"{', '.join(MODEL_SUFFIXES)}")
+    if type(model).__module__.startswith("onnx"):
+        return from_onnx(model)
+    if type(model).__module__.startswith("sklearn"):
+        return from_sklearn(model)
+    raise InputError(f"a model must be a fitted scikit-learn MLP, an ONNX model or a path to "
+                     f"one of {', '.join(MODEL_SUFFIXES)}, not {type(model).__name__}")
+
+
+def check_reproduces(source, x):
+    """Refuse an import whose float network does not give the source's outputs on ``x``."""
+    if source.reference is None:
+        return
+    ours = source.net.forward(x)[-1]
+    if source.compare in ("softmax", "sigmoid2"):
+        e = np.exp(ours - ours.max(axis=1, keepdims=True))
+        ours = e / e.sum(axis=1, keepdims=True)
+    elif source.compare == "log_softmax":
+        m = ours.max(axis=1, keepdims=True)
+        ours = ours - m - np.log(np.exp(ours - m).sum(axis=1, keepdims=True))
+    theirs = source.reference(x)
+    if source.compare == "sigmoid2" and theirs.shape[1] == 1:
+        theirs = np.hstack([1 - theirs, theirs])
+    if theirs.shape != ours.shape:
+        raise InputError(f"the imported {source.kind} gives outputs of shape {ours.shape} but "
+                         f"the source gives {theirs.shape}: the import is not faithful")
+    tol = 1e-6 if source.kind.startswith("scikit") else 1e-4
+    err = float(np.max(np.abs(theirs - ours) / (1 + np.abs(theirs)))) if ours.size else 0.0
+    if not err <= tol:
+        raise InputError(f"the imported {source.kind} does not reproduce its source on the "
+                         f"calibration data (largest relative difference {err:.3g}, allowed "
+                         f"{tol:g}): refusing a wrong import")
+
+
+# -- data -------------------------------------------------------------------------------------
+
+def _array(name, a, ndim, what):
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"{what}: '{name}' must be numeric, not {a.dtype}")
+    if a.ndim != ndim:
+        raise InputError(f"{what}: '{name}' must have {ndim} dimension(s), not shape {a.shape}")
+    if a.shape[0] == 0:
+        raise InputError(f"{what}: '{name}' is empty")
+    if not np.all(np.isfinite(a)):
+        raise InputError(f"{what}: '{name}' has NaN or infinite values")
+    return a
+
+
+def load_data(path):
+    """``{"x", "y"[, "x_calib", "y_calib"]}`` from an ``.npz`` (those keys) or a CSV (numbers,
+    the last column the label or target, an optional header line)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"data file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise InputError(f"data {str(path)!r} is a directory, not a data file")
+    what = f"data file {path.name}"
+    if path.suffix.lower() == ".npz":
+        z = read_npz(path)
+        for k in ("x", "y"):
+            if k not in z:
+                raise InputError(f"{what} has no '{k}': a data .npz holds x (samples x "
+                                 f"features), y (labels or targets) and optionally "
+                                 f"x_calib, y_calib")
+        out = {k: z[k] for k in ("x", "y", "x_calib", "y_calib") if k in z}
+        if ("x_calib" in out) != ("y_calib" in out):
+            raise InputError(f"{what} has one of x_calib and y_calib without the other")
+    elif path.suffix.lower() == ".csv":
+        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        rows = []
+        for i, line in enumerate(lines):
+            cells = [c.strip() for c in line.split(",")]
+            try:
+                rows.append([float(c) for c in cells])
+            except ValueError:
+                if i == 0:
+                    continue                # a header
+                raise InputError(f"{what}, line {i + 1}: a cell is not a number: "
+                                 f"{line[:60]!r}") from None
+        if not rows:
+            raise InputError(f"{what} has no rows of numbers")
+        if len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
+            raise InputError(f"{what}: every row needs the same number of columns, at least "
+                             f"two (features, then the label)")
+        a = np.array(rows)
+        out = {"x": a[:, :-1], "y": a[:, -1]}
+    else:
+        raise InputError(f"data file {str(path)!r} must be an .npz (x, y) or a .csv")
+    for x, y in (("x", "y"), ("x_calib", "y_calib")):
+        if x in out:
+            out[x] = _array(x, out[x], 2, what).astype(np.float64)
+            out[y] = _array(y, out[y], 1, what)
+            if len(out[x]) != len(out[y]):
+                raise InputError(f"{what}: {x} has {len(out[x])} samples but {y} has "
+                                 f"{len(out[y])}")
+    return out
+
+
+def class_indices(source, y, what="labels"):
+    """Labels to output rows (classification); a label the model does not know is an error."""
+    y = np.asarray(y)
+    classes = source.classes if source.classes is not None else np.arange(source.outputs)
+    if source.classes is None and np.any(y != np.round(y)):
+        raise InputError(f"{what} must be class numbers 0..{source.outputs - 1} for a "
+                         f"classifier, not fractions like {y[y != np.round(y)][0]!r}")
+    lookup = {v.item() if hasattr(v, "item") else v: i for i, v in enumerate(classes)}
+    out = np.empty(len(y), np.int64)
+    for i, v in enumerate(y):
+        key = v.item() if hasattr(v, "item") else v
+        if key not in lookup:
+            raise InputError(f"{what}: {key!r} is not one of the model's {len(classes)} classes "
+                             f"({', '.join(map(str, classes[:10]))}"
+                             f"{', ...' if len(classes) > 10 else ''})")
+        out[i] = lookup[key]
+    return out
+
+
+def split_calibration(x, y, fraction=0.3, seed=0, stratify=True):
+    """A deterministic calibration / test split: ``fraction`` of the samples (at least one) for
+    calibration, stratified by label where every class has two samples or more."""
+    from sklearn.model_selection import train_test_split
+    n = len(x)
+    if n < 2:
+        raise InputError(f"the data has {n} sample: at least 2 are needed to split off "
+                         f"calibration samples (or give x_calib, y_calib)")
+    k = max(1, int(round(fraction * n)))
+    labels = y if stratify and np.all(np.unique(y, return_counts=True)[1] >= 2) else None
+    try:
+        x_test, x_cal, y_test, y_cal = train_test_split(x, y, test_size=k, random_state=seed,
+                                                        stratify=labels)
+    except ValueError:
+        x_test, x_cal, y_test, y_cal = train_test_split(x, y, test_size=k, random_state=seed)
+    return (x_cal, y_cal), (x_test, y_test)
