@@ -67,3 +67,14 @@ def test_register_map_docs_are_generated_from_the_description(tmp_path):
     assert main(["generate", "--header", "-o", str(h)]) == 0
     text = h.read_text()
     assert "#define PSE_CTRL 0x3u" in text and "#define PSE_OP_INFER 1u" in text
+
+
+def test_demo_mistakes_are_one_line(capsys):
+    for args, message in [
+            (["--config", "tiny"], "layer 0 is 256x64 but the configuration allows at most "
+                                   "128x128 (max_rows x max_cols)"),
+            (["--target-bits", "2"], "no layout reaches 2 bits per weight"),
+            (["--target-bits", "nan"], "target_bits must be a positive number")]:
+        assert main(["demo", "--plot", "", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err
