@@ -116,7 +116,7 @@ def _source_score(source, task, x, y_idx, y):
 
 
 def cmd_run(args):
-    from .api import convert
+    from .api import convert, r2_score
     from .importers import check_reproduces, load_data, load_model, split_calibration
     from .workflow import progress_bar
     cfg = _config(args)

@@ -11,10 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pse_hdl.host.driver import Driver
+from pse_hdl.host.firmware import Firmware as HostFirmware
 from pse_hdl.model.engine import Engine, Firmware, exact_thresholds, run_dynamic
 from pse_hdl.model.network import QuantLayer, QuantNet
 
-__all__ = ["Case", "random_shapes", "random_case", "trace"]
+__all__ = ["Case", "random_shapes", "random_case", "trace", "run_firmware", "check_run"]
 
 
 @dataclass
@@ -80,3 +82,34 @@ def trace(case):
         footprints.append(eng.allocated_footprint()["total"])
     logits, stats = run_dynamic(engine, case.x, case.policy, on_allocation=record)
     return {"logits": logits, "codes": codes, "footprints": footprints, "stats": stats}
+
+
+async def run_firmware(case, bus):
+    """The host firmware on ``bus`` (any transport) over the case's samples. Returns the
+    logits, the run's statistics and, for every allocation from the first (at load), its codes
+    and footprint."""
+    fw = HostFirmware(Driver(bus, case.cfg), case.qnet, case.thresholds, case.policy)
+    await fw.load()
+    allocs = [([c.copy() for c in fw.codes], fw.footprint)]
+    logits, stats = await fw.run(case.x, on_allocation=lambda k, codes, footprint: allocs.append(
+        ([c.copy() for c in codes], footprint)))
+    return logits, stats, allocs
+
+
+def check_run(case, logits, stats, allocs):
+    """Every logit, every allocation's codes and footprint, and the layout figures the firmware
+    measured equal the golden model's run of the case."""
+    want = trace(case)
+    bad = np.argwhere(np.asarray(logits) != want["logits"])
+    assert not bad.size, f"logits differ first at sample, row {tuple(bad[0])}"
+    assert len(allocs) == len(want["codes"]), (len(allocs), len(want["codes"]))
+    for k, (codes, footprint) in enumerate(allocs):
+        for l, (got, exp) in enumerate(zip(codes, want["codes"][k])):
+            np.testing.assert_array_equal(got, exp, err_msg=f"allocation {k} layer {l}")
+        assert footprint == want["footprints"][k], f"allocation {k} footprint"
+    ms = want["stats"]
+    for got, exp, what in ((stats.mac_cycles, ms["cycles"], "MAC cycles"),
+                           (stats.bits, ms["bits"], "bits per weight"),
+                           (stats.ideal, ms["ideal"], "ideal cycles")):
+        assert abs(got - exp) <= 1e-9 * max(1.0, abs(exp)), (what, got, exp)
+    np.testing.assert_allclose(stats.shares, ms["shares"], atol=1e-12)

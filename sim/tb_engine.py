@@ -17,7 +17,7 @@ from pse_hdl.host.firmware import Firmware
 from pse_hdl.model.engine import Engine as ModelEngine
 from pse_hdl.regmap import Op, RegisterMap
 from sim.common import SEEDS
-from sim.engine_ref import random_case, trace
+from sim.engine_ref import check_run, random_case, run_firmware
 from sim.runner import config_from_env
 
 CFG = config_from_env()
@@ -56,22 +56,11 @@ async def random_networks(dut):
         edge = EDGES[seed % len(EDGES)]
         shares = {"all pruned": (1.0,) + (0.0,) * N, "all top": (0.0,) * N + (1.0,)}.get(edge)
         case = random_case(CFG, rng, shares=shares, edge=edge, samples=6)
-        want = trace(case)
         prng = random.Random(seed)
         bus = CocotbBus(dut, ADDR_BITS, prng, idle=[0, 0.3, 0.7][seed % 3],
                         stall=[0.3, 0, 0.7][seed % 3])
-        fw = Firmware(Driver(bus, CFG), case.qnet, case.thresholds, case.policy)
-        await fw.load()
-        for l, codes in enumerate(fw.codes):
-            compare(codes, want["codes"][0][l], f"seed {seed} allocation 0 layer {l}")
-        assert fw.footprint == want["footprints"][0]
-
-        def on_allocation(k, codes, footprint):
-            for l, c in enumerate(codes):
-                compare(c, want["codes"][k][l], f"seed {seed} allocation {k} layer {l}")
-            assert footprint == want["footprints"][k], (seed, k)
-        logits, _ = await fw.run(case.x, on_allocation=on_allocation)
-        compare(logits, want["logits"], f"seed {seed} logits")
+        logits, stats, allocs = await run_firmware(case, bus)
+        check_run(case, logits, stats, allocs)
         checked += logits.size
     dut._log.info("%d networks, %d logits compared, 0 mismatches", SEEDS, checked)
 

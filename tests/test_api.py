@@ -151,6 +151,10 @@ def test_regressor(tmp_path):
     pred = design.predict(x_te)
     assert pred.shape == (len(x_te), 1)
     assert design.score(x_te, t_te) > 0.5 < r.score(x_te, t_te)
+    joblib.dump(r, tmp_path / "r.joblib")
+    np.savez(tmp_path / "r.npz", x=x_te, y=t_te)
+    assert main(["run", str(tmp_path / "r.joblib"), "--data", str(tmp_path / "r.npz"),
+                 "--target-bits", "8"]) == 0
 
 
 def test_save_load_write_trace(binary, tmp_path):

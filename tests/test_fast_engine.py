@@ -13,7 +13,7 @@ from pse_hdl.host.driver import Driver
 from pse_hdl.host.firmware import Firmware
 from pse_hdl.host.verilated import VerilatedBus, build, build_dir_for
 from pse_hdl.workflow import MismatchError, run_demo
-from sim.engine_ref import random_case, trace
+from sim.engine_ref import check_run, random_case, run_firmware
 
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
                 period=3, warmup=2, hist_bins=64)
@@ -43,18 +43,8 @@ def test_random_networks_are_bit_exact(bus, seed):
     cfg = CFG.replace(swap_delay=seed % 4)
     case = random_case(cfg, rng, shares=shares, edge=edge, samples=10)
     bus.reset()
-    fw = Firmware(Driver(bus, cfg), case.qnet, case.thresholds, case.policy)
-    run(fw.load())
-    want = trace(case)
-    codes = []
-    logits, stats = run(fw.run(case.x, on_allocation=lambda k, c, fp: codes.append(
-        ([x.copy() for x in c], fp))))
-    np.testing.assert_array_equal(logits, want["logits"])
-    for (got, fp), exp, exp_fp in zip(codes, want["codes"][1:], want["footprints"][1:]):
-        for a, b in zip(got, exp):
-            np.testing.assert_array_equal(a, b)
-        assert fp == exp_fp
-    assert stats.mac_cycles == pytest.approx(want["stats"]["cycles"])
+    logits, stats, allocs = run(run_firmware(case, bus))
+    check_run(case, logits, stats, allocs)
     assert stats.engine_cycles >= stats.mac_cycles
 
 

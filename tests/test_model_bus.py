@@ -7,10 +7,9 @@ import pytest
 from pse_hdl.config import PSEConfig
 from pse_hdl.host.bus import run
 from pse_hdl.host.driver import Driver, EngineError
-from pse_hdl.host.firmware import Firmware
 from pse_hdl.host.model_bus import ModelBus
 from pse_hdl.regmap import Op
-from sim.engine_ref import random_case, trace
+from sim.engine_ref import check_run, random_case, run_firmware
 
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
                 period=3, warmup=2, hist_bins=64)
@@ -25,19 +24,7 @@ def test_firmware_on_the_model_bus_is_the_golden_model(seed):
     cfg = CFG.replace(swap_delay=seed % 4, hysteresis=[0, 1 << 10][seed % 2],
                       reversible=seed != 2)
     case = random_case(cfg, np.random.default_rng(seed), shares=shares, edge=edge, samples=12)
-    fw = Firmware(Driver(ModelBus(cfg), cfg), case.qnet, case.thresholds, case.policy)
-    run(fw.load())
-    allocs = []
-    logits, stats = run(fw.run(case.x, on_allocation=lambda k, c, fp: allocs.append(
-        ([x.copy() for x in c], fp))))
-    want = trace(case)
-    np.testing.assert_array_equal(logits, want["logits"])
-    for (codes, fp), exp, exp_fp in zip(allocs, want["codes"][1:], want["footprints"][1:]):
-        for a, b in zip(codes, exp):
-            np.testing.assert_array_equal(a, b)
-        assert fp == exp_fp
-    assert stats.mac_cycles == pytest.approx(want["stats"]["cycles"])
-    assert stats.bits == pytest.approx(want["stats"]["bits"])
+    check_run(case, *run(run_firmware(case, ModelBus(cfg))))
 
 
 def test_model_bus_access_rules_and_errors():

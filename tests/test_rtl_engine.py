@@ -16,7 +16,7 @@ from pse_hdl.host.driver import Driver, EngineError
 from pse_hdl.host.firmware import Firmware
 from pse_hdl.regmap import ERRORS, Op
 from pse_hdl.rtl.engine import Engine
-from sim.engine_ref import random_case, trace
+from sim.engine_ref import check_run, random_case, run_firmware
 
 CFG = PSEConfig(max_rows=16, max_cols=16, zone_depth=512, master_depth=1024, max_layers=3,
                 period=2, warmup=2, hist_bins=64)
@@ -37,22 +37,6 @@ def simulate(cfg, body):
     sim.run()
 
 
-def check_run(case, fw_result, fw_codes0, allocations):
-    want = trace(case)
-    logits, stats = fw_result
-    np.testing.assert_array_equal(logits, want["logits"])
-    assert len(allocations) + 1 == len(want["codes"])
-    for k, (codes, footprint) in enumerate([fw_codes0] + allocations):
-        for l, (got, exp) in enumerate(zip(codes, want["codes"][k])):
-            np.testing.assert_array_equal(got, exp, err_msg=f"allocation {k} layer {l}")
-        assert footprint == want["footprints"][k], k
-    ms = want["stats"]
-    assert stats.mac_cycles == pytest.approx(ms["cycles"], abs=1e-9)
-    assert stats.bits == pytest.approx(ms["bits"], abs=1e-9)
-    assert stats.ideal == pytest.approx(ms["ideal"], abs=1e-9)
-    np.testing.assert_allclose(stats.shares, ms["shares"], atol=1e-12)
-
-
 EDGES = [None, "one row", "one column", "all pruned", "all top", None]
 
 
@@ -71,16 +55,10 @@ def test_random_networks_match_the_model(seed):
     async def body(ctx, dut, rst):
         prng = random.Random(seed)
         bus = AmaranthBus(ctx, dut.bus, prng, idle=0.3 * (seed % 2), stall=0.3 * (seed % 3 > 0))
-        fw = Firmware(Driver(bus, cfg), case.qnet, case.thresholds, case.policy)
-        await fw.load()
-        out["codes0"] = ([c.copy() for c in fw.codes], fw.footprint)
-        allocs = []
-        out["result"] = await fw.run(case.x, on_allocation=lambda k, codes, fp: allocs.append(
-            ([c.copy() for c in codes], fp)))
-        out["allocs"] = allocs
+        out["run"] = await run_firmware(case, bus)
 
     simulate(cfg, body)
-    check_run(case, out["result"], out["codes0"], out["allocs"])
+    check_run(case, *out["run"])
 
 
 def test_register_map_access_rules():

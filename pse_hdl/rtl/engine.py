@@ -30,7 +30,7 @@ reset-less registers, like the zones' bank select, so a reset in the middle of a
 leaves the network and its active layout usable: the next INFER is right.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -706,7 +706,6 @@ class _State:
     """The engine's registers and the signals its parts share."""
 
     def __init__(self, cfg, rm):
-        n = len(cfg.precisions)
         self.cfg = cfg
         # The foreground (INFER, SNAPSHOT, SWAP) and the background job (ALLOCATE, HISTOGRAM,
         # REZONE): busy, started by a CTRL write, the command, a done strobe, the layer.
