@@ -20,6 +20,7 @@ import pse_hdl
 from pse_hdl.cli import main
 from pse_hdl.config import PSEConfig
 from pse_hdl.errors import ConfigError, InputError
+from pse_hdl.importers import split_calibration
 
 
 def fit(est, x, y):
@@ -96,7 +97,7 @@ def test_two_class_scikit_learn_is_imported_faithfully(binary):
     assert rep["bits_per_weight"] <= 6.0 and rep["layers"] == [[16, 30], [2, 16]]
 
 
-def test_multi_class_onnx_from_skl2onnx(wine, tmp_path):
+def test_multi_class_onnx_from_skl2onnx(wine, tmp_path, capsys):
     m, cal, (x, y) = wine
     path = tmp_path / "wine.onnx"
     path.write_bytes(to_onnx(m, x).SerializeToString())
@@ -105,6 +106,9 @@ def test_multi_class_onnx_from_skl2onnx(wine, tmp_path):
     np.savez(tmp_path / "wine.npz", x=x, y=y, x_calib=cal[0], y_calib=cal[1])
     assert main(["run", str(path), "--data", str(tmp_path / "wine.npz"), "--target-bits", "6",
                  "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["float_accuracy"] == out["source_accuracy"] == m.score(x, y)
+    assert out["test_samples"] == len(y) and out["calibration_samples"] == len(cal[1])
 
 
 def test_pytorch_style_onnx_and_npz_weights(tmp_path, capsys):
@@ -139,6 +143,13 @@ def test_cli_run_prints_the_table_with_baselines(binary, tmp_path, capsys):
     for line in ("source model accuracy", "imported float network accuracy", "uniform int8",
                  "uniform int4", "PSE accuracy (dynamic)", "bits per weight"):
         assert line in text, line
+    assert main(["run", str(tmp_path / "bc.joblib"), "--data", str(tmp_path / "bc.npz"),
+                 "--target-bits", "6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # The two-class model imported faithfully: the float network scores what scikit-learn
+    # scores on the same test samples.
+    (_, _), (x_t, y_t) = split_calibration(x, y)
+    assert out["float_accuracy"] == out["source_accuracy"] == m.score(x_t, y_t)
 
 
 def test_regressor(tmp_path):
