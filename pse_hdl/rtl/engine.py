@@ -30,15 +30,16 @@ reset-less registers, like the zones' bank select, so a reset in the middle of a
 leaves the network and its active layout usable: the next INFER is right.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, memory, stream, wiring
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..regmap import ERRORS, LAYER_STRIDE, RegisterMap, Op, check_engine_config
-from . import layouts
+from ..regmap import ERRORS, RegisterMap, Op, check_engine_config
 from .bus import BusSignature
 from .control import ControlChain
 from .mac import MacArray
+from .registers import RegisterFile
+from .walker import LayerWalker
 from .zones import Op as ZoneOp, Target, ZonedMemory, at_most, plan_layout
 
 __all__ = ["Engine", "LayerWalker"]
@@ -46,63 +47,6 @@ __all__ = ["Engine", "LayerWalker"]
 
 def _log2(x):
     return (x - 1).bit_length()
-
-
-class LayerWalker(wiring.Component):
-    """Streams one layer's weights, row-major: ``{master, prev, row, column, last}`` from the
-    master store and the code buffer (``prev`` is the weight's code there).
-
-    ``start`` (a strobe) samples ``base`` (first master), ``total`` (rows x cols) and ``cols``.
-    Both memories are read in the same cycle (synchronous ports, held while the output stalls);
-    one weight per cycle, two cycles of latency; ``busy`` until the last weight is taken.
-    """
-
-    def __init__(self, cfg, codes_per_word):
-        self._cfg, self._cpw = cfg, codes_per_word
-        code_words = -(-cfg.master_depth // codes_per_word)
-        super().__init__({
-            "start": In(1), "base": In(cfg.master_addr_bits), "total": In(cfg.pos_bits),
-            "cols": In(cfg.col_bits + 1), "busy": Out(1),
-            "master": In(memory.ReadPort.Signature(addr_width=cfg.master_addr_bits,
-                                                   shape=signed(cfg.weight_bits))),
-            "codes": In(memory.ReadPort.Signature(addr_width=max(1, _log2(code_words)),
-                                                  shape=codes_per_word * cfg.code_bits)),
-            "o": Out(stream.Signature(layouts.master_in(cfg))),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        cfg, cpw = self._cfg, self._cpw
-        base, total, cols = Signal.like(self.base), Signal.like(self.total), Signal.like(self.cols)
-        idx, row, col = Signal(cfg.pos_bits), Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
-        addr = Signal(cfg.master_addr_bits + 1)
-        r_valid, r_row, r_col, r_last = Signal(), Signal.like(row), Signal.like(col), Signal()
-        r_sel = Signal(range(cpw))
-        adv = ~self.o.valid | self.o.ready
-        issue = Signal()
-        m.d.comb += [addr.eq(base + idx), issue.eq(idx < total),
-                     self.master.en.eq(adv), self.master.addr.eq(addr),
-                     self.codes.en.eq(adv), self.codes.addr.eq(addr >> _log2(cpw)),
-                     self.busy.eq(issue | r_valid | self.o.valid)]
-        codes = Array(self.codes.data[k * cfg.code_bits:(k + 1) * cfg.code_bits]
-                      for k in range(cpw))
-        with m.If(self.start):
-            m.d.sync += [base.eq(self.base), total.eq(self.total), cols.eq(self.cols),
-                         idx.eq(0), row.eq(0), col.eq(0), r_valid.eq(0), self.o.valid.eq(0)]
-        with m.Elif(adv):
-            m.d.sync += [r_valid.eq(issue), r_row.eq(row), r_col.eq(col),
-                         r_last.eq(col == cols - 1), r_sel.eq(addr[:_log2(cpw)] if cpw > 1 else 0)]
-            with m.If(issue):
-                m.d.sync += idx.eq(idx + 1)
-                with m.If(col == cols - 1):
-                    m.d.sync += [col.eq(0), row.eq(row + 1)]
-                with m.Else():
-                    m.d.sync += col.eq(col + 1)
-            o = self.o.payload
-            m.d.sync += [self.o.valid.eq(r_valid), o.master.eq(self.master.data),
-                         o.prev.eq(codes[r_sel]), o.row.eq(r_row), o.column.eq(r_col),
-                         o.last.eq(r_last)]
-        return m
 
 
 class Engine(wiring.Component):
@@ -142,12 +86,22 @@ class Engine(wiring.Component):
         if not cfg.reversible:                 # the re-zoning engine clears pruned masters
             m.d.comb += chain.clear.ready.eq(1)
 
-        s = _State(cfg, rm)
-        s.status = {"active_bank": zones.status.active, "shadow_ready": zones.status.shadow_ready}
+        m.submodules.regs = regs = RegisterFile(cfg, rm)
+        wiring.connect(m, wiring.flipped(self.bus), regs.bus)
+        s = _State(cfg, rm, regs)
         self._memories(m, s, walker)
         self._sequencer(m, s, zones, mac, chain, walker)
-        self._bus(m, s, zones, mac, chain)
-        m.d.comb += [self.busy.eq(s.fg_busy | s.job_busy), self.error.eq(s.errors.any())]
+        self._windows(m, s, regs, zones, mac, chain)
+        st, v = regs.state, regs.values
+        m.d.comb += [st.busy.eq(s.fg_busy), st.job.eq(s.job_busy),
+                     st.active_bank.eq(zones.status.active),
+                     st.shadow_ready.eq(zones.status.shadow_ready),
+                     st.active_layers.eq(s.active_n), regs.class_count.eq(s.class_count),
+                     v.argmax.eq(s.argmax), v.zone_error.eq(s.zone_error),
+                     v.footprint.eq(s.active_footprint),
+                     v.shadow_footprint.eq(s.shadow_footprint)]
+        m.d.comb += [getattr(v, name.lower()).eq(sig) for name, sig in s.counters.items()]
+        m.d.comb += [self.busy.eq(s.fg_busy | s.job_busy), self.error.eq(regs.errors.as_value().any())]
         return m
 
     # -- storage ------------------------------------------------------------------------------
@@ -182,7 +136,6 @@ class Engine(wiring.Component):
         """INFER, SNAPSHOT and SWAP: a sample, or short commands between two samples. They run
         while a job (ALLOCATE, HISTOGRAM, REZONE) works in the background."""
         cfg = self._cfg
-        L = s.layer_regs
         layer = s.fg_layer
         count = Signal(cfg.pos_bits)
         is_last = layer == s.active_n - 1
@@ -209,9 +162,9 @@ class Engine(wiring.Component):
                       | ((res.acc == s.best_acc) & (res.row < s.argmax))):
                 m.d.sync += [s.best_valid.eq(1), s.best_acc.eq(res.acc), s.argmax.eq(res.row)]
         with m.If(s.inferring & mac_take & res.overflow):
-            m.d.sync += s.err["overflow"].eq(1)
+            m.d.comb += s.raise_["overflow"].eq(1)
         m.d.comb += [mac.half.eq(layer[0]), mac.layer.eq(layer),
-                     mac.out_shift.eq(L["OUT_SHIFT"][layer]), mac.relu.eq(L["RELU"][layer]),
+                     mac.out_shift.eq(s.L("OUT_SHIFT", layer)), mac.relu.eq(s.L("RELU", layer)),
                      chain.x_layer.eq(Mux(s.inferring, layer + 1, 0))]
 
         # Digit cycles of every lane in the current layer; the busiest one is the layer's cost.
@@ -231,30 +184,30 @@ class Engine(wiring.Component):
         snap = chain.snap
         with m.FSM(name="foreground") as fsm:
             with m.State("IDLE"):
-                with m.If(s.go_fg):
-                    m.d.sync += [layer.eq(0), s.fg_op.eq(s.go_op)]
-                    with m.Switch(s.go_op):
+                with m.If(s.regs.command.fg):
+                    m.d.sync += [layer.eq(0), s.fg_op.eq(s.regs.command.op)]
+                    with m.Switch(s.regs.command.op):
                         with m.Case(Op.INFER):
-                            with m.If((s.n_layers == s.active_n) & (s.active_n != 0)):
+                            with m.If((s.regs.n_layers == s.active_n) & (s.active_n != 0)):
                                 m.d.sync += s.best_valid.eq(0)
                                 m.next = "INFER"
                             with m.Else():
-                                m.d.sync += s.err["command"].eq(1)
+                                m.d.comb += s.raise_["command"].eq(1)
                         with m.Case(Op.SNAPSHOT):
                             with m.If(s.job_busy):
-                                m.d.sync += s.err["busy"].eq(1)
-                            with m.Elif((s.n_layers >= 1)
-                                        & at_most(s.n_layers, cfg.max_layers)):
+                                m.d.comb += s.raise_["busy"].eq(1)
+                            with m.Elif((s.regs.n_layers >= 1)
+                                        & at_most(s.regs.n_layers, cfg.max_layers)):
                                 m.next = "SNAPSHOT"
                             with m.Else():
-                                m.d.sync += s.err["command"].eq(1)
+                                m.d.comb += s.raise_["command"].eq(1)
                         with m.Case(Op.SWAP):
                             with m.If(s.job_busy):
-                                m.d.sync += s.err["busy"].eq(1)
+                                m.d.comb += s.raise_["busy"].eq(1)
                             with m.Elif(zst.shadow_ready):
                                 m.next = "SWAP"
                             with m.Else():
-                                m.d.sync += s.err["swap"].eq(1)
+                                m.d.comb += s.raise_["swap"].eq(1)
                         with m.Case(Op.CLEAR):
                             m.d.sync += s.clear.eq(1)
 
@@ -281,11 +234,11 @@ class Engine(wiring.Component):
             with m.State("SNAPSHOT"):
                 with m.If(~chain.busy & ~snap.busy):
                     m.d.comb += [snap.start.eq(1), snap.base.eq(layer * cfg.max_cols),
-                                 snap.count.eq(L["COLS"][layer])]
+                                 snap.count.eq(s.L("COLS", layer))]
                     m.next = "SNAPSHOT_RUN"
             with m.State("SNAPSHOT_RUN"):
                 with m.If(~snap.busy):
-                    with m.If(layer == s.n_layers - 1):
+                    with m.If(layer == s.regs.n_layers - 1):
                         finish()
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
@@ -313,10 +266,9 @@ class Engine(wiring.Component):
         and the shadow bank, none of which inference uses."""
         cfg, rm = self._cfg, self.regmap
         n = len(cfg.precisions)
-        L = s.layer_regs
         layer = s.job_layer
         rows, cols = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
-        m.d.comb += [rows.eq(L["ROWS"][layer]), cols.eq(L["COLS"][layer])]
+        m.d.comb += [rows.eq(s.L("ROWS", layer)), cols.eq(s.L("COLS", layer))]
         total = Signal(cfg.pos_bits)              # rows x cols of the current layer
         count = Signal(cfg.pos_bits)              # codes of the current layer
         step = Signal(range(n + 3))
@@ -331,12 +283,12 @@ class Engine(wiring.Component):
                          walker.o.ready.eq(zones.codes.ready)]
         with m.Else():
             wiring.connect(m, walker.o, chain.w)
-        m.d.comb += [walker.base.eq(L["MASTER_BASE"][layer]), walker.total.eq(total),
+        m.d.comb += [walker.base.eq(s.L("MASTER_BASE", layer)), walker.total.eq(total),
                      walker.cols.eq(cols), chain.w_layer.eq(layer)]
 
         # Codes out of the chain go to the code buffer at the weight's master address.
         code_addr = Signal(cfg.master_addr_bits + 1)
-        m.d.comb += [chain.o.ready.eq(1), code_addr.eq(L["MASTER_BASE"][layer] + count)]
+        m.d.comb += [chain.o.ready.eq(1), code_addr.eq(s.L("MASTER_BASE", layer) + count)]
         cpw = rm.codes_per_word
         with m.If(chain.o.valid & ~hist_only & s.allocating):
             sel = code_addr[:_log2(cpw)] if cpw > 1 else Const(0, 1)
@@ -347,8 +299,8 @@ class Engine(wiring.Component):
         valid_layer = Signal()
         m.d.comb += valid_layer.eq(
             (rows >= 1) & (rows <= cfg.max_rows) & (cols >= 1) & (cols <= cfg.max_cols)
-            & ((layer == 0) | (cols == L["ROWS"][layer - 1]))
-            & (L["MASTER_BASE"][layer] + total <= cfg.master_depth))
+            & ((layer == 0) | (cols == s.L("ROWS", layer - 1)))
+            & (s.L("MASTER_BASE", layer) + total <= cfg.master_depth))
         footprint = Signal(32)
         W = cfg.zone_word_bits
         m.d.comb += footprint.eq(
@@ -370,17 +322,17 @@ class Engine(wiring.Component):
         m.d.sync += s.job_done.eq(0)
         with m.FSM(name="job") as fsm:
             with m.State("IDLE"):
-                with m.If(s.go_job):
-                    m.d.sync += [layer.eq(0), s.job_op.eq(s.go_op), fresh.eq(s.go_arg[0]),
-                                 hist_only.eq(s.go_op == Op.HISTOGRAM)]
-                    with m.If((s.n_layers < 1) | ~at_most(s.n_layers, cfg.max_layers)):
-                        m.d.sync += s.err["command"].eq(1)
-                    with m.Elif(s.go_op == Op.HISTOGRAM):
-                        with m.If(s.go_arg < s.n_layers):
-                            m.d.sync += layer.eq(s.go_arg)
+                with m.If(s.regs.command.job):
+                    m.d.sync += [layer.eq(0), s.job_op.eq(s.regs.command.op), fresh.eq(s.regs.command.arg[0]),
+                                 hist_only.eq(s.regs.command.op == Op.HISTOGRAM)]
+                    with m.If((s.regs.n_layers < 1) | ~at_most(s.regs.n_layers, cfg.max_layers)):
+                        m.d.comb += s.raise_["command"].eq(1)
+                    with m.Elif(s.regs.command.op == Op.HISTOGRAM):
+                        with m.If(s.regs.command.arg < s.regs.n_layers):
+                            m.d.sync += layer.eq(s.regs.command.arg)
                             m.next = "CHECK"
                         with m.Else():
-                            m.d.sync += s.err["command"].eq(1)
+                            m.d.comb += s.raise_["command"].eq(1)
                     with m.Else():
                         m.next = "CHECK"
 
@@ -390,11 +342,11 @@ class Engine(wiring.Component):
                 m.next = "CHECK2"
             with m.State("CHECK2"):
                 with m.If(~valid_layer):
-                    m.d.sync += s.err["command"].eq(1)
+                    m.d.comb += s.raise_["command"].eq(1)
                     m.next = "IDLE"
                 with m.Elif(hist_only):
                     m.next = "PASS"
-                with m.Elif(layer == s.n_layers - 1):
+                with m.Elif(layer == s.regs.n_layers - 1):
                     m.d.sync += layer.eq(0)
                     with m.If(s.job_op == Op.REZONE):
                         m.next = "PLAN"
@@ -416,17 +368,17 @@ class Engine(wiring.Component):
                 m.d.sync += step.eq(step + 1)
                 with m.If(step < n):
                     m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(step),
-                                 csr.wr_data.eq(Array(L[f"THRESHOLD{k}"][layer]
+                                 csr.wr_data.eq(Array(s.L(f"THRESHOLD{k}", layer)
                                                       for k in range(n))[step[:max(1, _log2(n))]]
-                                                if n > 1 else L["THRESHOLD0"][layer])]
+                                                if n > 1 else s.L("THRESHOLD0", layer))]
                 with m.Elif(step == n):
                     m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(n),
-                                 csr.wr_data.eq(Mux(fresh, 0, s.band))]
+                                 csr.wr_data.eq(Mux(fresh, 0, s.regs.band))]
                 with m.Elif(step == n + 1):
                     m.d.comb += csr.commit.eq(1)
                 with m.Else():
                     with m.If(chain.error & ~hist_only):
-                        m.d.sync += s.err["thresholds"].eq(1)
+                        m.d.comb += s.raise_["thresholds"].eq(1)
                         m.next = "IDLE"
                     with m.Elif(~chain.hist_host.busy):
                         m.d.comb += walker.start.eq(1)
@@ -440,23 +392,23 @@ class Engine(wiring.Component):
                 # The histogram counted the last code in the cycle it passed: now complete.
                 with m.If(~hist_only):
                     for k in range(n + 1):
-                        m.d.sync += L[f"CLASS_COUNT{k}"][layer].eq(chain.class_count[k])
-                next_layer(hist_only | (layer == s.n_layers - 1), "PASS")
+                        m.d.sync += s.class_count[layer][k].eq(chain.class_count[k])
+                next_layer(hist_only | (layer == s.regs.n_layers - 1), "PASS")
 
             # -- REZONE ---------------------------------------------------------------------
             with m.State("PLAN"):
                 plan = Signal(plan_layout(cfg))
                 m.d.comb += [plan.rows.eq(rows), plan.cols.eq(cols),
-                             plan.master_base.eq(L["MASTER_BASE"][layer]),
-                             plan.cost.eq(L["COST"][layer])]
-                m.d.comb += [plan.shift[k].eq(L[f"SHIFT{k}"][layer]) for k in range(n)]
+                             plan.master_base.eq(s.L("MASTER_BASE", layer)),
+                             plan.cost.eq(s.L("COST", layer))]
+                m.d.comb += [plan.shift[k].eq(s.L(f"SHIFT{k}", layer)) for k in range(n)]
                 m.d.comb += [zones.host_wr.valid.eq(1),
                              zones.host_wr.payload.target.eq(Target.PLAN),
                              zones.host_wr.payload.addr.eq(layer),
                              zones.host_wr.payload.data.eq(plan.as_value())]
                 with m.If(zones.host_wr.ready):
                     m.d.sync += [s.shadow_rows[layer].eq(rows)]
-                    with m.If(layer == s.n_layers - 1):
+                    with m.If(layer == s.regs.n_layers - 1):
                         m.d.sync += layer.eq(0)
                         m.next = "REZONE"
                     with m.Else():
@@ -465,7 +417,7 @@ class Engine(wiring.Component):
                 # The foreground's FETCH and SWAP take the zones' command stream first.
                 with m.If(~s.fg_cmd):
                     m.d.comb += [zones.cmd.valid.eq(1), zones.cmd.payload.op.eq(ZoneOp.REZONE),
-                                 zones.cmd.payload.arg.eq(s.n_layers)]
+                                 zones.cmd.payload.arg.eq(s.regs.n_layers)]
                     with m.If(zones.cmd.ready):
                         m.next = "FEED"
             with m.State("FEED"):
@@ -478,17 +430,17 @@ class Engine(wiring.Component):
             with m.State("FEED_RUN"):
                 m.d.comb += to_zones.eq(1)
                 with m.If(~walker.busy):
-                    with m.If(layer == s.n_layers - 1):
+                    with m.If(layer == s.regs.n_layers - 1):
                         m.next = "SETTLE"
                     with m.Else():
                         m.d.sync += layer.eq(layer + 1)
                         m.next = "FEED"
             with m.State("SETTLE"):
                 with m.If(~zst.rezoning):
-                    m.d.sync += [s.shadow_footprint.eq(footprint), s.shadow_n.eq(s.n_layers),
+                    m.d.sync += [s.shadow_footprint.eq(footprint), s.shadow_n.eq(s.regs.n_layers),
                                  s.zone_error.eq(zst.error.as_value())]
                     with m.If(~zst.shadow_ready):
-                        m.d.sync += s.err["rezone"].eq(1)
+                        m.d.comb += s.raise_["rezone"].eq(1)
                     finish()
 
         m.d.comb += [s.job_busy.eq(~fsm.ongoing("IDLE")), s.allocating.eq(fsm.ongoing("WALK"))]
@@ -524,194 +476,72 @@ class Engine(wiring.Component):
             with m.If(s.job_done & (s.job_op == Op.ALLOCATE)):
                 m.d.sync += c["ALLOCATIONS"].eq(c["ALLOCATIONS"] + 1)
         # The cycles of the last INFER: from the command to its last result.
-        with m.If(s.go_fg & (s.go_op == Op.INFER)):
+        with m.If(s.regs.command.fg & (s.regs.command.op == Op.INFER)):
             m.d.sync += s.infer_timer.eq(1)
         with m.Elif(s.inferring):
             m.d.sync += s.infer_timer.eq(s.infer_timer + 1)
         with m.If(s.fg_done & (s.fg_op == Op.INFER)):
             m.d.sync += c["LAST_INFER_CYCLES"].eq(s.infer_timer)
 
-    # -- bus ----------------------------------------------------------------------------------
+    # -- windows ----------------------------------------------------------------------------
 
-    def _bus(self, m, s, zones, mac, chain):
-        """Decode requests: registers answer from their storage, windows from their memories
-        (one cycle later); refused accesses set an error bit and change nothing.
-
-        A request is registered first (``q``), so nothing inside the engine depends
-        combinationally on the host's handshake: a write executes the cycle after it is taken
-        and the bus takes one write per cycle; a read answers two cycles after it is taken."""
-        cfg, rm = self._cfg, self.regmap
-        req, rsp = self.bus.req, self.bus.rsp
-        q_valid = Signal()
-        q = Signal.like(req.payload)
-        addr, wdata, write = q.addr, q.data, q.write
-        pending = Signal()                        # a read's data arrives this cycle
-        names = list(rm.windows)
-        source = Signal(range(len(names) + 1))    # 0: a register value, k: window k
-        reg_value = Signal(32)
-
-        in_window = {nm: (addr >= w.base) & (addr < w.base + w.depth)
-                     for nm, w in rm.windows.items()}
-        offset = {nm: (addr - w.base)[:max(1, _log2(w.size))] for nm, w in rm.windows.items()}
-
-        hit_reg, reg_ro, reg_read = Signal(), Signal(), Signal(32)
-        with m.Switch(addr):
-            for r in rm.registers:
-                with m.Case(r.addr):
-                    m.d.comb += [hit_reg.eq(1), reg_read.eq(self._read_value(s, r)),
-                                 reg_ro.eq(all(f.access == "ro" for f in r.fields))]
-
-        # While a foreground command runs, only register reads and CTRL/STATUS writes; while a
-        # job runs, not what it uses (master store, code buffer, histogram, layer table).
-        control_reg = (addr == rm.addr("CTRL")) | (addr == rm.addr("STATUS"))
-        table = (addr >= rm.layer_base) & (addr < rm.layer_base + cfg.max_layers * LAYER_STRIDE)
-        job_owned = (in_window["MASTER"] | in_window["CODES"] | in_window["HIST"]
-                     | (write & (table | (addr == rm.addr("N_LAYERS"))
-                                 | (addr == rm.addr("BAND")))))
-        allowed, ok = Signal(), Signal()
-        m.d.comb += allowed.eq(((~s.fg_busy) | (hit_reg & ~write) | (write & control_reg))
-                               & ~(s.job_busy & job_owned))
-        win = rm.windows
-        ok_window = [in_window[nm] & ~(write & (win[nm].access == "ro"))
-                     & ~(~write & (win[nm].access == "wo")) for nm in names]
-        m.d.comb += ok.eq((hit_reg & ~(write & reg_ro)) | Cat(*ok_window).any())
-        go = Signal()                             # q is a permitted access to a known place
-        m.d.comb += go.eq(q_valid & ok & allowed)
-        rsp_free = ~pending & ~rsp.valid
-
-        # When is q done? Reads need the response slot; the master store and the input (RIC)
-        # need their targets' ready; everything else (and a refused access) goes at once.
-        done = Signal()
-        with m.If(~write):
-            m.d.comb += done.eq(rsp_free & (~(go & in_window["MASTER"]) | zones.host_rd.ready))
-        with m.Elif(go & in_window["MASTER"]):
-            m.d.comb += done.eq(zones.host_wr.ready)
-        with m.Elif(go & in_window["INPUT"]):
-            m.d.comb += done.eq(chain.x.ready)
-        with m.Else():
-            m.d.comb += done.eq(1)
-        fire = q_valid & done
-        m.d.comb += req.ready.eq(~q_valid | done)
-        with m.If(req.ready):
-            m.d.sync += [q_valid.eq(req.valid), q.eq(req.payload)]
-
-        with m.If(fire & ~(ok & allowed)):
-            m.d.sync += s.error_addr.eq(addr)
-            with m.If(~ok):
-                m.d.sync += s.err["bus"].eq(1)
-            with m.Else():
-                m.d.sync += s.err["busy"].eq(1)
-
-        # Reads: capture the source; the response is formed one cycle later.
-        read = go & ~write & rsp_free
-        m.d.sync += pending.eq(fire & ~write)
-        with m.If(fire & ~write):
-            m.d.sync += [source.eq(0), reg_value.eq(Mux(go, reg_read, 0))]
-            for k, nm in enumerate(names, start=1):
-                with m.If(go & in_window[nm]):
-                    m.d.sync += source.eq(k)
-        m.d.comb += [s.host_codes_addr.eq(offset["CODES"]),
-                     s.result_rd.addr.eq(Mux(in_window["RESULT"], offset["RESULT"],
-                                             offset["RESULT_OVF"])),
-                     chain.ric_host_rd.addr.eq(offset["RIC"]),
-                     chain.hist_host.rd_addr.eq(offset["HIST"]),
-                     mac.bias_rd.addr.eq(offset["BIAS"])]
-        with m.If(read & in_window["MASTER"]):
+    def _windows(self, m, s, regs, zones, mac, chain):
+        """Each window of the register map onto the memory behind it."""
+        cfg = self._cfg
+        w = regs.window
+        master, codes, bias, ric = w("MASTER"), w("CODES"), w("BIAS"), w("RIC")
+        inp, result, ovf, hist = w("INPUT"), w("RESULT"), w("RESULT_OVF"), w("HIST")
+        # The master store, in the zoned memory: writes and reads are streams.
+        with m.If(master.we):
+            m.d.comb += [zones.host_wr.valid.eq(1),
+                         zones.host_wr.payload.target.eq(Target.MASTER),
+                         zones.host_wr.payload.addr.eq(master.addr),
+                         zones.host_wr.payload.data.eq(master.wdata[:cfg.weight_bits])]
+        with m.If(master.re):
             m.d.comb += [zones.host_rd.valid.eq(1),
                          zones.host_rd.payload.target.eq(Target.MASTER),
                          zones.host_rd.payload.bank.eq(0),
-                         zones.host_rd.payload.addr.eq(offset["MASTER"])]
-        read_data = {
-            "MASTER": zones.rd_data[:cfg.weight_bits].as_signed(),
-            "CODES": s.codes_data,
-            "BIAS": mac.bias_rd.data.as_signed(),
-            "RIC": chain.ric_host_rd.data,
-            "RESULT": s.result_rd.data.acc,
-            "RESULT_OVF": s.result_rd.data.overflow,
-            "HIST": chain.hist_host.rd_data,
-        }
-        with m.If(pending):
-            m.d.sync += rsp.valid.eq(1)
-            with m.Switch(source):
-                with m.Case(0):
-                    m.d.sync += rsp.payload.data.eq(reg_value)
-                for k, nm in enumerate(names, start=1):
-                    if nm in read_data:
-                        with m.Case(k):
-                            m.d.sync += rsp.payload.data.eq(read_data[nm])
-        with m.Elif(rsp.ready):
-            m.d.sync += rsp.valid.eq(0)
-
-        # Writes.
-        wr = go & write
-        with m.If(wr & in_window["MASTER"]):
-            m.d.comb += [zones.host_wr.valid.eq(1),
-                         zones.host_wr.payload.target.eq(Target.MASTER),
-                         zones.host_wr.payload.addr.eq(offset["MASTER"]),
-                         zones.host_wr.payload.data.eq(wdata[:cfg.weight_bits])]
-        with m.If(wr & in_window["CODES"]):
-            m.d.comb += [s.codes_wr.addr.eq(offset["CODES"]), s.codes_wr.data.eq(wdata),
+                         zones.host_rd.payload.addr.eq(master.addr)]
+        m.d.comb += [master.ready.eq(Mux(master.we, zones.host_wr.ready, zones.host_rd.ready)),
+                     master.rdata.eq(zones.rd_data[:cfg.weight_bits].as_signed())]
+        # The code buffer (its read port is the walker's while a job runs).
+        with m.If(codes.we):
+            m.d.comb += [s.codes_wr.addr.eq(codes.addr), s.codes_wr.data.eq(codes.wdata),
                          s.codes_wr.en.eq(-1)]
-        m.d.comb += [mac.bias.en.eq(wr & in_window["BIAS"]), mac.bias.addr.eq(offset["BIAS"]),
-                     mac.bias.data.eq(wdata),
-                     chain.ric_host.en.eq(wr & in_window["RIC"]),
-                     chain.ric_host.addr.eq(offset["RIC"]), chain.ric_host.data.eq(wdata)]
-        with m.If(wr & in_window["INPUT"]):
-            m.d.comb += [chain.x.valid.eq(1), chain.x.payload.value.eq(wdata),
-                         chain.x.payload.column.eq(offset["INPUT"]), chain.x.payload.last.eq(0),
-                         mac.x.valid.eq(chain.x.ready), mac.x.payload.value.eq(wdata),
-                         mac.x.payload.column.eq(offset["INPUT"]), mac.x.payload.half.eq(0)]
-        self._write_registers(m, s, fire & go & write, addr, wdata)
-
-    def _read_value(self, s, r):
-        value = 0
-        for f in r.fields:
-            v = s.field_value(r, f)
-            value = value | (v.as_unsigned()[:f.width] << f.offset) if f.access != "wo" else value
-        return value
-
-    def _write_registers(self, m, s, wr, addr, wdata):
-        rm = self.regmap
-        for r in rm.registers:
-            with m.If(wr & (addr == r.addr)):
-                if r.name == "CTRL":
-                    op = wdata[r.field("op").offset:][:4]
-                    m.d.comb += [s.go_op.eq(op), s.go_arg.eq(wdata[r.field("arg").offset:][:8])]
-                    with m.Switch(op):
-                        with m.Case(*Op.JOBS):
-                            with m.If(s.job_busy):
-                                m.d.sync += [s.err["busy"].eq(1), s.error_addr.eq(addr)]
-                            with m.Else():
-                                m.d.comb += s.go_job.eq(1)
-                        with m.Case(*Op.FOREGROUND):
-                            with m.If(s.fg_busy):
-                                m.d.sync += [s.err["busy"].eq(1), s.error_addr.eq(addr)]
-                            with m.Else():
-                                m.d.comb += s.go_fg.eq(1)
-                        with m.Case(Op.NOP):
-                            pass
-                        with m.Default():
-                            m.d.sync += s.err["command"].eq(1)
-                elif r.name == "STATUS":
-                    for k, (name, _) in enumerate(ERRORS):
-                        with m.If(wdata[16 + k]):
-                            m.d.sync += s.err[name].eq(0)
-                else:
-                    for f in r.fields:
-                        if f.access == "rw":
-                            m.d.sync += s.field_value(r, f).eq(wdata[f.offset:f.offset + f.width])
+        m.d.comb += [codes.ready.eq(1), codes.rdata.eq(s.codes_data),
+                     s.host_codes_addr.eq(codes.addr)]
+        # Biases and EMA states: the MAC's and the RIC's host ports.
+        m.d.comb += [mac.bias.en.eq(bias.we), mac.bias.addr.eq(bias.addr),
+                     mac.bias.data.eq(bias.wdata), mac.bias_rd.addr.eq(bias.addr),
+                     bias.ready.eq(1), bias.rdata.eq(mac.bias_rd.data.as_signed()),
+                     chain.ric_host.en.eq(ric.we), chain.ric_host.addr.eq(ric.addr),
+                     chain.ric_host.data.eq(ric.wdata), chain.ric_host_rd.addr.eq(ric.addr),
+                     ric.ready.eq(1), ric.rdata.eq(chain.ric_host_rd.data)]
+        # The input: one activation of layer 0 into the operand buffer, observed by the RIC.
+        with m.If(inp.we):
+            m.d.comb += [chain.x.valid.eq(1), chain.x.payload.value.eq(inp.wdata),
+                         chain.x.payload.column.eq(inp.addr), chain.x.payload.last.eq(0),
+                         mac.x.valid.eq(chain.x.ready), mac.x.payload.value.eq(inp.wdata),
+                         mac.x.payload.column.eq(inp.addr), mac.x.payload.half.eq(0)]
+        m.d.comb += inp.ready.eq(chain.x.ready)
+        # Results and the histogram.
+        m.d.comb += [s.result_rd.addr.eq(Mux(result.re, result.addr, ovf.addr)),
+                     result.ready.eq(1), ovf.ready.eq(1),
+                     result.rdata.eq(s.result_rd.data.acc.as_signed()),
+                     ovf.rdata.eq(s.result_rd.data.overflow),
+                     chain.hist_host.rd_addr.eq(hist.addr), hist.ready.eq(1),
+                     hist.rdata.eq(chain.hist_host.rd_data)]
 
 
 class _State:
-    """The engine's registers and the signals its parts share."""
+    """Signals the engine's sequencers and counters share."""
 
-    def __init__(self, cfg, rm):
-        self.cfg = cfg
+    def __init__(self, cfg, rm, regs):
+        self.cfg, self.regs = cfg, regs
+        self.layers = regs.layers
         # The foreground (INFER, SNAPSHOT, SWAP) and the background job (ALLOCATE, HISTOGRAM,
-        # REZONE): busy, started by a CTRL write, the command, a done strobe, the layer.
+        # REZONE): busy, the command, a done strobe, the layer.
         self.fg_busy, self.job_busy = Signal(), Signal()
-        self.go_fg, self.go_job = Signal(), Signal()
-        self.go_op, self.go_arg = Signal(4), Signal(8)
         self.fg_op, self.job_op = Signal(4), Signal(4)
         self.fg_done, self.job_done, self.clear = Signal(), Signal(), Signal()
         self.fg_layer = Signal(range(max(2, cfg.max_layers)))
@@ -720,21 +550,17 @@ class _State:
         self.inferring, self.snapshotting, self.allocating = Signal(), Signal(), Signal()
         self.stalls = Signal()
         self.lane_digits = []
-        self.err = {name: Signal(name=f"err_{name}") for name, _ in ERRORS}
-        self.errors = Cat(*self.err.values())
-        self.error_addr = Signal(32)
+        self.raise_ = {name: getattr(regs.raise_, name) for name, _ in ERRORS if name != "bus"}
         self.zone_error = Signal(4)
         self.argmax = Signal(cfg.row_bits)
         self.best_acc, self.best_valid = Signal(signed(cfg.acc_bits)), Signal()
         self.codes_data = Signal(rm.codes_per_word * cfg.code_bits)
-        self.host_codes_addr = Signal(max(1, _log2(rm.windows["CODES"].size)))
+        self.host_codes_addr = Signal(max(1, (rm.windows["CODES"].size - 1).bit_length()))
         self.infer_timer = Signal(32)
         self.layer_mac_cycles = Signal(cfg.layer_cost_bits)
-        self.mac_digits = None
+        self.class_count = Signal.like(regs.class_count)
         count_w = cfg.max_layers.bit_length()
-        # Configuration and the active layout survive a reset (as the zones' bank select does).
-        self.n_layers = Signal(count_w, init=1, reset_less=True)
-        self.band = Signal(cfg.importance_bits, init=cfg.hysteresis, reset_less=True)
+        # The active layout survives a reset (as the zones' bank select does).
         self.active_n = Signal(count_w, reset_less=True)
         self.shadow_n = Signal(count_w)
         self.active_rows = Array(Signal(cfg.row_bits + 1, name=f"active_rows{l}",
@@ -744,40 +570,11 @@ class _State:
         self.active_footprint = Signal(32, reset_less=True)
         self.shadow_footprint = Signal(32)
         self.counters = {r.name: Signal(32, name=r.name.lower()) for r in rm.registers
-                         if r.addr >= 16 and r.layer is None
-                         and r.name not in ("FOOTPRINT", "SHADOW_FOOTPRINT")}
-        self.layer_regs = {}
-        for off, name, width, access, _ in rm.layer_table:
-            self.layer_regs[name] = Array(
-                Signal(width, name=f"{name.lower()}{l}", reset_less=access == "rw")
-                for l in range(cfg.max_layers))
-        self.status = {}
+                         if r.addr >= 16 and r.layer is None and r.name not in (
+                             "FOOTPRINT", "SHADOW_FOOTPRINT")}
 
-    def field_value(self, r, f):
-        """The signal behind field ``f`` of register ``r``."""
-        if r.layer is not None:
-            return self.layer_regs[r.name][r.layer]
-        key = (r.name, f.name)
-        fixed = {("N_LAYERS", "n"): self.n_layers, ("BAND", "band"): self.band,
-                 ("ARGMAX", "row"): self.argmax, ("ERROR_ADDR", "addr"): self.error_addr,
-                 ("ZONE_ERROR", "cost"): self.zone_error[0],
-                 ("ZONE_ERROR", "zone"): self.zone_error[1],
-                 ("ZONE_ERROR", "meta"): self.zone_error[2],
-                 ("ZONE_ERROR", "layer"): self.zone_error[3],
-                 ("STATUS", "busy"): self.fg_busy, ("STATUS", "job"): self.job_busy,
-                 ("STATUS", "active_layers"): self.active_n}
-        if key in fixed:
-            return fixed[key]
-        if r.name == "STATUS" and f.name.startswith("err_"):
-            return self.err[f.name[4:]]
-        if r.name == "STATUS":
-            return self.status[f.name]
-        if r.name == "FOOTPRINT":
-            return self.active_footprint
-        if r.name == "SHADOW_FOOTPRINT":
-            return self.shadow_footprint
-        if r.name in self.counters:
-            return self.counters[r.name]
-        if f.access in ("ro", "wo") and f.reset is not None:
-            return Const(f.reset, f.width)
-        raise KeyError(f"{r.name}.{f.name} has no storage")
+    def L(self, name, layer):
+        """Layer ``layer``'s register ``name`` of the layer table."""
+        if isinstance(layer, Value):
+            layer = layer.as_unsigned()[:max(1, (self.cfg.max_layers - 1).bit_length())]
+        return getattr(self.layers[layer], name.lower())
