@@ -189,6 +189,57 @@ def _pct(v, task):
     return f"{100 * v:.2f} %" if task == "classification" else f"{v:.4f}"
 
 
+def cmd_sweep(args):
+    from .sweep import load_spec, run_sweep
+    from .workflow import progress_bar
+    spec = load_spec(args.spec)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    if args.plot:
+        _check_output_file(args.plot, ".png")
+    bar = None if args.json else progress_bar(f"sweep {spec.name}")
+    report = run_sweep(spec, args.output, scheduler=args.scheduler, workers=args.workers,
+                       progress=bar)
+    if args.plot:
+        from .plots import sweep_figure
+        sweep_figure(report, args.plot)
+    if args.json:
+        print(json.dumps({"points": report["points"], "pareto": report["pareto"]}, indent=2,
+                         default=str))
+        return 0
+    shown = ("accuracy", "bits_per_weight", "mac_cycle_ratio", "engine_cycles_per_sample")
+    boards = ("luts", "brams", "fmax_mhz")
+    keys = [k for k in shown if any(k in r["metrics"] for r in report["points"])]
+    keys += sorted({k for r in report["points"] for k in r["metrics"]
+                    if k.endswith(boards)})
+    fields = sorted({k for r in report["points"] for k in r["config"]})
+    head = [*fields, "budget", *keys]
+    print(f"sweep {spec.name}: {len(report['points'])} points, {report['computed']} tasks "
+          f"computed, {report['cached']} from the cache ({args.output}); * = Pareto front")
+    print("  " + "  ".join(f"{h:>14}" for h in head))
+    front = set(report["pareto"])
+    for i, r in enumerate(report["points"]):
+        cells = [str(r["config"].get(f, "")) for f in fields] + [str(r["budget"])]
+        if r["error"]:
+            print(f"  {'  '.join(f'{c:>14}' for c in cells)}  error: {r['error']}")
+            continue
+        cells += [f"{r['metrics'][k]:.4g}" if k in r["metrics"] else "-" for k in keys]
+        print(("* " if i in front else "  ") + "  ".join(f"{c:>14}" for c in cells))
+    if args.plot:
+        print(f"figure written to {args.plot}")
+    return 0
+
+
+def _check_output_file(path, suffix):
+    """A file to write later: the right ending, in a directory that exists (checked before
+    long work)."""
+    p = Path(path)
+    if p.suffix.lower() != suffix:
+        raise ConfigError(f"{path!r} must end in {suffix}")
+    if not p.resolve().parent.is_dir():
+        raise ConfigError(f"the directory of {path!r} does not exist")
+
+
 def cmd_generate(args):
     from .rtl import BLOCKS, generate_verilog
     if args.registers or args.header:
@@ -309,6 +360,20 @@ def build_parser():
     r.add_argument("--samples", type=int, help="run only the first N test samples")
     r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     r.set_defaults(func=cmd_run)
+
+    sw = sub.add_parser("sweep", parents=[common], help="a design-space sweep on Dask: "
+                        "accuracy, bits, cycles, area and Fmax over a grid of configurations "
+                        "(docs/SWEEP.md)")
+    sw.add_argument("spec", help="the sweep specification (TOML, see examples/sweep.toml)")
+    sw.add_argument("--scheduler", help="an existing Dask cluster, e.g. tcp://host:8786 "
+                    "(default: a local cluster)")
+    sw.add_argument("--workers", type=int, default=2,
+                    help="worker processes of the local cluster (default 2)")
+    sw.add_argument("-o", "--output", default="pse_sweep",
+                    help="directory of the results and their cache (default pse_sweep)")
+    sw.add_argument("--plot", help="PNG of accuracy against bits per weight, Pareto marked")
+    sw.add_argument("--json", action="store_true", help="print the points and the Pareto front")
+    sw.set_defaults(func=cmd_sweep)
 
     g = sub.add_parser("generate", parents=[common], help="write the Verilog of a block")
     g.add_argument("block", nargs="?", help="block name (see --list)")

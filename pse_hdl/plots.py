@@ -2,7 +2,7 @@
 
 import numpy as np
 
-__all__ = ["demo_figure", "frontier_figure"]
+__all__ = ["demo_figure", "frontier_figure", "sweep_figure"]
 
 
 def _plt():
@@ -66,6 +66,33 @@ def frontier_figure(rows, path, float_accuracy):
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("digits MLP: accuracy against storage")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def sweep_figure(report, path):
+    """Accuracy against bits per weight of every point of a sweep, the Pareto front marked;
+    the marker size follows the MAC cycles (or engine cycles) per sample where measured."""
+    plt = _plt()
+    rows = report["points"]
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    front = set(report["pareto"])
+    for i, r in enumerate(rows):
+        m = r["metrics"]
+        if r["error"] or "accuracy" not in m:
+            continue
+        size = 20 + 200 * m.get("mac_cycle_ratio", 0.1)
+        label = ", ".join(f"{k}={v}" for k, v in r["config"].items())
+        ax.scatter(m["bits_per_weight"], 100 * m["accuracy"], s=size,
+                   color="#c44" if i in front else "#888", alpha=0.8,
+                   edgecolors="k" if i in front else "none")
+        if i in front:
+            ax.annotate(f"{label}, {r['budget']} b", (m["bits_per_weight"], 100 * m["accuracy"]),
+                        fontsize=7, xytext=(4, 4), textcoords="offset points")
+    ax.set_xlabel("bits per weight (metadata included)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(f"sweep {report['name']}: red = Pareto front (size: MAC cycles)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

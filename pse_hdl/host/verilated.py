@@ -90,7 +90,7 @@ def build(cfg, trace=False, log=None):
         return lib, 0.0
     root = verilator_env()
     final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.parent / ".lock", "w") as lock:
+    with open(final.parent / f".{final.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)          # another process may be building it
         if lib.exists():
             return lib, 0.0
