@@ -163,8 +163,8 @@ def cmd_run(args):
     rows = [
         (f"source model {metric} ({source.kind})", _pct(result["source_accuracy"], task)),
         (f"imported float network {metric}", _pct(result["float_accuracy"], task)),
-        (f"uniform int8, 8.0 bits/weight", _pct(result["int8_accuracy"], task)),
-        (f"uniform int4, 4.0 bits/weight", _pct(result["int4_accuracy"], task)),
+        ("uniform int8, 8.0 bits/weight", _pct(result["int8_accuracy"], task)),
+        ("uniform int4, 4.0 bits/weight", _pct(result["int4_accuracy"], task)),
         (f"PSE {metric} (dynamic)", _pct(result["pse_accuracy"], task)),
         ("bits per weight (values + metadata + descriptors)", f"{result['bits_per_weight']:.3f}"),
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
@@ -191,13 +191,12 @@ def _pct(v, task):
 
 def cmd_sweep(args):
     from .sweep import load_spec, run_sweep
-    from .workflow import progress_bar
     spec = load_spec(args.spec)
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, not {args.workers}")
     if args.plot:
         _check_output_file(args.plot, ".png")
-    bar = None if args.json else progress_bar(f"sweep {spec.name}")
+    bar = None if args.json else _sweep_bar(spec.name)
     report = run_sweep(spec, args.output, scheduler=args.scheduler, workers=args.workers,
                        progress=bar)
     if args.plot:
@@ -228,6 +227,23 @@ def cmd_sweep(args):
     if args.plot:
         print(f"figure written to {args.plot}")
     return 0
+
+
+def _sweep_bar(name):
+    """Tasks done, running and failed (invalid points), on stderr when it is a terminal."""
+    import time
+    start = time.monotonic()
+
+    def update(done, total, running, failed):
+        if not sys.stderr.isatty():
+            return
+        fill = int(30 * done / max(total, 1))
+        sys.stderr.write(f"\rsweep {name} [{'#' * fill}{'.' * (30 - fill)}] {done}/{total} done, "
+                         f"{running} running, {failed} failed {time.monotonic() - start:6.1f}s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return update
 
 
 def _check_output_file(path, suffix):

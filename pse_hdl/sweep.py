@@ -354,14 +354,17 @@ def _compute(client, todo, cache, progress, total, done0):
     from distributed import as_completed
     futures = {client.submit(evaluate, task, key=key, pure=False, retries=3): key
                for key, task in todo.items()}
-    done = done0
+    done, failed = done0, 0
     for fut in as_completed(list(futures)):
         key = futures[fut]
         result = fut.result()                     # a bug in a task raises here
         _write_atomic(cache / f"{key}.json", json.dumps(result, default=str) + "\n")
         done += 1
+        failed += result["error"] is not None
         if progress:
-            progress(done, total)
+            ours = set(todo)
+            running = sum(len(ours & set(keys)) for keys in client.processing().values())
+            progress(done, total, running, failed)
 
 
 # Metrics and their direction for the Pareto front (True: larger is better).
