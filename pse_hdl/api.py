@@ -30,17 +30,15 @@ import numpy as np
 
 from .config import PSEConfig, from_arg
 from .errors import ConfigError, InputError
-from .importers import Source, check_reproduces, class_indices, load_model, read_npz
+from .host.checked import MismatchError
+from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
+                        read_npz)
 from .model.engine import Engine, Firmware as Policy, argmax_accuracy, calibrate, profile, \
     run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 
 __all__ = ["convert", "load", "Design", "MismatchError"]
-
-
-class MismatchError(RuntimeError):
-    """The RTL produced a number the golden model does not: a bug in one of the two."""
 
 
 def _config(config):
@@ -87,14 +85,6 @@ def _calibration(source, calibration, task):
     return x.astype(np.float64), y
 
 
-def _task(source, y):
-    if source.task:
-        return source.task
-    y = np.asarray(y)
-    integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y)))
-    return "classification" if integral and source.outputs > 1 else "regression"
-
-
 def r2_score(pred, y):
     pred, y = np.asarray(pred, np.float64).reshape(len(y), -1), \
         np.asarray(y, np.float64).reshape(len(y), -1)
@@ -108,7 +98,7 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="glob
     cfg = _config(config)
     source = model if isinstance(model, Source) else load_model(model)
     x_cal, y_raw = calibration if calibration is not None else (None, None)
-    task = _task(source, y_raw if y_raw is not None else [])
+    task = infer_task(source, y_raw if y_raw is not None else [])
     x_cal, y_cal = _calibration(source, calibration, task)
     check_reproduces(source, x_cal)
     check_fit([w.shape for w in source.net.weights], cfg)
@@ -184,7 +174,9 @@ class Design:
         q = self.qnet.layers[-1]
         return logits * 2.0 ** -(q.fx + q.fw)
 
-    def _score(self, logits, y):
+    def score_logits(self, logits, y):
+        """Accuracy (classifiers) or R^2 (regressors) of the engine's logits against labels
+        given as output rows (:meth:`labels`) or targets."""
         if self.task == "classification":
             return argmax_accuracy(logits, y)
         return r2_score(self.outputs(logits), y)
@@ -201,7 +193,7 @@ class Design:
         mode = mode or self.mode or "global"
         engine = Engine(self.qnet, self.cfg, allocate=False)
         best, self.table = calibrate(engine, self.quantize(self.x_cal), self.y_cal,
-                                     target_bits=target_bits, mode=mode, score=self._score)
+                                     target_bits=target_bits, mode=mode, score=self.score_logits)
         self.set_allocation(best["shares"], best["thresholds"], target_bits, mode)
         self.calibration_score = best["accuracy"]
         return best
@@ -255,86 +247,12 @@ class Design:
         }
         self.last_engine = engine
         if backend == "rtl":
-            logits, rtl = self._run_rtl(xq, logits, codes, footprints, progress, trace,
-                                        trace_samples)
+            from .host.checked import run_checked
+            logits, rtl = run_checked(self.cfg, self.qnet, self.thresholds, self.policy, xq,
+                                      (logits, codes, footprints), progress, trace,
+                                      trace_samples)
             figures.update(rtl)
         return logits, figures
-
-    def _run_rtl(self, xq, want_logits, want_codes, want_footprints, progress, trace,
-                 trace_samples):
-        from .host.bus import run
-        from .host.driver import Driver
-        from .host.firmware import Firmware
-        from .host.verilated import VerilatedBus, trace_format
-        cfg = self.cfg
-        bus = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
-        fw = Firmware(Driver(bus, cfg), self.qnet, self.thresholds, self.policy)
-        first, end = trace_samples or (0, 1)
-        last = len(self.qnet.layers) - 1
-        if trace:
-            bus.trace_open(trace)
-
-        def check_codes(k, codes, footprint):
-            for l, (got, want) in enumerate(zip(codes, want_codes[k])):
-                bad = np.argwhere(np.asarray(got) != want)
-                if bad.size:
-                    i, j = bad[0]
-                    raise MismatchError(f"allocation {k}, layer {l}, row {i}, column {j}: the "
-                                        f"RTL coded {got[i, j]}, the golden model {want[i, j]}")
-            if footprint != want_footprints[k]:
-                raise MismatchError(f"allocation {k}: the RTL's layout stores {footprint} "
-                                    f"bits, the golden model's {want_footprints[k]}")
-
-        def before_sample(t):
-            if trace:
-                bus.trace_enable(first <= t < end)
-
-        def check_sample(t, logits):
-            bad = np.flatnonzero(logits != want_logits[t])
-            if bad.size:
-                r = int(bad[0])
-                hint = "" if trace else (f"; rerun with --trace mismatch.fst --trace-samples "
-                                         f"{t}:{t + 1} for the waveform of that sample")
-                raise MismatchError(f"sample {t}, layer {last} (the logits), row {r}: the RTL "
-                                    f"computed {logits[r]}, the golden model "
-                                    f"{want_logits[t][r]}{hint}")
-
-        start = time.monotonic()
-        cycles0 = bus.cycles
-        try:
-            before_sample(-1)
-            run(fw.load())
-            check_codes(0, fw.codes, fw.footprint)
-            logits, st = run(fw.run(xq, on_sample=check_sample, on_allocation=check_codes,
-                                    before_sample=before_sample, progress=progress))
-            cycles = bus.cycles - cycles0
-        finally:
-            if trace:
-                bus.trace_close()
-            bus.close()
-        seconds = time.monotonic() - start
-        labels = ["pruned"] + [f"{b}-bit" for b in cfg.precisions]
-        return logits, {
-            "bit_exact": True,
-            "bits_per_weight": float(st.bits),
-            "mac_cycle_ratio": float(st.mac_cycles / st.dense16),
-            "mac_cycles_per_sample": float(st.mac_cycles),
-            "dense16_cycles_per_sample": float(st.dense16),
-            "precision_shares": {k: float(v) for k, v in zip(labels, st.shares)},
-            "allocations": int(st.allocations),
-            "engine_cycles_per_sample": float(st.engine_cycles),
-            "ideal_cycles_per_sample": float(st.ideal),
-            "allocation_cycles": int(st.alloc_cycles),
-            "rezone_cycles": int(st.rezone_cycles),
-            "snapshot_cycles": int(st.extra["snapshot_cycles"]),
-            "job_wait_cycles": int(st.extra["job_wait_cycles"]),
-            "run_cycles": int(st.extra["run_cycles"]),
-            "swap_delay": cfg.swap_delay,
-            "sim_cycles": int(cycles),
-            "rtl_run_s": seconds,
-            "build_s": bus.build_seconds,
-            "cycles_per_s": cycles / seconds if seconds else 0.0,
-        }
 
     def predict(self, x, backend="model"):
         """Class labels (classifiers) or values (regressors) of the samples ``x``, run as a
@@ -344,7 +262,7 @@ class Design:
     def score(self, x, y, backend="model"):
         """Accuracy (classifiers) or R^2 (regressors) of the dynamic engine on ``(x, y)``."""
         logits, _ = self.run(x, backend)
-        return self._score(logits, self.labels(y))
+        return self.score_logits(logits, self.labels(y))
 
     def uniform_score(self, x, y, bits):
         """Score of the plain alternative on ``(x, y)``: every weight at ``bits`` with one scale
@@ -353,7 +271,7 @@ class Design:
         from .model.quant import uniform_weights
         w = uniform_weights([q.master for q in self.qnet.layers], bits, self.cfg.weight_bits)
         logits = dense_activations(self.qnet.layers, self.quantize(x), self.cfg, w)[-1]
-        return self._score(logits, self.labels(y))
+        return self.score_logits(logits, self.labels(y))
 
     def labels(self, y):
         """Labels (class names) to output rows for a classifier; targets as they are."""

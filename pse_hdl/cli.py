@@ -33,7 +33,7 @@ def _sample_range(text):
 
 def cmd_demo(args):
     from .plots import demo_figure
-    from .workflow import MismatchError, progress_bar, run_demo
+    from .workflow import progress_bar, run_demo
     cfg = _config(args)
     if args.period is not None:
         cfg = cfg.replace(period=args.period)
@@ -104,10 +104,11 @@ def cmd_demo(args):
     return 0
 
 
-def _source_score(source, task, x, y_idx, y):
-    """The source model's own score on the test data (its reference predictor, in float)."""
+def _source_score(source, task, x, y_idx, y, reference=True):
+    """The score on the test data of the source model's own predictor (``reference``) or of the
+    imported float network, both in float."""
     from .api import r2_score
-    out = source.reference(x) if source.reference else source.net.forward(x)[-1]
+    out = source.reference(x) if reference and source.reference else source.net.forward(x)[-1]
     if task == "classification":
         if out.shape[1] == 1:                   # a single sigmoid probability
             out = np.hstack([1 - out, out])
@@ -116,21 +117,14 @@ def _source_score(source, task, x, y_idx, y):
 
 
 def cmd_run(args):
-    from .api import convert, r2_score
-    from .importers import check_reproduces, load_data, load_model, split_calibration
+    from .api import convert
+    from .importers import calibration_and_test, check_reproduces, load_data, load_model
     from .workflow import progress_bar
     cfg = _config(args)
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples must be at least 1, not {args.samples}")
     source = load_model(args.model)
-    data = load_data(args.data)
-    from .api import _task
-    task = _task(source, data["y"])
-    if "x_calib" in data:
-        (x_cal, y_cal), (x, y) = (data["x_calib"], data["y_calib"]), (data["x"], data["y"])
-    else:
-        (x_cal, y_cal), (x, y) = split_calibration(data["x"], data["y"],
-                                                   stratify=task == "classification")
+    task, (x_cal, y_cal), (x, y) = calibration_and_test(source, load_data(args.data))
     if args.samples is not None:
         x, y = x[:args.samples], y[:args.samples]
     design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
@@ -139,7 +133,8 @@ def cmd_run(args):
     y_idx = design.labels(y)
     bar = None if args.json else progress_bar(f"{args.backend} run over the test samples")
     logits, run = design.run(x, args.backend, progress=bar)
-    score = design._score
+    score = design.score_logits
+    y_cls = y_idx if task == "classification" else None
     metric = "accuracy" if task == "classification" else "R^2"
     result = {
         "model": str(args.model), "source": source.kind, "task": task, "metric": metric,
@@ -147,10 +142,8 @@ def cmd_run(args):
         "calibration_samples": int(len(x_cal)),
         "layers": [list(q.shape) for q in design.qnet.layers],
         "weights": int(sum(q.master.size for q in design.qnet.layers)),
-        "source_accuracy": _source_score(source, task, x, y_idx if task == "classification"
-                                         else None, y),
-        "float_accuracy": score(source.net.forward(x)[-1] * 1.0, y_idx)
-        if task == "classification" else r2_score(source.net.forward(x)[-1], y),
+        "source_accuracy": _source_score(source, task, x, y_cls, y),
+        "float_accuracy": _source_score(source, task, x, y_cls, y, reference=False),
         "int8_accuracy": design.uniform_score(x, y, 8),
         "int4_accuracy": design.uniform_score(x, y, 4),
         "pse_accuracy": score(logits, y_idx),

@@ -29,7 +29,7 @@ from .errors import InputError
 from .model.network import FloatMLP
 
 __all__ = ["Source", "load_model", "load_data", "check_reproduces", "split_calibration",
-           "class_indices", "read_npz"]
+           "class_indices", "read_npz", "infer_task", "calibration_and_test"]
 
 MODEL_SUFFIXES = (".onnx", ".npz", ".pkl", ".pickle", ".joblib")
 
@@ -419,6 +419,26 @@ def class_indices(source, y, what="labels"):
                              f"{', ...' if len(classes) > 10 else ''})")
         out[i] = lookup[key]
     return out
+
+
+def infer_task(source, y):
+    """The source's task, or from the labels where the source does not say (ONNX without a
+    final activation, .npz): whole numbers and several outputs make a classifier."""
+    if source.task:
+        return source.task
+    y = np.asarray(y)
+    integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y)))
+    return "classification" if integral and source.outputs > 1 else "regression"
+
+
+def calibration_and_test(source, data):
+    """``(task, (x_cal, y_cal), (x_test, y_test))`` of loaded data: its calibration arrays, or a
+    :func:`split_calibration` of its samples."""
+    task = infer_task(source, data["y"])
+    if "x_calib" in data:
+        return task, (data["x_calib"], data["y_calib"]), (data["x"], data["y"])
+    cal, test = split_calibration(data["x"], data["y"], stratify=task == "classification")
+    return task, cal, test
 
 
 def split_calibration(x, y, fraction=0.3, seed=0, stratify=True):

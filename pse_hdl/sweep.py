@@ -224,7 +224,7 @@ def _key(task):
 
 def _design(cfg, net, budget):
     from .api import convert
-    from .importers import load_data, load_model, split_calibration
+    from .importers import calibration_and_test, load_data, load_model
     if "name" in net:
         from .model.network import default_network, digits_splits
         hidden = tuple(net.get("hidden", (256,)))
@@ -234,13 +234,7 @@ def _design(cfg, net, budget):
                          target_bits=budget)
         return design, splits["test"]
     source = load_model(net["model"])
-    data = load_data(net["data"])
-    from .api import _task
-    task = _task(source, data["y"])
-    if "x_calib" in data:
-        cal, test = (data["x_calib"], data["y_calib"]), (data["x"], data["y"])
-    else:
-        cal, test = split_calibration(data["x"], data["y"], stratify=task == "classification")
+    _, cal, test = calibration_and_test(source, load_data(net["data"]))
     return convert(source, cfg, calibration=cal, target_bits=budget), test
 
 
@@ -269,7 +263,7 @@ def evaluate(task):
                 x, y = x[:task["samples"]], y[:task["samples"]]
             logits, fig = design.run(x, task["kind"])
             if task["kind"] == "model":
-                metrics = {"accuracy": design._score(logits, design.labels(y)),
+                metrics = {"accuracy": design.score_logits(logits, design.labels(y)),
                            "bits_per_weight": fig["bits_per_weight"],
                            "mac_cycle_ratio": fig["mac_cycle_ratio"],
                            "allocations": fig["allocations"]}

@@ -1,0 +1,95 @@
+"""An RTL run checked against the golden model as it goes: what ``pse demo --backend rtl`` and
+``Design.run(x, backend="rtl")`` do."""
+
+import time
+
+import numpy as np
+
+from .bus import run
+from .driver import Driver
+from .firmware import Firmware
+from .verilated import VerilatedBus, trace_format
+
+__all__ = ["MismatchError", "run_checked"]
+
+
+class MismatchError(RuntimeError):
+    """The RTL produced a number the golden model does not: a bug in one of the two."""
+
+
+def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=None,
+                trace_samples=None):
+    """The samples ``xq`` through the engine's Verilog (the fast Verilated model) with the host
+    firmware; every logit and every allocation's codes and footprint compared with ``want``,
+    the golden model's ``(logits, codes per allocation, footprints)``, as they come. Returns the
+    logits and the figures from the engine's counters. ``trace`` (a ``.fst``/``.vcd`` path)
+    dumps the waveform of the samples ``trace_samples`` (``(first, end)``, default the first)."""
+    want_logits, want_codes, want_footprints = want
+    bus = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
+    fw = Firmware(Driver(bus, cfg), qnet, thresholds, policy)
+    first, end = trace_samples or (0, 1)
+    last = len(qnet.layers) - 1
+    if trace:
+        bus.trace_open(trace)
+
+    def check_codes(k, codes, footprint):
+        for l, (got, want) in enumerate(zip(codes, want_codes[k])):
+            bad = np.argwhere(np.asarray(got) != want)
+            if bad.size:
+                i, j = bad[0]
+                raise MismatchError(f"allocation {k}, layer {l}, row {i}, column {j}: the "
+                                    f"RTL coded {got[i, j]}, the golden model {want[i, j]}")
+        if footprint != want_footprints[k]:
+            raise MismatchError(f"allocation {k}: the RTL's layout stores {footprint} "
+                                f"bits, the golden model's {want_footprints[k]}")
+
+    def before_sample(t):
+        if trace:
+            bus.trace_enable(first <= t < end)
+
+    def check_sample(t, logits):
+        bad = np.flatnonzero(logits != want_logits[t])
+        if bad.size:
+            r = int(bad[0])
+            hint = "" if trace else (f"; rerun with --trace mismatch.fst --trace-samples "
+                                     f"{t}:{t + 1} for the waveform of that sample")
+            raise MismatchError(f"sample {t}, layer {last} (the logits), row {r}: the RTL "
+                                f"computed {logits[r]}, the golden model "
+                                f"{want_logits[t][r]}{hint}")
+
+    start = time.monotonic()
+    cycles0 = bus.cycles
+    try:
+        before_sample(-1)
+        run(fw.load())
+        check_codes(0, fw.codes, fw.footprint)
+        logits, st = run(fw.run(xq, on_sample=check_sample, on_allocation=check_codes,
+                                before_sample=before_sample, progress=progress))
+        cycles = bus.cycles - cycles0
+    finally:
+        if trace:
+            bus.trace_close()
+        bus.close()
+    seconds = time.monotonic() - start
+    labels = ["pruned"] + [f"{b}-bit" for b in cfg.precisions]
+    return logits, {
+        "bit_exact": True,
+        "bits_per_weight": float(st.bits),
+        "mac_cycle_ratio": float(st.mac_cycles / st.dense16),
+        "mac_cycles_per_sample": float(st.mac_cycles),
+        "dense16_cycles_per_sample": float(st.dense16),
+        "precision_shares": {k: float(v) for k, v in zip(labels, st.shares)},
+        "allocations": int(st.allocations),
+        "engine_cycles_per_sample": float(st.engine_cycles),
+        "ideal_cycles_per_sample": float(st.ideal),
+        "allocation_cycles": int(st.alloc_cycles),
+        "rezone_cycles": int(st.rezone_cycles),
+        "snapshot_cycles": int(st.extra["snapshot_cycles"]),
+        "job_wait_cycles": int(st.extra["job_wait_cycles"]),
+        "run_cycles": int(st.extra["run_cycles"]),
+        "swap_delay": cfg.swap_delay,
+        "sim_cycles": int(cycles),
+        "rtl_run_s": seconds,
+        "build_s": bus.build_seconds,
+        "cycles_per_s": cycles / seconds if seconds else 0.0,
+    }
