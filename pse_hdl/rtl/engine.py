@@ -22,7 +22,7 @@ Data paths::
     SWAP: the zones exchange banks (between samples, no job running)
 
 One :class:`LayerWalker` serves every pass: it streams a layer's masters and previous codes in
-row-major order. The sequencers keep the engine's invariants: a command is validated (layer
+row-major order. The sequencers (:mod:`pse_hdl.rtl.sequencer`) keep the engine's invariants: a command is validated (layer
 table, layer count, the active layout, what a job is using) before anything starts and refused
 with an error bit otherwise; layer l+1 starts when every row of layer l is written back; the
 bank swap happens only between samples. The layer table and the active layout's shapes are
@@ -30,23 +30,20 @@ reset-less registers, like the zones' bank select, so a reset in the middle of a
 leaves the network and its active layout usable: the next INFER is right.
 """
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, Value, signed
+from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..regmap import ERRORS, RegisterMap, Op, check_engine_config
+from ..regmap import RegisterMap, check_engine_config
 from .bus import BusSignature
 from .control import ControlChain
 from .mac import MacArray
 from .registers import RegisterFile
 from .walker import LayerWalker
-from .zones import Op as ZoneOp, Target, ZonedMemory, at_most, plan_layout
+from .sequencer import State, counters, foreground, jobs
+from .zones import Target, ZonedMemory
 
 __all__ = ["Engine", "LayerWalker"]
-
-
-def _log2(x):
-    return (x - 1).bit_length()
 
 
 class Engine(wiring.Component):
@@ -88,9 +85,11 @@ class Engine(wiring.Component):
 
         m.submodules.regs = regs = RegisterFile(cfg, rm)
         wiring.connect(m, wiring.flipped(self.bus), regs.bus)
-        s = _State(cfg, rm, regs)
+        s = State(cfg, rm, regs)
         self._memories(m, s, walker)
-        self._sequencer(m, s, zones, mac, chain, walker)
+        foreground(m, s, zones, mac, chain)
+        jobs(m, s, zones, chain, walker)
+        counters(m, s)
         self._windows(m, s, regs, zones, mac, chain)
         st, v = regs.state, regs.values
         m.d.comb += [st.busy.eq(s.fg_busy), st.job.eq(s.job_busy),
@@ -124,364 +123,6 @@ class Engine(wiring.Component):
             depth=cfg.max_rows, init=[])
         s.result_wr = results.write_port()
         s.result_rd = results.read_port()
-
-    # -- sequencer ----------------------------------------------------------------------------
-
-    def _sequencer(self, m, s, zones, mac, chain, walker):
-        self._foreground(m, s, zones, mac, chain)
-        self._jobs(m, s, zones, chain, walker)
-        self._counters(m, s)
-
-    def _foreground(self, m, s, zones, mac, chain):
-        """INFER, SNAPSHOT and SWAP: a sample, or short commands between two samples. They run
-        while a job (ALLOCATE, HISTOGRAM, REZONE) works in the background."""
-        cfg = self._cfg
-        layer = s.fg_layer
-        count = Signal(cfg.pos_bits)
-        is_last = layer == s.active_n - 1
-        zst = zones.status
-
-        # MAC results: written back as the next layer's operands (and observed by the RIC), or,
-        # for the last layer, into the result memory with the running argmax.
-        res = mac.o.payload
-        with m.If(s.inferring & ~is_last):
-            m.d.comb += [chain.x.valid.eq(mac.o.valid), chain.x.payload.value.eq(res.value),
-                         chain.x.payload.column.eq(res.row), chain.x.payload.last.eq(0),
-                         mac.o.ready.eq(chain.x.ready),
-                         mac.x.valid.eq(mac.o.valid & chain.x.ready),
-                         mac.x.payload.value.eq(res.value), mac.x.payload.column.eq(res.row),
-                         mac.x.payload.half.eq(~layer[0])]
-        with m.Else():
-            m.d.comb += mac.o.ready.eq(1)
-        mac_take = mac.o.valid & mac.o.ready
-        with m.If(s.inferring & is_last & mac_take):
-            m.d.comb += [s.result_wr.en.eq(1), s.result_wr.addr.eq(res.row),
-                         s.result_wr.data.acc.eq(res.acc),
-                         s.result_wr.data.overflow.eq(res.overflow)]
-            with m.If(~s.best_valid | (res.acc > s.best_acc)
-                      | ((res.acc == s.best_acc) & (res.row < s.argmax))):
-                m.d.sync += [s.best_valid.eq(1), s.best_acc.eq(res.acc), s.argmax.eq(res.row)]
-        with m.If(s.inferring & mac_take & res.overflow):
-            m.d.comb += s.raise_["overflow"].eq(1)
-        m.d.comb += [mac.half.eq(layer[0]), mac.layer.eq(layer),
-                     mac.out_shift.eq(s.L("OUT_SHIFT", layer)), mac.relu.eq(s.L("RELU", layer)),
-                     chain.x_layer.eq(Mux(s.inferring, layer + 1, 0))]
-
-        # Digit cycles of every lane in the current layer; the busiest one is the layer's cost.
-        lane_work = [Signal(cfg.layer_cost_bits, name=f"lane_work{k}") for k in range(cfg.lanes)]
-        for k, w in enumerate(lane_work):
-            with m.If(mac.digits[k]):
-                m.d.sync += w.eq(w + 1)
-        busiest = lane_work[0]
-        for w in lane_work[1:]:
-            busiest = Mux(w > busiest, w, busiest)
-        m.d.sync += [s.layer_mac_cycles.eq(0), s.fg_done.eq(0)]
-
-        def finish():
-            m.d.sync += s.fg_done.eq(1)
-            m.next = "IDLE"
-
-        snap = chain.snap
-        with m.FSM(name="foreground") as fsm:
-            with m.State("IDLE"):
-                with m.If(s.regs.command.fg):
-                    m.d.sync += [layer.eq(0), s.fg_op.eq(s.regs.command.op)]
-                    with m.Switch(s.regs.command.op):
-                        with m.Case(Op.INFER):
-                            with m.If((s.regs.n_layers == s.active_n) & (s.active_n != 0)):
-                                m.d.sync += s.best_valid.eq(0)
-                                m.next = "INFER"
-                            with m.Else():
-                                m.d.comb += s.raise_["command"].eq(1)
-                        with m.Case(Op.SNAPSHOT):
-                            with m.If(s.job_busy):
-                                m.d.comb += s.raise_["busy"].eq(1)
-                            with m.Elif((s.regs.n_layers >= 1)
-                                        & at_most(s.regs.n_layers, cfg.max_layers)):
-                                m.next = "SNAPSHOT"
-                            with m.Else():
-                                m.d.comb += s.raise_["command"].eq(1)
-                        with m.Case(Op.SWAP):
-                            with m.If(s.job_busy):
-                                m.d.comb += s.raise_["busy"].eq(1)
-                            with m.Elif(zst.shadow_ready):
-                                m.next = "SWAP"
-                            with m.Else():
-                                m.d.comb += s.raise_["swap"].eq(1)
-                        with m.Case(Op.CLEAR):
-                            m.d.sync += s.clear.eq(1)
-
-            with m.State("INFER"):
-                m.d.sync += count.eq(0)
-                m.d.sync += [w.eq(0) for w in lane_work]
-                m.d.comb += [s.fg_cmd.eq(1), zones.cmd.payload.op.eq(ZoneOp.FETCH),
-                             zones.cmd.payload.arg.eq(layer)]
-                with m.If(zones.cmd.ready):
-                    m.next = "INFER_RUN"
-            with m.State("INFER_RUN"):
-                with m.If(mac_take):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count + 1 == s.active_rows[layer]):
-                        m.d.sync += s.layer_mac_cycles.eq(busiest)
-                        with m.If(is_last):
-                            finish()
-                        with m.Else():
-                            m.d.sync += layer.eq(layer + 1)
-                            m.next = "INFER"
-
-            # The EMA states of every layer's inputs are copied into the snapshot the
-            # allocation passes read (once the observations of the last sample have landed).
-            with m.State("SNAPSHOT"):
-                with m.If(~chain.busy & ~snap.busy):
-                    m.d.comb += [snap.start.eq(1), snap.base.eq(layer * cfg.max_cols),
-                                 snap.count.eq(s.L("COLS", layer))]
-                    m.next = "SNAPSHOT_RUN"
-            with m.State("SNAPSHOT_RUN"):
-                with m.If(~snap.busy):
-                    with m.If(layer == s.regs.n_layers - 1):
-                        finish()
-                    with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
-                        m.next = "SNAPSHOT"
-
-            with m.State("SWAP"):
-                m.d.comb += [s.fg_cmd.eq(1), zones.cmd.payload.op.eq(ZoneOp.SWAP)]
-                with m.If(zones.cmd.ready):
-                    m.d.sync += [s.active_footprint.eq(s.shadow_footprint),
-                                 s.active_n.eq(s.shadow_n)]
-                    m.d.sync += [s.active_rows[l].eq(s.shadow_rows[l])
-                                 for l in range(cfg.max_layers)]
-                    finish()
-
-        m.d.comb += [s.fg_busy.eq(~fsm.ongoing("IDLE")),
-                     s.inferring.eq(fsm.ongoing("INFER") | fsm.ongoing("INFER_RUN")),
-                     s.snapshotting.eq(fsm.ongoing("SNAPSHOT") | fsm.ongoing("SNAPSHOT_RUN")),
-                     s.stalls.eq(Cat(zones.o[p].valid & ~zones.o[p].ready
-                                     for p in range(cfg.lanes)).any())]
-        s.lane_digits = [mac.digits[k] for k in range(cfg.lanes)]
-
-    def _jobs(self, m, s, zones, chain, walker):
-        """ALLOCATE, HISTOGRAM and REZONE: passes over every weight, in the background. They
-        read the EMA snapshot, the master store and the code buffer, and write the code buffer
-        and the shadow bank, none of which inference uses."""
-        cfg, rm = self._cfg, self.regmap
-        n = len(cfg.precisions)
-        layer = s.job_layer
-        rows, cols = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
-        m.d.comb += [rows.eq(s.L("ROWS", layer)), cols.eq(s.L("COLS", layer))]
-        total = Signal(cfg.pos_bits)              # rows x cols of the current layer
-        count = Signal(cfg.pos_bits)              # codes of the current layer
-        step = Signal(range(n + 3))
-        fresh, hist_only = Signal(), Signal()
-        zst = zones.status
-
-        # The walker feeds the control chain (ALLOCATE, HISTOGRAM) or the zones' re-zoning.
-        to_zones = Signal()
-        with m.If(to_zones):
-            m.d.comb += [zones.codes.valid.eq(walker.o.valid), zones.codes.payload.eq(0),
-                         zones.codes.payload.code.eq(walker.o.payload.prev),
-                         walker.o.ready.eq(zones.codes.ready)]
-        with m.Else():
-            wiring.connect(m, walker.o, chain.w)
-        m.d.comb += [walker.base.eq(s.L("MASTER_BASE", layer)), walker.total.eq(total),
-                     walker.cols.eq(cols), chain.w_layer.eq(layer)]
-
-        # Codes out of the chain go to the code buffer at the weight's master address.
-        code_addr = Signal(cfg.master_addr_bits + 1)
-        m.d.comb += [chain.o.ready.eq(1), code_addr.eq(s.L("MASTER_BASE", layer) + count)]
-        cpw = rm.codes_per_word
-        with m.If(chain.o.valid & ~hist_only & s.allocating):
-            sel = code_addr[:_log2(cpw)] if cpw > 1 else Const(0, 1)
-            m.d.comb += [s.codes_wr.addr.eq(code_addr >> _log2(cpw)),
-                         s.codes_wr.data.eq(Cat(*[chain.o.payload.code] * cpw)),
-                         s.codes_wr.en.eq(1 << sel)]
-
-        valid_layer = Signal()
-        m.d.comb += valid_layer.eq(
-            (rows >= 1) & (rows <= cfg.max_rows) & (cols >= 1) & (cols <= cfg.max_cols)
-            & ((layer == 0) | (cols == s.L("ROWS", layer - 1)))
-            & (s.L("MASTER_BASE", layer) + total <= cfg.master_depth))
-        footprint = Signal(32)
-        W = cfg.zone_word_bits
-        m.d.comb += footprint.eq(
-            sum(zst.zone_words[k] for k in range(n)) * W + zst.meta_bits
-            + zst.row_descs * cfg.row_desc_bits + zst.split_descs * cfg.split_desc_bits
-            + zst.layers * cfg.layer_desc_bits)
-
-        def finish():
-            m.d.sync += s.job_done.eq(1)
-            m.next = "IDLE"
-
-        def next_layer(last, nxt):
-            with m.If(last):
-                finish()
-            with m.Else():
-                m.d.sync += layer.eq(layer + 1)
-                m.next = nxt
-
-        m.d.sync += s.job_done.eq(0)
-        with m.FSM(name="job") as fsm:
-            with m.State("IDLE"):
-                with m.If(s.regs.command.job):
-                    m.d.sync += [layer.eq(0), s.job_op.eq(s.regs.command.op), fresh.eq(s.regs.command.arg[0]),
-                                 hist_only.eq(s.regs.command.op == Op.HISTOGRAM)]
-                    with m.If((s.regs.n_layers < 1) | ~at_most(s.regs.n_layers, cfg.max_layers)):
-                        m.d.comb += s.raise_["command"].eq(1)
-                    with m.Elif(s.regs.command.op == Op.HISTOGRAM):
-                        with m.If(s.regs.command.arg < s.regs.n_layers):
-                            m.d.sync += layer.eq(s.regs.command.arg)
-                            m.next = "CHECK"
-                        with m.Else():
-                            m.d.comb += s.raise_["command"].eq(1)
-                    with m.Else():
-                        m.next = "CHECK"
-
-            # -- every layer of the table is checked before a pass or a re-zoning starts --
-            with m.State("CHECK"):
-                m.d.sync += total.eq(rows * cols)
-                m.next = "CHECK2"
-            with m.State("CHECK2"):
-                with m.If(~valid_layer):
-                    m.d.comb += s.raise_["command"].eq(1)
-                    m.next = "IDLE"
-                with m.Elif(hist_only):
-                    m.next = "PASS"
-                with m.Elif(layer == s.regs.n_layers - 1):
-                    m.d.sync += layer.eq(0)
-                    with m.If(s.job_op == Op.REZONE):
-                        m.next = "PLAN"
-                    with m.Else():
-                        m.next = "PASS"
-                with m.Else():
-                    m.d.sync += layer.eq(layer + 1)
-                    m.next = "CHECK"
-
-            # -- ALLOCATE and HISTOGRAM: one layer at a time ---------------------------------
-            with m.State("PASS"):
-                # Clear the histogram; the layer's thresholds and band go into the PA's staging
-                # registers, then a commit applies them at once.
-                m.d.sync += [total.eq(rows * cols), count.eq(0), step.eq(0)]
-                m.d.comb += chain.hist_host.clear.eq(1)
-                m.next = "THRESHOLDS"
-            with m.State("THRESHOLDS"):
-                csr = chain.csr
-                m.d.sync += step.eq(step + 1)
-                with m.If(step < n):
-                    m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(step),
-                                 csr.wr_data.eq(Array(s.L(f"THRESHOLD{k}", layer)
-                                                      for k in range(n))[step[:max(1, _log2(n))]]
-                                                if n > 1 else s.L("THRESHOLD0", layer))]
-                with m.Elif(step == n):
-                    m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(n),
-                                 csr.wr_data.eq(Mux(fresh, 0, s.regs.band))]
-                with m.Elif(step == n + 1):
-                    m.d.comb += csr.commit.eq(1)
-                with m.Else():
-                    with m.If(chain.error & ~hist_only):
-                        m.d.comb += s.raise_["thresholds"].eq(1)
-                        m.next = "IDLE"
-                    with m.Elif(~chain.hist_host.busy):
-                        m.d.comb += walker.start.eq(1)
-                        m.next = "WALK"
-            with m.State("WALK"):
-                with m.If(chain.o.valid):
-                    m.d.sync += count.eq(count + 1)
-                    with m.If(count + 1 == total):
-                        m.next = "COUNTS"
-            with m.State("COUNTS"):
-                # The histogram counted the last code in the cycle it passed: now complete.
-                with m.If(~hist_only):
-                    for k in range(n + 1):
-                        m.d.sync += s.class_count[layer][k].eq(chain.class_count[k])
-                next_layer(hist_only | (layer == s.regs.n_layers - 1), "PASS")
-
-            # -- REZONE ---------------------------------------------------------------------
-            with m.State("PLAN"):
-                plan = Signal(plan_layout(cfg))
-                m.d.comb += [plan.rows.eq(rows), plan.cols.eq(cols),
-                             plan.master_base.eq(s.L("MASTER_BASE", layer)),
-                             plan.cost.eq(s.L("COST", layer))]
-                m.d.comb += [plan.shift[k].eq(s.L(f"SHIFT{k}", layer)) for k in range(n)]
-                m.d.comb += [zones.host_wr.valid.eq(1),
-                             zones.host_wr.payload.target.eq(Target.PLAN),
-                             zones.host_wr.payload.addr.eq(layer),
-                             zones.host_wr.payload.data.eq(plan.as_value())]
-                with m.If(zones.host_wr.ready):
-                    m.d.sync += [s.shadow_rows[layer].eq(rows)]
-                    with m.If(layer == s.regs.n_layers - 1):
-                        m.d.sync += layer.eq(0)
-                        m.next = "REZONE"
-                    with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
-            with m.State("REZONE"):
-                # The foreground's FETCH and SWAP take the zones' command stream first.
-                with m.If(~s.fg_cmd):
-                    m.d.comb += [zones.cmd.valid.eq(1), zones.cmd.payload.op.eq(ZoneOp.REZONE),
-                                 zones.cmd.payload.arg.eq(s.regs.n_layers)]
-                    with m.If(zones.cmd.ready):
-                        m.next = "FEED"
-            with m.State("FEED"):
-                m.d.comb += to_zones.eq(1)
-                m.d.sync += total.eq(rows * cols)
-                m.next = "FEED_START"
-            with m.State("FEED_START"):
-                m.d.comb += [to_zones.eq(1), walker.start.eq(1)]
-                m.next = "FEED_RUN"
-            with m.State("FEED_RUN"):
-                m.d.comb += to_zones.eq(1)
-                with m.If(~walker.busy):
-                    with m.If(layer == s.regs.n_layers - 1):
-                        m.next = "SETTLE"
-                    with m.Else():
-                        m.d.sync += layer.eq(layer + 1)
-                        m.next = "FEED"
-            with m.State("SETTLE"):
-                with m.If(~zst.rezoning):
-                    m.d.sync += [s.shadow_footprint.eq(footprint), s.shadow_n.eq(s.regs.n_layers),
-                                 s.zone_error.eq(zst.error.as_value())]
-                    with m.If(~zst.shadow_ready):
-                        m.d.comb += s.raise_["rezone"].eq(1)
-                    finish()
-
-        m.d.comb += [s.job_busy.eq(~fsm.ongoing("IDLE")), s.allocating.eq(fsm.ongoing("WALK"))]
-        with m.If(s.fg_cmd):
-            m.d.comb += zones.cmd.valid.eq(1)
-
-    def _counters(self, m, s):
-        c = s.counters
-        with m.If(s.clear):
-            m.d.sync += [v.eq(0) for v in c.values()]
-            m.d.sync += s.clear.eq(0)
-        with m.Else():
-            cycles = Cat(c["CYCLES_LO"], c["CYCLES_HI"])
-            m.d.sync += cycles.eq(cycles + 1)
-            with m.If(s.inferring):
-                m.d.sync += c["INFER_CYCLES"].eq(c["INFER_CYCLES"] + 1)
-            with m.If(s.snapshotting):
-                m.d.sync += c["SNAPSHOT_CYCLES"].eq(c["SNAPSHOT_CYCLES"] + 1)
-            with m.If(s.job_busy & ((s.job_op == Op.ALLOCATE) | (s.job_op == Op.HISTOGRAM))):
-                m.d.sync += c["ALLOC_CYCLES"].eq(c["ALLOC_CYCLES"] + 1)
-            with m.If(s.job_busy & (s.job_op == Op.REZONE)):
-                m.d.sync += c["REZONE_CYCLES"].eq(c["REZONE_CYCLES"] + 1)
-            with m.If(s.inferring & s.stalls):
-                m.d.sync += c["FETCH_STALLS"].eq(c["FETCH_STALLS"] + 1)
-            m.d.sync += [c["MAC_CYCLES"].eq(c["MAC_CYCLES"] + s.layer_mac_cycles),
-                         c["MAC_WORK"].eq(c["MAC_WORK"] + sum(s.lane_digits))]
-            with m.If(s.fg_done):
-                with m.Switch(s.fg_op):
-                    with m.Case(Op.INFER):
-                        m.d.sync += c["SAMPLES"].eq(c["SAMPLES"] + 1)
-                    with m.Case(Op.SWAP):
-                        m.d.sync += c["SWAPS"].eq(c["SWAPS"] + 1)
-            with m.If(s.job_done & (s.job_op == Op.ALLOCATE)):
-                m.d.sync += c["ALLOCATIONS"].eq(c["ALLOCATIONS"] + 1)
-        # The cycles of the last INFER: from the command to its last result.
-        with m.If(s.regs.command.fg & (s.regs.command.op == Op.INFER)):
-            m.d.sync += s.infer_timer.eq(1)
-        with m.Elif(s.inferring):
-            m.d.sync += s.infer_timer.eq(s.infer_timer + 1)
-        with m.If(s.fg_done & (s.fg_op == Op.INFER)):
-            m.d.sync += c["LAST_INFER_CYCLES"].eq(s.infer_timer)
 
     # -- windows ----------------------------------------------------------------------------
 
@@ -531,50 +172,3 @@ class Engine(wiring.Component):
                      ovf.rdata.eq(s.result_rd.data.overflow),
                      chain.hist_host.rd_addr.eq(hist.addr), hist.ready.eq(1),
                      hist.rdata.eq(chain.hist_host.rd_data)]
-
-
-class _State:
-    """Signals the engine's sequencers and counters share."""
-
-    def __init__(self, cfg, rm, regs):
-        self.cfg, self.regs = cfg, regs
-        self.layers = regs.layers
-        # The foreground (INFER, SNAPSHOT, SWAP) and the background job (ALLOCATE, HISTOGRAM,
-        # REZONE): busy, the command, a done strobe, the layer.
-        self.fg_busy, self.job_busy = Signal(), Signal()
-        self.fg_op, self.job_op = Signal(4), Signal(4)
-        self.fg_done, self.job_done, self.clear = Signal(), Signal(), Signal()
-        self.fg_layer = Signal(range(max(2, cfg.max_layers)))
-        self.job_layer = Signal(range(max(2, cfg.max_layers)))
-        self.fg_cmd = Signal()                    # the foreground drives the zones' commands
-        self.inferring, self.snapshotting, self.allocating = Signal(), Signal(), Signal()
-        self.stalls = Signal()
-        self.lane_digits = []
-        self.raise_ = {name: getattr(regs.raise_, name) for name, _ in ERRORS if name != "bus"}
-        self.zone_error = Signal(4)
-        self.argmax = Signal(cfg.row_bits)
-        self.best_acc, self.best_valid = Signal(signed(cfg.acc_bits)), Signal()
-        self.codes_data = Signal(rm.codes_per_word * cfg.code_bits)
-        self.host_codes_addr = Signal(max(1, (rm.windows["CODES"].size - 1).bit_length()))
-        self.infer_timer = Signal(32)
-        self.layer_mac_cycles = Signal(cfg.layer_cost_bits)
-        self.class_count = Signal.like(regs.class_count)
-        count_w = cfg.max_layers.bit_length()
-        # The active layout survives a reset (as the zones' bank select does).
-        self.active_n = Signal(count_w, reset_less=True)
-        self.shadow_n = Signal(count_w)
-        self.active_rows = Array(Signal(cfg.row_bits + 1, name=f"active_rows{l}",
-                                        reset_less=True) for l in range(cfg.max_layers))
-        self.shadow_rows = Array(Signal(cfg.row_bits + 1, name=f"shadow_rows{l}")
-                                 for l in range(cfg.max_layers))
-        self.active_footprint = Signal(32, reset_less=True)
-        self.shadow_footprint = Signal(32)
-        self.counters = {r.name: Signal(32, name=r.name.lower()) for r in rm.registers
-                         if r.addr >= 16 and r.layer is None and r.name not in (
-                             "FOOTPRINT", "SHADOW_FOOTPRINT")}
-
-    def L(self, name, layer):
-        """Layer ``layer``'s register ``name`` of the layer table."""
-        if isinstance(layer, Value):
-            layer = layer.as_unsigned()[:max(1, (self.cfg.max_layers - 1).bit_length())]
-        return getattr(self.layers[layer], name.lower())

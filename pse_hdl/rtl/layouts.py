@@ -9,8 +9,13 @@ from amaranth.lib import data
 
 from ..model import transfer
 
-__all__ = ["position", "importance_in", "code_out", "transfer_layout", "activation", "product",
+__all__ = ["log2", "position", "importance_in", "code_out", "transfer_layout", "activation", "product",
            "master_in", "clear", "mac_result", "schedule", "observation", "act_write"]
+
+
+def log2(x):
+    """Bits to index ``x`` things (ceil(log2(x)); 0 for one)."""
+    return (x - 1).bit_length()
 
 
 def position(cfg):

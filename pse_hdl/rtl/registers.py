@@ -23,15 +23,13 @@ from amaranth.lib.wiring import In, Out
 
 from ..regmap import ERRORS, LAYER_STRIDE, Op
 from .bus import BusSignature
+from .layouts import log2
 
 __all__ = ["WindowPort", "RegisterFile", "layer_layout"]
 
 # Windows a running job owns (the master store, the code buffer, the histogram).
 JOB_WINDOWS = ("MASTER", "CODES", "HIST")
 
-
-def _log2(x):
-    return (x - 1).bit_length()
 
 
 class WindowPort(wiring.Signature):
@@ -96,7 +94,7 @@ class RegisterFile(wiring.Component):
             "class_count": In(data.ArrayLayout(data.ArrayLayout(32, n + 1), cfg.max_layers)),
         }
         for name, w in rm.windows.items():
-            members[f"win_{name.lower()}"] = Out(WindowPort(max(1, _log2(w.size))))
+            members[f"win_{name.lower()}"] = Out(WindowPort(max(1, log2(w.size))))
         super().__init__(members)
 
     def window(self, name):

@@ -9,12 +9,10 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
+from .layouts import log2
 
 __all__ = ["LayerWalker"]
 
-
-def _log2(x):
-    return (x - 1).bit_length()
 
 
 class LayerWalker(wiring.Component):
@@ -34,7 +32,7 @@ class LayerWalker(wiring.Component):
             "cols": In(cfg.col_bits + 1), "busy": Out(1),
             "master": In(memory.ReadPort.Signature(addr_width=cfg.master_addr_bits,
                                                    shape=signed(cfg.weight_bits))),
-            "codes": In(memory.ReadPort.Signature(addr_width=max(1, _log2(code_words)),
+            "codes": In(memory.ReadPort.Signature(addr_width=max(1, log2(code_words)),
                                                   shape=codes_per_word * cfg.code_bits)),
             "o": Out(stream.Signature(layouts.master_in(cfg))),
         })
@@ -51,7 +49,7 @@ class LayerWalker(wiring.Component):
         issue = Signal()
         m.d.comb += [addr.eq(base + idx), issue.eq(idx < total),
                      self.master.en.eq(adv), self.master.addr.eq(addr),
-                     self.codes.en.eq(adv), self.codes.addr.eq(addr >> _log2(cpw)),
+                     self.codes.en.eq(adv), self.codes.addr.eq(addr >> log2(cpw)),
                      self.busy.eq(issue | r_valid | self.o.valid)]
         codes = Array(self.codes.data[k * cfg.code_bits:(k + 1) * cfg.code_bits]
                       for k in range(cpw))
@@ -60,7 +58,7 @@ class LayerWalker(wiring.Component):
                          idx.eq(0), row.eq(0), col.eq(0), r_valid.eq(0), self.o.valid.eq(0)]
         with m.Elif(adv):
             m.d.sync += [r_valid.eq(issue), r_row.eq(row), r_col.eq(col),
-                         r_last.eq(col == cols - 1), r_sel.eq(addr[:_log2(cpw)] if cpw > 1 else 0)]
+                         r_last.eq(col == cols - 1), r_sel.eq(addr[:log2(cpw)] if cpw > 1 else 0)]
             with m.If(issue):
                 m.d.sync += idx.eq(idx + 1)
                 with m.If(col == cols - 1):

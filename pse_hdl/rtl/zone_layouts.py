@@ -1,0 +1,101 @@
+"""Layouts and memory geometry shared by the zoned memory (``zones``), its re-zoning engine
+(``zone_rezoner``) and its fetch walkers (``zone_fetch``)."""
+
+from amaranth.hdl import Const, Mux, unsigned
+from amaranth.lib import data, enum
+
+from .layouts import log2
+
+__all__ = ["Op", "Target", "at_most", "count_shape", "plan_layout", "table_layout",
+           "row_desc_layout", "split_layout", "geometry", "host_addr_bits", "host_data_bits",
+           "banked", "log2"]
+
+
+class Op(enum.Enum, shape=2):
+    REZONE = 0
+    SWAP = 1
+    FETCH = 2
+
+
+class Target(enum.Enum, shape=3):
+    """What ``host_wr``/``host_rd`` address. Zone k (class k+1) is ``ZONE + k``; the zone
+    targets come last."""
+    MASTER = 0
+    PLAN = 1
+    META = 2
+    DESC = 3
+    SPLIT = 4
+    TABLE = 5
+    ZONE = 6
+
+
+def at_most(value, bound):
+    """``value <= bound`` for a constant bound; constant true (no comparator, and no lint
+    warning for a comparison that cannot fail) when the value's width cannot exceed it."""
+    if (1 << len(value)) - 1 <= bound:
+        return Const(1)
+    return value <= bound
+
+
+def count_shape(n):
+    """Unsigned shape holding 0..n."""
+    return unsigned(max(1, n.bit_length()))
+
+
+def plan_layout(cfg):
+    n = len(cfg.precisions)
+    return data.StructLayout({"rows": unsigned(cfg.row_bits + 1),
+                              "cols": unsigned(cfg.col_bits + 1),
+                              "master_base": unsigned(cfg.master_addr_bits),
+                              "cost": unsigned(cfg.layer_cost_bits),
+                              "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n)})
+
+
+def table_layout(cfg):
+    n = len(cfg.precisions)
+    return data.StructLayout({"cols": unsigned(cfg.col_bits + 1), "total": unsigned(cfg.pos_bits),
+                              "zone_base": data.ArrayLayout(unsigned(cfg.zone_addr_bits), n),
+                              "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n),
+                              "meta_base": unsigned(cfg.meta_index_bits),
+                              "desc_base": count_shape(cfg.desc_depth - 1)})
+
+
+def row_desc_layout(cfg):
+    n = len(cfg.precisions)
+    return data.StructLayout({"index": data.ArrayLayout(unsigned(cfg.zone_index_bits), n),
+                              "meta": unsigned(cfg.meta_index_bits)})
+
+
+def split_layout(cfg):
+    n = len(cfg.precisions)
+    return data.StructLayout({"row": unsigned(cfg.row_bits + 1), "col": unsigned(cfg.col_bits),
+                              "pos": unsigned(cfg.pos_bits), "cont": 1,
+                              "index": data.ArrayLayout(unsigned(cfg.zone_index_bits), n),
+                              "meta": unsigned(cfg.meta_index_bits)})
+
+
+def geometry(cfg):
+    """Per-bank depth of every banked memory, by target."""
+    n = len(cfg.precisions)
+    depth = {Target.META: cfg.meta_depth, Target.DESC: cfg.desc_depth,
+             Target.SPLIT: cfg.max_layers * cfg.fetch_ports, Target.TABLE: cfg.max_layers}
+    for k in range(n):
+        depth[Target.ZONE.value + k] = cfg.zone_depth
+    return depth
+
+
+def host_addr_bits(cfg):
+    depths = list(geometry(cfg).values()) + [cfg.master_depth, cfg.max_layers]
+    return max(1, (max(depths) - 1).bit_length())
+
+
+def host_data_bits(cfg):
+    return max(cfg.zone_word_bits, cfg.weight_bits, plan_layout(cfg).size,
+               table_layout(cfg).size, split_layout(cfg).size, row_desc_layout(cfg).size)
+
+
+def banked(bank, addr, depth):
+    """Index of ``addr`` in bank ``bank`` of a memory holding two banks of ``depth``."""
+    return Mux(bank, addr + depth, addr)
+
+
