@@ -30,6 +30,7 @@ import numpy as np
 
 from .config import PSEConfig, from_arg
 from .errors import ConfigError, InputError
+from .files import savez_atomic, write_atomic
 from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
@@ -349,7 +350,7 @@ class Design:
             "report.json": json.dumps(self.report(), indent=2) + "\n",
         }
         for name, text in files.items():
-            _write_atomic(out / name, text)
+            write_atomic(out / name, text)
         config_mod.save(cfg, out / "config.toml")
         return out
 
@@ -379,20 +380,6 @@ class Design:
             data[f"W{l}"], data[f"b{l}"] = w, b
         if self.source.classes is not None:
             data["classes"] = np.asarray(self.source.classes)
-        import os
-        import tempfile
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **data)
-        os.replace(tmp, path)
-        return path
+        return savez_atomic(path, **data)
 
-
-def _write_atomic(path, text):
-    import os
-    import tempfile
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 

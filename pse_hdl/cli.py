@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -250,18 +251,22 @@ def _check_output_file(path, suffix):
 
 
 def cmd_generate(args):
+    from .files import write_atomic
     from .rtl import BLOCKS, generate_verilog
+    cfg = _config(args)
+    if args.output and not Path(args.output).resolve().parent.is_dir():
+        raise ConfigError(f"--output: the directory of {args.output!r} does not exist")
     if args.registers or args.header:
         from .regmap import c_header, markdown
-        text = (markdown if args.registers else c_header)(_config(args))
+        text = (markdown if args.registers else c_header)(cfg)
     elif args.list or not args.block:
         for name, (desc, _) in BLOCKS.items():
             print(f"{name:<10} {desc}")
         return 0
     else:
-        text = generate_verilog(args.block, _config(args))
+        text = generate_verilog(args.block, cfg)
     if args.output:
-        Path(args.output).write_text(text)
+        write_atomic(args.output, text)
         print(f"wrote {args.output}", file=sys.stderr)
     else:
         sys.stdout.write(text)
@@ -428,6 +433,9 @@ def main(argv=None):
     except ToolchainError as e:                   # synthesis and toolchain failures
         print(f"pse: error: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:                       # the reader went away (`pse ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141                                # as a shell reports SIGPIPE
     except Exception as e:                        # a bug: say so; --debug shows where
         if args.debug:
             raise

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ConfigError
+from .files import write_atomic
 
 __all__ = ["ConfigError", "PSEConfig", "PRESETS", "preset", "load", "save"]
 
@@ -408,7 +409,7 @@ def save(config, path):
     """Write ``config`` to a TOML file (one key per field, under ``[pse]``)."""
     lines = ["# pse-hdl design point", "[pse]"]
     lines += [f"{k} = {_toml_value(v)}" for k, v in config.to_dict().items()]
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_atomic(path, "\n".join(lines) + "\n")
 
 
 def load(path):

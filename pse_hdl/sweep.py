@@ -37,13 +37,12 @@ reported with its error and the sweep goes on.
 import hashlib
 import itertools
 import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
 from .config import PSEConfig, preset
 from .errors import ConfigError, InputError, UserError
+from .files import write_atomic
 
 __all__ = ["load_spec", "expand", "run_sweep", "pareto", "evaluate", "SweepSpec"]
 
@@ -283,13 +282,6 @@ def evaluate(task):
 
 # -- the sweep --------------------------------------------------------------------------------
 
-def _write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(prefix=path.name, dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def run_sweep(spec, out_dir, scheduler=None, workers=2, progress=None, client=None):
     """Run (or read from the cache in ``out_dir``) every task; returns ``{"points", "pareto",
     "computed", "cached"}``."""
@@ -324,7 +316,7 @@ def run_sweep(spec, out_dir, scheduler=None, workers=2, progress=None, client=No
                      "error": "; ".join(dict.fromkeys(errors)) or None})
     report = {"name": spec.name, "points": rows, "pareto": pareto(rows),
               "computed": len(todo), "cached": len(cached)}
-    _write_atomic(out / "sweep.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_atomic(out / "sweep.json", json.dumps(report, indent=2, default=str) + "\n")
     return report
 
 
@@ -352,7 +344,7 @@ def _compute(client, todo, cache, progress, total, done0):
     for fut in as_completed(list(futures)):
         key = futures[fut]
         result = fut.result()                     # a bug in a task raises here
-        _write_atomic(cache / f"{key}.json", json.dumps(result, default=str) + "\n")
+        write_atomic(cache / f"{key}.json", json.dumps(result, default=str) + "\n")
         done += 1
         failed += result["error"] is not None
         if progress:

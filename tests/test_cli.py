@@ -1,6 +1,7 @@
 """The ``pse`` command line."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -46,6 +47,29 @@ def test_errors_name_the_choices(capsys, tmp_path):
     bad.write_text("[pse]\nlanes = 5\n")
     assert main(["generate", "pa", "--config", str(bad)]) == 2
     assert "lanes must be a power of two" in capsys.readouterr().err
+    assert main(["generate", "--config", "huge"]) == 2          # also when only listing
+    assert "--config must be a preset" in capsys.readouterr().err
+    missing = tmp_path / "no_such_dir" / "pa.v"
+    assert main(["generate", "pa", "-o", str(missing)]) == 2
+    assert "--output: the directory of" in capsys.readouterr().err
+
+
+def test_generated_file_is_written_whole_with_the_usual_mode(tmp_path):
+    v = tmp_path / "pa.v"
+    assert main(["generate", "pa", "--config", "tiny", "-o", str(v)]) == 0
+    assert [f.name for f in tmp_path.iterdir()] == ["pa.v"]       # no temporary left behind
+    mask = os.umask(0)
+    os.umask(mask)
+    assert v.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+def test_a_closed_pipe_is_not_an_internal_error():
+    # `pse generate --list | head -0`: the reader is gone before the first line is written
+    with subprocess.Popen([sys.executable, "-m", "pse_hdl.cli", "generate", "--list"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as p:
+        p.stdout.close()
+        err = p.stderr.read()
+    assert p.returncode == 141 and err == "", err
 
 
 def test_every_command_has_help():

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import savez_atomic
 from .fixed import saturate, signed_range
 
 __all__ = ["FloatMLP", "QuantLayer", "QuantNet", "digits_splits", "train_digits",
@@ -166,12 +167,5 @@ def default_network(cache_dir=None, hidden=DEFAULT_HIDDEN, seed=0, alpha=DEFAULT
     data = {"n_layers": len(net.weights)}
     for l, (w, b) in enumerate(zip(net.weights, net.biases)):
         data[f"W{l}"], data[f"b{l}"] = w, b
-    # Written under a temporary name and renamed: a reader (another process) never sees a
-    # half-written file.
-    import os
-    import tempfile
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".npz", dir=cache_dir)
-    with os.fdopen(fd, "wb") as f:
-        np.savez(f, **data)
-    os.replace(tmp, path)
+    savez_atomic(path, **data)          # another process never reads half a file
     return net

@@ -1,0 +1,43 @@
+"""Output files written atomically: under a temporary name in the same directory, then renamed,
+so a reader (another process, or the next run after an interrupted one) never sees half a file."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["write_atomic", "savez_atomic"]
+
+
+def _umask():
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _umask()       # read once, at import, before any thread could create a file
+
+
+def _atomic(path, mode, write):
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)    # as open() would create it (mkstemp makes it 0600)
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path
+
+
+def write_atomic(path, text):
+    """Write ``text`` to ``path``."""
+    return _atomic(path, "w", lambda f: f.write(text))
+
+
+def savez_atomic(path, **arrays):
+    """``np.savez(path, **arrays)`` (``path`` is used as given: no ``.npz`` is appended)."""
+    return _atomic(path, "wb", lambda f: np.savez(f, **arrays))
