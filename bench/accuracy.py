@@ -14,32 +14,17 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.config import from_arg                                         # noqa: E402
+from pse_hdl.model import baselines                                         # noqa: E402
 from pse_hdl.model.engine import Engine, calibrate, dense_activations       # noqa: E402
-from pse_hdl.model.quant import (choose_shift, dequantize, quantize,           # noqa: E402
-                                  uniform_weights)
 from pse_hdl.plots import frontier_figure                                  # noqa: E402
 from pse_hdl.workflow import accuracy, prepare, run_demo                    # noqa: E402
 
 TARGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
 SLOW_RATE = 1 / 128      # a slower EMA than the specification's 0.1 (see docs/ALLOCATION.md)
-
-
-def uniform(p, bits):
-    return uniform_weights([q.master for q in p.qnet.layers], bits, p.cfg.weight_bits)
-
-
-def magnitude_pruned(p, frac, bits=8):
-    ws = []
-    for q in p.qnet.layers:
-        keep = np.abs(q.master) > np.quantile(np.abs(q.master), frac)
-        s = choose_shift(q.master[keep], bits, p.cfg.weight_bits)
-        ws.append(np.where(keep, dequantize(quantize(q.master, bits, s), s), 0))
-    return ws
 
 
 def test_acc(p, weights):
@@ -55,16 +40,18 @@ def main(argv=None):
     args = ap.parse_args(argv)
     cfg = from_arg(args.config)
     p = prepare(cfg)
+    masters = [q.master for q in p.qnet.layers]
     rows = [{"method": "float", "setting": "float32", "bits_per_weight": 32.0,
              "accuracy": p.float_accuracy, "mac_cycle_ratio": None}]
     for bits in (16, 8, 4):
-        rows.append({"method": "uniform", "setting": f"int{bits}", "bits_per_weight": bits,
-                     "accuracy": test_acc(p, uniform(p, bits)),
+        w, fp = baselines.uniform(masters, bits, cfg)
+        rows.append({"method": "uniform", "setting": f"int{bits}",
+                     "bits_per_weight": fp["bits_per_weight"], "accuracy": test_acc(p, w),
                      "mac_cycle_ratio": cfg.mac_cost(bits) / cfg.mac_cost(16)})
     for frac in (0.3, 0.5, 0.6, 0.7, 0.8):
+        w, fp = baselines.magnitude_pruned(masters, frac, cfg)
         rows.append({"method": "magnitude prune + int8", "setting": f"prune {frac:.0%}",
-                     "bits_per_weight": 8 * (1 - frac) + 1,
-                     "accuracy": test_acc(p, magnitude_pruned(p, frac)),
+                     "bits_per_weight": fp["bits_per_weight"], "accuracy": test_acc(p, w),
                      "mac_cycle_ratio": (1 - frac) * cfg.mac_cost(8) / cfg.mac_cost(16)})
     engine = Engine(p.qnet, cfg, allocate=False)
     for target in TARGETS:

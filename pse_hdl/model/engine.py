@@ -32,7 +32,8 @@ from .zones import check_fit, footprint_bits, pack_layer, place_layers
 
 __all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
            "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
-           "layer_exponents", "allocation_points", "calibrate", "share_grid", "argmax_accuracy"]
+           "layer_exponents", "allocation_points", "calibrate", "share_grid", "estimated_bits",
+           "argmax_accuracy"]
 
 
 def profile(qnet, x_q, cfg):
@@ -309,8 +310,8 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     return np.concatenate(logits), stats
 
 
-def share_grid(cfg, prune=(0.3, 0.4, 0.5, 0.6, 0.7), top=(0.0, 0.02, 0.05),
-               middle=(0.0, 0.05, 0.1, 0.2)):
+def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+               top=(0.0, 0.02, 0.05, 0.1), middle=(0.0, 0.05, 0.1, 0.2, 0.3)):
     """Candidate class shares: pruned, then the precisions low to high. The highest precision
     gets ``top``, the others between lowest and highest ``middle`` each, the lowest the rest."""
     n = len(cfg.precisions)
@@ -326,6 +327,14 @@ def share_grid(cfg, prune=(0.3, 0.4, 0.5, 0.6, 0.7), top=(0.0, 0.02, 0.05),
     return out
 
 
+def estimated_bits(shares, cfg):
+    """Bits per weight of class ``shares`` counting values and codes only: a lower bound of the
+    layout's footprint up to the rounding of shares to whole weights (descriptors and partly
+    filled words only add to it)."""
+    return sum(s * ((cfg.precisions[k - 1] if k else 0) + cfg.code_length(k))
+               for k, s in enumerate(shares))
+
+
 def argmax_accuracy(logits, y):
     """The share of samples whose largest logit is the label (ties: the lowest index)."""
     return float(np.mean(np.argmax(logits, axis=1) == y))
@@ -336,18 +345,33 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     """Choose class shares on a calibration split (never the test split).
 
     With ``target_bits``: the shares of best calibration score whose layout costs at most
-    that many bits per weight (ties: fewer MAC cycles). With ``max_loss`` (fraction, needs
-    ``float_accuracy``): the fewest bits per weight within that loss. ``score(logits, y)``
-    measures a candidate (default: argmax accuracy). A candidate whose layout does not fit the
-    zones is left out; if none fits, or none meets the target, :class:`CapacityError` or
-    :class:`ConfigError` says what the smallest candidate needs. Returns ``(best, table)``
-    where each row is a dict of shares, thresholds, accuracy, bits, cycles.
+    that many bits per weight; the budget is a target, not a ceiling, so between candidates of
+    equal score the one whose outputs stay closest to the dense 16-bit network's wins (the
+    share of calibration samples whose argmax agrees with it, then the mean squared logit
+    error relative to the logits' variance): on a small calibration split many candidates tie
+    on accuracy, and the closest to the unquantized network is the one that generalises. With
+    ``max_loss`` (fraction, needs ``float_accuracy``): the fewest bits per weight within that
+    loss. ``score(logits, y)`` measures a candidate (default: argmax accuracy). Candidates
+    whose :func:`estimated_bits` already exceed the budget by more than a quarter bit are not
+    built. A candidate whose layout does not fit the zones is left out; if none fits, or none
+    meets the target, :class:`CapacityError` or :class:`ConfigError` says what the smallest
+    candidate needs. Returns ``(best, table)`` where each row is a dict of shares, thresholds,
+    accuracy, agreement, distortion, bits, cycles.
     """
     if (target_bits is None) == (max_loss is None):
         raise ValueError("give exactly one of target_bits and max_loss")
-    check_fit([q.shape for q in engine.layers], engine.cfg)
+    cfg = engine.cfg
+    check_fit([q.shape for q in engine.layers], cfg)
+    candidates = grid or share_grid(cfg)
+    if target_bits is not None and grid is None:
+        near = [c for c in candidates if estimated_bits(c, cfg) <= target_bits + 0.25]
+        # Keep the cheapest candidates when none is near, so the error can name the least.
+        candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
+    dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
+    dense_top = np.argmax(dense, axis=1)
+    spread = max(float(np.var(dense)), 1e-12)
     table, full = [], []
-    for shares in grid or share_grid(engine.cfg):
+    for shares in candidates:
         engine.thresholds = exact_thresholds(engine, shares, mode)
         engine.codes = [None] * len(engine.layers)
         try:
@@ -355,17 +379,20 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         except CapacityError as e:          # this candidate's layout does not fit the zones
             full.append(str(e))
             continue
-        acc = score(engine.infer(x_q)[-1], y)
+        logits = engine.infer(x_q)[-1]
         cyc = engine.cycles()
         table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
-                      "accuracy": acc, "bits_per_weight": engine.footprint()["bits_per_weight"],
+                      "accuracy": score(logits, y),
+                      "agreement": float(np.mean(np.argmax(logits, axis=1) == dense_top)),
+                      "distortion": float(np.mean((logits - dense) ** 2)) / spread,
+                      "bits_per_weight": engine.footprint()["bits_per_weight"],
                       "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"]})
     if not table:
         raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
                             f"one: {full[0]}")
     if target_bits is not None:
         ok = [r for r in table if r["bits_per_weight"] <= target_bits]
-        key = lambda r: (r["accuracy"], -r["mac_cycle_ratio"])
+        key = lambda r: (r["accuracy"], r["agreement"], -r["distortion"])
         if not ok:
             least = min(r["bits_per_weight"] for r in table)
             raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
