@@ -90,6 +90,14 @@ class PSEConfig:
         (0..period): 0 swaps before the very next sample, so inference waits for the allocation
         and the re-zoning; D > 0 lets them run in the background, on a snapshot of the EMA
         states, while the previous layout serves D more samples.
+    snapshot_shift : int
+        How an allocation's view of the importance follows the rolling EMA (factored form):
+        SNAPSHOT moves the snapshot the allocation reads ``2**-snapshot_shift`` of the way from
+        the previous snapshot to the live EMA states (``snap += rshift_round(live - snap, s)``;
+        0 copies them). The EMA keeps the specification's rate; the snapshot averages it over
+        about ``2**s`` allocation periods, so one sample's swing does not prune what the next
+        one needs. Loading the EMA states loads the snapshot too. 0..8; the literal form reads
+        its live per-weight states and needs 0.
     reversible : bool
         Keep the master copy of pruned weights (default) or clear it, as the literal algorithm does.
     importance_form : str
@@ -132,6 +140,7 @@ class PSEConfig:
     period: int = 16
     warmup: int = 16
     swap_delay: int = 0
+    snapshot_shift: int = 2
     reversible: bool = True
     importance_form: str = "factored"
     mac_digit_bits: int = 4
@@ -208,6 +217,11 @@ class PSEConfig:
         if self.importance_form not in IMPORTANCE_FORMS:
             raise ConfigError(f"importance_form must be one of {IMPORTANCE_FORMS}, "
                               f"not {self.importance_form!r}")
+        _check_int("snapshot_shift", self.snapshot_shift, 0, 8)
+        if self.importance_form == "literal" and self.snapshot_shift:
+            raise ConfigError(f"snapshot_shift must be 0 with importance_form 'literal' (its "
+                              f"allocation reads the live per-weight states), not "
+                              f"{self.snapshot_shift!r}")
         if self.mac_digit_bits not in (1, 2, 4, 8, 16) or isinstance(self.mac_digit_bits, bool):
             raise ConfigError(f"mac_digit_bits must be one of (1, 2, 4, 8, 16), "
                               f"not {self.mac_digit_bits!r}")

@@ -16,7 +16,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from pse_hdl.model.histogram import histogram
 from pse_hdl.model.pa import allocate
-from pse_hdl.model.ric import FactoredRIC
+from pse_hdl.model.ric import FactoredRIC, blend_snapshot
 from pse_hdl.rtl import layouts
 from sim.common import (PATTERNS, SEEDS, WEIGHTS, host_write, pump, read_histogram, reset,
                         snapshot, start, write_thresholds)
@@ -75,6 +75,7 @@ async def run_seed(dut, seed, board):
     await host_write(dut, "ric_host", {layer * cfg.max_cols + j: v for j, v in enumerate(base)})
     await write_thresholds(dut, thresholds, band)
     ric = FactoredRIC(cfg, cols, base)
+    snap = base.copy()                            # a host write loads the snapshot too
     all_imp, all_codes = [], []
     for p in range(passes):
         xs = [{"value": int(v), "column": j, "last": j == cols - 1} for x in samples
@@ -83,11 +84,12 @@ async def run_seed(dut, seed, board):
         await snapshot(dut, layer * cfg.max_cols, cols)
         for x in samples:
             ric.update(x)
+        snap = blend_snapshot(snap, ric.state, cfg)
         master = rng.integers(-(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1),
                               (rows, cols))
         master[rng.random((rows, cols)) < 0.05] = -(1 << (cfg.weight_bits - 1))
         prev = rng.integers(0, N + 1, (rows, cols))
-        imp = ric.importance(master)
+        imp = np.abs(master) * snap[None, :]          # the pass reads the snapshot
         codes = allocate(imp, thresholds, prev, band)
         items = [{"master": int(master[i, j]), "prev": int(prev[i, j]), "row": i, "column": j,
                   "last": j == cols - 1} for i in range(rows) for j in range(cols)]

@@ -9,7 +9,7 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from pse_hdl.model.ric import FactoredRIC, LiteralRIC
+from pse_hdl.model.ric import FactoredRIC, LiteralRIC, blend_snapshot
 from pse_hdl.rtl import layouts
 from sim.common import PATTERNS, SEEDS, WEIGHTS, host_write, pump, reset, snapshot, start
 from sim.runner import config_from_env
@@ -65,6 +65,7 @@ async def run_seed(dut, seed, board):
                                            np.ndenumerate(init)})
         elif model is None:
             model = FactoredRIC(CFG, cols, base)
+            snap = base.copy()                        # a host write loads the snapshot too
             await host_write(dut, "host", {layer * CFG.max_cols + j: v
                                            for j, v in enumerate(base)})
         items = []
@@ -85,7 +86,8 @@ async def run_seed(dut, seed, board):
             states = await read_states(dut, [layer * CFG.max_cols + j for j in range(cols)])
             board.compare(states, model.state.tolist(), f"seed {seed} pass {p} states")
             await snapshot(dut, layer * CFG.max_cols, cols)
-        imp = model.importance(master)
+            snap = blend_snapshot(snap, model.state, CFG)
+        imp = model.importance(master) if LITERAL else np.abs(master) * snap[None, :]
         prev = rng.integers(0, len(CFG.precisions) + 1, (rows, cols))
         w = [{"master": int(master[i, j]), "prev": int(prev[i, j]), "row": i, "column": j,
               "last": j == cols - 1} for i in range(rows) for j in range(cols)]

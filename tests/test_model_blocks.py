@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from pse_hdl.config import PSEConfig
+from pse_hdl.errors import ConfigError
 from pse_hdl.model import histogram as hist
 from pse_hdl.model.fixed import rshift_round, saturate
 from pse_hdl.model.pa import allocate, check_thresholds, classify, code_bits_of
 from pse_hdl.model.quant import choose_shift, dequantize, quantize
-from pse_hdl.model.ric import FactoredRIC, LiteralRIC, ema_step, literal_bound
+from pse_hdl.model.ric import FactoredRIC, LiteralRIC, blend_snapshot, ema_step, literal_bound
 from pse_hdl.model.sm import sparsify
 
 CFG = PSEConfig()
@@ -21,6 +22,33 @@ def test_rshift_round_is_round_half_up():
         want = np.floor(x / 2.0 ** s + 0.5).astype(np.int64)
         assert np.array_equal(rshift_round(x, s), want)
     assert rshift_round(-3, 1) == -1 and rshift_round(3, 1) == 2 and rshift_round(-5, 1) == -2
+
+
+@pytest.mark.parametrize("shift", [0, 1, 2, 5, 8])
+def test_snapshot_blend_moves_part_way_and_stays_between(shift):
+    cfg = CFG.replace(snapshot_shift=shift)
+    rng = np.random.default_rng(shift)
+    top = 1 << cfg.ema_bits
+    snap, live = rng.integers(0, top, 5000), rng.integers(0, top, 5000)
+    live[:4] = snap[:4] + np.array([-2, 2, -1, 1]) * (1 << max(shift - 1, 0))  # exact ties
+    got = blend_snapshot(snap, live, cfg)
+    want = snap + np.floor((live - snap) / 2.0 ** shift + 0.5).astype(np.int64)
+    assert np.array_equal(got, want)
+    assert np.all(np.minimum(snap, live) <= got) and np.all(got <= np.maximum(snap, live))
+    if shift == 0:
+        assert np.array_equal(got, live)
+    # Repeated snapshots of a constant live state converge to it.
+    s = snap.copy()
+    for _ in range(40 << shift):
+        s = blend_snapshot(s, live, cfg)
+    assert np.max(np.abs(s - live)) <= 1 << max(shift - 1, 0)
+
+
+def test_snapshot_shift_is_validated():
+    with pytest.raises(ConfigError, match="snapshot_shift must be 0 with importance_form"):
+        CFG.replace(importance_form="literal")
+    with pytest.raises(ConfigError, match="snapshot_shift"):
+        CFG.replace(snapshot_shift=9)
 
 
 def test_saturate_flags():

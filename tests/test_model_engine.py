@@ -79,6 +79,7 @@ def test_dynamic_loop_equals_step_by_step(small):
         manual.append(acts[-1][0])
         e2.observe([a[0] for a in acts[:-1]])
         if t + 1 >= cfg.warmup:
+            e2.snapshot()
             e2.allocate()
     assert np.array_equal(logits, np.array(manual))
     assert stats["allocations"] == len(x) - cfg.warmup
@@ -113,7 +114,7 @@ def test_destructive_mode_keeps_pruned_weights_pruned(small):
 
 def test_literal_importance_form_runs_and_agrees_at_start(small):
     splits, net, q, xq = small
-    lit = Engine(q, CFG.replace(importance_form="literal"), allocate=False)
+    lit = Engine(q, CFG.replace(importance_form="literal", snapshot_shift=0), allocate=False)
     fac = Engine(q, CFG, allocate=False)
     for l in range(2):
         assert np.array_equal(lit.importance(l), fac.importance(l))

@@ -215,6 +215,7 @@ def test_reset_in_the_middle_keeps_the_layout(when):
     engine.rics[0].update(case.x[0])
     for x in case.x[:2]:
         engine.observe([a[0] for a in engine.infer(x[None, :])[:-1]])
+    engine.snapshot()
     engine.allocate()
     for got, want in zip(out["codes"], engine.codes):
         np.testing.assert_array_equal(got, want)

@@ -19,7 +19,7 @@ from ..model.histogram import histogram
 from ..model.layer import cycle_model, layer_forward, requantize, weight_costs
 from ..model.pa import allocate, code_bits_of
 from ..model.quant import effective_weights
-from ..model.ric import ema_step
+from ..model.ric import blend_snapshot, ema_step
 from ..model.zones import footprint_bits, pack_layer, place_layers
 from ..regmap import ERRORS, Op, RegisterMap
 from .bus import Bus
@@ -167,7 +167,8 @@ class ModelBus(Bus):
         elif w.name == "BIAS":
             self.bias[i] = _sext(value, self.cfg.acc_bits)
         elif w.name == "RIC":
-            self.ric[i] = value & ((1 << self.cfg.ema_bits) - 1)
+            # Loading an EMA state loads the snapshot the allocations read too.
+            self.ric[i] = self.snap[i] = value & ((1 << self.cfg.ema_bits) - 1)
         elif w.name == "INPUT":
             x = _sext(value, self.cfg.act_bits)
             self.x[i] = x
@@ -213,7 +214,7 @@ class ModelBus(Bus):
             if not 1 <= n <= self.cfg.max_layers:
                 self.err["command"] = 1
                 return
-            self.snap = self.ric.copy()
+            self.snap = blend_snapshot(self.snap, self.ric, self.cfg)
         elif op in (Op.ALLOCATE, Op.HISTOGRAM, Op.REZONE):
             layers = [arg] if op == Op.HISTOGRAM else range(n)
             if not self._layers_ok(n) or (op == Op.HISTOGRAM and arg >= n):

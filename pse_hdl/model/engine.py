@@ -26,7 +26,7 @@ from . import histogram as hist
 from .layer import cycle_model, layer_forward, requantize
 from .pa import allocate, code_bits_of
 from .quant import choose_shift, effective_weights
-from .ric import FactoredRIC, LiteralRIC
+from .ric import FactoredRIC, LiteralRIC, blend_snapshot
 from .sm import sparsify
 from .zones import check_fit, footprint_bits, pack_layer, place_layers
 
@@ -80,14 +80,15 @@ class Engine:
         self.images = [None] * L          # that layout's zone images
         self.weights = [None] * L         # and its effective weights
         self.pending = None               # an allocated layout not yet swapped in
-        self.snap = None                  # EMA states of the last snapshot
+        # The snapshot the allocations read: loading the baseline loads it too.
+        self.snap = [ric.state.copy() for ric in self.rics]
         if allocate:
             self.allocate()
 
     def importance(self, l, snapshot=False):
-        """Importance of layer l's weights from the live EMA states, or from the last
+        """Importance of layer l's weights from the live EMA states, or from the
         :meth:`snapshot` (what an allocation reads)."""
-        if snapshot and self.snap is not None:
+        if snapshot:
             state = self.snap[l]
             if isinstance(self.rics[l], LiteralRIC):
                 return state
@@ -95,8 +96,10 @@ class Engine:
         return self.rics[l].importance(self.master[l])
 
     def snapshot(self):
-        """Freeze the EMA states an allocation reads; the live ones go on observing."""
-        self.snap = [ric.state.copy() for ric in self.rics]
+        """Move the snapshot an allocation reads toward the live EMA states
+        (:func:`~pse_hdl.model.ric.blend_snapshot`); the live ones go on observing."""
+        self.snap = [blend_snapshot(s, ric.state, self.cfg)
+                     for s, ric in zip(self.snap, self.rics)]
 
     def allocate(self, pending=False):
         """Codes of every layer from the importance (of the snapshot, if one was taken), the

@@ -16,12 +16,20 @@ import numpy as np
 
 from .fixed import rshift_round, to_int64
 
-__all__ = ["ema_step", "FactoredRIC", "LiteralRIC", "literal_bound"]
+__all__ = ["ema_step", "blend_snapshot", "FactoredRIC", "LiteralRIC", "literal_bound"]
 
 
 def ema_step(state, target, cfg):
     state = to_int64(state)
     return state + rshift_round(cfg.ema_num * (to_int64(target) - state), cfg.ema_rate_bits)
+
+
+def blend_snapshot(snap, live, cfg):
+    """The snapshot after SNAPSHOT: ``snap + rshift_round(live - snap, snapshot_shift)`` (with
+    shift 0 a copy of the live states). It stays between its old value and the live states, so
+    it fits the EMA state's width."""
+    snap, live = to_int64(snap), to_int64(live)
+    return snap + rshift_round(live - snap, cfg.snapshot_shift)
 
 
 class FactoredRIC:

@@ -19,7 +19,7 @@ def _ric(cfg):
 
 def _ric_literal(cfg):
     from .ric import RollingImportance
-    return RollingImportance(cfg.replace(importance_form="literal"))
+    return RollingImportance(cfg.replace(importance_form="literal", snapshot_shift=0))
 
 
 def _sm(cfg):

@@ -10,10 +10,12 @@ RIC emits ``|w| * A_column`` on ``o``, ready for the PA, with the weight's posit
 code passed along. ``host_rd`` reads a state back (data one cycle after the address).
 
 The factored form's allocation pass reads a **snapshot** of the states, not the live ones: a
-``snap`` strobe copies ``count`` states from ``base`` (one per cycle) into a second memory. So
-an allocation decided from the states at one moment can run while inference keeps updating
-them. The copy must not overlap updates (the engine starts it between samples, with ``busy``
-low).
+``snap`` strobe moves ``count`` snapshot entries from ``base`` on (one per cycle) toward the live
+states, ``snap += rshift_round(live - snap, snapshot_shift)`` (shift 0: a copy), in a second
+memory. So an allocation decided from the states at one moment can run while inference keeps
+updating them, and it sees an average of the EMA over about ``2**snapshot_shift`` snapshots. A
+host write loads both memories. The snapshot must not overlap updates or a pass (the engine
+starts it between samples and jobs, with ``busy`` low).
 
 Literal form (``importance_form = "literal"``). The specification's per-weight EMA of ``|w x|``:
 a memory of ``max_rows * max_cols`` states addressed by (row, column). The ``x`` stream then
@@ -174,8 +176,7 @@ class RollingImportance(wiring.Component):
             ws, rd_w = smem.write_port(), smem.read_port()
             c_addr, c_left = Signal(abits), Signal.like(self.snap.count)
             c_valid, c_waddr = Signal(), Signal(abits)
-            m.d.comb += [ws.en.eq(c_valid), ws.addr.eq(c_waddr), ws.data.eq(rd_c.data),
-                         self.snap.busy.eq((c_left != 0) | c_valid)]
+            m.d.comb += self.snap.busy.eq((c_left != 0) | c_valid)
             m.d.sync += c_valid.eq(0)
             with m.If(self.snap.start):
                 m.d.sync += [c_addr.eq(self.snap.base), c_left.eq(self.snap.count)]
@@ -242,6 +243,16 @@ class RollingImportance(wiring.Component):
             wp.data.eq(Mux(u4["host"], u4["data"], new)),
             wp.en.eq(u4["valid"]),
         ]
+        if not self._literal:
+            # Snapshot: the live state (rd_c) and the old snapshot (rd_w, the pass's port: no
+            # pass runs meanwhile) arrive together; a host write loads the snapshot too.
+            sh = cfg.snapshot_shift
+            step = Signal(signed(sb + 1))
+            m.d.comb += step.eq(rd_c.data - rd_w.data)
+            blended = rd_c.data if sh == 0 else rd_w.data + ((step + (1 << (sh - 1))) >> sh)
+            m.d.comb += [ws.en.eq(c_valid | (u4["valid"] & u4["host"])),
+                         ws.addr.eq(Mux(c_valid, c_waddr, u4["addr"])),
+                         ws.data.eq(Mux(c_valid, blended, u4["data"]))]
 
         # -- allocation pass: read the state; register it with |w|; multiply (3 stages). ----
         advance = ~self.o.valid | self.o.ready
@@ -251,6 +262,9 @@ class RollingImportance(wiring.Component):
         p2_abs, p2_state = Signal(unsigned(cfg.weight_bits)), Signal(unsigned(sb))
         w_addr = address(w.row, w.column, None if self._literal else self.w_layer)
         m.d.comb += [self.w.ready.eq(advance), rd_w.en.eq(advance), rd_w.addr.eq(w_addr)]
+        if not self._literal:
+            with m.If(self.snap.busy):
+                m.d.comb += [rd_w.en.eq(1), rd_w.addr.eq(c_addr)]
         # Host reads (and snapshot copies) of the live states.
         if self._literal:
             # The literal form's pass shares this port: host reads while no weight is offered.
