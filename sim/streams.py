@@ -3,13 +3,44 @@
 Each part runs one coroutine that wakes on the clock edge, sets its outputs, then samples the
 handshake in the read-only phase of the same cycle, so a transfer is counted exactly when the
 design sees ``valid & ready`` at a rising edge. Idle and backpressure are random with fixed seeds.
+
+Every wait is bounded: a stream that makes no progress for ``STUCK_CYCLES`` cycles (a ready or a
+valid stuck low, or X, which never reads as 1) fails the test with :class:`Stuck`, naming the
+stream, the transfer it waited for and the simulation time, instead of hanging the run.
 """
 
 
 from amaranth.hdl import Shape
 from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.utils import get_sim_time
 
-__all__ = ["Codec", "StreamDriver", "StreamMonitor", "Scoreboard", "stall_pattern"]
+__all__ = ["Codec", "StreamDriver", "StreamMonitor", "Scoreboard", "stall_pattern", "Stuck",
+           "STUCK_CYCLES", "Watchdog"]
+
+# The longest a testbench waits for one transfer or one condition: far above any legal stall
+# (a re-zoning of the largest tested network), far below a hang worth waiting for.
+STUCK_CYCLES = 200_000
+
+
+class Stuck(AssertionError):
+    """A handshake or a condition that did not happen within ``STUCK_CYCLES`` cycles."""
+
+
+class Watchdog:
+    """Counts cycles without progress on ``what``; :meth:`tick` raises :class:`Stuck` past the
+    limit, :meth:`progress` restarts the count."""
+
+    def __init__(self, what, limit=STUCK_CYCLES):
+        self.what, self.limit, self.idle = what, limit, 0
+
+    def progress(self):
+        self.idle = 0
+
+    def tick(self, detail=""):
+        self.idle += 1
+        if self.idle > self.limit:
+            raise Stuck(f"{self.what}: no progress for {self.limit} cycles"
+                        f"{', ' + detail if detail else ''} (at {get_sim_time('ns'):.0f} ns)")
 
 
 class Codec:
@@ -56,14 +87,15 @@ class _StreamPort:
         self.valid = getattr(dut, f"{prefix}__valid")
         self.ready = getattr(dut, f"{prefix}__ready")
         self.payload = getattr(dut, f"{prefix}__payload")
-        self.clk, self.stall = clk, stall
+        self.prefix, self.clk, self.stall = prefix, clk, stall
 
 
 class StreamDriver(_StreamPort):
     """Drives ``<prefix>__valid``/``__payload`` from a list of packed payloads."""
 
-    async def send(self, items):
+    async def send(self, items, limit=STUCK_CYCLES):
         i, cycle = 0, 0
+        dog = Watchdog(f"stream {self.prefix} (driver)", limit)
         while i < len(items):
             await RisingEdge(self.clk)
             cycle += 1
@@ -74,6 +106,9 @@ class StreamDriver(_StreamPort):
             await ReadOnly()
             if active and self.ready.value == 1:
                 i += 1
+                dog.progress()
+            else:
+                dog.tick(f"transfer {i} of {len(items)} not taken (ready {self.ready.value})")
         await RisingEdge(self.clk)
         self.valid.value = 0
 
@@ -85,8 +120,9 @@ class StreamMonitor(_StreamPort):
         super().__init__(dut, prefix, clk, stall)
         self.items = []
 
-    async def collect(self, count):
+    async def collect(self, count, limit=STUCK_CYCLES):
         cycle = 0
+        dog = Watchdog(f"stream {self.prefix} (monitor)", limit)
         while len(self.items) < count:
             await RisingEdge(self.clk)
             cycle += 1
@@ -95,6 +131,10 @@ class StreamMonitor(_StreamPort):
             await ReadOnly()
             if ready and self.valid.value == 1:
                 self.items.append(int(self.payload.value))
+                dog.progress()
+            else:
+                dog.tick(f"{len(self.items)} of {count} transfers received "
+                         f"(valid {self.valid.value})")
         await RisingEdge(self.clk)
         self.ready.value = 0
 

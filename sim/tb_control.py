@@ -123,7 +123,7 @@ async def pump_in(dut, items, pattern, rng):
     await ClockCycles(dut.clk, 5)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=40, timeout_unit="ms")
 async def allocation_passes(dut):
     """SEEDS seeds of at least WEIGHTS weights each, every transaction compared."""
     await start(dut, INPUTS)
@@ -135,7 +135,7 @@ async def allocation_passes(dut):
     board.check()
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=15, timeout_unit="ms")
 async def reset_in_the_middle_of_a_pass(dut):
     """Reset at a random point of a pass (with stalls), then a full seed is bit-exact."""
     await start(dut, INPUTS)

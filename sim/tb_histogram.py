@@ -27,7 +27,7 @@ async def clear(dut):
     await ClockCycles(dut.clk, CFG.hist_bins + 4)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=30, timeout_unit="ms")
 async def histogram_passes(dut):
     await start(dut, ["i__valid", "o__ready", "host__clear"])
     board = Scoreboard(dut._log)

@@ -102,7 +102,7 @@ async def run_stream(dut, rng, imps, prev, pos, pattern):
     return [cout.unpack(x) for x in mon.items]
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=25, timeout_unit="ms")
 async def random_streams(dut):
     """SEEDS x WEIGHTS random importances; every output compared with the golden model."""
     await start(dut)
@@ -119,7 +119,7 @@ async def random_streams(dut):
     board.check()
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 async def unordered_thresholds_rejected(dut):
     """An unordered commit raises error and leaves the active thresholds in force."""
     await start(dut)
@@ -143,7 +143,7 @@ async def unordered_thresholds_rejected(dut):
         assert dut.error.value == 0, "a good commit did not clear the error"
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=2, timeout_unit="ms")
 async def reset_mid_stream(dut):
     """Reset while a stream is stalled in the pipeline: the PA comes back idle with its reset
     thresholds, and the next stream is bit-exact."""

@@ -100,7 +100,7 @@ async def run_seed(dut, seed, board):
         board.compare([int(dut.samples.value)], [count * (p + 1)], f"seed {seed} samples")
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=140, timeout_unit="ms")
 async def importance_passes(dut):
     await start(dut, ["x__valid", "w__valid", "o__ready", "host__en"]
                 + ([] if LITERAL else ["snap__start"]))

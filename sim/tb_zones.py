@@ -28,7 +28,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from pse_hdl.rtl.zones import Op, Target, ZonedMemory
 from sim.common import PATTERNS, SEEDS
 from sim.runner import config_from_env
-from sim.streams import stall_pattern
+from sim.streams import Watchdog, stall_pattern
 from sim.zones_ref import Network, pack, random_network, unpack
 
 CFG = config_from_env()
@@ -63,8 +63,10 @@ def status(dut):
 async def handshake(dut, prefix, payload, idle=None):
     """Offer one transfer on an input stream until it is taken (``idle`` -> bool: gap)."""
     valid, ready = getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__ready")
+    dog = Watchdog(f"stream {prefix}")
     while True:
         await RisingEdge(dut.clk)
+        dog.tick(f"ready {ready.value}")
         if idle is not None and idle():
             valid.value = 0
             continue
@@ -82,8 +84,10 @@ async def stream_in(dut, prefix, payloads, idle=lambda: False, stop=None):
     valid, ready = getattr(dut, f"{prefix}__valid"), getattr(dut, f"{prefix}__ready")
     data = getattr(dut, f"{prefix}__payload")
     i = 0
+    dog = Watchdog(f"stream {prefix}")
     while i < len(payloads) and (stop is None or i < stop):
         await RisingEdge(dut.clk)
+        dog.tick(f"transfer {i} of {len(payloads)} not taken (ready {ready.value})")
         if idle():
             valid.value = 0
             continue
@@ -91,6 +95,7 @@ async def stream_in(dut, prefix, payloads, idle=lambda: False, stop=None):
         await ReadOnly()
         if ready.value == 1:
             i += 1
+            dog.progress()
     await RisingEdge(dut.clk)
     valid.value = 0
 
@@ -109,11 +114,13 @@ async def load(dut, net):
 
 
 async def wait_idle(dut, flag):
+    dog = Watchdog(f"status.{flag}")
     while True:
         await RisingEdge(dut.clk)
         await ReadOnly()
         if not status(dut)[flag]:
             return
+        dog.tick("still set")
 
 
 async def rezone(dut, net, idle, stop=None):
@@ -163,9 +170,11 @@ async def fetch(dut, net, l, stall):
     ports = [(getattr(dut, f"o__{p}__valid"), getattr(dut, f"o__{p}__ready"),
               getattr(dut, f"o__{p}__payload")) for p in range(P)]
     quiet, cycle = 0, 0
+    dog = Watchdog(f"fetch of layer {l}")
     while quiet < 3:
         await RisingEdge(dut.clk)
         cycle += 1
+        dog.tick(f"{[len(g) for g in got]} transfers per port so far, status.fetching set")
         ready = [not stall[p](cycle) for p in range(P)]
         for (_, r, _), rd in zip(ports, ready):
             r.value = int(rd)
@@ -174,6 +183,7 @@ async def fetch(dut, net, l, stall):
             if ready[p] and v.value == 1:
                 got[p].append(int(d.value))
                 last = cycle
+                dog.progress()
         quiet = 0 if status(dut)["fetching"] else quiet + 1
     await RisingEdge(dut.clk)
     for _, r, _ in ports:
@@ -226,7 +236,7 @@ def shapes_for(rng, edge=None):
     return [(int(rng.integers(1, 24)), int(rng.integers(1, 40))) for _ in range(layers)]
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=5, timeout_unit="ms")
 async def random_networks(dut):
     await start(dut)
     total = 0
@@ -239,7 +249,7 @@ async def random_networks(dut):
                   total, SEEDS)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=25, timeout_unit="ms")
 async def edge_maps(dut):
     await start(dut)
     for edge in ("all pruned", "all top precision", "one row", "one column", "maximum"):
@@ -263,7 +273,7 @@ async def read_masters(dut, net):
     return await host_read(dut, items, 0)
 
 
-@cocotb.test()
+@cocotb.test(timeout_time=10, timeout_unit="ms")
 async def reset_during_rezoning(dut):
     await start(dut)
     for seed in range(SEEDS):
@@ -298,7 +308,7 @@ async def reset_during_rezoning(dut):
         dut._log.info("seed %d: reset after %d codes, old layout intact", seed, stop)
 
 
-@cocotb.test(skip="PSE_IN" not in os.environ)
+@cocotb.test(skip="PSE_IN" not in os.environ, timeout_time=5000, timeout_unit="ms")
 async def measure(dut):
     await start(dut)
     data = np.load(os.environ["PSE_IN"])
