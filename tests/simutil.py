@@ -4,18 +4,31 @@ import random
 
 from amaranth.sim import Simulator
 
-__all__ = ["run_sim", "stream_source", "stream_sink"]
+__all__ = ["run_sim", "stream_source", "stream_sink", "SimTimeout", "MAX_CYCLES"]
 
 
-def run_sim(dut, *testbenches, deadline=None):
+# The most cycles a tier-1 test may run: a hang fails here instead of running for ever.
+MAX_CYCLES = 5_000_000
+
+
+class SimTimeout(AssertionError):
+    """A tier-1 testbench that did not finish within its cycle limit."""
+
+
+def run_sim(dut, *testbenches, max_cycles=MAX_CYCLES):
+    """Run the testbenches on ``dut`` (a 100 MHz clock) until they all return; a background
+    watchdog fails the test if they have not after ``max_cycles`` cycles."""
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     for tb in testbenches:
         sim.add_testbench(tb)
-    if deadline:
-        sim.run_until(deadline)
-    else:
-        sim.run()
+
+    async def watchdog(ctx):
+        await ctx.delay(max_cycles * 1e-8)
+        raise SimTimeout(f"the testbenches did not finish within {max_cycles} cycles: a stream "
+                         f"or a condition is stuck")
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
 
 
 async def stream_source(ctx, stream, items, rng=None, idle=0.0):

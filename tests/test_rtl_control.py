@@ -187,3 +187,22 @@ def test_control_chain_full_throughput():
     assert len(arrivals) == n
     assert arrivals == list(range(arrivals[0], arrivals[0] + n))   # back to back
     assert arrivals[0] == 6                                         # latency: 7 edges
+
+
+# Amaranth closes the stuck testbench's `until` generator while it is suspended and reports
+# that as an unraisable error; the failure this test expects is the watchdog's.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_a_stuck_tier1_testbench_fails_instead_of_hanging():
+    from amaranth.hdl import Module, Signal
+    from tests.simutil import SimTimeout
+    m = Module()
+    never = Signal()
+    m.d.sync += never.eq(never)
+
+    async def waits_for_ever(ctx):
+        await ctx.tick().until(never)
+
+    with pytest.raises(SimTimeout, match="did not finish within 200 cycles"):
+        run_sim(m, waits_for_ever, max_cycles=200)
+    import gc
+    gc.collect()                     # the stuck testbench is closed here, under the filter
