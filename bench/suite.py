@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pse_hdl.api import Design                                               # noqa: E402
 from pse_hdl.config import from_arg                                          # noqa: E402
 from pse_hdl.errors import ConfigError                                       # noqa: E402
+from pse_hdl.files import savefig_atomic                                     # noqa: E402
 from pse_hdl.importers import Source, from_sklearn                           # noqa: E402
 from pse_hdl.model import baselines                                          # noqa: E402
 from pse_hdl.model.engine import argmax_accuracy, dense_activations          # noqa: E402
@@ -192,10 +193,8 @@ def figure(networks, path):
         ax.axis("off")
     axes.ravel()[0].legend(fontsize=7)
     fig.tight_layout()
-    tmp = Path(path).with_name(Path(path).name + ".tmp.png")
-    fig.savefig(tmp, dpi=90)
+    savefig_atomic(fig, path, dpi=90)
     plt.close(fig)
-    tmp.replace(path)
 
 
 def _pct(a):

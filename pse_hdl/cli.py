@@ -50,6 +50,8 @@ def cmd_demo(args):
             raise ConfigError(f"--trace: {e}") from None
         if not Path(args.trace).resolve().parent.is_dir():
             raise ConfigError(f"--trace: the directory of {args.trace!r} does not exist")
+    if args.plot:
+        _check_output_file(args.plot, ".png")
     label = "RTL run over the test split" if args.backend == "rtl" else \
         "dynamic run over the test split"
     bar = None if args.json else progress_bar(label)
@@ -244,6 +246,8 @@ def _check_output_file(path, suffix):
     """A file to write later: the right ending, in a directory that exists (checked before
     long work)."""
     p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"{path!r} is a directory: give a file name ending in {suffix}")
     if p.suffix.lower() != suffix:
         raise ConfigError(f"{path!r} must end in {suffix}")
     if not p.resolve().parent.is_dir():
@@ -254,6 +258,8 @@ def cmd_generate(args):
     from .files import write_atomic
     from .rtl import BLOCKS, generate_verilog
     cfg = _config(args)
+    if args.output and Path(args.output).is_dir():
+        raise ConfigError(f"--output: {args.output!r} is a directory; give a file name")
     if args.output and not Path(args.output).resolve().parent.is_dir():
         raise ConfigError(f"--output: the directory of {args.output!r} does not exist")
     if args.registers or args.header:

@@ -429,13 +429,26 @@ def save(config, path):
 def load(path):
     """Read a configuration from TOML. A ``preset = "name"`` key starts from that preset."""
     path = Path(path)
+    name = str(path)
+    if path.is_dir():
+        raise ConfigError(f"configuration file {name!r} is a directory, not a TOML file")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"configuration file {str(path)!r} does not exist") from None
+        raise ConfigError(f"configuration file {name!r} does not exist") from None
+    except PermissionError:
+        raise ConfigError(f"configuration file {name!r} cannot be read (permission denied)") \
+            from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"configuration file {name!r} is not UTF-8 text (byte {e.start}): "
+                          f"a TOML file is expected") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {e}") from None
-    data = dict(data.get("pse", data))
+        raise ConfigError(f"configuration file {name!r} is not valid TOML: {e}") from None
+    data = data.get("pse", data)
+    if not isinstance(data, dict):
+        raise ConfigError(f"pse in {name!r} must be a table of fields ([pse]), not "
+                          f"{type(data).__name__} {data!r}")
+    data = dict(data)
     base = preset(data.pop("preset", "default"))
     merged = base.to_dict()
     merged.update(data)
@@ -469,7 +482,7 @@ def from_arg(arg):
         return _DEFAULT
     if arg in PRESETS:
         return PRESETS[arg]
-    if Path(arg).suffix == ".toml" or Path(arg).exists():
+    if arg and (Path(arg).suffix == ".toml" or Path(arg).exists()):
         return load(arg)
     raise ConfigError(f"--config must be a preset ({', '.join(PRESETS)}) or a TOML file, "
                       f"not {arg!r}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["write_atomic", "savez_atomic"]
+__all__ = ["write_atomic", "savez_atomic", "savefig_atomic"]
 
 
 def _umask():
@@ -41,3 +41,9 @@ def write_atomic(path, text):
 def savez_atomic(path, **arrays):
     """``np.savez(path, **arrays)`` (``path`` is used as given: no ``.npz`` is appended)."""
     return _atomic(path, "wb", lambda f: np.savez(f, **arrays))
+
+
+def savefig_atomic(fig, path, **kwargs):
+    """``fig.savefig(path)`` as PNG (the format is given, so the temporary name may end in
+    anything)."""
+    return _atomic(path, "wb", lambda f: fig.savefig(f, format="png", **kwargs))

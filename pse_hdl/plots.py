@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .files import savefig_atomic
+
 __all__ = ["demo_figure", "frontier_figure", "sweep_figure"]
 
 
@@ -49,7 +51,7 @@ def demo_figure(demo, path):
     ax2.legend(fontsize=8, loc="lower right")
     ax2.set_title("accuracy against bits per weight")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    savefig_atomic(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -67,7 +69,7 @@ def frontier_figure(rows, path, float_accuracy):
     ax.set_title("digits MLP: accuracy against storage")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    savefig_atomic(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -94,5 +96,5 @@ def sweep_figure(report, path):
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"sweep {report['name']}: red = Pareto front (size: MAC cycles)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    savefig_atomic(fig, path, dpi=110)
     plt.close(fig)

@@ -102,3 +102,30 @@ def test_demo_mistakes_are_one_line(capsys):
         assert main(["demo", "--plot", "", *args]) == 2
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bad_configuration_files_and_output_paths_are_one_line(capsys, tmp_path):
+    files = {"scalar.toml": b"pse = 5\n", "latin1.toml": b"\xff\xfe lanes = 4\n",
+             "broken.toml": b"[pse\nlanes = 4\n", "unknown.toml": b"[pse]\nlanez = 4\n"}
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    (tmp_path / "adir").mkdir()
+    cases = [
+        (["generate", "pa", "--config", str(tmp_path / "scalar.toml")],
+         "must be a table of fields"),
+        (["generate", "pa", "--config", str(tmp_path / "latin1.toml")], "is not UTF-8 text"),
+        (["generate", "pa", "--config", str(tmp_path / "broken.toml")], "is not valid TOML"),
+        (["generate", "pa", "--config", str(tmp_path / "unknown.toml")], "unknown field(s) lanez"),
+        (["generate", "pa", "--config", str(tmp_path / "adir")], "is a directory, not a TOML"),
+        (["generate", "pa", "--config", str(tmp_path / "none.toml")], "does not exist"),
+        (["generate", "pa", "--config", ""], "--config must be a preset"),
+        (["generate", "pa", "-o", str(tmp_path / "adir")], "is a directory; give a file name"),
+        (["demo", "--plot", str(tmp_path / "adir")], "is a directory: give a file name"),
+        (["demo", "--plot", str(tmp_path / "nodir" / "x.png")], "does not exist"),
+        (["demo", "--plot", str(tmp_path / "x.jpg")], "must end in .png"),
+    ]
+    for args, message in cases:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "adir"])

@@ -149,3 +149,21 @@ def test_calibration_meets_the_bit_budget(small):
     with pytest.raises(ConfigError, match=r"no layout reaches 0.5 bits per weight .*: the "
                                           r"smallest costs \d+\.\d\d; raise the budget"):
         calibrate(e, xq["calib"], splits["calib"][1], target_bits=0.5, grid=grid)
+
+
+def test_a_corrupt_network_cache_is_rebuilt_with_a_message(tmp_path, capsys):
+    from pse_hdl.model.network import default_network
+    hidden = (8,)
+    good = default_network(tmp_path, hidden)
+    path = next(tmp_path.glob("digits_mlp_8_*.npz"))
+    for damage in (path.read_bytes()[:100], b"not a zip at all", b""):
+        path.write_bytes(damage)
+        net = default_network(tmp_path, hidden)
+        assert "training it again" in capsys.readouterr().err
+        assert all(np.array_equal(a, b) for a, b in zip(net.weights, good.weights))
+    np.savez(path, n_layers=1, W0=np.zeros((3, 3)), b0=np.zeros(3))   # whole, but not this MLP
+    path.rename(path.with_suffix(".npz"))
+    default_network(tmp_path, hidden)
+    assert "training it again" in capsys.readouterr().err
+    default_network(tmp_path, hidden)                                  # rewritten: read quietly
+    assert capsys.readouterr().err == ""

@@ -15,6 +15,7 @@ quantization also ``Wq{l}`` (int), ``bq{l}``, ``fx{l}``, ``fw{l}``, ``shift{l}``
 and the profiled baseline ``A{l}`` (EMA state per input) when present.
 """
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -154,14 +155,35 @@ def train_digits(hidden=DEFAULT_HIDDEN, seed=0, splits=None, alpha=DEFAULT_ALPHA
     return FloatMLP.from_sklearn(mlp)
 
 
+def _read_cached(path, hidden):
+    """The cached network at ``path``, or None if the file is not a whole, valid one (an
+    interrupted write of an older version, a disk error, a file put there by hand)."""
+    import zipfile
+    try:
+        # Opened here, so the file is closed whatever np.load makes of its content.
+        with open(path, "rb") as f, np.load(f) as z:
+            n = int(z["n_layers"])
+            net = FloatMLP([np.asarray(z[f"W{l}"], np.float64) for l in range(n)],
+                           [np.asarray(z[f"b{l}"], np.float64) for l in range(n)])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+    shapes = [w.shape for w in net.weights]
+    want = [(h, i) for h, i in zip((*hidden, 10), (64, *hidden))]
+    ok = shapes == want and all(b.shape == (w.shape[0],) for w, b in zip(net.weights, net.biases))
+    finite = all(np.all(np.isfinite(a)) for a in (*net.weights, *net.biases))
+    return net if ok and finite else None
+
+
 def default_network(cache_dir=None, hidden=DEFAULT_HIDDEN, seed=0, alpha=DEFAULT_ALPHA):
     """The default digits MLP, trained once and cached as ``.npz`` float weights."""
     cache_dir = Path(cache_dir or Path.home() / ".cache" / "pse-hdl")
     path = cache_dir / f"digits_mlp_{'x'.join(map(str, hidden))}_a{alpha:g}_s{seed}.npz"
     if path.exists():
-        with np.load(path) as z:
-            n = int(z["n_layers"])
-            return FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)])
+        net = _read_cached(path, hidden)
+        if net is not None:
+            return net
+        print(f"pse: the cached network {path} is unreadable or not the expected MLP; "
+              f"training it again", file=sys.stderr)
     net = train_digits(hidden, seed, alpha=alpha)
     cache_dir.mkdir(parents=True, exist_ok=True)
     data = {"n_layers": len(net.weights)}
