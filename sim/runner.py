@@ -15,7 +15,7 @@ from pse_hdl.config import PSEConfig
 from pse_hdl.rtl import generate_verilog
 from pse_hdl.toolchain import VERILATOR_WAIVERS, get_runner
 
-__all__ = ["run_cocotb", "measure", "config_from_env"]
+__all__ = ["run_cocotb", "measure", "config_from_env", "ICARUS_MODES", "icarus_available"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = Path(os.environ.get("PSE_SIM_BUILD", ROOT / "sim_build"))
@@ -25,13 +25,30 @@ BUILD_ROOT = Path(os.environ.get("PSE_SIM_BUILD", ROOT / "sim_build"))
 BUILD_ARGS = [*VERILATOR_WAIVERS, "--x-assign", "unique", "--x-initial", "unique", "-O2"]
 
 
-def _build(block, cfg, build_args, log_file=None):
+# Icarus Verilog, 4-state: the same Verilog under the Verilog-2005 and the SystemVerilog event
+# rules (cocotb's runner passes -g2012 first; a later -g option overrides it).
+ICARUS_MODES = {"icarus-2005": ["-g2005"], "icarus-2012": ["-g2012"]}
+
+
+def icarus_available():
+    """Whether Icarus Verilog (``iverilog``, ``vvp``) is on PATH."""
+    import shutil
+    return shutil.which("iverilog") is not None and shutil.which("vvp") is not None
+
+
+def _build(block, cfg, build_args, log_file=None, simulator="verilator"):
     verilog = generate_verilog(block, cfg)
-    key = hashlib.sha256("\0".join([verilog, *build_args]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([verilog, simulator, *build_args]).encode()).hexdigest()[:16]
     top = f"pse_{block}"
-    build_dir = BUILD_ROOT / f"{block}-{key}"
+    build_dir = BUILD_ROOT / (f"{block}-{key}" if simulator == "verilator"
+                              else f"{block}-{simulator}-{key}")
     stamp = build_dir / "built.ok"
-    runner = get_runner()
+    if simulator == "verilator":
+        runner = get_runner()
+    else:
+        from cocotb_tools.runner import get_runner as cocotb_runner
+        runner = cocotb_runner("icarus")
+        build_args = ICARUS_MODES[simulator]
     if not stamp.exists():
         build_dir.mkdir(parents=True, exist_ok=True)
         # Parallel test workers may ask for the same model: one builds, the others wait.
@@ -40,21 +57,24 @@ def _build(block, cfg, build_args, log_file=None):
             if not stamp.exists():
                 src = build_dir / f"{top}.v"
                 src.write_text(verilog)
+                extra = {} if simulator == "verilator" else {"timescale": ("1ns", "1ps")}
                 runner.build(sources=[src], hdl_toplevel=top, build_args=build_args,
                              build_dir=build_dir, always=True,
-                             log_file=build_dir / "build.log" if log_file else None)
+                             log_file=build_dir / "build.log" if log_file else None, **extra)
                 stamp.write_text(key)
     return runner, top, build_dir
 
 
 def run_cocotb(block, cfg, test_module, *, testcase=None, seed=1, extra_env=None,
-               build_args=BUILD_ARGS, log_file=None):
+               build_args=BUILD_ARGS, log_file=None, simulator="verilator"):
     """Run ``sim/<test_module>.py`` against block ``block``; return (tests, failures).
     With ``log_file`` the simulator's output goes there (and the build's next to the model)
-    instead of to the terminal, as the benchmarks want for clean tables."""
+    instead of to the terminal, as the benchmarks want for clean tables. ``simulator`` is
+    ``"verilator"`` or one of :data:`ICARUS_MODES` (the testbench sees it as ``PSE_SIM``)."""
     from cocotb_tools.check_results import get_results
-    runner, top, build_dir = _build(block, cfg, list(build_args), log_file)
-    env = {"PSE_CONFIG": json.dumps(cfg.to_dict()), "PYTHONPATH": os.pathsep.join(
+    runner, top, build_dir = _build(block, cfg, list(build_args), log_file, simulator)
+    env = {"PSE_CONFIG": json.dumps(cfg.to_dict()), "PSE_SIM": simulator,
+           "PYTHONPATH": os.pathsep.join(
         [str(ROOT), os.environ.get("PYTHONPATH", "")])}
     env.update(extra_env or {})
     results = runner.test(test_module=test_module, hdl_toplevel=top, hdl_toplevel_lang="verilog",

@@ -4,7 +4,9 @@ Each part runs one coroutine that wakes on the clock edge, sets its outputs, the
 handshake in the read-only phase of the same cycle, so a transfer is counted exactly when the
 design sees ``valid & ready`` at a rising edge. Idle and backpressure are random with fixed seeds.
 
-Every wait is bounded: a stream that makes no progress for ``STUCK_CYCLES`` cycles (a ready or a
+Every handshake is checked for X (4-state simulators): a ``valid`` or ``ready`` that is not 0 or
+1, or a payload with an X or Z bit while it is transferred, fails the test (:class:`XValue`)
+with the stream, the signal and the time. Every wait is bounded: a stream that makes no progress for ``STUCK_CYCLES`` cycles (a ready or a
 valid stuck low, or X, which never reads as 1) fails the test with :class:`Stuck`, naming the
 stream, the transfer it waited for and the simulation time, instead of hanging the run.
 """
@@ -15,7 +17,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 __all__ = ["Codec", "StreamDriver", "StreamMonitor", "Scoreboard", "stall_pattern", "Stuck",
-           "STUCK_CYCLES", "Watchdog"]
+           "STUCK_CYCLES", "Watchdog", "XValue", "check_known"]
 
 # The longest a testbench waits for one transfer or one condition: far above any legal stall
 # (a re-zoning of the largest tested network), far below a hang worth waiting for.
@@ -24,6 +26,19 @@ STUCK_CYCLES = 200_000
 
 class Stuck(AssertionError):
     """A handshake or a condition that did not happen within ``STUCK_CYCLES`` cycles."""
+
+
+class XValue(AssertionError):
+    """A handshake signal, or a payload being transferred, with an X or Z bit."""
+
+
+def check_known(handle, what):
+    """The value of ``handle``; :class:`XValue` if any bit is X or Z (only 4-state simulators
+    can show one)."""
+    value = handle.value
+    if not value.is_resolvable:
+        raise XValue(f"{what} is {value} (X or Z) at {get_sim_time('ns'):.0f} ns")
+    return value
 
 
 class Watchdog:
@@ -104,7 +119,7 @@ class StreamDriver(_StreamPort):
             if active:
                 self.payload.value = items[i]
             await ReadOnly()
-            if active and self.ready.value == 1:
+            if check_known(self.ready, f"{self.prefix}.ready") == 1 and active:
                 i += 1
                 dog.progress()
             else:
@@ -129,8 +144,8 @@ class StreamMonitor(_StreamPort):
             ready = not self.stall(cycle)
             self.ready.value = int(ready)
             await ReadOnly()
-            if ready and self.valid.value == 1:
-                self.items.append(int(self.payload.value))
+            if check_known(self.valid, f"{self.prefix}.valid") == 1 and ready:
+                self.items.append(int(check_known(self.payload, f"{self.prefix}.payload")))
                 dog.progress()
             else:
                 dog.tick(f"{len(self.items)} of {count} transfers received "

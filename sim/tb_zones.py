@@ -28,7 +28,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from pse_hdl.rtl.zones import Op, Target, ZonedMemory
 from sim.common import PATTERNS, SEEDS
 from sim.runner import config_from_env
-from sim.streams import Watchdog, stall_pattern
+from sim.streams import Watchdog, check_known, stall_pattern
 from sim.zones_ref import Network, pack, random_network, unpack
 
 CFG = config_from_env()
@@ -57,7 +57,7 @@ async def reset(dut):
 
 
 def status(dut):
-    return unpack(STATUS, int(dut.status.value))
+    return unpack(STATUS, int(check_known(dut.status, "status")))
 
 
 async def handshake(dut, prefix, payload, idle=None):
@@ -73,7 +73,7 @@ async def handshake(dut, prefix, payload, idle=None):
         valid.value = 1
         getattr(dut, f"{prefix}__payload").value = payload
         await ReadOnly()
-        if ready.value == 1:
+        if check_known(ready, f"{prefix}.ready") == 1:
             break
     await RisingEdge(dut.clk)
     valid.value = 0
@@ -93,7 +93,7 @@ async def stream_in(dut, prefix, payloads, idle=lambda: False, stop=None):
             continue
         valid.value, data.value = 1, payloads[i]
         await ReadOnly()
-        if ready.value == 1:
+        if check_known(ready, f"{prefix}.ready") == 1:
             i += 1
             dog.progress()
     await RisingEdge(dut.clk)
@@ -180,8 +180,8 @@ async def fetch(dut, net, l, stall):
             r.value = int(rd)
         await ReadOnly()
         for p, (v, _, d) in enumerate(ports):
-            if ready[p] and v.value == 1:
-                got[p].append(int(d.value))
+            if check_known(v, f"o[{p}].valid") == 1 and ready[p]:
+                got[p].append(int(check_known(d, f"o[{p}].payload")))
                 last = cycle
                 dog.progress()
         quiet = 0 if status(dut)["fetching"] else quiet + 1

@@ -1,6 +1,7 @@
 """Transport: the engine's bus in a cocotb testbench (the Verilog in Verilator), with random idle
 cycles between requests and random backpressure on the responses. Every wait is bounded: a stuck
-handshake fails with the stream and the cycle instead of hanging the test."""
+handshake fails with the stream and the cycle instead of hanging the test, and a handshake or a
+response that carries X or Z (4-state simulators) fails at once."""
 
 import random
 
@@ -9,6 +10,13 @@ from cocotb.triggers import ReadOnly, RisingEdge
 from .bus import Bus, BusTimeout
 
 __all__ = ["CocotbBus"]
+
+
+def _known(handle, what, cycle):
+    value = handle.value
+    if not value.is_resolvable:
+        raise BusTimeout(f"{what} is {value} (X or Z) at cycle {cycle}")
+    return value
 
 
 class CocotbBus(Bus):
@@ -35,7 +43,7 @@ class CocotbBus(Bus):
         dut.bus__req__valid.value = 1
         for _ in range(self.limit):
             await ReadOnly()
-            taken = dut.bus__req__ready.value == 1
+            taken = _known(dut.bus__req__ready, "bus.req.ready", self.cycle) == 1
             await self._edge()
             if taken:
                 dut.bus__req__valid.value = 0
@@ -53,8 +61,8 @@ class CocotbBus(Bus):
             ready = not (self.stall and self.rng.random() < self.stall)
             dut.bus__rsp__ready.value = int(ready)
             await ReadOnly()
-            if ready and dut.bus__rsp__valid.value == 1:
-                data = int(dut.bus__rsp__payload.value)
+            if _known(dut.bus__rsp__valid, "bus.rsp.valid", self.cycle) == 1 and ready:
+                data = int(_known(dut.bus__rsp__payload, "bus.rsp.payload", self.cycle))
                 await self._edge()
                 dut.bus__rsp__ready.value = 0
                 return data

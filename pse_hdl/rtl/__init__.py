@@ -1,5 +1,7 @@
 """Amaranth RTL of the engine's blocks, and the registry that ``pse generate`` reads."""
 
+import re
+
 from amaranth.back import verilog
 
 from ..config import ConfigError
@@ -84,6 +86,25 @@ def build(name, cfg):
     return BLOCKS[name][1](cfg)
 
 
+# Yosys's Verilog writer makes every combinational ``always @*`` block read a dummy register
+# declared ``reg dummy = 0;``, so that the block runs once at time 0 (Verilog-2005: a declaration
+# initialiser is an event). Under SystemVerilog rules (Icarus -g2012, commercial simulators) an
+# initialiser is no event: the blocks would wait, their outputs X, until an input changed (for
+# constant or reset-less inputs, never). One assignment after time 0's active region changes
+# the dummy and so runs every block once in any 4-state simulator. Verilator (2-state, evaluates
+# everything at start) and synthesis tools do not see it.
+_DUMMY = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+)  = 0;$",
+                    re.M)
+
+
+def _four_state_start(text):
+    return _DUMMY.sub(lambda m: f"{m.group(0)}\n`ifndef SYNTHESIS\n`ifndef VERILATOR\n"
+                                f"{m.group(1)}initial #0 {m.group(2)}  = 1'h1;\n"
+                                f"`endif\n`endif", text)
+
+
 def generate_verilog(name, cfg):
-    """Verilog text of a block; the top module is ``pse_<name>``. Reproducible (no src attrs)."""
-    return verilog.convert(build(name, cfg), name=f"pse_{name}", emit_src=False)
+    """Verilog text of a block; the top module is ``pse_<name>``. Reproducible (no src attrs);
+    correct in 2-state and 4-state simulators alike (see ``_four_state_start``)."""
+    return _four_state_start(verilog.convert(build(name, cfg), name=f"pse_{name}",
+                                             emit_src=False))
