@@ -103,7 +103,7 @@ def main(argv=None):
                "layers": rows}
     synth_rows = []
     if not args.no_synth:
-        from synth.flow import synthesize
+        from pse_hdl.synth.flow import synthesize
         for lanes in (1, 4, 16):
             for board in ("icebreaker", "ulx3s"):
                 try:

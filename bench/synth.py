@@ -2,7 +2,7 @@
 
     python bench/synth.py [--json] [--blocks pa,sm,...]
 
-Runs the `pse synth` flow (yosys + nextpnr from YoWASP, constraints from constraints/) for:
+Runs the `pse synth` flow (yosys + nextpnr from YoWASP, constraints from pse_hdl/synth/constraints/) for:
 the `default` preset on both devices, the `tiny` preset (4 lanes) on the iCE40 UP5K at its 30 MHz
 target, and the `wide` preset (16 lanes) on the ECP5-85F at its 100 MHz target. Figures include
 the synthesis harness (one flip-flop per input bit of the block, an XOR fold of its outputs):
@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.config import preset                   # noqa: E402
 from pse_hdl.rtl import BLOCKS, build               # noqa: E402
-from synth.flow import harness_overhead, synthesize  # noqa: E402
+from pse_hdl.synth.flow import harness_overhead, synthesize  # noqa: E402
 
 RUNS = [("default", "icebreaker"), ("default", "ulx3s"), ("tiny", "icebreaker"),
         ("wide", "ulx3s")]

@@ -357,7 +357,7 @@ class Design:
     def build(self, board="ulx3s"):
         """Synthesize the engine for ``board`` (``icebreaker`` or ``ulx3s``): LUTs, FFs, block
         RAMs, DSPs, Fmax (the ``pse synth`` flow)."""
-        from synth.flow import board as check_board, synthesize
+        from .synth.flow import board as check_board, synthesize
         from .rtl import build
         check_board(board)
         return synthesize(build("engine", self.cfg), board)

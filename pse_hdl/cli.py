@@ -280,7 +280,7 @@ def cmd_generate(args):
 
 
 def cmd_synth(args):
-    from synth.flow import BOARDS, board, synthesize
+    from .synth.flow import BOARDS, board, synthesize
     from .rtl import BLOCKS, build, check_block
     cfg = _config(args)
     blocks = list(BLOCKS) if args.block == "all" else [args.block]
@@ -307,7 +307,7 @@ def cmd_synth(args):
 
 
 def cmd_lint(args):
-    from synth.lint import WAIVERS, lint_all
+    from .synth.lint import WAIVERS, lint_all
     presets = [args.config] if args.config else None
     if presets and presets[0] not in PRESETS:
         raise ConfigError(f"--config must be a preset ({', '.join(PRESETS)}), not {presets[0]!r}")
@@ -324,7 +324,7 @@ def cmd_lint(args):
 
 
 def cmd_board(args):
-    from synth.boards import build_bitstream
+    from .synth.boards import build_bitstream
     print(build_bitstream(args.board, args.output))
     return 0
 

@@ -91,7 +91,7 @@ class SweepSpec:
             raise InputError(f"{source}: samples must be a positive integer, not "
                              f"{self.samples!r}")
         self.boards = sw.get("boards", ["ulx3s"])
-        from synth.flow import board
+        from .synth.flow import board
         for b in self.boards:
             board(b)
         self.synth_block = sw.get("synth_block", "engine")
@@ -248,7 +248,7 @@ def evaluate(task):
     start = time.monotonic()
     try:
         if task["kind"] == "synth":
-            from synth.flow import synthesize
+            from .synth.flow import synthesize
             from .rtl import build
             r = synthesize(build(task["block"], PSEConfig.from_dict(task["config"])),
                            task["board"])

@@ -14,7 +14,8 @@ __all__ = ["ToolchainError", "verilator_root", "verilator_env", "get_runner", "y
            "VERILATOR_WAIVERS"]
 
 # Warnings of Amaranth-generated Verilog that we have reviewed and waive in simulation builds
-# (the lint flow in ``pse lint`` keeps its own list with reasons, in synth/lint_waivers.vlt).
+# (the lint flow in ``pse lint`` keeps its own list with reasons, in
+# pse_hdl/synth/lint_waivers.vlt).
 VERILATOR_WAIVERS = [
     "-Wno-WIDTHEXPAND",    # Amaranth zero-extends operands implicitly in generated expressions
     "-Wno-WIDTHTRUNC",     # ... and truncates results to the destination width

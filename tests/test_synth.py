@@ -7,8 +7,8 @@ import pytest
 from pse_hdl.cli import main
 from pse_hdl.config import PRESETS, PSEConfig, preset
 from pse_hdl.rtl import BLOCKS, build
-from synth.flow import SynthError, board, harness_overhead, synthesize
-from synth.lint import lint_all
+from pse_hdl.synth.flow import SynthError, board, harness_overhead, synthesize
+from pse_hdl.synth.lint import lint_all
 
 
 @pytest.mark.slow
@@ -62,6 +62,28 @@ def test_errors_name_the_valid_choices(capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s"])
 def test_board_top_bitstream_builds(board_name, tmp_path):
-    from synth.boards import build_bitstream
+    from pse_hdl.synth.boards import build_bitstream
     path = build_bitstream(board_name, tmp_path)
     assert path.stat().st_size > 10000
+
+
+def test_only_pse_hdl_is_installed_with_its_data_files():
+    """``pip install .`` installs the package ``pse_hdl`` alone (no top-level ``sim`` or
+    ``synth`` to collide with other projects), with the files the flows read at run time."""
+    import tomllib
+    from pathlib import Path
+
+    from setuptools import find_packages
+    root = Path(__file__).resolve().parent.parent
+    tool = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = find_packages(str(root), include=tool["packages"]["find"]["include"])
+    assert packages and all(p == "pse_hdl" or p.startswith("pse_hdl.") for p in packages)
+    assert "pse_hdl.synth" in packages
+    for package, patterns in tool["package-data"].items():
+        where = root / package.replace(".", "/")
+        for pattern in patterns:
+            assert list(where.glob(pattern)), (package, pattern)
+    from pse_hdl.synth.flow import CONSTRAINTS
+    from pse_hdl.synth.lint import WAIVERS
+    assert CONSTRAINTS.is_relative_to(root / "pse_hdl") and WAIVERS.exists()
+    assert {p.name for p in CONSTRAINTS.iterdir()} >= {"icebreaker.pcf", "ulx3s.lpf"}

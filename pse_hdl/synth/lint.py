@@ -1,8 +1,8 @@
 """``verilator --lint-only -Wall`` over the generated Verilog of every block and preset.
 
-Zero warnings are allowed except the reviewed waivers in ``synth/lint_waivers.vlt`` (each with
-its reason). Lint runs on the Verilog alone, without cocotb's ``--public-flat-rw`` (which makes
-Verilator 5.048 report false UNOPTFLAT loops).
+Zero warnings are allowed except the reviewed waivers in ``lint_waivers.vlt`` next to this module
+(each with its reason). Lint runs on the Verilog alone, without cocotb's ``--public-flat-rw``
+(which makes Verilator 5.048 report false UNOPTFLAT loops).
 """
 
 import re

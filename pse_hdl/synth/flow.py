@@ -32,7 +32,7 @@ from pse_hdl.toolchain import ToolchainError, yowasp_env
 
 __all__ = ["BOARDS", "Board", "Harness", "synthesize", "SynthError", "harness_overhead"]
 
-CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints"
+CONSTRAINTS = Path(__file__).resolve().parent / "constraints"
 
 
 class SynthError(ToolchainError):
