@@ -87,3 +87,25 @@ def test_only_pse_hdl_is_installed_with_its_data_files():
     from pse_hdl.synth.lint import WAIVERS
     assert CONSTRAINTS.is_relative_to(root / "pse_hdl") and WAIVERS.exists()
     assert {p.name for p in CONSTRAINTS.iterdir()} >= {"icebreaker.pcf", "ulx3s.lpf"}
+
+
+def test_lint_waivers_are_narrow(tmp_path):
+    """The waivers cover the generator's idioms only: a truncating or widening assignment and
+    a case statement of a different shape, written by hand, are still reported."""
+    import subprocess
+
+    from pse_hdl.synth.lint import WAIVERS
+    from pse_hdl.toolchain import verilator_env
+    verilator_env()
+    src = tmp_path / "pse_hand.v"
+    src.write_text("module pse_hand(input [7:0] a, input [3:0] b, output [3:0] t, output [7:0] w,"
+                   " output [4:0] s);\n"
+                   "  assign t = a;\n"           # truncation by assignment
+                   "  assign w = b;\n"           # widening by assignment
+                   "  assign s = a[3:0] + b[2:0];\n"  # the generator's idiom: waived
+                   "endmodule\n")
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", str(WAIVERS), str(src),
+                        "--top-module", "pse_hand"], capture_output=True, text=True)
+    assert "WIDTHTRUNC" in r.stderr and ":2:" in r.stderr, r.stderr
+    assert "WIDTHEXPAND" in r.stderr and ":3:" in r.stderr, r.stderr
+    assert ":4:" not in r.stderr, r.stderr
