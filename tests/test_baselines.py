@@ -1,0 +1,75 @@
+"""The baselines of the accuracy scoreboard (pse_hdl/model/baselines.py) and bench/suite.py."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pse_hdl.config import PSEConfig
+from pse_hdl.model import baselines
+from pse_hdl.model.quant import choose_shift
+
+CFG = PSEConfig()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _masters(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(-30000, 30000, (16, 12)), rng.integers(-3000, 3000, (3, 16))]
+
+
+def test_uniform_counts_one_scale_per_layer_and_quantizes_to_its_grid():
+    m = _masters()
+    w, fp = baselines.uniform(m, 4, CFG)
+    n = sum(x.size for x in m)
+    assert fp["total"] == 4 * n + 2 * CFG.shift_bits and fp["weights"] == n
+    for layer, q in zip(m, w):
+        s = choose_shift(layer, 4, CFG.weight_bits)
+        assert np.all(q % (1 << s) == 0) and len(np.unique(q >> s)) <= 16
+
+
+def test_row_scales_are_per_row_and_never_worse_than_per_tensor():
+    m = _masters(1)
+    w_row, fp_row = baselines.uniform_rows(m, 4, CFG)
+    w_t, _ = baselines.uniform(m, 4, CFG)
+    assert fp_row["total"] == 4 * sum(x.size for x in m) + (16 + 3) * CFG.shift_bits
+    for layer, a, b in zip(m, w_row, w_t):
+        assert np.sum((a - layer) ** 2) <= np.sum((b - layer) ** 2)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.3, 0.625, 1.0])
+def test_magnitude_pruning_prunes_the_smallest_share_and_counts_the_mask(fraction):
+    m = _masters(2)
+    w, fp = baselines.magnitude_pruned(m, fraction, CFG)
+    kept = 0
+    for layer, q in zip(m, w):
+        mag = np.sort(np.abs(layer).ravel())
+        cut = int(round(fraction * layer.size))
+        keep = np.abs(layer) >= mag[cut] if cut < layer.size else np.zeros(layer.shape, bool)
+        kept += int(keep.sum())
+        assert np.all(q[~keep] == 0) and keep.sum() >= layer.size - cut
+        if (~keep).any() and keep.any():
+            assert np.abs(layer[~keep]).max() <= np.abs(layer[keep]).min()
+    n = sum(x.size for x in m)
+    assert fp["total"] == n + 8 * kept + 2 * CFG.shift_bits
+    assert baselines.prune_fraction_for(4.0) == pytest.approx(0.625)
+
+
+def test_suite_bench_runs_one_network_with_every_key(capsys):
+    spec = importlib.util.spec_from_file_location("suite", ROOT / "bench" / "suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    suite.main(["--json", "--plot", "", "--only", "iris", "--budgets", "6.0", "12.0"])
+    out = json.loads(capsys.readouterr().out)
+    (r,) = out["networks"]
+    assert r["name"].startswith("iris") and r["weights"] == 4 * 16 + 16 * 3
+    for key in ("int4", "int8", "int4_row", "prune_int8"):
+        assert set(r[key]) >= {"accuracy", "bits_per_weight"} and 0 <= r[key]["accuracy"] <= 1
+    assert r["int8"]["bits_per_weight"] > 8 and r["int4"]["bits_per_weight"] > 4
+    low, high = r["pse_dynamic"]
+    assert low["accuracy"] is None and "no layout reaches" in low["error"]   # 6 bits: too few
+    assert high["budget"] == 12.0 and high["bits_per_weight"] <= 12.0
+    assert set(high) >= {"budget", "accuracy", "bits_per_weight", "mac_cycle_ratio"}
+    assert any("iris" in f for f in out["target_failures"])
