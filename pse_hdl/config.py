@@ -105,7 +105,8 @@ class PSEConfig:
         ``|w*x|`` per weight).
     mac_digit_bits : int
         Weight bits a lane consumes per cycle (digit-serial MAC); a weight of b bits costs
-        ``ceil(b / mac_digit_bits)`` cycles, a pruned weight none.
+        ``ceil(b / mac_digit_bits)`` cycles, a pruned weight none. The MAC lanes are built for
+        4-bit digits, the only value accepted.
     hist_bins : int
         Bins of the importance histogram (log2-spaced).
     hist_sub_bits : int
@@ -222,9 +223,9 @@ class PSEConfig:
             raise ConfigError(f"snapshot_shift must be 0 with importance_form 'literal' (its "
                               f"allocation reads the live per-weight states), not "
                               f"{self.snapshot_shift!r}")
-        if self.mac_digit_bits not in (1, 2, 4, 8, 16) or isinstance(self.mac_digit_bits, bool):
-            raise ConfigError(f"mac_digit_bits must be one of (1, 2, 4, 8, 16), "
-                              f"not {self.mac_digit_bits!r}")
+        if self.mac_digit_bits != 4 or isinstance(self.mac_digit_bits, bool):
+            raise ConfigError(f"mac_digit_bits must be 4 (the MAC lanes multiply 4-bit digits "
+                              f"of a weight per cycle), not {self.mac_digit_bits!r}")
         _check_int("hist_sub_bits", self.hist_sub_bits, 0, 4)
         _check_int("hist_bins", self.hist_bins, 2, 1024)
         _check_int("desc_stride", self.desc_stride, 1, self.max_rows, pow2=True)

@@ -136,9 +136,6 @@ def check_engine_config(cfg):
         raise ConfigError("the engine keeps one EMA per input (importance_form = 'factored'); "
                           "the literal per-weight form exists as the block ric_literal only, "
                           f"not {cfg.importance_form!r}")
-    if cfg.mac_digit_bits != 4:
-        raise ConfigError(f"the MAC array is built for mac_digit_bits=4, "
-                          f"not {cfg.mac_digit_bits!r}")
 
 
 def config_hash(cfg):

@@ -38,6 +38,7 @@ INVALID = [
     ({"reversible": "yes"}, "reversible must be true or false"),
     ({"importance_form": "exact"}, "importance_form must be one of"),
     ({"mac_digit_bits": 3}, "mac_digit_bits"),
+    ({"mac_digit_bits": 8}, "mac_digit_bits must be 4"),   # was refused only by the MAC's RTL
     ({"hist_bins": 1}, "hist_bins"),
     ({"hist_sub_bits": 9}, "hist_sub_bits"),
     ({"desc_stride": 3}, "desc_stride"),

@@ -5,11 +5,11 @@ import random
 import numpy as np
 import pytest
 
-from pse_hdl.config import ConfigError, PSEConfig, preset
+from pse_hdl.config import PSEConfig, preset
 from pse_hdl.model.layer import layer_forward, requantize
 from pse_hdl.model.quant import dequantize
 from pse_hdl.model.transfer import lane_schedule, lane_streams
-from pse_hdl.rtl.mac import MacArray, MacLane
+from pse_hdl.rtl.mac import MacArray
 from tests.simutil import run_sim, stream_sink, stream_source
 
 CFG = PSEConfig(max_rows=64, max_cols=256)
@@ -124,10 +124,6 @@ def test_random_layers_match_the_model(lanes, seed):
     if seed == 2:
         assert any(w["overflow"] for w in want)
 
-
-def test_mac_needs_4bit_digits():
-    with pytest.raises(ConfigError, match="mac_digit_bits=4"):
-        MacLane(PSEConfig(mac_digit_bits=2))
 
 
 @pytest.mark.parametrize("shape, density", [((1, 64), 0.8), ((2, 40), 0.5), ((3, 5), 0.3),

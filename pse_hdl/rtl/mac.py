@@ -85,11 +85,6 @@ class MacLane(wiring.Component):
     exact partial sum per part."""
 
     def __init__(self, cfg):
-        if cfg.mac_digit_bits != 4:
-            from ..config import ConfigError
-            self._MustUse__silence = True
-            raise ConfigError(f"the MAC array is built for mac_digit_bits=4, not "
-                              f"{cfg.mac_digit_bits!r}")
         self._cfg = cfg
         super().__init__(_lane_ports(cfg))
 
