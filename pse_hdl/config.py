@@ -112,8 +112,10 @@ class PSEConfig:
     hist_sub_bits : int
         Mantissa bits of the histogram's pseudo-log2: ``2**hist_sub_bits`` bins per octave.
     desc_stride : int
-        Rows between two row descriptors (power of two); 1 gives one descriptor per row. The
-        fetch unit can start a walk at any descriptor; between them it walks the codes.
+        Rows between two row descriptors (power of two; 1: one per row), or 0 (default) for
+        none. A row descriptor records where a row's weights and codes begin, so the host can
+        read a layer back from any row; the fetch walkers start from the split descriptors and
+        never read them, so by default they are not stored (no memory, no bits).
     max_layers : int
         Layers the zoned memory's tables hold (1..64).
     meta_encoding : str
@@ -147,7 +149,7 @@ class PSEConfig:
     mac_digit_bits: int = 4
     hist_bins: int = 128
     hist_sub_bits: int = 2
-    desc_stride: int = 8
+    desc_stride: int = 0
     meta_encoding: str = "unary"
     max_layers: int = 4
 
@@ -228,7 +230,8 @@ class PSEConfig:
                               f"of a weight per cycle), not {self.mac_digit_bits!r}")
         _check_int("hist_sub_bits", self.hist_sub_bits, 0, 4)
         _check_int("hist_bins", self.hist_bins, 2, 1024)
-        _check_int("desc_stride", self.desc_stride, 1, self.max_rows, pow2=True)
+        if self.desc_stride != 0:
+            _check_int("desc_stride", self.desc_stride, 1, self.max_rows, pow2=True)
         if self.meta_encoding not in META_ENCODINGS:
             raise ConfigError(f"meta_encoding must be one of {META_ENCODINGS}, "
                               f"not {self.meta_encoding!r}")
@@ -335,6 +338,8 @@ class PSEConfig:
     @property
     def desc_depth(self):
         """Row descriptors the descriptor memory holds (per bank)."""
+        if not self.desc_stride:
+            return 0
         return self.max_layers * -(-self.max_rows // self.desc_stride)
 
     @property
@@ -379,7 +384,7 @@ class PSEConfig:
         return (self.row_bits + 1 + self.col_bits + 1 + self.master_addr_bits
                 + self.out_shift_bits + 1
                 + len(self.precisions) * (self.zone_addr_bits + self.shift_bits)
-                + self.meta_index_bits + (self.desc_depth - 1).bit_length())
+                + self.meta_index_bits + max(self.desc_depth - 1, 0).bit_length())
 
     # -- persistence ----------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Tier 2: the zoned memory's Verilog in Verilator against the golden model (sim/tb_zones.py),
-for unary metadata with 4 fetch ports, and for fixed-width codes with the 2-bit precision,
-2 ports (2 lanes) and destructive pruning."""
+for unary metadata with 4 fetch ports (no row descriptors, the default), and for fixed-width codes
+with the 2-bit precision, 2 ports (2 lanes), destructive pruning and a row descriptor every 8
+rows."""
 
 import pytest
 
@@ -12,7 +13,7 @@ CONFIGS = {
     "unary-P4": PSEConfig(**SMALL),
     "fixed-P2-destructive": PSEConfig(**SMALL, precisions=(2, 4, 8, 16),
                                       thresholds=(1, 2, 3, 4), meta_encoding="fixed",
-                                      lanes=2, reversible=False),
+                                      lanes=2, reversible=False, desc_stride=8),
 }
 
 

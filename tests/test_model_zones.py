@@ -13,7 +13,7 @@ from pse_hdl.model.zones import (check_fit, decode_meta, encode_meta, footprint_
                                  pack_layer, pack_words, place_layers, split_points,
                                  unpack_layer, unpack_words)
 
-CONFIGS = {"default": PSEConfig(), "wide": preset("wide"),
+CONFIGS = {"default": PSEConfig(), "wide": preset("wide").replace(desc_stride=8),
            "fixed-meta": PSEConfig(meta_encoding="fixed", desc_stride=1),
            "p8-16-w64": PSEConfig(precisions=(8, 16), thresholds=(1, 2), zone_word_bits=64)}
 SHAPES = {"one-row": (1, 37), "one-col": (23, 1), "square": (16, 16), "ragged": (13, 29),
@@ -60,6 +60,9 @@ def test_descriptors_point_at_row_starts(cfgname):
     master, codes, shifts = make(cfg, (37, 11), "random", 9)
     image = pack_layer(codes, master, shifts, cfg)
     lengths = np.array([cfg.code_length(k) for k in range(len(cfg.precisions) + 1)])
+    if not cfg.desc_stride:                      # the default keeps no row descriptors
+        assert image.descriptors.shape == (0, len(cfg.precisions) + 1) and cfg.desc_depth == 0
+        return
     for d, row in enumerate(range(0, 37, cfg.desc_stride)):
         for k in range(1, len(cfg.precisions) + 1):
             assert image.descriptors[d, k - 1] == (codes[:row] == k).sum()
@@ -82,8 +85,9 @@ def test_words_are_lsb_first_twos_complement():
     assert pack_words([-2, 1, 0], 2, 32) == [0b00_01_10]
 
 
-def test_footprint_counts_every_stored_bit():
-    cfg = PSEConfig()
+@pytest.mark.parametrize("stride", [0, 8])
+def test_footprint_counts_every_stored_bit(stride):
+    cfg = PSEConfig(desc_stride=stride)
     master, codes, shifts = make(cfg, (64, 64), "random", 1)
     image = pack_layer(codes, master, shifts, cfg)
     fp = footprint_bits([image], cfg)
@@ -91,7 +95,7 @@ def test_footprint_counts_every_stored_bit():
     lengths = np.array([1, 2, 3, 3])
     assert fp["values"] == words * 32
     assert fp["metadata"] == lengths[codes].sum()
-    assert fp["descriptors"] == 8 * cfg.row_desc_bits
+    assert fp["descriptors"] == (8 * cfg.row_desc_bits if stride else 0)
     assert fp["split_descriptors"] == 3 * cfg.split_desc_bits
     assert fp["total"] == (fp["values"] + fp["metadata"] + fp["descriptors"]
                            + fp["split_descriptors"] + cfg.layer_desc_bits)

@@ -10,7 +10,8 @@ Metadata: one code per weight in dense row-major order, as a bit string packed L
 words (``meta_encoding``: fixed ``code_bits`` per code, or truncated unary). Every
 ``desc_stride`` rows a row descriptor gives, for each zone, the element index (relative to the
 layer's segment) at which that row's class-k weights begin, and the bit offset of the row's first
-code, so a walk can start there. For the fetch unit's ``fetch_ports`` walkers (one per MAC
+code, so the host can read the layer back from there (``desc_stride`` 0, the default: none are
+stored; the walkers start from the split descriptors). For the fetch unit's ``fetch_ports`` walkers (one per MAC
 lane), ``P - 1`` split descriptors per layer give the walk state (row, column, flat index,
 whether the row continues from the previous port, per-zone element index, metadata offset) where
 walker p starts: the layer's surviving weights are cut into P chunks of equal MAC cost, exactly
@@ -157,7 +158,7 @@ def pack_layer(codes, master, shifts, cfg):
     per_row = np.stack([(codes == k).sum(axis=1) for k in range(1, len(cfg.precisions) + 1)]
                        + [lengths[codes].sum(axis=1)], axis=1)
     starts = np.vstack([np.zeros((1, per_row.shape[1]), np.int64), np.cumsum(per_row, axis=0)])
-    descriptors = starts[:rows:cfg.desc_stride]
+    descriptors = starts[:rows:cfg.desc_stride] if cfg.desc_stride else starts[:0]
     return LayerImage(rows, cols, codes.copy(), tuple(int(s) for s in shifts), words,
                       tuple(counts), descriptors, encode_meta(codes, cfg),
                       split_points(codes, cfg))

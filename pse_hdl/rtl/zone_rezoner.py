@@ -40,7 +40,7 @@ class Rezoner(wiring.Component):
             "z_en": Out(1).array(n), "z_addr": Out(range(2 * cfg.zone_depth)).array(n),
             "z_data": Out(W).array(n),
             "meta_en": Out(1), "meta_addr": Out(range(2 * cfg.meta_depth)), "meta_data": Out(W),
-            "desc_en": Out(1), "desc_addr": Out(range(2 * cfg.desc_depth)),
+            "desc_en": Out(1), "desc_addr": Out(range(max(2, 2 * cfg.desc_depth))),
             "desc_data": Out(row_desc_layout(cfg)),
             "split_en": Out(1), "split_addr": Out(range(2 * geo[Target.SPLIT])),
             "split_data": Out(split_layout(cfg)),
@@ -143,15 +143,19 @@ class Rezoner(wiring.Component):
             return banked(self.bank, layer * P + qq, geo[Target.SPLIT])
 
         with m.If(c_valid):
-            # Row descriptor at every desc_stride-th row start (state before this weight).
-            with m.If((c_col == 0) & (c_row[:log2(cfg.desc_stride)] == 0
-                                      if cfg.desc_stride > 1 else c_col == 0)):
-                daddr = dptr + (c_row >> log2(cfg.desc_stride))
-                with m.If(daddr < cfg.desc_depth):
-                    m.d.comb += [self.desc_en.eq(1),
-                                 self.desc_addr.eq(banked(self.bank, daddr, cfg.desc_depth)),
-                                 self.desc_data.meta.eq(lmeta)]
-                    m.d.comb += [self.desc_data.index[k].eq(lidx[k]) for k in range(n)]
+            # Row descriptor at every desc_stride-th row start (state before this weight), if
+            # the configuration keeps them.
+            if cfg.desc_stride:
+                first = (c_col == 0) & (c_row[:log2(cfg.desc_stride)] == 0) \
+                    if cfg.desc_stride > 1 else c_col == 0
+                with m.If(first):
+                    daddr = dptr + (c_row >> log2(cfg.desc_stride))
+                    with m.If(daddr < cfg.desc_depth):
+                        m.d.comb += [self.desc_en.eq(1),
+                                     self.desc_addr.eq(banked(self.bank, daddr,
+                                                              cfg.desc_depth)),
+                                     self.desc_data.meta.eq(lmeta)]
+                        m.d.comb += [self.desc_data.index[k].eq(lidx[k]) for k in range(n)]
             # Split descriptor q at the first survivor whose cost prefix reaches
             # ceil(q C / P) (model.layer.lane_split): at most one per survivor, which is the
             # rule's "at least one weight after the previous lane's start".
@@ -256,8 +260,9 @@ class Rezoner(wiring.Component):
                         m.d.sync += self.error.zone.eq(1)
                 with m.If(pcost != pl.cost):
                     m.d.sync += self.error.cost.eq(1)
-                m.d.sync += dptr.eq(dptr + ((pl.rows + cfg.desc_stride - 1)
-                                            >> log2(cfg.desc_stride)))
+                if cfg.desc_stride:
+                    m.d.sync += dptr.eq(dptr + ((pl.rows + cfg.desc_stride - 1)
+                                                >> log2(cfg.desc_stride)))
                 m.next = "ENDSPLITS"
             with m.State("ENDSPLITS"):
                 # Splits beyond the last survivor point at the layer's end.

@@ -124,23 +124,30 @@ class ZonedMemory(wiring.Component):
         # -- memories --------------------------------------------------------------------
         zones = [memory.Memory(shape=W, depth=2 * cfg.zone_depth, init=[]) for _ in range(n)]
         meta = memory.Memory(shape=W, depth=2 * cfg.meta_depth, init=[])
-        desc = memory.Memory(shape=row_desc_layout(cfg), depth=2 * cfg.desc_depth, init=[])
+        # Row descriptors only where the configuration keeps them (desc_stride > 0): the
+        # walkers never read them, the host may.
+        rows_desc = cfg.desc_depth > 0
+        desc = (memory.Memory(shape=row_desc_layout(cfg), depth=2 * cfg.desc_depth, init=[])
+                if rows_desc else None)
         split = memory.Memory(shape=split_layout(cfg), depth=2 * geo[Target.SPLIT], init=[])
         table = memory.Memory(shape=table_layout(cfg), depth=2 * cfg.max_layers, init=[])
         plan = memory.Memory(shape=plan_layout(cfg), depth=cfg.max_layers, init=[])
         master = memory.Memory(shape=signed(cfg.weight_bits), depth=cfg.master_depth, init=[])
         for k, z in enumerate(zones):
             m.submodules[f"zone{k}"] = z
-        m.submodules.meta, m.submodules.desc, m.submodules.split = meta, desc, split
+        m.submodules.meta, m.submodules.split = meta, split
+        if rows_desc:
+            m.submodules.desc = desc
         m.submodules.table, m.submodules.plan, m.submodules.master = table, plan, master
 
         z_wr = [z.write_port() for z in zones]
-        meta_wr, desc_wr, split_wr = meta.write_port(), desc.write_port(), split.write_port()
+        meta_wr, split_wr = meta.write_port(), split.write_port()
+        desc_wr = desc.write_port() if rows_desc else None
         table_wr, plan_wr, master_wr = table.write_port(), plan.write_port(), master.write_port()
         z_rd = [[z.read_port() for _ in range(P)] for z in zones]
         meta_rd = [meta.read_port() for _ in range(P)]
         split_rd = [split.read_port() for _ in range(P)]
-        desc_rd, table_rd = desc.read_port(), table.read_port()
+        desc_rd, table_rd = desc.read_port() if rows_desc else None, table.read_port()
         plan_rd, master_rd = plan.read_port(), master.read_port()
 
         # -- bank state: survives reset ------------------------------------------------------
@@ -221,10 +228,11 @@ class ZonedMemory(wiring.Component):
         for k in range(n):
             m.d.comb += [z_wr[k].en.eq(rz.z_en[k]), z_wr[k].addr.eq(rz.z_addr[k]),
                          z_wr[k].data.eq(rz.z_data[k])]
+        if rows_desc:
+            m.d.comb += [desc_wr.en.eq(rz.desc_en), desc_wr.addr.eq(rz.desc_addr),
+                         desc_wr.data.eq(rz.desc_data)]
         m.d.comb += [meta_wr.en.eq(rz.meta_en), meta_wr.addr.eq(rz.meta_addr),
                      meta_wr.data.eq(rz.meta_data),
-                     desc_wr.en.eq(rz.desc_en), desc_wr.addr.eq(rz.desc_addr),
-                     desc_wr.data.eq(rz.desc_data),
                      split_wr.en.eq(rz.split_en), split_wr.addr.eq(rz.split_addr),
                      split_wr.data.eq(rz.split_data),
                      table_wr.en.eq(rz.table_en), table_wr.addr.eq(rz.table_addr),
@@ -290,8 +298,9 @@ class ZonedMemory(wiring.Component):
                              split_rd[p].addr.eq(w.split_addr), split_rd[p].en.eq(w.en)]
                 for k in range(n):
                     m.d.comb += [z_rd[k][p].addr.eq(w.zone_addr[k]), z_rd[k][p].en.eq(w.en)]
-        m.d.comb += [fetch_busy.eq(load | Cat(w.busy for w in walkers).any()),
-                     desc_rd.addr.eq(banked(hr.bank, hr.addr, cfg.desc_depth))]
+        m.d.comb += fetch_busy.eq(load | Cat(w.busy for w in walkers).any())
+        if rows_desc:
+            m.d.comb += desc_rd.addr.eq(banked(hr.bank, hr.addr, cfg.desc_depth))
 
         # -- host read data ------------------------------------------------------------------
         with m.Switch(rd_target):
@@ -302,7 +311,8 @@ class ZonedMemory(wiring.Component):
             with m.Case(Target.META):
                 m.d.comb += self.rd_data.eq(meta_rd[0].data)
             with m.Case(Target.DESC):
-                m.d.comb += self.rd_data.eq(desc_rd.data.as_value())
+                if rows_desc:
+                    m.d.comb += self.rd_data.eq(desc_rd.data.as_value())
             with m.Case(Target.SPLIT):
                 m.d.comb += self.rd_data.eq(split_rd[0].data.as_value())
             with m.Case(Target.TABLE):
