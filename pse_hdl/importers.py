@@ -232,7 +232,9 @@ def from_onnx(model, kind="ONNX"):
 
 
 def _onnx_reference(model, input_name, output_name):
-    """The graph evaluated in float by ``onnx.reference``, returning ``output_name``."""
+    """The graph from ``input_name`` to ``output_name`` evaluated in float by
+    ``onnx.reference``. Only that part is kept: what follows (skl2onnx's ``ZipMap`` of
+    probabilities, label post-processing) may use operations the reference evaluator lacks."""
     import onnx
     from onnx.reference import ReferenceEvaluator
     m = onnx.ModelProto()
@@ -240,6 +242,7 @@ def _onnx_reference(model, input_name, output_name):
     if output_name not in {o.name for o in m.graph.output}:
         m.graph.output.append(onnx.helper.make_tensor_value_info(output_name,
                                                                  onnx.TensorProto.FLOAT, None))
+    m = onnx.utils.Extractor(m).extract_model([input_name], [output_name])
     evaluator = ReferenceEvaluator(m)
     shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
 

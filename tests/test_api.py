@@ -111,6 +111,17 @@ def test_multi_class_onnx_from_skl2onnx(wine, tmp_path, capsys):
     assert out["test_samples"] == len(y) and out["calibration_samples"] == len(cal[1])
 
 
+def test_skl2onnx_default_conversion_with_zipmap(wine):
+    """skl2onnx's default classifier graph ends in a ZipMap of probabilities, which
+    onnx.reference cannot run: the import checks against the graph up to the softmax only."""
+    from skl2onnx import to_onnx as convert
+    m, cal, (x, y) = wine
+    model = convert(m, x[:1].astype(np.float32))
+    assert "ZipMap" in {n.op_type for n in model.graph.node}
+    design = pse_hdl.convert(model, calibration=cal, target_bits=6.0)
+    np.testing.assert_array_equal(design.source.net.predict(x), m.predict(x))
+
+
 def test_pytorch_style_onnx_and_npz_weights(tmp_path, capsys):
     d = load_digits()
     x, y = d.data / 16.0, d.target

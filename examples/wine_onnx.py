@@ -1,0 +1,42 @@
+"""Make the README's `pse run` example: a scikit-learn MLP on half of the wine data, exported to
+ONNX with skl2onnx, and the other half as a CSV (13 feature columns, then the label).
+
+    python examples/wine_onnx.py [DIR]        # writes DIR/wine.onnx and DIR/wine.csv
+    pse run DIR/wine.onnx --data DIR/wine.csv --target-bits 6
+"""
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from skl2onnx import to_onnx
+from sklearn.datasets import load_wine
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.model_selection import train_test_split
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+
+def main(out="."):
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    x, y = load_wine(return_X_y=True)
+    # The engine takes the MLP alone: standardise here, so the data file holds what it sees.
+    x = StandardScaler().fit_transform(x).astype(np.float32)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.5, random_state=0, stratify=y)
+    mlp = MLPClassifier(hidden_layer_sizes=(32,), max_iter=2000, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(x_tr, y_tr)
+    (out / "wine.onnx").write_bytes(to_onnx(make_pipeline(mlp), x_tr[:1]).SerializeToString())
+    rows = [",".join([*(f"{v:.6f}" for v in row), str(int(label))])
+            for row, label in zip(x_te, y_te)]
+    header = ",".join([f"x{i}" for i in range(x.shape[1])] + ["y"])
+    (out / "wine.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    print(f"wrote {out / 'wine.onnx'} and {out / 'wine.csv'} ({len(rows)} samples)")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:2])
