@@ -231,7 +231,13 @@ def main(argv=None):
                     help="networks whose name contains one of these words")
     ap.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS))
     args = ap.parse_args(argv)
-    cfg = from_arg(args.config)
+    try:
+        cfg = from_arg(args.config)
+    except ConfigError as e:
+        ap.error(str(e))
+    bad = [b for b in args.budgets if not 0 < b < 64]
+    if bad:
+        ap.error(f"--budgets must be bits per weight between 0 and 64, not {bad[0]:g}")
     names = [n[0] for n in NETWORKS
              if not args.only or any(w in n[0] for w in args.only)]
     if not names:

@@ -21,7 +21,12 @@ from sklearn.preprocessing import StandardScaler
 
 def main(out="."):
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"wine_onnx.py: cannot create the output directory {str(out)!r}: {e.strerror}",
+              file=sys.stderr)
+        sys.exit(2)
     x, y = load_wine(return_X_y=True)
     # The engine takes the MLP alone: standardise here, so the data file holds what it sees.
     x = StandardScaler().fit_transform(x).astype(np.float32)
