@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pse_hdl.api import Design                                               # noqa: E402
 from pse_hdl.config import from_arg                                          # noqa: E402
 from pse_hdl.errors import ConfigError                                       # noqa: E402
-from pse_hdl.files import savefig_atomic                                     # noqa: E402
 from pse_hdl.importers import Source, from_sklearn                           # noqa: E402
 from pse_hdl.model import baselines                                          # noqa: E402
 from pse_hdl.model.engine import argmax_accuracy, dense_activations          # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits             # noqa: E402
+from pse_hdl.plots import suite_figure                                       # noqa: E402
 
 BUDGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
 
@@ -168,35 +168,6 @@ def targets(networks, slack_samples=1):
     return fails
 
 
-def figure(networks, path):
-    from pse_hdl.plots import _plt
-    plt = _plt()
-    cols = 5
-    rows = -(-len(networks) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
-    for ax, r in zip(axes.ravel(), networks):
-        for key, style in (("pse_dynamic", "o-"), ("pse_static", "s--")):
-            pts = [(p["bits_per_weight"], 100 * p["accuracy"]) for p in r[key]
-                   if p["accuracy"] is not None]
-            if pts:
-                ax.plot(*zip(*sorted(pts)), style, ms=4, label=key.replace("_", " "))
-        for key, marker in (("int4", "v"), ("int4_row", "^"), ("int8", "D"),
-                            ("prune_int8", "x")):
-            ax.scatter([r[key]["bits_per_weight"]], [100 * r[key]["accuracy"]], marker=marker,
-                       label=key)
-        ax.axhline(100 * r["float_accuracy"], color="#888", ls=":", lw=1, label="float")
-        ax.set_title(f"{r['name']} ({r['weights']} w)", fontsize=9)
-        ax.set_xlabel("bits/weight (all metadata)", fontsize=8)
-        ax.set_ylabel("test accuracy (%)", fontsize=8)
-        ax.set_xlim(2.5, 8.5)
-    for ax in axes.ravel()[len(networks):]:
-        ax.axis("off")
-    axes.ravel()[0].legend(fontsize=7)
-    fig.tight_layout()
-    savefig_atomic(fig, path, dpi=90)
-    plt.close(fig)
-
-
 def _pct(a):
     return "   -   " if a is None else f"{100 * a:6.2f}%"
 
@@ -250,7 +221,7 @@ def main(argv=None):
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.plot:
-        figure(results, args.plot)
+        suite_figure(results, args.plot)
     fails = targets(results)
     if args.json:
         print(json.dumps({"networks": results, "target_failures": fails}, indent=1))

@@ -4,7 +4,7 @@ import numpy as np
 
 from .files import savefig_atomic
 
-__all__ = ["demo_figure", "frontier_figure", "sweep_figure"]
+__all__ = ["demo_figure", "frontier_figure", "suite_figure", "sweep_figure"]
 
 
 def _plt():
@@ -70,6 +70,36 @@ def frontier_figure(rows, path, float_accuracy):
     ax.legend(fontsize=8)
     fig.tight_layout()
     savefig_atomic(fig, path, dpi=110)
+    plt.close(fig)
+
+
+def suite_figure(networks, path):
+    """``bench/suite.py``: test accuracy against bits per weight, one panel per network, PSE
+    static and dynamic as lines, the baselines as markers."""
+    plt = _plt()
+    cols = 5
+    rows = -(-len(networks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.4 * rows), squeeze=False)
+    for ax, r in zip(axes.ravel(), networks):
+        for key, style in (("pse_dynamic", "o-"), ("pse_static", "s--")):
+            pts = [(p["bits_per_weight"], 100 * p["accuracy"]) for p in r[key]
+                   if p["accuracy"] is not None]
+            if pts:
+                ax.plot(*zip(*sorted(pts)), style, ms=4, label=key.replace("_", " "))
+        for key, marker in (("int4", "v"), ("int4_row", "^"), ("int8", "D"),
+                            ("prune_int8", "x")):
+            ax.scatter([r[key]["bits_per_weight"]], [100 * r[key]["accuracy"]], marker=marker,
+                       label=key)
+        ax.axhline(100 * r["float_accuracy"], color="#888", ls=":", lw=1, label="float")
+        ax.set_title(f"{r['name']} ({r['weights']} w)", fontsize=9)
+        ax.set_xlabel("bits/weight (all metadata)", fontsize=8)
+        ax.set_ylabel("test accuracy (%)", fontsize=8)
+        ax.set_xlim(2.5, 8.5)
+    for ax in axes.ravel()[len(networks):]:
+        ax.axis("off")
+    axes.ravel()[0].legend(fontsize=7)
+    fig.tight_layout()
+    savefig_atomic(fig, path, dpi=90)
     plt.close(fig)
 
 
