@@ -323,6 +323,15 @@ def cmd_lint(args):
     return 1 if bad else 0
 
 
+def cmd_prove(args):
+    from .formal import check_block, prove, table
+    if args.block:
+        check_block(args.block)
+    results = prove(args.block, must_fail=not args.no_must_fail)
+    print(json.dumps(results, indent=2) if args.json else table(results))
+    return 0 if all(r["ok"] for r in results) else 1
+
+
 def cmd_board(args):
     from .synth.boards import build_bitstream
     print(build_bitstream(args.board, args.output))
@@ -418,6 +427,16 @@ def build_parser():
     li = sub.add_parser("lint", parents=[common], help="verilator --lint-only -Wall on every block and preset")
     li.add_argument("--config", help="one preset only (default: all presets)")
     li.set_defaults(func=cmd_lint)
+
+    pr = sub.add_parser("prove", parents=[common], help="formal proofs (SymbiYosys, k-induction) "
+                        "of the stream rules, transfer conservation, swap atomicity and the bus "
+                        "rules, each with a variant that must fail (docs/FORMAL.md)")
+    pr.add_argument("block", nargs="?", help="one block (pse generate --list, or registers: "
+                    "the engine's register file; default: all)")
+    pr.add_argument("--json", action="store_true", help="print one JSON object per run")
+    pr.add_argument("--no-must-fail", action="store_true",
+                    help="skip the broken variants that show each proof can fail")
+    pr.set_defaults(func=cmd_prove)
 
     bo = sub.add_parser("board", parents=[common], help="build the smoke-test bitstream of a board top")
     bo.add_argument("board", help="icebreaker or ulx3s")

