@@ -10,7 +10,6 @@ split.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from pse_hdl.model import baselines                                         # no
 from pse_hdl.model.engine import Engine, calibrate, dense_activations       # noqa: E402
 from pse_hdl.plots import frontier_figure                                  # noqa: E402
 from pse_hdl.workflow import accuracy, prepare, run_demo                    # noqa: E402
+from pse_hdl.files import to_json                             # noqa: E402
 
 TARGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
 SLOW_RATE = 1 / 128      # a slower EMA than the specification's 0.1 (see docs/ALLOCATION.md)
@@ -70,7 +70,7 @@ def main(argv=None):
     if args.plot:
         frontier_figure(rows, args.plot, p.float_accuracy)
     if args.json:
-        print(json.dumps({"float_accuracy": p.float_accuracy, "rows": rows}, indent=2))
+        print(to_json({"float_accuracy": p.float_accuracy, "rows": rows}, indent=2))
         return
     print(f"digits MLP {' -> '.join(str(q.shape[1]) for q in p.qnet.layers)} -> "
           f"{p.qnet.layers[-1].shape[0]}; test split {len(p.splits['test'][1])} samples; "

@@ -23,7 +23,6 @@ per weight. ``--json`` prints ``{"streams": [{"name", "bits_per_weight", "switch
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from pse_hdl.importers import Source                            # noqa: E402
 from pse_hdl.model.engine import dense_activations              # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits  # noqa: E402
 from pse_hdl.model.quant import uniform_weights                 # noqa: E402
+from pse_hdl.files import to_json                             # noqa: E402
 
 AFTER = 200          # samples after a switch that are scored
 WINDOW = 50          # samples per point of the accuracy-over-time curve
@@ -174,7 +174,7 @@ def main(argv=None):
     if args.plot:
         plot(results, args.plot)
     if args.json:
-        print(json.dumps({"streams": [{k: v for k, v in r.items() if k != "windows"}
+        print(to_json({"streams": [{k: v for k, v in r.items() if k != "windows"}
                                       for r in results]}, indent=2))
         return 0
     for r in results:

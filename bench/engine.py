@@ -16,7 +16,6 @@ against the golden model) and reports, measured in the same run:
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.config import from_arg                           # noqa: E402
+from pse_hdl.files import to_json                             # noqa: E402
 
 
 def run(cfg, samples):
@@ -84,7 +84,7 @@ def main(argv=None):
     cfg = from_arg(args.config)
     r = measure(cfg, args.samples, args.keep_cache)
     if args.json:
-        print(json.dumps(r, indent=2))
+        print(to_json(r, indent=2))
         return 0
     ideal = r["ideal_cycles_per_sample"]
 

@@ -9,7 +9,6 @@ weight and test accuracy.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -20,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pse_hdl.config import PSEConfig                                                # noqa
 from pse_hdl.model.engine import Engine, calibrate, exact_thresholds, histogram_thresholds  # noqa
 from pse_hdl.workflow import accuracy, prepare                                     # noqa
+from pse_hdl.files import to_json                             # noqa: E402
 
 
 def evaluate(engine, thresholds, p):
@@ -50,7 +50,7 @@ def main(argv=None):
         r["max_share_error"] = round(float(np.max(np.abs(np.array(r["shares"]) -
                                                          np.array(shares)))), 4)
     if args.json:
-        print(json.dumps({"target_shares": shares, "rows": rows}, indent=2))
+        print(to_json({"target_shares": shares, "rows": rows}, indent=2))
         return
     print(f"target shares (pruned, {', '.join(f'{b}-bit' for b in cfg.precisions)}): {shares}")
     print(f"{'thresholds from':<36} {'shares reached':<34} {'max err':>7} {'bits/w':>7} "

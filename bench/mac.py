@@ -10,7 +10,6 @@ lanes on iCE40 UP5K and ECP5-85F (`pse synth` flow).
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from pse_hdl.model.layer import cycle_model                   # noqa: E402
 from pse_hdl.model.pa import code_bits_of                     # noqa: E402
 from pse_hdl.model.zones import unpack_layer                  # noqa: E402
 from pse_hdl.rtl import build                                 # noqa: E402
+from pse_hdl.files import to_json                             # noqa: E402
 
 
 def digits_layers(cfg):
@@ -113,7 +113,7 @@ def main(argv=None):
                 synth_rows.append({"lanes": lanes, **r})
         summary["synthesis"] = synth_rows
     if args.json:
-        print(json.dumps(summary, indent=2))
+        print(to_json(summary, indent=2))
         return
     print(f"MAC array, {cfg.lanes} lanes, {cfg.mac_digit_bits}-bit digits; cycles measured in "
           f"Verilator")

@@ -19,7 +19,6 @@ weights are stored. MAC cycles are relative to dense 16-bit on the same lanes.
 """
 
 import argparse
-import json
 import sys
 import warnings
 from pathlib import Path
@@ -36,6 +35,7 @@ from pse_hdl.model import baselines                                          # n
 from pse_hdl.model.engine import argmax_accuracy, dense_activations          # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits             # noqa: E402
 from pse_hdl.plots import suite_figure                                       # noqa: E402
+from pse_hdl.files import to_json                             # noqa: E402
 
 BUDGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
 
@@ -224,7 +224,7 @@ def main(argv=None):
         suite_figure(results, args.plot)
     fails = targets(results)
     if args.json:
-        print(json.dumps({"networks": results, "target_failures": fails}, indent=1))
+        print(to_json({"networks": results, "target_failures": fails}, indent=1))
         return
     print("\ntargets: " + ("all met" if not fails else "\n  ".join(["missed:"] + fails)))
     if args.plot:

@@ -10,7 +10,6 @@ and the speed-up; ``--json`` prints ``{"grids": [{"name", "tasks", "seconds": {w
 """
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -20,6 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.sweep import SweepSpec, run_sweep              # noqa: E402
+from pse_hdl.files import to_json                             # noqa: E402
 
 BASE = {"preset": "default", "zone_depth": 512, "master_depth": 4096, "max_rows": 64,
         "max_cols": 64}
@@ -52,7 +52,7 @@ def main(argv=None):
         out.append({"name": name, "tasks": report["computed"], "seconds": seconds,
                     "speedup": seconds[1] / seconds[args.workers]})
     if args.json:
-        print(json.dumps({"grids": out}, indent=2))
+        print(to_json({"grids": out}, indent=2))
         return 0
     print(f"{'grid':<34} {'tasks':>6} {'1 worker (s)':>13} "
           f"{f'{args.workers} workers (s)':>14} {'speed-up':>9}")

@@ -30,12 +30,12 @@ import numpy as np
 
 from .config import PSEConfig, from_arg
 from .errors import ConfigError, InputError
-from .files import savez_atomic, write_atomic
+from .files import savez_atomic, to_json, write_atomic
 from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
-from .model.engine import Engine, Firmware as Policy, argmax_accuracy, calibrate, profile, \
-    run_dynamic
+from .model.engine import Engine, Firmware as Policy, argmax_accuracy, calibrate, \
+    check_activations, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 
@@ -222,7 +222,8 @@ class Design:
         then come from the engine's counters."""
         if backend not in ("model", "rtl"):
             raise ConfigError(f"backend must be 'model' or 'rtl', not {backend!r}")
-        xq = np.asarray(x, np.int64) if quantized else self.quantize(x)
+        xq = check_activations(x, self.cfg, self.source.inputs) if quantized \
+            else self.quantize(x)
         if not len(xq):
             raise InputError("there are no samples to run")
         engine = self.engine()
@@ -347,7 +348,7 @@ class Design:
             "ric_baseline.hex": "".join(f"{int(v):08x}\n" for a in self.qnet.baseline
                                         for v in a),
             "pse_regs.h": c_header(cfg),
-            "report.json": json.dumps(self.report(), indent=2) + "\n",
+            "report.json": to_json(self.report(), indent=2) + "\n",
         }
         for name, text in files.items():
             write_atomic(out / name, text)

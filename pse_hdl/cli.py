@@ -1,7 +1,6 @@
 """The ``pse`` command line: ``demo``, ``generate`` (and the synthesis and lint flows)."""
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import numpy as np
 from .config import ConfigError, PRESETS, from_arg
 from .api import MismatchError
 from .errors import UserError
+from .files import to_json
 from .toolchain import ToolchainError
 
 __all__ = ["main"]
@@ -61,7 +61,7 @@ def cmd_demo(args):
                         trace_samples=args.trace_samples)
     except MismatchError as e:
         if args.json:
-            print(json.dumps({"backend": "rtl", "bit_exact": False, "mismatch": str(e)},
+            print(to_json({"backend": "rtl", "bit_exact": False, "mismatch": str(e)},
                              indent=2))
         print(f"pse: error: the RTL differs from the golden model at {e}", file=sys.stderr)
         return 1
@@ -69,7 +69,7 @@ def cmd_demo(args):
     if args.plot:
         demo_figure(demo, args.plot)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(to_json(result, indent=2))
         return 0
     rows = [
         ("float accuracy (test split)", f"{100 * result['float_accuracy']:.2f} %"),
@@ -154,7 +154,7 @@ def cmd_run(args):
         **{k: v for k, v in run.items() if k not in ("backend", "samples")},
     }
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(to_json(result, indent=2))
         return 0
     rows = [
         (f"source model {metric} ({source.kind})", _pct(result["source_accuracy"], task)),
@@ -199,7 +199,7 @@ def cmd_sweep(args):
         from .plots import sweep_figure
         sweep_figure(report, args.plot)
     if args.json:
-        print(json.dumps({"points": report["points"], "pareto": report["pareto"]}, indent=2,
+        print(to_json({"points": report["points"], "pareto": report["pareto"]}, indent=2,
                          default=str))
         return 0
     shown = ("accuracy", "bits_per_weight", "mac_cycle_ratio", "engine_cycles_per_sample")
@@ -295,7 +295,7 @@ def cmd_synth(args):
             r = synthesize(build(name, cfg), b)
             rows.append({"block": name, "config": args.config or "default", **r})
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(to_json(rows, indent=2))
         return 0
     print(f"{'block':<12} {'device':<10} {'LUTs':>6} {'FFs':>6} {'BRAM':>5} {'DSP':>4} "
           f"{'LUT %':>6} {'BRAM %':>7} {'Fmax MHz':>9} {'target':>7}")
@@ -328,7 +328,7 @@ def cmd_prove(args):
     if args.block:
         check_block(args.block)
     results = prove(args.block, must_fail=not args.no_must_fail)
-    print(json.dumps(results, indent=2) if args.json else table(results))
+    print(to_json(results, indent=2) if args.json else table(results))
     return 0 if all(r["ok"] for r in results) else 1
 
 

@@ -24,6 +24,9 @@ ALLOWED_PRECISIONS = (2, 4, 8, 16)
 FIRMWARE_FIELDS = ("period", "warmup", "swap_delay")
 IMPORTANCE_FORMS = ("factored", "literal")
 META_ENCODINGS = ("unary", "fixed")
+# The largest device the flows support, the ECP5-85F: 3744 Kbit of block RAM and 669 Kbit of
+# distributed RAM. A configuration whose memories cannot fit in it is refused up front.
+LARGEST_DEVICE = ("ECP5-85F", (3744 + 669) * 1024)
 
 
 def _is_pow2(x):
@@ -81,6 +84,10 @@ class PSEConfig:
         threshold above which a weight gets precision ``precisions[k]``.
     hysteresis : int
         Half-width of the allocator's hysteresis band in importance units (0 = off).
+    hysteresis_logic : bool
+        Build the allocator's hysteresis comparators and band register, so that the band can be
+        set at run time (the engine's ``BAND``; the engine needs them). False saves two banks of
+        comparators in a stand-alone PA and requires ``hysteresis = 0``.
     period : int
         Allocation period P in samples (1 is the specification's literal per-sample behaviour).
     warmup : int
@@ -140,6 +147,7 @@ class PSEConfig:
     ema_frac_bits: int = 8
     thresholds: tuple = (1 << 10, 1 << 16, 1 << 20)
     hysteresis: int = 0
+    hysteresis_logic: bool = True
     period: int = 16
     warmup: int = 16
     swap_delay: int = 0
@@ -212,6 +220,12 @@ class PSEConfig:
             raise ConfigError(f"thresholds must be non-decreasing (low <= ... <= high), "
                               f"not {t!r}")
         _check_int("hysteresis", self.hysteresis, 0, (1 << self.importance_bits) - 1)
+        if not isinstance(self.hysteresis_logic, bool):
+            raise ConfigError(f"hysteresis_logic must be true or false, not "
+                              f"{self.hysteresis_logic!r}")
+        if self.hysteresis and not self.hysteresis_logic:
+            raise ConfigError(f"hysteresis = {self.hysteresis} needs hysteresis_logic = true "
+                              f"(the allocator's band comparators)")
         _check_int("period", self.period, 1, 1 << 20)
         _check_int("warmup", self.warmup, 0, 1 << 20)
         _check_int("swap_delay", self.swap_delay, 0, self.period)
@@ -236,6 +250,15 @@ class PSEConfig:
             raise ConfigError(f"meta_encoding must be one of {META_ENCODINGS}, "
                               f"not {self.meta_encoding!r}")
         _check_int("max_layers", self.max_layers, 1, 64)
+        need = self.memory_bits
+        device, have = LARGEST_DEVICE
+        if sum(need.values()) > have:
+            parts = ", ".join(f"{k} {v / 1e6:.2f}" for k, v in need.items())
+            raise ConfigError(f"the memories of this configuration need at least "
+                              f"{sum(need.values()) / 1e6:.2f} Mbit ({parts}); the largest "
+                              f"supported device, the {device}, holds {have / 1e6:.2f} Mbit: "
+                              f"reduce master_depth, zone_depth, max_layers, max_rows or "
+                              f"max_cols")
 
     # -- derived values -------------------------------------------------------------------------
 
@@ -365,6 +388,18 @@ class PSEConfig:
         """EMA states of the factored RIC: one per input of every layer, layer l's inputs at
         ``l * max_cols``."""
         return self.max_layers * self.max_cols
+
+    @property
+    def memory_bits(self):
+        """A lower bound of the engine's memory bits, by memory: masters, the code buffer, two
+        banks of zones and of metadata, live and snapshot EMA states, biases."""
+        p = len(self.precisions)
+        return {"masters": self.master_depth * self.weight_bits,
+                "codes": self.master_depth * self.code_bits,
+                "zones": 2 * p * self.zone_depth * self.zone_word_bits,
+                "metadata": 2 * self.meta_depth * self.zone_word_bits,
+                "ema": 2 * self.ric_depth * self.ema_bits,
+                "biases": self.bias_depth * self.acc_bits}
 
     @property
     def bias_depth(self):

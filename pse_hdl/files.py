@@ -1,6 +1,8 @@
 """Output files written atomically: under a temporary name in the same directory, then renamed,
 so a reader (another process, or the next run after an interrupted one) never sees half a file."""
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -47,3 +49,24 @@ def savefig_atomic(fig, path, **kwargs):
     """``fig.savefig(path)`` as PNG (the format is given, so the temporary name may end in
     anything)."""
     return _atomic(path, "wb", lambda f: fig.savefig(f, format="png", **kwargs))
+
+
+def _plain(obj):
+    """``obj`` with NumPy scalars and arrays as Python values and non-finite floats as None."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def to_json(obj, **kwargs):
+    """Strict JSON (RFC 8259) of ``obj``: an infinite or NaN figure (a ratio over nothing, an
+    Fmax without a timing path) is ``null``, never the ``Infinity`` Python would print."""
+    return json.dumps(_plain(obj), allow_nan=False, **kwargs)

@@ -132,6 +132,9 @@ def check_engine_config(cfg):
         if width > DATA_BITS:
             raise ConfigError(f"the engine's registers are {DATA_BITS} bits wide: {name} must be "
                               f"at most {DATA_BITS}, not {width}")
+    if not cfg.hysteresis_logic:
+        raise ConfigError("the engine's BAND register needs the allocator's hysteresis "
+                          "comparators: hysteresis_logic must be true, not false")
     if cfg.importance_form != "factored":
         raise ConfigError("the engine keeps one EMA per input (importance_form = 'factored'); "
                           "the literal per-weight form exists as the block ric_literal only, "

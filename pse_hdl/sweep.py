@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .config import PSEConfig, preset
 from .errors import ConfigError, InputError, UserError
-from .files import write_atomic
+from .files import to_json, write_atomic
 
 __all__ = ["load_spec", "expand", "run_sweep", "pareto", "evaluate", "SweepSpec"]
 
@@ -316,7 +316,7 @@ def run_sweep(spec, out_dir, scheduler=None, workers=2, progress=None, client=No
                      "error": "; ".join(dict.fromkeys(errors)) or None})
     report = {"name": spec.name, "points": rows, "pareto": pareto(rows),
               "computed": len(todo), "cached": len(cached)}
-    write_atomic(out / "sweep.json", json.dumps(report, indent=2, default=str) + "\n")
+    write_atomic(out / "sweep.json", to_json(report, indent=2, default=str) + "\n")
     return report
 
 

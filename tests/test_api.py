@@ -358,3 +358,30 @@ def test_unpickling_is_documented():
     import pse_hdl.importers as imp
     assert "Unpickling" in imp.__doc__ and "trust" in imp.__doc__
     assert pickle  # the .pkl route is joblib's, which reads pickles
+
+
+def test_integers_outside_the_hardware_widths_are_refused():
+    """Already-quantized samples and the golden model's network are range-checked: a value the
+    hardware cannot hold, a NaN or a fraction is an InputError naming the array."""
+    from pse_hdl.config import PSEConfig
+    from pse_hdl.errors import InputError
+    from pse_hdl.model.engine import Engine, check_activations
+    from pse_hdl.model.network import QuantLayer, QuantNet
+    cfg = PSEConfig()
+    with pytest.raises(InputError, match=r"quantized samples must lie in \[-128, 127\]"):
+        check_activations(np.array([[0, 200]]), cfg, 2)
+    with pytest.raises(InputError, match="quantized samples must be integers"):
+        check_activations(np.array([[0.5, np.nan]]), cfg, 2)
+    with pytest.raises(InputError, match="samples x 3 inputs"):
+        check_activations(np.zeros((2, 2), int), cfg, 3)
+    assert check_activations(np.array([[-128, 127.0]]), cfg, 2).dtype == np.int64
+
+    def net(master, bias):
+        layer = QuantLayer(np.array(master), np.array(bias), 7, 12, 8, False)
+        return QuantNet([layer], [np.ones(len(master[0]), np.int64)])
+    with pytest.raises(InputError, match=r"layer 0 master weights must lie in \[-32768, 32767\]"):
+        Engine(net([[40000, 0]], [0]), cfg)
+    with pytest.raises(InputError, match="layer 0 biases must lie in"):
+        Engine(net([[1, 0]], [1 << 40]), cfg)
+    with pytest.raises(InputError, match="layer 0 master weights must be integers"):
+        Engine(net([[np.nan, 0.0]], [0]), cfg)

@@ -140,7 +140,7 @@ def test_rows_split_over_several_lanes(shape, density, lanes):
                       0)
     shifts = tuple(int(rng.integers(0, 16 - b + 1)) for b in cfg.precisions)
     bias, x = rng.integers(-1000, 1000, shape[0]), rng.integers(-128, 128, shape[1])
-    streams = lane_streams(codes, values, shifts, cfg, lanes)
+    streams = lane_streams(codes, values, shifts, cfg.replace(lanes=lanes))
     assert sum(cont for _, cont in lane_schedule(streams)) > 0 or shape == (3, 5)
     got = run_layer(cfg, lanes, codes, values, shifts, bias, x, True, 8, seed=lanes)
     assert got == expected(cfg, codes, values, shifts, bias, x, True, 8)

@@ -7,6 +7,7 @@ import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig, preset
 from pse_hdl.model.pa import allocate
+from pse_hdl.regmap import RegisterMap
 from pse_hdl.rtl.pa import PrecisionAllocator
 from tests.simutil import run_sim, stream_sink, stream_source
 
@@ -32,7 +33,7 @@ def test_pa_matches_model_under_stalls(name, seed):
     cfg = CONFIGS[name]
     n = len(cfg.precisions)
     rng = random.Random(seed)
-    dut = PrecisionAllocator(cfg, hysteresis=True)
+    dut = PrecisionAllocator(cfg)
     thresholds = sorted(rng.randrange(1 << 20) for _ in range(n))
     if seed == 1:                                  # two equal thresholds: an empty class
         thresholds[1] = thresholds[0]
@@ -99,5 +100,7 @@ def test_pa_full_throughput():
 
 
 def test_hysteresis_in_config_needs_the_comparators():
-    with pytest.raises(ConfigError, match="hysteresis=True"):
-        PrecisionAllocator(PSEConfig(hysteresis=10), hysteresis=False)
+    with pytest.raises(ConfigError, match="hysteresis = 10 needs hysteresis_logic = true"):
+        PSEConfig(hysteresis=10, hysteresis_logic=False)
+    with pytest.raises(ConfigError, match="BAND register needs"):
+        RegisterMap(PSEConfig(hysteresis_logic=False))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CapacityError, ConfigError
+from ..errors import CapacityError, ConfigError, InputError
 from . import histogram as hist
 from .layer import cycle_model, layer_forward, requantize
 from .pa import allocate, code_bits_of
@@ -62,10 +62,45 @@ def dense_activations(layers, x_q, cfg, weights=None):
     return acts
 
 
+def _check_ints(name, a, lo, hi):
+    """``a`` is an integer array within ``[lo, hi]``; an :class:`InputError` names it
+    otherwise (a float array with NaN, or a value the hardware's width cannot hold)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "iu":
+        if a.dtype.kind != "f" or not np.all(np.isfinite(a)) or np.any(a != np.round(a)):
+            raise InputError(f"{name} must be integers, not {a.dtype} values"
+                             + (" with NaN or infinities" if a.dtype.kind == "f" else ""))
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise InputError(f"{name} must lie in [{lo}, {hi}], not [{a.min()}, {a.max()}]")
+
+
+def check_network(qnet, cfg):
+    """Every integer the hardware holds fits its width: masters in ``weight_bits``, biases in
+    ``acc_bits``, profiled EMA states non-negative in the state width."""
+    w, acc = cfg.weight_bits, cfg.acc_bits
+    for l, q in enumerate(qnet.layers):
+        _check_ints(f"layer {l} master weights", q.master, -(1 << (w - 1)), (1 << (w - 1)) - 1)
+        _check_ints(f"layer {l} biases", q.bias, -(1 << (acc - 1)), (1 << (acc - 1)) - 1)
+    for l, a in enumerate(qnet.baseline):
+        _check_ints(f"layer {l} profiled importance baseline", a, 0, (1 << 62))
+
+
+def check_activations(x_q, cfg, inputs):
+    """Quantized samples: 2-D, ``inputs`` columns, integers in ``act_bits``."""
+    x_q = np.asarray(x_q)
+    if x_q.ndim != 2 or x_q.shape[1] != inputs:
+        raise InputError(f"quantized samples must be a 2-D array of samples x {inputs} inputs, "
+                         f"not shape {x_q.shape}")
+    b = cfg.act_bits
+    _check_ints("quantized samples", x_q, -(1 << (b - 1)), (1 << (b - 1)) - 1)
+    return x_q.astype(np.int64)
+
+
 class Engine:
     def __init__(self, qnet, cfg, thresholds=None, *, allocate=True):
         if not qnet.baseline:
             raise ValueError("the network has no profiled baseline: run profile() first")
+        check_network(qnet, cfg)
         self.cfg = cfg
         self.layers = qnet.layers
         self.master = [q.master.copy() for q in qnet.layers]
@@ -271,6 +306,7 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     that each layout served. ``on_allocation(k, engine)`` sees the engine after allocation k.
     """
     cfg = engine.cfg
+    x_q = check_activations(x_q, cfg, engine.layers[0].shape[1])
     n = x_q.shape[0]
     delay = cfg.swap_delay
     points = allocation_points(n, cfg)

@@ -63,14 +63,14 @@ def lane_split(costs, lanes):
     return starts + [n]
 
 
-def cycle_model(bits, cfg, lanes=None):
+def cycle_model(bits, cfg):
     """Cycles for one pass of a layer whose weights have precisions ``bits`` (rows x cols).
 
     Returns ``{"ideal", "scheduled", "dense16", "work"}``: the ideal ``ceil(work / lanes)``,
     the largest lane's cost under :func:`lane_split`, and the same array computing the layer
     dense at 16 bits.
     """
-    lanes = lanes or cfg.lanes
+    lanes = cfg.lanes
     costs = weight_costs(bits, cfg).ravel()
     costs = costs[costs > 0]
     starts = lane_split(costs, lanes)

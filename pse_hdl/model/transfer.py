@@ -81,14 +81,14 @@ def _split_streams(codes, values, shifts, cfg, bounds):
     return out
 
 
-def lane_streams(codes, values, shifts, cfg, lanes=None):
+def lane_streams(codes, values, shifts, cfg):
     """The transfers of a layer split over MAC lanes: the surviving weights in row-major order
     cut into contiguous chunks of equal MAC cost (:func:`pse_hdl.model.layer.lane_split`), so a
     row may be split between neighbouring lanes (each part ends with ``last``). Returns one
     structured array per lane."""
     from .layer import lane_split, weight_costs
     from .pa import code_bits_of
-    lanes = lanes or cfg.lanes
+    lanes = cfg.lanes
     codes = to_int64(codes)
     flat = codes.ravel()
     live = np.flatnonzero(flat)
@@ -114,7 +114,7 @@ def lane_schedule(streams):
     return out
 
 
-def port_streams(codes, values, shifts, cfg, ports=None):
+def port_streams(codes, values, shifts, cfg):
     """The transfers of a layer as the zoned memory's fetch ports send them.
 
     Port p walks the layer's codes from split point p to split point p+1
@@ -126,16 +126,15 @@ def port_streams(codes, values, shifts, cfg, ports=None):
     sends its marker on the port whose walk covers it.
     """
     from .zones import split_points
-    ports = ports or cfg.fetch_ports
     rows, cols = np.shape(codes)
-    bounds = [0] + [int(s[2]) for s in split_points(codes, cfg, ports)] + [rows * cols]
+    bounds = [0] + [int(s[2]) for s in split_points(codes, cfg)] + [rows * cols]
     return _split_streams(codes, values, shifts, cfg, bounds)
 
 
-def port_schedule(codes, cfg, ports=None):
+def port_schedule(codes, cfg):
     """What the fetch ports tell the MAC array about a layer (its ``sched``), read from the
     split descriptors: per port the row it starts in and whether that row began on the previous
     port; port 0 is ``(0, 0)``, a port without weights ``(rows, 0)``. Where a port has weights
     this agrees with :func:`lane_schedule` of :func:`port_streams`."""
     from .zones import split_points
-    return [(0, 0)] + [(int(s[0]), int(s[3])) for s in split_points(codes, cfg, ports)]
+    return [(0, 0)] + [(int(s[0]), int(s[3])) for s in split_points(codes, cfg)]

@@ -105,7 +105,7 @@ class LayerImage:
     desc_base: int = 0                # index of its first row descriptor (set by place_layers)
 
 
-def split_points(codes, cfg, ports=None):
+def split_points(codes, cfg):
     """Split descriptors of a layer: where fetch port p = 1..P-1 starts, so port p feeds MAC
     lane p the chunk :func:`~pse_hdl.model.layer.lane_split` gives it (the surviving weights in
     row-major order cut into P chunks of equal MAC cost). Each is the walk state at that
@@ -115,7 +115,7 @@ def split_points(codes, cfg, ports=None):
     at the layer's end ``(rows, 0, rows*cols, 0, counts..., metadata length)``."""
     from .layer import lane_split, weight_costs
     from .pa import code_bits_of
-    ports = ports or cfg.fetch_ports
+    ports = cfg.fetch_ports
     codes = to_int64(codes)
     rows, cols = codes.shape
     flat = codes.ravel()

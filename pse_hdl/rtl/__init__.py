@@ -11,7 +11,7 @@ __all__ = ["BLOCKS", "check_block", "build", "generate_verilog"]
 
 def _pa(cfg):
     from .pa import PrecisionAllocator
-    return PrecisionAllocator(cfg, hysteresis=True)
+    return PrecisionAllocator(cfg)
 
 
 def _ric(cfg):

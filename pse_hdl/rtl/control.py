@@ -26,10 +26,10 @@ class ControlChain(wiring.Component):
     mode); counters ``samples``, ``pruned``, ``class_count``; ``error`` (refused threshold
     commit); ``busy`` (RIC updates in flight)."""
 
-    def __init__(self, cfg, *, hysteresis=True):
+    def __init__(self, cfg):
         self._cfg = cfg
         self.ric = RollingImportance(cfg)
-        self.pa = PrecisionAllocator(cfg, hysteresis=hysteresis)
+        self.pa = PrecisionAllocator(cfg)
         self.sm = SparsificationManager(cfg)
         self.hist = ImportanceHistogram(cfg)
         members = {

@@ -74,7 +74,7 @@ class Engine(wiring.Component):
         cfg, rm = self._cfg, self.regmap
         m.submodules.zones = zones = ZonedMemory(cfg)
         m.submodules.mac = mac = MacArray(cfg)
-        m.submodules.chain = chain = ControlChain(cfg, hysteresis=True)
+        m.submodules.chain = chain = ControlChain(cfg)
         m.submodules.walker = walker = LayerWalker(cfg, rm.codes_per_word)
         for p in range(cfg.lanes):
             wiring.connect(m, zones.o[p], mac.i[p])

@@ -17,7 +17,6 @@ from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..config import ConfigError
 from . import layouts
 
 __all__ = ["PrecisionAllocator", "ThresholdPort"]
@@ -42,10 +41,9 @@ class PrecisionAllocator(wiring.Component):
     Parameters
     ----------
     cfg : PSEConfig
-        ``thresholds`` and ``hysteresis`` give the reset values of the registers.
-    hysteresis : bool
-        Build the hysteresis comparators (default: when ``cfg.hysteresis`` is non-zero). Without
-        them the band register is absent and the previous code is ignored.
+        ``thresholds`` and ``hysteresis`` give the reset values of the registers;
+        ``hysteresis_logic`` builds the hysteresis comparators (without them the band register is
+        absent and the previous code is ignored).
 
     Members
     -------
@@ -61,13 +59,9 @@ class PrecisionAllocator(wiring.Component):
     or being taken.
     """
 
-    def __init__(self, cfg, *, hysteresis=None):
+    def __init__(self, cfg):
         self._cfg = cfg
-        self._hyst = bool(cfg.hysteresis) if hysteresis is None else bool(hysteresis)
-        if not self._hyst and cfg.hysteresis:
-            self._MustUse__silence = True        # never elaborated: no "unused" warning
-            raise ConfigError(f"hysteresis={cfg.hysteresis} in the configuration needs the "
-                              f"PA built with hysteresis=True")
+        self._hyst = cfg.hysteresis_logic
         n = len(cfg.precisions)
         super().__init__({
             "i": In(stream.Signature(layouts.importance_in(cfg))),
