@@ -4,11 +4,15 @@ import random
 
 from amaranth.sim import Simulator
 
-__all__ = ["run_sim", "stream_source", "stream_sink", "SimTimeout", "MAX_CYCLES"]
+__all__ = ["run_sim", "stream_source", "stream_sink", "SimTimeout", "MAX_CYCLES",
+           "SINK_STUCK_CYCLES"]
 
 
 # The most cycles a tier-1 test may run: a hang fails here instead of running for ever.
 MAX_CYCLES = 5_000_000
+# The most cycles a sink waits for its next transfer: a lost transfer fails here, in seconds,
+# naming the stream, instead of at the global limit minutes later.
+SINK_STUCK_CYCLES = 100_000
 
 
 class SimTimeout(AssertionError):
@@ -48,6 +52,7 @@ async def stream_sink(ctx, stream, count, rng=None, stall=0.0):
     """Collect ``count`` payloads (as dicts of ints) from ``stream`` with random backpressure."""
     rng = rng or random.Random(1)
     out = []
+    waited = 0
     while len(out) < count:
         ready = not (stall and rng.random() < stall)
         ctx.set(stream.ready, ready)
@@ -55,6 +60,11 @@ async def stream_sink(ctx, stream, count, rng=None, stall=0.0):
         if ready and ctx.get(stream.valid):
             out.append({name: ctx.get(getattr(stream.payload, name))
                         for name, _ in stream.payload.shape()})
+            waited = 0
+        waited += 1
+        if waited > SINK_STUCK_CYCLES:
+            raise SimTimeout(f"stream sink: no transfer for {SINK_STUCK_CYCLES} cycles after "
+                             f"{len(out)} of {count} (a transfer lost or a stream stuck)")
         await ctx.tick()
     ctx.set(stream.ready, 0)
     return out
