@@ -344,9 +344,16 @@ class PSEConfig:
         return (self.master_depth * self.max_code_length - 1).bit_length()
 
     @property
+    def row_desc_fields(self):
+        """A row descriptor, ``(name, bits, count)`` per field (count ``None``: a scalar): per
+        zone an element index, and the metadata offset. The one definition of its widths: the
+        RTL layout (``zone_layouts``) and the footprint (:attr:`row_desc_bits`) come from it."""
+        return (("index", self.zone_index_bits, len(self.precisions)),
+                ("meta", self.meta_index_bits, None))
+
+    @property
     def row_desc_bits(self):
-        """Bits of one row descriptor: per zone an element index, and the metadata offset."""
-        return len(self.precisions) * self.zone_index_bits + self.meta_index_bits
+        return sum(b * (c or 1) for _, b, c in self.row_desc_fields)
 
     @property
     def pos_bits(self):
@@ -366,12 +373,18 @@ class PSEConfig:
         return self.max_layers * -(-self.max_rows // self.desc_stride)
 
     @property
+    def split_desc_fields(self):
+        """A split descriptor, as :attr:`row_desc_fields`: row, column and flat index of the
+        weight a fetch port starts at, whether that row continues from the previous port, per
+        zone its element index, and its metadata offset."""
+        return (("row", self.row_bits + 1, None), ("col", self.col_bits, None),
+                ("pos", self.pos_bits, None), ("cont", 1, None),
+                ("index", self.zone_index_bits, len(self.precisions)),
+                ("meta", self.meta_index_bits, None))
+
+    @property
     def split_desc_bits(self):
-        """Bits of one split descriptor: row, column and flat index of the weight a fetch
-        port starts at, whether that row continues from the previous port, per zone its element
-        index, and its metadata offset."""
-        return (self.row_bits + 1 + self.col_bits + self.pos_bits + 1
-                + len(self.precisions) * self.zone_index_bits + self.meta_index_bits)
+        return sum(b * (c or 1) for _, b, c in self.split_desc_fields)
 
     @property
     def layer_cost_bits(self):

@@ -178,7 +178,7 @@ def proofs(block=None):
         if name == "zones":
             props.append("swap_atomic")
         if name == "registers":
-            props += ["one_response_per_read", "id_constant"]
+            props += ["one_response_per_read", "id_constant", "unmapped_reads_zero"]
         out += [Proof(name, p, _depth(name)) for p in props]
     return out
 
@@ -259,6 +259,8 @@ class Harness(Elaboratable):
             self._one_response(m, dut, live, glitch)
         elif prop == "id_constant":
             self._id_constant(m, dut, live, glitch)
+        elif prop == "unmapped_reads_zero":
+            self._unmapped_reads_zero(m, dut, live, glitch)
         else:
             raise ValueError(prop)
         return m
@@ -343,16 +345,33 @@ class Harness(Elaboratable):
         self._bus_reads(m, dut, live, glitch)
 
     def _id_constant(self, m, dut, live, glitch):
-        # Which of the reads held are reads of ID, oldest in bit 0.
+        self._read_answers(m, dut, live, glitch, RegisterMap(FORMAL_CONFIG).addr("ID"),
+                           ID_VALUE, "id_constant")
+
+    def _unmapped_reads_zero(self, m, dut, live, glitch):
+        self._read_answers(m, dut, live, glitch, unmapped_address(RegisterMap(FORMAL_CONFIG)),
+                           0, "unmapped_reads_zero")
+
+    def _read_answers(self, m, dut, live, glitch, addr, value, name):
+        """Every read of ``addr`` is answered ``value``. Which of the reads held are reads of
+        ``addr`` is tracked in a shift register, oldest in bit 0."""
         req, rsp = dut.bus.req, dut.bus.rsp
         reads, took_read, answered = self._bus_reads(m, dut, live, Const(0, 1))
-        is_id = Signal(4)
-        kept = Mux(answered, is_id >> 1, is_id)
+        hits = Signal(4)
+        kept = Mux(answered, hits >> 1, hits)
         at = (reads - answered)[:3]
-        new = req.payload.addr == RegisterMap(FORMAL_CONFIG).addr("ID")
-        m.d.sync += is_id.eq(Mux(took_read, (kept & ~(Const(1, 4) << at)) | (new << at), kept))
-        with m.If(live & rsp.valid & is_id[0]):
-            m.d.comb += Assert(rsp.payload.data == (ID_VALUE ^ glitch), "id_constant")
+        new = req.payload.addr == addr
+        m.d.sync += hits.eq(Mux(took_read, (kept & ~(Const(1, 4) << at)) | (new << at), kept))
+        with m.If(live & rsp.valid & hits[0]):
+            m.d.comb += Assert(rsp.payload.data == (value ^ glitch), name)
+
+
+def unmapped_address(rm):
+    """The lowest word address that is neither a register nor in a window."""
+    used = {r.addr for r in rm.registers}
+    for w in rm.windows.values():
+        used |= set(range(w.base, w.base + w.depth))
+    return min(a for a in range(len(used) + 1) if a not in used)
 
 
 def _sby(il_name, depth):

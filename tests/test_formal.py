@@ -31,7 +31,8 @@ def test_every_block_and_stream_has_proofs():
         for s in outs:
             assert (name, s) in covered, (name, s)
     props = {p.prop for p in proofs()}
-    assert {"conservation", "swap_atomic", "one_response_per_read", "id_constant"} <= props
+    assert {"conservation", "swap_atomic", "one_response_per_read", "id_constant",
+            "unmapped_reads_zero"} <= props
 
 
 def test_table_reports_an_unexpected_proof():

@@ -34,6 +34,7 @@ from amaranth.hdl import Module, Mux, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..errors import ConfigError
 from ..regmap import RegisterMap, check_engine_config
 from .bus import BusSignature
 from .control import ControlChain
@@ -63,7 +64,11 @@ class Engine(wiring.Component):
     """
 
     def __init__(self, cfg):
-        check_engine_config(cfg)
+        try:
+            check_engine_config(cfg)
+        except ConfigError:
+            self._MustUse__silence = True       # refused before it existed: no "unused" warning
+            raise
         self._cfg = cfg
         self.regmap = RegisterMap(cfg)
         super().__init__({"bus": In(BusSignature(self.regmap.addr_bits)),

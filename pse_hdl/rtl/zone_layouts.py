@@ -60,18 +60,19 @@ def table_layout(cfg):
                               "desc_base": count_shape(cfg.desc_depth - 1)})
 
 
+def _fields(fields):
+    """A layout from the configuration's ``(name, bits, count)`` field description."""
+    return data.StructLayout({name: unsigned(bits) if count is None
+                              else data.ArrayLayout(unsigned(bits), count)
+                              for name, bits, count in fields})
+
+
 def row_desc_layout(cfg):
-    n = len(cfg.precisions)
-    return data.StructLayout({"index": data.ArrayLayout(unsigned(cfg.zone_index_bits), n),
-                              "meta": unsigned(cfg.meta_index_bits)})
+    return _fields(cfg.row_desc_fields)
 
 
 def split_layout(cfg):
-    n = len(cfg.precisions)
-    return data.StructLayout({"row": unsigned(cfg.row_bits + 1), "col": unsigned(cfg.col_bits),
-                              "pos": unsigned(cfg.pos_bits), "cont": 1,
-                              "index": data.ArrayLayout(unsigned(cfg.zone_index_bits), n),
-                              "meta": unsigned(cfg.meta_index_bits)})
+    return _fields(cfg.split_desc_fields)
 
 
 def geometry(cfg):
