@@ -191,6 +191,24 @@ def test_choose_shift_ties_go_to_the_larger_shift():
     assert ties >= 20                                  # the rule was exercised
 
 
+def test_choose_shift_may_clip_by_two_steps():
+    """A few outliers among many small values: clipping them two scale steps below the shift
+    that holds them all is the smallest error, and it is found."""
+    rng = np.random.default_rng(4)
+    found = 0
+    for _ in range(300):
+        m = np.concatenate([rng.integers(-60, 61, 400), rng.integers(300, 1000, 1)])
+        peak, hi = int(np.max(np.abs(m))), 0
+        while peak > 7 << hi:
+            hi += 1
+        errs = {k: int(np.sum((dequantize(quantize(m, 4, k), k) - m) ** 2))
+                for k in range(hi + 1)}
+        if errs[hi - 2] < min(errs[hi], errs[hi - 1]) and errs[hi - 2] <= min(errs.values()):
+            assert choose_shift(m, 4, 16) == hi - 2, (m, errs)
+            found += 1
+    assert found >= 5
+
+
 @pytest.mark.parametrize("sub", [0, 1, 2, 3])
 def test_histogram_keys_and_edges(sub):
     v = np.arange(0, 5000)

@@ -89,3 +89,8 @@ def test_lane_split_is_contiguous_balanced_and_only_trailing_lanes_are_empty(see
     if len(costs) >= lanes:
         loads = [costs[a:b].sum() for a, b in zip(starts, starts[1:])]
         assert max(loads) <= -(-costs.sum() // lanes) + 4
+
+
+def test_weight_costs_are_digits_rounded_up():
+    """One cycle per started 4-bit digit: 2-bit and 4-bit weights 1, 8-bit 2, 16-bit 4."""
+    assert weight_costs(np.array([0, 2, 4, 8, 16]), CFG).tolist() == [0, 1, 1, 2, 4]

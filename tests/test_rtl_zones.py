@@ -219,9 +219,9 @@ def test_commands_outside_the_layout_raise_the_layer_error():
         await ctx.tick()
         assert ctx.get(dut.status.error.layer) and not ctx.get(dut.status.fetching)
         await command(ctx, dut, Op.SWAP)
-        await command(ctx, dut, Op.FETCH, 1)      # the layout has one layer
+        await command(ctx, dut, Op.FETCH, 1)      # the layout has one layer: exactly one past
         await ctx.tick()
-        assert ctx.get(dut.status.error.layer)
+        assert ctx.get(dut.status.error.layer) and not ctx.get(dut.status.fetching)
 
     run(CFG, body)
 
