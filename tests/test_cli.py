@@ -129,3 +129,16 @@ def test_bad_configuration_files_and_output_paths_are_one_line(capsys, tmp_path)
         err = capsys.readouterr().err
         assert message in err and err.count("\n") == 1 and "Traceback" not in err, (args, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*files, "adir"])
+
+
+def test_json_is_strict_and_the_smallest_histogram_runs(tmp_path, capsys):
+    """``--json`` never prints Infinity or NaN (they become null), and the smallest histogram
+    the configuration accepts (2 bins) runs a demo to the end."""
+    from pse_hdl.files import to_json
+    assert json.loads(to_json({"fmax": float("inf"), "ratio": float("nan"), "n": 3})) == \
+        {"fmax": None, "ratio": None, "n": 3}
+    cfg = tmp_path / "bins.toml"
+    cfg.write_text("[pse]\nhist_bins = 2\n")
+    assert main(["demo", "--config", str(cfg), "--samples", "20", "--plot", "", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 < out["bits_per_weight"] < 16
