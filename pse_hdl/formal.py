@@ -111,9 +111,12 @@ def _elements(obj, dimensions):
     return [e for sub in obj for e in _elements(sub, dimensions[1:])]
 
 
-def _depth(block):
-    return {"zones": 6, "engine": 10, "registers": BUS_QUIET + 4, "mac": 8, "control": 12, "ric": 10,
-            "ric_literal": 10}.get(block, 10)
+# Depth (cycles) of a block's proofs: enough for the induction to see a stalled transfer
+# through the pipeline, and for the base case of the shallow blocks to reach their outputs; the
+# register file's proofs wait BUS_QUIET cycles for unanswered reads. Deeper costs solver time
+# (the engine's 10 cycles take about 10 s per proof).
+DEPTHS = {"zones": 6, "engine": 10, "registers": BUS_QUIET + 4, "mac": 8, "control": 12}
+DEFAULT_DEPTH = 10
 
 
 def _register_file(cfg):
@@ -170,7 +173,7 @@ def proofs(block=None):
         props = []
         for s in _streams(dut, "out"):
             props += [f"{s}.valid_held", f"{s}.payload_stable"]
-        out += [Proof(name, p, _depth(name)) for p in props]
+        out += [Proof(name, p, DEPTHS.get(name, DEFAULT_DEPTH)) for p in props]
         props = []
         if name in _CONSERVING:
             quiet = _CONSERVING[name][1]
@@ -179,7 +182,7 @@ def proofs(block=None):
             props.append("swap_atomic")
         if name == "registers":
             props += ["one_response_per_read", "id_constant", "unmapped_reads_zero"]
-        out += [Proof(name, p, _depth(name)) for p in props]
+        out += [Proof(name, p, DEPTHS.get(name, DEFAULT_DEPTH)) for p in props]
     return out
 
 
@@ -213,8 +216,8 @@ class Harness(Elaboratable):
         m = Module()
         # The block is elaborated first, on a platform that collects the internal values some
         # blocks offer the proofs (``probes``), so the properties can name them.
-        self.platform = _FormalPlatform()
-        m.submodules.dut = Fragment.get(self.dut, self.platform)
+        self._platform = _FormalPlatform()
+        m.submodules.dut = Fragment.get(self.dut, self._platform)
         dut = self.dut
         started = Signal(reset_less=True)
         m.d.sync += started.eq(1)
@@ -330,7 +333,7 @@ class Harness(Elaboratable):
             m.d.sync += quiet.eq(0)
         with m.Elif(quiet < BUS_QUIET):
             m.d.sync += quiet.eq(quiet + 1)
-        held = self.platform.probes["reads_held"]
+        held = self._platform.probes["reads_held"]
         with m.If(live):
             m.d.comb += Assert(reads == held, "one_response_per_read: the reads taken and "
                                "answered do not match the reads held")
