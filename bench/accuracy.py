@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pse_hdl.config import from_arg                                         # noqa: E402
+from pse_hdl.config import ConfigError, from_arg                # noqa: E402
 from pse_hdl.model import baselines                                         # noqa: E402
 from pse_hdl.model.engine import Engine, calibrate, dense_activations       # noqa: E402
 from pse_hdl.plots import frontier_figure                                  # noqa: E402
@@ -38,7 +38,10 @@ def main(argv=None):
     ap.add_argument("--plot", default="bench/accuracy.png")
     ap.add_argument("--config")
     args = ap.parse_args(argv)
-    cfg = from_arg(args.config)
+    try:
+        cfg = from_arg(args.config)
+    except ConfigError as e:
+        ap.error(str(e))
     p = prepare(cfg)
     masters = [q.master for q in p.qnet.layers]
     rows = [{"method": "float", "setting": "float32", "bits_per_weight": 32.0,

@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.api import Design                                   # noqa: E402
 from pse_hdl.config import from_arg                             # noqa: E402
+from pse_hdl.errors import UserError                            # noqa: E402
 from pse_hdl.importers import Source                            # noqa: E402
 from pse_hdl.model.engine import dense_activations              # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits  # noqa: E402
@@ -169,8 +170,13 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=4.0)
     ap.add_argument("--config")
     args = ap.parse_args(argv)
-    cfg = from_arg(args.config)
-    results = measure(cfg, args.budget)
+    if args.plot and not Path(args.plot).resolve().parent.is_dir():
+        ap.error(f"--plot: the directory of {args.plot!r} does not exist")
+    try:
+        cfg = from_arg(args.config)
+        results = measure(cfg, args.budget)
+    except UserError as e:                 # a wrong --config or a budget no layout reaches
+        ap.error(str(e))
     if args.plot:
         plot(results, args.plot)
     if args.json:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pse_hdl.config import from_arg                           # noqa: E402
+from pse_hdl.config import ConfigError, from_arg                # noqa: E402
 from pse_hdl.files import to_json                             # noqa: E402
 
 
@@ -81,7 +81,10 @@ def main(argv=None):
     ap.add_argument("--keep-cache", action="store_true",
                     help="use the user's model cache (no cold build measurement)")
     args = ap.parse_args(argv)
-    cfg = from_arg(args.config)
+    try:
+        cfg = from_arg(args.config)
+    except ConfigError as e:
+        ap.error(str(e))
     r = measure(cfg, args.samples, args.keep_cache)
     if args.json:
         print(to_json(r, indent=2))

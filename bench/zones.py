@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pse_hdl.config import preset                             # noqa: E402
+from pse_hdl.config import ConfigError, preset                  # noqa: E402
 from pse_hdl.model.zones import footprint_bits                # noqa: E402
 
 
@@ -77,7 +77,10 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--config", default="default", help="preset (default: default)")
     args = ap.parse_args(argv)
-    cfg = preset(args.config)
+    try:
+        cfg = preset(args.config)
+    except ConfigError as e:
+        ap.error(str(e))
     say = (lambda *a: None) if args.json else print
     nets = [("digits (PSE layout)", digits_network(cfg))]
     shapes = [(im.rows, im.cols) for im in nets[0][1].images]

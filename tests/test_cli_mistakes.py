@@ -105,3 +105,22 @@ def test_a_mistake_is_one_line_and_exit_code_2(files, capsys, args, message):
 
 def test_enough_cases():
     assert len(CASES) >= 30
+
+
+@pytest.mark.parametrize("bench, args, message", [
+    ("accuracy", ["--config", "nosuch"], "--config must be a preset"),
+    ("engine", ["--config", "nosuch"], "--config must be a preset"),
+    ("zones", ["--config", "nosuch"], "preset must be one of"),
+    ("drift", ["--plot", "", "--config", "nosuch"], "--config must be a preset"),
+    ("suite", ["--plot", "", "--budgets", "99"], "--budgets must be bits per weight"),
+    ("mutation", ["--only", "nosuch"], "unknown mutant(s) nosuch"),
+])
+def test_bench_mistakes_are_one_line(bench, args, message):
+    import subprocess
+    import sys
+    from pathlib import Path
+    script = Path(__file__).resolve().parent.parent / "bench" / f"{bench}.py"
+    r = subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert message in r.stderr and "Traceback" not in r.stderr, r.stderr
