@@ -117,6 +117,9 @@ def _elements(obj, dimensions):
 # (the engine's 10 cycles take about 10 s per proof).
 DEPTHS = {"zones": 6, "engine": 10, "registers": BUS_QUIET + 4, "mac": 8, "control": 12}
 DEFAULT_DEPTH = 10
+# Properties beyond the stream rules and conservation, by block.
+BLOCK_PROPERTIES = {"zones": ["swap_atomic"],
+                    "registers": ["one_response_per_read", "id_constant", "unmapped_reads_zero"]}
 
 
 def _register_file(cfg):
@@ -169,20 +172,13 @@ def proofs(block=None):
         check_block(block)
     out = []
     for name in formal_blocks() if block is None else [block]:
-        dut = unelaborated(name)
-        props = []
-        for s in _streams(dut, "out"):
-            props += [f"{s}.valid_held", f"{s}.payload_stable"]
+        props = [f"{s}.{rule}" for s in _streams(unelaborated(name), "out")
+                 for rule in ("valid_held", "payload_stable")]
+        props += BLOCK_PROPERTIES.get(name, [])
         out += [Proof(name, p, DEPTHS.get(name, DEFAULT_DEPTH)) for p in props]
-        props = []
         if name in _CONSERVING:
             quiet = _CONSERVING[name][1]
             out.append(Proof(name, "conservation", quiet + 8, quiet))
-        if name == "zones":
-            props.append("swap_atomic")
-        if name == "registers":
-            props += ["one_response_per_read", "id_constant", "unmapped_reads_zero"]
-        out += [Proof(name, p, DEPTHS.get(name, DEFAULT_DEPTH)) for p in props]
     return out
 
 
@@ -206,6 +202,13 @@ class Harness(Elaboratable):
         self.ports = [self.glitch] + [Value.cast(v) for _, m, v
                                       in self.dut.signature.flatten(self.dut)
                                       if m.flow == wiring.In]
+
+    def _fair(self, m, waiting, name):
+        """Assume ``waiting`` never holds for FAIRNESS cycles in a row (reset ends a wait)."""
+        count = Signal(range(FAIRNESS + 1), name=f"wait_{name}".replace("[", "_")
+                       .replace("]", "").replace(".", "_"), reset_less=True)
+        m.d.sync += count.eq(Mux(waiting & ~ResetSignal(), count + 1, 0))
+        m.d.comb += Assume(count < FAIRNESS)
 
     def _past(self, m, value, name):
         reg = Signal.like(value, name=f"past_{name}", reset_less=True)
@@ -235,21 +238,11 @@ class Harness(Elaboratable):
         # Outputs are taken within FAIRNESS cycles.
         outs = _streams(dut, "out")
         for name, s in outs.items():
-            wait = Signal(range(FAIRNESS + 1), name=f"wait_{name}".replace("[", "_")
-                          .replace("]", ""), reset_less=True)
-            with m.If(s.valid & ~s.ready):
-                m.d.sync += wait.eq(wait + 1)
-            with m.Else():
-                m.d.sync += wait.eq(0)
-            m.d.comb += Assume(wait < FAIRNESS)
-            with m.If(ResetSignal()):
-                m.d.sync += wait.eq(0)
+            self._fair(m, s.valid & ~s.ready, name)
         # The register file's memory windows answer within FAIRNESS cycles too.
-        for name, member in dut.signature.members.items():
+        for name in dut.signature.members:
             if name.startswith("win_"):
-                waiting = Signal(range(FAIRNESS + 1), name=f"wait_{name}", reset_less=True)
-                m.d.sync += waiting.eq(Mux(getattr(dut, name).ready, 0, waiting + 1))
-                m.d.comb += Assume(waiting < FAIRNESS)
+                self._fair(m, ~getattr(dut, name).ready, name)
 
         prop = self.proof.prop
         if prop.endswith((".valid_held", ".payload_stable")):
