@@ -191,6 +191,9 @@ class PSEConfig:
                               f"not {self.zone_word_bits!r}")
         _check_int("zone_depth", self.zone_depth, 16, 1 << 20, pow2=True)
         _check_int("master_depth", self.master_depth, 16, 1 << 22, pow2=True)
+        if self.zone_depth < self.lanes:
+            raise ConfigError(f"zone_depth must be at least lanes ({self.lanes}: the fetch ports "
+                              f"read a word of every port at once), not {self.zone_depth!r}")
         _check_int("max_rows", self.max_rows, 1, 1 << 16, pow2=True)
         _check_int("max_cols", self.max_cols, 1, 1 << 16, pow2=True)
         if isinstance(self.ema_rate, bool) or not isinstance(self.ema_rate, (int, float)) \
@@ -362,8 +365,11 @@ class PSEConfig:
 
     @property
     def meta_depth(self):
-        """Words of the metadata memory (per bank): every master weight's longest code."""
-        return -(-self.master_depth * self.max_code_length // self.zone_word_bits)
+        """Words of the metadata memory (per bank): every master weight's longest code, rounded
+        up to whole read words of the fetch unit (``fetch_ports`` words: the walkers share one
+        read port of the metadata, a read word each in turn)."""
+        words = -(-self.master_depth * self.max_code_length // self.zone_word_bits)
+        return -(-words // self.fetch_ports) * self.fetch_ports
 
     @property
     def desc_depth(self):

@@ -115,7 +115,7 @@ def test_unknown_preset_lists_the_valid_ones():
 def test_descriptor_widths_are_defined_once():
     """The RTL's descriptor layouts and the footprint's widths come from one field list."""
     from pse_hdl.config import PRESETS
-    from pse_hdl.rtl.zone_layouts import row_desc_layout, split_layout
+    from pse_hdl.rtl.zones.layouts import row_desc_layout, split_layout
     for cfg in [*PRESETS.values(), PSEConfig(precisions=(2, 4, 8, 16),
                                              thresholds=(1, 2, 3, 4), desc_stride=4)]:
         assert row_desc_layout(cfg).size == cfg.row_desc_bits

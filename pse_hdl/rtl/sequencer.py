@@ -14,8 +14,8 @@ from amaranth.lib import wiring
 
 from ..regmap import ERRORS, Op
 from .layouts import log2
-from .zone_layouts import Op as ZoneOp
-from .zone_layouts import Target, at_most, plan_layout
+from .zones.layouts import Op as ZoneOp
+from .zones.layouts import Target, at_most, plan_layout
 
 __all__ = ["State", "foreground", "jobs", "counters"]
 

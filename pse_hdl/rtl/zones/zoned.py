@@ -1,67 +1,21 @@
-"""Zoned weight memory: precision zones, master store, re-zoning engine, fetch unit.
+"""The zoned memory: memories, commands and host access (see the package docs)."""
 
-The golden model (``pse_hdl.model.zones`` and ``model.transfer.port_streams``) is the contract:
-what this block writes into its memories is bit for bit what ``pack_layer``/``place_layers``
-compute, and what its fetch ports send is ``port_streams``.
-
-Memories (``lib.memory.Memory``, synchronous reads, so they map to block RAM). Everything a
-layout consists of exists twice, in bank 0 and bank 1; one is *active* (read by the fetch unit),
-the other is the *shadow* the re-zoning engine builds:
-
-- one zone per precision class (``zone_depth`` words of ``zone_word_bits`` per bank),
-- the metadata bit string (``meta_depth`` words per bank; the layers' strings follow each
-  other),
-- row descriptors (every ``desc_stride`` rows), split descriptors (``fetch_ports - 1`` per layer),
-- the layer table (per layer: columns, weights, zone base words and scales, metadata and
-  descriptor bases).
-
-Not banked: the master store (int16 masters) and the plan (per layer: shape, master base,
-surviving-weight count and zone scales of the next layout), both written by the host.
-
-Commands arrive on ``cmd``, a stream, and are accepted only when they can run, so none is lost:
-
-- ``REZONE n`` (1 <= n <= ``max_layers``, else the ``layer`` error bit): build a layout of
-  layers 0..n-1 in the shadow bank from the ``codes`` stream (one
-  code per weight, row-major, layer after layer). A layer is: read its plan, write its table
-  entry, then one weight per cycle: read the master, quantize it with its class's scale
-  (``sat_b(rshift_round(m, s))``), append it to its zone's word, append its code to the
-  metadata, write a row descriptor at every ``desc_stride``-th row start and a split descriptor
-  at surviving weight ``floor(p N / P)``; then flush the partial zone words. ``N`` comes from the
-  plan (the histogram's per-class counts give it); a mismatch, or a zone, metadata or descriptor
-  memory that overflows, sets an error bit and the layout cannot be swapped in. In destructive
-  mode (``reversible = False``) the master of every pruned weight is cleared as it passes.
-- ``SWAP``: accepted when the shadow holds a complete, error-free layout and no fetch runs: the
-  banks exchange roles in one cycle. The bank select and the active layout's layer count are
-  reset-less registers and the memories are not reset, so a reset during a re-zoning leaves the
-  active layout and the master store as they were: the shadow is simply marked incomplete.
-- ``FETCH l``: stream layer l of the active layout on the ``fetch_ports`` outputs ``o[p]``,
-  also while a re-zoning builds the shadow bank (the two use different ports and banks).
-
-The fetch unit (one walker per port) is in ``zone_fetch``, the re-zoning engine in
-``zone_rezoner``; the layouts and memory geometry they share in ``zone_layouts``.
-
-Host access: ``host_wr`` (stream) writes masters and plans, only while no re-zoning runs;
-``host_rd`` (stream) reads any memory of either bank while nothing else uses its port (no fetch,
-no re-zoning); the data appears on ``rd_data`` one cycle later with ``rd_valid``.
-"""
-
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import layouts
-from .zone_fetch import FetchWalker
-from .zone_layouts import (Op, Target, at_most, banked, count_shape, geometry, host_addr_bits,
-                           host_data_bits, plan_layout, row_desc_layout, split_layout,
-                           table_layout)
-from .zone_rezoner import Rezoner
+from .. import layouts
+from .fetch import FetchUnit
+from .layouts import (Op, Target, at_most, banked, count_shape, geometry, host_addr_bits,
+                      host_data_bits, log2, physical, plan_layout, read_ratio, row_desc_layout,
+                      split_layout, table_layout)
+from .rezoner import Rezoner
 
-__all__ = ["ZonedMemory", "Op", "Target", "plan_layout", "table_layout", "split_layout",
-           "row_desc_layout", "at_most"]
+__all__ = ["ZonedMemory"]
 
 
 class ZonedMemory(wiring.Component):
-    """Zoned weight memory with its fetch unit and re-zoning engine (see the module docs).
+    """Zoned weight memory with its fetch unit and re-zoning engine (see the package docs).
 
     Parameters
     ----------
@@ -117,13 +71,16 @@ class ZonedMemory(wiring.Component):
             "status": Out(status)})
 
     def elaborate(self, platform):
-        cfg, n, P, W = self.cfg, self.classes, self.ports, self.cfg.zone_word_bits
+        cfg, n, W, R = self.cfg, self.classes, self.cfg.zone_word_bits, read_ratio(self.cfg)
         m = Module()
         geo = geometry(cfg)
 
         # -- memories --------------------------------------------------------------------
-        zones = [memory.Memory(shape=W, depth=2 * cfg.zone_depth, init=[]) for _ in range(n)]
-        meta = memory.Memory(shape=W, depth=2 * cfg.meta_depth, init=[])
+        # Zones and metadata: one copy, R logical words wide (see ``layouts``), written a
+        # logical word at a time.
+        zones = [memory.Memory(shape=R * W, depth=2 * cfg.zone_depth // R, init=[])
+                 for _ in range(n)]
+        meta = memory.Memory(shape=R * W, depth=2 * cfg.meta_depth // R, init=[])
         # Row descriptors only where the configuration keeps them (desc_stride > 0): the
         # walkers never read them, the host may.
         rows_desc = cfg.desc_depth > 0
@@ -140,14 +97,14 @@ class ZonedMemory(wiring.Component):
             m.submodules.desc = desc
         m.submodules.table, m.submodules.plan, m.submodules.master = table, plan, master
 
-        z_wr = [z.write_port() for z in zones]
-        meta_wr, split_wr = meta.write_port(), split.write_port()
+        z_wr = [z.write_port(granularity=W) for z in zones]
+        meta_wr = meta.write_port(granularity=W)
+        split_wr, table_wr = split.write_port(), table.write_port()
         desc_wr = desc.write_port() if rows_desc else None
-        table_wr, plan_wr, master_wr = table.write_port(), plan.write_port(), master.write_port()
-        z_rd = [[z.read_port() for _ in range(P)] for z in zones]
-        meta_rd = [meta.read_port() for _ in range(P)]
-        split_rd = [split.read_port() for _ in range(P)]
-        desc_rd, table_rd = desc.read_port() if rows_desc else None, table.read_port()
+        plan_wr, master_wr = plan.write_port(), master.write_port()
+        z_rd, meta_rd = [z.read_port() for z in zones], meta.read_port()
+        split_rd, table_rd = split.read_port(), table.read_port()
+        desc_rd = desc.read_port() if rows_desc else None
         plan_rd, master_rd = plan.read_port(), master.read_port()
 
         # -- bank state: survives reset ------------------------------------------------------
@@ -204,6 +161,7 @@ class ZonedMemory(wiring.Component):
         m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetch_busy & ~rz_start & ~fetch_start)
         host_r = self.host_rd.valid & self.host_rd.ready
         rd_target = Signal.like(hr.target)
+        rd_lane = Signal(max(1, log2(R)))
         m.d.sync += self.rd_valid.eq(host_r)
         with m.If(host_r):
             m.d.sync += rd_target.eq(hr.target)
@@ -225,15 +183,20 @@ class ZonedMemory(wiring.Component):
                      self.status.meta_bits.eq(rz.meta_bits),
                      self.status.row_descs.eq(rz.row_descs),
                      self.status.split_descs.eq(rz.split_descs), self.status.layers.eq(rz.layers)]
+
+        def write_logical(port, en, addr, word):
+            """Write logical word ``addr`` (banked) into its lane of a physical word."""
+            phys, lane = physical(cfg, addr)
+            m.d.comb += [port.addr.eq(phys), port.data.eq(word.replicate(R)),
+                         port.en.eq(en.replicate(R) & (Const(1, R) << lane) if R > 1 else en)]
+
         for k in range(n):
-            m.d.comb += [z_wr[k].en.eq(rz.z_en[k]), z_wr[k].addr.eq(rz.z_addr[k]),
-                         z_wr[k].data.eq(rz.z_data[k])]
+            write_logical(z_wr[k], rz.z_en[k], rz.z_addr[k], rz.z_data[k])
+        write_logical(meta_wr, rz.meta_en, rz.meta_addr, rz.meta_data)
         if rows_desc:
             m.d.comb += [desc_wr.en.eq(rz.desc_en), desc_wr.addr.eq(rz.desc_addr),
                          desc_wr.data.eq(rz.desc_data)]
-        m.d.comb += [meta_wr.en.eq(rz.meta_en), meta_wr.addr.eq(rz.meta_addr),
-                     meta_wr.data.eq(rz.meta_data),
-                     split_wr.en.eq(rz.split_en), split_wr.addr.eq(rz.split_addr),
+        m.d.comb += [split_wr.en.eq(rz.split_en), split_wr.addr.eq(rz.split_addr),
                      split_wr.data.eq(rz.split_data),
                      table_wr.en.eq(rz.table_en), table_wr.addr.eq(rz.table_addr),
                      table_wr.data.eq(rz.table_data),
@@ -253,73 +216,57 @@ class ZonedMemory(wiring.Component):
                          master_wr.data.eq(hw.data)]
         m.d.comb += self.master_walk.data.eq(master_rd.data)
 
-        # -- fetch unit -------------------------------------------------------------------------
-        # Loader: the layer's table entry, read once for all walkers.
-        tab = Signal(table_layout(cfg))
-        layer = Signal(range(max(2, cfg.max_layers)))
-        bank = Signal()
-        load = Signal()
-        m.d.sync += load.eq(fetch_start)
-        with m.If(fetch_start):
-            m.d.sync += [layer.eq(arg), bank.eq(active)]
-        with m.If(load):
-            m.d.sync += tab.eq(table_rd.data)
-        go_layer = Mux(fetch_start, arg, layer)
-        go_bank = Mux(fetch_start, active, bank)
-        m.d.comb += table_rd.addr.eq(Mux(fetch_start,
-                                         banked(active, arg, cfg.max_layers),
-                                         banked(hr.bank, hr.addr, cfg.max_layers)))
-        walkers = []
-        for p in range(P):
-            w = FetchWalker(cfg, p, tab, table_rd.data, layer, bank, go_layer, go_bank)
-            m.submodules[f"walker{p}"] = w
-            walkers.append(w)
-            wiring.connect(m, w.o, wiring.flipped(self.o[p]))
-            m.d.comb += self.sched[p].eq(w.sched)
-            m.d.comb += [w.go.eq(fetch_start), w.meta_data.eq(meta_rd[p].data),
-                         w.split_data.eq(split_rd[p].data)]
-            for k in range(n):
-                m.d.comb += w.zone_data[k].eq(z_rd[k][p].data)
-            if p == 0:
-                # Port 0's memories are shared with host reads (never at the same time).
-                with m.If(host_r):
-                    m.d.comb += [meta_rd[0].addr.eq(banked(hr.bank, hr.addr, geo[Target.META])),
-                                 split_rd[0].addr.eq(banked(hr.bank, hr.addr,
-                                                             geo[Target.SPLIT]))]
-                    for k in range(n):
-                        m.d.comb += z_rd[k][0].addr.eq(banked(hr.bank, hr.addr, cfg.zone_depth))
-                with m.Else():
-                    m.d.comb += [meta_rd[0].addr.eq(w.meta_addr), meta_rd[0].en.eq(w.meta_ren),
-                                 split_rd[0].addr.eq(w.split_addr), split_rd[0].en.eq(w.en)]
-                    for k in range(n):
-                        m.d.comb += [z_rd[k][0].addr.eq(w.zone_addr[k]), z_rd[k][0].en.eq(w.en)]
-            else:
-                m.d.comb += [meta_rd[p].addr.eq(w.meta_addr), meta_rd[p].en.eq(w.meta_ren),
-                             split_rd[p].addr.eq(w.split_addr), split_rd[p].en.eq(w.en)]
-                for k in range(n):
-                    m.d.comb += [z_rd[k][p].addr.eq(w.zone_addr[k]), z_rd[k][p].en.eq(w.en)]
-        m.d.comb += fetch_busy.eq(load | Cat(w.busy for w in walkers).any())
+        # -- fetch unit: owns the table, split, metadata and zone read ports but for host reads
+        fu = FetchUnit(cfg)
+        m.submodules.fetch = fu
+        m.d.comb += [fu.start.eq(fetch_start), fu.layer.eq(arg), fu.bank.eq(active),
+                     fetch_busy.eq(fu.busy)]
+        for p in range(self.ports):
+            wiring.connect(m, fu.o[p], wiring.flipped(self.o[p]))
+        m.d.comb += self.sched.eq(fu.sched)
+        shared = [(table_rd, fu.table), (split_rd, fu.split), (meta_rd, fu.meta)]
+        shared += [(z_rd[k], fu.zone[k]) for k in range(n)]
+        for rd, user in shared:
+            m.d.comb += [rd.en.eq(user.en), user.data.eq(rd.data)]
+            with m.If(~host_r):
+                m.d.comb += rd.addr.eq(user.addr)
+        # Host reads, never at the same time as a fetch: logical words of zones and metadata
+        # are lanes of the physical words.
+        zone_phys, zone_lane = physical(cfg, banked(hr.bank, hr.addr, cfg.zone_depth))
+        meta_phys, meta_lane = physical(cfg, banked(hr.bank, hr.addr, cfg.meta_depth))
+        with m.If(host_r):
+            m.d.comb += [table_rd.addr.eq(banked(hr.bank, hr.addr, cfg.max_layers)),
+                         split_rd.addr.eq(banked(hr.bank, hr.addr, geo[Target.SPLIT])),
+                         meta_rd.addr.eq(meta_phys)]
+            m.d.comb += [z_rd[k].addr.eq(zone_phys) for k in range(n)]
+            with m.If(hr.target == Target.META):
+                m.d.sync += rd_lane.eq(meta_lane)
+            with m.Else():
+                m.d.sync += rd_lane.eq(zone_lane)
         if rows_desc:
             m.d.comb += desc_rd.addr.eq(banked(hr.bank, hr.addr, cfg.desc_depth))
 
         # -- host read data ------------------------------------------------------------------
+        def lane_of(word):
+            return Array(word[j * W:(j + 1) * W] for j in range(R))[rd_lane] if R > 1 else word
+
         with m.Switch(rd_target):
             with m.Case(Target.MASTER):
                 m.d.comb += self.rd_data.eq(master_rd.data.as_unsigned())
             with m.Case(Target.PLAN):
                 m.d.comb += self.rd_data.eq(plan_rd.data.as_value())
             with m.Case(Target.META):
-                m.d.comb += self.rd_data.eq(meta_rd[0].data)
+                m.d.comb += self.rd_data.eq(lane_of(meta_rd.data))
             with m.Case(Target.DESC):
                 if rows_desc:
                     m.d.comb += self.rd_data.eq(desc_rd.data.as_value())
             with m.Case(Target.SPLIT):
-                m.d.comb += self.rd_data.eq(split_rd[0].data.as_value())
+                m.d.comb += self.rd_data.eq(split_rd.data.as_value())
             with m.Case(Target.TABLE):
                 m.d.comb += self.rd_data.eq(table_rd.data.as_value())
             for k in range(n):
                 with m.Case(Target.ZONE.value + k):
-                    m.d.comb += self.rd_data.eq(z_rd[k][0].data)
+                    m.d.comb += self.rd_data.eq(lane_of(z_rd[k].data))
         with m.If(~rz_busy):
             m.d.comb += plan_rd.addr.eq(hr.addr)
         return m

@@ -1,26 +1,33 @@
-"""The zoned memory's fetch unit, one walker per port.
+"""A fetch port's walker: one layer share of the active layout, one surviving weight per cycle.
 
-Fetch unit. Port p has its own walker, starting at split descriptor p (port 0 at the layer's
-start) and stopping at split p+1, so the ports carry equal shares of the surviving weights. A
-walker keeps a 3-word window of the metadata bit string, refilled one word per cycle from its own
-read port. Every cycle it counts the run of pruned codes at the window's start (up to
-``Z = (W - longest code) / pruned-code length`` codes: 29 for unary codes in 32-bit words) and
-decodes the code after the run, so a surviving weight costs one cycle and a run of up to Z
-pruned codes costs nothing more; the run may cross into the next row. The zone read address of
-every class is the class's next element, so it is ready before the decode; the next stage picks
-the element of the decoded class out of the read word. A weight's ``last`` bit is known only when
-the walker finds the next event (another weight, a row end, the end of its share), so the
-output stage holds one transfer back. Throughput: one surviving weight per cycle per port,
-plus a cycle for an all-pruned row or a pruned run longer than Z. Latency from ``FETCH`` to the
-first transfer: about six cycles. Backpressure on ``o[p]`` stalls walker p only.
+Port p walks from its split descriptor (port 0 from the layer's start) to the next port's (the
+last port to the layer's end), so the ports carry equal MAC cost. It keeps a window of the
+metadata bit string, refilled one word per cycle. Every cycle it counts the run of pruned codes at
+the window's start (up to ``Z = (LOOK * W - longest code) / pruned-code length`` codes: 61 for
+unary codes in 32-bit words) and decodes the code after the run, so a surviving weight costs one
+cycle and a run of up to Z pruned codes costs nothing more; the run may cross into the next row.
+The metadata words and every zone's weights come in order from a ``WordPrefetch`` each, over read
+ports the walkers share (see ``prefetch``); the output stage picks the weight out of its zone's
+prefetched word. A weight's ``last`` bit is known only when the walker finds the next event
+(another weight, a row end, the end of its share), so the output stage holds one transfer back.
+
+Throughput: one surviving weight per cycle, plus a cycle for an all-pruned row or a pruned run
+longer than Z. Latency from ``go`` to the first transfer: about ``fetch_ports + 6`` cycles (the
+first turn on the shared read ports). Backpressure on ``o`` stalls this walker only: while
+``o`` is stalled every register holds, the prefetchers keep the words they hold.
+
+Stages: the tokenizer turns the window into tokens (pruned run, code); the bookkeeping stage
+turns tokens into events (weight, row marker, end) with rows, columns and the end of the share;
+the output stage turns events into transfers.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import layouts
-from .zone_layouts import Target, banked, geometry, log2, split_layout
+from .. import layouts
+from .layouts import log2, read_ratio, split_layout, table_layout
+from .prefetch import WordPrefetch
 
 __all__ = ["FetchWalker"]
 
@@ -47,64 +54,98 @@ def _first_set(m, bits, name):
 
 
 class FetchWalker(wiring.Component):
-    """One fetch port's walker (see the module docs): start at split descriptor ``p``, stop at
-    ``p + 1``; one surviving weight per cycle. ``en`` is low while the output is stalled; every
-    register and read port of the walker holds then."""
+    """One fetch port's walker (see the module docs).
 
-    def __init__(self, cfg, p, tab, tab_now, layer, bank, go_layer, go_bank):
-        self.cfg, self.p, self.tab, self.tab_now = cfg, p, tab, tab_now
-        self.layer, self.bank, self.go_layer, self.go_bank = layer, bank, go_layer, go_bank
-        n, W = len(cfg.precisions), cfg.zone_word_bits
-        geo = geometry(cfg)
+    Parameters
+    ----------
+    cfg : PSEConfig
+
+    Members
+    -------
+    go : In(1)                Start a walk; ``tab``, ``bank``, ``first`` and ``end`` hold
+                              from then until ``busy`` falls.
+    tab : In(table layout)    The layer's table entry.
+    bank : In(1)              The active bank.
+    first : In(split layout)  Where the share starts (all zero for port 0).
+    end : In(pos)             Flat index where the share ends.
+    busy : Out(1)             A walk is in progress or its last transfer not yet taken.
+    o : Out(stream)           Tagged transfers (``layouts.transfer_layout``).
+    sched : Out(schedule)     The share's first row and whether it continues the previous
+                              port's (from ``first``, held until the next ``go``).
+    grant : In(1)             This walker's turn on the shared read ports.
+    meta : In(ReadPort)       Metadata read port (physical words).
+    zone : In(ReadPort) x n   Zone read ports (physical words), one per class.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
         super().__init__({
-            "go": In(1), "busy": Out(1), "en": Out(1),
+            "go": In(1), "tab": In(table_layout(cfg)), "bank": In(1),
+            "first": In(split_layout(cfg)), "end": In(cfg.pos_bits),
+            "busy": Out(1),
             "o": Out(stream.Signature(layouts.transfer_layout(cfg))),
             "sched": Out(layouts.schedule(cfg)),
-            "meta_addr": Out(range(2 * cfg.meta_depth)), "meta_ren": Out(1), "meta_data": In(W),
-            "split_addr": Out(range(2 * geo[Target.SPLIT])), "split_data": In(split_layout(cfg)),
-            "zone_addr": Out(range(2 * cfg.zone_depth)).array(n), "zone_data": In(W).array(n)})
+            "grant": In(1),
+            "meta": In(memory.ReadPort.Signature(
+                addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
+            "zone": In(memory.ReadPort.Signature(
+                addr_width=log2(2 * cfg.zone_depth // R), shape=R * W)).array(n)})
 
     def elaborate(self, platform):
-        cfg, p, tab = self.cfg, self.p, self.tab
-        n, W, P = len(cfg.precisions), cfg.zone_word_bits, cfg.fetch_ports
+        cfg, tab, first = self.cfg, self.tab, self.first
+        n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
         per = [cfg.per_word(b) for b in cfg.precisions]
-        geo = geometry(cfg)
         len0, maxlen = cfg.code_length(0), cfg.max_code_length
         look = LOOK * W                        # window bits one step examines
         Z = (look - maxlen) // len0
         m = Module()
 
-        en = self.en
+        en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        start = Signal()
+
+        # -- prefetchers: the metadata words and every zone's weights, in order --------------
+        meta_pf = WordPrefetch(len(self.meta.addr), R * W, log2(R))
+        zone_pf = [WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per[k]))
+                   for k in range(n)]
+        m.submodules.meta_pf = meta_pf
+        wiring.connect(m, meta_pf.port, wiring.flipped(self.meta))
+        first_bit = Signal(cfg.meta_index_bits + 1)
+        m.d.comb += first_bit.eq(tab.meta_base + first.meta)
+        m.d.comb += [meta_pf.start.eq(start), meta_pf.grant.eq(self.grant),
+                     meta_pf.first.eq(Mux(self.bank, cfg.meta_depth, 0)
+                                      + (first_bit >> log2(W)))]
+        for k, pf in enumerate(zone_pf):
+            m.submodules[f"zone{k}_pf"] = pf
+            wiring.connect(m, pf.port, wiring.flipped(self.zone[k]))
+            base = Mux(self.bank, cfg.zone_depth, 0) + tab.zone_base[k]
+            m.d.comb += [pf.start.eq(start), pf.grant.eq(self.grant),
+                         pf.first.eq((base << log2(per[k])) + first.index[k])]
 
         row, col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
         left = Signal(cfg.pos_bits)
-        idx = Array(Signal(cfg.zone_index_bits, name=f"idx{k}") for k in range(n))
         row_has = Signal()                     # the walk has sent a weight of this row
         unres = Signal()                       # a sent weight still waits for its last bit
         # Metadata window, bit 0 = the next code. It is kept a word fuller than a step needs, so a
         # step that takes a long run (up to ``look`` bits) does not starve the next one.
         buf = Signal(look + 3 * W)
         count = Signal(range(look + 3 * W + 1))
-        mword = Signal(range(2 * cfg.meta_depth))
         inflight, aligned = Signal(), Signal()
+        meta_word = Signal(W)                  # the word taken from the metadata prefetcher
         drop = Signal(range(W))
-        start_pos = Signal(cfg.pos_bits)
-
-        # Zone read addresses: every class's next element, known before the decode.
-        for k in range(n):
-            m.d.comb += self.zone_addr[k].eq(banked(self.bank, tab.zone_base[k]
-                                                     + (idx[k] >> log2(per[k])),
-                                                     cfg.zone_depth))
-        m.d.comb += self.meta_addr.eq(banked(self.bank, mword, cfg.meta_depth))
 
         # Events towards the output stage. MARK with ``resolve`` is the R event: the held
         # transfer ends its row, no marker.
         WEIGHT, MARK, DONE = 1, 2, 3
         ev = Signal(data.StructLayout({"kind": 2, "row": unsigned(cfg.row_bits + 1),
                                        "col": unsigned(cfg.col_bits), "code": cfg.code_bits,
-                                       "sel": range(max(per))}))
+                                       "slot": 1, "sel": range(max(per) * R)}))
         ev_valid, resolve = Signal(), Signal()
+        # The output stage reads a taken weight's slot until it moves the weight on.
+        for k, pf in enumerate(zone_pf):
+            m.d.comb += [pf.hold.eq(ev_valid & ~en & (ev.kind == WEIGHT) & (ev.code == k + 1)),
+                         pf.hold_slot.eq(ev.slot)]
 
         # -- tokenizer: from the registered window, one token per cycle ------------------
         # A token is (pruned codes to skip, the code after them): the run at the window's start
@@ -112,11 +153,11 @@ class FetchWalker(wiring.Component):
         # (Z, 0) when the window holds no surviving code. Only the bit position loops here;
         # rows and the end of the share are the bookkeeping stage's, one register later.
         alive = Cat(buf[t * len0:(t + 1) * len0].any() for t in range(Z))
-        vis, first = _first_set(m, alive, "slot")
+        vis, first_alive = _first_set(m, alive, "slot")
         r = Signal(range(Z + 1))
-        m.d.comb += r.eq(Mux(vis, first, Z))
-        # A metadata word is registered out of the block RAM (aligned to the walk's first code if
-        # it is the first word), then enters the window at ``count``, beside the decode.
+        m.d.comb += r.eq(Mux(vis, first_alive, Z))
+        # A metadata word is registered out of the prefetcher (aligned to the walk's first code
+        # if it is the first word), then enters the window at ``count``, beside the decode.
         stage_valid, stage_word = Signal(), Signal(W)
         stage_bits = Signal(range(W + 1))
         ext = Signal(look + 3 * W)
@@ -149,6 +190,8 @@ class FetchWalker(wiring.Component):
         rowrem = Signal(cfg.col_bits + 2)      # cols - col, kept as a register
         sk = tok_skip
         tvis = tok_code != 0
+        # A surviving head token waits for its zone's word.
+        have = Array([Const(1)] + [pf.ok for pf in zone_pf])[tok_code]
         rdiff = Signal(range(Z + 1))
         m.d.comb += rdiff.eq(sk - rowrem)
 
@@ -159,11 +202,10 @@ class FetchWalker(wiring.Component):
         def weight(erow, ecol):
             emit(WEIGHT, erow, ecol, tok_code)
             with m.Switch(tok_code):
-                for k in range(n):
+                for k, pf in enumerate(zone_pf):
                     with m.Case(k + 1):
-                        m.d.sync += idx[k].eq(idx[k] + 1)
-                        if per[k] > 1:
-                            m.d.sync += ev.sel.eq(idx[k][:log2(per[k])])
+                        m.d.comb += pf.advance.eq(1)
+                        m.d.sync += [ev.slot.eq(pf.slot), ev.sel.eq(pf.sel)]
             m.d.comb += pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
@@ -183,41 +225,20 @@ class FetchWalker(wiring.Component):
         with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(self.go):
-                    m.d.comb += self.split_addr.eq(banked(self.go_bank, self.go_layer * P + p,
-                                                           geo[Target.SPLIT]))
                     m.next = "START"
             with m.State("START"):
-                # Split p and the table entry are on the read ports: read the first metadata
-                # word, ask for split p + 1.
-                m.d.comb += self.split_addr.eq(banked(self.bank, self.layer * P + p + 1,
-                                                       geo[Target.SPLIT]))
-                sd = self.split_data
-                if p == 0:
-                    m.d.sync += [row.eq(0), col.eq(0), start_pos.eq(0),
-                                 rowrem.eq(self.tab_now.cols), self.sched.eq(0)]
-                    m.d.sync += [idx[k].eq(0) for k in range(n)]
-                    first_bit = self.tab_now.meta_base
-                else:
-                    m.d.sync += [row.eq(sd.row), col.eq(sd.col), start_pos.eq(sd.pos),
-                                 rowrem.eq(self.tab_now.cols - sd.col),
-                                 self.sched.row.eq(sd.row), self.sched.cont.eq(sd.cont)]
-                    m.d.sync += [idx[k].eq(sd.index[k]) for k in range(n)]
-                    first_bit = self.tab_now.meta_base + sd.meta
-                m.d.comb += self.meta_addr.eq(banked(self.bank, first_bit >> log2(W),
-                                                      cfg.meta_depth))
-                m.d.sync += [mword.eq((first_bit >> log2(W)) + 1),
+                m.d.comb += start.eq(1)
+                m.d.sync += [row.eq(first.row), col.eq(first.col),
+                             rowrem.eq(tab.cols - first.col), left.eq(self.end - first.pos),
+                             self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
                              drop.eq(first_bit[:log2(W)]), aligned.eq(0),
                              row_has.eq(0), unres.eq(0)]
-                m.next = "END"
-            with m.State("END"):
-                end = tab.total if p == P - 1 else self.split_data.pos
-                m.d.sync += left.eq(end - start_pos)
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(en & (left == 0)):
                     emit(DONE, row)
                     m.next = "DRAIN"
-                with m.Elif(en & (level != 0)):
+                with m.Elif(en & (level != 0) & have):
                     with m.If((sk >= rowrem) & (rowrem <= left)):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
@@ -244,10 +265,12 @@ class FetchWalker(wiring.Component):
                     m.next = "IDLE"
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid)
         m.d.comb += running.eq(fsm.ongoing("RUN"))
+        for pf in [meta_pf] + zone_pf:
+            m.d.comb += pf.run.eq(running)
 
         # -- token register and window ----------------------------------------------------
-        with m.If(fsm.ongoing("START")):
-            m.d.sync += [level.eq(0), count.eq(0), buf.eq(0), inflight.eq(1),
+        with m.If(start):
+            m.d.sync += [level.eq(0), count.eq(0), buf.eq(0), inflight.eq(0),
                          stage_valid.eq(0)]
         with m.Else():
             with m.If(pop & tstep):            # level 1: the new token becomes the head
@@ -263,12 +286,16 @@ class FetchWalker(wiring.Component):
                     m.d.sync += [tail_skip.eq(r), tail_code.eq(k_dec)]
             # One metadata word per cycle while there is room; the first word enters shifted by
             # the offset of the walk's first code in it.
-            live = fsm.ongoing("RUN") | fsm.ongoing("END")
             issue = Signal()
-            m.d.comb += issue.eq(live & (count + Mux(inflight, W, 0) + Mux(stage_valid, W, 0)
-                                         <= look + 2 * W))
+            m.d.comb += issue.eq(running & meta_pf.ok
+                                 & (count + Mux(inflight, W, 0) + Mux(stage_valid, W, 0)
+                                    <= look + 2 * W))
+            m.d.comb += meta_pf.advance.eq(issue)
+            words = meta_pf.slots[meta_pf.slot]
+            m.d.sync += meta_word.eq(Array(words[j * W:(j + 1) * W] for j in range(R))
+                                     [meta_pf.sel] if R > 1 else words)
             m.d.sync += [stage_valid.eq(inflight),
-                         stage_word.eq(Mux(aligned, self.meta_data, self.meta_data >> drop)),
+                         stage_word.eq(Mux(aligned, meta_word, meta_word >> drop)),
                          stage_bits.eq(Mux(aligned, W, W - drop))]
             added = Mux(stage_valid, stage_bits, 0)
             with m.If(tstep):
@@ -279,9 +306,6 @@ class FetchWalker(wiring.Component):
             m.d.sync += inflight.eq(issue)
             with m.If(inflight):
                 m.d.sync += aligned.eq(1)
-            with m.If(issue):
-                m.d.sync += mword.eq(mword + 1)
-        m.d.comb += self.meta_ren.eq(1)
 
         # -- output stage: pick the element, hold one transfer until its last bit is known --
         pend = Signal(layouts.transfer_layout(cfg))
@@ -290,9 +314,9 @@ class FetchWalker(wiring.Component):
         with m.Switch(ev.code):
             for k, b in enumerate(cfg.precisions):
                 with m.Case(k + 1):
-                    elems = Array(self.zone_data[k][e * b:(e + 1) * b].as_signed()
-                                  for e in range(per[k]))
-                    m.d.comb += value.eq(elems[ev.sel[:log2(per[k])]] if per[k] > 1
+                    word = zone_pf[k].slots[ev.slot]
+                    elems = Array(word[e * b:(e + 1) * b].as_signed() for e in range(R * per[k]))
+                    m.d.comb += value.eq(elems[ev.sel[:log2(R * per[k])]] if R * per[k] > 1
                                          else elems[0])
         shift = Array([Const(0, cfg.shift_bits)] + [tab.shift[k] for k in range(n)])
         new = Signal(layouts.transfer_layout(cfg))

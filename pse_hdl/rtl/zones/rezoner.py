@@ -5,8 +5,8 @@ from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from . import layouts
-from .zone_layouts import (Target, banked, count_shape, geometry, log2, plan_layout,
+from .. import layouts
+from .layouts import (Target, banked, count_shape, geometry, log2, plan_layout,
                            row_desc_layout, split_layout, table_layout)
 
 __all__ = ["Rezoner"]

@@ -1,14 +1,20 @@
-"""Layouts and memory geometry shared by the zoned memory (``zones``), its re-zoning engine
-(``zone_rezoner``) and its fetch walkers (``zone_fetch``)."""
+"""Layouts, address map and memory geometry shared by the zoned memory's parts.
+
+Logical and physical words. The model's layout is made of ``zone_word_bits``-wide words (zone
+words, metadata words), and so are every address the re-zoning engine writes and the host reads.
+The zone and metadata memories are ``read_ratio(cfg)`` (= ``fetch_ports``) logical words wide: the
+fetch walkers take turns on one read port, and each read gives a walker as many words as it can
+use until its next turn. Logical word ``a`` of bank ``b`` is lane ``a' % R`` of physical word
+``a' // R``, with ``a' = b * depth + a`` (``depth`` is a multiple of ``R``)."""
 
 from amaranth.hdl import Const, Mux, unsigned
 from amaranth.lib import data, enum
 
-from .layouts import log2
+from ..layouts import log2
 
 __all__ = ["Op", "Target", "at_most", "count_shape", "plan_layout", "table_layout",
            "row_desc_layout", "split_layout", "geometry", "host_addr_bits", "host_data_bits",
-           "banked", "log2"]
+           "banked", "log2", "read_ratio", "physical"]
 
 
 class Op(enum.Enum, shape=2):
@@ -100,3 +106,14 @@ def banked(bank, addr, depth):
     return Mux(bank, addr + depth, addr)
 
 
+
+
+def read_ratio(cfg):
+    """Logical words per physical word of the zone and metadata memories."""
+    return cfg.fetch_ports
+
+
+def physical(cfg, banked_addr):
+    """``(physical word, lane)`` of a banked logical word address."""
+    r = log2(read_ratio(cfg))
+    return banked_addr >> r, banked_addr[:r] if r else Const(0, 1)

@@ -1,0 +1,133 @@
+"""The zoned memory's fetch unit: a loader and one walker per fetch port, sharing the read ports.
+
+On ``start`` the loader reads the layer's table entry and its split descriptors 1 .. P-1 (one
+per cycle, from one read port), then starts every walker at once: walker p from descriptor p
+(port 0 from the layer's start) to descriptor p+1's position (the last port to the layer's end).
+The walkers share one read port of the metadata and one of every zone, in turns: walker p owns
+them in the cycles where a free-running counter equals p, and a read returns ``fetch_ports``
+logical words, so each walker gets, a turn every ``fetch_ports`` cycles, as many words as it can
+use (see ``prefetch``). One copy of every zone and of the metadata serves all ports.
+
+Latency from ``start`` to the walkers' ``go``: P cycles (one for P = 1). Throughput: one
+surviving weight per cycle per port.
+"""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import data, memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .. import layouts
+from .layouts import Target, banked, geometry, log2, read_ratio, split_layout, table_layout
+from .walker import FetchWalker
+
+__all__ = ["FetchUnit"]
+
+
+class FetchUnit(wiring.Component):
+    """Loader, walkers and read-port turns (see the module docs).
+
+    Parameters
+    ----------
+    cfg : PSEConfig
+
+    Members
+    -------
+    start : In(1)             Fetch layer ``layer`` of bank ``bank`` (only while not ``busy``).
+    layer : In(layer index)
+    bank : In(1)
+    busy : Out(1)             Loading, walking, or a transfer not yet taken.
+    o : Out(stream) x P       Tagged transfers of each port.
+    sched : Out(schedule x P) Per port, its share's first row and whether it continues the
+                              previous port's (held until the next ``start``).
+    table, split : In(ReadPort)    Read ports of the layer table and the split descriptors.
+    meta, zone[k] : In(ReadPort)   The shared read ports (physical words).
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        n, P, W, R = len(cfg.precisions), cfg.fetch_ports, cfg.zone_word_bits, read_ratio(cfg)
+        geo = geometry(cfg)
+        super().__init__({
+            "start": In(1), "layer": In(range(max(2, cfg.max_layers))), "bank": In(1),
+            "busy": Out(1),
+            "o": Out(stream.Signature(layouts.transfer_layout(cfg))).array(P),
+            "sched": Out(data.ArrayLayout(layouts.schedule(cfg), P)),
+            "table": In(memory.ReadPort.Signature(addr_width=log2(2 * cfg.max_layers),
+                                                   shape=table_layout(cfg))),
+            "split": In(memory.ReadPort.Signature(addr_width=log2(2 * geo[Target.SPLIT]),
+                                                   shape=split_layout(cfg))),
+            "meta": In(memory.ReadPort.Signature(
+                addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
+            "zone": In(memory.ReadPort.Signature(
+                addr_width=log2(2 * cfg.zone_depth // R), shape=R * W)).array(n)})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        n, P = len(cfg.precisions), cfg.fetch_ports
+        geo = geometry(cfg)
+        m = Module()
+
+        # -- walkers ----------------------------------------------------------------------------
+        tab = Signal(table_layout(cfg))
+        layer, bank = Signal.like(self.layer), Signal()
+        splits = [Signal(split_layout(cfg), name=f"split{p}") for p in range(1, P)]
+        go = Signal()
+        turn = Signal(range(P))                # whose turn it is on the shared read ports
+        m.d.sync += turn.eq(turn + 1)          # P is a power of two: wraps by itself
+        walkers = []
+        for p in range(P):
+            w = FetchWalker(cfg)
+            m.submodules[f"walker{p}"] = w
+            walkers.append(w)
+            wiring.connect(m, w.o, wiring.flipped(self.o[p]))
+            end = tab.total if p == P - 1 else splits[p].pos
+            m.d.comb += [w.go.eq(go), w.tab.eq(tab), w.bank.eq(bank), w.end.eq(end),
+                         w.grant.eq(turn == p), self.sched[p].eq(w.sched)]
+            if p > 0:
+                m.d.comb += w.first.eq(splits[p - 1])
+        shared = [(self.meta, [w.meta for w in walkers])]
+        shared += [(self.zone[k], [w.zone[k] for w in walkers]) for k in range(n)]
+        for port, readers in shared:
+            m.d.comb += port.en.eq(1)
+            with m.Switch(turn):
+                for p, rd in enumerate(readers):
+                    with m.Case(p):
+                        m.d.comb += port.addr.eq(rd.addr)
+            m.d.comb += [rd.data.eq(port.data) for rd in readers]
+
+        # -- loader: the table entry, then split descriptors 1 .. P-1, one per cycle ------------
+        q = Signal(range(P + 1))               # the descriptor on the read port
+        m.d.sync += go.eq(0)
+        m.d.comb += [self.table.en.eq(1), self.split.en.eq(1)]
+        with m.FSM() as fsm:
+            with m.State("IDLE"):
+                m.d.comb += self.table.addr.eq(banked(self.bank, self.layer, cfg.max_layers))
+                if P > 1:
+                    m.d.comb += self.split.addr.eq(banked(self.bank, self.layer * P + 1,
+                                                          geo[Target.SPLIT]))
+                with m.If(self.start):
+                    m.d.sync += [layer.eq(self.layer), bank.eq(self.bank), q.eq(1)]
+                    m.next = "LOAD"
+            with m.State("LOAD"):
+                with m.If(q == 1):
+                    m.d.sync += tab.eq(self.table.data)
+                m.d.sync += q.eq(q + 1)
+                last = Signal()
+                m.d.comb += last.eq(q == max(1, P - 1))
+                if P > 1:
+                    with m.If(~last):
+                        m.d.comb += self.split.addr.eq(banked(bank, layer * P + q + 1,
+                                                              geo[Target.SPLIT]))
+                    with m.Switch(q):
+                        for p in range(1, P):
+                            with m.Case(p):
+                                m.d.sync += splits[p - 1].eq(self.split.data)
+                with m.If(last):
+                    m.d.sync += go.eq(1)
+                    m.next = "WALK"
+            with m.State("WALK"):
+                # ``go`` starts the walkers; they are busy from the next cycle.
+                with m.If(~go & ~Cat(w.busy for w in walkers).any()):
+                    m.next = "IDLE"
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        return m

@@ -1,0 +1,97 @@
+"""A sequential reader of one element stream out of a memory whose read port it shares.
+
+The zone and metadata memories have one read port for all fetch walkers; each walker owns it
+one cycle in ``fetch_ports`` (its ``grant``) and a read returns a whole physical word, which holds
+``fetch_ports`` logical words, so one read a turn keeps a walker fed. A walker reads every stream
+it needs (one per zone, the metadata) in order, element after element, so what it will need next
+is always known: the next physical word. The prefetcher keeps two words in two slots, the
+current one and the next, and asks for the one after as soon as a slot is free.
+
+A slot is free when no element in it is still wanted: the consumer names, with ``hold`` and
+``hold_slot``, the slot of an element it has taken (``advance``) but not yet used (the fetch
+walker's output stage reads a weight's value one cycle after the walker takes it, later if its
+output is stalled).
+"""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, memory, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["WordPrefetch"]
+
+
+class WordPrefetch(wiring.Component):
+    """Two-slot prefetcher of consecutive elements over a shared read port (see module docs).
+
+    Latency: the first element is available (``ok``) two cycles after the first ``grant``
+    following ``start`` (request, block RAM read, slot write). Throughput: one element per cycle
+    as long as a physical word lasts at least as many cycles as two turns of the port (a walker's
+    turn comes every ``fetch_ports`` cycles); a word that lasts less costs the consumer a wait.
+
+    Parameters
+    ----------
+    addr_width : int
+        Physical word address width.
+    word_bits : int
+        Physical word width.
+    elem_log2 : int
+        log2 of the elements per physical word.
+
+    Members
+    -------
+    start : In(1)             Begin at element ``first`` (drops whatever was prefetched).
+    first : In(unsigned)      Absolute element index: ``word << elem_log2 | element``.
+    run : In(1)               Fetch while high (after ``start``).
+    grant : In(1)             The read port is this prefetcher's this cycle.
+    port : In(ReadPort)       The shared read port's view: ``en`` when reading (granted),
+                              ``addr``; ``data`` one cycle after ``en``.
+    ok : Out(1)               The current element's word is in ``slots[slot]``.
+    slot : Out(1)             Slot of the current element.
+    sel : Out(elem_log2)      The current element's index in its word.
+    advance : In(1)           The current element is taken (only while ``ok``).
+    hold, hold_slot : In(1)   A taken element of slot ``hold_slot`` is still to be read: that
+                              slot is not refilled.
+    slots : Out(2 words)      The two slots.
+    """
+
+    def __init__(self, addr_width, word_bits, elem_log2):
+        self.elem_log2 = elem_log2
+        super().__init__({
+            "start": In(1), "first": In(addr_width + 1 + elem_log2), "run": In(1),
+            "grant": In(1),
+            "port": In(memory.ReadPort.Signature(addr_width=addr_width, shape=word_bits)),
+            "ok": Out(1), "slot": Out(1), "sel": Out(max(1, elem_log2)),
+            "advance": In(1), "hold": In(1), "hold_slot": In(1),
+            "slots": Out(data.ArrayLayout(word_bits, 2))})
+
+    def elaborate(self, platform):
+        e = self.elem_log2
+        m = Module()
+
+        index = Signal.like(self.first)        # the current element
+        fetch = Signal(len(self.first) - e)    # the next word to read
+        loaded = Signal(range(3))              # words in the slots from the current one on
+        asked = Signal(range(3))               # words read or being read from the current one
+        landing, landing_slot = Signal(), Signal()
+
+        word = index[e:]
+        m.d.comb += [self.ok.eq(loaded != 0), self.slot.eq(word[0]),
+                     self.sel.eq(index[:e] if e else 0),
+                     self.port.addr.eq(fetch)]
+        free = ~(self.hold & (self.hold_slot == fetch[0]))
+        m.d.comb += self.port.en.eq(self.run & ~self.start & self.grant & (asked < 2) & free)
+        crossing = self.advance & ((index[:e] == (1 << e) - 1) if e else 1)
+
+        m.d.sync += landing.eq(self.port.en)
+        with m.If(self.port.en):
+            m.d.sync += [landing_slot.eq(fetch[0]), fetch.eq(fetch + 1)]
+        with m.If(landing):
+            m.d.sync += self.slots[landing_slot].eq(self.port.data)
+        m.d.sync += [loaded.eq(loaded + landing - crossing),
+                     asked.eq(asked + self.port.en - crossing)]
+        with m.If(self.advance):
+            m.d.sync += index.eq(index + 1)
+        with m.If(self.start):
+            m.d.sync += [index.eq(self.first), fetch.eq(self.first[e:]), loaded.eq(0),
+                         asked.eq(0), landing.eq(0)]
+        return m
