@@ -129,5 +129,5 @@ class FetchUnit(wiring.Component):
                 # ``go`` starts the walkers; they are busy from the next cycle.
                 with m.If(~go & ~Cat(w.busy for w in walkers).any()):
                     m.next = "IDLE"
-        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | Cat(w.busy for w in walkers).any())
         return m
