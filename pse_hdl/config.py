@@ -62,8 +62,10 @@ class PSEConfig:
         Width of the saturating accumulator; at least ``act_bits + weight_bits`` (up to 48).
     zone_word_bits : int
         Width of one zone memory word; every precision must divide it (16..128, power of two).
-    zone_depth : int
-        Words in each precision zone (power of two).
+    zone_depth : int or tuple of int
+        Words in each precision zone, per bank (power of two, at least ``lanes``): one depth for
+        every zone, or one per precision in the order of ``precisions``
+        (:attr:`zone_depths`).
     master_depth : int
         Master weights the master store holds (power of two).
     max_rows, max_cols : int
@@ -164,7 +166,7 @@ class PSEConfig:
     def __post_init__(self):
         # Normalise sequences given as lists (from TOML or by hand) to tuples, so the object stays
         # hashable and frozen.
-        for name in ("precisions", "thresholds"):
+        for name in ("precisions", "thresholds", "zone_depth"):
             value = getattr(self, name)
             if isinstance(value, list):
                 object.__setattr__(self, name, tuple(value))
@@ -189,11 +191,19 @@ class PSEConfig:
         if max(p) > self.zone_word_bits:
             raise ConfigError(f"zone_word_bits must hold the largest precision {max(p)}, "
                               f"not {self.zone_word_bits!r}")
-        _check_int("zone_depth", self.zone_depth, 16, 1 << 20, pow2=True)
+        zd = self.zone_depth
+        if isinstance(zd, tuple):
+            if len(zd) != len(p):
+                raise ConfigError(f"zone_depth must be one depth or one per precision "
+                                  f"({len(p)} for {p!r}), not {zd!r}")
+            for b, d in zip(p, zd):
+                _check_int(f"zone_depth of the {b}-bit zone", d, 16, 1 << 20, pow2=True)
+        else:
+            _check_int("zone_depth", zd, 16, 1 << 20, pow2=True)
         _check_int("master_depth", self.master_depth, 16, 1 << 22, pow2=True)
-        if self.zone_depth < self.lanes:
+        if min(self.zone_depths) < self.lanes:
             raise ConfigError(f"zone_depth must be at least lanes ({self.lanes}: the fetch ports "
-                              f"read a word of every port at once), not {self.zone_depth!r}")
+                              f"read a word of every port at once), not {zd!r}")
         _check_int("max_rows", self.max_rows, 1, 1 << 16, pow2=True)
         _check_int("max_cols", self.max_cols, 1, 1 << 16, pow2=True)
         if isinstance(self.ema_rate, bool) or not isinstance(self.ema_rate, (int, float)) \
@@ -319,8 +329,14 @@ class PSEConfig:
         return -(-bits // self.mac_digit_bits)
 
     @property
+    def zone_depths(self):
+        """Words per bank of every zone, in the order of ``precisions``."""
+        zd = self.zone_depth
+        return zd if isinstance(zd, tuple) else (zd,) * len(self.precisions)
+
+    @property
     def zone_addr_bits(self):
-        return max(1, (self.zone_depth - 1).bit_length())
+        return max(1, (max(self.zone_depths) - 1).bit_length())
 
     @property
     def master_addr_bits(self):
@@ -329,7 +345,8 @@ class PSEConfig:
     @property
     def zone_index_bits(self):
         """Width of an element index inside a zone (used by the row descriptors)."""
-        return (self.zone_depth * self.per_word(min(self.precisions)) - 1).bit_length()
+        return max(d * self.per_word(b) - 1
+                   for b, d in zip(self.precisions, self.zone_depths)).bit_length()
 
     def code_length(self, code):
         """Metadata bits that store precision code ``code``."""
@@ -412,10 +429,9 @@ class PSEConfig:
     def memory_bits(self):
         """A lower bound of the engine's memory bits, by memory: masters, the code buffer, two
         banks of zones and of metadata, live and snapshot EMA states, biases."""
-        p = len(self.precisions)
         return {"masters": self.master_depth * self.weight_bits,
                 "codes": self.master_depth * self.code_bits,
-                "zones": 2 * p * self.zone_depth * self.zone_word_bits,
+                "zones": 2 * sum(self.zone_depths) * self.zone_word_bits,
                 "metadata": 2 * self.meta_depth * self.zone_word_bits,
                 "ema": 2 * self.ric_depth * self.ema_bits,
                 "biases": self.bias_depth * self.acc_bits}

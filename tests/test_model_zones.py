@@ -112,7 +112,7 @@ def test_all_pruned_layer_costs_only_metadata():
 def test_zone_overflow_names_sizes():
     cfg = PSEConfig(zone_depth=16)
     image = pack_layer(np.full((8, 8), 3), np.ones((8, 8), int), [0, 0, 0], cfg)
-    with pytest.raises(ConfigError, match="16-bit weights needs 32 words but zone_depth is 16"):
+    with pytest.raises(ConfigError, match="16-bit weights needs 32 words but its zone_depth is 16"):
         place_layers([image], cfg)
     a = pack_layer(np.full((4, 8), 1), np.ones((4, 8), int), [0, 0, 0], PSEConfig())
     b = pack_layer(np.full((4, 8), 1), np.ones((4, 8), int), [0, 0, 0], PSEConfig())

@@ -294,3 +294,46 @@ def test_fetch_while_rezoning_reads_the_active_layout():
     sim.add_testbench(fetcher)
     sim.run()
     assert done["rounds"] >= 2
+
+
+@pytest.mark.parametrize("over_shape", [(8, 17), (5, 26)])
+def test_per_precision_depths_at_their_limits(over_shape):
+    """Zones of different depths (4-bit: 16 words, 8-bit: 64, 16-bit: 32): a layout that fills
+    the 4-bit zone exactly is built and fetched as the model says; one with a word more sets the
+    zone error bit, cannot be swapped in and writes nothing outside its zone: the active layout
+    reads back and fetches unchanged."""
+    cfg = CFG.replace(zone_depth=(16, 64, 32))
+    roomy = cfg.replace(zone_depth=(32, 64, 32))        # same widths, room for the overflow
+    rng = np.random.default_rng(41)
+    masters = rng.integers(-30000, 30000, (8, 16)).astype(np.int64)
+    mixed = rng.choice([0, 2, 3], (4, 16))              # no 4-bit weight
+    full = np.ones((8, 16), np.int64)                   # 128 4-bit weights: 16 words, full
+    # One word over: 136 weights fill a 17th word (written as it fills), 130 half of one
+    # (written when the layer ends).
+    over = np.ones(over_shape, np.int64)
+    net_full = Network(cfg, [masters, masters[:4]], [full, mixed], [[3, 2, 0]] * 2)
+    assert net_full.footprint_counts()["zone_words"][0] == 16
+    over_masters = rng.integers(-30000, 30000, over.shape).astype(np.int64)
+    net_over = Network(roomy, [over_masters], [over], [[3, 2, 0]])
+    assert net_over.footprint_counts()["zone_words"][0] == 17
+    prng = random.Random(6)
+
+    async def body(ctx, dut):
+        await load(ctx, dut, net_full)
+        await rezone(ctx, dut, net_full, prng)
+        assert not ctx.get(dut.status.error.as_value()) and ctx.get(dut.status.shadow_ready)
+        assert ctx.get(dut.status.zone_words[0]) == 16
+        await command(ctx, dut, Op.SWAP)
+        active = ctx.get(dut.status.active)
+        await load(ctx, dut, net_over)
+        await rezone(ctx, dut, net_over, prng)
+        assert ctx.get(dut.status.error.zone) and not ctx.get(dut.status.shadow_ready)
+        assert not ctx.get(dut.status.error.meta) and not ctx.get(dut.status.error.cost)
+        for (target, addr), want in net_full.expected().items():
+            if target >= Target.ZONE.value or target == Target.META:
+                assert await host_read(ctx, dut, target, addr, active) == want, (target, addr)
+        for l in range(2):
+            got, want = await fetch(ctx, dut, net_full, l, prng)
+            assert got == want, l
+
+    run(cfg, body)

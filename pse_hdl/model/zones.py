@@ -1,7 +1,7 @@
 """Precision zones: packing, descriptors, footprint (docs/SPEC.md, section 6).
 
 Each precision class k (code k, precision b = ``precisions[k-1]``) has its own zone: a memory of
-``zone_depth`` words of ``zone_word_bits``. A layer occupies a segment of every zone, starting at
+``zone_depths[k-1]`` words of ``zone_word_bits``. A layer occupies a segment of every zone, starting at
 a word boundary (the segment's base word is in the layer descriptor). Inside the segment the
 layer's class-k weights are packed in row-major order, ``W // b`` per word, element e of a word
 in bits ``[e*b, (e+1)*b)`` (LSB first), two's complement. Pruned weights occupy no zone space.
@@ -204,11 +204,11 @@ def place_layers(images, cfg):
         used = [u + len(w) for u, w in zip(used, image.words)]
         meta += len(image.meta)
         desc += image.descriptors.shape[0]
-    for k, bits in enumerate(cfg.precisions):
-        if used[k] > cfg.zone_depth:
-            raise CapacityError(f"zone of {bits}-bit weights needs {used[k]} words but "
-                                f"zone_depth is {cfg.zone_depth}: raise zone_depth to at least "
-                                f"{1 << (used[k] - 1).bit_length()}")
+    for bits, need, depth in zip(cfg.precisions, used, cfg.zone_depths):
+        if need > depth:
+            raise CapacityError(f"zone of {bits}-bit weights needs {need} words but "
+                                f"its zone_depth is {depth}: raise zone_depth to at least "
+                                f"{1 << (need - 1).bit_length()}")
     if meta > cfg.meta_depth * cfg.zone_word_bits:
         raise CapacityError(f"the metadata needs {meta} bits but the metadata memory holds "
                             f"{cfg.meta_depth * cfg.zone_word_bits} (meta_depth words of "

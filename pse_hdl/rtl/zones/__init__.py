@@ -8,7 +8,7 @@ Memories (``lib.memory.Memory``, synchronous reads, so they map to block RAM). E
 layout consists of exists twice, in bank 0 and bank 1; one is *active* (read by the fetch unit),
 the other is the *shadow* the re-zoning engine builds:
 
-- one zone per precision class (``zone_depth`` words of ``zone_word_bits`` per bank),
+- one zone per precision class (``zone_depths[k]`` words of ``zone_word_bits`` per bank),
 - the metadata bit string (``meta_depth`` words per bank; the layers' strings follow each
   other),
 - row descriptors (every ``desc_stride`` rows), split descriptors (``fetch_ports - 1`` per layer),

@@ -58,8 +58,9 @@ class FetchUnit(wiring.Component):
                                                    shape=split_layout(cfg))),
             "meta": In(memory.ReadPort.Signature(
                 addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
-            "zone": In(memory.ReadPort.Signature(
-                addr_width=log2(2 * cfg.zone_depth // R), shape=R * W)).array(n)})
+            **{f"zone{k}": In(memory.ReadPort.Signature(
+                addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)}})
+        self.zone = [getattr(self, f"zone{k}") for k in range(n)]
 
     def elaborate(self, platform):
         cfg = self.cfg

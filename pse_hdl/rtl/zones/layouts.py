@@ -87,7 +87,7 @@ def geometry(cfg):
     depth = {Target.META: cfg.meta_depth, Target.DESC: cfg.desc_depth,
              Target.SPLIT: cfg.max_layers * cfg.fetch_ports, Target.TABLE: cfg.max_layers}
     for k in range(n):
-        depth[Target.ZONE.value + k] = cfg.zone_depth
+        depth[Target.ZONE.value + k] = cfg.zone_depths[k]
     return depth
 
 

@@ -37,7 +37,7 @@ class Rezoner(wiring.Component):
             "busy": Out(1), "done": Out(1),
             "error": Out(data.StructLayout({"cost": 1, "zone": 1, "meta": 1})),
             "codes": In(stream.Signature(layouts.code_out(cfg))),
-            "z_en": Out(1).array(n), "z_addr": Out(range(2 * cfg.zone_depth)).array(n),
+            "z_en": Out(1).array(n), "z_addr": Out(range(2 * max(cfg.zone_depths))).array(n),
             "z_data": Out(W).array(n),
             "meta_en": Out(1), "meta_addr": Out(range(2 * cfg.meta_depth)), "meta_data": Out(W),
             "desc_en": Out(1), "desc_addr": Out(range(max(2, 2 * cfg.desc_depth))),
@@ -50,7 +50,7 @@ class Rezoner(wiring.Component):
             "master_addr": Out(cfg.master_addr_bits), "master_ren": Out(1),
             "master_data": In(signed(cfg.weight_bits)),
             "master_wen": Out(1), "master_waddr": Out(cfg.master_addr_bits),
-            "zone_words": Out(data.ArrayLayout(count_shape(cfg.zone_depth), n)),
+            "zone_words": Out(data.ArrayLayout(count_shape(max(cfg.zone_depths)), n)),
             "meta_bits": Out(count_shape(cfg.meta_depth * W)),
             "row_descs": Out(count_shape(cfg.desc_depth)),
             "split_descs": Out(count_shape(cfg.max_layers * P)),
@@ -68,8 +68,10 @@ class Rezoner(wiring.Component):
         pl = Signal(plan_layout(cfg))          # the current layer's plan
         total = Signal(cfg.pos_bits)           # rows * cols
         # Running positions in the shadow bank.
-        zptr = Array(Signal(count_shape(cfg.zone_depth), name=f"zptr{k}") for k in range(n))
-        zbase = Array(Signal(count_shape(cfg.zone_depth), name=f"zbase{k}") for k in range(n))
+        zptr = Array(Signal(count_shape(max(cfg.zone_depths)), name=f"zptr{k}")
+                     for k in range(n))
+        zbase = Array(Signal(count_shape(max(cfg.zone_depths)), name=f"zbase{k}")
+                      for k in range(n))
         mword = Signal(count_shape(cfg.meta_depth))
         mfill = Signal(range(W))
         macc = Signal(W)
@@ -173,10 +175,10 @@ class Rezoner(wiring.Component):
                         m.d.comb += word.eq(zacc[k] | (c_value[:b] << (e * b)))
                         waddr = zbase[k] + (lidx[k] >> log2(per[k]))
                         with m.If(e == per[k] - 1):
-                            with m.If(waddr < cfg.zone_depth):
+                            with m.If(waddr < cfg.zone_depths[k]):
                                 m.d.comb += [self.z_en[k].eq(1), self.z_data[k].eq(word),
                                              self.z_addr[k].eq(banked(self.bank, waddr,
-                                                                       cfg.zone_depth))]
+                                                                       cfg.zone_depths[k]))]
                             with m.Else():
                                 m.d.sync += self.error.zone.eq(1)
                             m.d.sync += zacc[k].eq(0)
@@ -249,14 +251,14 @@ class Rezoner(wiring.Component):
                     words = (lidx[k] + per[k] - 1) >> log2(per[k])
                     waddr = zbase[k] + (lidx[k] >> log2(per[k]))
                     with m.If(lidx[k][:log2(per[k])] != 0 if per[k] > 1 else Const(0)):
-                        with m.If(waddr < cfg.zone_depth):
+                        with m.If(waddr < cfg.zone_depths[k]):
                             m.d.comb += [self.z_en[k].eq(1), self.z_data[k].eq(zacc[k]),
                                          self.z_addr[k].eq(banked(self.bank, waddr,
-                                                                   cfg.zone_depth))]
+                                                                   cfg.zone_depths[k]))]
                         with m.Else():
                             m.d.sync += self.error.zone.eq(1)
                     m.d.sync += zptr[k].eq(zbase[k] + words)
-                    with m.If(zbase[k] + words > cfg.zone_depth):
+                    with m.If(zbase[k] + words > cfg.zone_depths[k]):
                         m.d.sync += self.error.zone.eq(1)
                 with m.If(pcost != pl.cost):
                     m.d.sync += self.error.cost.eq(1)

@@ -89,8 +89,9 @@ class FetchWalker(wiring.Component):
             "grant": In(1),
             "meta": In(memory.ReadPort.Signature(
                 addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
-            "zone": In(memory.ReadPort.Signature(
-                addr_width=log2(2 * cfg.zone_depth // R), shape=R * W)).array(n)})
+            **{f"zone{k}": In(memory.ReadPort.Signature(
+                addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)}})
+        self.zone = [getattr(self, f"zone{k}") for k in range(n)]
 
     def elaborate(self, platform):
         cfg, tab, first = self.cfg, self.tab, self.first
@@ -119,7 +120,7 @@ class FetchWalker(wiring.Component):
         for k, pf in enumerate(zone_pf):
             m.submodules[f"zone{k}_pf"] = pf
             wiring.connect(m, pf.port, wiring.flipped(self.zone[k]))
-            base = Mux(self.bank, cfg.zone_depth, 0) + tab.zone_base[k]
+            base = Mux(self.bank, cfg.zone_depths[k], 0) + tab.zone_base[k]
             m.d.comb += [pf.start.eq(start), pf.grant.eq(self.grant),
                          pf.first.eq((base << log2(per[k])) + first.index[k])]
 

@@ -50,7 +50,7 @@ class ZonedMemory(wiring.Component):
             "active": 1, "active_layers": count_shape(cfg.max_layers), "shadow_ready": 1,
             "rezoning": 1, "fetching": 1,
             "error": data.StructLayout({"cost": 1, "zone": 1, "meta": 1, "layer": 1}),
-            "zone_words": data.ArrayLayout(count_shape(cfg.zone_depth), n),
+            "zone_words": data.ArrayLayout(count_shape(max(cfg.zone_depths)), n),
             "meta_bits": count_shape(cfg.meta_depth * cfg.zone_word_bits),
             "row_descs": count_shape(cfg.desc_depth), "split_descs": count_shape(cfg.max_layers * ports),
             "layers": count_shape(cfg.max_layers)})
@@ -78,8 +78,7 @@ class ZonedMemory(wiring.Component):
         # -- memories --------------------------------------------------------------------
         # Zones and metadata: one copy, R logical words wide (see ``layouts``), written a
         # logical word at a time.
-        zones = [memory.Memory(shape=R * W, depth=2 * cfg.zone_depth // R, init=[])
-                 for _ in range(n)]
+        zones = [memory.Memory(shape=R * W, depth=2 * d // R, init=[]) for d in cfg.zone_depths]
         meta = memory.Memory(shape=R * W, depth=2 * cfg.meta_depth // R, init=[])
         # Row descriptors only where the configuration keeps them (desc_stride > 0): the
         # walkers never read them, the host may.
@@ -232,17 +231,15 @@ class ZonedMemory(wiring.Component):
                 m.d.comb += rd.addr.eq(user.addr)
         # Host reads, never at the same time as a fetch: logical words of zones and metadata
         # are lanes of the physical words.
-        zone_phys, zone_lane = physical(cfg, banked(hr.bank, hr.addr, cfg.zone_depth))
-        meta_phys, meta_lane = physical(cfg, banked(hr.bank, hr.addr, cfg.meta_depth))
+        zone_phys = [physical(cfg, banked(hr.bank, hr.addr, d))[0] for d in cfg.zone_depths]
+        meta_phys = physical(cfg, banked(hr.bank, hr.addr, cfg.meta_depth))[0]
         with m.If(host_r):
             m.d.comb += [table_rd.addr.eq(banked(hr.bank, hr.addr, cfg.max_layers)),
                          split_rd.addr.eq(banked(hr.bank, hr.addr, geo[Target.SPLIT])),
                          meta_rd.addr.eq(meta_phys)]
-            m.d.comb += [z_rd[k].addr.eq(zone_phys) for k in range(n)]
-            with m.If(hr.target == Target.META):
-                m.d.sync += rd_lane.eq(meta_lane)
-            with m.Else():
-                m.d.sync += rd_lane.eq(zone_lane)
+            m.d.comb += [z_rd[k].addr.eq(zone_phys[k]) for k in range(n)]
+            # Every depth is a multiple of R: the lane is the address's low bits.
+            m.d.sync += rd_lane.eq(physical(cfg, hr.addr)[1])
         if rows_desc:
             m.d.comb += desc_rd.addr.eq(banked(hr.bank, hr.addr, cfg.desc_depth))
 
