@@ -139,7 +139,7 @@ class PSEConfig:
     weight_bits: int = 16
     acc_bits: int = 32
     zone_word_bits: int = 32
-    zone_depth: int = 4096
+    zone_depth: int = 2048
     master_depth: int = 32768
     max_rows: int = 256
     max_cols: int = 256
