@@ -1,14 +1,14 @@
 """The zoned memory's fetch unit: a loader and one walker per fetch port, sharing the read ports.
 
 On ``start`` the loader reads the layer's table entry and its split descriptors 1 .. P-1 (one
-per cycle, from one read port), then starts every walker at once: walker p from descriptor p
+word holds a layer's descriptors), then starts every walker at once: walker p from descriptor p
 (port 0 from the layer's start) to descriptor p+1's position (the last port to the layer's end).
 The walkers share one read port of the metadata and one of every zone, in turns: walker p owns
 them in the cycles where a free-running counter equals p, and a read returns ``fetch_ports``
 logical words, so each walker gets, a turn every ``fetch_ports`` cycles, as many words as it can
 use (see ``prefetch``). One copy of every zone and of the metadata serves all ports.
 
-Latency from ``start`` to the walkers' ``go``: P cycles (one for P = 1). Throughput: one
+Latency from ``start`` to the walkers' ``go``: two cycles. Throughput: one
 surviving weight per cycle per port.
 """
 
@@ -17,7 +17,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import Target, banked, geometry, log2, read_ratio, split_layout, table_layout
+from .layouts import banked, log2, read_ratio, split_layout, table_layout
 from .walker import FetchWalker
 
 __all__ = ["FetchUnit"]
@@ -46,7 +46,6 @@ class FetchUnit(wiring.Component):
     def __init__(self, cfg):
         self.cfg = cfg
         n, P, W, R = len(cfg.precisions), cfg.fetch_ports, cfg.zone_word_bits, read_ratio(cfg)
-        geo = geometry(cfg)
         super().__init__({
             "start": In(1), "layer": In(range(max(2, cfg.max_layers))), "bank": In(1),
             "busy": Out(1),
@@ -54,8 +53,8 @@ class FetchUnit(wiring.Component):
             "sched": Out(data.ArrayLayout(layouts.schedule(cfg), P)),
             "table": In(memory.ReadPort.Signature(addr_width=log2(2 * cfg.max_layers),
                                                    shape=table_layout(cfg))),
-            "split": In(memory.ReadPort.Signature(addr_width=log2(2 * geo[Target.SPLIT]),
-                                                   shape=split_layout(cfg))),
+            "split": In(memory.ReadPort.Signature(addr_width=log2(2 * cfg.max_layers),
+                                                  shape=P * split_layout(cfg).size)),
             "meta": In(memory.ReadPort.Signature(
                 addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
             **{f"zone{k}": In(memory.ReadPort.Signature(
@@ -65,12 +64,11 @@ class FetchUnit(wiring.Component):
     def elaborate(self, platform):
         cfg = self.cfg
         n, P = len(cfg.precisions), cfg.fetch_ports
-        geo = geometry(cfg)
         m = Module()
 
         # -- walkers ----------------------------------------------------------------------------
         tab = Signal(table_layout(cfg))
-        layer, bank = Signal.like(self.layer), Signal()
+        bank = Signal()
         splits = [Signal(split_layout(cfg), name=f"split{p}") for p in range(1, P)]
         go = Signal()
         turn = Signal(range(P))                # whose turn it is on the shared read ports
@@ -96,36 +94,22 @@ class FetchUnit(wiring.Component):
                         m.d.comb += port.addr.eq(rd.addr)
             m.d.comb += [rd.data.eq(port.data) for rd in readers]
 
-        # -- loader: the table entry, then split descriptors 1 .. P-1, one per cycle ------------
-        q = Signal(range(P + 1))               # the descriptor on the read port
+        # -- loader: the table entry and the layer's split descriptors, in one cycle ------------
         m.d.sync += go.eq(0)
-        m.d.comb += [self.table.en.eq(1), self.split.en.eq(1)]
+        m.d.comb += [self.table.en.eq(1), self.split.en.eq(1),
+                     self.table.addr.eq(banked(self.bank, self.layer, cfg.max_layers)),
+                     self.split.addr.eq(banked(self.bank, self.layer, cfg.max_layers))]
+        S = split_layout(cfg).size
         with m.FSM() as fsm:
             with m.State("IDLE"):
-                m.d.comb += self.table.addr.eq(banked(self.bank, self.layer, cfg.max_layers))
-                if P > 1:
-                    m.d.comb += self.split.addr.eq(banked(self.bank, self.layer * P + 1,
-                                                          geo[Target.SPLIT]))
                 with m.If(self.start):
-                    m.d.sync += [layer.eq(self.layer), bank.eq(self.bank), q.eq(1)]
+                    m.d.sync += bank.eq(self.bank)
                     m.next = "LOAD"
             with m.State("LOAD"):
-                with m.If(q == 1):
-                    m.d.sync += tab.eq(self.table.data)
-                m.d.sync += q.eq(q + 1)
-                last = Signal()
-                m.d.comb += last.eq(q == max(1, P - 1))
-                if P > 1:
-                    with m.If(~last):
-                        m.d.comb += self.split.addr.eq(banked(bank, layer * P + q + 1,
-                                                              geo[Target.SPLIT]))
-                    with m.Switch(q):
-                        for p in range(1, P):
-                            with m.Case(p):
-                                m.d.sync += splits[p - 1].eq(self.split.data)
-                with m.If(last):
-                    m.d.sync += go.eq(1)
-                    m.next = "WALK"
+                m.d.sync += [tab.eq(self.table.data), go.eq(1)]
+                m.d.sync += [splits[p - 1].eq(self.split.data[p * S:(p + 1) * S])
+                             for p in range(1, P)]
+                m.next = "WALK"
             with m.State("WALK"):
                 # ``go`` starts the walkers; they are busy from the next cycle.
                 with m.If(~go & ~Cat(w.busy for w in walkers).any()):

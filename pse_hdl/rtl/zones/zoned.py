@@ -85,7 +85,9 @@ class ZonedMemory(wiring.Component):
         rows_desc = cfg.desc_depth > 0
         desc = (memory.Memory(shape=row_desc_layout(cfg), depth=2 * cfg.desc_depth, init=[])
                 if rows_desc else None)
-        split = memory.Memory(shape=split_layout(cfg), depth=2 * geo[Target.SPLIT], init=[])
+        # A layer's split descriptors in one word, so the fetch unit reads them in one cycle.
+        S = split_layout(cfg).size
+        split = memory.Memory(shape=R * S, depth=2 * cfg.max_layers, init=[])
         table = memory.Memory(shape=table_layout(cfg), depth=2 * cfg.max_layers, init=[])
         plan = memory.Memory(shape=plan_layout(cfg), depth=cfg.max_layers, init=[])
         master = memory.Memory(shape=signed(cfg.weight_bits), depth=cfg.master_depth, init=[])
@@ -98,7 +100,7 @@ class ZonedMemory(wiring.Component):
 
         z_wr = [z.write_port(granularity=W) for z in zones]
         meta_wr = meta.write_port(granularity=W)
-        split_wr, table_wr = split.write_port(), table.write_port()
+        split_wr, table_wr = split.write_port(granularity=S), table.write_port()
         desc_wr = desc.write_port() if rows_desc else None
         plan_wr, master_wr = plan.write_port(), master.write_port()
         z_rd, meta_rd = [z.read_port() for z in zones], meta.read_port()
@@ -195,9 +197,8 @@ class ZonedMemory(wiring.Component):
         if rows_desc:
             m.d.comb += [desc_wr.en.eq(rz.desc_en), desc_wr.addr.eq(rz.desc_addr),
                          desc_wr.data.eq(rz.desc_data)]
-        m.d.comb += [split_wr.en.eq(rz.split_en), split_wr.addr.eq(rz.split_addr),
-                     split_wr.data.eq(rz.split_data),
-                     table_wr.en.eq(rz.table_en), table_wr.addr.eq(rz.table_addr),
+        write_logical(split_wr, rz.split_en, rz.split_addr, rz.split_data.as_value())
+        m.d.comb += [table_wr.en.eq(rz.table_en), table_wr.addr.eq(rz.table_addr),
                      table_wr.data.eq(rz.table_data),
                      plan_rd.addr.eq(rz.plan_addr), rz.plan_data.eq(plan_rd.data),
                      rz.master_data.eq(master_rd.data)]
@@ -235,7 +236,8 @@ class ZonedMemory(wiring.Component):
         meta_phys = physical(cfg, banked(hr.bank, hr.addr, cfg.meta_depth))[0]
         with m.If(host_r):
             m.d.comb += [table_rd.addr.eq(banked(hr.bank, hr.addr, cfg.max_layers)),
-                         split_rd.addr.eq(banked(hr.bank, hr.addr, geo[Target.SPLIT])),
+                         split_rd.addr.eq(physical(cfg, banked(hr.bank, hr.addr,
+                                                               geo[Target.SPLIT]))[0]),
                          meta_rd.addr.eq(meta_phys)]
             m.d.comb += [z_rd[k].addr.eq(zone_phys[k]) for k in range(n)]
             # Every depth is a multiple of R: the lane is the address's low bits.
@@ -244,8 +246,9 @@ class ZonedMemory(wiring.Component):
             m.d.comb += desc_rd.addr.eq(banked(hr.bank, hr.addr, cfg.desc_depth))
 
         # -- host read data ------------------------------------------------------------------
-        def lane_of(word):
-            return Array(word[j * W:(j + 1) * W] for j in range(R))[rd_lane] if R > 1 else word
+        def lane_of(word, width=W):
+            return (Array(word[j * width:(j + 1) * width] for j in range(R))[rd_lane] if R > 1
+                    else word)
 
         with m.Switch(rd_target):
             with m.Case(Target.MASTER):
@@ -258,7 +261,7 @@ class ZonedMemory(wiring.Component):
                 if rows_desc:
                     m.d.comb += self.rd_data.eq(desc_rd.data.as_value())
             with m.Case(Target.SPLIT):
-                m.d.comb += self.rd_data.eq(split_rd.data.as_value())
+                m.d.comb += self.rd_data.eq(lane_of(split_rd.data, S))
             with m.Case(Target.TABLE):
                 m.d.comb += self.rd_data.eq(table_rd.data.as_value())
             for k in range(n):
