@@ -533,10 +533,15 @@ def load(path):
 
 _DEFAULT = PSEConfig()
 PRESETS = {
-    # Small enough for an iCE40 UP5K with room for control: 4 lanes, short zones.
+    # Four lanes and short zones: most blocks fit the iCE40 UP5K one at a time.
     "tiny": dataclasses.replace(_DEFAULT, zone_depth=256, master_depth=8192, max_rows=128,
                                 max_cols=128, hist_bins=64, hist_sub_bits=1),
     "default": _DEFAULT,
+    # The iCE40 UP5K (iCEBreaker), sized for a digits MLP 64-32-10: one lane, zones as deep as
+    # its calibration candidates need (at most 237, 179 and 119 words), masters in an SPRAM.
+    "up5k": dataclasses.replace(_DEFAULT, lanes=1, zone_depth=(256, 256, 128), master_depth=4096,
+                                max_rows=64, max_cols=64, max_layers=2, hist_bins=64,
+                                hist_sub_bits=1),
     # An ECP5-85F class design point: 16 lanes and the optional 2-bit precision.
     "wide": dataclasses.replace(_DEFAULT, lanes=16, precisions=(2, 4, 8, 16),
                                 thresholds=(1 << 10, 1 << 13, 1 << 16, 1 << 20),

@@ -106,7 +106,7 @@ def test_toml_starts_from_a_preset_and_rejects_unknown_fields(tmp_path):
 
 
 def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="tiny, default, wide"):
+    with pytest.raises(ConfigError, match="tiny, default, up5k, wide"):
         preset("huge")
     with pytest.raises(ConfigError, match="--config must be a preset"):
         from_arg("huge")

