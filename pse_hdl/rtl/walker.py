@@ -48,7 +48,7 @@ class LayerWalker(wiring.Component):
         adv = ~self.o.valid | self.o.ready
         issue = Signal()
         m.d.comb += [addr.eq(base + idx), issue.eq(idx < total),
-                     self.master.en.eq(adv), self.master.addr.eq(addr),
+                     self.master.en.eq(adv & issue), self.master.addr.eq(addr),
                      self.codes.en.eq(adv), self.codes.addr.eq(addr >> log2(cpw)),
                      self.busy.eq(issue | r_valid | self.o.valid)]
         codes = Array(self.codes.data[k * cfg.code_bits:(k + 1) * cfg.code_bits]

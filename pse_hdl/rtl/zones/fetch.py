@@ -12,7 +12,7 @@ Latency from ``start`` to the walkers' ``go``: two cycles. Throughput: one
 surviving weight per cycle per port.
 """
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,8 +71,9 @@ class FetchUnit(wiring.Component):
         bank = Signal()
         splits = [Signal(split_layout(cfg), name=f"split{p}") for p in range(1, P)]
         go = Signal()
-        turn = Signal(range(P))                # whose turn it is on the shared read ports
-        m.d.sync += turn.eq(turn + 1)          # P is a power of two: wraps by itself
+        turn = Signal(range(P)) if P > 1 else Const(0, 1)   # whose turn it is on the ports
+        if P > 1:
+            m.d.sync += turn.eq(turn + 1)      # P is a power of two: wraps by itself
         walkers = []
         for p in range(P):
             w = FetchWalker(cfg)
