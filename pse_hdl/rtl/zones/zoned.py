@@ -30,8 +30,9 @@ class ZonedMemory(wiring.Component):
     o : Out(stream) x P       Tagged transfers (``layouts.transfer_layout``) of ``FETCH``.
     host_wr : In(stream)      ``{target, addr, data}``: a master (``MASTER``) or a plan
                               (``PLAN``, addr = layer); not while re-zoning, and a master
-                              not while a host read is offered or ``master_walk`` reads (the
-                              master store has one port).
+                              not while a host read is offered (the master store has one
+                              port). A master write takes the port from ``master_walk``: the
+                              engine refuses master-store access while a job walks it.
     host_rd : In(stream)      ``{target, bank, addr}``; ``rd_data``/``rd_valid`` one cycle later.
     master_walk               A read port of the master store (``en``, ``addr``; ``data`` one
                               cycle later) for the engine's allocation pass, usable while no
@@ -155,8 +156,7 @@ class ZonedMemory(wiring.Component):
         # -- host writes and reads ------------------------------------------------------------
         hw = self.host_wr.payload
         m.d.comb += self.host_wr.ready.eq(~rz_busy & ~((hw.target == Target.MASTER)
-                                                        & (self.host_rd.valid
-                                                           | self.master_walk.en)))
+                                                        & self.host_rd.valid))
         host_w = self.host_wr.valid & self.host_wr.ready
         host_master_w = host_w & (hw.target == Target.MASTER)
         m.d.comb += [plan_wr.en.eq(host_w & (hw.target == Target.PLAN)),
@@ -208,7 +208,8 @@ class ZonedMemory(wiring.Component):
                      rz.master_data.eq(master_rd.data)]
         # The master store has one address for its reads and writes (but for the destructive
         # re-zoning's clears), so yosys can map it to a single-port RAM (the UP5K's SPRAM): a
-        # host write waits while the store is read.
+        # host write waits for a host read, and takes the port from the allocation walk (which
+        # the engine never runs while the host may write masters).
         master_addr = Signal(cfg.master_addr_bits)
         m.d.comb += [master_rd.addr.eq(master_addr), master_wr.addr.eq(master_addr)]
         with m.If(rz_busy):

@@ -1,0 +1,170 @@
+"""A fetch walker's tokenizer: the metadata bit string of a walk, as tokens (pruned run, code).
+
+The walker keeps a window of the metadata bit string (bit 0 = the next code), refilled one word
+per cycle from its metadata prefetcher. Every cycle the tokenizer counts the run of pruned codes
+at the window's start (up to ``Z = (LOOK * W - longest code) / pruned-code length`` codes: 61 for
+unary codes in 32-bit words, a balanced priority encoder), shifts the window by the run, decodes
+the code there and shifts past it: the token (run, code), or (Z, 0) when the window holds no
+surviving code. Only the bit position loops here (the window's fill level, the word entering the
+window at that level, the shift by the run, the decode): this loop is the zoned memory's critical
+path. Tokens wait in a two-entry queue, so the tokenizer steps on the queue's registered level
+alone and the consumer's decisions are a register away.
+"""
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+
+from .layouts import log2, read_ratio
+from .prefetch import WordPrefetch
+
+__all__ = ["Tokenizer", "LOOK", "max_run"]
+
+# Metadata words a step examines: 2 lets one step skip up to 61 pruned unary codes (32-bit
+# words), so long pruned runs on sparse maps cost no extra cycle.
+LOOK = 2
+
+
+def max_run(cfg):
+    """Z: the most pruned codes one token skips."""
+    return (LOOK * cfg.zone_word_bits - cfg.max_code_length) // cfg.code_length(0)
+
+
+def _first_set(m, bits, name):
+    """``(any, index of the lowest set bit)`` of ``bits`` by halves: log2(width) levels of
+    2:1 muxes, where a priority chain would cost one level per bit. Every level is a signal, so
+    no expression is repeated."""
+    n = len(bits)
+    if n == 1:
+        return bits[0], Const(0, 1)
+    half = 1 << ((n - 1).bit_length() - 1)
+    lo_any, lo_idx = _first_set(m, bits[:half], name + "l")
+    hi_any, hi_idx = _first_set(m, bits[half:], name + "h")
+    any_, idx = Signal(name=f"{name}_any"), Signal(range(n), name=f"{name}_idx")
+    m.d.comb += [any_.eq(lo_any | hi_any), idx.eq(Mux(lo_any, lo_idx, half + hi_idx))]
+    return any_, idx
+
+
+class Tokenizer(wiring.Component):
+    """Metadata window and token queue of one walker (see the module docs).
+
+    Latency: the first token about five cycles after the metadata prefetcher's first word.
+    Throughput: one token per cycle while the queue has room.
+
+    Members
+    -------
+    start : In(1)             Begin a walk at metadata word ``first`` (absolute, both banks),
+                              its first ``drop`` bits skipped.
+    first, drop : In
+    run : In(1)               Tokenize while high.
+    grant : In(1)             The walker's turn on the shared metadata read port.
+    meta : In(ReadPort)       That port (physical words).
+    valid : Out(1)            A token is at the head of the queue.
+    skip, code : Out          The head token: pruned codes, then ``code`` (0: none).
+    pop : In(1)               The head token is used.
+    trim, trim_to : In        The head token's run is partly used: ``trim_to`` codes are left.
+    """
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        R, W, Z = read_ratio(cfg), cfg.zone_word_bits, max_run(cfg)
+        addr_width = log2(2 * cfg.meta_depth // R)
+        super().__init__({
+            "start": In(1), "first": In(addr_width + 1 + log2(R)), "drop": In(range(W)),
+            "run": In(1), "grant": In(1),
+            "meta": In(memory.ReadPort.Signature(addr_width=addr_width, shape=R * W)),
+            "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
+            "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
+
+    def elaborate(self, platform):
+        cfg = self.cfg
+        n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
+        len0, maxlen = cfg.code_length(0), cfg.max_code_length
+        look = LOOK * W                        # window bits one step examines
+        Z = max_run(cfg)
+        m = Module()
+
+        pf = WordPrefetch(len(self.meta.addr), R * W, log2(R))
+        m.submodules.prefetch = pf
+        wiring.connect(m, pf.port, wiring.flipped(self.meta))
+        m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first), pf.run.eq(self.run),
+                     pf.grant.eq(self.grant)]
+
+        # The window is kept a word fuller than a step needs, so a step that takes a long run
+        # (up to ``look`` bits) does not starve the next one.
+        buf = Signal(look + 3 * W)
+        count = Signal(range(look + 3 * W + 1))
+        inflight, aligned = Signal(), Signal()
+        meta_word = Signal(W)                  # the word taken from the prefetcher
+        drop = Signal(range(W))
+
+        # -- one token a cycle from the registered window ----------------------------------
+        alive = Cat(buf[t * len0:(t + 1) * len0].any() for t in range(Z))
+        vis, first_alive = _first_set(m, alive, "slot")
+        r = Signal(range(Z + 1))
+        m.d.comb += r.eq(Mux(vis, first_alive, Z))
+        # A metadata word is registered out of the prefetcher (aligned to the walk's first code
+        # if it is the first word), then enters the window at ``count``, beside the decode.
+        stage_valid, stage_word = Signal(), Signal(W)
+        stage_bits = Signal(range(W + 1))
+        ext = Signal(look + 3 * W)
+        m.d.comb += ext.eq(buf | Mux(stage_valid, stage_word << count, 0))
+        run_shift = Signal(look + 3 * W)
+        m.d.comb += run_shift.eq(ext >> (r * len0) if len0 > 1 else ext >> r)
+        field = run_shift[:maxlen]
+        k_dec = Signal(cfg.code_bits)
+        k_len = Signal(range(maxlen + 1))
+        if cfg.meta_encoding == "fixed":
+            m.d.comb += [k_dec.eq(Mux(vis, field[:cfg.code_bits], 0)),
+                         k_len.eq(Mux(vis, cfg.code_bits, 0))]
+        else:
+            m.d.comb += k_dec.eq(Mux(vis, sum(field[:j + 1].all().as_unsigned()
+                                              for j in range(n)), 0))
+            m.d.comb += k_len.eq(Mux(vis, k_dec + (k_dec < n), 0))
+
+        # -- the two-entry queue (head, then tail) -------------------------------------------
+        level = Signal(range(3))
+        tail_skip, tail_code = Signal(range(Z + 1)), Signal(cfg.code_bits)
+        tstep = Signal()
+        m.d.comb += [tstep.eq(self.run & (count >= look) & (level < 2)),
+                     self.valid.eq(level != 0)]
+        with m.If(self.start):
+            m.d.sync += [level.eq(0), count.eq(0), buf.eq(0), inflight.eq(0),
+                         stage_valid.eq(0), drop.eq(self.drop), aligned.eq(0)]
+        with m.Else():
+            with m.If(self.trim):
+                m.d.sync += self.skip.eq(self.trim_to)
+            with m.If(self.pop & tstep):       # level 1: the new token becomes the head
+                m.d.sync += [self.skip.eq(r), self.code.eq(k_dec)]
+            with m.Elif(self.pop):
+                m.d.sync += [level.eq(level - 1), self.skip.eq(tail_skip),
+                             self.code.eq(tail_code)]
+            with m.Elif(tstep):
+                m.d.sync += level.eq(level + 1)
+                with m.If(level == 0):
+                    m.d.sync += [self.skip.eq(r), self.code.eq(k_dec)]
+                with m.Else():
+                    m.d.sync += [tail_skip.eq(r), tail_code.eq(k_dec)]
+            # One metadata word per cycle while there is room; the first word enters shifted by
+            # the offset of the walk's first code in it.
+            issue = Signal()
+            m.d.comb += issue.eq(self.run & pf.ok
+                                 & (count + Mux(inflight, W, 0) + Mux(stage_valid, W, 0)
+                                    <= look + 2 * W))
+            m.d.comb += pf.advance.eq(issue)
+            words = pf.slots[pf.slot]
+            m.d.sync += meta_word.eq(Array(words[j * W:(j + 1) * W] for j in range(R))[pf.sel]
+                                     if R > 1 else words)
+            m.d.sync += [stage_valid.eq(inflight),
+                         stage_word.eq(Mux(aligned, meta_word, meta_word >> drop)),
+                         stage_bits.eq(Mux(aligned, W, W - drop))]
+            added = Mux(stage_valid, stage_bits, 0)
+            with m.If(tstep):
+                m.d.sync += [buf.eq(run_shift >> k_len),
+                             count.eq(count + added - (r * len0 + k_len))]
+            with m.Else():
+                m.d.sync += [buf.eq(ext), count.eq(count + added)]
+            m.d.sync += inflight.eq(issue)
+            with m.If(inflight):
+                m.d.sync += aligned.eq(1)
+        return m
