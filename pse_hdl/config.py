@@ -22,6 +22,8 @@ __all__ = ["ConfigError", "PSEConfig", "PRESETS", "preset", "load", "save"]
 ALLOWED_PRECISIONS = (2, 4, 8, 16)
 # Fields only the firmware reads (when to allocate and swap): not part of the hardware.
 FIRMWARE_FIELDS = ("period", "warmup", "swap_delay")
+# Fields of the serial link to a board (UART and bridge): the engine behind it does not see them.
+LINK_FIELDS = ("uart_baud", "bridge_frame_bytes")
 IMPORTANCE_FORMS = ("factored", "literal")
 META_ENCODINGS = ("unary", "fixed")
 # The largest device the flows support, the ECP5-85F: 3744 Kbit of block RAM and 669 Kbit of
@@ -131,6 +133,14 @@ class PSEConfig:
         How the per-weight codes are stored: ``"fixed"`` (``code_bits`` each) or ``"unary"``
         (truncated unary, LSB first: pruned ``0``, class k < n ``k`` ones then a zero, the top
         class n ones), which spends one bit on a pruned weight and two on the lowest precision.
+    uart_baud : int
+        Baud rate of the board's serial link (8N1; 9600 .. 12,000,000, default 1,000,000). The
+        bridge divides the board clock by ``round(clock / uart_baud)``, at least 4 cycles a bit
+        and within 2 % of the rate, or the board top is refused.
+    bridge_frame_bytes : int
+        Bytes of one request frame the serial bridge buffers (after unescaping, sequence byte
+        and CRC included) before it executes it (power of two, 64 .. 16384): the largest block
+        a frame can write is ``(bridge_frame_bytes - 12) // 4`` words.
     """
 
     lanes: int = 4
@@ -162,6 +172,8 @@ class PSEConfig:
     desc_stride: int = 0
     meta_encoding: str = "unary"
     max_layers: int = 4
+    uart_baud: int = 1_000_000
+    bridge_frame_bytes: int = 1024
 
     def __post_init__(self):
         # Normalise sequences given as lists (from TOML or by hand) to tuples, so the object stays
@@ -263,6 +275,8 @@ class PSEConfig:
             raise ConfigError(f"meta_encoding must be one of {META_ENCODINGS}, "
                               f"not {self.meta_encoding!r}")
         _check_int("max_layers", self.max_layers, 1, 64)
+        _check_int("uart_baud", self.uart_baud, 9600, 12_000_000)
+        _check_int("bridge_frame_bytes", self.bridge_frame_bytes, 64, 16384, pow2=True)
         need = self.memory_bits
         device, have = LARGEST_DEVICE
         if sum(need.values()) > have:
@@ -478,9 +492,11 @@ class PSEConfig:
         return dataclasses.replace(self, **changes)
 
     def hardware_dict(self):
-        """The fields the hardware is built from: all but the firmware's schedule
-        (:data:`FIRMWARE_FIELDS`), which a host may change without rebuilding anything."""
-        return {k: v for k, v in self.to_dict().items() if k not in FIRMWARE_FIELDS}
+        """The fields the engine is built from: all but the firmware's schedule
+        (:data:`FIRMWARE_FIELDS`), which a host may change without rebuilding anything, and the
+        serial link's (:data:`LINK_FIELDS`), which only a board top reads."""
+        return {k: v for k, v in self.to_dict().items()
+                if k not in FIRMWARE_FIELDS + LINK_FIELDS}
 
 
 def _toml_value(v):

@@ -2,6 +2,7 @@
 
 import random
 
+from amaranth.lib import data
 from amaranth.sim import Simulator
 
 __all__ = ["run_sim", "stream_source", "stream_sink", "SimTimeout", "MAX_CYCLES",
@@ -19,13 +20,16 @@ class SimTimeout(AssertionError):
     """A tier-1 testbench that did not finish within its cycle limit."""
 
 
-def run_sim(dut, *testbenches, max_cycles=MAX_CYCLES):
-    """Run the testbenches on ``dut`` (a 100 MHz clock) until they all return; a background
+def run_sim(dut, *testbenches, max_cycles=MAX_CYCLES, background=()):
+    """Run the testbenches on ``dut`` (a 100 MHz clock) until they all return (those in
+    ``background``, models of what surrounds the DUT, run as long as they do); a background
     watchdog fails the test if they have not after ``max_cycles`` cycles."""
     sim = Simulator(dut)
     sim.add_clock(1e-8)
     for tb in testbenches:
         sim.add_testbench(tb)
+    for tb in background:
+        sim.add_testbench(tb, background=True)
 
     async def watchdog(ctx):
         await ctx.delay(max_cycles * 1e-8)
@@ -58,8 +62,9 @@ async def stream_sink(ctx, stream, count, rng=None, stall=0.0):
         ctx.set(stream.ready, ready)
         await ctx.delay(1e-9)                     # let valid settle before sampling
         if ready and ctx.get(stream.valid):
-            out.append({name: ctx.get(getattr(stream.payload, name))
-                        for name, _ in stream.payload.shape()})
+            p = stream.payload
+            out.append({name: ctx.get(getattr(p, name)) for name, _ in p.shape()}
+                       if isinstance(p, data.View) else ctx.get(p))
             waited = 0
         waited += 1
         if waited > SINK_STUCK_CYCLES:
