@@ -23,6 +23,7 @@ calibrated start (so it is reproducible): the rolling importance adapts as the s
 """
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -214,14 +215,24 @@ class Design:
 
     # -- running ----------------------------------------------------------------------------
     def run(self, x, backend="model", *, quantized=False, progress=None, trace=None,
-            trace_samples=None):
+            trace_samples=None, port=None, baud=None):
         """The dynamic algorithm over the samples ``x``: ``(logits, figures)``. With
         ``backend="rtl"`` the samples go through the engine's Verilog (the fast Verilated model)
         and every logit, every allocation's codes and footprint are checked against the golden
         model as they come (:class:`MismatchError` names the first difference); the figures
-        then come from the engine's counters."""
-        if backend not in ("model", "rtl"):
-            raise ConfigError(f"backend must be 'model' or 'rtl', not {backend!r}")
+        then come from the engine's counters. ``backend="board"`` does the same with the engine
+        on a board, over the serial port ``port`` (default ``$PSE_PORT``; ``"sim"`` is the
+        engine's Verilog behind its UART and bridge) at ``baud`` (default the configuration's
+        ``uart_baud``)."""
+        if backend not in ("model", "rtl", "board"):
+            raise ConfigError(f"backend must be 'model', 'rtl' or 'board', not {backend!r}")
+        if backend == "board":
+            port = port or os.environ.get("PSE_PORT")
+            if not port:
+                raise ConfigError("backend 'board' needs a serial port: port='/dev/ttyUSB1' "
+                                  "(or $PSE_PORT; 'sim' for the simulated board)")
+            if trace:
+                raise ConfigError("a waveform needs backend 'rtl' (a board has none to give)")
         xq = check_activations(x, self.cfg, self.source.inputs) if quantized \
             else self.quantize(x)
         if not len(xq):
@@ -234,7 +245,7 @@ class Design:
             footprints.append(eng.allocated_footprint()["total"])
         start = time.monotonic()
         logits, stats = run_dynamic(engine, xq, self.policy,
-                                    None if backend == "rtl" else progress,
+                                    progress if backend == "model" else None,
                                     on_allocation=record)
         labels = ["pruned"] + [f"{b}-bit" for b in self.cfg.precisions]
         figures = {
@@ -248,22 +259,22 @@ class Design:
             "model_run_s": time.monotonic() - start,
         }
         self.last_engine = engine
-        if backend == "rtl":
+        if backend != "model":
             from .host.checked import run_checked
             logits, rtl = run_checked(self.cfg, self.qnet, self.thresholds, self.policy, xq,
                                       (logits, codes, footprints), progress, trace,
-                                      trace_samples)
+                                      trace_samples, port if backend == "board" else None, baud)
             figures.update(rtl)
         return logits, figures
 
-    def predict(self, x, backend="model"):
+    def predict(self, x, backend="model", **link):
         """Class labels (classifiers) or values (regressors) of the samples ``x``, run as a
-        stream through the dynamic engine."""
-        return self.outputs(self.run(x, backend)[0])
+        stream through the dynamic engine (``port=``, ``baud=`` for ``backend="board"``)."""
+        return self.outputs(self.run(x, backend, **link)[0])
 
-    def score(self, x, y, backend="model"):
+    def score(self, x, y, backend="model", **link):
         """Accuracy (classifiers) or R^2 (regressors) of the dynamic engine on ``(x, y)``."""
-        logits, _ = self.run(x, backend)
+        logits, _ = self.run(x, backend, **link)
         return self.score_logits(logits, self.labels(y))
 
     def uniform_score(self, x, y, bits):

@@ -52,16 +52,17 @@ def cmd_demo(args):
             raise ConfigError(f"--trace: the directory of {args.trace!r} does not exist")
     if args.plot:
         _check_output_file(args.plot, ".png")
-    label = "RTL run over the test split" if args.backend == "rtl" else \
-        "dynamic run over the test split"
+    _check_link(args)
+    label = {"rtl": "RTL run", "board": "board run"}.get(args.backend, "dynamic run") + \
+        " over the test split"
     bar = None if args.json else progress_bar(label)
     try:
         demo = run_demo(cfg, target_bits=args.target_bits, mode=args.allocation, progress=bar,
                         backend=args.backend, samples=args.samples, trace=args.trace,
-                        trace_samples=args.trace_samples)
+                        trace_samples=args.trace_samples, port=args.port, baud=args.baud)
     except MismatchError as e:
         if args.json:
-            print(to_json({"backend": "rtl", "bit_exact": False, "mismatch": str(e)},
+            print(to_json({"backend": args.backend, "bit_exact": False, "mismatch": str(e)},
                              indent=2))
         print(f"pse: error: the RTL differs from the golden model at {e}", file=sys.stderr)
         return 1
@@ -84,19 +85,21 @@ def cmd_demo(args):
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
         ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
     ]
-    if result["backend"] == "rtl":
+    if result["backend"] != "model":
         rows += [
             ("engine cycles per sample (INFER)",
              f"{result['engine_cycles_per_sample']:.0f}  (ideal {result['ideal_cycles_per_sample']:.0f}"
              f", {100 * (result['engine_cycles_per_sample'] / result['ideal_cycles_per_sample'] - 1):+.1f} %)"),
             ("bit-exact with the golden model", f"yes, {result['samples']} samples, "
              f"{result['allocations'] + 1} layouts"),
-            ("simulated cycles", f"{result['sim_cycles']} in {result['rtl_run_s']:.1f} s "
-             f"({result['cycles_per_s'] / 1e6:.2f} M/s; build {result['build_s']:.0f} s)"),
         ]
+        rows += _link_rows(result) if result["backend"] == "board" else [
+            ("simulated cycles", f"{result['sim_cycles']} in {result['rtl_run_s']:.1f} s "
+             f"({result['cycles_per_s'] / 1e6:.2f} M/s; build {result['build_s']:.0f} s)")]
     width = max(len(r[0]) for r in rows)
-    where = "the engine's Verilog (Verilator)" if result["backend"] == "rtl" else \
-        "the golden model"
+    where = {"rtl": "the engine's Verilog (Verilator)",
+             "board": f"the engine on {args.port} (serial link)"}.get(result["backend"],
+                                                                      "the golden model")
     print(f"pse demo: digits MLP {' -> '.join(str(s[1]) for s in result['layers'])} -> "
           f"{result['layers'][-1][0]}, {result['weights']} weights, target "
           f"{result['target_bits']} bits/weight, {result['samples']} test samples in {where}")
@@ -105,6 +108,26 @@ def cmd_demo(args):
     if args.plot:
         print(f"figure written to {args.plot}")
     return 0
+
+
+def _check_link(args):
+    """``--port``/``--baud`` belong to ``--backend board``, which needs a port."""
+    if args.backend == "board" and not (args.port or os.environ.get("PSE_PORT")):
+        raise ConfigError("--backend board needs --port (a serial port such as /dev/ttyUSB1, "
+                          "or 'sim' for the engine's Verilog behind its UART)")
+    if args.backend != "board" and (args.port or args.baud):
+        raise ConfigError("--port and --baud go with --backend board")
+    if args.baud is not None and args.baud <= 0:
+        raise ConfigError(f"--baud must be a positive rate, not {args.baud}")
+
+
+def _link_rows(result):
+    """What the serial link carried, for the printed tables."""
+    return [("serial link", f"{result['link_frames']} frames ({result['link_retries']} "
+             f"retried), {result['link_bytes_per_sample']:.0f} bytes per sample"),
+            ("samples per second", f"{result['samples_per_s']:.1f} measured, "
+             f"{result['uart_limited_samples_per_s']:.0f} at most at {result['uart_baud']} "
+             f"baud")]
 
 
 def _source_score(source, task, x, y_idx, y, reference=True):
@@ -126,6 +149,7 @@ def cmd_run(args):
     cfg = _config(args)
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples must be at least 1, not {args.samples}")
+    _check_link(args)
     source = load_model(args.model)
     task, (x_cal, y_cal), (x, y) = calibration_and_test(source, load_data(args.data))
     if args.samples is not None:
@@ -135,7 +159,7 @@ def cmd_run(args):
     check_reproduces(source, x)
     y_idx = design.labels(y)
     bar = None if args.json else progress_bar(f"{args.backend} run over the test samples")
-    logits, run = design.run(x, args.backend, progress=bar)
+    logits, run = design.run(x, args.backend, progress=bar, port=args.port, baud=args.baud)
     score = design.score_logits
     y_cls = y_idx if task == "classification" else None
     metric = "accuracy" if task == "classification" else "R^2"
@@ -169,8 +193,10 @@ def cmd_run(args):
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
     ]
-    if args.backend == "rtl":
+    if args.backend != "model":
         rows.append(("bit-exact with the golden model", f"yes, {len(x)} samples"))
+    if args.backend == "board":
+        rows += _link_rows(result)
     width = max(len(r[0]) for r in rows)
     print(f"pse run: {args.model}, {task}, MLP "
           f"{' -> '.join(str(s_[1]) for s_ in result['layers'])} -> {result['layers'][-1][0]}, "
@@ -345,12 +371,18 @@ def build_parser():
                    help="show the traceback of an internal error (a bug)")
     # --debug is accepted after the command too.
     common = argparse.ArgumentParser(add_help=False)
+    link = argparse.ArgumentParser(add_help=False)
+    link.add_argument("--port", help="with --backend board: the board's serial port "
+                      "(/dev/ttyUSB1, COM3; 'sim' for the engine's Verilog behind its UART; "
+                      "default $PSE_PORT)")
+    link.add_argument("--baud", type=int, help="with --backend board: the baud rate "
+                      "(default the configuration's uart_baud, 1000000)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                         help="show the traceback of an internal error (a bug)")
     sub = p.add_subparsers(dest="command", required=True)
     cfg_help = f"a preset ({', '.join(PRESETS)}) or a TOML file (default: default)"
 
-    d = sub.add_parser("demo", parents=[common], help="run the dynamic precision/sparsity algorithm on the digits "
+    d = sub.add_parser("demo", parents=[common, link], help="run the dynamic precision/sparsity algorithm on the digits "
                        "MLP in the golden model and print the figures")
     d.add_argument("--config", help=cfg_help)
     d.add_argument("--json", action="store_true", help="print the figures as one JSON object")
@@ -359,9 +391,10 @@ def build_parser():
     d.add_argument("--allocation", choices=("global", "layer"), default="global",
                    help="rank weights across the network or within each layer")
     d.add_argument("--period", type=int, help="allocation period P in samples (overrides config)")
-    d.add_argument("--backend", choices=("model", "rtl"), default="model",
+    d.add_argument("--backend", choices=("model", "rtl", "board"), default="model",
                    help="model: the golden model (default); rtl: the engine's Verilog in a fast "
-                   "Verilated model, every sample checked against the golden model")
+                   "Verilated model; board: the engine on a board over --port; every sample "
+                   "of rtl and board checked against the golden model")
     d.add_argument("--samples", type=int, help="run only the first N test samples")
     d.add_argument("--trace", metavar="FILE.fst",
                    help="with --backend rtl: write a waveform (.fst or .vcd, for GTKWave or "
@@ -372,7 +405,7 @@ def build_parser():
                    "'' for none)")
     d.set_defaults(func=cmd_demo)
 
-    r = sub.add_parser("run", parents=[common], help="run your own network (scikit-learn, ONNX, .npz) on your data "
+    r = sub.add_parser("run", parents=[common, link], help="run your own network (scikit-learn, ONNX, .npz) on your data "
                        "through the engine, with float and uniform int8/int4 baselines")
     r.add_argument("model", help="an .onnx, .npz (float weights) or pickled scikit-learn MLP "
                    "(.pkl, .joblib: unpickling runs code, load only files you trust)")
@@ -384,8 +417,9 @@ def build_parser():
     r.add_argument("--target-bits", type=float, default=4.5,
                    help="bit budget per weight, metadata included (default 4.5)")
     r.add_argument("--allocation", choices=("global", "layer"), default="global")
-    r.add_argument("--backend", choices=("model", "rtl"), default="model",
-                   help="model: the golden model; rtl: the engine's Verilog, checked against it")
+    r.add_argument("--backend", choices=("model", "rtl", "board"), default="model",
+                   help="model: the golden model; rtl: the engine's Verilog; board: the engine "
+                   "on a board over --port; rtl and board checked against the golden model")
     r.add_argument("--samples", type=int, help="run only the first N test samples")
     r.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     r.set_defaults(func=cmd_run)

@@ -79,11 +79,13 @@ class Demo:
 
 
 def run_demo(cfg=None, target_bits=4.5, mode="global", recalibrate_every=4, progress=None,
-             prepared=None, backend="model", samples=None, trace=None, trace_samples=None):
+             prepared=None, backend="model", samples=None, trace=None, trace_samples=None,
+             port=None, baud=None):
     """The digits MLP through the Python API (:mod:`pse_hdl.api`): calibrated on the
     calibration split, then the dynamic algorithm over the test split (its first ``samples``)
-    in the golden model or, with ``backend="rtl"``, through the engine's Verilog, checked
-    sample by sample against the model. ``trace`` (an ``.fst``/``.vcd`` path) dumps the
+    in the golden model or, with ``backend="rtl"``, through the engine's Verilog (``"board"``:
+    on a board over the serial ``port`` at ``baud``), checked sample by sample against the
+    model. ``trace`` (an ``.fst``/``.vcd`` path) dumps the
     waveform of ``trace_samples`` (a ``(first, end)`` range; default the first sample)."""
     from .api import Design
     from .importers import Source
@@ -101,7 +103,7 @@ def run_demo(cfg=None, target_bits=4.5, mode="global", recalibrate_every=4, prog
         dense_acc = accuracy(dense_activations(p.qnet.layers, p.xq["test"][:samples], cfg)[-1],
                              y_test)
     logits, run = design.run(x_test, backend, progress=progress, trace=trace,
-                             trace_samples=trace_samples)
+                             trace_samples=trace_samples, port=port, baud=baud)
     labels = ["pruned"] + [f"{b}-bit" for b in cfg.precisions]
     figures = {
         "backend": backend,

@@ -18,14 +18,21 @@ class MismatchError(RuntimeError):
 
 
 def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=None,
-                trace_samples=None):
+                trace_samples=None, port=None, baud=None):
     """The samples ``xq`` through the engine's Verilog (the fast Verilated model) with the host
     firmware; every logit and every allocation's codes and footprint compared with ``want``,
     the golden model's ``(logits, codes per allocation, footprints)``, as they come. Returns the
     logits and the figures from the engine's counters. ``trace`` (a ``.fst``/``.vcd`` path)
-    dumps the waveform of the samples ``trace_samples`` (``(first, end)``, default the first)."""
+    dumps the waveform of the samples ``trace_samples`` (``(first, end)``, default the first).
+    With ``port`` the engine is a board's behind its serial link (``"sim"``: its Verilog behind
+    the UART), through :class:`SerialBus`; the figures then include the link's."""
     want_logits, want_codes, want_footprints = want
-    bus = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
+    if port is not None:
+        from .serial_bus import SerialBus, open_port
+        link = open_port(port, cfg, baud)
+        bus = SerialBus(link, cfg)
+    else:
+        bus = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
     fw = Firmware(Driver(bus, cfg), qnet, thresholds, policy)
     first, end = trace_samples or (0, 1)
     last = len(qnet.layers) - 1
@@ -58,20 +65,23 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
                                 f"{want_logits[t][r]}{hint}")
 
     start = time.monotonic()
-    cycles0 = bus.cycles
+    clock = getattr(bus, "port", bus)                 # what counts simulated cycles, if any
+    cycles0 = getattr(clock, "cycles", 0)
     try:
         before_sample(-1)
         run(fw.load())
+        loaded = (getattr(bus, "sent", 0), getattr(bus, "received", 0), time.monotonic())
         check_codes(0, fw.codes, fw.footprint)
         logits, st = run(fw.run(xq, on_sample=check_sample, on_allocation=check_codes,
                                 before_sample=before_sample, progress=progress))
-        cycles = bus.cycles - cycles0
+        cycles = getattr(clock, "cycles", 0) - cycles0
     finally:
         if trace:
             bus.trace_close()
-        bus.close()
+        (bus.port if port is not None else bus).close()
     seconds = time.monotonic() - start
     labels = ["pruned"] + [f"{b}-bit" for b in cfg.precisions]
+    extra = {} if port is None else _link_figures(bus, len(xq), loaded)
     return logits, {
         "bit_exact": True,
         "bits_per_weight": float(st.bits),
@@ -90,6 +100,20 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
         "swap_delay": cfg.swap_delay,
         "sim_cycles": int(cycles),
         "rtl_run_s": seconds,
-        "build_s": bus.build_seconds,
+        "build_s": getattr(clock, "build_seconds", 0.0),
         "cycles_per_s": cycles / seconds if seconds else 0.0,
+        **extra,
     }
+
+
+def _link_figures(bus, samples, loaded):
+    """What the serial link carried over the samples (after the load; their allocations
+    included): frames, bytes per sample, the samples a second measured, and the samples a
+    second the UART alone allows at the configured baud rate (10 bits a byte)."""
+    sent0, received0, start = loaded
+    seconds = time.monotonic() - start
+    per_sample = (bus.sent - sent0 + bus.received - received0) / samples
+    return {"link_frames": bus.frames, "link_retries": bus.retried,
+            "link_bytes_per_sample": per_sample, "uart_baud": bus.cfg.uart_baud,
+            "samples_per_s": samples / seconds if seconds else 0.0,
+            "uart_limited_samples_per_s": bus.cfg.uart_baud / 10 / per_sample}

@@ -29,6 +29,8 @@ import binascii
 import struct
 from dataclasses import dataclass
 
+from ..errors import UserError
+
 __all__ = ["END", "ESC", "Op", "Status", "WAIT_POLLS", "BridgeModel", "Reply", "LinkError", "crc16",
            "slip_encode", "SlipDecoder", "request", "reply_words", "decode_reply", "op_bytes"]
 
@@ -51,8 +53,9 @@ class Status:
             TIMEOUT: "a WAIT's condition did not hold within its polls"}
 
 
-class LinkError(RuntimeError):
-    """The link failed: no reply, or replies that stayed damaged through every retry."""
+class LinkError(UserError):
+    """The link failed: no reply, or replies that stayed damaged through every retry (a
+    board not loaded, a wrong port or baud rate: the user's to fix)."""
 
 
 def crc16(data, crc=0xFFFF):

@@ -24,14 +24,19 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..config import LINK_FIELDS
 from ..regmap import RegisterMap
 from ..toolchain import VERILATOR_WAIVERS, ToolchainError, verilator_env
 from .bus import Bus, BusTimeout
 
-__all__ = ["VerilatedBus", "build", "build_dir_for", "trace_format"]
+__all__ = ["VerilatedBus", "SERIAL_DIVISOR", "build", "build_dir_for", "trace_format"]
 
 PACKAGE = Path(__file__).resolve().parent.parent
-SHIM = Path(__file__).resolve().parent / "csrc" / "shim.cpp"
+CSRC = Path(__file__).resolve().parent / "csrc"
+SHIM = CSRC / "shim.cpp"
+# Clock cycles a bit of the serial model's UART: the fewest the UART takes, so the line costs
+# the fewest cycles (a board divides its clock for its baud rate; the protocol is the same).
+SERIAL_DIVISOR = 4
 # Warnings do not stop a simulation build (``pse lint`` is where the Verilog is linted).
 FLAGS = ["-O3", "--x-assign", "fast", "--x-initial", "fast", "--noassert", "-Wno-fatal",
          *VERILATOR_WAIVERS]
@@ -42,20 +47,39 @@ def _cache_root():
     return Path(os.environ.get("PSE_FAST_BUILD", Path.home() / ".cache" / "pse-hdl" / "fast"))
 
 
-def _key(cfg, trace):
+def _top(top, cfg):
+    """``(Verilog text, module name, shim, C++ defines)`` of a model: ``"engine"`` (bus ports) or ``"serial"`` (UART pins: :class:`SerialEngine`)."""
+    from amaranth.back import verilog
+
+    from ..rtl import generate_verilog
+    from ..rtl.serial import SerialEngine
+    if top == "engine":
+        return (generate_verilog("engine", cfg), "pse_engine", SHIM,
+                [f"-DPSE_ADDR_BITS={RegisterMap(cfg).addr_bits}"])
+    return (verilog.convert(SerialEngine(cfg, SERIAL_DIVISOR), name="pse_serial",
+                            emit_src=False),
+            "pse_serial", CSRC / "serial_shim.cpp", [f"-DPSE_DIVISOR={SERIAL_DIVISOR}"])
+
+
+def _key(cfg, trace, top="engine"):
     """Everything the model depends on, hashed: a changed source or version builds anew."""
     import amaranth
     h = hashlib.sha256()
-    for path in sorted([*PACKAGE.glob("rtl/*.py"), *PACKAGE.glob("model/*.py"),
-                        PACKAGE / "regmap.py", PACKAGE / "config.py", SHIM]):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    h.update(json.dumps(cfg.hardware_dict(), sort_keys=True).encode())
-    h.update(f"{amaranth.__version__} {verilator_env()} {FLAGS} {CXXFLAGS} {trace}".encode())
+    for path in sorted([*PACKAGE.glob("rtl/**/*.py"), *PACKAGE.glob("model/*.py"),
+                        PACKAGE / "regmap.py", PACKAGE / "config.py",
+                        PACKAGE / "host" / "link.py", *CSRC.glob("*.cpp")]):
+        h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes())
+    fields = cfg.hardware_dict()
+    if top == "serial":
+        fields.update({k: getattr(cfg, k) for k in LINK_FIELDS})
+    h.update(json.dumps(fields, sort_keys=True).encode())
+    h.update(f"{amaranth.__version__} {verilator_env()} {FLAGS} {CXXFLAGS} {trace} {top} "
+             f"{SERIAL_DIVISOR}".encode())
     return h.hexdigest()[:16]
 
 
-def build_dir_for(cfg, trace=False):
-    return _cache_root() / f"engine-{_key(cfg, trace)}{f'-{trace}' if trace else ''}"
+def build_dir_for(cfg, trace=False, top="engine"):
+    return _cache_root() / f"{top}-{_key(cfg, trace, top)}{f'-{trace}' if trace else ''}"
 
 
 def trace_format(path):
@@ -80,12 +104,12 @@ def _run(cmd, cwd, log):
         raise ToolchainError(f"{Path(cmd[0]).name} failed (exit {r.returncode}); see {log}")
 
 
-def build(cfg, trace=False, log=None):
-    """The shared library of the engine for ``cfg`` (built if not cached); returns
-    ``(path, seconds spent building, 0 if cached)``."""
-    from ..rtl import generate_verilog
-    final = build_dir_for(cfg, trace)
-    lib = final / "libpse_engine.so"
+def build(cfg, trace=False, log=None, top="engine"):
+    """The shared library of the engine (``top="engine"``) or of the engine behind its serial
+    link (``"serial"``) for ``cfg``, built if not cached; returns ``(path, seconds spent
+    building, 0 if cached)``."""
+    final = build_dir_for(cfg, trace, top)
+    lib = final / f"lib{('pse_engine', 'pse_serial')[top == 'serial']}.so"
     if lib.exists():
         return lib, 0.0
     root = verilator_env()
@@ -99,22 +123,22 @@ def build(cfg, trace=False, log=None):
         try:
             log = log or final.parent / f"{final.name}.log"
             Path(log).write_text("")
-            src = work / "pse_engine.v"
-            src.write_text(generate_verilog("engine", cfg))
+            text, name, shim, defines = _top(top, cfg)
+            src = work / f"{name}.v"
+            src.write_text(text)
             vflags = [*FLAGS, *({"fst": ["--trace-fst"], "vcd": ["--trace"]}.get(trace, []))]
-            _run(["verilator", "--cc", str(src), "--top-module", "pse_engine", "--Mdir", "obj",
+            _run(["verilator", "--cc", str(src), "--top-module", name, "--Mdir", "obj",
                   "-CFLAGS", " ".join(CXXFLAGS), *vflags], work, log)
-            _run(["make", "-s", f"-j{os.cpu_count() or 1}", "-C", "obj", "-f", "Vpse_engine.mk",
+            _run(["make", "-s", f"-j{os.cpu_count() or 1}", "-C", "obj", "-f", f"V{name}.mk",
                   "OPT_FAST=-O2", "OPT_SLOW=-O1", "CFG_CXXFLAGS_PCH_I=-include",
-                  "libVpse_engine.a", "libverilated.a"], work, log)
-            addr_bits = RegisterMap(cfg).addr_bits
-            _run(["g++", "-shared", *CXXFLAGS, f"-DPSE_ADDR_BITS={addr_bits}",
+                  f"libV{name}.a", "libverilated.a"], work, log)
+            _run(["g++", "-shared", *CXXFLAGS, *defines,
                   f"-DVM_TRACE={int(bool(trace))}", f"-DPSE_TRACE_FST={int(trace == 'fst')}",
                   "-Iobj", f"-I{root}/include",
-                  f"-I{root}/include/vltstd", str(SHIM), "obj/libVpse_engine.a",
+                  f"-I{root}/include/vltstd", str(shim), f"obj/libV{name}.a",
                   "obj/libverilated.a", "-pthread",
                   *({"fst": ["-llz4", "-lz"], "vcd": ["-lz"]}.get(trace, [])),
-                  "-o", "libpse_engine.so"], work, log)
+                  "-o", lib.name], work, log)
             shutil.rmtree(work / "obj")
             (work / "build_seconds").write_text(f"{time.monotonic() - start:.1f}\n")
             if final.exists():

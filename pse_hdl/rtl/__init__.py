@@ -54,6 +54,13 @@ def _engine(cfg):
     return Engine(cfg)
 
 
+def _link(cfg):
+    from ..regmap import RegisterMap
+    from .serial import SerialLink
+    # 16 cycles a bit: the link's size hardly depends on the divisor (a counter's width).
+    return SerialLink(cfg, RegisterMap(cfg).addr_bits, divisor=16)
+
+
 # name -> (description, constructor taking a PSEConfig)
 BLOCKS = {
     "ric": ("Rolling Importance Calculator: EMA of |x| per input in block RAM, |w|*A on demand",
@@ -71,6 +78,8 @@ BLOCKS = {
               "walkers sending the tagged stream", _zones),
     "engine": ("The engine: zones, MAC array and control chain behind one register map, with "
                "its sequencer (INFER, ALLOCATE, HISTOGRAM, REZONE, SWAP)", _engine),
+    "link": ("Serial link: UART and the bridge that makes a host master of the engine's bus "
+             "(SLIP frames, CRC-16, WRITE/READ/WAIT)", _link),
 }
 
 
