@@ -19,7 +19,7 @@ class LinkBus:
     def __init__(self, addr_bits, seed=0):
         rng = random.Random(seed)
         self.mem = [rng.getrandbits(32) for _ in range(1 << addr_bits)]
-        self.reads = 0
+        self.reads = self.writes = 0
 
     def read(self, addr):
         if addr == COUNTER:
@@ -28,6 +28,7 @@ class LinkBus:
         return self.mem[addr]
 
     def write(self, addr, value):
+        self.writes += 1                  # a retried frame's writes must not run again
         if addr != COUNTER:
             self.mem[addr] = value
 

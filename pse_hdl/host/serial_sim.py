@@ -17,11 +17,13 @@ __all__ = ["SimPort"]
 
 
 class SimPort:
-    """The serial model of ``cfg`` (built once and cached, like the fast engine model)."""
+    """The serial model of ``cfg`` (built once and cached, like the fast engine model).
+    ``timeout_cycles``: how long a read waits for its bytes (the default is well above the
+    longest reply: a ``WAIT`` that polls to its end, then a full frame)."""
 
     divisor = SERIAL_DIVISOR
 
-    def __init__(self, cfg, timeout_cycles=1 << 24):
+    def __init__(self, cfg, timeout_cycles=1 << 20):
         self.cfg, self.timeout_cycles, self._sim = cfg, timeout_cycles, None
         self.path, self.build_seconds = build(cfg, top="serial")
         self._lib = lib = ctypes.CDLL(str(self.path))
