@@ -58,14 +58,16 @@ def _ops(rng, addr_bits, bus, polls):
 
 
 def random_traffic(rng, model, bus, frames):
-    """``(requests, replies)``: the bytes of ``frames`` frames of random kinds (good (most),
-    retried, with a flipped bit, with a lost byte, garbage, too long, malformed with a good
-    CRC, empty) and the reply bytes ``model`` (a :class:`BridgeModel` on ``bus``) gives."""
+    """``(requests, replies, damaged)``: the bytes of ``frames`` frames of random kinds (good
+    (most), retried, with a flipped bit, with a lost byte, garbage, too long, malformed with a
+    good CRC, empty, with a byte the UART received with an error: its index is in
+    ``damaged``) and the reply bytes ``model`` (a :class:`BridgeModel` on ``bus``) gives.
+    Garbage holds no ``END``: each chunk is one frame (a host waits for each reply)."""
     depth, addr_bits, polls = model.depth, model.addr_bits, model.wait_polls
-    out, replies, seq, prev = bytearray(), bytearray(), 0, None
+    out, replies, seq, prev, damaged = bytearray(), bytearray(), 0, None, []
     for _ in range(frames):
         kind = rng.choices(["good", "retry", "flip", "lose", "garbage", "long", "malformed",
-                            "empty"], [10, 2, 2, 2, 1, 1, 2, 1])[0]
+                            "empty", "uart"], [10, 2, 2, 2, 1, 1, 2, 1, 1])[0]
         if kind == "retry" and prev:
             out += prev
             replies += model.feed(prev)
@@ -81,7 +83,8 @@ def random_traffic(rng, model, bus, frames):
             frame = bytearray(frame)
             del frame[rng.randrange(1, len(frame))]
         elif kind == "garbage":
-            frame = bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 12))) + bytes([END])
+            frame = bytes(b if b != END else 0 for b in (rng.getrandbits(8) for _ in
+                                                          range(rng.randint(1, 12)))) + bytes([END])
         elif kind == "long":
             frame = request(seq, [(Op.WRITE, 0, list(range((depth - 8) // 4 + 2)))])
         elif kind == "malformed":
@@ -91,8 +94,10 @@ def random_traffic(rng, model, bus, frames):
                                op_bytes(Op.WRITE, 0, [1, 2])[:-4],           # a word short
                                op_bytes(Op.WAIT, 0, 1, 1)[:-1]])             # a field short
             frame = slip_encode(bytes([seq]) + body)
-        else:
+        elif kind == "empty":
             frame = bytes([END, END])
+        bad = [rng.randrange(len(frame))] if kind == "uart" else []
+        damaged += [len(out) + k for k in bad]
         out += frame
-        replies += model.feed(frame)
-    return bytes(out), bytes(replies)
+        replies += model.feed(frame, bad)
+    return bytes(out), bytes(replies), set(damaged)

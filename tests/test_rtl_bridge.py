@@ -46,20 +46,23 @@ def bus_slave(dut, bus, rng, stall):
 @pytest.mark.parametrize("seed,idle,stall", [(0, 0.0, 0.0), (1, 0.3, 0.3), (2, 0.1, 0.6)])
 def test_bridge_matches_the_model(seed, idle, stall):
     """Random traffic (good frames, retries, flipped bits, lost bytes, garbage, too long,
-    malformed, empty) with random gaps and backpressure on every stream: the reply bytes and
+    malformed, empty, bytes with UART errors) with random gaps and backpressure on every stream: the reply bytes and
     the bus's state are the model's."""
     cfg = PSEConfig(bridge_frame_bytes=128)
     rng = random.Random(seed)
     bus, ref_bus = LinkBus(ADDR_BITS, seed), LinkBus(ADDR_BITS, seed)
     model = BridgeModel(ref_bus.read, ref_bus.write, cfg.bridge_frame_bytes, ADDR_BITS, POLLS)
-    requests, replies = random_traffic(rng, model, ref_bus, 60)
+    requests, replies, damaged = random_traffic(rng, model, ref_bus, 80)
     statuses = {f[-3] for f in SlipDecoder().feed(replies)}
-    assert {Status.OK, Status.CRC, Status.MALFORMED, Status.TIMEOUT} <= statuses
+    assert statuses == {Status.OK, Status.CRC, Status.TOO_LONG, Status.MALFORMED, Status.LINE,
+                        Status.TIMEOUT}
     dut = Bridge(cfg, ADDR_BITS, wait_polls=POLLS)
     got = []
 
     async def source(ctx):
-        await stream_source(ctx, dut.i, list(requests), random.Random(seed + 10), idle)
+        await stream_source(ctx, dut.i, [{"data": b, "error": int(k in damaged)}
+                                         for k, b in enumerate(requests)],
+                            random.Random(seed + 10), idle)
 
     async def sink(ctx):
         got.extend(await stream_sink(ctx, dut.o, len(replies), random.Random(seed + 20), stall))
@@ -97,22 +100,21 @@ def test_uart_loopback_with_gaps(div):
     async def sink(ctx):
         got.extend(await stream_sink(ctx, rx.o, len(data), random.Random(2), stall=0.3))
     run_sim(m, source, sink)
-    assert got == data
+    assert got == [{"data": b, "error": 0} for b in data]
 
 
 @pytest.mark.parametrize("skew", [-0.02, 0.0, 0.02])
 def test_uart_receiver_errors_and_rate(skew):
     """Back-to-back bytes from a sender 2 % fast or slow; a start glitch is no byte; a low stop
-    bit is a framing error, drops its byte and waits for the line to rise; an unread byte is
-    overrun by the next."""
+    bit is a framing error (the byte marked, then the receiver waits for the line to rise); an
+    unread byte is overrun by the next (marked)."""
     div = 16
     rx = UartRx(div)
     rng = random.Random(3)
     send = line_driver(rx.rx, div, rng)
     bit = round(div * (1 + skew))
     data = [rng.getrandbits(8) for _ in range(12)]
-    events = {"error": 0, "overrun": 0}
-    got = []
+    got, state = [], {"resume": False}
 
     async def line(ctx):
         for b in data:
@@ -129,25 +131,22 @@ def test_uart_receiver_errors_and_rate(skew):
         await send(ctx, 0xA7)
         await send(ctx, 0x3C)                      # the consumer does not take 0xA7 in time
         await ctx.tick().repeat(2 * div)
+        state["resume"] = True
+        await ctx.tick().repeat(4)
 
     async def consumer(ctx):
-        taken = 0
         while True:
-            want = taken < len(data) or taken > len(data)
+            # after the marked 0x55, nothing is taken until the line has sent 0xA7 and 0x3C
+            want = len(got) != len(data) + 1 or state["resume"]
             ctx.set(rx.o.ready, want)
-            _, _, valid, value, err, ovr = await ctx.tick().sample(
-                rx.o.valid, rx.o.payload, rx.error, rx.overrun)
-            events["error"] += err
-            events["overrun"] += ovr
+            _, _, valid, value, err = await ctx.tick().sample(
+                rx.o.valid, rx.o.payload.data, rx.o.payload.error)
             if valid and want:
-                got.append(value)
-                taken += 1
-            if taken == len(data) and events["overrun"]:
-                taken += 1                          # take what is left after the overrun
+                got.append((value, err))
 
     run_sim(rx, line, background=[consumer])
-    assert got == data + [0x3C]
-    assert events == {"error": 1, "overrun": 1}
+    # 0x3C arrived while 0xA7 was unread: 0xA7 is lost and 0x3C marked.
+    assert got == [(b, 0) for b in data] + [(0x55, 1), (0x3C, 1)]
 
 
 def test_baud_rate_checks():

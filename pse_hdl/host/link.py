@@ -146,8 +146,7 @@ def decode_reply(frame):
 class BridgeModel:
     """The bridge's reference model: :meth:`feed` takes the bytes a host sends and returns the
     bytes the bridge sends back, acting on a bus through ``read(addr)`` and
-    ``write(addr, value)``; :meth:`line_error` marks the frame being received, as a UART framing
-    error or overrun does. Every decision (which status, which frame is a retry) is the RTL's.
+    ``write(addr, value)``. Every decision (which status, which frame is a retry) is the RTL's.
     """
 
     def __init__(self, read, write, depth, addr_bits, wait_polls=WAIT_POLLS):
@@ -157,12 +156,13 @@ class BridgeModel:
             False, False
         self._last_seq = None
 
-    def line_error(self):
-        self._line = True
-
-    def feed(self, data):
+    def feed(self, data, damaged=()):
+        """``damaged``: indices of bytes of ``data`` the UART received with an error (a low
+        stop bit, or a byte lost before them); they mark the frame they belong to."""
         out = bytearray()
-        for b in data:
+        for k, b in enumerate(data):
+            if k in damaged:
+                self._line = True
             if b == END:
                 if self._buf or self._line or self._bad or self._esc:
                     out += self._frame()

@@ -24,6 +24,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..host.link import END, ESC, ESC_END, ESC_ESC, WAIT_POLLS, Op, Status
 from .bus import BusSignature
+from .uart import rx_layout
 
 __all__ = ["Bridge", "FrameReceiver", "Executor", "ReplyFramer", "crc16_step"]
 
@@ -63,14 +64,14 @@ class FrameReceiver(wiring.Component):
     ``i`` is taken one byte a cycle while ``enable`` is high. At the ``END`` of a non-empty
     frame (or of one with a line error), ``frame`` pulses with ``length`` (bytes in the buffer)
     and ``status`` (``Status.OK`` or ``CRC``, ``TOO_LONG``, ``LINE``), and the receiver is ready
-    for the next frame. ``line_error`` (a UART framing error or overrun, at any time) marks the
-    frame being received.
+    for the next frame. A byte marked ``error`` (a UART framing error, or a byte lost before
+    it) marks the frame it belongs to.
     """
 
     def __init__(self, depth):
         self._depth = depth
         super().__init__({
-            "i": In(stream.Signature(8)), "line_error": In(1), "enable": In(1),
+            "i": In(stream.Signature(rx_layout)), "enable": In(1),
             "buf": In(memory.WritePort.Signature(addr_width=_log2(depth), shape=8)),
             "frame": Out(1), "length": Out(range(depth + 1)), "status": Out(3),
         })
@@ -80,25 +81,25 @@ class FrameReceiver(wiring.Component):
         n = Signal(range(self._depth + 1))
         crc = Signal(16, init=0xFFFF)
         esc, bad_escape, overflow, line_err = Signal(), Signal(), Signal(), Signal()
-        byte = self.i.payload
+        byte, damaged = self.i.payload.data, self.i.payload.error
         value = Signal(8)
         m.d.comb += [self.i.ready.eq(self.enable), self.length.eq(n),
                      self.buf.addr.eq(n), self.buf.data.eq(value),
                      value.eq(Mux(esc, Mux(byte == ESC_END, END, ESC), byte))]
-        with m.If(self.line_error):
+        with m.If(self.i.valid & self.i.ready & damaged):
             m.d.sync += line_err.eq(1)
         with m.If(self.i.valid & self.i.ready):
             with m.If(byte == END):
-                with m.If((n != 0) | line_err | bad_escape | esc | self.line_error):
+                with m.If((n != 0) | line_err | bad_escape | esc | damaged):
                     m.d.comb += self.frame.eq(1)
-                    with m.If(line_err | bad_escape | esc | self.line_error):
+                    with m.If(line_err | bad_escape | esc | damaged):
                         m.d.comb += self.status.eq(Status.LINE)
                     with m.Elif(overflow):
                         m.d.comb += self.status.eq(Status.TOO_LONG)
                     with m.Elif((n < 3) | (crc != 0)):
                         m.d.comb += self.status.eq(Status.CRC)
                 m.d.sync += [n.eq(0), crc.eq(0xFFFF), esc.eq(0), bad_escape.eq(0),
-                             overflow.eq(0), line_err.eq(self.line_error)]
+                             overflow.eq(0), line_err.eq(0)]
             with m.Elif((byte == ESC) & ~esc):
                 m.d.sync += esc.eq(1)
             with m.Else():
@@ -353,8 +354,7 @@ class Bridge(wiring.Component):
 
     Members
     -------
-    i : In(stream.Signature(8))     bytes from the UART receiver
-    line_error : In(1)              the receiver's framing-error or overrun pulse
+    i : In(stream.Signature(rx_layout))  bytes from the UART receiver, with their error flag
     o : Out(stream.Signature(8))    bytes to the UART transmitter
     bus : Out(BusSignature)         the engine's bus, as its master
     busy : Out(1)                   a frame is being executed or answered
@@ -363,7 +363,7 @@ class Bridge(wiring.Component):
 
     def __init__(self, cfg, addr_bits, wait_polls=WAIT_POLLS):
         self._depth, self._addr_bits, self._polls = cfg.bridge_frame_bytes, addr_bits, wait_polls
-        super().__init__({"i": In(stream.Signature(8)), "line_error": In(1),
+        super().__init__({"i": In(stream.Signature(rx_layout)),
                           "o": Out(stream.Signature(8)), "bus": Out(BusSignature(addr_bits)),
                           "busy": Out(1), "error": Out(1)})
 
@@ -377,7 +377,7 @@ class Bridge(wiring.Component):
         m.d.comb += [wr.addr.eq(rx.buf.addr), wr.data.eq(rx.buf.data), wr.en.eq(rx.buf.en),
                      rd.addr.eq(ex.buf.addr), rd.en.eq(ex.buf.en), ex.buf.data.eq(rd.data)]
         wiring.connect(m, wiring.flipped(self.i), rx.i)
-        m.d.comb += [rx.line_error.eq(self.line_error), rx.enable.eq(~ex.busy),
+        m.d.comb += [rx.enable.eq(~ex.busy),
                      ex.start.eq(rx.frame), ex.length.eq(rx.length), ex.status.eq(rx.status),
                      self.busy.eq(ex.busy), self.error.eq(ex.error)]
         wiring.connect(m, ex.o, fr.i)

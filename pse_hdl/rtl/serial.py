@@ -7,7 +7,7 @@ and the Verilated serial model (:mod:`pse_hdl.host.serial_sim`) build exactly th
 """
 
 from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.lib import fifo, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..host.link import WAIT_POLLS
@@ -18,8 +18,17 @@ from .uart import UartRx, UartTx
 __all__ = ["SerialLink", "SerialEngine"]
 
 
+# Bytes the link holds while the bridge is busy: a frame that follows line noise at once
+# arrives while the bridge answers the noise (an error reply: a few byte times).
+RX_FIFO_DEPTH = 32
+
+
 class SerialLink(wiring.Component):
     """UART and bridge: ``divisor`` clock cycles a bit (:func:`pse_hdl.rtl.uart.divisor`).
+
+    Received bytes pass a :data:`RX_FIFO_DEPTH`-byte FIFO, so the bytes that come while the
+    bridge is busy with a short reply are kept; a host that sends more while it waits for a
+    reply loses bytes (an overrun: that frame is answered ``LINE``).
 
     Members
     -------
@@ -40,10 +49,11 @@ class SerialLink(wiring.Component):
         m = Module()
         m.submodules.uart_rx, m.submodules.uart_tx = rx, tx = self._rx, self._tx
         m.submodules.bridge = br = Bridge(self._cfg, self._addr_bits, self._polls)
+        m.submodules.rx_fifo = q = fifo.SyncFIFOBuffered(width=9, depth=RX_FIFO_DEPTH)
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx),
-                     br.line_error.eq(rx.error | rx.overrun),
+                     q.w_data.eq(rx.o.payload), q.w_en.eq(rx.o.valid), rx.o.ready.eq(q.w_rdy),
+                     br.i.payload.eq(q.r_data), br.i.valid.eq(q.r_rdy), q.r_en.eq(br.i.ready),
                      self.busy.eq(br.busy), self.error.eq(br.error)]
-        wiring.connect(m, rx.o, br.i)
         wiring.connect(m, br.o, tx.i)
         wiring.connect(m, br.bus, wiring.flipped(self.bus))
         return m

@@ -5,20 +5,26 @@ Both directions count ``divisor`` clock cycles a bit (``round(clock / baud)``, a
 low level after idle, and decides every bit (start, data, stop) by the majority of three samples
 taken around the middle of the bit, so a glitch shorter than a sample period is ignored and a
 start "bit" that is high again at its middle is no byte. A stop bit sampled low is a framing
-error: the byte is dropped, ``error`` pulses and the receiver waits for the line to go high
-before it looks for the next start bit (a break does not become a stream of zero bytes). It
-decides the stop bit at its middle, so back-to-back bytes from a sender up to half a bit per
-byte faster are received.
+error: the byte is passed on marked ``error``, and the receiver waits for the line to go high
+before it looks for the next start bit (a break does not become a stream of bytes). It decides
+the stop bit at its middle, so back-to-back bytes from a sender up to half a bit per byte faster
+are received.
+
+Errors travel with the bytes (``error`` in the payload), so whoever consumes them knows which
+byte, and so which frame, a problem belongs to, however many bytes a FIFO holds in between.
 """
 
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
 from ..errors import ConfigError
 
-__all__ = ["UartRx", "UartTx", "divisor"]
+__all__ = ["UartRx", "UartTx", "divisor", "rx_layout"]
+
+# A received byte; ``error``: its stop bit was low, or a byte before it was lost (overrun).
+rx_layout = data.StructLayout({"data": 8, "error": 1})
 
 
 def divisor(clock_hz, baud):
@@ -46,21 +52,18 @@ class UartRx(wiring.Component):
 
     Latency: a byte is on ``o`` two cycles (the synchroniser) after the middle of its stop bit.
     ``o`` holds a byte until it is taken; if the next byte completes first, it replaces the held
-    one and ``overrun`` pulses (a host must not send faster than the consumer takes bytes).
+    one and is marked ``error`` (an overrun: a byte was lost).
 
     Members
     -------
-    rx : In(1)                     the pin (asynchronous)
-    o : Out(stream.Signature(8))   received bytes
-    error : Out(1)                 pulses for a framing error (stop bit low)
-    overrun : Out(1)               pulses when a byte replaced one not yet taken
+    rx : In(1)                            the pin (asynchronous)
+    o : Out(stream.Signature(rx_layout))  received bytes, each with its ``error`` flag
     """
 
     def __init__(self, divisor):
         _check_divisor(divisor)
         self._div = divisor
-        super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(8)),
-                          "error": Out(1), "overrun": Out(1)})
+        super().__init__({"rx": In(1, init=1), "o": Out(stream.Signature(rx_layout))})
 
     def elaborate(self, platform):
         m = Module()
@@ -104,12 +107,10 @@ class UartRx(wiring.Component):
                         m.next = "STOP"
             with m.State("STOP"):
                 with m.If(decide):
-                    with m.If(bit):
-                        m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(shreg)]
-                        m.d.comb += self.overrun.eq(self.o.valid & ~self.o.ready)
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.d.comb += self.error.eq(1)
+                    m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(shreg),
+                                 self.o.payload.error.eq(~bit | self.o.valid & ~self.o.ready)]
+                    m.next = "IDLE"
+                    with m.If(~bit):
                         m.next = "BREAK"
             with m.State("BREAK"):
                 with m.If(line):
