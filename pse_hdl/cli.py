@@ -268,6 +268,15 @@ def _sweep_bar(name):
     return update
 
 
+def _check_output_dir(path):
+    """A build directory: a new or existing directory whose parent exists."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise ConfigError(f"--output: {path!r} exists and is not a directory")
+    if not p.resolve().parent.is_dir():
+        raise ConfigError(f"--output: the directory that would hold {path!r} does not exist")
+
+
 def _check_output_file(path, suffix):
     """A file to write later: the right ending, in a directory that exists (checked before
     long work)."""
@@ -359,8 +368,33 @@ def cmd_prove(args):
 
 
 def cmd_board(args):
-    from .synth.boards import build_bitstream
-    print(build_bitstream(args.board, args.output))
+    from .synth.boards import build_bitstream, engine_config
+    from .synth.flow import board
+    b = board(args.board)                             # an unknown name fails before any work
+    if args.config and not args.engine:
+        raise ConfigError("--config goes with --engine (the smoke top has no engine)")
+    cfg = engine_config(b.name, _config(args) if args.config else None) if args.engine \
+        else None
+    if args.output:
+        _check_output_dir(args.output)
+    path, fig = build_bitstream(b.name, args.output, engine=args.engine, cfg=cfg)
+    if args.json:
+        print(to_json(fig, indent=2))
+        return 0
+    what = "the engine behind its serial link" if args.engine else "the smoke top"
+    program = {"ice40": f"iceprog {path}  (or: openFPGALoader -b icebreaker {path})",
+               "ecp5": f"openFPGALoader -b ulx3s {path}  (or: fujprog {path})"}[b.family]
+    ram = "EBR" if b.family == "ice40" else "DP16KD"
+    print(f"pse board: {what} for the {b.name} ({b.device}), bitstream {path}")
+    print(f"  logic {fig['luts']} ({fig['lut_util_pct']} %), {ram} {fig['brams']} "
+          f"({fig['bram_util_pct']} %), DSP {fig['dsps']}"
+          + (f", SPRAM {fig['sprams']}" if "sprams" in fig else ""))
+    print(f"  placed Fmax {fig['fmax_mhz']} MHz, the board runs it at {fig['clock_mhz']:g} MHz: "
+          f"{'met' if fig['met'] else 'NOT met'}")
+    if args.engine:
+        print(f"  serial link: {cfg.uart_baud} baud, 8N1 (pse run ... --backend board --port "
+              f"PORT --config <the same configuration>)")
+    print(f"  program it: {program}")
     return 0
 
 
@@ -472,8 +506,14 @@ def build_parser():
                     help="skip the broken variants that show each proof can fail")
     pr.set_defaults(func=cmd_prove)
 
-    bo = sub.add_parser("board", parents=[common], help="build the smoke-test bitstream of a board top")
+    bo = sub.add_parser("board", parents=[common], help="build a board's bitstream: the engine "
+                        "behind its serial link (--engine), or a smoke test (LED, UART loopback)")
     bo.add_argument("board", help="icebreaker or ulx3s")
+    bo.add_argument("--engine", action="store_true",
+                    help="the engine behind its UART bridge (default configuration: up5k on the "
+                    "icebreaker, default on the ulx3s)")
+    bo.add_argument("--config", help="with --engine: " + cfg_help)
+    bo.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bo.add_argument("-o", "--output", help="build directory (default: a temporary one)")
     bo.set_defaults(func=cmd_board)
     return p

@@ -69,8 +69,9 @@ def test_errors_name_the_valid_choices(capsys):
 @pytest.mark.parametrize("board_name", ["icebreaker", "ulx3s"])
 def test_board_top_bitstream_builds(board_name, tmp_path):
     from pse_hdl.synth.boards import build_bitstream
-    path = build_bitstream(board_name, tmp_path)
+    path, fig = build_bitstream(board_name, tmp_path)
     assert path.stat().st_size > 10000
+    assert fig["met"] and fig["fmax_mhz"] >= fig["clock_mhz"] > 0
 
 
 def test_only_pse_hdl_is_installed_with_its_data_files():
