@@ -10,7 +10,7 @@ import random
 
 from pse_hdl.host.link import END, Op, op_bytes, request, slip_encode
 
-__all__ = ["LinkBus", "random_traffic", "COUNTER"]
+__all__ = ["LinkBus", "random_traffic", "flatten", "COUNTER"]
 
 COUNTER = 0xF0
 
@@ -33,13 +33,13 @@ class LinkBus:
             self.mem[addr] = value
 
 
-def _ops(rng, addr_bits, bus, polls):
+def _ops(rng, addr_bits, bus, polls, timeouts):
     top = 1 << addr_bits
     ops, reads = [], bus.reads
     for _ in range(rng.randint(0, 4)):
         kind = rng.choice([Op.WRITE, Op.READ, Op.WAIT])
         if kind == Op.WAIT:
-            ahead = rng.choice([0, 1, 3, polls + 2])          # the last one times out
+            ahead = rng.choice([0, 1, 3] + [polls + 2] * timeouts)   # polls + 2 times out
             ops.append((Op.WAIT, COUNTER, 0xFF, (reads + ahead) & 0xFF))
             reads += min(ahead + 1, polls)
         else:
@@ -57,23 +57,24 @@ def _ops(rng, addr_bits, bus, polls):
     return ops
 
 
-def random_traffic(rng, model, bus, frames):
-    """``(requests, replies, damaged)``: the bytes of ``frames`` frames of random kinds (good
-    (most), retried, with a flipped bit, with a lost byte, garbage, too long, malformed with a
-    good CRC, empty, with a byte the UART received with an error: its index is in
-    ``damaged``) and the reply bytes ``model`` (a :class:`BridgeModel` on ``bus``) gives.
-    Garbage holds no ``END``: each chunk is one frame (a host waits for each reply)."""
+def random_traffic(rng, model, bus, frames, timeouts=True):
+    """``(chunks, replies)``: ``frames`` frames of random kinds (good (most), retried, with a
+    flipped bit, with a lost byte, garbage, too long, malformed with a good CRC, empty, with a
+    byte the UART receives with an error), each as ``(bytes, indices of its damaged bytes)``,
+    and the reply bytes ``model`` (a :class:`BridgeModel` on ``bus``) gives for all of them.
+    Garbage holds no ``END``: a chunk is at most one frame and the ``END`` that closes the one
+    before it. ``timeouts=False``: every WAIT matches within a few polls."""
     depth, addr_bits, polls = model.depth, model.addr_bits, model.wait_polls
-    out, replies, seq, prev, damaged = bytearray(), bytearray(), 0, None, []
+    chunks, replies, seq, prev = [], bytearray(), 0, None
     for _ in range(frames):
         kind = rng.choices(["good", "retry", "flip", "lose", "garbage", "long", "malformed",
                             "empty", "uart"], [10, 2, 2, 2, 1, 1, 2, 1, 1])[0]
         if kind == "retry" and prev:
-            out += prev
+            chunks.append((prev, set()))
             replies += model.feed(prev)
             continue
         seq = (seq + 1) & 0xFF
-        frame = request(seq, _ops(rng, addr_bits, bus, polls))
+        frame = request(seq, _ops(rng, addr_bits, bus, polls, timeouts))
         if kind in ("good", "retry"):
             prev = frame
         elif kind == "flip":
@@ -96,8 +97,16 @@ def random_traffic(rng, model, bus, frames):
             frame = slip_encode(bytes([seq]) + body)
         elif kind == "empty":
             frame = bytes([END, END])
-        bad = [rng.randrange(len(frame))] if kind == "uart" else []
-        damaged += [len(out) + k for k in bad]
-        out += frame
+        bad = {rng.randrange(len(frame))} if kind == "uart" else set()
+        chunks.append((bytes(frame), bad))
         replies += model.feed(frame, bad)
-    return bytes(out), bytes(replies), set(damaged)
+    return chunks, bytes(replies)
+
+
+def flatten(chunks):
+    """The chunks as one byte string and the set of its damaged bytes' indices."""
+    out, damaged = bytearray(), set()
+    for data, bad in chunks:
+        damaged |= {len(out) + k for k in bad}
+        out += data
+    return bytes(out), damaged

@@ -10,7 +10,7 @@ from pse_hdl.errors import ConfigError
 from pse_hdl.host.link import BridgeModel, SlipDecoder, Status
 from pse_hdl.rtl.bridge import Bridge
 from pse_hdl.rtl.uart import UartRx, UartTx, divisor
-from sim.link_frames import LinkBus, random_traffic
+from sim.link_frames import LinkBus, flatten, random_traffic
 from tests.simutil import run_sim, stream_sink, stream_source
 
 ADDR_BITS, POLLS = 8, 16
@@ -52,7 +52,8 @@ def test_bridge_matches_the_model(seed, idle, stall):
     rng = random.Random(seed)
     bus, ref_bus = LinkBus(ADDR_BITS, seed), LinkBus(ADDR_BITS, seed)
     model = BridgeModel(ref_bus.read, ref_bus.write, cfg.bridge_frame_bytes, ADDR_BITS, POLLS)
-    requests, replies, damaged = random_traffic(rng, model, ref_bus, 80)
+    chunks, replies = random_traffic(rng, model, ref_bus, 80)
+    requests, damaged = flatten(chunks)
     statuses = {f[-3] for f in SlipDecoder().feed(replies)}
     assert statuses == {Status.OK, Status.CRC, Status.TOO_LONG, Status.MALFORMED, Status.LINE,
                         Status.TIMEOUT}
