@@ -29,6 +29,7 @@ CASES = {
     "mac": ("sim.tb_mac", preset("wide").replace(max_rows=64, max_cols=64), 2),
     "zones": ("sim.tb_zones", ZONES, 4),
     "engine": ("sim.tb_engine", ENGINE, 2),
+    "link": ("sim.tb_link", PSEConfig(bridge_frame_bytes=128), 1),
 }
 
 
