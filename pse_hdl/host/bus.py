@@ -32,6 +32,11 @@ class Bus:
         """Read ``count`` consecutive words from ``addr``."""
         return [await self.read(addr + i) for i in range(count)]
 
+    async def read_blocks(self, blocks):
+        """Several reads at once: ``blocks`` is a list of ``(addr, count)``; returns a list of
+        word lists. A transport with round trips (a serial port) makes it one."""
+        return [await self.read_block(addr, count) for addr, count in blocks]
+
     async def wait(self, addr, mask, value, limit=1 << 26):
         """Read ``addr`` until ``word & mask == value``; returns the word. Raises
         :class:`BusTimeout` after ``limit`` reads."""

@@ -70,7 +70,8 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
     try:
         before_sample(-1)
         run(fw.load())
-        loaded = (getattr(bus, "sent", 0), getattr(bus, "received", 0), time.monotonic())
+        loaded = (getattr(bus, "sent", 0), getattr(bus, "received", 0),
+                  getattr(bus, "frames", 0), time.monotonic())
         check_codes(0, fw.codes, fw.footprint)
         logits, st = run(fw.run(xq, on_sample=check_sample, on_allocation=check_codes,
                                 before_sample=before_sample, progress=progress))
@@ -110,10 +111,11 @@ def _link_figures(bus, samples, loaded):
     """What the serial link carried over the samples (after the load; their allocations
     included): frames, bytes per sample, the samples a second measured, and the samples a
     second the UART alone allows at the configured baud rate (10 bits a byte)."""
-    sent0, received0, start = loaded
+    sent0, received0, frames0, start = loaded
     seconds = time.monotonic() - start
     per_sample = (bus.sent - sent0 + bus.received - received0) / samples
     return {"link_frames": bus.frames, "link_retries": bus.retried,
+            "link_frames_per_sample": (bus.frames - frames0) / samples,
             "link_bytes_per_sample": per_sample, "uart_baud": bus.cfg.uart_baud,
             "samples_per_s": samples / seconds if seconds else 0.0,
             "uart_limited_samples_per_s": bus.cfg.uart_baud / 10 / per_sample}

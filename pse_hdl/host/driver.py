@@ -92,7 +92,22 @@ class Driver:
     async def read_window(self, name, count, start=0):
         """Entries as Python ints (sign-extended where the window is signed)."""
         w = self._window(name, start, count)
-        words = await self.bus.read_block(w.base + start, count)
+        return self._entries(w, await self.bus.read_block(w.base + start, count))
+
+    async def read_many(self, *items):
+        """Registers (``"NAME"``, or ``("NAME", layer)``) and window prefixes (``("WINDOW",
+        count)``) in one bus transaction where the transport allows (one frame on a serial
+        port)."""
+        def window(i):
+            return not isinstance(i, str) and i[0] in self.map.windows
+        blocks = [(self._window(i[0], 0, i[1]).base, i[1]) if window(i)
+                  else (self.map.addr(*((i,) if isinstance(i, str) else i)), 1) for i in items]
+        words = await self.bus.read_blocks(blocks)
+        return [self._entries(self.map.windows[i[0]], w) if window(i) else w[0]
+                for i, w in zip(items, words)]
+
+    @staticmethod
+    def _entries(w, words):
         if not w.signed:
             return [int(x) & ((1 << w.width) - 1) for x in words]
         return [x - (1 << 32) if x >> 31 else x for x in (int(x) & 0xFFFF_FFFF for x in words)]

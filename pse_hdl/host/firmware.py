@@ -216,18 +216,20 @@ class Firmware:
 
     async def class_counts(self):
         n = len(self.cfg.precisions)
-        out = np.zeros(n + 1, np.int64)
-        for l in range(len(self.layers)):
-            for k in range(n + 1):
-                out[k] += await self.drv.read(f"CLASS_COUNT{k}", l)
-        return out
+        counts = await self.drv.read_many(*[(f"CLASS_COUNT{k}", l)
+                                            for l in range(len(self.layers))
+                                            for k in range(n + 1)])
+        return np.array(counts, np.int64).reshape(len(self.layers), n + 1).sum(axis=0)
 
     # -- inference --------------------------------------------------------------------------
     async def infer(self, x):
-        """One sample (layer-0 activations) through the engine; returns its logits."""
+        """One sample (layer-0 activations) through the engine; returns its logits (and keeps
+        the command's cycle count in ``last_infer_cycles``)."""
         await self.drv.write_window("INPUT", x)
         await self.drv.command(Op.INFER)
-        return np.array(await self.drv.read_window("RESULT", self.shapes[-1][0]), np.int64)
+        result, self.last_infer_cycles = await self.drv.read_many(
+            ("RESULT", self.shapes[-1][0]), "LAST_INFER_CYCLES")
+        return np.array(result, np.int64)
 
     async def run(self, x_q, on_sample=None, on_allocation=None, progress=None,
                   before_sample=None):
@@ -254,7 +256,7 @@ class Firmware:
             if before_sample:
                 before_sample(t)
             logits.append(await self.infer(x_q[t]))
-            st.engine_cycles += await drv.read("LAST_INFER_CYCLES")
+            st.engine_cycles += self.last_infer_cycles
             for k in ("bits", "ideal", "dense16", "shares"):
                 setattr(st, k, getattr(st, k) + layout[k])
             if on_sample:

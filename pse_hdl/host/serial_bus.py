@@ -68,19 +68,35 @@ class SerialBus(Bus):
         return (await self.read_block(addr, 1))[0]
 
     async def read_block(self, addr, count):
-        self._check(addr, count)
-        words = []
-        while len(words) < count:
-            n = min(count - len(words), self.max_words)
-            got, status = self._exchange(Op.READ, addr + len(words), n)
-            words += got
-        return words
+        return (await self.read_blocks([(addr, count)]))[0]
+
+    async def read_blocks(self, blocks):
+        """As many READs in a frame as its reply and request sizes allow."""
+        ops = []
+        for addr, count in blocks:
+            self._check(addr, count)
+            for k in range(0, count, self.max_words):
+                ops.append((Op.READ, addr + k, min(self.max_words, count - k)))
+        words, frame, size = [], [], 0
+        for op in ops:
+            if frame and (size + op[2] > self.max_words or
+                          self._size + 9 * (len(frame) + 1) > self.depth):
+                words += self._exchange(frame)[0]
+                frame, size = [], 0
+            frame.append(op)
+            size += op[2]
+        words += self._exchange(frame)[0]
+        out = []
+        for _, count in blocks:
+            out.append(words[:count])
+            words = words[count:]
+        return out
 
     async def wait(self, addr, mask, value, limit=1 << 26):
         self._check(addr, 1)
         polls = 0
         while True:
-            (word,), status = self._exchange(Op.WAIT, addr, mask, value)
+            (word,), status = self._exchange([(Op.WAIT, addr, mask, value)])
             if status == Status.OK:
                 return word
             polls += WAIT_POLLS
@@ -91,7 +107,7 @@ class SerialBus(Bus):
     def flush(self):
         """Send the queued writes now."""
         if self._ops:
-            self._exchange()
+            self._exchange([])
 
     # -- frames -----------------------------------------------------------------------------
     def _check(self, addr, count):
@@ -99,10 +115,10 @@ class SerialBus(Bus):
             raise ValueError(f"bus access [{addr:#x}, {addr + count:#x}) is outside the "
                              f"{self.top:#x}-word register map")
 
-    def _exchange(self, *op):
-        """Send the queued writes and ``op`` (if any) in one frame; ``(words, status)`` of
-        the reply (``OK``, or ``TIMEOUT`` for a WAIT)."""
-        ops = self._ops + ([op] if op else [])
+    def _exchange(self, ops):
+        """Send the queued writes and ``ops`` (reads or a wait) in one frame; ``(words,
+        status)`` of the reply (``OK``, or ``TIMEOUT`` for a WAIT)."""
+        ops = self._ops + list(ops)
         self._ops, self._size = [], 3
         seq = self._seq = (self._seq + 1) & 0xFF
         frame, want = request(seq, ops), reply_words(ops)

@@ -122,6 +122,12 @@ def build_bitstream(board_name, build_dir=None, *, engine=False, cfg=None):
         if log.exists():
             (build_dir / "nextpnr.log").write_text(log.read_text())
             fit = _fit_message(b, build_dir)
+            if fit and engine:
+                fit = (f"the engine (with its serial link) does not fit the {b.name}'s "
+                       f"{b.device}: {fit.split(': ', 1)[1]}"
+                       + ("; no engine configuration fits the UP5K yet (the zoned memory's "
+                          "logic alone needs more cells than it has; docs/BOARD.md)"
+                          if b.family == "ice40" else ""))
             if fit:
                 raise SynthError(fit) from None
         raise SynthError(f"the {b.name} build failed: see the logs in {build_dir}") from None
