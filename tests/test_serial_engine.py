@@ -207,3 +207,23 @@ def test_link_mistakes_are_one_line(digits, args, message, capsys, monkeypatch):
                  "--config", str(digits / "up5k.toml"), *args]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_board_mistakes_are_refused_before_any_build(tmp_path, capsys):
+    fast = tmp_path / "fast.toml"
+    fast.write_text('[pse]\npreset = "up5k"\nuart_baud = 4000000\n')
+    odd = tmp_path / "odd.toml"
+    odd.write_text('[pse]\nuart_baud = 2000000\n')
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    for args, message in [
+            (["board", "de10", "--engine"], "board must be one of icebreaker, ulx3s"),
+            (["board", "ulx3s", "--config", "up5k"], "--config goes with --engine"),
+            (["board", "icebreaker", "--engine", "--config", str(fast)],
+             "uart_baud must be at most a quarter of the board clock (3000000 at 12 MHz)"),
+            (["board", "ulx3s", "--engine", "--config", str(odd)],
+             "uart_baud 2000000 is 4.2% off at a 25 MHz clock"),
+            (["board", "ulx3s", "--engine", "-o", str(afile)], "exists and is not a directory")]:
+        assert main(args) == 2, args
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
