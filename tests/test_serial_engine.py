@@ -227,3 +227,13 @@ def test_board_mistakes_are_refused_before_any_build(tmp_path, capsys):
         assert main(args) == 2, args
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
+
+
+def test_another_configurations_bitstream_is_a_clear_error(port):
+    """The board runs a bitstream of another configuration: one line saying so, before
+    anything is written."""
+    from pse_hdl.host.driver import IdentifyError
+    other = CFG.replace(max_layers=1)
+    with pytest.raises(IdentifyError, match=r"built for another configuration .*--config"):
+        run(Driver(SerialBus(port, other), other).identify())
+    run(Driver(SerialBus(port, CFG), CFG).identify())      # the right one is fine

@@ -5,9 +5,10 @@ number of the hardware. A command is a write of ``CTRL`` followed by a wait for 
 to fall; an error bit that the command raised becomes an :class:`EngineError` naming it.
 """
 
+from ..errors import UserError
 from ..regmap import ERRORS, ID_VALUE, Op, RegisterMap, config_hash
 
-__all__ = ["Driver", "EngineError"]
+__all__ = ["Driver", "EngineError", "IdentifyError"]
 
 # Error bits that stop the firmware (``overflow`` is a flag about the data, not a failure).
 FATAL = [name for name, _ in ERRORS if name != "overflow"]
@@ -21,6 +22,11 @@ class EngineError(RuntimeError):
         docs = dict(ERRORS)
         self.bits = bits
         super().__init__(f"{what}: " + "; ".join(f"{b} ({docs[b]})" for b in bits) + detail)
+
+
+class IdentifyError(UserError):
+    """The bus does not lead to a PSE built for this configuration (another bitstream, another
+    configuration, a wrong port or baud rate): the user's to fix."""
 
 
 class Driver:
@@ -69,12 +75,14 @@ class Driver:
 
     async def identify(self):
         """Check the engine is a PSE built for this configuration."""
-        ident, h = await self.read("ID"), await self.read("CONFIG_HASH")
+        ident, h = await self.read_many("ID", "CONFIG_HASH")
         if ident != ID_VALUE:
-            raise EngineError("identify", ["bus"], f": ID reads {ident:#x}, not {ID_VALUE:#x}")
+            raise IdentifyError(f"this is not a PSE engine: its ID register reads {ident:#x}, "
+                                f"not {ID_VALUE:#x}")
         if h != config_hash(self.cfg):
-            raise EngineError("identify", ["bus"], f": the engine was built for another "
-                              f"configuration (hash {h:#010x}, this one {config_hash(self.cfg):#010x})")
+            raise IdentifyError(f"the engine was built for another configuration (hash "
+                                f"{h:#010x}, this one {config_hash(self.cfg):#010x}): give the "
+                                f"configuration its bitstream was built with (--config)")
 
     # -- windows ----------------------------------------------------------------------------
     def _window(self, name, start, count):
