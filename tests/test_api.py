@@ -310,7 +310,7 @@ def test_cli_mistakes_get_one_clear_line(files, args, message, capsys):
     assert re.search(message, err), err
 
 
-def test_api_mistakes_name_the_problem(binary):
+def test_api_mistakes_name_the_problem(binary, monkeypatch):
     m, cal, (x, y) = binary
     with pytest.raises(InputError, match="needs calibration=\\(x, y\\)"):
         pse_hdl.convert(m)
@@ -323,8 +323,13 @@ def test_api_mistakes_name_the_problem(binary):
         design.predict(np.full((2, 30), np.nan))
     with pytest.raises(InputError, match="samples have 4 features"):
         design.predict(np.zeros((2, 4)))
-    with pytest.raises(ConfigError, match="backend must be 'model' or 'rtl'"):
+    with pytest.raises(ConfigError, match="backend must be 'model', 'rtl' or 'board'"):
         design.run(x, backend="fpga")
+    monkeypatch.delenv("PSE_PORT", raising=False)
+    with pytest.raises(ConfigError, match="backend 'board' needs a serial port"):
+        design.predict(x, backend="board")
+    with pytest.raises(ConfigError, match="a waveform needs backend 'rtl'"):
+        design.run(x, backend="board", port="sim", trace="w.vcd")
     with pytest.raises(InputError, match="does not exist"):
         pse_hdl.load("/no/such/design.npz")
     with pytest.raises(InputError, match="saved as .npz"):
