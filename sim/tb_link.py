@@ -25,7 +25,7 @@ CFG = config_from_env()
 ADDR_BITS = RegisterMap(CFG).addr_bits
 DIV = 16                                   # the link block's cycles a bit (pse_hdl.rtl._link)
 # Fewer frames in Icarus (4-state, slower): enough for every kind of frame.
-FRAMES = 50 if os.environ.get("PSE_SIM", "verilator") == "verilator" else 25
+FRAMES = 40 if os.environ.get("PSE_SIM", "verilator") == "verilator" else 25
 
 
 async def known(dut, errors):

@@ -33,8 +33,12 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("mode", ICARUS_MODES)
-@pytest.mark.parametrize("block", CASES)
+# The serial link only under the SystemVerilog rules, the stricter of the two for X at start.
+PAIRS = [(b, mode) for b in CASES for mode in ICARUS_MODES
+         if b != "link" or mode == "icarus-2012"]
+
+
+@pytest.mark.parametrize("block, mode", PAIRS)
 def test_block_in_icarus(block, mode):
     tb, cfg, count = CASES[block]
     tests, failed = run_cocotb(block, cfg, tb, simulator=mode, extra_env=FEW)

@@ -17,6 +17,7 @@ from amaranth.build import ResourceError
 from amaranth.hdl import Elaboratable, Module, Signal
 from amaranth.lib import io
 
+from pse_hdl.errors import ConfigError
 from pse_hdl.toolchain import yowasp_env
 
 from .flow import SynthError, _figures, _fit_message, board
@@ -74,7 +75,11 @@ class EngineTop(Elaboratable):
     def __init__(self, cfg, clock_hz):
         from pse_hdl.rtl.serial import SerialEngine
         from pse_hdl.rtl.uart import divisor
-        self.serial = SerialEngine(cfg, divisor(clock_hz, cfg.uart_baud))
+        try:
+            self.serial = SerialEngine(cfg, divisor(clock_hz, cfg.uart_baud))
+        except ConfigError:
+            self._MustUse__silence = True       # refused before it existed: no "unused" warning
+            raise
 
     def elaborate(self, platform):
         m = Module()
