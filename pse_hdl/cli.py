@@ -97,9 +97,10 @@ def cmd_demo(args):
             ("simulated cycles", f"{result['sim_cycles']} in {result['rtl_run_s']:.1f} s "
              f"({result['cycles_per_s'] / 1e6:.2f} M/s; build {result['build_s']:.0f} s)")]
     width = max(len(r[0]) for r in rows)
+    port = args.port or os.environ.get("PSE_PORT")
     where = {"rtl": "the engine's Verilog (Verilator)",
-             "board": f"the engine on {args.port} (serial link)"}.get(result["backend"],
-                                                                      "the golden model")
+             "board": "the engine's Verilog behind its UART (--port sim)" if port == "sim"
+             else f"the engine on the board at {port}"}.get(result["backend"], "the golden model")
     print(f"pse demo: digits MLP {' -> '.join(str(s[1]) for s in result['layers'])} -> "
           f"{result['layers'][-1][0]}, {result['weights']} weights, target "
           f"{result['target_bits']} bits/weight, {result['samples']} test samples in {where}")
