@@ -173,7 +173,15 @@ def open_port(path, cfg, baud=None, timeout=2.0):
         return SimPort(cfg)
     import serial
     try:
-        return serial.Serial(str(path), baud or cfg.uart_baud, timeout=timeout)
+        port = serial.Serial(str(path), baud or cfg.uart_baud, timeout=timeout)
     except (serial.SerialException, ValueError, OSError) as e:
         raise UserError(f"serial port {str(path)!r} cannot be opened at "
                         f"{baud or cfg.uart_baud} baud: {e}") from None
+    # A USB-UART holds received bytes up to its latency timer (16 ms on FTDI chips) before it
+    # sends a short packet: every round trip would wait for it. Linux's low-latency flag sets
+    # the timer to 1 ms where the driver supports it; elsewhere the port works as it is, slower.
+    try:
+        port.set_low_latency_mode(True)
+    except (AttributeError, ValueError, OSError, NotImplementedError):
+        pass
+    return port
