@@ -6,3 +6,19 @@ import os
 _BUILD = os.path.join(os.path.dirname(__file__), "..", "sim_build")
 os.environ.setdefault("PSE_SIM_BUILD", _BUILD)
 os.environ.setdefault("PSE_FAST_BUILD", os.path.join(_BUILD, "fast"))
+
+# The longest tests (measured with --durations on a 2-core machine: 50 s to 3 min each) start
+# first, so that the parallel workers do not end the run waiting for one of them (longest job
+# first: the same tests, a shorter wall time). Only tests without module-scoped fixtures: moved
+# away from their module, they would set those up twice.
+LONGEST_FIRST = [
+    "tests/test_synth.py::test_lint_every_block_and_preset_is_clean[wide-engine]",
+    "tests/test_cocotb_engine.py::test_engine_against_model[L4-p4-8-16]",
+    "tests/test_cocotb_zones.py::test_zones_against_model[unary-P4]",
+    "tests/test_synth.py::test_lint_every_block_and_preset_is_clean[wide-zones]",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {nodeid: k for k, nodeid in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))    # stable: the rest keep order
