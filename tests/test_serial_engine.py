@@ -237,3 +237,14 @@ def test_another_configurations_bitstream_is_a_clear_error(port):
     with pytest.raises(IdentifyError, match=r"built for another configuration .*--config"):
         run(Driver(SerialBus(port, other), other).identify())
     run(Driver(SerialBus(port, CFG), CFG).identify())      # the right one is fine
+
+
+def test_a_new_session_is_never_taken_for_a_retry(port):
+    """The bridge remembers the last executed sequence byte across host sessions; a new
+    session's first writes must still run, whatever the last session ended on."""
+    drv = Driver(SerialBus(port, CFG), CFG)
+    run(drv.write_window("MASTER", [5]))
+    assert run(drv.read_window("MASTER", 1)) == [5]     # the session's frame 1 executed
+    fresh = Driver(SerialBus(port, CFG), CFG)           # a new session numbers from 1 again
+    run(fresh.write_window("MASTER", [7]))
+    assert run(fresh.read_window("MASTER", 1)) == [7]

@@ -20,7 +20,9 @@ request, checks its CRC and length and parses all of it before it executes anyth
 frame never touches the engine. It answers every non-empty frame, in order; a damaged one with
 the status that says what was wrong. A request whose ``seq`` equals the previous executed one's
 is a retry: its reads and waits run again, its writes do not (a write of ``CTRL`` is a command,
-which must not run twice when only the reply was lost). A ``WAIT`` polls at most
+which must not run twice when only the reply was lost); a host opens a session with an empty
+frame numbered 0 and numbers the rest from 1, so its first frame is never taken for the last
+one of a session before it. A ``WAIT`` polls at most
 :data:`WAIT_POLLS` times; if the condition never held, the reply carries the last word and
 ``TIMEOUT``, and the rest of the frame is not executed.
 """

@@ -35,7 +35,7 @@ class SerialBus(Bus):
         self.top = 1 << RegisterMap(cfg).addr_bits
         self.max_words = (self.depth - 12) // 4          # seq, a WRITE header, CRC
         self._ops, self._size = [], 3                     # queued writes; seq + CRC
-        self._seq = 0
+        self._seq, self._opened = 0, False
         self._decoder = SlipDecoder()
         self.frames = self.retried = self.sent = self.received = 0
 
@@ -117,10 +117,21 @@ class SerialBus(Bus):
 
     def _exchange(self, ops):
         """Send the queued writes and ``ops`` (reads or a wait) in one frame; ``(words,
-        status)`` of the reply (``OK``, or ``TIMEOUT`` for a WAIT)."""
+        status)`` of the reply (``OK``, or ``TIMEOUT`` for a WAIT).
+
+        The bridge takes a frame whose sequence byte equals the last executed one's for a
+        retry and skips its writes; it remembers that byte across host sessions. So a session
+        opens with an empty frame numbered 0 (harmless if taken for a retry) and numbers its
+        frames from 1: none is ever taken for the previous session's last."""
+        if not self._opened:
+            self._opened = True
+            self._transact(0, [])
         ops = self._ops + list(ops)
         self._ops, self._size = [], 3
-        seq = self._seq = (self._seq + 1) & 0xFF
+        self._seq = self._seq % 255 + 1                  # 1 .. 255; 0 opens a session
+        return self._transact(self._seq, ops)
+
+    def _transact(self, seq, ops):
         frame, want = request(seq, ops), reply_words(ops)
         problem = "no reply"
         for attempt in range(self.retries + 1):
