@@ -270,12 +270,14 @@ def _sweep_bar(name):
 
 
 def _check_output_dir(path):
-    """A build directory: a new or existing directory whose parent exists."""
+    """A build directory: an existing one, or one made now (with its parents)."""
     p = Path(path)
     if p.exists() and not p.is_dir():
         raise ConfigError(f"--output: {path!r} exists and is not a directory")
-    if not p.resolve().parent.is_dir():
-        raise ConfigError(f"--output: the directory that would hold {path!r} does not exist")
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--output: {path!r} cannot be made: {e.strerror}") from None
 
 
 def _check_output_file(path, suffix):
