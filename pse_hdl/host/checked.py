@@ -27,12 +27,14 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
     With ``port`` the engine is a board's behind its serial link (``"sim"``: its Verilog behind
     the UART), through :class:`SerialBus`; the figures then include the link's."""
     want_logits, want_codes, want_footprints = want
+    # ``clock``: what is closed at the end and counts simulated cycles and build time, if any
+    # (a real serial port does neither).
     if port is not None:
         from .serial_bus import SerialBus, open_port
-        link = open_port(port, cfg, baud)
-        bus = SerialBus(link, cfg)
+        clock = open_port(port, cfg, baud)
+        bus = SerialBus(clock, cfg)
     else:
-        bus = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
+        bus = clock = VerilatedBus(cfg, trace=trace_format(trace) if trace else False)
     fw = Firmware(Driver(bus, cfg), qnet, thresholds, policy)
     first, end = trace_samples or (0, 1)
     last = len(qnet.layers) - 1
@@ -65,7 +67,6 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
                                 f"{want_logits[t][r]}{hint}")
 
     start = time.monotonic()
-    clock = getattr(bus, "port", bus)                 # what counts simulated cycles, if any
     cycles0 = getattr(clock, "cycles", 0)
     try:
         before_sample(-1)
@@ -79,7 +80,7 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
     finally:
         if trace:
             bus.trace_close()
-        (bus.port if port is not None else bus).close()
+        clock.close()
     seconds = time.monotonic() - start
     labels = ["pruned"] + [f"{b}-bit" for b in cfg.precisions]
     extra = {} if port is None else _link_figures(bus, len(xq), loaded)
