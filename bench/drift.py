@@ -1,13 +1,21 @@
 """When the task changes: streams whose task switches or drifts, dynamic against static.
 
     python bench/drift.py [--json] [--plot bench/drift.png] [--budget B] [--config NAME|FILE]
+                          [--only class camera gradual] [--segment N] [--period P]
+                          [--backend model|rtl]
 
-The digits MLP (64-256-10, trained once on every class) runs three streams made of the test
-split: (a) **class switch**, classes 0-4, then 5-9, then 0-4 again; (b) **input shift**, all
-classes, then the same images with the top three pixel rows blanked (other inputs carry the
-signal), then back; (c) **gradual drift**, the share of classes 5-9 rising from 0 to 1 along the
-stream. Each method is calibrated to the same bit budget (metadata included) on the calibration
-split:
+Three streams, each on a network trained once on everything it will see:
+
+* **class switch** (the digits MLP 64-256-10 of the demo): classes 0-4, then 5-9, then 0-4;
+* **camera switch** (a digits MLP 256-64-10 behind four cameras): every image is seen by one
+  of four cameras (as is, transposed, upside down, mirrored), each feeding its own 64 inputs,
+  the others dark; the active camera goes 0, 1, 2, 3 and back to 0, ``--segment`` samples each.
+  This is the input-distribution shift: which inputs carry the signal changes;
+* **gradual camera drift**: camera 0, then the share of camera 1 rising from 0 to 1 over a
+  segment, then camera 1.
+
+Every method is calibrated to the same bit budget (metadata included) on the calibration split,
+seen the way the stream sees it:
 
 * PSE dynamic: the rolling importance reallocates every ``period`` samples (reversible);
 * PSE dynamic destructive: the same, pruned masters cleared (the specification's literal rule);
@@ -16,14 +24,18 @@ split:
 * uniform int4: every weight at 4 bits, one scale per layer (4.0 bits per weight, no metadata).
 
 Reported per stream: the accuracy in the 200 samples after each switch (averaged over the
-switches), the recovery time (samples until the accuracy of the last 100 is back within a point
-of its level in the 200 before the switch), the accuracy per window of 50 samples, and the bits
-per weight. ``--json`` prints ``{"streams": [{"name", "bits_per_weight", "switches",
-"after_switch": {...}, "recovery_samples": {...}, "allocation_period"}]}``.
+switches), the recovery time (samples until the accuracy of the next 100 is back within a
+point of the accuracy in the 200 before the switch), the accuracy and the bits per weight per
+window of 50 samples (the plot), and the average bits per weight. ``--json`` prints
+``{"streams": [{"name", "bits_per_weight", "switches", "after_switch": {...},
+"recovery_samples": {...}, "allocation_period"}]}``. ``--backend rtl`` also runs the dynamic
+method of the camera switch through the engine's Verilog (every logit and every layout checked
+against the golden model as it comes) and scores it from the RTL's logits (key ``"rtl"``).
 """
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -33,112 +45,161 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from pse_hdl.api import Design                                   # noqa: E402
 from pse_hdl.config import from_arg                             # noqa: E402
 from pse_hdl.errors import UserError                            # noqa: E402
-from pse_hdl.importers import Source                            # noqa: E402
-from pse_hdl.model.engine import dense_activations              # noqa: E402
+from pse_hdl.files import savefig_atomic, to_json               # noqa: E402
+from pse_hdl.importers import Source, from_sklearn              # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits  # noqa: E402
-from pse_hdl.model.quant import uniform_weights                 # noqa: E402
-from pse_hdl.files import to_json                             # noqa: E402
 
 AFTER = 200          # samples after a switch that are scored
-WINDOW = 50          # samples per point of the accuracy-over-time curve
+WINDOW = 50          # samples per point of the curves over time
 ROLL = 100           # samples of the rolling accuracy the recovery is read from
 METHODS = ("dynamic", "dynamic_destructive", "static_mixture", "static_first_task", "int4")
+STREAMS = ("class", "camera", "gradual")
+CAMERAS = 4
 
 
-def blank_top(x):
-    """Task B of the input shift: the top three rows of the 8x8 image blanked."""
-    x = np.array(x, np.float64)
-    x[:, :24] = 0.0
-    return x
+def view(x, k):
+    """Camera k's picture of the 8x8 images ``x``: as is, transposed, upside down, mirrored."""
+    im = np.asarray(x, np.float64).reshape(-1, 8, 8)
+    return (im, im.transpose(0, 2, 1), im[:, ::-1], im[:, :, ::-1])[k].reshape(-1, 64)
 
 
-def streams(splits, seed=0):
-    """``[(name, x, y, switches, first_task_mask_of_calibration, calib_transform)]``."""
-    rng = np.random.default_rng(seed)
+def camera(x, k):
+    """Inputs of the four-camera network with camera k seeing ``x`` and the others dark."""
+    out = np.zeros((len(x), 64 * CAMERAS))
+    out[:, 64 * k:64 * (k + 1)] = view(x, k)
+    return out
+
+
+def every_camera(x, y):
+    """``(x, y)`` seen by each camera in turn: the mixture the network is trained on."""
+    return np.concatenate([camera(x, k) for k in range(CAMERAS)]), np.concatenate([y] * CAMERAS)
+
+
+def camera_network(splits, seed=0):
+    """The four-camera digits MLP 256-64-10, trained on the train split through every camera."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPClassifier
+    mlp = MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=600, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit(*every_camera(*splits["train"]))
+    return from_sklearn(mlp, "four-camera digits MLP")
+
+
+def streams(splits, only=STREAMS, segment=300, seed=0):
+    """``[{name, key, source, x, y, switches, calib_mixture, calib_first}]`` of the streams
+    (each drawn with its own generator, so ``only`` does not change the others)."""
     x, y = splits["test"]
-    a, b = np.flatnonzero(y < 5), np.flatnonzero(y >= 5)
-    order = np.concatenate([rng.permutation(a), rng.permutation(b), rng.permutation(a)])
-    class_switch = ("class switch 0-4 / 5-9 / 0-4", x[order], y[order],
-                    [len(a), len(a) + len(b)], lambda yc: yc < 5, None)
-    p = rng.permutation(len(y))
-    half = len(p) // 2
-    xs = np.concatenate([x[p[:half]], blank_top(x[p[half:]]), x[p[:half]]])
-    ys = np.concatenate([y[p[:half]], y[p[half:]], y[p[:half]]])
-    shift = ("input shift full / top blanked / full", xs, ys, [half, len(p)], None, blank_top)
-    n = 2 * len(y)
-    pa, pb = list(rng.permutation(a)), list(rng.permutation(b))
-    idx = []
-    for t in range(n):
-        pool, other = (pb, b) if rng.random() < t / n else (pa, a)
-        if not pool:
-            pool.extend(rng.permutation(other))
-        idx.append(pool.pop())
-    gradual = ("gradual drift 0-4 -> 5-9", x[idx], y[idx], [n // 2], lambda yc: yc < 5, None)
-    return [class_switch, shift, gradual]
+    xc, yc = splits["calib"]
+    out = []
+    if "class" in only:
+        rng = np.random.default_rng([seed, 0])
+        a, b = np.flatnonzero(y < 5), np.flatnonzero(y >= 5)
+        order = np.concatenate([rng.permutation(a), rng.permutation(b), rng.permutation(a)])
+        out.append({"name": "class switch 0-4 / 5-9 / 0-4", "key": "class",
+                    "source": Source(default_network(), "digits MLP", "classification"),
+                    "x": x[order], "y": y[order], "switches": [len(a), len(a) + len(b)],
+                    "calib_mixture": (xc, yc), "calib_first": (xc[yc < 5], yc[yc < 5])})
+    if {"camera", "gradual"} & set(only):
+        net = camera_network(splits, seed)
+        mixture, first = every_camera(xc, yc), (camera(xc, 0), yc)
+
+        def shots(cams, rng):
+            """One test image per entry of ``cams``, each segment a fresh permutation."""
+            idx = np.concatenate([rng.permutation(len(y))[:segment]
+                                  for _ in range(-(-len(cams) // segment))])[:len(cams)]
+            xs = np.concatenate([camera(x[i:i + 1], k) for i, k in zip(idx, cams)])
+            return xs, y[idx]
+        if "camera" in only:
+            cams = np.repeat([0, 1, 2, 3, 0], segment)
+            out.append({"name": "camera switch 0 / 1 / 2 / 3 / 0", "key": "camera",
+                        "source": net,
+                        **dict(zip("xy", shots(cams, np.random.default_rng([seed, 1])))),
+                        "switches": [segment * k for k in range(1, 5)],
+                        "calib_mixture": mixture, "calib_first": first})
+        if "gradual" in only:
+            rng = np.random.default_rng([seed, 2])
+            ramp = rng.random(segment) < np.linspace(0, 1, segment)
+            cams = np.concatenate([np.zeros(segment, int), ramp.astype(int),
+                                   np.ones(segment, int)])
+            out.append({"name": "gradual camera drift 0 -> 1", "key": "gradual",
+                        "source": net, **dict(zip("xy", shots(cams, rng))),
+                        "switches": [segment + segment // 2],
+                        "calib_mixture": mixture, "calib_first": first})
+    return out
 
 
-def correct_per_sample(cfg, net, calib, x, y, budget, reversible=True, static=False):
-    design = Design(cfg.replace(reversible=reversible), Source(net, "digits MLP",
-                                                                "classification"),
+def per_sample_bits(figures, n):
+    """Bits per weight of the layout that served each of ``n`` samples of a dynamic run."""
+    bits = np.empty(n)
+    starts = figures["layout_from_sample"] + [n]
+    for b, s, e in zip(figures["layout_bits_per_weight"], starts, starts[1:]):
+        bits[s:e] = b
+    return bits
+
+
+def method_run(cfg, stream, method, budget, backend="model"):
+    """``(correct per sample, bits per weight per sample)`` of one method on one stream."""
+    x, y = stream["x"], stream["y"]
+    calib = stream["calib_first" if method == "static_first_task" else "calib_mixture"]
+    design = Design(cfg.replace(reversible=method != "dynamic_destructive"), stream["source"],
                     calib[0], calib[1], "classification")
+    labels = design.labels(y)
+    if method == "int4":
+        from pse_hdl.model.engine import dense_activations
+        from pse_hdl.model.quant import uniform_weights
+        w = uniform_weights([q.master for q in design.qnet.layers], 4, cfg.weight_bits)
+        logits = dense_activations(design.qnet.layers, design.quantize(x), cfg, w)[-1]
+        return np.argmax(logits, axis=1) == labels, np.full(len(y), 4.0)
     design.allocate(budget)
-    if static:
+    if method.startswith("static"):
         logits = design.engine().infer(design.quantize(x))[-1]
-        bits = design.report()["bits_per_weight"]
-        series = None
-    else:
-        series = []
-        logits, fig = design.run(x)
-        bits = fig["bits_per_weight"]
-    return np.argmax(logits, axis=1) == y, bits, series
+        return (np.argmax(logits, axis=1) == labels,
+                np.full(len(y), design.report()["bits_per_weight"]))
+    logits, figures = design.run(x, backend)
+    return np.argmax(logits, axis=1) == labels, per_sample_bits(figures, len(y))
 
 
 def recovery(correct, s, pre=AFTER):
-    """Samples after switch s until the accuracy of the last ROLL samples is back within a point
+    """Samples after switch s until the accuracy of the next ROLL samples is back within a point
     of the accuracy in the ``pre`` samples before s (None: not within the stream)."""
     level = correct[max(0, s - pre):s].mean()
     csum = np.concatenate([[0], np.cumsum(correct)])
     for t in range(s + ROLL, len(correct) + 1):
         if (csum[t] - csum[t - ROLL]) / ROLL >= level - 0.01:
-            return t - ROLL - s if t - ROLL > s else 0
+            return t - ROLL - s
     return None
 
 
-def measure(cfg, budget):
+def score(correct, bits, switches):
+    """The figures of one method's run: after-switch accuracy, recovery, windows, bits."""
+    r = [recovery(correct, s) for s in switches]
+    return {"after_switch": float(np.mean([correct[s:s + AFTER].mean() for s in switches])),
+            "recovery_samples": None if None in r else float(np.mean(r)),
+            "windows": [float(correct[i:i + WINDOW].mean())
+                        for i in range(0, len(correct), WINDOW)],
+            "bits_windows": [float(bits[i:i + WINDOW].mean())
+                             for i in range(0, len(bits), WINDOW)],
+            "bits_per_weight": float(bits.mean())}
+
+
+def measure(cfg, budget, only=STREAMS, segment=300, backend="model"):
     splits = digits_splits(0)
-    net = default_network()
-    xc, yc = splits["calib"]
     out = []
-    for name, x, y, switches, first_mask, transform in streams(splits):
-        calib_mix = (xc, yc)
-        if transform is not None:            # the mixture holds both tasks' inputs
-            calib_mix = (np.concatenate([xc, transform(xc)]), np.concatenate([yc, yc]))
-        first = (xc[first_mask(yc)], yc[first_mask(yc)]) if first_mask else (xc, yc)
-        runs = {
-            "dynamic": correct_per_sample(cfg, net, calib_mix, x, y, budget),
-            "dynamic_destructive": correct_per_sample(cfg, net, calib_mix, x, y, budget,
-                                                      reversible=False),
-            "static_mixture": correct_per_sample(cfg, net, calib_mix, x, y, budget,
-                                                 static=True),
-            "static_first_task": correct_per_sample(cfg, net, first, x, y, budget,
-                                                    static=True),
-        }
-        d = Design(cfg, Source(net, "digits MLP", "classification"), xc, yc, "classification")
-        w = uniform_weights([q.master for q in d.qnet.layers], 4, cfg.weight_bits)
-        logits = dense_activations(d.qnet.layers, d.quantize(x), cfg, w)[-1]
-        runs["int4"] = (np.argmax(logits, axis=1) == y, 4.0, None)
-        after, rec, windows, bits = {}, {}, {}, {}
-        for m, (correct, b, _) in runs.items():
-            after[m] = float(np.mean([correct[s:s + AFTER].mean() for s in switches]))
-            r = [recovery(correct, s) for s in switches]
-            rec[m] = None if any(v is None for v in r) else float(np.mean(r))
-            windows[m] = [float(correct[i:i + WINDOW].mean())
-                          for i in range(0, len(correct), WINDOW)]
-            bits[m] = float(b)
-        out.append({"name": name, "samples": int(len(y)), "bits_per_weight": bits,
-                    "switches": [int(s) for s in switches], "after_switch": after,
-                    "recovery_samples": rec, "allocation_period": cfg.period,
-                    "windows": windows, "budget": budget})
+    for st in streams(splits, only, segment):
+        runs = {m: score(*method_run(cfg, st, m, budget), st["switches"]) for m in METHODS}
+        r = {"name": st["name"], "samples": int(len(st["y"])), "switches": st["switches"],
+             "allocation_period": cfg.period, "budget": budget,
+             **{k: {m: runs[m][k] for m in METHODS}
+                for k in ("bits_per_weight", "after_switch", "recovery_samples", "windows",
+                          "bits_windows")}}
+        if backend == "rtl" and st["key"] == "camera":
+            rtl = score(*method_run(cfg, st, "dynamic", budget, "rtl"), st["switches"])
+            r["rtl"] = {"method": "dynamic", "bit_exact": True,
+                        "same_figures": rtl == runs["dynamic"],
+                        **{k: rtl[k] for k in ("bits_per_weight", "after_switch",
+                                               "recovery_samples")}}
+        out.append(r)
     return out
 
 
@@ -146,20 +207,27 @@ def plot(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, axes = plt.subplots(len(results), 1, figsize=(9, 3.2 * len(results)), squeeze=False)
-    for ax, r in zip(axes[:, 0], results):
+    fig, axes = plt.subplots(len(results), 2, figsize=(12, 3.0 * len(results)), squeeze=False,
+                             gridspec_kw={"width_ratios": (3, 1.2)})
+    for (ax, bx), r in zip(axes, results):
+        t = np.arange(len(r["windows"]["dynamic"])) * WINDOW + WINDOW / 2
         for m in METHODS:
-            w = r["windows"][m]
-            ax.plot(np.arange(len(w)) * WINDOW + WINDOW / 2, 100 * np.array(w), label=m,
-                    marker="." if m.startswith("dynamic") else None)
+            style = {"marker": "."} if m.startswith("dynamic") else {}
+            ax.plot(t, 100 * np.array(r["windows"][m]), label=m, **style)
+            if m != "int4":
+                bx.plot(t, r["bits_windows"][m], label=m, **style)
         for s in r["switches"]:
             ax.axvline(s, color="#444", ls=":", lw=1)
-        ax.set_title(f"{r['name']} (budget {r['budget']} bits/weight)", fontsize=9)
+            bx.axvline(s, color="#444", ls=":", lw=1)
+        ax.set_title(f"{r['name']} (budget {r['budget']:g} bits/weight, allocation every "
+                     f"{r['allocation_period']})", fontsize=9)
         ax.set_ylabel(f"accuracy per {WINDOW} (%)")
+        bx.set_ylabel("bits/weight")
     axes[-1, 0].set_xlabel("sample")
+    axes[-1, 1].set_xlabel("sample")
     axes[0, 0].legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    savefig_atomic(fig, path, dpi=110)
     plt.close(fig)
 
 
@@ -167,30 +235,47 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--plot", default="bench/drift.png")
-    ap.add_argument("--budget", type=float, default=4.0)
+    ap.add_argument("--budget", type=float, default=2.5,
+                    help="bits per weight, metadata included (default 2.5)")
     ap.add_argument("--config")
+    ap.add_argument("--only", nargs="+", choices=STREAMS, default=list(STREAMS))
+    ap.add_argument("--segment", type=int, default=300,
+                    help="samples per camera in the camera streams (100-540, default 300)")
+    ap.add_argument("--period", type=int, default=8,
+                    help="allocation period (and warm-up) in samples (default 8; the "
+                         "configuration's own with --period 0)")
+    ap.add_argument("--backend", choices=("model", "rtl"), default="model")
     args = ap.parse_args(argv)
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         ap.error(f"--plot: the directory of {args.plot!r} does not exist")
+    if not 100 <= args.segment <= 540:
+        ap.error(f"--segment must be between 100 and 540 samples, not {args.segment}")
     try:
         cfg = from_arg(args.config)
-        results = measure(cfg, args.budget)
+        if args.period:
+            cfg = cfg.replace(period=args.period, warmup=args.period,
+                              swap_delay=min(cfg.swap_delay, args.period))
+        results = measure(cfg, args.budget, args.only, args.segment, args.backend)
     except UserError as e:                 # a wrong --config or a budget no layout reaches
         ap.error(str(e))
     if args.plot:
         plot(results, args.plot)
     if args.json:
-        print(to_json({"streams": [{k: v for k, v in r.items() if k != "windows"}
-                                      for r in results]}, indent=2))
+        print(to_json({"streams": [{k: v for k, v in r.items()
+                                    if k not in ("windows", "bits_windows")}
+                                   for r in results]}, indent=2))
         return 0
     for r in results:
         print(f"\n{r['name']}: {r['samples']} samples, switches at {r['switches']}, "
-              f"allocation every {r['allocation_period']}, budget {r['budget']}")
+              f"allocation every {r['allocation_period']}, budget {r['budget']:g}")
         print(f"  {'method':<22} {'bits/weight':>11} {'after switch':>13} {'recovery':>9}")
-        for m in METHODS:
-            rec = r["recovery_samples"][m]
-            print(f"  {m:<22} {r['bits_per_weight'][m]:>11.3f} "
-                  f"{100 * r['after_switch'][m]:>12.2f}% "
+        rows = [(m, r["bits_per_weight"][m], r["after_switch"][m], r["recovery_samples"][m])
+                for m in METHODS]
+        if "rtl" in r:
+            rows.append(("dynamic, RTL", r["rtl"]["bits_per_weight"], r["rtl"]["after_switch"],
+                         r["rtl"]["recovery_samples"]))
+        for m, bits, after, rec in rows:
+            print(f"  {m:<22} {bits:>11.3f} {100 * after:>12.2f}% "
                   f"{'-' if rec is None else f'{rec:.0f}':>9}")
     if args.plot:
         print(f"\nfigure written to {args.plot}")

@@ -35,8 +35,8 @@ from .files import savez_atomic, to_json, write_atomic
 from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
-from .model.engine import Engine, Firmware as Policy, argmax_accuracy, calibrate, \
-    check_activations, profile, run_dynamic
+from .model.engine import Engine, Firmware as Policy, allocation_points, argmax_accuracy, \
+    calibrate, check_activations, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 
@@ -239,10 +239,13 @@ class Design:
             raise InputError("there are no samples to run")
         engine = self.engine()
         codes, footprints = [[c.copy() for c in engine.codes]], [engine.footprint()["total"]]
+        layout_bits = [engine.footprint()["bits_per_weight"]]
 
         def record(k, eng):
             codes.append([c.copy() for c in eng.codes])
-            footprints.append(eng.allocated_footprint()["total"])
+            fp = eng.allocated_footprint()
+            footprints.append(fp["total"])
+            layout_bits.append(fp["bits_per_weight"])
         start = time.monotonic()
         logits, stats = run_dynamic(engine, xq, self.policy,
                                     progress if backend == "model" else None,
@@ -256,6 +259,10 @@ class Design:
             "dense16_cycles_per_sample": float(stats["dense16"]),
             "precision_shares": {k: float(v) for k, v in zip(labels, stats["shares"])},
             "allocations": int(stats["allocations"]),
+            # Layout k serves from sample layout_from_sample[k] on (the first: the calibrated one).
+            "layout_from_sample": [0] + [p + self.cfg.swap_delay
+                                         for p in allocation_points(len(xq), self.cfg)],
+            "layout_bits_per_weight": [float(b) for b in layout_bits],
             "model_run_s": time.monotonic() - start,
         }
         self.last_engine = engine

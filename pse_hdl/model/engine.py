@@ -349,10 +349,12 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     return np.concatenate(logits), stats
 
 
-def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7),
+def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9),
                top=(0.0, 0.02, 0.05, 0.1), middle=(0.0, 0.05, 0.1, 0.2, 0.3)):
     """Candidate class shares: pruned, then the precisions low to high. The highest precision
-    gets ``top``, the others between lowest and highest ``middle`` each, the lowest the rest."""
+    gets ``top``, the others between lowest and highest ``middle`` each, the lowest the rest.
+    Pruning goes to 90 %: budgets under about 2.6 bits per weight need it, and a network whose
+    inputs are not all in use at once (one sensor of several) tolerates it."""
     n = len(cfg.precisions)
     out = []
     for p in prune:

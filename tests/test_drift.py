@@ -1,0 +1,88 @@
+"""When the task changes: ``bench/drift.py``'s streams, its figures, and the same run on the RTL."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pse_hdl.config import PSEConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def drift():
+    spec = importlib.util.spec_from_file_location("drift", ROOT / "bench" / "drift.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cameras_see_the_image_on_their_own_inputs(drift):
+    x = np.arange(2 * 64, dtype=float).reshape(2, 64)
+    for k in range(drift.CAMERAS):
+        z = drift.camera(x, k)
+        assert z.shape == (2, 256)
+        assert np.count_nonzero(z[:, :64 * k]) == 0 and np.count_nonzero(z[:, 64 * (k + 1):]) == 0
+        assert sorted(z[1, 64 * k:64 * (k + 1)]) == sorted(x[1])      # a permutation of pixels
+    assert drift.view(x, 1)[0, 1] == x[0, 8]                          # transposed
+    xs, ys = drift.every_camera(x, np.array([3, 4]))
+    assert xs.shape == (8, 256) and list(ys) == [3, 4] * 4
+
+
+def test_recovery_is_read_from_the_rolling_accuracy(drift):
+    correct = np.ones(600, bool)
+    correct[300:330] = False                   # 30 wrong samples right after the switch at 300
+    # The first 100 samples within a point of 100 %: those with one wrong sample, from 329 on.
+    assert drift.recovery(correct, 300) == 29
+    assert drift.recovery(np.r_[np.ones(300, bool), np.zeros(300, bool)], 300) is None
+
+
+def test_layout_bits_per_sample_average_to_the_run_figure(drift):
+    """The per-layout bits a dynamic run reports (what the plot draws over time) average, over
+    the samples each layout served, to the run's bits per weight."""
+    splits = drift.digits_splits(0)
+    (st,) = drift.streams(splits, ("gradual",), segment=100)
+    cfg = PSEConfig()
+    correct, bits = drift.method_run(cfg, st, "dynamic", 2.5)
+    assert correct.shape == bits.shape == (300,)
+    design = drift.Design(cfg, st["source"], *st["calib_mixture"], "classification")
+    design.allocate(2.5)
+    _, fig = design.run(st["x"])
+    assert len(fig["layout_bits_per_weight"]) == fig["allocations"] + 1
+    assert fig["layout_from_sample"][0] == 0
+    assert bits.mean() == pytest.approx(fig["bits_per_weight"], rel=1e-12)
+
+
+def test_the_dynamic_engine_wins_when_the_camera_changes(drift, capsys):
+    """The benchmark's claim, on its camera streams: after a switch PSE dynamic is at least two
+    points above both static allocations at no more bits, and back within two periods;
+    destructive pruning loses what it cleared."""
+    drift.main(["--json", "--plot", "", "--only", "camera", "gradual"])
+    out = json.loads(capsys.readouterr().out)
+    camera, gradual = out["streams"]
+    for r in (camera, gradual):
+        after, bits = r["after_switch"], r["bits_per_weight"]
+        assert set(after) == set(drift.METHODS) == set(r["recovery_samples"])
+        assert after["dynamic"] >= after["static_mixture"] + 0.02
+        assert after["dynamic"] >= after["static_first_task"] + 0.02
+        assert bits["dynamic"] <= max(bits["static_mixture"], bits["static_first_task"]) + 0.01
+        assert after["dynamic_destructive"] < after["dynamic"] - 0.2
+    assert camera["recovery_samples"]["dynamic"] <= 2 * camera["allocation_period"]
+
+
+def test_the_camera_switch_on_the_rtl_gives_the_same_figures(drift):
+    """``--backend rtl``: the dynamic run of a short camera stream through the engine's Verilog,
+    every logit and layout checked against the golden model, scores exactly as the model."""
+    (r,) = drift.measure(PSEConfig(period=8, warmup=8), 2.5, ("camera",), segment=40,
+                         backend="rtl")
+    assert r["rtl"]["bit_exact"] and r["rtl"]["same_figures"]
+    assert r["rtl"]["after_switch"] == r["after_switch"]["dynamic"]
+
+
+def test_mistakes_are_one_line(drift, capsys):
+    with pytest.raises(SystemExit) as e:
+        drift.main(["--segment", "20", "--plot", ""])
+    assert e.value.code == 2 and "--segment must be between" in capsys.readouterr().err
