@@ -25,7 +25,10 @@ seen the way the stream sees it:
 
 Reported per stream: the accuracy in the 200 samples after each switch (averaged over the
 switches), the recovery time (samples until the accuracy of the next 100 is back within a
-point of the accuracy in the 200 before the switch), the accuracy and the bits per weight per
+point of the accuracy in the 200 before the switch), for the streams that come back to their
+first task the accuracy on the second half of the last segment minus on the second half of the
+first, the same images (what destructive pruning loses for good), the accuracy and the bits
+per weight per
 window of 50 samples (the plot), and the average bits per weight. ``--json`` prints
 ``{"streams": [{"name", "bits_per_weight", "switches", "after_switch": {...},
 "recovery_samples": {...}, "allocation_period"}]}``. ``--backend rtl`` also runs the dynamic
@@ -95,7 +98,8 @@ def streams(splits, only=STREAMS, segment=300, seed=0):
     if "class" in only:
         rng = np.random.default_rng([seed, 0])
         a, b = np.flatnonzero(y < 5), np.flatnonzero(y >= 5)
-        order = np.concatenate([rng.permutation(a), rng.permutation(b), rng.permutation(a)])
+        first = rng.permutation(a)                  # shown again, in order, at the end
+        order = np.concatenate([first, rng.permutation(b), first])
         out.append({"name": "class switch 0-4 / 5-9 / 0-4", "key": "class",
                     "source": Source(default_network(), "digits MLP", "classification"),
                     "x": x[order], "y": y[order], "switches": [len(a), len(a) + len(b)],
@@ -104,17 +108,21 @@ def streams(splits, only=STREAMS, segment=300, seed=0):
         net = camera_network(splits, seed)
         mixture, first = every_camera(xc, yc), (camera(xc, 0), yc)
 
-        def shots(cams, rng):
-            """One test image per entry of ``cams``, each segment a fresh permutation."""
-            idx = np.concatenate([rng.permutation(len(y))[:segment]
-                                  for _ in range(-(-len(cams) // segment))])[:len(cams)]
+        def shots(cams, rng, back=False):
+            """One test image per entry of ``cams``, each segment a fresh permutation (with
+            ``back`` the last segment shows the first one's images again)."""
+            segs = [rng.permutation(len(y))[:segment] for _ in range(-(-len(cams) // segment))]
+            if back:
+                segs[-1] = segs[0]
+            idx = np.concatenate(segs)[:len(cams)]
             xs = np.concatenate([camera(x[i:i + 1], k) for i, k in zip(idx, cams)])
             return xs, y[idx]
         if "camera" in only:
             cams = np.repeat([0, 1, 2, 3, 0], segment)
             out.append({"name": "camera switch 0 / 1 / 2 / 3 / 0", "key": "camera",
                         "source": net,
-                        **dict(zip("xy", shots(cams, np.random.default_rng([seed, 1])))),
+                        **dict(zip("xy", shots(cams, np.random.default_rng([seed, 1]),
+                                               back=True))),
                         "switches": [segment * k for k in range(1, 5)],
                         "calib_mixture": mixture, "calib_first": first})
         if "gradual" in only:
@@ -171,11 +179,17 @@ def recovery(correct, s, pre=AFTER):
     return None
 
 
-def score(correct, bits, switches):
-    """The figures of one method's run: after-switch accuracy, recovery, windows, bits."""
+def score(correct, bits, switches, returns=False):
+    """The figures of one method's run: after-switch accuracy, recovery, windows, bits; with
+    ``returns`` (the last segment shows the first segment's images again, on the first task)
+    the accuracy on the second half of the last segment minus on the second half of the first,
+    the same images, both settled (0: the first task is served as well as before)."""
     r = [recovery(correct, s) for s in switches]
+    n = switches[0]
     return {"after_switch": float(np.mean([correct[s:s + AFTER].mean() for s in switches])),
             "recovery_samples": None if None in r else float(np.mean(r)),
+            "return_to_first": float(correct[switches[-1] + n // 2:].mean()
+                                     - correct[n // 2:n].mean()) if returns else None,
             "windows": [float(correct[i:i + WINDOW].mean())
                         for i in range(0, len(correct), WINDOW)],
             "bits_windows": [float(bits[i:i + WINDOW].mean())
@@ -187,18 +201,20 @@ def measure(cfg, budget, only=STREAMS, segment=300, backend="model"):
     splits = digits_splits(0)
     out = []
     for st in streams(splits, only, segment):
-        runs = {m: score(*method_run(cfg, st, m, budget), st["switches"]) for m in METHODS}
+        back = st["key"] != "gradual"
+        runs = {m: score(*method_run(cfg, st, m, budget), st["switches"], back)
+                for m in METHODS}
         r = {"name": st["name"], "samples": int(len(st["y"])), "switches": st["switches"],
              "allocation_period": cfg.period, "budget": budget,
              **{k: {m: runs[m][k] for m in METHODS}
-                for k in ("bits_per_weight", "after_switch", "recovery_samples", "windows",
-                          "bits_windows")}}
+                for k in ("bits_per_weight", "after_switch", "recovery_samples",
+                          "return_to_first", "windows", "bits_windows")}}
         if backend == "rtl" and st["key"] == "camera":
-            rtl = score(*method_run(cfg, st, "dynamic", budget, "rtl"), st["switches"])
+            rtl = score(*method_run(cfg, st, "dynamic", budget, "rtl"), st["switches"], back)
             r["rtl"] = {"method": "dynamic", "bit_exact": True,
                         "same_figures": rtl == runs["dynamic"],
                         **{k: rtl[k] for k in ("bits_per_weight", "after_switch",
-                                               "recovery_samples")}}
+                                               "recovery_samples", "return_to_first")}}
         out.append(r)
     return out
 
@@ -268,15 +284,17 @@ def main(argv=None):
     for r in results:
         print(f"\n{r['name']}: {r['samples']} samples, switches at {r['switches']}, "
               f"allocation every {r['allocation_period']}, budget {r['budget']:g}")
-        print(f"  {'method':<22} {'bits/weight':>11} {'after switch':>13} {'recovery':>9}")
-        rows = [(m, r["bits_per_weight"][m], r["after_switch"][m], r["recovery_samples"][m])
-                for m in METHODS]
+        print(f"  {'method':<22} {'bits/weight':>11} {'after switch':>13} {'recovery':>9} "
+              f"{'back to first':>14}")
+        rows = [(m, r["bits_per_weight"][m], r["after_switch"][m], r["recovery_samples"][m],
+                 r["return_to_first"][m]) for m in METHODS]
         if "rtl" in r:
-            rows.append(("dynamic, RTL", r["rtl"]["bits_per_weight"], r["rtl"]["after_switch"],
-                         r["rtl"]["recovery_samples"]))
-        for m, bits, after, rec in rows:
+            rows.append(("dynamic, RTL", *(r["rtl"][k] for k in (
+                "bits_per_weight", "after_switch", "recovery_samples", "return_to_first"))))
+        for m, bits, after, rec, back in rows:
             print(f"  {m:<22} {bits:>11.3f} {100 * after:>12.2f}% "
-                  f"{'-' if rec is None else f'{rec:.0f}':>9}")
+                  f"{'-' if rec is None else f'{rec:.0f}':>9} "
+                  f"{'-' if back is None else f'{100 * back:+.2f}':>14}")
     if args.plot:
         print(f"\nfigure written to {args.plot}")
     return 0

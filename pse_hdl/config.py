@@ -109,6 +109,13 @@ class PSEConfig:
         about ``2**s`` allocation periods, so one sample's swing does not prune what the next
         one needs. Loading the EMA states loads the snapshot too. 0..8; the literal form reads
         its live per-weight states and needs 0.
+    importance_floor : bool
+        Factored form: the profiled baseline is a floor under the snapshot (default). Loading
+        the EMA states (the firmware loads the profiling stage's baseline) loads a third memory,
+        the floor, and every SNAPSHOT keeps ``snap >= floor`` per input: the rolling EMA can
+        raise an input's importance above what profiling measured (a task that needs it gets
+        the bits), not lower it (what the profile found important is not pruned by a few
+        samples that do not use it). The literal form has no snapshot and needs false.
     reversible : bool
         Keep the master copy of pruned weights (default) or clear it, as the literal algorithm does.
     importance_form : str
@@ -164,6 +171,7 @@ class PSEConfig:
     warmup: int = 16
     swap_delay: int = 0
     snapshot_shift: int = 2
+    importance_floor: bool = True
     reversible: bool = True
     importance_form: str = "factored"
     mac_digit_bits: int = 4
@@ -264,6 +272,13 @@ class PSEConfig:
             raise ConfigError(f"snapshot_shift must be 0 with importance_form 'literal' (its "
                               f"allocation reads the live per-weight states), not "
                               f"{self.snapshot_shift!r}")
+        if not isinstance(self.importance_floor, bool):
+            raise ConfigError(f"importance_floor must be true or false, not "
+                              f"{self.importance_floor!r}")
+        if self.importance_form == "literal" and self.importance_floor:
+            raise ConfigError("importance_floor must be false with importance_form 'literal' "
+                              "(the floor bounds the factored form's snapshot; the literal form "
+                              "has none), not True")
         if self.mac_digit_bits != 4 or isinstance(self.mac_digit_bits, bool):
             raise ConfigError(f"mac_digit_bits must be 4 (the MAC lanes multiply 4-bit digits "
                               f"of a weight per cycle), not {self.mac_digit_bits!r}")
@@ -442,12 +457,12 @@ class PSEConfig:
     @property
     def memory_bits(self):
         """A lower bound of the engine's memory bits, by memory: masters, the code buffer, two
-        banks of zones and of metadata, live and snapshot EMA states, biases."""
+        banks of zones and of metadata, live, snapshot and floor EMA states, biases."""
         return {"masters": self.master_depth * self.weight_bits,
                 "codes": self.master_depth * self.code_bits,
                 "zones": 2 * sum(self.zone_depths) * self.zone_word_bits,
                 "metadata": 2 * self.meta_depth * self.zone_word_bits,
-                "ema": 2 * self.ric_depth * self.ema_bits,
+                "ema": (2 + self.importance_floor) * self.ric_depth * self.ema_bits,
                 "biases": self.bias_depth * self.acc_bits}
 
     @property

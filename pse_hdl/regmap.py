@@ -272,7 +272,7 @@ class RegisterMap:
              "biases, layer l's rows at l * max_rows", True),
             ("RIC", cfg.ric_depth, cfg.ema_bits, "rw",
              "EMA state A_j, layer l's inputs at l * max_cols (a write loads the snapshot "
-             "too)", False),
+             "and, with importance_floor, its floor too)", False),
             ("INPUT", cfg.max_cols, cfg.act_bits, "wo",
              "the sample: a write is one activation of layer 0 (and one RIC observation)", True),
             ("RESULT", cfg.max_rows, cfg.acc_bits, "ro", "the last INFER's logits (accumulators)",
@@ -345,7 +345,8 @@ def markdown(cfg):
             Op.SWAP: "the shadow bank becomes active (between samples; no job running)",
             Op.CLEAR: "zero the counters",
             Op.SNAPSHOT: "move the snapshot the jobs read 2^-snapshot_shift of the way to every "
-                         "layer's live EMA states (no job running)"}
+                         "layer's live EMA states, not below the floor (the states last "
+                         "written) with importance_floor (no job running)"}
     for op, doc in docs.items():
         out.append(f"| {op} | {Op.NAMES[op]} | {doc} |")
     out += ["", "## Error bits (`STATUS`, bit 16 + k)", "", "| bit | name | set when |",

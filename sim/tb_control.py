@@ -84,7 +84,7 @@ async def run_seed(dut, seed, board):
         await snapshot(dut, layer * cfg.max_cols, cols)
         for x in samples:
             ric.update(x)
-        snap = blend_snapshot(snap, ric.state, cfg)
+        snap = blend_snapshot(snap, ric.state, cfg, base)     # floor: the loaded base
         master = rng.integers(-(1 << (cfg.weight_bits - 1)), 1 << (cfg.weight_bits - 1),
                               (rows, cols))
         master[rng.random((rows, cols)) < 0.05] = -(1 << (cfg.weight_bits - 1))

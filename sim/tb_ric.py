@@ -86,7 +86,7 @@ async def run_seed(dut, seed, board):
             states = await read_states(dut, [layer * CFG.max_cols + j for j in range(cols)])
             board.compare(states, model.state.tolist(), f"seed {seed} pass {p} states")
             await snapshot(dut, layer * CFG.max_cols, cols)
-            snap = blend_snapshot(snap, model.state, CFG)
+            snap = blend_snapshot(snap, model.state, CFG, base)   # the floor: the loaded base
         imp = model.importance(master) if LITERAL else np.abs(master) * snap[None, :]
         prev = rng.integers(0, len(CFG.precisions) + 1, (rows, cols))
         w = [{"master": int(master[i, j]), "prev": int(prev[i, j]), "row": i, "column": j,

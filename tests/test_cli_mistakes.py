@@ -18,7 +18,8 @@ def files(tmp_path_factory):
         "thr.toml": "[pse]\nthresholds = [5, 3, 9]\n",
         "str.toml": "[pse]\nlanes = \"four\"\n",
         "digit.toml": "[pse]\nmac_digit_bits = 8\n",
-        "literal.toml": "[pse]\nimportance_form = \"literal\"\nsnapshot_shift = 0\n",
+        "literal.toml": "[pse]\nimportance_form = \"literal\"\nsnapshot_shift = 0\n"
+                        "importance_floor = false\n",
         "bins.toml": "[pse]\nhist_bins = 1\n",
         "preset.toml": "[pse]\npreset = \"huge\"\n",
         "sweep.toml": "[sweep]\nbogus = 1\n",

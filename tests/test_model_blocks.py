@@ -26,7 +26,7 @@ def test_rshift_round_is_round_half_up():
 
 @pytest.mark.parametrize("shift", [0, 1, 2, 5, 8])
 def test_snapshot_blend_moves_part_way_and_stays_between(shift):
-    cfg = CFG.replace(snapshot_shift=shift)
+    cfg = CFG.replace(snapshot_shift=shift, importance_floor=False)
     rng = np.random.default_rng(shift)
     top = 1 << cfg.ema_bits
     snap, live = rng.integers(0, top, 5000), rng.integers(0, top, 5000)
@@ -44,9 +44,31 @@ def test_snapshot_blend_moves_part_way_and_stays_between(shift):
     assert np.max(np.abs(s - live)) <= 1 << max(shift - 1, 0)
 
 
+def test_snapshot_floor_keeps_the_profiled_baseline():
+    """With ``importance_floor`` the snapshot follows the EMA up at once, down no lower than
+    the loaded baseline; without, it decays toward the live states."""
+    rng = np.random.default_rng(7)
+    top = 1 << CFG.ema_bits
+    floor, live = rng.integers(0, top, 2000), rng.integers(0, top, 2000)
+    snap = floor.copy()
+    for _ in range(60):
+        snap = blend_snapshot(snap, live, CFG, floor)
+    assert np.all(snap >= floor)
+    assert np.max(np.abs(snap - np.maximum(live, floor))) <= 2
+    free = CFG.replace(importance_floor=False)
+    s = floor.copy()
+    for _ in range(60):
+        s = blend_snapshot(s, live, free)
+    assert np.max(np.abs(s - live)) <= 2 and np.any(s < floor)
+    with pytest.raises(ValueError, match="needs the floor"):
+        blend_snapshot(snap, live, CFG)
+
+
 def test_snapshot_shift_is_validated():
     with pytest.raises(ConfigError, match="snapshot_shift must be 0 with importance_form"):
         CFG.replace(importance_form="literal")
+    with pytest.raises(ConfigError, match="importance_floor must be false with"):
+        CFG.replace(importance_form="literal", snapshot_shift=0)
     with pytest.raises(ConfigError, match="snapshot_shift"):
         CFG.replace(snapshot_shift=9)
 

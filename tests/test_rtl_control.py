@@ -21,9 +21,11 @@ SMALL = PSEConfig(max_rows=8, max_cols=16)
 @pytest.mark.parametrize("seed", range(2))
 def test_ric_updates_and_importance(form, seed):
     # The factored pass reads the snapshot: loaded with the baseline, then moved toward the
-    # live states by 2**-shift (seed 1, 16 columns: shift 2, the default; seed 0: 0, a copy).
+    # live states by 2**-shift (seed 1, 16 columns: shift 2, the default, not below the loaded
+    # baseline; seed 0: 0, a copy, no floor).
     cfg = SMALL.replace(importance_form=form,
-                        snapshot_shift=2 if form == "factored" and seed else 0)
+                        snapshot_shift=2 if form == "factored" and seed else 0,
+                        importance_floor=form == "factored" and seed == 1)
     rng = np.random.default_rng(seed)
     rows, cols = 5, 16 if seed else 1
     master = rng.integers(-32768, 32768, (rows, cols))
@@ -37,7 +39,7 @@ def test_ric_updates_and_importance(form, seed):
     for x in samples:
         model.update(x, master) if form == "literal" else model.update(x)
     if form == "factored":
-        want = (np.abs(master) * blend_snapshot(base, model.state, cfg)[None, :]).ravel()
+        want = (np.abs(master) * blend_snapshot(base, model.state, cfg, base)[None, :]).ravel()
     else:
         want = model.importance(master).ravel()
     dut = RollingImportance(cfg)

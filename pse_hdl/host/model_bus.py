@@ -47,6 +47,7 @@ class ModelBus(Bus):
         self.bias = np.zeros(cfg.bias_depth, np.int64)
         self.ric = np.zeros(cfg.ric_depth, np.int64)
         self.snap = np.zeros(cfg.ric_depth, np.int64)
+        self.floor = np.zeros(cfg.ric_depth, np.int64)
         self.x = np.zeros(cfg.max_cols, np.int64)
         self.result = np.zeros(cfg.max_rows, np.int64)
         self.result_ovf = np.zeros(cfg.max_rows, np.int64)
@@ -167,8 +168,8 @@ class ModelBus(Bus):
         elif w.name == "BIAS":
             self.bias[i] = _sext(value, self.cfg.acc_bits)
         elif w.name == "RIC":
-            # Loading an EMA state loads the snapshot the allocations read too.
-            self.ric[i] = self.snap[i] = value & ((1 << self.cfg.ema_bits) - 1)
+            # Loading an EMA state loads the snapshot the allocations read and its floor too.
+            self.ric[i] = self.snap[i] = self.floor[i] = value & ((1 << self.cfg.ema_bits) - 1)
         elif w.name == "INPUT":
             x = _sext(value, self.cfg.act_bits)
             self.x[i] = x
@@ -214,7 +215,7 @@ class ModelBus(Bus):
             if not 1 <= n <= self.cfg.max_layers:
                 self.err["command"] = 1
                 return
-            self.snap = blend_snapshot(self.snap, self.ric, self.cfg)
+            self.snap = blend_snapshot(self.snap, self.ric, self.cfg, self.floor)
         elif op in (Op.ALLOCATE, Op.HISTOGRAM, Op.REZONE):
             layers = [arg] if op == Op.HISTOGRAM else range(n)
             if not self._layers_ok(n) or (op == Op.HISTOGRAM and arg >= n):

@@ -115,8 +115,9 @@ class Engine:
         self.images = [None] * L          # that layout's zone images
         self.weights = [None] * L         # and its effective weights
         self.pending = None               # an allocated layout not yet swapped in
-        # The snapshot the allocations read: loading the baseline loads it too.
+        # The snapshot the allocations read, and its floor: loading the baseline loads both.
         self.snap = [ric.state.copy() for ric in self.rics]
+        self.floor = [ric.state.copy() for ric in self.rics]
         if allocate:
             self.allocate()
 
@@ -131,10 +132,10 @@ class Engine:
         return self.rics[l].importance(self.master[l])
 
     def snapshot(self):
-        """Move the snapshot an allocation reads toward the live EMA states
-        (:func:`~pse_hdl.model.ric.blend_snapshot`); the live ones go on observing."""
-        self.snap = [blend_snapshot(s, ric.state, self.cfg)
-                     for s, ric in zip(self.snap, self.rics)]
+        """Move the snapshot an allocation reads toward the live EMA states, not below the
+        floor (:func:`~pse_hdl.model.ric.blend_snapshot`); the live ones go on observing."""
+        self.snap = [blend_snapshot(s, ric.state, self.cfg, f)
+                     for s, ric, f in zip(self.snap, self.rics, self.floor)]
 
     def allocate(self, pending=False):
         """Codes of every layer from the importance (of the snapshot, if one was taken), the

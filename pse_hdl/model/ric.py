@@ -24,12 +24,18 @@ def ema_step(state, target, cfg):
     return state + rshift_round(cfg.ema_num * (to_int64(target) - state), cfg.ema_rate_bits)
 
 
-def blend_snapshot(snap, live, cfg):
+def blend_snapshot(snap, live, cfg, floor=None):
     """The snapshot after SNAPSHOT: ``snap + rshift_round(live - snap, snapshot_shift)`` (with
-    shift 0 a copy of the live states). It stays between its old value and the live states, so
-    it fits the EMA state's width."""
+    shift 0 a copy of the live states), and with ``importance_floor`` at least ``floor`` (the
+    states last loaded, the profiled baseline). It stays between its old value, the live states
+    and the floor, so it fits the EMA state's width."""
     snap, live = to_int64(snap), to_int64(live)
-    return snap + rshift_round(live - snap, cfg.snapshot_shift)
+    blended = snap + rshift_round(live - snap, cfg.snapshot_shift)
+    if cfg.importance_floor:
+        if floor is None:
+            raise ValueError("importance_floor needs the floor (the loaded states)")
+        blended = np.maximum(blended, to_int64(floor))
+    return blended
 
 
 class FactoredRIC:

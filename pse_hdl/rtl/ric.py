@@ -13,9 +13,11 @@ The factored form's allocation pass reads a **snapshot** of the states, not the 
 ``snap`` strobe moves ``count`` snapshot entries from ``base`` on (one per cycle) toward the live
 states, ``snap += rshift_round(live - snap, snapshot_shift)`` (shift 0: a copy), in a second
 memory. So an allocation decided from the states at one moment can run while inference keeps
-updating them, and it sees an average of the EMA over about ``2**snapshot_shift`` snapshots. A
-host write loads both memories. The snapshot must not overlap updates or a pass (the engine
-starts it between samples and jobs, with ``busy`` low).
+updating them, and it sees an average of the EMA over about ``2**snapshot_shift`` snapshots.
+With ``importance_floor`` a third memory holds the states last loaded by the host (the profiled
+baseline), read beside the other two, and the snapshot never falls below it: ``snap =
+max(blend, floor)``. A host write loads every memory. The snapshot must not overlap updates or
+a pass (the engine starts it between samples and jobs, with ``busy`` low).
 
 Literal form (``importance_form = "literal"``). The specification's per-weight EMA of ``|w x|``:
 a memory of ``max_rows * max_cols`` states addressed by (row, column). The ``x`` stream then
@@ -174,6 +176,10 @@ class RollingImportance(wiring.Component):
             m.submodules.snapshot = smem = memory.Memory(shape=unsigned(sb), depth=self._depth,
                                                          init=[])
             ws, rd_w = smem.write_port(), smem.read_port()
+            if cfg.importance_floor:
+                m.submodules.floor = fmem = memory.Memory(shape=unsigned(sb),
+                                                          depth=self._depth, init=[])
+                wf, rd_f = fmem.write_port(), fmem.read_port()
             c_addr, c_left = Signal(abits), Signal.like(self.snap.count)
             c_valid, c_waddr = Signal(), Signal(abits)
             m.d.comb += self.snap.busy.eq((c_left != 0) | c_valid)
@@ -249,7 +255,16 @@ class RollingImportance(wiring.Component):
             sh = cfg.snapshot_shift
             step = Signal(signed(sb + 1))
             m.d.comb += step.eq(rd_c.data - rd_w.data)
-            blended = rd_c.data if sh == 0 else rd_w.data + ((step + (1 << (sh - 1))) >> sh)
+            blended = Signal(unsigned(sb))
+            m.d.comb += blended.eq(rd_c.data if sh == 0
+                                   else rd_w.data + ((step + (1 << (sh - 1))) >> sh))
+            if cfg.importance_floor:
+                # The floor is read with the other two (same address, same cycle); a host
+                # write loads it with them.
+                m.d.comb += [rd_f.addr.eq(c_addr),
+                             wf.en.eq(u4["valid"] & u4["host"]), wf.addr.eq(u4["addr"]),
+                             wf.data.eq(u4["data"])]
+                blended = Mux(blended < rd_f.data, rd_f.data, blended)
             m.d.comb += [ws.en.eq(c_valid | (u4["valid"] & u4["host"])),
                          ws.addr.eq(Mux(c_valid, c_waddr, u4["addr"])),
                          ws.data.eq(Mux(c_valid, blended, u4["data"]))]
