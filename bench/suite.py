@@ -1,4 +1,4 @@
-"""The accuracy scoreboard: PSE against the quantization a user would pick, on 9 networks.
+"""The accuracy scoreboard: PSE against the quantization a user would pick, on 10 networks.
 
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
                           [--only NAME ...] [--budgets 3.0 3.5 ...]
@@ -12,7 +12,9 @@ and test (30 %) splits; the engine sees only the calibration split before the te
 On the same trained weights, in one run: float; uniform int8 and int4 with one scale per layer;
 int4 with one scale per output row; magnitude pruning + int8 at 4.0 bits per weight (one mask
 bit per weight); PSE static (the calibrated layout, fixed) and PSE dynamic (the rolling
-importance over the test stream, the specification's EMA rate 0.1) at each budget. Every
+importance over the test stream, the specification's EMA rate 0.1) at each budget, and at
+4.0 bits the dynamic run whose budget follows the network's performance between 3.0 and 5.0
+(``pse_adaptive``: label-free, the share of low-margin outputs against profiling). Every
 figure counts all metadata: masks, codes, scales, descriptors. All fixed-point methods run on
 the engine's datapath (int8 activations, the same requantization), so they differ only in how
 weights are stored. MAC cycles are relative to dense 16-bit on the same lanes.
@@ -38,6 +40,8 @@ from pse_hdl.plots import suite_figure                                       # n
 from pse_hdl.files import to_json                             # noqa: E402
 
 BUDGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
+ADAPT_BUDGETS = (4.0,)       # budgets also run with the budget following performance
+ADAPT_RANGE = 1.0            # ... between budget - 1 and budget + 1 bits per weight
 
 
 def _split(x, y, seed):
@@ -129,7 +133,7 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0):
            "int4_row": fixed(baselines.uniform_rows(masters, 4, cfg), ratio(4)),
            "prune_int8": fixed(baselines.magnitude_pruned(masters, frac, cfg),
                                (1 - frac) * ratio(8)),
-           "pse_static": [], "pse_dynamic": []}
+           "pse_static": [], "pse_dynamic": [], "pse_adaptive": []}
     for budget in budgets:
         try:
             best = design.allocate(budget)
@@ -149,6 +153,23 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0):
         out["pse_dynamic"].append({
             "budget": budget, "accuracy": argmax_accuracy(logits, y_test),
             "bits_per_weight": fig["bits_per_weight"], "mac_cycle_ratio": fig["mac_cycle_ratio"]})
+    for budget in ADAPT_BUDGETS:
+        # The budget following performance (label-free) a bit either side of the target.
+        floor, ceiling = budget - ADAPT_RANGE, budget + ADAPT_RANGE
+        rec = {"budget": budget, "floor": floor, "ceiling": ceiling}
+        try:
+            design.allocate(budget, adapt=(floor, ceiling))
+        except ConfigError as e:
+            out["pse_adaptive"].append({**rec, "accuracy": None, "bits_per_weight": None,
+                                        "mac_cycle_ratio": None, "error": str(e)})
+            continue
+        logits, fig = design.run(xq, quantized=True)
+        out["pse_adaptive"].append({
+            **rec, "accuracy": argmax_accuracy(logits, y_test),
+            "bits_per_weight": fig["bits_per_weight"], "mac_cycle_ratio": fig["mac_cycle_ratio"],
+            "rungs": fig["rungs"], "start_rung": design.adapt["rung"],
+            "ladder_bits": [r["bits_per_weight"] for r in design.table
+                            if list(r["shares"]) in design.adapt["ladder"]]})
     return out
 
 
@@ -182,9 +203,10 @@ def table(networks):
             p = r[key]
             lines.append(f"  {key:<22} {p['bits_per_weight']:>11.3f} {_pct(p['accuracy']):>9} "
                          f"{100 * p['mac_cycle_ratio']:>9.1f}%")
-        for key in ("pse_static", "pse_dynamic"):
+        for key in ("pse_static", "pse_dynamic", "pse_adaptive"):
             for p in r[key]:
-                label = f"{key} <= {p['budget']:g}"
+                label = f"{key} <= {p['budget']:g}" if key != "pse_adaptive" else \
+                    f"adaptive {p['floor']:g}..{p['ceiling']:g}"
                 if p["accuracy"] is None:
                     lines.append(f"  {label:<22} {'no layout fits the budget':>32}")
                     continue

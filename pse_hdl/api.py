@@ -36,7 +36,8 @@ from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
 from .model.engine import Engine, Firmware as Policy, allocation_points, argmax_accuracy, \
-    calibrate, check_activations, profile, run_dynamic
+    best_within, budget_ladder, calibrate, check_activations, low_confidence_share, profile, \
+    run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 
@@ -95,8 +96,9 @@ def r2_score(pred, y):
 
 
 def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="global",
-            recalibrate_every=4):
-    """A :class:`Design` for ``model`` (see the module docs)."""
+            recalibrate_every=4, adapt=None):
+    """A :class:`Design` for ``model`` (see the module docs; ``adapt``:
+    :meth:`Design.allocate`)."""
     cfg = _config(config)
     source = model if isinstance(model, Source) else load_model(model)
     x_cal, y_raw = calibration if calibration is not None else (None, None)
@@ -107,7 +109,7 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="glob
     if mode not in ("global", "layer"):
         raise ConfigError(f"allocation mode must be 'global' or 'layer', not {mode!r}")
     design = Design(cfg, source, x_cal, y_cal, task, recalibrate_every=recalibrate_every)
-    design.allocate(target_bits, mode)
+    design.allocate(target_bits, mode, adapt=adapt)
     return design
 
 
@@ -130,7 +132,30 @@ def load(path):
     design = Design(cfg, source, x_cal, y_cal, meta["task"],
                     recalibrate_every=meta["recalibrate_every"])
     design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"])
+    design.adapt = meta.get("adapt")
     return design
+
+
+def _check_bits(name, bits):
+    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not np.isfinite(bits) \
+            or bits <= 0:
+        raise ConfigError(f"{name} must be a positive number of bits per weight, not {bits!r}")
+
+
+def _check_adapt(adapt, target_bits, design):
+    """``(floor, ceiling)`` of a budget that follows performance, checked."""
+    if not isinstance(adapt, (tuple, list)) or len(adapt) != 2:
+        raise ConfigError(f"adapt must be (floor, ceiling) in bits per weight, not {adapt!r}")
+    floor, ceiling = adapt
+    _check_bits("the adapt floor", floor)
+    _check_bits("the adapt ceiling", ceiling)
+    if not floor <= target_bits <= ceiling:
+        raise ConfigError(f"adapt must have floor <= target_bits <= ceiling, not {floor!r} <= "
+                          f"{target_bits!r} <= {ceiling!r}")
+    if design.task != "classification" or design.source.outputs < 2:
+        raise ConfigError("adapt needs a classifier with two or more outputs (the budget "
+                          "follows the margin between its two largest logits)")
+    return float(floor), float(ceiling)
 
 
 class Design:
@@ -143,6 +168,7 @@ class Design:
         self.qnet = quantize_network(source.net, self.x_cal, cfg)
         self.qnet.baseline = profile(self.qnet, self.quantize(self.x_cal), cfg)
         self.shares = self.thresholds = self.target_bits = self.mode = None
+        self.adapt = None                 # the budget ladder, when it follows performance
         self.table = []
         self.calibration_score = None
 
@@ -184,18 +210,38 @@ class Design:
         return r2_score(self.outputs(logits), y)
 
     # -- allocation -------------------------------------------------------------------------
-    def allocate(self, target_bits=None, mode=None):
+    def allocate(self, target_bits=None, mode=None, adapt=None):
         """Calibrate the class shares and thresholds to ``target_bits`` (bits per weight,
-        metadata included) on the calibration data. Returns the chosen candidate."""
+        metadata included) on the calibration data. Returns the chosen candidate.
+
+        ``adapt=(floor, ceiling)`` (classifiers): the dynamic run's budget then follows the
+        network's performance between those bits per weight, label-free: the calibration's
+        best layouts within budgets from floor to ceiling (every quarter bit) are the rungs of
+        a ladder, the profiling stage measures the share of low-confidence outputs (logit
+        margin in the lowest quarter) on the calibration split, and at every recalibration the
+        firmware moves one rung up when the run's share is more than 0.1 above it, one down
+        when more than 0.1 below (:class:`~pse_hdl.model.engine.Firmware`)."""
         target_bits = self.target_bits if target_bits is None else target_bits
-        if isinstance(target_bits, bool) or not isinstance(target_bits, (int, float)) \
-                or not np.isfinite(target_bits) or target_bits <= 0:
-            raise ConfigError(f"target_bits must be a positive number of bits per weight, not "
-                              f"{target_bits!r}")
+        _check_bits("target_bits", target_bits)
         mode = mode or self.mode or "global"
+        top = target_bits
+        if adapt is not None:
+            floor, top = _check_adapt(adapt, target_bits, self)
         engine = Engine(self.qnet, self.cfg, allocate=False)
-        best, self.table = calibrate(engine, self.quantize(self.x_cal), self.y_cal,
-                                     target_bits=target_bits, mode=mode, score=self.score_logits)
+        xq = self.quantize(self.x_cal)
+        best, self.table = calibrate(engine, xq, self.y_cal, target_bits=top, mode=mode,
+                                     score=self.score_logits)
+        self.adapt = None
+        if adapt is not None:
+            best = best_within(self.table, target_bits)
+            rungs = budget_ladder(self.table, floor, top)
+            logits = Engine(self.qnet, self.cfg, thresholds=best["thresholds"]).infer(xq)[-1]
+            top2 = np.sort(logits, axis=1)
+            margin = int(np.quantile(top2[:, -1] - top2[:, -2], 0.25))
+            self.adapt = {"ladder": [list(r["shares"]) for r in rungs],
+                          "rung": [r["shares"] for r in rungs].index(best["shares"]),
+                          "margin": margin, "reference": low_confidence_share(logits, margin),
+                          "floor": floor, "ceiling": top}
         self.set_allocation(best["shares"], best["thresholds"], target_bits, mode)
         self.calibration_score = best["accuracy"]
         return best
@@ -207,7 +253,12 @@ class Design:
 
     @property
     def policy(self):
-        return Policy(self.shares, self.recalibrate_every, self.mode)
+        a = self.adapt
+        if a is None:
+            return Policy(self.shares, self.recalibrate_every, self.mode)
+        return Policy(self.shares, self.recalibrate_every, self.mode,
+                      ladder=tuple(map(tuple, a["ladder"])), rung=a["rung"],
+                      margin=a["margin"], reference=a["reference"])
 
     def engine(self):
         """A golden-model engine at the calibrated start (the first layout allocated)."""
@@ -259,6 +310,7 @@ class Design:
             "dense16_cycles_per_sample": float(stats["dense16"]),
             "precision_shares": {k: float(v) for k, v in zip(labels, stats["shares"])},
             "allocations": int(stats["allocations"]),
+            "rungs": [int(r) for r in stats["rungs"]] if self.adapt else [],
             # Layout k serves from sample layout_from_sample[k] on (the first: the calibrated one).
             "layout_from_sample": [0] + [p + self.cfg.swap_delay
                                          for p in allocation_points(len(xq), self.cfg)],
@@ -392,7 +444,7 @@ class Design:
         meta = {"config": self.cfg.to_dict(), "kind": self.source.kind, "task": self.task,
                 "shares": list(self.shares), "thresholds": self.thresholds,
                 "target_bits": self.target_bits, "mode": self.mode,
-                "recalibrate_every": self.recalibrate_every}
+                "recalibrate_every": self.recalibrate_every, "adapt": self.adapt}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
                 "x_calib": self.x_cal, "y_calib": self.y_cal}
         for l, (w, b) in enumerate(zip(self.source.net.weights, self.source.net.biases)):

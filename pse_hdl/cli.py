@@ -85,6 +85,11 @@ def cmd_demo(args):
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
         ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
     ]
+    if design.adapt:
+        a = design.adapt
+        rows.append(("budget rungs at the recalibrations (bits between "
+                     f"{a['floor']:g} and {a['ceiling']:g})",
+                     " ".join(map(str, result["rungs"])) or "none"))
     if result["backend"] != "model":
         rows += [
             ("engine cycles per sample (INFER)",
@@ -143,6 +148,18 @@ def _source_score(source, task, x, y_idx, y, reference=True):
     return r2_score(out, y)
 
 
+def _adapt_range(text):
+    """``--adapt FLOOR:CEILING`` as two numbers (None without the option)."""
+    if text is None:
+        return None
+    try:
+        floor, ceiling = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ConfigError(f"--adapt must be FLOOR:CEILING in bits per weight, e.g. 3.5:5, "
+                          f"not {text!r}") from None
+    return floor, ceiling
+
+
 def cmd_run(args):
     from .api import convert
     from .importers import calibration_and_test, check_reproduces, load_data, load_model
@@ -156,7 +173,7 @@ def cmd_run(args):
     if args.samples is not None:
         x, y = x[:args.samples], y[:args.samples]
     design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
-                     mode=args.allocation)
+                     mode=args.allocation, adapt=_adapt_range(args.adapt))
     check_reproduces(source, x)
     y_idx = design.labels(y)
     bar = None if args.json else progress_bar(f"{args.backend} run over the test samples")
@@ -194,6 +211,11 @@ def cmd_run(args):
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
     ]
+    if design.adapt:
+        a = design.adapt
+        rows.append(("budget rungs at the recalibrations (bits between "
+                     f"{a['floor']:g} and {a['ceiling']:g})",
+                     " ".join(map(str, result["rungs"])) or "none"))
     if args.backend != "model":
         rows.append(("bit-exact with the golden model", f"yes, {len(x)} samples"))
     if args.backend == "board":
@@ -454,6 +476,10 @@ def build_parser():
     r.add_argument("--target-bits", type=float, default=4.5,
                    help="bit budget per weight, metadata included (default 4.5)")
     r.add_argument("--allocation", choices=("global", "layer"), default="global")
+    r.add_argument("--adapt", metavar="FLOOR:CEILING",
+                   help="let the budget follow the network's performance (label-free: the "
+                   "share of low-margin outputs against profiling) between these bits per "
+                   "weight (classifiers)")
     r.add_argument("--backend", choices=("model", "rtl", "board"), default="model",
                    help="model: the golden model; rtl: the engine's Verilog; board: the engine "
                    "on a board over --port; rtl and board checked against the golden model")

@@ -206,6 +206,29 @@ def test_predict_through_the_rtl_equals_the_model(binary):
     np.testing.assert_array_equal(logits, design.run(x[:40])[0])
 
 
+def test_the_budget_follows_performance_the_same_on_the_rtl(wine):
+    """``adapt``: noisy samples (the network unsure) push the budget up the ladder, clean ones
+    bring it down; the engine's Verilog takes the same rungs and gives the same logits."""
+    m, cal, (x, y) = wine
+    cfg = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
+                    period=2, warmup=2)
+    design = pse_hdl.convert(m, config=cfg, calibration=cal, target_bits=9.0,
+                             adapt=(7.0, 12.0))
+    a = design.adapt
+    assert len(a["ladder"]) >= 3 and 0 < a["rung"] < len(a["ladder"]) - 1
+    assert 0.15 < a["reference"] < 0.35                # the lowest quarter of margins
+    noisy = x + np.random.default_rng(0).normal(0, 1.5, x.shape)
+    stream = np.concatenate([x, noisy, x, x])
+    logits, fig = design.run(stream, backend="rtl")
+    assert fig["bit_exact"] and fig["rungs"] == fig["rtl_rungs"]
+    np.testing.assert_array_equal(logits, design.run(stream)[0])
+    r = fig["rungs"]
+    assert max(r) > a["rung"] and r[-1] < max(r)
+    with pytest.raises(ConfigError, match="adapt needs a classifier"):
+        design.task = "regression"
+        design.allocate(9.0, adapt=(7.0, 12.0))
+
+
 # -- mistakes: one line, exit code 2 -------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -297,6 +320,10 @@ BAD = [
      "--samples must be at least 1"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--config", "huge"],
      "--config must be a preset"),
+    (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--adapt", "3"],
+     "--adapt must be FLOOR:CEILING in bits per weight"),
+    (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--adapt", "5:9"],
+     r"adapt must have floor <= target_bits <= ceiling, not 5.0 <= 4.5 <= 9.0"),
 ]
 
 

@@ -73,3 +73,5 @@ def test_suite_bench_runs_one_network_with_every_key(capsys):
     assert high["budget"] == 12.0 and high["bits_per_weight"] <= 12.0
     assert set(high) >= {"budget", "accuracy", "bits_per_weight", "mac_cycle_ratio"}
     assert any("iris" in f for f in out["target_failures"])
+    (adaptive,) = r["pse_adaptive"]                 # 4.0 bits, between 3.0 and 5.0: too few
+    assert adaptive["budget"] == 4.0 and adaptive["accuracy"] is None and adaptive["error"]

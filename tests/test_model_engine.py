@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig
-from pse_hdl.model.engine import (Engine, calibrate, dense_activations, exact_thresholds,
-                                  histogram_thresholds, profile, run_dynamic)
+from pse_hdl.model.engine import (Engine, Firmware, budget_ladder, calibrate,
+                                  dense_activations, exact_thresholds, histogram_thresholds,
+                                  low_confidence_share, next_rung, profile, run_dynamic)
 from pse_hdl.model.network import (FloatMLP, QuantNet, digits_splits, quantize_input,
                                    quantize_network, train_digits)
 from pse_hdl.model.pa import classify
@@ -149,6 +150,54 @@ def test_calibration_meets_the_bit_budget(small):
     with pytest.raises(ConfigError, match=r"no layout reaches 0.5 bits per weight .*: the "
                                           r"smallest costs \d+\.\d\d; raise the budget"):
         calibrate(e, xq["calib"], splits["calib"][1], target_bits=0.5, grid=grid)
+
+
+def test_budget_ladder_rungs_cost_more_bits_each(small):
+    splits, net, q, xq = small
+    e = Engine(q, CFG, allocate=False)
+    _, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0)
+    rungs = budget_ladder(table, 3.0, 6.0)
+    bits = [r["bits_per_weight"] for r in rungs]
+    assert len(rungs) >= 3 and bits == sorted(bits) and len(set(bits)) == len(bits)
+    assert bits[0] <= 3.25 and bits[-1] <= 6.0
+    assert all(r["accuracy"] <= rungs[-1]["accuracy"] for r in rungs)
+
+
+def test_the_budget_follows_low_confidence_outputs():
+    """A rung up when more outputs than the profiled share are unsure, down when fewer, within
+    the ladder; margins counted between the two largest logits, ties unsure."""
+    logits = np.array([[10, 0, 9], [5, 5, 0], [0, 20, 1], [7, -3, 0]])
+    assert low_confidence_share(logits, 2) == 0.5          # margins 1, 0, 19, 7
+    ladder = ((0.6, 0.4, 0, 0), (0.5, 0.5, 0, 0), (0.4, 0.6, 0, 0))
+    p = Firmware(ladder[1], ladder=ladder, rung=1, margin=2, reference=0.25)
+    assert next_rung(p, 1, logits) == 2                    # 0.5 > 0.25 + 0.1
+    assert next_rung(p, 2, logits) == 2                    # the ceiling holds
+    sure = logits[2:]
+    assert next_rung(p, 1, sure) == 0 and next_rung(p, 0, sure) == 0
+    assert next_rung(p, 1, logits[1:]) == 1                # 1/3: within the tolerance
+    assert next_rung(Firmware(ladder[1]), 1, logits) == 1  # no ladder: fixed shares
+
+
+def test_the_dynamic_run_moves_up_the_ladder_on_a_harder_stream(small):
+    """Samples the network is unsure of (noise added) push the budget up; clean ones let it
+    settle back."""
+    splits, net, q, xq = small
+    e = Engine(q, CFG, allocate=False)
+    best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0)
+    rungs = budget_ladder(table, 3.0, 6.0)
+    start = min(range(len(rungs)), key=lambda k: abs(rungs[k]["bits_per_weight"] - 4.0))
+    eng = Engine(q, CFG, thresholds=rungs[start]["thresholds"])
+    top = np.sort(eng.infer(xq["calib"])[-1], axis=1)
+    margin = int(np.quantile(top[:, -1] - top[:, -2], 0.25))
+    pol = Firmware(rungs[start]["shares"], recalibrate_every=2, ladder=tuple(
+        tuple(r["shares"]) for r in rungs), rung=start, margin=margin, reference=0.25)
+    rng = np.random.default_rng(0)
+    x = xq["test"][:200]
+    noisy = np.clip(x + rng.integers(-60, 60, x.shape), -128, 127)
+    _, stats = run_dynamic(eng, np.concatenate([noisy, x]), pol)
+    r = stats["rungs"]
+    assert max(r[:len(r) // 2]) > start                    # unsure outputs: more bits
+    assert r[-1] < max(r)                                  # sure again: fewer
 
 
 def test_a_corrupt_network_cache_is_rebuilt_with_a_message(tmp_path, capsys):

@@ -14,7 +14,9 @@ firmware decides *when* and the few numbers per layer that need a global view:
   (0: before the next one) the SWAP;
 * **recalibration** every ``recalibrate_every`` allocations: HISTOGRAM of every layer (jobs on
   the same snapshot), thresholds for the calibrated class shares from the hardware's
-  histograms (``model.engine.thresholds_from_histograms``), before the ALLOCATE.
+  histograms (``model.engine.thresholds_from_histograms``), before the ALLOCATE; with a budget
+  ladder in the policy, the shares of the rung the outputs since the previous recalibration
+  call for (``model.engine.next_rung``: label-free, from the logits it reads anyway).
 
 It is the golden model's ``model.engine.run_dynamic`` step for step, so on any backend the
 logits, codes and footprint equal the model's (tested; ``pse demo --backend rtl`` checks every
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.engine import allocation_points, layer_exponents, thresholds_from_histograms
+from ..model.engine import allocation_points, layer_exponents, next_rung, rung_shares, \
+    thresholds_from_histograms
 from ..model.fixed import signed_range
 from ..model.layer import cycle_model, weight_costs
 from ..model.pa import code_bits_of
@@ -85,6 +88,8 @@ class Firmware:
         self.allocations = 0
         self.on_allocation = None
         self.waited = 0                   # cycles the firmware waited for jobs
+        self.rung = policy.rung if policy else 0      # the budget's rung (policy.ladder)
+        self.rungs = []                   # the rung chosen at each recalibration
         self._steps, self._pending = [], {}
 
     # -- setup ------------------------------------------------------------------------------
@@ -173,8 +178,8 @@ class Firmware:
         async def step():
             await self._collect_histogram(hists)
             self.thresholds = thresholds_from_histograms(
-                hists, layer_exponents(self.layers, self.cfg), self.policy.shares, self.cfg,
-                self.policy.mode)
+                hists, layer_exponents(self.layers, self.cfg),
+                rung_shares(self.policy, self.rung), self.cfg, self.policy.mode)
             await self.write_thresholds()
         return step
 
@@ -252,6 +257,7 @@ class Firmware:
         cycles0 = await drv.counter("CYCLES")
         waited0 = self.waited
         logits = []
+        seen = 0                      # samples before the previous recalibration
         for t in range(n):
             if before_sample:
                 before_sample(t)
@@ -272,6 +278,10 @@ class Firmware:
                 st.allocations += 1
                 recal = bool(self.policy and self.policy.recalibrate_every
                              and self.allocations % self.policy.recalibrate_every == 0)
+                if recal:
+                    self.rung = next_rung(self.policy, self.rung, np.array(logits[seen:]))
+                    self.rungs.append(self.rung)
+                    seen = t + 1
                 await self.start_allocation(recalibrate=recal)
                 if delay == 0:
                     await self.finish_allocation()
@@ -287,6 +297,7 @@ class Firmware:
         st.extra["snapshot_cycles"] = delta["SNAPSHOT_CYCLES"]
         st.extra["run_cycles"] = await drv.counter("CYCLES") - cycles0
         st.extra["job_wait_cycles"] = self.waited - waited0
+        st.extra["rungs"] = list(self.rungs)
         for k in ("bits", "mac_cycles", "ideal", "dense16", "engine_cycles", "shares"):
             setattr(st, k, getattr(st, k) / max(n, 1))
         return np.array(logits), st

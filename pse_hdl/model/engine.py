@@ -33,6 +33,7 @@ from .zones import check_fit, footprint_bits, pack_layer, place_layers
 __all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
            "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
            "layer_exponents", "allocation_points", "calibrate", "share_grid", "estimated_bits",
+           "low_confidence_share", "next_rung", "rung_shares", "budget_ladder", "best_within",
            "argmax_accuracy"]
 
 
@@ -276,10 +277,50 @@ def thresholds_from_histograms(hists, exps, shares, cfg, mode="global"):
 
 @dataclass
 class Firmware:
-    """Run-time policy of the host: target class shares and how often to recalibrate."""
+    """Run-time policy of the host: target class shares and how often to recalibrate.
+
+    With a ``ladder`` the budget follows the network's performance (label-free): the ladder's
+    rungs are class shares from the cheapest (the budget's floor) to the dearest (its ceiling),
+    ``rung`` the one calibrated to the budget. At every recalibration the share of outputs since
+    the previous one whose logit margin (largest minus second largest) is below ``margin`` is
+    compared with ``reference``, the share the profiling stage measured on the calibration
+    split: more than ``tolerance`` above, one rung up (more bits); more than ``tolerance``
+    below, one rung down (:func:`next_rung`). The thresholds are then recalibrated to the
+    rung's shares.
+    """
     shares: tuple                     # (pruned, precisions[0], ..., precisions[-1])
     recalibrate_every: int = 4        # allocations between recalibrations (0 = never)
     mode: str = "global"
+    ladder: tuple = ()                # class shares per rung, cheapest first; () = fixed
+    rung: int = 0                     # the rung of ``shares``
+    margin: int = 0                   # a logit margin below it is a low-confidence output
+    reference: float = 0.0            # low-confidence share of the profiling stage
+    tolerance: float = 0.1
+
+
+def low_confidence_share(logits, margin):
+    """The share of outputs (rows of ``logits``) whose largest logit beats the second largest
+    by less than ``margin``."""
+    top = np.sort(np.asarray(logits), axis=1)
+    return float(np.mean(top[:, -1] - top[:, -2] < margin))
+
+
+def next_rung(policy, rung, logits):
+    """The rung after a recalibration that has seen the outputs ``logits`` since the previous
+    one (:class:`Firmware`)."""
+    if not policy.ladder or not len(logits):
+        return rung
+    share = low_confidence_share(logits, policy.margin)
+    if share > policy.reference + policy.tolerance:
+        return min(rung + 1, len(policy.ladder) - 1)
+    if share < policy.reference - policy.tolerance:
+        return max(rung - 1, 0)
+    return rung
+
+
+def rung_shares(policy, rung):
+    """The class shares the firmware recalibrates toward on ``rung``."""
+    return tuple(policy.ladder[rung]) if policy.ladder else tuple(policy.shares)
 
 
 def allocation_points(n, cfg):
@@ -304,7 +345,9 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     them; it serves from the ``swap_delay``-th sample on (0: the very next one), while the engine
     keeps inferring with the layout before it (the hardware re-zones in the background).
     Layout-dependent figures (footprint, cycles, class shares) are averaged over the samples
-    that each layout served. ``on_allocation(k, engine)`` sees the engine after allocation k.
+    that each layout served; ``stats["rungs"]`` lists the budget rung chosen at each
+    recalibration (:class:`Firmware`). ``on_allocation(k, engine)`` sees the engine after
+    allocation k.
     """
     cfg = engine.cfg
     x_q = check_activations(x_q, cfg, engine.layers[0].shape[1])
@@ -315,7 +358,9 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     bounds = sorted(set(points) | {b for b in swaps if b < n} | {n})
     logits = []
     stats = {"bits": 0.0, "cycles": 0.0, "dense16": 0.0, "ideal": 0.0, "shares": 0.0,
-             "allocations": 0}
+             "allocations": 0, "rungs": []}
+    rung = firmware.rung if firmware else 0
+    seen = 0                          # samples before the previous recalibration
     t = 0
     for end in bounds:
         if end > t:
@@ -340,8 +385,11 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
             engine.snapshot()
             if firmware and firmware.recalibrate_every and \
                     stats["allocations"] % firmware.recalibrate_every == 0:
-                engine.thresholds = histogram_thresholds(engine, firmware.shares, firmware.mode,
-                                                         snapshot=True)
+                rung = next_rung(firmware, rung, np.concatenate(logits)[seen:t])
+                seen = t
+                stats["rungs"].append(rung)
+                engine.thresholds = histogram_thresholds(engine, rung_shares(firmware, rung),
+                                                         firmware.mode, snapshot=True)
             engine.allocate(pending=delay > 0)
             if on_allocation:
                 on_allocation(stats["allocations"], engine)
@@ -433,22 +481,42 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
                             f"one: {full[0]}")
     if target_bits is not None:
-        ok = [r for r in table if r["bits_per_weight"] <= target_bits]
-        key = lambda r: (r["accuracy"], r["agreement"], -r["distortion"])
-        if not ok:
-            least = min(r["bits_per_weight"] for r in table)
-            raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
-                              f"descriptors included): the smallest costs {least:.2f}; raise "
-                              f"the budget to at least that")
+        best = best_within(table, target_bits)
     else:
         ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss]
-        key = lambda r: (-r["bits_per_weight"], r["accuracy"])
         if not ok:
-            best = max(r["accuracy"] for r in table)
+            top = max(r["accuracy"] for r in table)
             raise ConfigError(f"no layout is within {max_loss:g} of the float accuracy "
-                              f"{float_accuracy:.4f}: the best reaches {best:.4f}")
-    best = max(ok, key=key)
+                              f"{float_accuracy:.4f}: the best reaches {top:.4f}")
+        best = max(ok, key=lambda r: (-r["bits_per_weight"], r["accuracy"]))
     engine.thresholds = [list(t) for t in best["thresholds"]]
     engine.codes = [None] * len(engine.layers)
     engine.allocate()
     return best, table
+
+
+def best_within(table, target_bits):
+    """The row of a calibration ``table`` (:func:`calibrate`) chosen for ``target_bits``: the
+    best calibration score within the budget, ties to the closest to the dense network."""
+    ok = [r for r in table if r["bits_per_weight"] <= target_bits]
+    if not ok:
+        least = min(r["bits_per_weight"] for r in table)
+        raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
+                          f"descriptors included): the smallest costs {least:.2f}; raise "
+                          f"the budget to at least that")
+    return max(ok, key=lambda r: (r["accuracy"], r["agreement"], -r["distortion"]))
+
+
+def budget_ladder(table, floor, ceiling, step=0.25):
+    """The rungs of a budget that follows performance (:class:`Firmware`): the row
+    :func:`best_within` each budget from ``floor`` to ``ceiling`` in ``step`` chooses, repeats
+    dropped, so the rungs cost strictly more bits from one to the next."""
+    rungs = []
+    for bits in np.arange(floor, ceiling + 1e-9, step):
+        try:
+            row = best_within(table, bits)
+        except ConfigError:               # nothing this cheap: the ladder starts higher
+            continue
+        if not rungs or rungs[-1]["shares"] != row["shares"]:
+            rungs.append(row)
+    return rungs
