@@ -44,4 +44,7 @@ def main(out="."):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:2])
+    import argparse
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dir", nargs="?", default=".", help="where to write wine.onnx and wine.csv")
+    main(ap.parse_args().dir)

@@ -85,11 +85,6 @@ def cmd_demo(args):
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
         ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
     ]
-    if design.adapt:
-        a = design.adapt
-        rows.append(("budget rungs at the recalibrations (bits between "
-                     f"{a['floor']:g} and {a['ceiling']:g})",
-                     " ".join(map(str, result["rungs"])) or "none"))
     if result["backend"] != "model":
         rows += [
             ("engine cycles per sample (INFER)",
