@@ -38,7 +38,8 @@ Commands arrive on ``cmd``, a stream, and are accepted only when they can run, s
   also while a re-zoning builds the shadow bank (the two use different ports and banks).
 
 The parts, one module each: ``layouts`` (layouts, address map, logical and physical words),
-``rezoner`` (the re-zoning engine), ``fetch`` (loader and walkers, taking turns on the shared
+``rezoner`` (the re-zoning engine's sequence and descriptors), ``packers`` (its quantizer,
+zone packer and metadata packer), ``fetch`` (loader and walkers, taking turns on the shared
 read ports), ``walker`` (one port's walk), ``prefetch`` (a walker's reader of one memory),
 ``zoned`` (the memories, commands and host access: ``ZonedMemory``). Every zone and the metadata
 exist once (two banks each), ``fetch_ports`` logical words wide, shared by all walkers.

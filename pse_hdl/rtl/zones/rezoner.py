@@ -1,32 +1,27 @@
 """The zoned memory's re-zoning engine: builds a layout in the shadow bank from the code stream
-(see ``zones`` for the command and the layout it writes)."""
+(see ``zones`` for the command and the layout it writes). It sequences the layers (plan, table
+entry, weights, flush, the split descriptors left over) and writes the descriptors; the
+per-weight datapath is in ``packers``."""
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
 from .layouts import (Target, banked, count_shape, geometry, log2, plan_layout,
-                           row_desc_layout, split_layout, table_layout)
+                      row_desc_layout, split_layout, table_layout)
+from .packers import MetaPacker, Quantizer, ZonePacker
 
 __all__ = ["Rezoner"]
 
 
-def _rshift_round(m, value, shift, width):
-    """``rshift_round(value, shift)`` (round half up) for a variable shift."""
-    half = Signal(signed(width + 1))
-    m.d.comb += half.eq((Const(1, width + 1) << shift) >> 1)
-    rounded = Signal(signed(width + 1))
-    m.d.comb += rounded.eq((value + half) >> shift)
-    return rounded
-
-
 class Rezoner(wiring.Component):
     """The re-zoning engine (see the module docs). Four stages per weight: accept the code and
-    read the master; register it; quantize; pack and write. One weight per cycle, plus a few
-    cycles per layer for its plan and table entry, one to flush its partial zone words, and one
-    per split descriptor that falls on the same weight as another or beyond the last surviving
-    weight."""
+    read the master; register it; quantize (``packers.Quantizer``); pack and write (zones and
+    metadata: ``packers.ZonePacker`` and ``MetaPacker``; descriptors: here). One weight per
+    cycle, plus a few cycles per layer for its plan and table entry, one to flush its partial
+    zone words, and one per split descriptor that falls on the same weight as another or beyond
+    the last surviving weight."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -58,8 +53,7 @@ class Rezoner(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        n, P, W = len(cfg.precisions), cfg.fetch_ports, cfg.zone_word_bits
-        per = [cfg.per_word(b) for b in cfg.precisions]
+        n, P = len(cfg.precisions), cfg.fetch_ports
         geo = geometry(cfg)
         m = Module()
 
@@ -67,151 +61,62 @@ class Rezoner(wiring.Component):
         layer = Signal(count_shape(cfg.max_layers))
         pl = Signal(plan_layout(cfg))          # the current layer's plan
         total = Signal(cfg.pos_bits)           # rows * cols
-        # Running positions in the shadow bank.
-        zptr = Array(Signal(count_shape(max(cfg.zone_depths)), name=f"zptr{k}")
-                     for k in range(n))
-        zbase = Array(Signal(count_shape(max(cfg.zone_depths)), name=f"zbase{k}")
-                      for k in range(n))
-        mword = Signal(count_shape(cfg.meta_depth))
-        mfill = Signal(range(W))
-        macc = Signal(W)
         dptr = Signal(count_shape(cfg.desc_depth))
-        # Per-layer counters.
-        lidx = Array(Signal(cfg.zone_index_bits + 1, name=f"lidx{k}") for k in range(n))
-        lmeta = Signal(cfg.meta_index_bits + 1)
-        pcost = Signal(cfg.layer_cost_bits)    # MAC cost of the survivors before stage C's
-        row_has = Signal()                     # stage C's row had a survivor before it
-        q = Signal(range(P + 1))
+        pcost = Signal(cfg.layer_cost_bits)    # MAC cost of the survivors before this one
+        row_has = Signal()                     # this weight's row had a survivor before it
+        q = Signal(range(P + 1))               # the next split descriptor
         nq_acc = Signal(cfg.layer_cost_bits + log2(P) + 1)   # q * cost
-        zacc = Array(Signal(W, name=f"zacc{k}") for k in range(n))
         splits_written = Signal.like(self.split_descs)
-        m.d.comb += [self.zone_words[k].eq(zptr[k]) for k in range(n)]
-        m.d.comb += [self.meta_bits.eq(mword * W + mfill), self.row_descs.eq(dptr),
-                     self.split_descs.eq(splits_written), self.layers.eq(layer)]
+        run, clear, restart, flush, final = (Signal(name=x) for x in
+                                             ("run", "clear", "restart", "flush", "final"))
+        qz, zp, mp = self._datapath(m, pl, total, run, clear, restart, flush, final)
+        w, w_valid = qz.o, qz.o_valid
+        m.d.comb += [self.row_descs.eq(dptr), self.split_descs.eq(splits_written),
+                     self.layers.eq(layer)]
 
-        # Pipeline: A accepts a code and reads its master, B registers the master out of the
-        # block RAM, Q quantizes, C packs.
-        issued = Signal(cfg.pos_bits)
-        a_row, a_col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
-        b_valid, b_code = Signal(), Signal(cfg.code_bits)
-        b_pos, b_row, b_col = Signal(cfg.pos_bits), Signal.like(a_row), Signal.like(a_col)
-        q_valid, q_code = Signal(), Signal(cfg.code_bits)
-        q_pos, q_row, q_col = Signal(cfg.pos_bits), Signal.like(a_row), Signal.like(a_col)
-        q_master = Signal(signed(cfg.weight_bits))
-        c_valid, c_code = Signal(), Signal(cfg.code_bits)
-        c_pos, c_row, c_col = Signal(cfg.pos_bits), Signal.like(a_row), Signal.like(a_col)
-        c_value = Signal(cfg.weight_bits)
-        run = Signal()
-
-        m.d.comb += [self.codes.ready.eq(run & (issued < total)),
-                     self.master_addr.eq(pl.master_base + issued), self.master_ren.eq(1)]
-        a_fire = self.codes.valid & self.codes.ready
-        m.d.sync += [b_valid.eq(a_fire), b_code.eq(self.codes.payload.code),
-                     b_pos.eq(issued), b_row.eq(a_row), b_col.eq(a_col)]
-        with m.If(a_fire):
-            m.d.sync += issued.eq(issued + 1)
-            with m.If(a_col == pl.cols - 1):
-                m.d.sync += [a_col.eq(0), a_row.eq(a_row + 1)]
-            with m.Else():
-                m.d.sync += a_col.eq(a_col + 1)
-
-        m.d.sync += [q_valid.eq(b_valid), q_code.eq(b_code), q_pos.eq(b_pos),
-                     q_row.eq(b_row), q_col.eq(b_col), q_master.eq(self.master_data)]
-        # One rounding shift by the weight's class scale, then that class's clamp.
-        scale = Array([Const(0, cfg.shift_bits)] + [pl.shift[k] for k in range(n)])[q_code]
-        rounded = _rshift_round(m, q_master, scale, cfg.weight_bits)
-        m.d.sync += [c_valid.eq(q_valid), c_code.eq(q_code), c_pos.eq(q_pos),
-                     c_row.eq(q_row), c_col.eq(q_col)]
-        with m.Switch(q_code):
-            for k, b in enumerate(cfg.precisions):
-                with m.Case(k + 1):
-                    lo, hi = -(1 << (b - 1)), (1 << (b - 1)) - 1
-                    m.d.sync += c_value.eq(Mux(rounded < lo, lo, Mux(rounded > hi, hi, rounded)))
-
-        # Stage C.
-        survivor = c_code != 0
+        # Descriptors: the state before this weight.
+        survivor = w.code != 0
         cost = Signal(range(cfg.mac_cost(max(cfg.precisions)) + 1))
-        with m.Switch(c_code):
+        with m.Switch(w.code):
             for k, b in enumerate(cfg.precisions):
                 with m.Case(k + 1):
                     m.d.comb += cost.eq(cfg.mac_cost(b))
         has = Signal()
-        m.d.comb += has.eq(row_has & (c_col != 0))
-        snap = Signal(split_layout(cfg))
-        m.d.comb += [snap.row.eq(c_row), snap.col.eq(c_col), snap.pos.eq(c_pos),
-                     snap.cont.eq(has), snap.meta.eq(lmeta)]
-        m.d.comb += [snap.index[k].eq(lidx[k]) for k in range(n)]
-        def split_addr(qq):
-            return banked(self.bank, layer * P + qq, geo[Target.SPLIT])
-
-        with m.If(c_valid):
-            # Row descriptor at every desc_stride-th row start (state before this weight), if
-            # the configuration keeps them.
-            if cfg.desc_stride:
-                first = (c_col == 0) & (c_row[:log2(cfg.desc_stride)] == 0) \
-                    if cfg.desc_stride > 1 else c_col == 0
-                with m.If(first):
-                    daddr = dptr + (c_row >> log2(cfg.desc_stride))
-                    with m.If(daddr < cfg.desc_depth):
-                        m.d.comb += [self.desc_en.eq(1),
-                                     self.desc_addr.eq(banked(self.bank, daddr,
-                                                              cfg.desc_depth)),
-                                     self.desc_data.meta.eq(lmeta)]
-                        m.d.comb += [self.desc_data.index[k].eq(lidx[k]) for k in range(n)]
+        m.d.comb += has.eq(row_has & (w.col != 0))
+        here = Signal(split_layout(cfg))
+        m.d.comb += [here.row.eq(w.row), here.col.eq(w.col), here.pos.eq(w.pos),
+                     here.cont.eq(has), here.meta.eq(mp.layer_bits)]
+        # Element widths differ between the counters and the descriptors: element by element.
+        m.d.comb += [here.index[k].eq(zp.index[k]) for k in range(n)]
+        split_addr = banked(self.bank, layer * P + q, geo[Target.SPLIT])
+        with m.If(w_valid):
+            if cfg.desc_stride:       # a row descriptor at every desc_stride-th row start
+                first = (w.col == 0) & (w.row[:log2(cfg.desc_stride)] == 0) \
+                    if cfg.desc_stride > 1 else w.col == 0
+                daddr = dptr + (w.row >> log2(cfg.desc_stride))
+                with m.If(first & (daddr < cfg.desc_depth)):
+                    m.d.comb += [self.desc_en.eq(1), self.desc_data.meta.eq(mp.layer_bits),
+                                 self.desc_addr.eq(banked(self.bank, daddr, cfg.desc_depth))]
+                    m.d.comb += [self.desc_data.index[k].eq(zp.index[k]) for k in range(n)]
             # Split descriptor q at the first survivor whose cost prefix reaches
             # ceil(q C / P) (model.layer.lane_split): at most one per survivor, which is the
             # rule's "at least one weight after the previous lane's start".
             with m.If(survivor & (q < P) & ((pcost << log2(P)) >= nq_acc)):
-                m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr(q)),
-                             self.split_data.eq(snap)]
+                m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr),
+                             self.split_data.eq(here)]
                 m.d.sync += [q.eq(q + 1), nq_acc.eq(nq_acc + pl.cost),
                              splits_written.eq(splits_written + 1)]
-            # Pack the value into its zone's word.
-            with m.Switch(c_code):
-                for k, b in enumerate(cfg.precisions):
-                    with m.Case(k + 1):
-                        e = lidx[k][:log2(per[k])] if per[k] > 1 else Const(0, 1)
-                        word = Signal(W, name=f"word{k}")
-                        m.d.comb += word.eq(zacc[k] | (c_value[:b] << (e * b)))
-                        waddr = zbase[k] + (lidx[k] >> log2(per[k]))
-                        with m.If(e == per[k] - 1):
-                            with m.If(waddr < cfg.zone_depths[k]):
-                                m.d.comb += [self.z_en[k].eq(1), self.z_data[k].eq(word),
-                                             self.z_addr[k].eq(banked(self.bank, waddr,
-                                                                       cfg.zone_depths[k]))]
-                            with m.Else():
-                                m.d.sync += self.error.zone.eq(1)
-                            m.d.sync += zacc[k].eq(0)
-                        with m.Else():
-                            m.d.sync += zacc[k].eq(word)
-                        m.d.sync += lidx[k].eq(lidx[k] + 1)
-            # Append the code to the metadata bit string.
-            code_word, code_len = self._code_bits(m, c_code)
-            wide = Signal(W + self.cfg.max_code_length)
-            m.d.comb += wide.eq(macc | (code_word << mfill))
-            total_fill = mfill + code_len
-            with m.If(total_fill >= W):
-                with m.If(mword < cfg.meta_depth):
-                    m.d.comb += [self.meta_en.eq(1), self.meta_data.eq(wide[:W]),
-                                 self.meta_addr.eq(banked(self.bank, mword, cfg.meta_depth))]
-                with m.Else():
-                    m.d.sync += self.error.meta.eq(1)
-                m.d.sync += [macc.eq(wide[W:]), mword.eq(mword + 1), mfill.eq(total_fill - W)]
-            with m.Else():
-                m.d.sync += [macc.eq(wide), mfill.eq(total_fill)]
-            m.d.sync += [lmeta.eq(lmeta + code_len), pcost.eq(pcost + cost),
-                         row_has.eq(has | survivor)]
+            m.d.sync += [pcost.eq(pcost + cost), row_has.eq(has | survivor)]
             if not cfg.reversible:
                 m.d.comb += [self.master_wen.eq(~survivor),
-                             self.master_waddr.eq(pl.master_base + c_pos)]
+                             self.master_waddr.eq(pl.master_base + w.pos)]
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.start):
-                    m.d.sync += [n_layers.eq(self.n_layers), layer.eq(0), mword.eq(0),
-                                 mfill.eq(0), macc.eq(0), dptr.eq(0), splits_written.eq(0),
-                                 self.error.eq(0)]
-                    m.d.sync += [zptr[k].eq(0) for k in range(n)]
+                    m.d.comb += clear.eq(1)
+                    m.d.sync += [n_layers.eq(self.n_layers), layer.eq(0), dptr.eq(0),
+                                 splits_written.eq(0), self.error.eq(0)]
                     m.next = "PLAN"
             with m.State("PLAN"):
                 m.d.comb += self.busy.eq(1)
@@ -223,43 +128,25 @@ class Rezoner(wiring.Component):
             with m.State("SETUP"):
                 # The plan is on the read port; the product rows * cols takes a cycle.
                 m.d.comb += [self.busy.eq(1), self.plan_addr.eq(layer)]
-                m.d.sync += [pl.eq(self.plan_data), total.eq(self.plan_data.rows
-                                                             * self.plan_data.cols)]
+                m.d.sync += [pl.eq(self.plan_data),
+                             total.eq(self.plan_data.rows * self.plan_data.cols)]
                 m.next = "TABLE"
             with m.State("TABLE"):
-                m.d.comb += [self.busy.eq(1), self.table_en.eq(1),
+                m.d.comb += [self.busy.eq(1), restart.eq(1), self.table_en.eq(1),
                              self.table_addr.eq(banked(self.bank, layer, cfg.max_layers)),
                              self.table_data.cols.eq(pl.cols), self.table_data.total.eq(total),
-                             self.table_data.meta_base.eq(mword * W + mfill),
+                             self.table_data.meta_base.eq(mp.bits),
                              self.table_data.desc_base.eq(dptr)]
-                m.d.comb += [self.table_data.zone_base[k].eq(zptr[k]) for k in range(n)]
+                m.d.comb += [self.table_data.zone_base[k].eq(zp.words[k]) for k in range(n)]
                 m.d.comb += [self.table_data.shift[k].eq(pl.shift[k]) for k in range(n)]
-                m.d.sync += [zbase[k].eq(zptr[k]) for k in range(n)]
-                m.d.sync += [lidx[k].eq(0) for k in range(n)]
-                m.d.sync += [zacc[k].eq(0) for k in range(n)]
-                m.d.sync += [lmeta.eq(0), pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost),
-                             issued.eq(0),
-                             a_row.eq(0), a_col.eq(0)]
+                m.d.sync += [pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost)]
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), run.eq(1)]
-                with m.If((issued == total) & ~b_valid & ~q_valid & ~c_valid):
+                with m.If(qz.drained):
                     m.next = "FLUSH"
             with m.State("FLUSH"):
-                m.d.comb += self.busy.eq(1)
-                for k in range(n):
-                    words = (lidx[k] + per[k] - 1) >> log2(per[k])
-                    waddr = zbase[k] + (lidx[k] >> log2(per[k]))
-                    with m.If(lidx[k][:log2(per[k])] != 0 if per[k] > 1 else Const(0)):
-                        with m.If(waddr < cfg.zone_depths[k]):
-                            m.d.comb += [self.z_en[k].eq(1), self.z_data[k].eq(zacc[k]),
-                                         self.z_addr[k].eq(banked(self.bank, waddr,
-                                                                   cfg.zone_depths[k]))]
-                        with m.Else():
-                            m.d.sync += self.error.zone.eq(1)
-                    m.d.sync += zptr[k].eq(zbase[k] + words)
-                    with m.If(zbase[k] + words > cfg.zone_depths[k]):
-                        m.d.sync += self.error.zone.eq(1)
+                m.d.comb += [self.busy.eq(1), flush.eq(1)]
                 with m.If(pcost != pl.cost):
                     m.d.sync += self.error.cost.eq(1)
                 if cfg.desc_stride:
@@ -272,37 +159,42 @@ class Rezoner(wiring.Component):
                 with m.If(q < P):
                     end = Signal(split_layout(cfg))
                     m.d.comb += [end.row.eq(pl.rows), end.col.eq(0), end.pos.eq(total),
-                                 end.cont.eq(0), end.meta.eq(lmeta)]
-                    m.d.comb += [end.index[k].eq(lidx[k]) for k in range(n)]
-                    m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr(q)),
+                                 end.cont.eq(0), end.meta.eq(mp.layer_bits)]
+                    m.d.comb += [end.index[k].eq(zp.index[k]) for k in range(n)]
+                    m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr),
                                  self.split_data.eq(end)]
                     m.d.sync += [q.eq(q + 1), splits_written.eq(splits_written + 1)]
                 with m.Else():
                     m.d.sync += layer.eq(layer + 1)
                     m.next = "PLAN"
             with m.State("FINAL"):
-                m.d.comb += self.busy.eq(1)
-                with m.If(mfill != 0):
-                    with m.If(mword < cfg.meta_depth):
-                        m.d.comb += [self.meta_en.eq(1), self.meta_data.eq(macc),
-                                     self.meta_addr.eq(banked(self.bank, mword, cfg.meta_depth))]
-                    with m.Else():
-                        m.d.sync += self.error.meta.eq(1)
-                m.d.comb += self.done.eq(1)
+                m.d.comb += [self.busy.eq(1), final.eq(1), self.done.eq(1)]
                 m.next = "IDLE"
         return m
 
-    def _code_bits(self, m, code):
-        """The metadata bits of ``code`` (LSB first) and their number."""
-        cfg = self.cfg
-        n = len(cfg.precisions)
-        bits = Signal(cfg.max_code_length, name="code_word")
-        length = Signal(range(cfg.max_code_length + 1), name="code_len")
-        with m.Switch(code):
-            for c in range(n + 1):
-                with m.Case(c):
-                    if cfg.meta_encoding == "fixed":
-                        m.d.comb += [bits.eq(c), length.eq(cfg.code_bits)]
-                    else:
-                        m.d.comb += [bits.eq((1 << c) - 1), length.eq(cfg.code_length(c))]
-        return bits, length
+    def _datapath(self, m, pl, total, run, clear, restart, flush, final):
+        """The quantizer feeding both packers, wired to the ports; the bank is the shadow one.
+        Returns the three parts."""
+        n = len(self.cfg.precisions)
+        m.submodules.quantizer = qz = Quantizer(self.cfg)
+        m.submodules.zones = zp = ZonePacker(self.cfg)
+        m.submodules.meta = mp = MetaPacker(self.cfg)
+        wiring.connect(m, wiring.flipped(self.codes), qz.codes)
+        m.d.comb += [qz.enable.eq(run), qz.restart.eq(restart), qz.plan.eq(pl),
+                     qz.total.eq(total), self.master_addr.eq(qz.master_addr),
+                     self.master_ren.eq(qz.master_ren), qz.master_data.eq(self.master_data)]
+        for part in (zp, mp):
+            m.d.comb += [part.clear.eq(clear), part.restart.eq(restart), part.bank.eq(self.bank),
+                         part.valid.eq(qz.o_valid), part.code.eq(qz.o.code)]
+        m.d.comb += [zp.value.eq(qz.o.value), zp.flush.eq(flush), mp.final.eq(final)]
+        m.d.comb += [self.z_en[k].eq(zp.z_en[k]) for k in range(n)]
+        m.d.comb += [self.z_addr[k].eq(zp.z_addr[k]) for k in range(n)]
+        m.d.comb += [self.z_data[k].eq(zp.z_data[k]) for k in range(n)]
+        m.d.comb += [self.meta_en.eq(mp.meta_en), self.meta_addr.eq(mp.meta_addr),
+                     self.meta_data.eq(mp.meta_data),
+                     self.zone_words.eq(zp.words), self.meta_bits.eq(mp.bits)]
+        with m.If(zp.overflow):
+            m.d.sync += self.error.zone.eq(1)
+        with m.If(mp.overflow):
+            m.d.sync += self.error.meta.eq(1)
+        return qz, zp, mp
