@@ -36,8 +36,8 @@ from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
 from .model.engine import Engine, Firmware as Policy, allocation_points, argmax_accuracy, \
-    best_within, budget_ladder, calibrate, check_activations, low_confidence_share, profile, \
-    run_dynamic
+    best_within, budget_ladder, calibrate, check_activations, logit_margins, \
+    low_confidence_share, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 
@@ -236,8 +236,7 @@ class Design:
             best = best_within(self.table, target_bits)
             rungs = budget_ladder(self.table, floor, top)
             logits = Engine(self.qnet, self.cfg, thresholds=best["thresholds"]).infer(xq)[-1]
-            top2 = np.sort(logits, axis=1)
-            margin = int(np.quantile(top2[:, -1] - top2[:, -2], 0.25))
+            margin = int(np.quantile(logit_margins(logits), 0.25))
             self.adapt = {"ladder": [list(r["shares"]) for r in rungs],
                           "rung": [r["shares"] for r in rungs].index(best["shares"]),
                           "margin": margin, "reference": low_confidence_share(logits, margin),

@@ -279,7 +279,8 @@ class Firmware:
                 recal = bool(self.policy and self.policy.recalibrate_every
                              and self.allocations % self.policy.recalibrate_every == 0)
                 if recal:
-                    self.rung = next_rung(self.policy, self.rung, np.array(logits[seen:]))
+                    if self.policy.ladder:
+                        self.rung = next_rung(self.policy, self.rung, np.array(logits[seen:]))
                     self.rungs.append(self.rung)
                     seen = t + 1
                 await self.start_allocation(recalibrate=recal)

@@ -33,7 +33,7 @@ from .zones import check_fit, footprint_bits, pack_layer, place_layers
 __all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
            "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
            "layer_exponents", "allocation_points", "calibrate", "share_grid", "estimated_bits",
-           "low_confidence_share", "next_rung", "rung_shares", "budget_ladder", "best_within",
+           "logit_margins", "low_confidence_share", "next_rung", "rung_shares", "budget_ladder", "best_within",
            "argmax_accuracy"]
 
 
@@ -298,11 +298,16 @@ class Firmware:
     tolerance: float = 0.1
 
 
+def logit_margins(logits):
+    """Per output (row of ``logits``): the largest logit minus the second largest."""
+    top = np.sort(np.asarray(logits), axis=1)
+    return top[:, -1] - top[:, -2]
+
+
 def low_confidence_share(logits, margin):
     """The share of outputs (rows of ``logits``) whose largest logit beats the second largest
     by less than ``margin``."""
-    top = np.sort(np.asarray(logits), axis=1)
-    return float(np.mean(top[:, -1] - top[:, -2] < margin))
+    return float(np.mean(logit_margins(logits) < margin))
 
 
 def next_rung(policy, rung, logits):
@@ -385,7 +390,8 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
             engine.snapshot()
             if firmware and firmware.recalibrate_every and \
                     stats["allocations"] % firmware.recalibrate_every == 0:
-                rung = next_rung(firmware, rung, np.concatenate(logits)[seen:t])
+                if firmware.ladder:
+                    rung = next_rung(firmware, rung, np.concatenate(logits)[seen:t])
                 seen = t
                 stats["rungs"].append(rung)
                 engine.thresholds = histogram_thresholds(engine, rung_shares(firmware, rung),
