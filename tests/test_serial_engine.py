@@ -16,7 +16,7 @@ from pse_hdl.cli import main
 from pse_hdl.config import PRESETS
 from pse_hdl.host.bus import run
 from pse_hdl.host.driver import Driver
-from pse_hdl.host.link import END, LinkError
+from pse_hdl.host.link import LinkError
 from pse_hdl.host.serial_bus import SerialBus
 from pse_hdl.host.serial_sim import SimPort
 from sim.engine_ref import check_run, random_case, run_firmware

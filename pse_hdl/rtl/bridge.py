@@ -18,7 +18,7 @@ Resynchronisation needs no timer: every frame ends at ``END``, so garbage or a l
 one error reply and the next frame is received whole.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 

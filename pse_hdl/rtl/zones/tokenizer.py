@@ -1,14 +1,15 @@
 """A fetch walker's tokenizer: the metadata bit string of a walk, as tokens (pruned run, code).
 
 The walker keeps a window of the metadata bit string (bit 0 = the next code), refilled one word
-per cycle from its metadata prefetcher. Every cycle the tokenizer counts the run of pruned codes
+per cycle from its metadata prefetcher. Every cycle the tokenizer finds the run of pruned codes
 at the window's start (up to ``Z = (LOOK * W - longest code) / pruned-code length`` codes: 61 for
-unary codes in 32-bit words, a balanced priority encoder), shifts the window by the run, decodes
-the code there and shifts past it: the token (run, code), or (Z, 0) when the window holds no
-surviving code. Only the bit position loops here (the window's fill level, the word entering the
-window at that level, the shift by the run, the decode): this loop is the zoned memory's critical
-path. Tokens wait in a two-entry queue, so the tokenizer steps on the queue's registered level
-alone and the consumer's decisions are a register away.
+unary codes in 32-bit words) and the code that ends it, and shifts the window past both: the
+token (run, code), or (Z, 0) when the window holds no surviving code. Every slot's code is
+decoded in parallel and carried through a balanced priority encoder, so the loop is the search
+for the first surviving code (log2 Z levels) and one shift of the window by the token's length;
+the word entering the window is shifted to the fill level ``count`` beside the search. This loop
+is still the zoned memory's critical path. Tokens wait in a two-entry queue, so the tokenizer
+steps on the queue's registered level alone and the consumer's decisions are a register away.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -30,19 +31,20 @@ def max_run(cfg):
     return (LOOK * cfg.zone_word_bits - cfg.max_code_length) // cfg.code_length(0)
 
 
-def _first_set(m, bits, name):
-    """``(any, index of the lowest set bit)`` of ``bits`` by halves: log2(width) levels of
-    2:1 muxes, where a priority chain would cost one level per bit. Every level is a signal, so
-    no expression is repeated."""
+def _first_set(m, bits, payloads, name):
+    """``(any, payload of the lowest set bit)`` of ``bits`` by halves: log2(width) levels of
+    2:1 muxes, where a priority chain would cost one level per bit. The payload of every bit
+    (its index, its decoded code, ...) travels down the same tree, so it is ready when the
+    search is. Every level is a signal, so no expression is repeated."""
     n = len(bits)
     if n == 1:
-        return bits[0], Const(0, 1)
+        return bits[0], payloads[0]
     half = 1 << ((n - 1).bit_length() - 1)
-    lo_any, lo_idx = _first_set(m, bits[:half], name + "l")
-    hi_any, hi_idx = _first_set(m, bits[half:], name + "h")
-    any_, idx = Signal(name=f"{name}_any"), Signal(range(n), name=f"{name}_idx")
-    m.d.comb += [any_.eq(lo_any | hi_any), idx.eq(Mux(lo_any, lo_idx, half + hi_idx))]
-    return any_, idx
+    lo_any, lo_pay = _first_set(m, bits[:half], payloads[:half], name + "l")
+    hi_any, hi_pay = _first_set(m, bits[half:], payloads[half:], name + "h")
+    any_, pay = Signal(name=f"{name}_any"), Signal(len(lo_pay), name=f"{name}_pay")
+    m.d.comb += [any_.eq(lo_any | hi_any), pay.eq(Mux(lo_any, lo_pay, hi_pay))]
+    return any_, pay
 
 
 class Tokenizer(wiring.Component):
@@ -99,28 +101,37 @@ class Tokenizer(wiring.Component):
         drop = Signal(range(W))
 
         # -- one token a cycle from the registered window ----------------------------------
+        # Every slot of the window is decoded at once, as if the run ended there (its code,
+        # and where the token would end); the search for the first surviving code carries
+        # them, so the loop is the search and one shift. A code that follows a run of r < Z
+        # slots lies within the first ``look`` bits, which a step always has (count >= look),
+        # so the decode reads the registered window only, never the word entering it.
+        code_w, end_w = cfg.code_bits, (look + 1).bit_length()
+        slots = []
+        for t in range(Z):
+            field = buf[t * len0:t * len0 + maxlen]
+            if cfg.meta_encoding == "fixed":
+                k, k_len = field[:cfg.code_bits], cfg.code_bits
+            else:
+                k = sum(field[:j + 1].all().as_unsigned() for j in range(n))
+                k_len = k + (k < n)
+            slot = Signal(code_w + end_w + log2(Z), name=f"slot{t}")
+            m.d.comb += slot.eq(Cat(Const(t, log2(Z)), k[:code_w], t * len0 + k_len))
+            slots.append(slot)
         alive = Cat(buf[t * len0:(t + 1) * len0].any() for t in range(Z))
-        vis, first_alive = _first_set(m, alive, "slot")
+        vis, found = _first_set(m, alive, slots, "slot")
         r = Signal(range(Z + 1))
-        m.d.comb += r.eq(Mux(vis, first_alive, Z))
+        k_dec = Signal(code_w)
+        end = Signal(range(look + 1))          # window bits the token takes
+        m.d.comb += [r.eq(Mux(vis, found[:log2(Z)], Z)),
+                     k_dec.eq(Mux(vis, found[log2(Z):log2(Z) + code_w], 0)),
+                     end.eq(Mux(vis, found[log2(Z) + code_w:], Z * len0))]
         # A metadata word is registered out of the prefetcher (aligned to the walk's first code
         # if it is the first word), then enters the window at ``count``, beside the decode.
         stage_valid, stage_word = Signal(), Signal(W)
         stage_bits = Signal(range(W + 1))
         ext = Signal(look + 3 * W)
         m.d.comb += ext.eq(buf | Mux(stage_valid, stage_word << count, 0))
-        run_shift = Signal(look + 3 * W)
-        m.d.comb += run_shift.eq(ext >> (r * len0) if len0 > 1 else ext >> r)
-        field = run_shift[:maxlen]
-        k_dec = Signal(cfg.code_bits)
-        k_len = Signal(range(maxlen + 1))
-        if cfg.meta_encoding == "fixed":
-            m.d.comb += [k_dec.eq(Mux(vis, field[:cfg.code_bits], 0)),
-                         k_len.eq(Mux(vis, cfg.code_bits, 0))]
-        else:
-            m.d.comb += k_dec.eq(Mux(vis, sum(field[:j + 1].all().as_unsigned()
-                                              for j in range(n)), 0))
-            m.d.comb += k_len.eq(Mux(vis, k_dec + (k_dec < n), 0))
 
         # -- the two-entry queue (head, then tail) -------------------------------------------
         level = Signal(range(3))
@@ -160,8 +171,7 @@ class Tokenizer(wiring.Component):
                          stage_bits.eq(Mux(aligned, W, W - drop))]
             added = Mux(stage_valid, stage_bits, 0)
             with m.If(tstep):
-                m.d.sync += [buf.eq(run_shift >> k_len),
-                             count.eq(count + added - (r * len0 + k_len))]
+                m.d.sync += [buf.eq(ext >> end), count.eq(count + added - end)]
             with m.Else():
                 m.d.sync += [buf.eq(ext), count.eq(count + added)]
             m.d.sync += inflight.eq(issue)

@@ -5,8 +5,9 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
+from .banks import BankControl
 from .fetch import FetchUnit
-from .layouts import (Op, Target, at_most, banked, count_shape, geometry, host_addr_bits,
+from .layouts import (Op, Target, banked, count_shape, geometry, host_addr_bits,
                       host_data_bits, log2, physical, plan_layout, read_ratio, row_desc_layout,
                       split_layout, table_layout)
 from .rezoner import Rezoner
@@ -55,7 +56,8 @@ class ZonedMemory(wiring.Component):
             "error": data.StructLayout({"cost": 1, "zone": 1, "meta": 1, "layer": 1}),
             "zone_words": data.ArrayLayout(count_shape(max(cfg.zone_depths)), n),
             "meta_bits": count_shape(cfg.meta_depth * cfg.zone_word_bits),
-            "row_descs": count_shape(cfg.desc_depth), "split_descs": count_shape(cfg.max_layers * ports),
+            "row_descs": count_shape(cfg.desc_depth),
+            "split_descs": count_shape(cfg.max_layers * ports),
             "layers": count_shape(cfg.max_layers)})
         super().__init__({
             "cmd": In(stream.Signature(data.StructLayout({"op": Op, "arg": unsigned(arg)}))),
@@ -73,85 +75,64 @@ class ZonedMemory(wiring.Component):
                                                          shape=signed(cfg.weight_bits))),
             "status": Out(status)})
 
+    def _memories(self, m):
+        """The memories, as submodules of ``m``: ``{name: Memory}`` (``zone`` a list, ``desc``
+        None without row descriptors)."""
+        cfg, R, W = self.cfg, read_ratio(self.cfg), self.cfg.zone_word_bits
+        mems = {
+            # Zones and metadata: one copy, R logical words wide (see ``layouts``), written a
+            # logical word at a time.
+            "zone": [memory.Memory(shape=R * W, depth=2 * d // R, init=[])
+                      for d in cfg.zone_depths],
+            "meta": memory.Memory(shape=R * W, depth=2 * cfg.meta_depth // R, init=[]),
+            # Row descriptors only where the configuration keeps them (desc_stride > 0): the
+            # walkers never read them, the host may.
+            "desc": (memory.Memory(shape=row_desc_layout(cfg), depth=2 * cfg.desc_depth, init=[])
+                     if cfg.desc_depth > 0 else None),
+            # A layer's split descriptors in one word, so the fetch unit reads them in one cycle.
+            "split": memory.Memory(shape=R * split_layout(cfg).size, depth=2 * cfg.max_layers,
+                                   init=[]),
+            "table": memory.Memory(shape=table_layout(cfg), depth=2 * cfg.max_layers, init=[]),
+            "plan": memory.Memory(shape=plan_layout(cfg), depth=cfg.max_layers, init=[]),
+            "master": memory.Memory(shape=signed(cfg.weight_bits), depth=cfg.master_depth,
+                                    init=[])}
+        for name, mem in mems.items():
+            for k, one in enumerate(mem if isinstance(mem, list) else [mem]):
+                if one is not None:
+                    m.submodules[f"{name}{k}" if isinstance(mem, list) else name] = one
+        return mems
+
     def elaborate(self, platform):
         cfg, n, W, R = self.cfg, self.classes, self.cfg.zone_word_bits, read_ratio(self.cfg)
         m = Module()
         geo = geometry(cfg)
 
-        # -- memories --------------------------------------------------------------------
-        # Zones and metadata: one copy, R logical words wide (see ``layouts``), written a
-        # logical word at a time.
-        zones = [memory.Memory(shape=R * W, depth=2 * d // R, init=[]) for d in cfg.zone_depths]
-        meta = memory.Memory(shape=R * W, depth=2 * cfg.meta_depth // R, init=[])
-        # Row descriptors only where the configuration keeps them (desc_stride > 0): the
-        # walkers never read them, the host may.
-        rows_desc = cfg.desc_depth > 0
-        desc = (memory.Memory(shape=row_desc_layout(cfg), depth=2 * cfg.desc_depth, init=[])
-                if rows_desc else None)
-        # A layer's split descriptors in one word, so the fetch unit reads them in one cycle.
-        S = split_layout(cfg).size
-        split = memory.Memory(shape=R * S, depth=2 * cfg.max_layers, init=[])
-        table = memory.Memory(shape=table_layout(cfg), depth=2 * cfg.max_layers, init=[])
-        plan = memory.Memory(shape=plan_layout(cfg), depth=cfg.max_layers, init=[])
-        master = memory.Memory(shape=signed(cfg.weight_bits), depth=cfg.master_depth, init=[])
-        for k, z in enumerate(zones):
-            m.submodules[f"zone{k}"] = z
-        m.submodules.meta, m.submodules.split = meta, split
-        if rows_desc:
-            m.submodules.desc = desc
-        m.submodules.table, m.submodules.plan, m.submodules.master = table, plan, master
-
+        mems = self._memories(m)
+        zones, meta, split, desc = mems["zone"], mems["meta"], mems["split"], mems["desc"]
+        rows_desc, S = desc is not None, split_layout(cfg).size
         z_wr = [z.write_port(granularity=W) for z in zones]
         meta_wr = meta.write_port(granularity=W)
-        split_wr, table_wr = split.write_port(granularity=S), table.write_port()
+        split_wr, table_wr = split.write_port(granularity=S), mems["table"].write_port()
         desc_wr = desc.write_port() if rows_desc else None
-        plan_wr, master_wr = plan.write_port(), master.write_port()
+        plan_wr, master_wr = mems["plan"].write_port(), mems["master"].write_port()
         z_rd, meta_rd = [z.read_port() for z in zones], meta.read_port()
-        split_rd, table_rd = split.read_port(), table.read_port()
+        split_rd, table_rd = split.read_port(), mems["table"].read_port()
         desc_rd = desc.read_port() if rows_desc else None
-        plan_rd, master_rd = plan.read_port(), master.read_port()
+        plan_rd, master_rd = mems["plan"].read_port(), mems["master"].read_port()
 
-        # -- bank state: survives reset ------------------------------------------------------
-        active = Signal(reset_less=True)
-        active_valid = Signal(reset_less=True)
-        active_layers = Signal(count_shape(cfg.max_layers), reset_less=True)
-        shadow_ready = Signal()
-        shadow_layers = Signal(count_shape(cfg.max_layers))
-        shadow = ~active
-
-        rz_busy = Signal()
-        fetch_busy = Signal()
-        m.d.comb += [self.status.active.eq(active), self.status.active_layers.eq(active_layers),
-                     self.status.shadow_ready.eq(shadow_ready),
-                     self.status.rezoning.eq(rz_busy), self.status.fetching.eq(fetch_busy)]
-
-        # -- commands ------------------------------------------------------------------------
-        op, arg = self.cmd.payload.op, self.cmd.payload.arg
-        with m.Switch(op):
-            with m.Case(Op.REZONE):
-                m.d.comb += self.cmd.ready.eq(~rz_busy)
-            with m.Case(Op.SWAP):
-                m.d.comb += self.cmd.ready.eq(~rz_busy & ~fetch_busy & shadow_ready)
-            with m.Case(Op.FETCH):
-                # The active bank is read while the re-zoning engine writes the shadow one.
-                m.d.comb += self.cmd.ready.eq(~fetch_busy)
-        fire = self.cmd.valid & self.cmd.ready
-        rz_ok = (arg >= 1) & at_most(arg, cfg.max_layers)
-        rz_start = Signal()
-        m.d.comb += rz_start.eq(fire & (op == Op.REZONE) & rz_ok)
-        fetch_start = Signal()
-        m.d.comb += fetch_start.eq(fire & (op == Op.FETCH) & active_valid
-                                   & (arg < active_layers))
-        layer_error = Signal()
-        m.d.comb += self.status.error.layer.eq(layer_error)
-        with m.If(rz_start):
-            m.d.sync += layer_error.eq(0)
-        with m.If((fire & (op == Op.FETCH) & ~(active_valid & (arg < active_layers)))
-                  | (fire & (op == Op.REZONE) & ~rz_ok)):
-            m.d.sync += layer_error.eq(1)
-        with m.If(fire & (op == Op.SWAP)):
-            m.d.sync += [active.eq(~active), active_valid.eq(1),
-                         active_layers.eq(shadow_layers), shadow_ready.eq(0)]
+        # -- commands and bank state -----------------------------------------------------------
+        banks = BankControl(cfg)
+        m.submodules.banks = banks
+        wiring.connect(m, wiring.flipped(self.cmd), banks.cmd)
+        rz_busy, fetch_busy = Signal(), Signal()
+        rz_start, fetch_start, arg = banks.rz_start, banks.fetch_start, banks.arg
+        active = banks.active
+        m.d.comb += [banks.rz_busy.eq(rz_busy), banks.fetch_busy.eq(fetch_busy),
+                     self.status.active.eq(active),
+                     self.status.active_layers.eq(banks.active_layers),
+                     self.status.shadow_ready.eq(banks.shadow_ready),
+                     self.status.rezoning.eq(rz_busy), self.status.fetching.eq(fetch_busy),
+                     self.status.error.layer.eq(banks.layer_error)]
 
         # -- host writes and reads ------------------------------------------------------------
         hw = self.host_wr.payload
@@ -174,13 +155,10 @@ class ZonedMemory(wiring.Component):
         # -- re-zoning engine -----------------------------------------------------------------
         rz = Rezoner(cfg)
         m.submodules.rezoner = rz
-        m.d.comb += [rz.start.eq(rz_start), rz.n_layers.eq(arg), rz.bank.eq(shadow),
-                     rz_busy.eq(rz.busy)]
+        m.d.comb += [rz.start.eq(rz_start), rz.n_layers.eq(arg), rz.bank.eq(~active),
+                     rz_busy.eq(rz.busy), banks.rz_done.eq(rz.done),
+                     banks.rz_failed.eq(rz.error.as_value().any())]
         wiring.connect(m, wiring.flipped(self.codes), rz.codes)
-        with m.If(rz_start):
-            m.d.sync += [shadow_ready.eq(0), shadow_layers.eq(arg)]
-        with m.If(rz.done):
-            m.d.sync += shadow_ready.eq(~rz.error.as_value().any())
         m.d.comb += [self.status.error.cost.eq(rz.error.cost),
                      self.status.error.zone.eq(rz.error.zone),
                      self.status.error.meta.eq(rz.error.meta),
@@ -189,42 +167,12 @@ class ZonedMemory(wiring.Component):
                      self.status.row_descs.eq(rz.row_descs),
                      self.status.split_descs.eq(rz.split_descs), self.status.layers.eq(rz.layers)]
 
-        def write_logical(port, en, addr, word):
-            """Write logical word ``addr`` (banked) into its lane of a physical word."""
-            phys, lane = physical(cfg, addr)
-            m.d.comb += [port.addr.eq(phys), port.data.eq(word.replicate(R)),
-                         port.en.eq(en.replicate(R) & (Const(1, R) << lane) if R > 1 else en)]
-
-        for k in range(n):
-            write_logical(z_wr[k], rz.z_en[k], rz.z_addr[k], rz.z_data[k])
-        write_logical(meta_wr, rz.meta_en, rz.meta_addr, rz.meta_data)
-        if rows_desc:
-            m.d.comb += [desc_wr.en.eq(rz.desc_en), desc_wr.addr.eq(rz.desc_addr),
-                         desc_wr.data.eq(rz.desc_data)]
-        write_logical(split_wr, rz.split_en, rz.split_addr, rz.split_data.as_value())
+        self._rezoner_writes(m, rz, z_wr, meta_wr, split_wr, desc_wr)
         m.d.comb += [table_wr.en.eq(rz.table_en), table_wr.addr.eq(rz.table_addr),
                      table_wr.data.eq(rz.table_data),
                      plan_rd.addr.eq(rz.plan_addr), rz.plan_data.eq(plan_rd.data),
                      rz.master_data.eq(master_rd.data)]
-        # The master store has one address for its reads and writes (but for the destructive
-        # re-zoning's clears), so yosys can map it to a single-port RAM (the UP5K's SPRAM): a
-        # host write waits for a host read, and takes the port from the allocation walk (which
-        # the engine never runs while the host may write masters).
-        master_addr = Signal(cfg.master_addr_bits)
-        m.d.comb += [master_rd.addr.eq(master_addr), master_wr.addr.eq(master_addr)]
-        with m.If(rz_busy):
-            m.d.comb += [master_addr.eq(rz.master_addr), master_rd.en.eq(rz.master_ren)]
-            if not cfg.reversible:
-                m.d.comb += [master_wr.en.eq(rz.master_wen), master_wr.addr.eq(rz.master_waddr),
-                             master_wr.data.eq(0)]
-        with m.Elif(host_master_w):
-            m.d.comb += [master_addr.eq(hw.addr), master_rd.en.eq(0), master_wr.en.eq(1),
-                         master_wr.data.eq(hw.data)]
-        with m.Elif(host_r):
-            m.d.comb += master_addr.eq(hr.addr)
-        with m.Else():
-            m.d.comb += [master_addr.eq(self.master_walk.addr),
-                         master_rd.en.eq(self.master_walk.en)]
+        self._master_port(m, master_rd, master_wr, rz, host_master_w, host_r)
         m.d.comb += self.master_walk.data.eq(master_rd.data)
 
         # -- fetch unit: owns the table, split, metadata and zone read ports but for host reads
@@ -256,28 +204,69 @@ class ZonedMemory(wiring.Component):
         if rows_desc:
             m.d.comb += desc_rd.addr.eq(banked(hr.bank, hr.addr, cfg.desc_depth))
 
-        # -- host read data ------------------------------------------------------------------
-        def lane_of(word, width=W):
-            return (Array(word[j * width:(j + 1) * width] for j in range(R))[rd_lane] if R > 1
-                    else word)
-
-        with m.Switch(rd_target):
-            with m.Case(Target.MASTER):
-                m.d.comb += self.rd_data.eq(master_rd.data.as_unsigned())
-            with m.Case(Target.PLAN):
-                m.d.comb += self.rd_data.eq(plan_rd.data.as_value())
-            with m.Case(Target.META):
-                m.d.comb += self.rd_data.eq(lane_of(meta_rd.data))
-            with m.Case(Target.DESC):
-                if rows_desc:
-                    m.d.comb += self.rd_data.eq(desc_rd.data.as_value())
-            with m.Case(Target.SPLIT):
-                m.d.comb += self.rd_data.eq(lane_of(split_rd.data, S))
-            with m.Case(Target.TABLE):
-                m.d.comb += self.rd_data.eq(table_rd.data.as_value())
-            for k in range(n):
-                with m.Case(Target.ZONE.value + k):
-                    m.d.comb += self.rd_data.eq(lane_of(z_rd[k].data))
+        sources = {Target.MASTER: master_rd.data.as_unsigned(),
+                   Target.PLAN: plan_rd.data.as_value(), Target.META: (meta_rd.data, W),
+                   Target.DESC: desc_rd.data.as_value() if rows_desc else None,
+                   Target.SPLIT: (split_rd.data, S), Target.TABLE: table_rd.data.as_value()}
+        sources.update({Target.ZONE.value + k: (z_rd[k].data, W) for k in range(n)})
+        self._read_data(m, rd_target, rd_lane, sources)
         with m.If(~rz_busy):
             m.d.comb += plan_rd.addr.eq(hr.addr)
         return m
+
+    def _read_data(self, m, target, lane, sources):
+        """``rd_data`` from the read port of the memory the host read addressed: a value, or
+        ``(physical word, logical width)`` for the memories whose words hold R logical ones."""
+        R = read_ratio(self.cfg)
+        with m.Switch(target):
+            for t, src in sources.items():
+                with m.Case(t):
+                    if isinstance(src, tuple):
+                        word, width = src
+                        src = (Array(word[j * width:(j + 1) * width] for j in range(R))[lane]
+                               if R > 1 else word)
+                    if src is not None:
+                        m.d.comb += self.rd_data.eq(src)
+
+    def _rezoner_writes(self, m, rz, z_wr, meta_wr, split_wr, desc_wr):
+        """The re-zoning engine's writes: logical words of zones, metadata and split
+        descriptors into their lanes of the physical words."""
+        R = read_ratio(self.cfg)
+
+        def write_logical(port, en, addr, word):
+            """Write logical word ``addr`` (banked) into its lane of a physical word."""
+            phys, lane = physical(self.cfg, addr)
+            m.d.comb += [port.addr.eq(phys), port.data.eq(word.replicate(R)),
+                         port.en.eq(en.replicate(R) & (Const(1, R) << lane) if R > 1 else en)]
+
+        for k in range(self.classes):
+            write_logical(z_wr[k], rz.z_en[k], rz.z_addr[k], rz.z_data[k])
+        write_logical(meta_wr, rz.meta_en, rz.meta_addr, rz.meta_data)
+        if desc_wr is not None:
+            m.d.comb += [desc_wr.en.eq(rz.desc_en), desc_wr.addr.eq(rz.desc_addr),
+                         desc_wr.data.eq(rz.desc_data)]
+        write_logical(split_wr, rz.split_en, rz.split_addr, rz.split_data.as_value())
+
+    def _master_port(self, m, master_rd, master_wr, rz, host_master_w, host_r):
+        """The master store's one address, shared by the re-zoning engine, host writes, host
+        reads and the engine's allocation walk (``master_walk``), in that priority."""
+        # The master store has one address for its reads and writes (but for the destructive
+        # re-zoning's clears), so yosys can map it to a single-port RAM (the UP5K's SPRAM): a
+        # host write waits for a host read, and takes the port from the allocation walk (which
+        # the engine never runs while the host may write masters).
+        master_addr = Signal(self.cfg.master_addr_bits)
+        m.d.comb += [master_rd.addr.eq(master_addr), master_wr.addr.eq(master_addr)]
+        hw = self.host_wr.payload
+        with m.If(rz.busy):
+            m.d.comb += [master_addr.eq(rz.master_addr), master_rd.en.eq(rz.master_ren)]
+            if not self.cfg.reversible:
+                m.d.comb += [master_wr.en.eq(rz.master_wen), master_wr.addr.eq(rz.master_waddr),
+                             master_wr.data.eq(0)]
+        with m.Elif(host_master_w):
+            m.d.comb += [master_addr.eq(hw.addr), master_rd.en.eq(0), master_wr.en.eq(1),
+                         master_wr.data.eq(hw.data)]
+        with m.Elif(host_r):
+            m.d.comb += master_addr.eq(self.host_rd.payload.addr)
+        with m.Else():
+            m.d.comb += [master_addr.eq(self.master_walk.addr),
+                         master_rd.en.eq(self.master_walk.en)]
