@@ -69,7 +69,9 @@ class PSEConfig:
         every zone, or one per precision in the order of ``precisions``
         (:attr:`zone_depths`).
     master_depth : int
-        Master weights the master store holds (power of two).
+        Master weights the master store holds (a multiple of 16; it need not be a power of
+        two: the default, 19 x 1024, holds the digits MLP 64-256-10's 18,944 weights in 19
+        DP16KD of the ECP5, where 32,768 took 32).
     max_rows, max_cols : int
         Largest layer the engine accepts (powers of two); they size the row and column tags.
     ema_rate : float
@@ -157,7 +159,7 @@ class PSEConfig:
     acc_bits: int = 32
     zone_word_bits: int = 32
     zone_depth: int = 2048
-    master_depth: int = 32768
+    master_depth: int = 19456
     max_rows: int = 256
     max_cols: int = 256
     ema_rate: float = 0.1
@@ -220,7 +222,9 @@ class PSEConfig:
                 _check_int(f"zone_depth of the {b}-bit zone", d, 16, 1 << 20, pow2=True)
         else:
             _check_int("zone_depth", zd, 16, 1 << 20, pow2=True)
-        _check_int("master_depth", self.master_depth, 16, 1 << 22, pow2=True)
+        _check_int("master_depth", self.master_depth, 16, 1 << 22)
+        if self.master_depth % 16:
+            raise ConfigError(f"master_depth must be a multiple of 16, not {self.master_depth!r}")
         if min(self.zone_depths) < self.lanes:
             raise ConfigError(f"zone_depth must be at least lanes ({self.lanes}: the fetch ports "
                               f"read a word of every port at once), not {zd!r}")

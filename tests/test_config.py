@@ -20,6 +20,7 @@ INVALID = [
     ({"zone_word_bits": 24}, "zone_word_bits"),
     ({"zone_depth": 1000}, "zone_depth"),
     ({"master_depth": 3}, "master_depth"),
+    ({"master_depth": 1000}, "master_depth must be a multiple of 16, not 1000"),
     ({"max_rows": 100}, "max_rows"),
     ({"max_cols": 0}, "max_cols"),
     ({"ema_rate": 0.0}, "ema_rate"),

@@ -13,7 +13,7 @@ from pse_hdl.config import PSEConfig
 from pse_hdl.rtl.zones import Op, Target, ZonedMemory
 from sim.zones_ref import Network, random_network
 
-CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=128, master_depth=2048, max_layers=4)
+CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=128, master_depth=2000, max_layers=4)
 
 
 async def offer(ctx, stream, **fields):
