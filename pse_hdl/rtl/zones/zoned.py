@@ -143,8 +143,13 @@ class ZonedMemory(wiring.Component):
         m.d.comb += [plan_wr.en.eq(host_w & (hw.target == Target.PLAN)),
                      plan_wr.addr.eq(hw.addr), plan_wr.data.eq(hw.data)]
 
+        # Host reads wait for the fetch unit through a register (busy one cycle longer than the
+        # fetch, never shorter): the walkers' busy flags then stay off the path from a host
+        # read to the master store's address, the block's longest route.
         hr = self.host_rd.payload
-        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetch_busy & ~rz_start & ~fetch_start)
+        fetched = Signal()
+        m.d.sync += fetched.eq(fetch_busy | fetch_start)
+        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~rz_start & ~fetch_start)
         host_r = self.host_rd.valid & self.host_rd.ready
         rd_target = Signal.like(hr.target)
         rd_lane = Signal(max(1, log2(R)))
