@@ -18,7 +18,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.config import ConfigError, from_arg                # noqa: E402
 from pse_hdl.model import baselines                                         # noqa: E402
-from pse_hdl.model.engine import Engine, calibrate, dense_activations       # noqa: E402
+from pse_hdl.model.calibration import calibrate                            # noqa: E402
+from pse_hdl.model.engine import Engine, dense_activations                 # noqa: E402
 from pse_hdl.plots import frontier_figure                                  # noqa: E402
 from pse_hdl.workflow import accuracy, prepare, run_demo                    # noqa: E402
 from pse_hdl.files import to_json                             # noqa: E402

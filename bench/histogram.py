@@ -17,7 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.config import PSEConfig                                                # noqa
-from pse_hdl.model.engine import Engine, calibrate, exact_thresholds, histogram_thresholds  # noqa
+from pse_hdl.model.calibration import calibrate                            # noqa: E402
+from pse_hdl.model.engine import Engine, exact_thresholds, histogram_thresholds  # noqa: E402
 from pse_hdl.workflow import accuracy, prepare                                     # noqa
 from pse_hdl.files import to_json                             # noqa: E402
 

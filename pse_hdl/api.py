@@ -35,9 +35,9 @@ from .files import savez_atomic, to_json, write_atomic
 from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
-from .model.engine import Engine, Firmware as Policy, allocation_points, argmax_accuracy, \
-    best_within, budget_ladder, calibrate, check_activations, logit_margins, \
-    low_confidence_share, profile, run_dynamic
+from .model.calibration import argmax_accuracy, best_within, budget_ladder, calibrate
+from .model.engine import Engine, Firmware as Policy, allocation_points, check_activations, \
+    logit_margins, low_confidence_share, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 

@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig
-from pse_hdl.model.engine import (Engine, Firmware, budget_ladder, calibrate,
-                                  dense_activations, exact_thresholds, histogram_thresholds,
-                                  low_confidence_share, next_rung, profile, run_dynamic)
+from pse_hdl.model.calibration import budget_ladder, calibrate
+from pse_hdl.model.engine import (Engine, Firmware, dense_activations, exact_thresholds,
+                                  histogram_thresholds, low_confidence_share, next_rung, profile,
+                                  run_dynamic)
 from pse_hdl.model.network import (FloatMLP, QuantNet, digits_splits, quantize_input,
                                    quantize_network, train_digits)
 from pse_hdl.model.pa import classify

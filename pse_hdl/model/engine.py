@@ -21,20 +21,19 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CapacityError, ConfigError, InputError
+from ..errors import InputError
 from . import histogram as hist
 from .layer import cycle_model, layer_forward, requantize
 from .pa import allocate, code_bits_of
 from .quant import choose_shift, effective_weights
 from .ric import FactoredRIC, LiteralRIC, blend_snapshot
 from .sm import sparsify
-from .zones import check_fit, footprint_bits, pack_layer, place_layers
+from .zones import footprint_bits, pack_layer, place_layers
 
 __all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
            "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
-           "layer_exponents", "allocation_points", "calibrate", "share_grid", "estimated_bits",
-           "logit_margins", "low_confidence_share", "next_rung", "rung_shares", "budget_ladder", "best_within",
-           "argmax_accuracy"]
+           "layer_exponents", "allocation_points", "logit_margins", "low_confidence_share",
+           "next_rung", "rung_shares"]
 
 
 def profile(qnet, x_q, cfg):
@@ -402,127 +401,3 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     for k in ("bits", "cycles", "ideal", "dense16", "shares"):
         stats[k] = stats[k] / n
     return np.concatenate(logits), stats
-
-
-def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9),
-               top=(0.0, 0.02, 0.05, 0.1), middle=(0.0, 0.05, 0.1, 0.2, 0.3)):
-    """Candidate class shares: pruned, then the precisions low to high. The highest precision
-    gets ``top``, the others between lowest and highest ``middle`` each, the lowest the rest.
-    Pruning goes to 90 %: budgets under about 2.6 bits per weight need it, and a network whose
-    inputs are not all in use at once (one sensor of several) tolerates it."""
-    n = len(cfg.precisions)
-    out = []
-    for p in prune:
-        for t in (top if n > 1 else (0.0,)):
-            for m in (middle if n > 2 else (0.0,)):
-                mids = [m] * (n - 2)
-                low = 1.0 - p - t - sum(mids)
-                if low >= -1e-9:
-                    shares = (p, max(low, 0.0), *mids, t) if n > 1 else (p, 1.0 - p)
-                    out.append(tuple(round(x, 6) for x in shares))
-    return out
-
-
-def estimated_bits(shares, cfg):
-    """Bits per weight of class ``shares`` counting values and codes only: a lower bound of the
-    layout's footprint up to the rounding of shares to whole weights (descriptors and partly
-    filled words only add to it)."""
-    return sum(s * ((cfg.precisions[k - 1] if k else 0) + cfg.code_length(k))
-               for k, s in enumerate(shares))
-
-
-def argmax_accuracy(logits, y):
-    """The share of samples whose largest logit is the label (ties: the lowest index)."""
-    return float(np.mean(np.argmax(logits, axis=1) == y))
-
-
-def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
-              mode="global", grid=None, score=argmax_accuracy):
-    """Choose class shares on a calibration split (never the test split).
-
-    With ``target_bits``: the shares of best calibration score whose layout costs at most
-    that many bits per weight; the budget is a target, not a ceiling, so between candidates of
-    equal score the one whose outputs stay closest to the dense 16-bit network's wins (the
-    share of calibration samples whose argmax agrees with it, then the mean squared logit
-    error relative to the logits' variance): on a small calibration split many candidates tie
-    on accuracy, and the closest to the unquantized network is the one that generalises. With
-    ``max_loss`` (fraction, needs ``float_accuracy``): the fewest bits per weight within that
-    loss. ``score(logits, y)`` measures a candidate (default: argmax accuracy). Candidates
-    whose :func:`estimated_bits` already exceed the budget by more than a quarter bit are not
-    built. A candidate whose layout does not fit the zones is left out; if none fits, or none
-    meets the target, :class:`CapacityError` or :class:`ConfigError` says what the smallest
-    candidate needs. Returns ``(best, table)`` where each row is a dict of shares, thresholds,
-    accuracy, agreement, distortion, bits, cycles.
-    """
-    if (target_bits is None) == (max_loss is None):
-        raise ValueError("give exactly one of target_bits and max_loss")
-    cfg = engine.cfg
-    check_fit([q.shape for q in engine.layers], cfg)
-    candidates = grid or share_grid(cfg)
-    if target_bits is not None and grid is None:
-        near = [c for c in candidates if estimated_bits(c, cfg) <= target_bits + 0.25]
-        # Keep the cheapest candidates when none is near, so the error can name the least.
-        candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
-    dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
-    dense_top = np.argmax(dense, axis=1)
-    spread = max(float(np.var(dense)), 1e-12)
-    table, full = [], []
-    for shares in candidates:
-        engine.thresholds = exact_thresholds(engine, shares, mode)
-        engine.codes = [None] * len(engine.layers)
-        try:
-            engine.allocate()
-        except CapacityError as e:          # this candidate's layout does not fit the zones
-            full.append(str(e))
-            continue
-        logits = engine.infer(x_q)[-1]
-        cyc = engine.cycles()
-        table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
-                      "accuracy": score(logits, y),
-                      "agreement": float(np.mean(np.argmax(logits, axis=1) == dense_top)),
-                      "distortion": float(np.mean((logits - dense) ** 2)) / spread,
-                      "bits_per_weight": engine.footprint()["bits_per_weight"],
-                      "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"]})
-    if not table:
-        raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
-                            f"one: {full[0]}")
-    if target_bits is not None:
-        best = best_within(table, target_bits)
-    else:
-        ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss]
-        if not ok:
-            top = max(r["accuracy"] for r in table)
-            raise ConfigError(f"no layout is within {max_loss:g} of the float accuracy "
-                              f"{float_accuracy:.4f}: the best reaches {top:.4f}")
-        best = max(ok, key=lambda r: (-r["bits_per_weight"], r["accuracy"]))
-    engine.thresholds = [list(t) for t in best["thresholds"]]
-    engine.codes = [None] * len(engine.layers)
-    engine.allocate()
-    return best, table
-
-
-def best_within(table, target_bits):
-    """The row of a calibration ``table`` (:func:`calibrate`) chosen for ``target_bits``: the
-    best calibration score within the budget, ties to the closest to the dense network."""
-    ok = [r for r in table if r["bits_per_weight"] <= target_bits]
-    if not ok:
-        least = min(r["bits_per_weight"] for r in table)
-        raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
-                          f"descriptors included): the smallest costs {least:.2f}; raise "
-                          f"the budget to at least that")
-    return max(ok, key=lambda r: (r["accuracy"], r["agreement"], -r["distortion"]))
-
-
-def budget_ladder(table, floor, ceiling, step=0.25):
-    """The rungs of a budget that follows performance (:class:`Firmware`): the row
-    :func:`best_within` each budget from ``floor`` to ``ceiling`` in ``step`` chooses, repeats
-    dropped, so the rungs cost strictly more bits from one to the next."""
-    rungs = []
-    for bits in np.arange(floor, ceiling + 1e-9, step):
-        try:
-            row = best_within(table, bits)
-        except ConfigError:               # nothing this cheap: the ladder starts higher
-            continue
-        if not rungs or rungs[-1]["shares"] != row["shares"]:
-            rungs.append(row)
-    return rungs
