@@ -116,7 +116,9 @@ class Tokenizer(wiring.Component):
                 k = sum(field[:j + 1].all().as_unsigned() for j in range(n))
                 k_len = k + (k < n)
             slot = Signal(code_w + end_w + log2(Z), name=f"slot{t}")
-            m.d.comb += slot.eq(Cat(Const(t, log2(Z)), k[:code_w], t * len0 + k_len))
+            end_t = t * len0 + k_len           # a constant for fixed-length codes
+            m.d.comb += slot.eq(Cat(Const(t, log2(Z)), k[:code_w],
+                                    Const(end_t, end_w) if isinstance(end_t, int) else end_t))
             slots.append(slot)
         alive = Cat(buf[t * len0:(t + 1) * len0].any() for t in range(Z))
         vis, found = _first_set(m, alive, slots, "slot")

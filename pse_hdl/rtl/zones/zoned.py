@@ -35,6 +35,8 @@ class ZonedMemory(wiring.Component):
                               port). A master write takes the port from ``master_walk``: the
                               engine refuses master-store access while a job walks it.
     host_rd : In(stream)      ``{target, bank, addr}``; ``rd_data``/``rd_valid`` one cycle later.
+                              Accepted while no fetch or re-zoning runs (a cycle after a
+                              fetch ends) and none is offered on ``cmd``.
     master_walk               A read port of the master store (``en``, ``addr``; ``data`` one
                               cycle later) for the engine's allocation pass, usable while no
                               re-zoning runs and no host read is accepted.
@@ -144,12 +146,17 @@ class ZonedMemory(wiring.Component):
                      plan_wr.addr.eq(hw.addr), plan_wr.data.eq(hw.data)]
 
         # Host reads wait for the fetch unit through a register (busy one cycle longer than the
-        # fetch, never shorter): the walkers' busy flags then stay off the path from a host
-        # read to the master store's address, the block's longest route.
+        # fetch, never shorter) and for an offered FETCH or REZONE (whose first cycle uses the
+        # table and plan ports), not for its acceptance: the walkers' busy flags then stay off
+        # the path from a host read to the master store's address, the block's longest route.
+        # (A FETCH or REZONE is offered while it cannot start only when the unit it needs is
+        # busy, which holds host reads anyway.)
         hr = self.host_rd.payload
         fetched = Signal()
         m.d.sync += fetched.eq(fetch_busy | fetch_start)
-        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~rz_start & ~fetch_start)
+        offered = self.cmd.valid & ((self.cmd.payload.op == Op.FETCH)
+                                    | (self.cmd.payload.op == Op.REZONE))
+        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~offered)
         host_r = self.host_rd.valid & self.host_rd.ready
         rd_target = Signal.like(hr.target)
         rd_lane = Signal(max(1, log2(R)))
