@@ -2,8 +2,9 @@
 
 A weight's ``last`` bit is known only at the walker's next event (the next weight, a row end,
 the end of its share), so the stage holds one transfer back (``pend``) and sends it when the
-next event says how it ends. A weight's value is picked out of its zone's prefetched word (the
-event carries the element's index in it) when the stage takes the event.
+next event says how it ends. A weight's event carries its value, picked out of its zone's
+prefetched word by the walker when it takes the weight (so the wide word select is a register
+away from this stage's output).
 """
 
 from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
@@ -11,7 +12,6 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import log2, read_ratio
 
 __all__ = ["TransferOutput", "event_layout", "WEIGHT", "MARK", "DONE"]
 
@@ -20,12 +20,11 @@ WEIGHT, MARK, DONE = 1, 2, 3
 
 
 def event_layout(cfg):
-    """An event: its kind, row and column, a weight's code, and where its value is (the zone
-    prefetcher's slot and the element in that word)."""
-    per = max(cfg.per_word(b) for b in cfg.precisions)
+    """An event: its kind, row and column, a weight's code and value, and the zone prefetcher's
+    slot its word came from (held until the stage takes the event)."""
     return data.StructLayout({"kind": 2, "row": unsigned(cfg.row_bits + 1),
                               "col": unsigned(cfg.col_bits), "code": cfg.code_bits,
-                              "slot": 1, "sel": range(per * read_ratio(cfg))})
+                              "slot": 1, "value": signed(cfg.weight_bits)})
 
 
 class TransferOutput(wiring.Component):
@@ -36,7 +35,6 @@ class TransferOutput(wiring.Component):
     Members
     -------
     ev, ev_valid, resolve : In   The walker's event register.
-    words : In x n               Per class, the prefetched zone word the event's slot names.
     shift : In(array)            Per class, the layer's zone scale.
     en : Out(1)                  The stage takes ``ev`` this cycle.
     o : Out(stream)              Tagged transfers.
@@ -44,33 +42,24 @@ class TransferOutput(wiring.Component):
 
     def __init__(self, cfg):
         self.cfg = cfg
-        n, R = len(cfg.precisions), read_ratio(cfg)
+        n = len(cfg.precisions)
         super().__init__({
             "ev": In(event_layout(cfg)), "ev_valid": In(1), "resolve": In(1),
-            "words": In(R * cfg.zone_word_bits).array(n),
             "shift": In(data.ArrayLayout(unsigned(cfg.shift_bits), n)),
             "en": Out(1), "o": Out(stream.Signature(layouts.transfer_layout(cfg)))})
 
     def elaborate(self, platform):
         cfg, ev = self.cfg, self.ev
-        n, R = len(cfg.precisions), read_ratio(cfg)
+        n = len(cfg.precisions)
         m = Module()
         en = self.en
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
         pend = Signal(layouts.transfer_layout(cfg))
         pend_valid = Signal()
-        value = Signal(signed(cfg.weight_bits))
-        with m.Switch(ev.code):
-            for k, b in enumerate(cfg.precisions):
-                with m.Case(k + 1):
-                    count = R * cfg.per_word(b)
-                    word = self.words[k]
-                    elems = Array(word[e * b:(e + 1) * b].as_signed() for e in range(count))
-                    m.d.comb += value.eq(elems[ev.sel[:log2(count)]] if count > 1 else elems[0])
         shift = Array([Const(0, cfg.shift_bits)] + [self.shift[k] for k in range(n)])
         new = Signal(layouts.transfer_layout(cfg))
-        m.d.comb += [new.value.eq(value), new.code.eq(ev.code), new.shift.eq(shift[ev.code]),
+        m.d.comb += [new.value.eq(ev.value), new.code.eq(ev.code), new.shift.eq(shift[ev.code]),
                      new.column.eq(ev.col), new.row.eq(ev.row)]
         with m.If(en):
             m.d.sync += self.o.valid.eq(0)
