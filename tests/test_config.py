@@ -21,6 +21,7 @@ INVALID = [
     ({"zone_depth": 1000}, "zone_depth"),
     ({"master_depth": 3}, "master_depth"),
     ({"master_depth": 1000}, "master_depth must be a multiple of 16, not 1000"),
+    ({"fetch_look": 3}, "fetch_look must be an integer between 1 and 2, not 3"),
     ({"max_rows": 100}, "max_rows"),
     ({"max_cols": 0}, "max_cols"),
     ({"ema_rate": 0.0}, "ema_rate"),

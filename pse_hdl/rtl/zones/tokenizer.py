@@ -2,8 +2,8 @@
 
 The walker keeps a window of the metadata bit string (bit 0 = the next code), refilled one word
 per cycle from its metadata prefetcher. Every cycle the tokenizer finds the run of pruned codes
-at the window's start (up to ``Z = (LOOK * W - longest code) / pruned-code length`` codes: 61 for
-unary codes in 32-bit words) and the code that ends it, and shifts the window past both: the
+at the window's start (up to ``Z = (fetch_look * W - longest code) / pruned-code length``
+codes: 61 or 29 for unary codes in 32-bit words) and the code that ends it, and shifts the window past both: the
 token (run, code), or (Z, 0) when the window holds no surviving code. Every slot's code is
 decoded in parallel and carried through a balanced priority encoder, so the loop is the search
 for the first surviving code (log2 Z levels) and one shift of the window by the token's length;
@@ -19,16 +19,12 @@ from amaranth.lib.wiring import In, Out
 from .layouts import log2, read_ratio
 from .prefetch import WordPrefetch
 
-__all__ = ["Tokenizer", "LOOK", "max_run"]
-
-# Metadata words a step examines: 2 lets one step skip up to 61 pruned unary codes (32-bit
-# words), so long pruned runs on sparse maps cost no extra cycle.
-LOOK = 2
+__all__ = ["Tokenizer", "max_run"]
 
 
 def max_run(cfg):
-    """Z: the most pruned codes one token skips."""
-    return (LOOK * cfg.zone_word_bits - cfg.max_code_length) // cfg.code_length(0)
+    """Z: the most pruned codes one token skips (``fetch_look`` metadata words a step)."""
+    return (cfg.fetch_look * cfg.zone_word_bits - cfg.max_code_length) // cfg.code_length(0)
 
 
 def _first_set(m, bits, payloads, name):
@@ -82,7 +78,7 @@ class Tokenizer(wiring.Component):
         cfg = self.cfg
         n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
         len0, maxlen = cfg.code_length(0), cfg.max_code_length
-        look = LOOK * W                        # window bits one step examines
+        look = cfg.fetch_look * W              # window bits one step examines
         Z = max_run(cfg)
         m = Module()
 

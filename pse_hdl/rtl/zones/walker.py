@@ -3,12 +3,12 @@
 Port p walks from its split descriptor (port 0 from the layer's start) to the next port's (the
 last port to the layer's end), so the ports carry equal MAC cost. It keeps a window of the
 metadata bit string, refilled one word per cycle. Every cycle it counts the run of pruned codes at
-the window's start (up to ``Z = (LOOK * W - longest code) / pruned-code length`` codes: 61 for
-unary codes in 32-bit words) and decodes the code after the run, so a surviving weight costs one
+the window's start (up to ``Z = (fetch_look * W - longest code) / pruned-code length`` codes:
+61 or 29 for unary codes in 32-bit words) and decodes the code after the run, so a surviving weight costs one
 cycle and a run of up to Z pruned codes costs nothing more; the run may cross into the next row.
 The metadata words and every zone's weights come in order from a ``WordPrefetch`` each, over read
-ports the walkers share (see ``prefetch``); the output stage picks the weight out of its zone's
-prefetched word. A weight's ``last`` bit is known only when the walker finds the next event
+ports the walkers share (see ``prefetch``); the walker picks a weight out of its zone's
+prefetched word when it takes it. A weight's ``last`` bit is known only when the walker finds the next event
 (another weight, a row end, the end of its share), so the output stage holds one transfer back.
 
 Throughput: one surviving weight per cycle, plus a cycle for an all-pruned row or a pruned run
