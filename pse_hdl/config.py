@@ -139,11 +139,13 @@ class PSEConfig:
     max_layers : int
         Layers the zoned memory's tables hold (1..64).
     fetch_look : int
-        Metadata words a fetch walker examines a cycle (1 or 2): a run of up to
+        Metadata words a fetch walker examines a cycle (1, the default, or 2): a run of up to
         ``(fetch_look * zone_word_bits - longest code) / pruned-code length`` pruned codes (29 or
         61 unary codes in 32-bit words) costs no cycle, a longer run a cycle per such stretch.
         1 halves the walker's metadata window and shortens its decode loop (the zoned memory's
-        critical path); 2 skips the long pruned runs of very sparse layouts in fewer cycles.
+        critical path: 24,640 -> 19,068 LUTs and 60.5 -> 64.5 MHz on the ECP5, default preset);
+        2 skips the long pruned runs of very sparse layouts in fewer cycles (digits network: the
+        same fetch cycles; a random 90 % pruned one 12.8 % over ideal instead of 19.1 %).
         Cycles only: the transfers are the same.
     meta_encoding : str
         How the per-weight codes are stored: ``"fixed"`` (``code_bits`` each) or ``"unary"``
@@ -188,7 +190,7 @@ class PSEConfig:
     hist_sub_bits: int = 2
     desc_stride: int = 0
     meta_encoding: str = "unary"
-    fetch_look: int = 2
+    fetch_look: int = 1
     max_layers: int = 4
     uart_baud: int = 1_000_000
     bridge_frame_bytes: int = 1024
@@ -585,7 +587,7 @@ PRESETS = {
     # its calibration candidates need (at most 237, 179 and 119 words), masters in an SPRAM.
     "up5k": dataclasses.replace(_DEFAULT, lanes=1, zone_depth=(256, 256, 128), master_depth=4096,
                                 max_rows=64, max_cols=64, max_layers=2, hist_bins=64,
-                                hist_sub_bits=1, fetch_look=1),
+                                hist_sub_bits=1),
     # An ECP5-85F class design point: 16 lanes and the optional 2-bit precision.
     "wide": dataclasses.replace(_DEFAULT, lanes=16, precisions=(2, 4, 8, 16),
                                 thresholds=(1 << 10, 1 << 13, 1 << 16, 1 << 20),

@@ -110,11 +110,11 @@ SHAPES = [[(5, 7), (32, 32)], [(1, 1)], [(32, 1), (1, 32)], [(9, 30), (3, 3), (1
 @pytest.mark.parametrize("seed", range(4))
 def test_rezone_and_fetch_match_model(seed):
     # Odd seeds keep row descriptors (every 4 rows), even ones none (the default); the 95 %
-    # sparse network's walkers examine one metadata word a step (runs of more than 29 pruned
-    # codes take several).
+    # sparse network's walkers examine two metadata words a step (runs of up to 61 pruned
+    # codes in one; with the default one word, runs of more than 29 take several).
     cfg = CFG.replace(desc_stride=4) if seed % 2 else CFG
     if seed == 2:
-        cfg = cfg.replace(fetch_look=1)
+        cfg = cfg.replace(fetch_look=2)
     rng = np.random.default_rng(seed)
     net = random_network(cfg, rng, SHAPES[seed], sparsity=[None, 0.5, 0.95, 0.0][seed])
     rezone_and_fetch(cfg, net, random.Random(seed))
@@ -133,7 +133,7 @@ def test_pruned_runs_across_row_ends():
     # One and two ports keep the long runs inside a port's walk (with more, the split points at
     # surviving weights cut them); the default ports in the random tests.
     for cfg in (CFG.replace(lanes=1), CFG.replace(lanes=2, desc_stride=2),
-                CFG.replace(lanes=1, fetch_look=1)):
+                CFG.replace(lanes=1, fetch_look=2)):
         rng = np.random.default_rng(5)
         masters = rng.integers(-3000, 3000, codes.shape).astype(np.int64)
         first = np.array([[0, 0, 1, 0, 0, 2, 0, 0]] * 3, np.int64)     # starts pruned
