@@ -20,11 +20,10 @@ WEIGHT, MARK, DONE = 1, 2, 3
 
 
 def event_layout(cfg):
-    """An event: its kind, row and column, a weight's code and value, and the zone prefetcher's
-    slot its word came from (held until the stage takes the event)."""
+    """An event: its kind, row and column, and a weight's code and value."""
     return data.StructLayout({"kind": 2, "row": unsigned(cfg.row_bits + 1),
                               "col": unsigned(cfg.col_bits), "code": cfg.code_bits,
-                              "slot": 1, "value": signed(cfg.weight_bits)})
+                              "value": signed(cfg.weight_bits)})
 
 
 class TransferOutput(wiring.Component):

@@ -7,10 +7,9 @@ it needs (one per zone, the metadata) in order, element after element, so what i
 is always known: the next physical word. The prefetcher keeps two words in two slots, the
 current one and the next, and asks for the one after as soon as a slot is free.
 
-A slot is free when no element in it is still wanted: the consumer names, with ``hold`` and
-``hold_slot``, the slot of an element it has taken (``advance``) but not yet used (the fetch
-walker's output stage reads a weight's value one cycle after the walker takes it, later if its
-output is stalled).
+A slot is free once the consumer has taken (``advance``) the last element in it: the consumer
+reads an element's value when it takes it (the fetch walker puts a weight's value into its
+event), so a taken element's word is not needed again.
 """
 
 from amaranth.hdl import Module, Signal
@@ -48,9 +47,8 @@ class WordPrefetch(wiring.Component):
     ok : Out(1)               The current element's word is in ``slots[slot]``.
     slot : Out(1)             Slot of the current element.
     sel : Out(elem_log2)      The current element's index in its word.
-    advance : In(1)           The current element is taken (only while ``ok``).
-    hold, hold_slot : In(1)   A taken element of slot ``hold_slot`` is still to be read: that
-                              slot is not refilled.
+    advance : In(1)           The current element is taken (only while ``ok``); the consumer
+                              reads its value from ``slots[slot]`` in the same cycle.
     slots : Out(2 words)      The two slots.
     """
 
@@ -61,7 +59,7 @@ class WordPrefetch(wiring.Component):
             "grant": In(1),
             "port": In(memory.ReadPort.Signature(addr_width=addr_width, shape=word_bits)),
             "ok": Out(1), "slot": Out(1), "sel": Out(max(1, elem_log2)),
-            "advance": In(1), "hold": In(1), "hold_slot": In(1),
+            "advance": In(1),
             "slots": Out(data.ArrayLayout(word_bits, 2))})
 
     def elaborate(self, platform):
@@ -78,8 +76,7 @@ class WordPrefetch(wiring.Component):
         m.d.comb += [self.ok.eq(loaded != 0), self.slot.eq(word[0]),
                      self.sel.eq(index[:e] if e else 0),
                      self.port.addr.eq(fetch)]
-        free = ~(self.hold & (self.hold_slot == fetch[0]))
-        m.d.comb += self.port.en.eq(self.run & ~self.start & self.grant & (asked < 2) & free)
+        m.d.comb += self.port.en.eq(self.run & ~self.start & self.grant & (asked < 2))
         crossing = self.advance & ((index[:e] == (1 << e) - 1) if e else 1)
 
         m.d.sync += landing.eq(self.port.en)

@@ -102,11 +102,7 @@ class FetchWalker(wiring.Component):
             wiring.connect(m, pf.port, wiring.flipped(self.zone[k]))
             base = Mux(self.bank, cfg.zone_depths[k], 0) + tab.zone_base[k]
             m.d.comb += [pf.start.eq(start), pf.run.eq(running), pf.grant.eq(self.grant),
-                         pf.first.eq((base << log2(per[k])) + first.index[k]),
-                         # A taken weight's slot is kept until the output stage takes its
-                         # event.
-                         pf.hold.eq(ev_valid & ~en & (ev.kind == WEIGHT) & (ev.code == k + 1)),
-                         pf.hold_slot.eq(ev.slot)]
+                         pf.first.eq((base << log2(per[k])) + first.index[k])]
 
         # -- bookkeeping: rows, columns, the end of the share ------------------------------------
         row, col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
@@ -135,9 +131,8 @@ class FetchWalker(wiring.Component):
                         word, b = pf.slots[pf.slot], cfg.precisions[k]
                         elems = [word[e * b:(e + 1) * b].as_signed()
                                  for e in range(R * per[k])]
-                        m.d.sync += [ev.slot.eq(pf.slot),
-                                     ev.value.eq(Array(elems)[pf.sel] if len(elems) > 1
-                                                 else elems[0])]
+                        m.d.sync += ev.value.eq(Array(elems)[pf.sel] if len(elems) > 1
+                                                else elems[0])
             m.d.comb += tok.pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
