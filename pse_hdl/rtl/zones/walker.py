@@ -22,7 +22,7 @@ rows, columns and the end of the share, and takes each weight from its zone's pr
 output stage (``output``) turns events into transfers.
 """
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -103,6 +103,13 @@ class FetchWalker(wiring.Component):
             base = Mux(self.bank, cfg.zone_depths[k], 0) + tab.zone_base[k]
             m.d.comb += [pf.start.eq(start), pf.run.eq(running), pf.grant.eq(self.grant),
                          pf.first.eq((base << log2(per[k])) + first.index[k])]
+        # The current element of every zone, picked out of its prefetched word once (both
+        # places that take a weight use it).
+        picked = [Signal(signed(cfg.weight_bits), name=f"picked{k}") for k in range(n)]
+        for k, pf in enumerate(zone_pf):
+            word, b = pf.slots[pf.slot], cfg.precisions[k]
+            elems = [word[e * b:(e + 1) * b].as_signed() for e in range(R * per[k])]
+            m.d.comb += picked[k].eq(Array(elems)[pf.sel] if len(elems) > 1 else elems[0])
 
         # -- bookkeeping: rows, columns, the end of the share ------------------------------------
         row, col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
@@ -128,11 +135,7 @@ class FetchWalker(wiring.Component):
                 for k, pf in enumerate(zone_pf):
                     with m.Case(k + 1):
                         m.d.comb += pf.advance.eq(1)
-                        word, b = pf.slots[pf.slot], cfg.precisions[k]
-                        elems = [word[e * b:(e + 1) * b].as_signed()
-                                 for e in range(R * per[k])]
-                        m.d.sync += ev.value.eq(Array(elems)[pf.sel] if len(elems) > 1
-                                                else elems[0])
+                        m.d.sync += ev.value.eq(picked[k])
             m.d.comb += tok.pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
