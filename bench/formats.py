@@ -1,0 +1,152 @@
+"""What a cheaper storage format would buy: the suite's networks at 4.0 bits per weight, with
+the stored layout's metadata counted as the hardware stores it and as other formats would.
+
+    python bench/formats.py [--json] [--only NAME ...] [--budget 4.0] [--small 1024]
+
+For every candidate of the calibration grid (static allocation, the golden model) the layout is
+built once; its accuracy does not depend on how its codes are written down, only its bits per
+weight do. Each format re-prices the same layouts:
+
+- ``stored``: the engine's format (truncated unary codes, pruned = 1 bit; every layer's
+  descriptors, ``fetch_ports - 1`` split descriptors each);
+- ``order_per_layer``: unary codes whose shortest code goes to the layer's most frequent class;
+- ``small_one_port``: layers of fewer than ``--small`` weights on one fetch port (no split
+  descriptors);
+- ``entropy``: codes at the entropy of the layer's class shares, a lower bound of any
+  per-weight code (no real code reaches it);
+- ``entropy_one_port``: both of the last two.
+
+For each format the layout the calibration split chooses within the budget (best calibration
+accuracy, ties to the closest to the dense network, as :func:`best_within`) is scored on the
+test split, beside uniform per-tensor int4 (4.0 bits, nothing counted for its scales). The
+question it answers: how much of PSE's gap to int4 is the price of the format, and how much is
+the pruning that any layout under 4 bits needs.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from suite import NETWORKS, network                                          # noqa: E402
+
+from pse_hdl.api import Design                                               # noqa: E402
+from pse_hdl.config import PSEConfig                                         # noqa: E402
+from pse_hdl.files import to_json                                            # noqa: E402
+from pse_hdl.model import baselines                                          # noqa: E402
+from pse_hdl.model.calibration import argmax_accuracy, best_within, calibrate, share_grid  # noqa: E402,E501
+from pse_hdl.model.engine import Engine, dense_activations                   # noqa: E402
+
+FORMATS = ("stored", "order_per_layer", "small_one_port", "entropy", "entropy_one_port")
+
+
+def _entropy_bits(codes):
+    p = np.bincount(codes.ravel(), minlength=4) / codes.size
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum()) * codes.size
+
+
+def _ordered_unary_bits(codes, cfg):
+    counts = np.sort(np.bincount(codes.ravel(), minlength=len(cfg.precisions) + 1))[::-1]
+    lengths = [min(u + 1, len(cfg.precisions)) for u in range(counts.size)]
+    return int((counts * np.array(lengths)).sum())
+
+
+def prices(engine, cfg, small):
+    """Bits per weight of the engine's active layout in every format of :data:`FORMATS`."""
+    f = engine.footprint()
+    codes = engine.active_codes
+    fixed = f["total"] - f["metadata"]
+    one_port = sum((cfg.fetch_ports - 1) * cfg.split_desc_bits
+                   for c in codes if c.size < small)
+    entropy = sum(_entropy_bits(c) for c in codes)
+    n = f["weights"]
+    return {"stored": f["bits_per_weight"],
+            "order_per_layer": (fixed + sum(_ordered_unary_bits(c, cfg) for c in codes)) / n,
+            "small_one_port": (f["total"] - one_port) / n,
+            "entropy": (fixed + entropy) / n,
+            "entropy_one_port": (fixed + entropy - one_port) / n}
+
+
+def evaluate(name, cfg, budget, small):
+    source, splits = network(name)
+    (x_cal, y_cal), (x_test, y_test) = splits["calib"], splits["test"]
+    design = Design(cfg, source, x_cal, y_cal, "classification")
+    xq_test = design.quantize(x_test)
+    masters = [q.master for q in design.qnet.layers]
+    w, _ = baselines.uniform(masters, 4, cfg)
+    int4 = argmax_accuracy(dense_activations(design.qnet.layers, xq_test, cfg, w)[-1], y_test)
+    engine = Engine(design.qnet, cfg, allocate=False)
+    # Every candidate of the grid, not only those near the budget: a cheaper format admits
+    # layouts the stored one prices out.
+    _, table = calibrate(engine, design.quantize(x_cal), y_cal, target_bits=64.0,
+                         grid=share_grid(cfg))
+    for row in table:
+        engine.thresholds = [list(t) for t in row["thresholds"]]
+        engine.codes = [None] * len(engine.layers)
+        engine.allocate()                # calibrate kept only the layouts that fit
+        row["prices"] = prices(engine, cfg, small)
+        row["test_accuracy"] = argmax_accuracy(engine.infer(xq_test)[-1], y_test)
+    out = {"name": name, "weights": int(sum(m.size for m in masters)),
+           "test_samples": int(len(y_test)), "int4": int4, "formats": {}}
+    for fmt in FORMATS:
+        priced = [{**r, "bits_per_weight": r["prices"][fmt]} for r in table]
+        ok = [r for r in priced if r["bits_per_weight"] <= budget]
+        if not ok:
+            out["formats"][fmt] = None
+            continue
+        best = best_within(priced, budget)
+        out["formats"][fmt] = {"accuracy": best["test_accuracy"],
+                               "bits_per_weight": best["bits_per_weight"],
+                               "shares": list(best["shares"])}
+    return out
+
+
+def table(results, budget):
+    head = f"{'network':<28} {'int4':>7}" + "".join(f" {f:>22}" for f in FORMATS)
+    lines = [f"test accuracy % @ bits per weight, layout chosen on calibration within {budget:g}",
+             head, "-" * len(head)]
+    for r in results:
+        cells = []
+        for fmt in FORMATS:
+            p = r["formats"][fmt]
+            cells.append(f" {'none':>22}" if p is None else
+                         f" {100 * p['accuracy']:>13.2f} @ {p['bits_per_weight']:.2f}")
+        lines.append(f"{r['name']:<28} {100 * r['int4']:>7.2f}" + "".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--json", action="store_true", help="print the results as JSON")
+    ap.add_argument("--only", nargs="+", metavar="NAME",
+                    help="networks whose name contains one of these words")
+    ap.add_argument("--budget", type=float, default=4.0, help="bits per weight (default 4.0)")
+    ap.add_argument("--small", type=int, default=1024,
+                    help="layers of fewer weights go on one port in the *_one_port formats")
+    args = ap.parse_args(argv)
+    if not 0 < args.budget < 64:
+        ap.error(f"--budget must be bits per weight between 0 and 64, not {args.budget:g}")
+    if args.small < 0:
+        ap.error(f"--small must be a weight count >= 0, not {args.small}")
+    names = [n[0] for n in NETWORKS if not args.only or any(w in n[0] for w in args.only)]
+    if not names:
+        ap.error(f"--only matches no network; the names are: {', '.join(n[0] for n in NETWORKS)}")
+    cfg = PSEConfig()
+    results = []
+    for name in names:
+        results.append(evaluate(name, cfg, args.budget, args.small))
+        if not args.json:
+            print(f"{name}: done", file=sys.stderr, flush=True)
+    if args.json:
+        print(to_json({"budget": args.budget, "networks": results}, indent=1))
+    else:
+        print(table(results, args.budget))
+
+
+if __name__ == "__main__":
+    main()
