@@ -14,7 +14,10 @@ weight do. Each format re-prices the same layouts:
   descriptors);
 - ``entropy``: codes at the entropy of the layer's class shares, a lower bound of any
   per-weight code (no real code reaches it);
-- ``entropy_one_port``: both of the last two.
+- ``entropy_one_port``: both of the last two;
+- ``int4_layers``: the stored format, where each layer is either per weight or plain int4
+  (every weight 4-bit with the layer's scale: no codes, its split descriptors still stored),
+  the calibration choosing the mix (every layer of a layout, either way, but not all int4).
 
 For each format the layout the calibration split chooses within the budget (best calibration
 accuracy, ties to the closest to the dense network, as :func:`best_within`) is scored on the
@@ -24,6 +27,7 @@ the pruning that any layout under 4 bits needs.
 """
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 
@@ -40,8 +44,10 @@ from pse_hdl.files import to_json                                            # n
 from pse_hdl.model import baselines                                          # noqa: E402
 from pse_hdl.model.calibration import argmax_accuracy, best_within, calibrate, share_grid  # noqa: E402,E501
 from pse_hdl.model.engine import Engine, dense_activations                   # noqa: E402
+from pse_hdl.model.zones import footprint_bits                               # noqa: E402
 
-FORMATS = ("stored", "order_per_layer", "small_one_port", "entropy", "entropy_one_port")
+FORMATS = ("stored", "order_per_layer", "small_one_port", "entropy", "entropy_one_port",
+           "int4_layers")
 
 
 def _entropy_bits(codes):
@@ -72,29 +78,66 @@ def prices(engine, cfg, small):
             "entropy_one_port": (fixed + entropy - one_port) / n}
 
 
+def _scores(logits, y, dense):
+    """Calibration score, agreement with the dense network, relative distortion (as
+    :func:`calibrate`), so :func:`best_within` can rank mixes the way it ranks layouts."""
+    return {"accuracy": argmax_accuracy(logits, y),
+            "agreement": float(np.mean(np.argmax(logits, 1) == np.argmax(dense, 1))),
+            "distortion": float(np.mean((logits - dense) ** 2)) / max(float(np.var(dense)),
+                                                                       1e-12)}
+
+
+def int4_layer_mixes(engine, design, u4, xq_cal, y_cal, xq_test, y_test, cfg):
+    """Every mix of the engine's active layout with plain-int4 layers (not all int4), as rows
+    for :func:`best_within`: scored on calibration, with test accuracy and bits per weight."""
+    layers = design.qnet.layers
+    dense = dense_activations(layers, xq_cal, cfg)[-1].astype(np.float64)
+    per_layer = [footprint_bits([im], cfg)["total"] for im in engine.images]
+    plain = [4 * q.master.size + cfg.layer_desc_bits
+             + (cfg.fetch_ports - 1) * cfg.split_desc_bits for q in layers]
+    n = sum(q.master.size for q in layers)
+    rows = []
+    for mask in itertools.product((False, True), repeat=len(layers)):
+        if all(mask):
+            continue
+        w = [u4[l] if mask[l] else engine.weights[l] for l in range(len(layers))]
+        rows.append({**_scores(dense_activations(layers, xq_cal, cfg, w)[-1], y_cal, dense),
+                     "test_accuracy": argmax_accuracy(
+                         dense_activations(layers, xq_test, cfg, w)[-1], y_test),
+                     "bits_per_weight": sum(p if m else a for a, p, m in
+                                            zip(per_layer, plain, mask)) / n,
+                     "int4_layers": [l for l in range(len(layers)) if mask[l]]})
+    return rows
+
+
 def evaluate(name, cfg, budget, small):
     source, splits = network(name)
     (x_cal, y_cal), (x_test, y_test) = splits["calib"], splits["test"]
     design = Design(cfg, source, x_cal, y_cal, "classification")
     xq_test = design.quantize(x_test)
     masters = [q.master for q in design.qnet.layers]
-    w, _ = baselines.uniform(masters, 4, cfg)
-    int4 = argmax_accuracy(dense_activations(design.qnet.layers, xq_test, cfg, w)[-1], y_test)
+    u4, _ = baselines.uniform(masters, 4, cfg)
+    int4 = argmax_accuracy(dense_activations(design.qnet.layers, xq_test, cfg, u4)[-1], y_test)
     engine = Engine(design.qnet, cfg, allocate=False)
+    xq_cal = design.quantize(x_cal)
     # Every candidate of the grid, not only those near the budget: a cheaper format admits
     # layouts the stored one prices out.
-    _, table = calibrate(engine, design.quantize(x_cal), y_cal, target_bits=64.0,
+    _, table = calibrate(engine, xq_cal, y_cal, target_bits=64.0,
                          grid=share_grid(cfg))
+    mixes = []
     for row in table:
         engine.thresholds = [list(t) for t in row["thresholds"]]
         engine.codes = [None] * len(engine.layers)
         engine.allocate()                # calibrate kept only the layouts that fit
         row["prices"] = prices(engine, cfg, small)
         row["test_accuracy"] = argmax_accuracy(engine.infer(xq_test)[-1], y_test)
+        mixes += [{**mix, "shares": row["shares"]} for mix in int4_layer_mixes(
+            engine, design, u4, xq_cal, y_cal, xq_test, y_test, cfg)]
     out = {"name": name, "weights": int(sum(m.size for m in masters)),
            "test_samples": int(len(y_test)), "int4": int4, "formats": {}}
     for fmt in FORMATS:
-        priced = [{**r, "bits_per_weight": r["prices"][fmt]} for r in table]
+        priced = mixes if fmt == "int4_layers" else \
+            [{**r, "bits_per_weight": r["prices"][fmt]} for r in table]
         ok = [r for r in priced if r["bits_per_weight"] <= budget]
         if not ok:
             out["formats"][fmt] = None
@@ -103,6 +146,8 @@ def evaluate(name, cfg, budget, small):
         out["formats"][fmt] = {"accuracy": best["test_accuracy"],
                                "bits_per_weight": best["bits_per_weight"],
                                "shares": list(best["shares"])}
+        if fmt == "int4_layers":
+            out["formats"][fmt]["int4_layers"] = best["int4_layers"]
     return out
 
 
