@@ -1,4 +1,5 @@
-"""The baselines of the accuracy scoreboard (pse_hdl/model/baselines.py) and bench/suite.py."""
+"""The baselines of the accuracy scoreboard (pse_hdl/model/baselines.py), bench/suite.py and
+bench/formats.py."""
 
 import importlib.util
 import json
@@ -75,3 +76,52 @@ def test_suite_bench_runs_one_network_with_every_key(capsys):
     assert any("iris" in f for f in out["target_failures"])
     (adaptive,) = r["pse_adaptive"]                 # 4.0 bits, between 3.0 and 5.0: too few
     assert adaptive["budget"] == 4.0 and adaptive["accuracy"] is None and adaptive["error"]
+
+
+def _bench(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("shares", [(0.5, 0.4, 0.1, 0.0), (0.0, 0.9, 0.05, 0.05),
+                                    (0.9, 0.1, 0.0, 0.0)])
+def test_format_prices_are_bounded_by_the_stored_format(shares):
+    """bench/formats.py re-prices a layout: the stored price is the engine's own footprint, and
+    every alternative (the unary order per layer, no split descriptors for small layers, codes
+    at their entropy) can only be cheaper; the entropy of a layer's codes is below any code."""
+    from pse_hdl.model.engine import Engine, exact_thresholds
+    from pse_hdl.model.network import QuantLayer, QuantNet
+    formats = _bench("formats")
+    rng = np.random.default_rng(1)
+    qnet = QuantNet([QuantLayer(rng.integers(-20000, 20000, (rows, cols)), np.zeros(rows, np.int64),
+                                6, 14, 8, relu) for rows, cols, relu in ((32, 16, True),
+                                                                         (4, 32, False))],
+                    baseline=[rng.integers(1, 4000, 16), rng.integers(1, 4000, 32)])
+    engine = Engine(qnet, CFG, allocate=False)
+    engine.thresholds = exact_thresholds(engine, shares)
+    engine.allocate()
+    p = formats.prices(engine, CFG, small=600)
+    assert p["stored"] == engine.footprint()["bits_per_weight"]
+    for key in ("order_per_layer", "small_one_port", "entropy"):
+        assert p[key] <= p["stored"] + 1e-12, key
+    assert p["entropy_one_port"] <= min(p["entropy"], p["small_one_port"]) + 1e-12
+    # Both layers are under 600 weights: none of their split descriptors is priced.
+    dropped = 2 * (CFG.fetch_ports - 1) * CFG.split_desc_bits / (32 * 16 + 4 * 32)
+    assert p["small_one_port"] == pytest.approx(p["stored"] - dropped)
+
+
+def test_formats_bench_chooses_within_the_budget(capsys):
+    formats = _bench("formats")
+    formats.main(["--json", "--only", "wine", "--budget", "4.0"])
+    out = json.loads(capsys.readouterr().out)
+    (r,) = out["networks"]
+    assert out["budget"] == 4.0 and r["name"].startswith("wine") and 0 < r["int4"] <= 1
+    assert set(r["formats"]) == set(formats.FORMATS)
+    for name, f in r["formats"].items():
+        assert f is not None and f["bits_per_weight"] <= 4.0 and 0 <= f["accuracy"] <= 1, name
+        assert abs(sum(f["shares"]) - 1) < 1e-6
+    mix = r["formats"]["int4_layers"]["int4_layers"]
+    assert set(mix) < {0, 1}                        # never every layer as plain int4
+

@@ -114,6 +114,8 @@ def test_enough_cases():
     ("zones", ["--config", "nosuch"], "preset must be one of"),
     ("drift", ["--plot", "", "--config", "nosuch"], "--config must be a preset"),
     ("suite", ["--plot", "", "--budgets", "99"], "--budgets must be bits per weight"),
+    ("formats", ["--budget", "99"], "--budget must be bits per weight"),
+    ("formats", ["--only", "nosuch"], "--only matches no network"),
     ("mutation", ["--only", "nosuch"], "unknown mutant(s) nosuch"),
 ])
 def test_bench_mistakes_are_one_line(bench, args, message):
