@@ -9,10 +9,14 @@ current one and the next, and asks for the one after as soon as a slot is free.
 
 A slot is free once the consumer has taken (``advance``) the last element in it: the consumer
 reads an element's value when it takes it (the fetch walker puts a weight's value into its
-event), so a taken element's word is not needed again.
+event), so a taken element's word is not needed again. The current element's word is one
+output (``word``), chosen between the slots here once: every consumer slices that signal, where
+slicing the slot array by a variable index would build one multiplexer per slice (for 16 ports,
+an element of 16 words: 128 copies of a 512-bit one, which yosys removes again but which made
+the Verilog of the 16-port zoned memory take minutes to generate).
 """
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -44,12 +48,11 @@ class WordPrefetch(wiring.Component):
     grant : In(1)             The read port is this prefetcher's this cycle.
     port : In(ReadPort)       The shared read port's view: ``en`` when reading (granted),
                               ``addr``; ``data`` one cycle after ``en``.
-    ok : Out(1)               The current element's word is in ``slots[slot]``.
-    slot : Out(1)             Slot of the current element.
+    ok : Out(1)               The current element's word is in ``word``.
+    word : Out(word_bits)     The current element's word (its slot's contents).
     sel : Out(elem_log2)      The current element's index in its word.
     advance : In(1)           The current element is taken (only while ``ok``); the consumer
-                              reads its value from ``slots[slot]`` in the same cycle.
-    slots : Out(2 words)      The two slots.
+                              reads its value from ``word`` in the same cycle.
     """
 
     def __init__(self, addr_width, word_bits, elem_log2):
@@ -58,9 +61,8 @@ class WordPrefetch(wiring.Component):
             "start": In(1), "first": In(addr_width + 1 + elem_log2), "run": In(1),
             "grant": In(1),
             "port": In(memory.ReadPort.Signature(addr_width=addr_width, shape=word_bits)),
-            "ok": Out(1), "slot": Out(1), "sel": Out(max(1, elem_log2)),
-            "advance": In(1),
-            "slots": Out(data.ArrayLayout(word_bits, 2))})
+            "ok": Out(1), "word": Out(word_bits), "sel": Out(max(1, elem_log2)),
+            "advance": In(1)})
 
     def elaborate(self, platform):
         e = self.elem_log2
@@ -71,9 +73,10 @@ class WordPrefetch(wiring.Component):
         loaded = Signal(range(3))              # words in the slots from the current one on
         asked = Signal(range(3))               # words read or being read from the current one
         landing, landing_slot = Signal(), Signal()
+        slots = Signal(data.ArrayLayout(len(self.word), 2))
 
         word = index[e:]
-        m.d.comb += [self.ok.eq(loaded != 0), self.slot.eq(word[0]),
+        m.d.comb += [self.ok.eq(loaded != 0), self.word.eq(Mux(word[0], slots[1], slots[0])),
                      self.sel.eq(index[:e] if e else 0),
                      self.port.addr.eq(fetch)]
         m.d.comb += self.port.en.eq(self.run & ~self.start & self.grant & (asked < 2))
@@ -83,7 +86,10 @@ class WordPrefetch(wiring.Component):
         with m.If(self.port.en):
             m.d.sync += [landing_slot.eq(fetch[0]), fetch.eq(fetch + 1)]
         with m.If(landing):
-            m.d.sync += self.slots[landing_slot].eq(self.port.data)
+            with m.If(landing_slot):
+                m.d.sync += slots[1].eq(self.port.data)
+            with m.Else():
+                m.d.sync += slots[0].eq(self.port.data)
         m.d.sync += [loaded.eq(loaded + landing - crossing),
                      asked.eq(asked + self.port.en - crossing)]
         with m.If(self.advance):

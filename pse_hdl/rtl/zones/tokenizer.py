@@ -161,7 +161,7 @@ class Tokenizer(wiring.Component):
                                  & (count + Mux(inflight, W, 0) + Mux(stage_valid, W, 0)
                                     <= look + 2 * W))
             m.d.comb += pf.advance.eq(issue)
-            words = pf.slots[pf.slot]
+            words = pf.word
             m.d.sync += meta_word.eq(Array(words[j * W:(j + 1) * W] for j in range(R))[pf.sel]
                                      if R > 1 else words)
             m.d.sync += [stage_valid.eq(inflight),

@@ -107,7 +107,7 @@ class FetchWalker(wiring.Component):
         # places that take a weight use it).
         picked = [Signal(signed(cfg.weight_bits), name=f"picked{k}") for k in range(n)]
         for k, pf in enumerate(zone_pf):
-            word, b = pf.slots[pf.slot], cfg.precisions[k]
+            word, b = pf.word, cfg.precisions[k]
             elems = [word[e * b:(e + 1) * b].as_signed() for e in range(R * per[k])]
             m.d.comb += picked[k].eq(Array(elems)[pf.sel] if len(elems) > 1 else elems[0])
 
