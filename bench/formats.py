@@ -42,7 +42,8 @@ from pse_hdl.api import Design                                               # n
 from pse_hdl.config import PSEConfig                                         # noqa: E402
 from pse_hdl.files import to_json                                            # noqa: E402
 from pse_hdl.model import baselines                                          # noqa: E402
-from pse_hdl.model.calibration import argmax_accuracy, best_within, calibrate, share_grid  # noqa: E402,E501
+from pse_hdl.model.calibration import (argmax_accuracy, best_within, calibrate,  # noqa: E402
+                                       closeness, share_grid)
 from pse_hdl.model.engine import Engine, dense_activations                   # noqa: E402
 from pse_hdl.model.zones import footprint_bits                               # noqa: E402
 
@@ -78,20 +79,11 @@ def prices(engine, cfg, small):
             "entropy_one_port": (fixed + entropy - one_port) / n}
 
 
-def _scores(logits, y, dense):
-    """Calibration score, agreement with the dense network, relative distortion (as
-    :func:`calibrate`), so :func:`best_within` can rank mixes the way it ranks layouts."""
-    return {"accuracy": argmax_accuracy(logits, y),
-            "agreement": float(np.mean(np.argmax(logits, 1) == np.argmax(dense, 1))),
-            "distortion": float(np.mean((logits - dense) ** 2)) / max(float(np.var(dense)),
-                                                                       1e-12)}
-
-
-def int4_layer_mixes(engine, design, u4, xq_cal, y_cal, xq_test, y_test, cfg):
+def int4_layer_mixes(engine, layers, u4, cal, test, dense, cfg):
     """Every mix of the engine's active layout with plain-int4 layers (not all int4), as rows
-    for :func:`best_within`: scored on calibration, with test accuracy and bits per weight."""
-    layers = design.qnet.layers
-    dense = dense_activations(layers, xq_cal, cfg)[-1].astype(np.float64)
+    for :func:`best_within`: scored on the calibration split ``cal = (xq, y)`` as
+    :func:`calibrate` scores layouts (``dense``: the dense network's calibration logits), with
+    the accuracy on ``test`` and the bits per weight."""
     per_layer = [footprint_bits([im], cfg)["total"] for im in engine.images]
     plain = [4 * q.master.size + cfg.layer_desc_bits
              + (cfg.fetch_ports - 1) * cfg.split_desc_bits for q in layers]
@@ -101,9 +93,10 @@ def int4_layer_mixes(engine, design, u4, xq_cal, y_cal, xq_test, y_test, cfg):
         if all(mask):
             continue
         w = [u4[l] if mask[l] else engine.weights[l] for l in range(len(layers))]
-        rows.append({**_scores(dense_activations(layers, xq_cal, cfg, w)[-1], y_cal, dense),
+        logits = dense_activations(layers, cal[0], cfg, w)[-1]
+        rows.append({"accuracy": argmax_accuracy(logits, cal[1]), **closeness(logits, dense),
                      "test_accuracy": argmax_accuracy(
-                         dense_activations(layers, xq_test, cfg, w)[-1], y_test),
+                         dense_activations(layers, test[0], cfg, w)[-1], test[1]),
                      "bits_per_weight": sum(p if m else a for a, p, m in
                                             zip(per_layer, plain, mask)) / n,
                      "int4_layers": [l for l in range(len(layers)) if mask[l]]})
@@ -124,6 +117,7 @@ def evaluate(name, cfg, budget, small):
     # layouts the stored one prices out.
     _, table = calibrate(engine, xq_cal, y_cal, target_bits=64.0,
                          grid=share_grid(cfg))
+    dense = dense_activations(design.qnet.layers, xq_cal, cfg)[-1].astype(np.float64)
     mixes = []
     for row in table:
         engine.thresholds = [list(t) for t in row["thresholds"]]
@@ -132,7 +126,7 @@ def evaluate(name, cfg, budget, small):
         row["prices"] = prices(engine, cfg, small)
         row["test_accuracy"] = argmax_accuracy(engine.infer(xq_test)[-1], y_test)
         mixes += [{**mix, "shares": row["shares"]} for mix in int4_layer_mixes(
-            engine, design, u4, xq_cal, y_cal, xq_test, y_test, cfg)]
+            engine, design.qnet.layers, u4, (xq_cal, y_cal), (xq_test, y_test), dense, cfg)]
     out = {"name": name, "weights": int(sum(m.size for m in masters)),
            "test_samples": int(len(y_test)), "int4": int4, "formats": {}}
     for fmt in FORMATS:

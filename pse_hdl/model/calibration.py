@@ -13,8 +13,8 @@ from ..errors import CapacityError, ConfigError
 from .engine import dense_activations, exact_thresholds
 from .zones import check_fit
 
-__all__ = ["share_grid", "estimated_bits", "argmax_accuracy", "calibrate", "best_within",
-           "budget_ladder"]
+__all__ = ["share_grid", "estimated_bits", "argmax_accuracy", "closeness", "calibrate",
+           "best_within", "budget_ladder"]
 
 
 def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9),
@@ -49,6 +49,15 @@ def argmax_accuracy(logits, y):
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
+def closeness(logits, dense):
+    """How close a candidate's ``logits`` stay to the ``dense`` 16-bit network's (float64),
+    :func:`best_within`'s tie-breaks: the share of samples whose argmax agrees, and the mean
+    squared logit error relative to the dense logits' variance."""
+    return {"agreement": float(np.mean(np.argmax(logits, axis=1) == np.argmax(dense, axis=1))),
+            "distortion": float(np.mean((logits - dense) ** 2))
+            / max(float(np.var(dense)), 1e-12)}
+
+
 def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
               mode="global", grid=None, score=argmax_accuracy):
     """Choose class shares on a calibration split (never the test split).
@@ -77,8 +86,6 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         # Keep the cheapest candidates when none is near, so the error can name the least.
         candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
     dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
-    dense_top = np.argmax(dense, axis=1)
-    spread = max(float(np.var(dense)), 1e-12)
     table, full = [], []
     for shares in candidates:
         engine.thresholds = exact_thresholds(engine, shares, mode)
@@ -92,8 +99,7 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         cyc = engine.cycles()
         table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
                       "accuracy": score(logits, y),
-                      "agreement": float(np.mean(np.argmax(logits, axis=1) == dense_top)),
-                      "distortion": float(np.mean((logits - dense) ** 2)) / spread,
+                      **closeness(logits, dense),
                       "bits_per_weight": engine.footprint()["bits_per_weight"],
                       "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"]})
     if not table:
