@@ -18,6 +18,8 @@ weight do. Each format re-prices the same layouts:
 - ``int4_layers``: the stored format, where each layer is either per weight or plain int4
   (every weight 4-bit with the layer's scale: no codes, its split descriptors still stored),
   the calibration choosing the mix (every layer of a layout, either way, but not all int4).
+  The engine now has it (uniform layers, docs/SPEC.md section 6), with all-int4 allowed too:
+  ``bench/suite.py`` measures it; this column stays as the measurement that chose it.
 
 For each format the layout the calibration split chooses within the budget (best calibration
 accuracy, ties to the closest to the dense network, as :func:`best_within`) is scored on the
@@ -116,7 +118,7 @@ def evaluate(name, cfg, budget, small):
     # Every candidate of the grid, not only those near the budget: a cheaper format admits
     # layouts the stored one prices out.
     _, table = calibrate(engine, xq_cal, y_cal, target_bits=64.0,
-                         grid=share_grid(cfg))
+                         grid=share_grid(cfg), uniform_classes=())
     dense = dense_activations(design.qnet.layers, xq_cal, cfg)[-1].astype(np.float64)
     mixes = []
     for row in table:

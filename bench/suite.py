@@ -17,7 +17,8 @@ importance over the test stream, the specification's EMA rate 0.1) at each budge
 (``pse_adaptive``: label-free, the share of low-margin outputs against profiling). Every
 figure counts all metadata: masks, codes, scales, descriptors. All fixed-point methods run on
 the engine's datapath (int8 activations, the same requantization), so they differ only in how
-weights are stored. MAC cycles are relative to dense 16-bit on the same lanes.
+weights are stored. MAC cycles are relative to dense 16-bit on the same lanes. The calibration
+may store layers uniform at 4 bits (no codes, docs/SPEC.md section 6); the table names them.
 """
 
 import argparse
@@ -149,11 +150,12 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0):
             "budget": budget, "accuracy": argmax_accuracy(engine.infer(xq)[-1], y_test),
             "bits_per_weight": engine.footprint()["bits_per_weight"],
             "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"],
-            "shares": list(best["shares"])})
+            "shares": list(best["shares"]), "uniform": list(best["uniform"])})
         logits, fig = design.run(xq, quantized=True)
         out["pse_dynamic"].append({
             "budget": budget, "accuracy": argmax_accuracy(logits, y_test),
-            "bits_per_weight": fig["bits_per_weight"], "mac_cycle_ratio": fig["mac_cycle_ratio"]})
+            "bits_per_weight": fig["bits_per_weight"], "mac_cycle_ratio": fig["mac_cycle_ratio"],
+            "uniform": list(design.uniform)})
     for budget in ADAPT_BUDGETS:
         # The budget following performance (label-free) a bit either side of the target.
         floor, ceiling = budget - ADAPT_RANGE, budget + ADAPT_RANGE
@@ -211,8 +213,10 @@ def table(networks):
                 if p["accuracy"] is None:
                     lines.append(f"  {label:<22} {'no layout fits the budget':>32}")
                     continue
+                uniform = [str(l) for l, u in enumerate(p.get("uniform", ())) if u]
                 lines.append(f"  {label:<22} {p['bits_per_weight']:>11.3f} "
-                             f"{_pct(p['accuracy']):>9} {100 * p['mac_cycle_ratio']:>9.1f}%")
+                             f"{_pct(p['accuracy']):>9} {100 * p['mac_cycle_ratio']:>9.1f}%"
+                             + (f"  uniform layers {','.join(uniform)}" if uniform else ""))
     return "\n".join(lines)
 
 

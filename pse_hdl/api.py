@@ -36,7 +36,7 @@ from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
 from .model.calibration import argmax_accuracy, best_within, budget_ladder, calibrate
-from .model.engine import Engine, Firmware as Policy, allocation_points, check_activations, \
+from .model.engine import Engine, Firmware as Policy, check_uniform, allocation_points, check_activations, \
     logit_margins, low_confidence_share, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
@@ -131,7 +131,8 @@ def load(path):
     source = Source(net, meta["kind"], meta["task"], classes)
     design = Design(cfg, source, x_cal, y_cal, meta["task"],
                     recalibrate_every=meta["recalibrate_every"])
-    design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"])
+    design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"],
+                          meta.get("uniform"))
     design.adapt = meta.get("adapt")
     return design
 
@@ -167,7 +168,7 @@ class Design:
         self.recalibrate_every = recalibrate_every
         self.qnet = quantize_network(source.net, self.x_cal, cfg)
         self.qnet.baseline = profile(self.qnet, self.quantize(self.x_cal), cfg)
-        self.shares = self.thresholds = self.target_bits = self.mode = None
+        self.shares = self.thresholds = self.target_bits = self.mode = self.uniform = None
         self.adapt = None                 # the budget ladder, when it follows performance
         self.table = []
         self.calibration_score = None
@@ -234,34 +235,41 @@ class Design:
         self.adapt = None
         if adapt is not None:
             best = best_within(self.table, target_bits)
-            rungs = budget_ladder(self.table, floor, top)
-            logits = Engine(self.qnet, self.cfg, thresholds=best["thresholds"]).infer(xq)[-1]
+            # The firmware's ladder moves the thresholds only: its rungs keep best's layers
+            # uniform.
+            rungs = budget_ladder([r for r in self.table if r["uniform"] == best["uniform"]],
+                                  floor, top)
+            logits = Engine(self.qnet, self.cfg, thresholds=best["thresholds"],
+                            uniform=best["uniform"]).infer(xq)[-1]
             margin = int(np.quantile(logit_margins(logits), 0.25))
             self.adapt = {"ladder": [list(r["shares"]) for r in rungs],
                           "rung": [r["shares"] for r in rungs].index(best["shares"]),
                           "margin": margin, "reference": low_confidence_share(logits, margin),
                           "floor": floor, "ceiling": top}
-        self.set_allocation(best["shares"], best["thresholds"], target_bits, mode)
+        self.set_allocation(best["shares"], best["thresholds"], target_bits, mode,
+                            best["uniform"])
         self.calibration_score = best["accuracy"]
         return best
 
-    def set_allocation(self, shares, thresholds, target_bits, mode):
+    def set_allocation(self, shares, thresholds, target_bits, mode, uniform=None):
         self.shares = tuple(shares)
         self.thresholds = [list(map(int, t)) for t in thresholds]
+        self.uniform = check_uniform(uniform, len(self.qnet.layers), self.cfg)
         self.target_bits, self.mode = target_bits, mode
 
     @property
     def policy(self):
         a = self.adapt
         if a is None:
-            return Policy(self.shares, self.recalibrate_every, self.mode)
-        return Policy(self.shares, self.recalibrate_every, self.mode,
+            return Policy(self.shares, self.recalibrate_every, self.mode,
+                          uniform=tuple(self.uniform))
+        return Policy(self.shares, self.recalibrate_every, self.mode, uniform=tuple(self.uniform),
                       ladder=tuple(map(tuple, a["ladder"])), rung=a["rung"],
                       margin=a["margin"], reference=a["reference"])
 
     def engine(self):
         """A golden-model engine at the calibrated start (the first layout allocated)."""
-        return Engine(self.qnet, self.cfg, thresholds=self.thresholds)
+        return Engine(self.qnet, self.cfg, thresholds=self.thresholds, uniform=self.uniform)
 
     # -- running ----------------------------------------------------------------------------
     def run(self, x, backend="model", *, quantized=False, progress=None, trace=None,
@@ -442,6 +450,7 @@ class Design:
             raise InputError(f"the directory of {str(path)!r} does not exist")
         meta = {"config": self.cfg.to_dict(), "kind": self.source.kind, "task": self.task,
                 "shares": list(self.shares), "thresholds": self.thresholds,
+                "uniform": self.uniform,
                 "target_bits": self.target_bits, "mode": self.mode,
                 "recalibrate_every": self.recalibrate_every, "adapt": self.adapt}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),

@@ -492,11 +492,11 @@ class PSEConfig:
 
     @property
     def layer_desc_bits(self):
-        """Bits of one layer descriptor: shape, master base, output shift and ReLU, per zone a
-        base word address and a scale shift, and where its metadata and row descriptors
-        begin."""
+        """Bits of one layer descriptor: shape, master base, output shift and ReLU, its uniform
+        class (0: per-weight codes), per zone a base word address and a scale shift, and where
+        its metadata and row descriptors begin."""
         return (self.row_bits + 1 + self.col_bits + 1 + self.master_addr_bits
-                + self.out_shift_bits + 1
+                + self.out_shift_bits + 1 + self.code_bits
                 + len(self.precisions) * (self.zone_addr_bits + self.shift_bits)
                 + self.meta_index_bits + max(self.desc_depth - 1, 0).bit_length())
 

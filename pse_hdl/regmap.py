@@ -239,6 +239,8 @@ class RegisterMap:
             (4, "RELU", 1, "rw", "ReLU before requantization"),
             (5, "COST", cfg.layer_cost_bits, "rw", "MAC cost of the codes to re-zone "
                                                    "(sum of ceil(b/4))"),
+            (6, "UNIFORM", cfg.code_bits, "rw", "0: a code per weight; k: every weight class k "
+                                                "(ALLOCATE codes k, REZONE stores no codes)"),
         ]
         for k in range(n):
             table.append((8 + k, f"THRESHOLD{k}", imp, "rw",

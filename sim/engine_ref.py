@@ -45,9 +45,11 @@ def random_shapes(cfg, rng, edge=None):
     return shapes
 
 
-def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None):
+def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, uniform=None):
     """A random network: masters spread over every magnitude, biases, requantization shifts
-    that keep hidden activations mostly in range (some saturate), a random baseline."""
+    that keep hidden activations mostly in range (some saturate), a random baseline.
+    ``uniform``: the layers' uniform classes (a list), ``"random"`` for a random mix, or
+    ``None`` for none."""
     shapes = shapes or random_shapes(cfg, rng, edge)
     layers, base = [], []
     amax = 1 << (cfg.act_bits - 1)
@@ -68,13 +70,17 @@ def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None):
     engine = Engine(qnet, cfg, allocate=False)
     thresholds = exact_thresholds(engine, shares)
     x = rng.integers(-amax, amax, (samples, shapes[0][1])) * (rng.random((samples, 1)) < 0.9)
-    return Case(cfg, qnet, thresholds, Firmware(shares, 2), x.astype(np.int64))
+    if uniform == "random":
+        uniform = [int(rng.integers(0, n + 1)) if rng.random() < 0.6 else 0 for _ in shapes]
+    return Case(cfg, qnet, thresholds, Firmware(shares, 2, uniform=tuple(uniform or ())),
+                x.astype(np.int64))
 
 
 def trace(case):
     """The golden model's run: ``{"logits", "codes": [per allocation, per layer],
     "footprints": [per allocation], "stats"}``."""
-    engine = Engine(case.qnet, case.cfg, thresholds=case.thresholds)
+    engine = Engine(case.qnet, case.cfg, thresholds=case.thresholds,
+                    uniform=case.policy.uniform)
     codes, footprints = [[c.copy() for c in engine.codes]], [engine.footprint()["total"]]
 
     def record(k, eng):

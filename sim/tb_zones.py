@@ -242,7 +242,10 @@ async def random_networks(dut):
     total = 0
     for seed in range(SEEDS):
         rng = np.random.default_rng(seed)
-        net = random_network(CFG, rng, shapes_for(rng))
+        shapes = shapes_for(rng)
+        # Every third seed: some layers uniform at the lowest precision (no metadata).
+        uniform = [int(rng.random() < 0.5) for _ in shapes] if seed % 3 == 2 else None
+        net = random_network(CFG, rng, shapes, uniform=uniform)
         total += await full_cycle(dut, net, random.Random(seed), PATTERNS[seed % len(PATTERNS)],
                                   dut._log)
     dut._log.info("random networks: %d transfers compared over %d seeds, 0 mismatches",

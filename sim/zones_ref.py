@@ -58,15 +58,18 @@ def unpack(layout, word):
 
 @dataclass
 class Network:
-    """Layers (master, codes, shifts) placed as the model places them."""
+    """Layers (master, codes, shifts, uniform class) placed as the model places them. ``codes``
+    are what the re-zoning is fed; a uniform layer's layout has its class instead."""
     cfg: object
     masters: list
     codes: list
     shifts: list
+    uniform: list = None
 
     def __post_init__(self):
-        self.images = [pack_layer(c, mm, s, self.cfg)
-                       for mm, c, s in zip(self.masters, self.codes, self.shifts)]
+        self.uniform = list(self.uniform or [0] * len(self.masters))
+        self.images = [pack_layer(c, mm, s, self.cfg, u) for mm, c, s, u in
+                       zip(self.masters, self.codes, self.shifts, self.uniform)]
         self.used = place_layers(self.images, self.cfg)
         self.master_base = np.cumsum([0] + [m.size for m in self.masters])[:-1]
 
@@ -84,12 +87,12 @@ class Network:
         for l, im in enumerate(self.images):
             out.append(pack(plan_layout(self.cfg), {
                 "rows": im.rows, "cols": im.cols, "master_base": int(self.master_base[l]),
-                "cost": self.cost(l), "shift": list(im.shifts)}))
+                "cost": self.cost(l), "shift": list(im.shifts), "uniform": im.uniform}))
         return out
 
     def cost(self, l):
         """MAC cost of layer ``l``'s surviving weights (the plan's ``cost``)."""
-        bits = code_bits_of(self.codes[l], self.cfg)
+        bits = code_bits_of(self.images[l].codes, self.cfg)
         return int(weight_costs(bits, self.cfg).sum())
 
     def code_stream(self):
@@ -119,7 +122,8 @@ class Network:
                     "index": list(s[4:4 + n]), "meta": s[4 + n]})
             out[(Target.TABLE.value, l)] = pack(table_layout(cfg), {
                 "cols": im.cols, "total": im.rows * im.cols, "zone_base": list(im.base),
-                "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base})
+                "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base,
+                "uniform": im.uniform})
         return out
 
     def footprint_counts(self):
@@ -132,7 +136,7 @@ class Network:
 
     def port_schedule(self, l):
         """Expected ``sched`` outputs (``{row, cont}`` per port) after ``FETCH l``."""
-        return port_schedule(self.codes[l], self.cfg)
+        return port_schedule(self.images[l].codes, self.cfg)
 
     def port_words(self, l):
         """Expected packed transfers of each fetch port for layer ``l``."""
@@ -146,12 +150,13 @@ class Network:
         """The master store after the re-zoning (destructive mode clears pruned masters)."""
         if self.cfg.reversible:
             return [m.copy() for m in self.masters]
-        return [np.where(np.asarray(c) == 0, 0, m) for m, c in zip(self.masters, self.codes)]
+        return [np.where(im.codes == 0, 0, m) for m, im in zip(self.masters, self.images)]
 
 
-def random_network(cfg, rng, shapes, sparsity=None, mix=None):
+def random_network(cfg, rng, shapes, sparsity=None, mix=None, uniform=None):
     """Random masters and code maps of the given shapes; ``sparsity`` (fraction pruned) and
-    ``mix`` (class probabilities) are drawn at random when not given."""
+    ``mix`` (class probabilities) are drawn at random when not given; ``uniform``: the layers'
+    uniform classes, or ``"random"`` (about half the layers, each a random class)."""
     n = len(cfg.precisions)
     masters, codes, shifts = [], [], []
     for rows, cols in shapes:
@@ -166,5 +171,7 @@ def random_network(cfg, rng, shapes, sparsity=None, mix=None):
         masters.append(mm.astype(np.int64))
         codes.append(c.astype(np.int64))
         shifts.append([int(rng.integers(0, cfg.weight_bits - b + 1)) for b in cfg.precisions])
-    return Network(cfg, masters, codes, shifts)
+    if uniform == "random":
+        uniform = [int(rng.integers(1, n + 1)) if rng.random() < 0.5 else 0 for _ in shapes]
+    return Network(cfg, masters, codes, shifts, uniform)
 

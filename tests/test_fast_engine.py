@@ -41,7 +41,8 @@ def test_random_networks_are_bit_exact(bus, seed):
     shares = [None, (1.0,) + (0.0,) * n, (0.0,) * n + (1.0,)][seed % 3]
     edge = [None, "one row", "one column", None][seed % 4]
     cfg = CFG.replace(swap_delay=seed % 4)
-    case = random_case(cfg, rng, shares=shares, edge=edge, samples=10)
+    case = random_case(cfg, rng, shares=shares, edge=edge, samples=10,
+                       uniform="random" if seed % 2 else None)
     bus.reset()
     logits, stats, allocs = run(run_firmware(case, bus))
     check_run(case, logits, stats, allocs)

@@ -184,7 +184,9 @@ def test_the_dynamic_run_moves_up_the_ladder_on_a_harder_stream(small):
     settle back."""
     splits, net, q, xq = small
     e = Engine(q, CFG, allocate=False)
-    best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0)
+    # The ladder moves thresholds: per-weight layouts only.
+    best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0,
+                            uniform_classes=())
     rungs = budget_ladder(table, 3.0, 6.0)
     start = min(range(len(rungs)), key=lambda k: abs(rungs[k]["bits_per_weight"] - 4.0))
     eng = Engine(q, CFG, thresholds=rungs[start]["thresholds"])

@@ -49,7 +49,8 @@ def test_random_networks_match_the_model(seed):
               "all top": (0.0,) * n + (1.0,)}.get(edge)
     cfg = CFG.replace(hysteresis=[0, 1 << 10][seed % 2], reversible=seed != 2,
                       swap_delay=seed % 3)
-    case = random_case(cfg, rng, shares=shares, edge=edge, samples=5)
+    case = random_case(cfg, rng, shares=shares, edge=edge, samples=5,
+                       uniform="random" if seed >= 4 else None)
     out = {}
 
     async def body(ctx, dut, rst):

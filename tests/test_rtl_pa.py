@@ -15,8 +15,8 @@ CONFIGS = {"p4-8-16": PSEConfig(), "p2-4-8-16": preset("wide"),
            "p8-16": PSEConfig(precisions=(8, 16), thresholds=(100, 5000))}
 
 
-async def write(ctx, dut, thresholds, band):
-    for k, v in enumerate(list(thresholds) + [band]):
+async def write(ctx, dut, thresholds, band, uniform=0):
+    for k, v in enumerate(list(thresholds) + [band, uniform]):
         ctx.set(dut.csr.wr_en, 1)
         ctx.set(dut.csr.wr_addr, k)
         ctx.set(dut.csr.wr_data, v)
@@ -29,9 +29,12 @@ async def write(ctx, dut, thresholds, band):
 
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("seed", range(3))
-def test_pa_matches_model_under_stalls(name, seed):
+@pytest.mark.parametrize("layer", ["coded", "uniform"])
+def test_pa_matches_model_under_stalls(name, seed, layer):
+    """A uniform layer codes every weight its class (each seed another class)."""
     cfg = CONFIGS[name]
     n = len(cfg.precisions)
+    uniform = 0 if layer == "coded" else 1 + seed % n
     rng = random.Random(seed)
     dut = PrecisionAllocator(cfg)
     thresholds = sorted(rng.randrange(1 << 20) for _ in range(n))
@@ -46,12 +49,13 @@ def test_pa_matches_model_under_stalls(name, seed):
     prev = [rng.randrange(n + 1) for _ in range(count)]
     items = [{"importance": i, "prev": p, "row": k % cfg.max_rows, "column": k % 7,
               "last": k % 3 == 0} for k, (i, p) in enumerate(zip(imps, prev))]
-    want = allocate(np.array(imps), thresholds, np.array(prev), band)
+    want = allocate(np.array(imps), thresholds, np.array(prev), band, uniform)
     got = []
 
     async def source(ctx):
-        await write(ctx, dut, thresholds, band)
+        await write(ctx, dut, thresholds, band, uniform)
         assert ctx.get(dut.error) == 0
+        assert ctx.get(dut.uniform) == uniform
         await stream_source(ctx, dut.i, items, random.Random(seed), idle=0.3)
 
     async def sink(ctx):

@@ -120,6 +120,18 @@ def test_rezone_and_fetch_match_model(seed):
     rezone_and_fetch(cfg, net, random.Random(seed))
 
 
+@pytest.mark.parametrize("uniform", [[1, 0, 3], [0, 2, 0], [2, 1, 3]])
+def test_uniform_layers_among_coded_ones(uniform):
+    """Uniform layers (every weight one class, no metadata) before, between and after coded
+    ones: the re-zoning is fed random codes, stores the layer's class instead and no codes;
+    the walkers read no metadata for them and the coded layers' metadata follows on."""
+    cfg = CFG.replace(desc_stride=4) if uniform[0] else CFG
+    rng = np.random.default_rng(sum(uniform))
+    net = random_network(cfg, rng, SHAPES[3], sparsity=0.4, uniform=uniform)
+    assert all(not net.images[l].meta for l, u in enumerate(uniform) if u)
+    rezone_and_fetch(cfg, net, random.Random(sum(uniform)))
+
+
 def test_pruned_runs_across_row_ends():
     """Directed: pruned runs that cross one row end, two (through an all-pruned row), start a
     layer, end it, and a row whose only weight is its last, on every port split."""

@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..model.engine import allocation_points, layer_exponents, next_rung, rung_shares, \
-    thresholds_from_histograms
+from ..model.engine import allocation_points, check_uniform, layer_exponents, next_rung, \
+    rung_shares, thresholds_from_histograms
 from ..model.fixed import signed_range
 from ..model.layer import cycle_model, weight_costs
 from ..model.pa import code_bits_of
@@ -78,6 +78,8 @@ class Firmware:
         self.baseline = qnet.baseline
         self.thresholds = [list(map(int, t)) for t in thresholds]
         self.policy = policy
+        self.uniform = check_uniform(policy.uniform if policy else None, len(self.layers),
+                                     self.cfg)
         self.shapes = [q.shape for q in self.layers]
         self.base = [int(b) for b in np.cumsum([0] + [r * c for r, c in self.shapes])[:-1]]
         self.weights = sum(r * c for r, c in self.shapes)
@@ -113,7 +115,7 @@ class Firmware:
             await drv.write_window("BIAS", q.bias, l * cfg.max_rows)
             await drv.write_window("RIC", self.baseline[l], l * cfg.max_cols)
             await drv.write_layer(l, ROWS=rows, COLS=cols, MASTER_BASE=self.base[l],
-                                  OUT_SHIFT=q.shift, RELU=int(q.relu))
+                                  OUT_SHIFT=q.shift, RELU=int(q.relu), UNIFORM=self.uniform[l])
         await self.write_thresholds()
         await self.allocate(fresh=True)
 

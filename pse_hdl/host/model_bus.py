@@ -194,6 +194,8 @@ class ModelBus(Bus):
                 return False
             if t["MASTER_BASE"] + t["ROWS"] * t["COLS"] > cfg.master_depth:
                 return False
+            if t["UNIFORM"] > len(cfg.precisions):
+                return False
         return True
 
     def _weights_of(self, l):
@@ -255,7 +257,7 @@ class ModelBus(Bus):
             imp = self._importance(l)
             _, prev = self._weights_of(l)
             band = 0 if fresh else self._reg("BAND")
-            codes = allocate(imp, thresholds, prev.copy(), band)
+            codes = allocate(imp, thresholds, prev.copy(), band, t["UNIFORM"])
             base = t["MASTER_BASE"]
             self.codes[base:base + codes.size] = codes.ravel()
             self.class_count[l] = np.bincount(codes.ravel(), minlength=n_cls + 1)
@@ -275,12 +277,14 @@ class ModelBus(Bus):
         for l in range(n):
             t = self._table(l)
             master, codes = self._weights_of(l)
+            if t["UNIFORM"]:                     # a uniform layer's codes are its class
+                codes = np.full(codes.shape, t["UNIFORM"], np.int64)
             shifts = [t[f"SHIFT{k}"] for k in range(len(cfg.precisions))]
             if int(weight_costs(code_bits_of(codes, cfg), cfg).sum()) != t["COST"]:
                 err |= 1
             if not cfg.reversible:              # the re-zoning clears the pruned masters
                 master[codes == 0] = 0
-            image = pack_layer(codes.copy(), master, shifts, cfg)
+            image = pack_layer(codes.copy(), master, shifts, cfg, t["UNIFORM"])
             images.append(image)
             weights.append(effective_weights(codes, master, shifts, cfg))
             rows.append(t["ROWS"])

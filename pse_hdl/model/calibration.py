@@ -7,13 +7,17 @@ codes fit the budget, scores it on the calibration split and keeps the best with
 firmware's recalibration climbs, :class:`~pse_hdl.model.engine.Firmware`).
 """
 
+import itertools
+
 import numpy as np
 
 from ..errors import CapacityError, ConfigError
 from .engine import dense_activations, exact_thresholds
-from .zones import check_fit
+from .layer import cycle_model
+from .pa import code_bits_of
+from .zones import check_fit, footprint_bits, place_layers
 
-__all__ = ["share_grid", "estimated_bits", "argmax_accuracy", "closeness", "calibrate",
+__all__ = ["share_grid", "uniform_mixes", "estimated_bits", "argmax_accuracy", "closeness", "calibrate",
            "best_within", "budget_ladder"]
 
 
@@ -33,6 +37,22 @@ def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.
                 if low >= -1e-9:
                     shares = (p, max(low, 0.0), *mids, t) if n > 1 else (p, 1.0 - p)
                     out.append(tuple(round(x, 6) for x in shares))
+    return out
+
+
+def uniform_mixes(layers, classes=(1,)):
+    """Which layers a candidate makes uniform (:mod:`pse_hdl.model.pa`): per layer 0 (per-weight
+    codes) or one of ``classes``. Every combination for up to four layers; beyond that none,
+    each layer alone and all of them (the count stays linear in the depth)."""
+    options = (0, *classes)
+    if not classes:
+        return [(0,) * layers]
+    if layers <= 4:
+        return list(itertools.product(options, repeat=layers))
+    out = [(0,) * layers]
+    for u in classes:
+        out += [tuple(u if i == l else 0 for i in range(layers)) for l in range(layers)]
+        out.append((u,) * layers)
     return out
 
 
@@ -59,8 +79,9 @@ def closeness(logits, dense):
 
 
 def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
-              mode="global", grid=None, score=argmax_accuracy):
-    """Choose class shares on a calibration split (never the test split).
+              mode="global", grid=None, score=argmax_accuracy, uniform_classes=(1,)):
+    """Choose class shares, and which layers are uniform, on a calibration split (never the
+    test split).
 
     With ``target_bits``: the shares of best calibration score whose layout costs at most
     that many bits per weight; the budget is a target, not a ceiling, so between candidates of
@@ -73,8 +94,15 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     whose :func:`estimated_bits` already exceed the budget by more than a quarter bit are not
     built. A candidate whose layout does not fit the zones is left out; if none fits, or none
     meets the target, :class:`CapacityError` or :class:`ConfigError` says what the smallest
-    candidate needs. Returns ``(best, table)`` where each row is a dict of shares, thresholds,
-    accuracy, agreement, distortion, bits, cycles.
+    candidate needs.
+
+    Every candidate is also tried with some layers uniform (:func:`uniform_mixes` of
+    ``uniform_classes``, default the lowest precision; ``()``: none): a layer where per-weight
+    precision does not pay for its codes is stored as plain ``b``-bit weights. The thresholds
+    are the candidate's either way (a layer's allocation does not depend on the others'), so
+    each layer's two layouts are built once and combined. Returns ``(best, table)`` where each
+    row is a dict of shares, thresholds, uniform (per layer), accuracy, agreement,
+    distortion, bits, cycles.
     """
     if (target_bits is None) == (max_loss is None):
         raise ValueError("give exactly one of target_bits and max_loss")
@@ -86,22 +114,40 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         # Keep the cheapest candidates when none is near, so the error can name the least.
         candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
     dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
-    table, full = [], []
+    L = len(engine.layers)
+    mixes = uniform_mixes(L, tuple(uniform_classes))
+    plain = {}                             # (layer, class): (image, weights) of a uniform layer
+    for u in sorted({u for mix in mixes for u in mix if u}):
+        engine.uniform = [u] * L
+        for l in range(L):
+            plain[l, u] = engine._pack(l, engine.master[l])
+    engine.uniform = [0] * L
+    table, full, all_uniform = [], [], set()
     for shares in candidates:
         engine.thresholds = exact_thresholds(engine, shares, mode)
-        engine.codes = [None] * len(engine.layers)
-        try:
-            engine.allocate()
-        except CapacityError as e:          # this candidate's layout does not fit the zones
-            full.append(str(e))
-            continue
-        logits = engine.infer(x_q)[-1]
-        cyc = engine.cycles()
-        table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
-                      "accuracy": score(logits, y),
-                      **closeness(logits, dense),
-                      "bits_per_weight": engine.footprint()["bits_per_weight"],
-                      "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"]})
+        engine.codes = [None] * L
+        built = engine.build_layout()      # per-weight layouts, placed with each mix below
+        coded = list(zip(built["images"], built["weights"]))
+        for mix in mixes:
+            if all(mix):                   # the same layout whatever the shares: once
+                if mix in all_uniform:
+                    continue
+                all_uniform.add(mix)
+            layout = [plain[l, u] if u else coded[l] for l, u in enumerate(mix)]
+            images = [im for im, _ in layout]
+            try:
+                place_layers(images, cfg)
+            except CapacityError as e:     # this layout does not fit the zones
+                full.append(str(e))
+                continue
+            logits = dense_activations(engine.layers, x_q, cfg, [w for _, w in layout])[-1]
+            cyc = [cycle_model(code_bits_of(im.codes, cfg), cfg) for im in images]
+            table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
+                          "uniform": list(mix), "accuracy": score(logits, y),
+                          **closeness(logits, dense),
+                          "bits_per_weight": footprint_bits(images, cfg)["bits_per_weight"],
+                          "mac_cycle_ratio": sum(c["scheduled"] for c in cyc)
+                          / sum(c["dense16"] for c in cyc)})
     if not table:
         raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
                             f"one: {full[0]}")
@@ -115,7 +161,8 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
                               f"{float_accuracy:.4f}: the best reaches {top:.4f}")
         best = max(ok, key=lambda r: (-r["bits_per_weight"], r["accuracy"]))
     engine.thresholds = [list(t) for t in best["thresholds"]]
-    engine.codes = [None] * len(engine.layers)
+    engine.uniform = list(best["uniform"])
+    engine.codes = [None] * L
     engine.allocate()
     return best, table
 

@@ -30,7 +30,7 @@ from .ric import FactoredRIC, LiteralRIC, blend_snapshot
 from .sm import sparsify
 from .zones import footprint_bits, pack_layer, place_layers
 
-__all__ = ["Engine", "profile", "dense_activations", "Firmware", "run_dynamic",
+__all__ = ["Engine", "check_uniform", "profile", "dense_activations", "Firmware", "run_dynamic",
            "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
            "layer_exponents", "allocation_points", "logit_margins", "low_confidence_share",
            "next_rung", "rung_shares"]
@@ -96,8 +96,24 @@ def check_activations(x_q, cfg, inputs):
     return x_q.astype(np.int64)
 
 
+def check_uniform(uniform, layers, cfg):
+    """Per-layer uniform classes (:mod:`pse_hdl.model.pa`): ``layers`` of them, each 0 (per
+    weight) or a class 1..len(precisions); ``None`` or empty is all 0. Returns a list."""
+    n = len(cfg.precisions)
+    if uniform is None or not len(uniform):
+        return [0] * layers
+    out = [int(u) for u in uniform]
+    if len(out) != layers or any(not 0 <= u <= n for u in out):
+        raise InputError(f"uniform must give each of the {layers} layers 0 (per-weight codes) "
+                         f"or a class 1..{n}, not {list(uniform)}")
+    return out
+
+
 class Engine:
-    def __init__(self, qnet, cfg, thresholds=None, *, allocate=True):
+    """Everything the hardware holds for one network (see the module docs). ``thresholds``
+    per layer (default: the configuration's), ``uniform`` per layer (:func:`check_uniform`)."""
+
+    def __init__(self, qnet, cfg, thresholds=None, *, uniform=None, allocate=True):
         if not qnet.baseline:
             raise ValueError("the network has no profiled baseline: run profile() first")
         check_network(qnet, cfg)
@@ -110,6 +126,7 @@ class Engine:
                      for q, a in zip(qnet.layers, qnet.baseline)]
         self.thresholds = [list(t) for t in (thresholds or [cfg.thresholds] * len(self.layers))]
         L = len(self.layers)
+        self.uniform = check_uniform(uniform, L, cfg)
         self.codes = [None] * L           # the latest allocation's codes (the code buffer)
         self.active_codes = [None] * L    # the codes of the layout inference uses
         self.images = [None] * L          # that layout's zone images
@@ -141,20 +158,27 @@ class Engine:
         """Codes of every layer from the importance (of the snapshot, if one was taken), the
         thresholds and the previous codes, then the zone scales and images of the new layout.
         It becomes the active layout at once, or with ``pending`` at the next :meth:`swap`."""
+        layout = self.build_layout()
+        place_layers(layout["images"], self.cfg)
+        self.pending = layout
+        if not pending:
+            self.swap()
+
+    def build_layout(self):
+        """The allocation's layers, not yet placed in the zones: ``{"codes", "images",
+        "weights"}`` per layer (the code buffer and, in destructive mode, the masters are
+        updated)."""
         layout = {"codes": [], "images": [], "weights": []}
         for l in range(len(self.layers)):
             codes = allocate(self.importance(l, snapshot=True), self.thresholds[l],
-                             self.codes[l], self.cfg.hysteresis)
+                             self.codes[l], self.cfg.hysteresis, self.uniform[l])
             self.master[l], _ = sparsify(codes, self.master[l], self.cfg.reversible)
             image, weights = self._pack(l, codes)
             self.codes[l] = codes
             layout["codes"].append(codes)
             layout["images"].append(image)
             layout["weights"].append(weights)
-        place_layers(layout["images"], self.cfg)
-        self.pending = layout
-        if not pending:
-            self.swap()
+        return layout
 
     def swap(self):
         """Make the pending layout the active one."""
@@ -164,17 +188,20 @@ class Engine:
             self.pending = None
 
     def set_codes(self, l, codes):
-        """Give layer l the codes ``codes`` now (a static allocation)."""
+        """Give layer l the codes ``codes`` now (a static allocation; a uniform layer's codes
+        are its class whatever ``codes`` says)."""
         image, weights = self._pack(l, codes)
-        self.codes[l] = self.active_codes[l] = codes
+        self.codes[l] = self.active_codes[l] = image.codes
         self.images[l], self.weights[l] = image, weights
 
     def _pack(self, l, codes):
+        if self.uniform[l]:
+            codes = np.full(np.shape(codes), self.uniform[l], np.int64)
         m = self.master[l]
         shifts = [choose_shift(m[codes == k], b, self.cfg.weight_bits)
                   for k, b in enumerate(self.cfg.precisions, start=1)]
-        return pack_layer(codes, m, shifts, self.cfg), effective_weights(codes, m, shifts,
-                                                                         self.cfg)
+        image = pack_layer(codes, m, shifts, self.cfg, self.uniform[l])
+        return image, effective_weights(image.codes, m, shifts, self.cfg)
 
     def infer(self, x_q):
         """Activations entering each layer and the logits, with the current layout."""
@@ -295,6 +322,7 @@ class Firmware:
     margin: int = 0                   # a logit margin below it is a low-confidence output
     reference: float = 0.0            # low-confidence share of the profiling stage
     tolerance: float = 0.1
+    uniform: tuple = ()               # per layer: 0 or its uniform class; () = none uniform
 
 
 def logit_margins(logits):

@@ -7,6 +7,11 @@ above ``high`` 16 bits, above ``medium`` 8 bits, else 4 bits, pruned below ``low
 
 Hysteresis band H: the new code is the previous code clamped to ``[code(imp - H), code(imp + H)]``,
 so a weight moves only when its importance clears a threshold by more than H.
+
+A **uniform** layer (its ``uniform`` register k > 0) is not allocated per weight: every weight
+gets code k (precision ``precisions[k-1]``), none is pruned, and its zone image stores no codes
+(:mod:`pse_hdl.model.zones`): a layer where per-weight precision does not pay costs exactly
+what plain ``b``-bit storage costs.
 """
 
 import numpy as np
@@ -37,8 +42,11 @@ def classify(importance, thresholds):
     return code
 
 
-def allocate(importance, thresholds, prev=None, hysteresis=0):
-    """Precision codes for ``importance`` (any shape), optionally with hysteresis."""
+def allocate(importance, thresholds, prev=None, hysteresis=0, uniform=0):
+    """Precision codes for ``importance`` (any shape), optionally with hysteresis. A uniform
+    layer (``uniform = k > 0``) gets code k for every weight, whatever its importance."""
+    if uniform:
+        return np.full(np.shape(importance), uniform, np.int64)
     if hysteresis == 0 or prev is None:
         return classify(importance, thresholds)
     imp = to_int64(importance)

@@ -16,6 +16,10 @@ lane), ``P - 1`` split descriptors per layer give the walk state (row, column, f
 whether the row continues from the previous port, per-zone element index, metadata offset) where
 walker p starts: the layer's surviving weights are cut into P chunks of equal MAC cost, exactly
 as the MAC array's lanes take them. The footprint counts exactly what is stored.
+
+A uniform layer (``uniform = k > 0``, :mod:`pse_hdl.model.pa`) holds every weight in zone k and
+stores no metadata: its codes are all k by definition (whatever codes it is given), and its
+descriptors' metadata offsets are 0.
 """
 
 from dataclasses import dataclass, field
@@ -100,12 +104,19 @@ class LayerImage:
     meta: list                        # metadata bit string (0/1), LSB first
     splits: np.ndarray = None         # (P-1) x (row, col, pos, cont, per-class index...,
                                       # meta offset)
+    uniform: int = 0                  # k > 0: every weight class k, no metadata stored
     base: tuple = field(default=())   # per class: base word in the zone (set by place_layers)
     meta_base: int = 0                # bit offset of the layer's metadata (set by place_layers)
     desc_base: int = 0                # index of its first row descriptor (set by place_layers)
 
 
-def split_points(codes, cfg):
+def _code_lengths(cfg, uniform):
+    """Metadata bits of each code (index: the code); none in a uniform layer."""
+    return np.array([0 if uniform else cfg.code_length(k)
+                     for k in range(len(cfg.precisions) + 1)], np.int64)
+
+
+def split_points(codes, cfg, uniform=0):
     """Split descriptors of a layer: where fetch port p = 1..P-1 starts, so port p feeds MAC
     lane p the chunk :func:`~pse_hdl.model.layer.lane_split` gives it (the surviving weights in
     row-major order cut into P chunks of equal MAC cost). Each is the walk state at that
@@ -120,7 +131,7 @@ def split_points(codes, cfg):
     rows, cols = codes.shape
     flat = codes.ravel()
     classes = len(cfg.precisions)
-    lengths = np.array([cfg.code_length(k) for k in range(classes + 1)])
+    lengths = _code_lengths(cfg, uniform)
     # State before each position, and at the end (one extra entry).
     before = np.zeros((flat.size + 1, classes + 1), np.int64)
     for k in range(1, classes + 1):
@@ -141,9 +152,9 @@ def split_points(codes, cfg):
     return np.array(out, np.int64).reshape(ports - 1, 4 + classes + 1)
 
 
-def pack_layer(codes, master, shifts, cfg):
+def pack_layer(codes, master, shifts, cfg, uniform=0):
     check_shifts(shifts, cfg)
-    codes = to_int64(codes)
+    codes = np.full(np.shape(codes), uniform, np.int64) if uniform else to_int64(codes)
     master = to_int64(master)
     rows, cols = codes.shape
     words, counts = [], []
@@ -154,19 +165,21 @@ def pack_layer(codes, master, shifts, cfg):
         counts.append(int(members.size))
     # Element index at which each row's class-k weights start: the count of class-k codes in
     # all rows before it.
-    lengths = np.array([cfg.code_length(k) for k in range(len(cfg.precisions) + 1)])
+    lengths = _code_lengths(cfg, uniform)
     per_row = np.stack([(codes == k).sum(axis=1) for k in range(1, len(cfg.precisions) + 1)]
                        + [lengths[codes].sum(axis=1)], axis=1)
     starts = np.vstack([np.zeros((1, per_row.shape[1]), np.int64), np.cumsum(per_row, axis=0)])
     descriptors = starts[:rows:cfg.desc_stride] if cfg.desc_stride else starts[:0]
     return LayerImage(rows, cols, codes.copy(), tuple(int(s) for s in shifts), words,
-                      tuple(counts), descriptors, encode_meta(codes, cfg),
-                      split_points(codes, cfg))
+                      tuple(counts), descriptors, [] if uniform else encode_meta(codes, cfg),
+                      split_points(codes, cfg, uniform), uniform=int(uniform))
 
 
 def unpack_layer(image, cfg):
     """Return ``(codes, values, effective)`` from the packed image (inverse of pack_layer)."""
-    codes = decode_meta(image.meta, image.rows * image.cols, cfg).reshape(image.rows, image.cols)
+    shape = (image.rows, image.cols)
+    codes = (np.full(shape, image.uniform, np.int64) if image.uniform
+             else decode_meta(image.meta, image.rows * image.cols, cfg).reshape(shape))
     values = np.zeros(codes.shape, np.int64)
     flat = values.ravel()
     for k, bits in enumerate(cfg.precisions, start=1):

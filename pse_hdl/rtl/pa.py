@@ -2,9 +2,11 @@
 
 The thresholds sit in registers that the host writes through a small port: it stages values
 with ``wr_en``/``wr_addr``/``wr_data`` (address ``k < n`` is threshold k, address n the
-hysteresis band) and applies them all at once with ``commit``. A commit whose thresholds are not
+hysteresis band, address n + 1 the uniform class) and applies them all at once with ``commit``. A commit whose thresholds are not
 non-decreasing is refused: the active registers keep their values and ``error`` rises until the
 next good commit. So a half-written set never reaches the datapath and an unordered set never does.
+A uniform class k > 0 codes every weight k, whatever its importance (a uniform layer,
+:mod:`pse_hdl.model.pa`); the check that k names a class is the sequencer's.
 
 The datapath is three register stages: ``imp - H`` and ``imp + H`` (with hysteresis); the
 comparisons of the importance (and of ``imp - H`` and ``imp + H``) with every threshold; the count
@@ -13,7 +15,7 @@ of the comparisons into codes, with the previous code clamped into
 and a comparator never share a cycle, which keeps the iCE40 above its 30 MHz target.
 """
 
-from amaranth.hdl import Cat, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,7 +31,7 @@ class ThresholdPort(wiring.Signature):
         n = len(cfg.precisions)
         super().__init__({
             "wr_en": Out(1),
-            "wr_addr": Out(range(n + 1)),
+            "wr_addr": Out(range(n + 2)),
             "wr_data": Out(unsigned(cfg.importance_bits)),
             "commit": Out(1),
         })
@@ -52,6 +54,7 @@ class PrecisionAllocator(wiring.Component):
     csr : In(ThresholdPort)
     thresholds : Out(array of importance_bits), the active thresholds (read-back)
     band : Out(importance_bits), the active hysteresis band
+    uniform : Out(code_bits), the active uniform class (0: codes from the thresholds)
     error : Out(1), the last commit was refused (thresholds not ordered)
 
     Latency 3 cycles; one weight per cycle. Backpressure stalls the whole pipeline (nothing is
@@ -70,6 +73,7 @@ class PrecisionAllocator(wiring.Component):
             "thresholds": Out(data.ArrayLayout(unsigned(cfg.importance_bits), n),
                               init=list(cfg.thresholds)),
             "band": Out(unsigned(cfg.importance_bits), init=cfg.hysteresis),
+            "uniform": Out(cfg.code_bits),
             "error": Out(1),
         })
 
@@ -89,6 +93,7 @@ class PrecisionAllocator(wiring.Component):
         staged = [Signal(unsigned(ib), init=t, name=f"staged{k}")
                   for k, t in enumerate(cfg.thresholds)]
         staged_band = Signal(unsigned(ib), init=cfg.hysteresis)
+        staged_uniform = Signal(cfg.code_bits)
         with m.If(self.csr.wr_en):
             with m.Switch(self.csr.wr_addr):
                 for k in range(n):
@@ -96,12 +101,15 @@ class PrecisionAllocator(wiring.Component):
                         m.d.sync += staged[k].eq(self.csr.wr_data)
                 with m.Case(n):
                     m.d.sync += staged_band.eq(self.csr.wr_data)
+                with m.Case(n + 1):
+                    m.d.sync += staged_uniform.eq(self.csr.wr_data)
         ordered = Const(1)
         for k in range(1, n):
             ordered = ordered & (staged[k - 1] <= staged[k])
         with m.If(self.csr.commit):
             with m.If(ordered):
-                m.d.sync += [self.thresholds.eq(Cat(*staged)), self.error.eq(0)]
+                m.d.sync += [self.thresholds.eq(Cat(*staged)), self.error.eq(0),
+                             self.uniform.eq(staged_uniform)]
                 if self._hyst:
                     m.d.sync += self.band.eq(staged_band)
             with m.Else():
@@ -152,9 +160,10 @@ class PrecisionAllocator(wiring.Component):
                     m.d.comb += clamped.eq(hi_code)
                 with m.Else():
                     m.d.comb += clamped.eq(s1.prev)
-                m.d.sync += self.o.payload.code.eq(clamped)
+                code = clamped
             else:
-                m.d.sync += self.o.payload.code.eq(_count(cmp_mid, n))
+                code = _count(cmp_mid, n)
+            m.d.sync += self.o.payload.code.eq(Mux(self.uniform != 0, self.uniform, code))
         return m
 
 

@@ -159,7 +159,7 @@ def jobs(m, s, zones, chain, walker):
     m.d.comb += [rows.eq(s.L("ROWS", layer)), cols.eq(s.L("COLS", layer))]
     total = Signal(cfg.pos_bits)              # rows x cols of the current layer
     count = Signal(cfg.pos_bits)              # codes of the current layer
-    step = Signal(range(n + 3))
+    step = Signal(range(n + 4))               # THRESHOLDS: writes, commit, then waits at n + 3
     fresh, hist_only = Signal(), Signal()
     zst = zones.status
 
@@ -188,7 +188,8 @@ def jobs(m, s, zones, chain, walker):
     m.d.comb += valid_layer.eq(
         (rows >= 1) & (rows <= cfg.max_rows) & (cols >= 1) & (cols <= cfg.max_cols)
         & ((layer == 0) | (cols == s.L("ROWS", layer - 1)))
-        & (s.L("MASTER_BASE", layer) + total <= cfg.master_depth))
+        & (s.L("MASTER_BASE", layer) + total <= cfg.master_depth)
+        & at_most(s.L("UNIFORM", layer), n))
     footprint = Signal(32)
     W = cfg.zone_word_bits
     m.d.comb += footprint.eq(
@@ -253,7 +254,8 @@ def jobs(m, s, zones, chain, walker):
             m.next = "THRESHOLDS"
         with m.State("THRESHOLDS"):
             csr = chain.csr
-            m.d.sync += step.eq(step + 1)
+            with m.If(step <= n + 2):
+                m.d.sync += step.eq(step + 1)
             with m.If(step < n):
                 m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(step),
                              csr.wr_data.eq(Array(s.L(f"THRESHOLD{k}", layer)
@@ -263,6 +265,9 @@ def jobs(m, s, zones, chain, walker):
                 m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(n),
                              csr.wr_data.eq(Mux(fresh, 0, s.regs.band))]
             with m.Elif(step == n + 1):
+                m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(n + 1),
+                             csr.wr_data.eq(s.L("UNIFORM", layer))]
+            with m.Elif(step == n + 2):
                 m.d.comb += csr.commit.eq(1)
             with m.Else():
                 with m.If(chain.error & ~hist_only):
@@ -288,7 +293,7 @@ def jobs(m, s, zones, chain, walker):
             plan = Signal(plan_layout(cfg))
             m.d.comb += [plan.rows.eq(rows), plan.cols.eq(cols),
                          plan.master_base.eq(s.L("MASTER_BASE", layer)),
-                         plan.cost.eq(s.L("COST", layer))]
+                         plan.cost.eq(s.L("COST", layer)), plan.uniform.eq(s.L("UNIFORM", layer))]
             m.d.comb += [plan.shift[k].eq(s.L(f"SHIFT{k}", layer)) for k in range(n)]
             m.d.comb += [zones.host_wr.valid.eq(1),
                          zones.host_wr.payload.target.eq(Target.PLAN),

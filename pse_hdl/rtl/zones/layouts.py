@@ -54,6 +54,7 @@ def plan_layout(cfg):
                               "cols": unsigned(cfg.col_bits + 1),
                               "master_base": unsigned(cfg.master_addr_bits),
                               "cost": unsigned(cfg.layer_cost_bits),
+                              "uniform": unsigned(cfg.code_bits),
                               "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n)})
 
 
@@ -63,7 +64,8 @@ def table_layout(cfg):
                               "zone_base": data.ArrayLayout(unsigned(cfg.zone_addr_bits), n),
                               "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n),
                               "meta_base": unsigned(cfg.meta_index_bits),
-                              "desc_base": count_shape(cfg.desc_depth - 1)})
+                              "desc_base": count_shape(cfg.desc_depth - 1),
+                              "uniform": unsigned(cfg.code_bits)})
 
 
 def _fields(fields):

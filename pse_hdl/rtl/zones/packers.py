@@ -48,7 +48,8 @@ class Quantizer(wiring.Component):
     engine. ``codes`` is ready while ``enable`` is high and the layer (``total`` weights,
     ``plan``) has codes left; ``restart`` starts a layer at position 0. ``o_valid``/``o`` carry
     each weight three cycles after its code was accepted; ``drained`` is high when the layer's
-    last weight has left."""
+    last weight has left. In a uniform layer (``plan.uniform`` k > 0) every weight leaves with
+    code k, whatever code it came with."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -74,7 +75,8 @@ class Quantizer(wiring.Component):
                      self.drained.eq((issued == self.total) & ~b_valid & ~q_valid
                                      & ~self.o_valid)]
         a_fire = self.codes.valid & self.codes.ready
-        m.d.sync += [b_valid.eq(a_fire), b.code.eq(self.codes.payload.code), b.pos.eq(issued),
+        m.d.sync += [b_valid.eq(a_fire), b.pos.eq(issued),
+                     b.code.eq(Mux(pl.uniform != 0, pl.uniform, self.codes.payload.code)),
                      b.row.eq(a_row), b.col.eq(a_col)]
         with m.If(self.restart):
             m.d.sync += [issued.eq(0), a_row.eq(0), a_col.eq(0)]

@@ -136,7 +136,8 @@ class Rezoner(wiring.Component):
                              self.table_addr.eq(banked(self.bank, layer, cfg.max_layers)),
                              self.table_data.cols.eq(pl.cols), self.table_data.total.eq(total),
                              self.table_data.meta_base.eq(mp.bits),
-                             self.table_data.desc_base.eq(dptr)]
+                             self.table_data.desc_base.eq(dptr),
+                             self.table_data.uniform.eq(pl.uniform)]
                 m.d.comb += [self.table_data.zone_base[k].eq(zp.words[k]) for k in range(n)]
                 m.d.comb += [self.table_data.shift[k].eq(pl.shift[k]) for k in range(n)]
                 m.d.sync += [pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost)]
@@ -185,7 +186,9 @@ class Rezoner(wiring.Component):
                      self.master_ren.eq(qz.master_ren), qz.master_data.eq(self.master_data)]
         for part in (zp, mp):
             m.d.comb += [part.clear.eq(clear), part.restart.eq(restart), part.bank.eq(self.bank),
-                         part.valid.eq(qz.o_valid), part.code.eq(qz.o.code)]
+                         part.code.eq(qz.o.code)]
+        # A uniform layer stores no codes.
+        m.d.comb += [zp.valid.eq(qz.o_valid), mp.valid.eq(qz.o_valid & (pl.uniform == 0))]
         m.d.comb += [zp.value.eq(qz.o.value), zp.flush.eq(flush), mp.final.eq(final)]
         m.d.comb += [self.z_en[k].eq(zp.z_en[k]) for k in range(n)]
         m.d.comb += [self.z_addr[k].eq(zp.z_addr[k]) for k in range(n)]

@@ -10,6 +10,9 @@ for the first surviving code (log2 Z levels) and one shift of the window by the 
 the word entering the window is shifted to the fill level ``count`` beside the search. This loop
 is still the zoned memory's critical path. Tokens wait in a two-entry queue, so the tokenizer
 steps on the queue's registered level alone and the consumer's decisions are a register away.
+
+A uniform layer (``uniform`` k > 0 at ``start``) has no metadata: the tokenizer reads none and
+gives the token (0, k) every cycle the queue has room, outside the decode loop.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -52,8 +55,9 @@ class Tokenizer(wiring.Component):
     Members
     -------
     start : In(1)             Begin a walk at metadata word ``first`` (absolute, both banks),
-                              its first ``drop`` bits skipped.
-    first, drop : In
+                              its first ``drop`` bits skipped; of a uniform layer if ``uniform``
+                              (its class) is not 0.
+    first, drop, uniform : In
     run : In(1)               Tokenize while high.
     grant : In(1)             The walker's turn on the shared metadata read port.
     meta : In(ReadPort)       That port (physical words).
@@ -69,6 +73,7 @@ class Tokenizer(wiring.Component):
         addr_width = log2(2 * cfg.meta_depth // R)
         super().__init__({
             "start": In(1), "first": In(addr_width + 1 + log2(R)), "drop": In(range(W)),
+            "uniform": In(cfg.code_bits),
             "run": In(1), "grant": In(1),
             "meta": In(memory.ReadPort.Signature(addr_width=addr_width, shape=R * W)),
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
@@ -132,32 +137,38 @@ class Tokenizer(wiring.Component):
         m.d.comb += ext.eq(buf | Mux(stage_valid, stage_word << count, 0))
 
         # -- the two-entry queue (head, then tail) -------------------------------------------
+        # ``tstep``: a decoded token enters; ``qstep``: a token enters (decoded, or uniform).
         level = Signal(range(3))
         tail_skip, tail_code = Signal(range(Z + 1)), Signal(cfg.code_bits)
-        tstep = Signal()
+        uniform = Signal(cfg.code_bits)
+        tstep, qstep = Signal(), Signal()
+        r_q, k_q = Signal.like(r), Signal.like(k_dec)
         m.d.comb += [tstep.eq(self.run & (count >= look) & (level < 2)),
+                     qstep.eq(Mux(uniform != 0, self.run & (level < 2), tstep)),
+                     r_q.eq(Mux(uniform != 0, 0, r)), k_q.eq(Mux(uniform != 0, uniform, k_dec)),
                      self.valid.eq(level != 0)]
         with m.If(self.start):
             m.d.sync += [level.eq(0), count.eq(0), buf.eq(0), inflight.eq(0),
-                         stage_valid.eq(0), drop.eq(self.drop), aligned.eq(0)]
+                         stage_valid.eq(0), drop.eq(self.drop), aligned.eq(0),
+                         uniform.eq(self.uniform)]
         with m.Else():
             with m.If(self.trim):
                 m.d.sync += self.skip.eq(self.trim_to)
-            with m.If(self.pop & tstep):       # level 1: the new token becomes the head
-                m.d.sync += [self.skip.eq(r), self.code.eq(k_dec)]
+            with m.If(self.pop & qstep):       # level 1: the new token becomes the head
+                m.d.sync += [self.skip.eq(r_q), self.code.eq(k_q)]
             with m.Elif(self.pop):
                 m.d.sync += [level.eq(level - 1), self.skip.eq(tail_skip),
                              self.code.eq(tail_code)]
-            with m.Elif(tstep):
+            with m.Elif(qstep):
                 m.d.sync += level.eq(level + 1)
                 with m.If(level == 0):
-                    m.d.sync += [self.skip.eq(r), self.code.eq(k_dec)]
+                    m.d.sync += [self.skip.eq(r_q), self.code.eq(k_q)]
                 with m.Else():
-                    m.d.sync += [tail_skip.eq(r), tail_code.eq(k_dec)]
+                    m.d.sync += [tail_skip.eq(r_q), tail_code.eq(k_q)]
             # One metadata word per cycle while there is room; the first word enters shifted by
             # the offset of the walk's first code in it.
             issue = Signal()
-            m.d.comb += issue.eq(self.run & pf.ok
+            m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
                                  & (count + Mux(inflight, W, 0) + Mux(stage_valid, W, 0)
                                     <= look + 2 * W))
             m.d.comb += pf.advance.eq(issue)

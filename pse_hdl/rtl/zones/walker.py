@@ -92,7 +92,8 @@ class FetchWalker(wiring.Component):
         m.d.comb += [first_bit.eq(tab.meta_base + first.meta),
                      tok.start.eq(start), tok.run.eq(running), tok.grant.eq(self.grant),
                      tok.first.eq(Mux(self.bank, cfg.meta_depth, 0) + (first_bit >> log2(W))),
-                     tok.drop.eq(first_bit[:log2(W)]), out.shift.eq(tab.shift)]
+                     tok.drop.eq(first_bit[:log2(W)]), tok.uniform.eq(tab.uniform),
+                     out.shift.eq(tab.shift)]
         en = out.en
         ev, ev_valid, resolve = out.ev, out.ev_valid, out.resolve
         zone_pf = [WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per[k]))
