@@ -79,7 +79,7 @@ def closeness(logits, dense):
 
 
 def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
-              mode="global", grid=None, score=argmax_accuracy, uniform_classes=(1,)):
+              mode="global", grid=None, score=argmax_accuracy, uniform_classes=None):
     """Choose class shares, and which layers are uniform, on a calibration split (never the
     test split).
 
@@ -97,8 +97,9 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     candidate needs.
 
     Every candidate is also tried with some layers uniform (:func:`uniform_mixes` of
-    ``uniform_classes``, default the lowest precision; ``()``: none): a layer where per-weight
-    precision does not pay for its codes is stored as plain ``b``-bit weights. The thresholds
+    ``uniform_classes``; default: the classes whose precision is within ``target_bits``, at
+    least the lowest, or every class with ``max_loss``; ``()``: none): a layer where
+    per-weight precision does not pay for its codes is stored as plain ``b``-bit weights. The thresholds
     are the candidate's either way (a layer's allocation does not depend on the others'), so
     each layer's two layouts are built once and combined. Returns ``(best, table)`` where each
     row is a dict of shares, thresholds, uniform (per layer), accuracy, agreement,
@@ -115,6 +116,9 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
     dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
     L = len(engine.layers)
+    if uniform_classes is None:
+        uniform_classes = [k for k, b in enumerate(cfg.precisions, start=1)
+                           if target_bits is None or k == 1 or b <= target_bits]
     mixes = uniform_mixes(L, tuple(uniform_classes))
     plain = {}                             # (layer, class): (image, weights) of a uniform layer
     for u in sorted({u for mix in mixes for u in mix if u}):
