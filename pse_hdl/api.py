@@ -258,6 +258,11 @@ class Design:
         self.target_bits, self.mode = target_bits, mode
 
     @property
+    def uniform_layers(self):
+        """The layers the calibration stores uniform (no codes): ``{layer: bits}``."""
+        return {l: self.cfg.precisions[u - 1] for l, u in enumerate(self.uniform or ()) if u}
+
+    @property
     def policy(self):
         a = self.adapt
         if a is None:
@@ -382,6 +387,7 @@ class Design:
             "precision_shares": {k: float(v) for k, v in zip(labels,
                                                               engine.class_shares())},
             "calibrated_shares": dict(zip(labels, self.shares)),
+            "uniform_layers": self.uniform_layers,
             "mac_cycles_per_sample": int(cyc["scheduled"]),
             "ideal_cycles_per_sample": int(cyc["ideal"]),
             "dense16_cycles_per_sample": int(cyc["dense16"]),

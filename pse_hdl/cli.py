@@ -80,6 +80,7 @@ def cmd_demo(args):
          f"{result['bits_per_weight']:.3f}"),
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
+        _uniform_row(result["uniform_layers"]),
         (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
          f"{100 * result['mac_cycle_ratio']:.1f} %  ({result['mac_cycles_per_sample']:.0f} vs "
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
@@ -188,6 +189,7 @@ def cmd_run(args):
         "int4_accuracy": design.uniform_score(x, y, 4),
         "pse_accuracy": score(logits, y_idx),
         "target_bits": args.target_bits,
+        "uniform_layers": design.uniform_layers,
         **{k: v for k, v in run.items() if k not in ("backend", "samples")},
     }
     if args.json:
@@ -202,6 +204,7 @@ def cmd_run(args):
         ("bits per weight (values + metadata + descriptors)", f"{result['bits_per_weight']:.3f}"),
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
+        _uniform_row(result["uniform_layers"]),
         (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
@@ -227,6 +230,12 @@ def cmd_run(args):
 
 def _pct(v, task):
     return f"{100 * v:.2f} %" if task == "classification" else f"{v:.4f}"
+
+
+def _uniform_row(layers):
+    """The report line of the layers stored uniform (``Design.uniform_layers``)."""
+    return ("  layers stored uniform (no codes)",
+            ", ".join(f"{l} ({b}-bit)" for l, b in layers.items()) or "none")
 
 
 def cmd_sweep(args):

@@ -113,6 +113,7 @@ def run_demo(cfg=None, target_bits=4.5, mode="global", recalibrate_every=4, prog
         **{k: v for k, v in run.items() if k != "backend"},
         "target_bits": target_bits,
         "calibrated_shares": dict(zip(labels, design.shares)),
+        "uniform_layers": design.uniform_layers,
         "calibration_accuracy": best["accuracy"],
         "weights": int(sum(q.master.size for q in design.qnet.layers)),
         "layers": [list(q.shape) for q in design.qnet.layers],

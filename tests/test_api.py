@@ -184,6 +184,7 @@ def test_save_load_write_trace(binary, tmp_path):
     design = pse_hdl.convert(m, calibration=cal, target_bits=6.0)
     design.save(tmp_path / "d.npz")
     again = pse_hdl.load(tmp_path / "d.npz")
+    assert again.uniform == design.uniform and again.thresholds == design.thresholds
     np.testing.assert_array_equal(again.predict(x), design.predict(x))
     out = design.write(tmp_path / "out")
     for name in ("pse_engine.v", "load.txt", "masters.hex", "biases.hex", "ric_baseline.hex",

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig
-from pse_hdl.model.calibration import budget_ladder, calibrate
+from pse_hdl.errors import InputError
+from pse_hdl.model.calibration import budget_ladder, calibrate, uniform_mixes
 from pse_hdl.model.engine import (Engine, Firmware, dense_activations, exact_thresholds,
                                   histogram_thresholds, low_confidence_share, next_rung, profile,
                                   run_dynamic)
@@ -151,6 +152,68 @@ def test_calibration_meets_the_bit_budget(small):
     with pytest.raises(ConfigError, match=r"no layout reaches 0.5 bits per weight .*: the "
                                           r"smallest costs \d+\.\d\d; raise the budget"):
         calibrate(e, xq["calib"], splits["calib"][1], target_bits=0.5, grid=grid)
+
+
+def test_uniform_mixes_cover_every_layer():
+    assert uniform_mixes(2, (1,)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert len(uniform_mixes(3, (1, 2))) == 27
+    six = uniform_mixes(6, (1,))
+    assert len(six) == 8 and (0,) * 6 in six and (1,) * 6 in six
+    assert all(sum(m) == 1 for m in six[1:7])
+    assert uniform_mixes(3, ()) == [(0, 0, 0)]
+
+
+def test_a_uniform_layer_is_plain_storage(small):
+    """A layer uniform at 4 bits has every weight 4-bit, none pruned, no metadata, and the
+    same weights as uniform per-layer int4; the network all uniform is uniform int4."""
+    from pse_hdl.model.quant import uniform_weights
+    splits, net, q, xq = small
+    e = Engine(q, CFG, thresholds=exact_thresholds(Engine(q, CFG, allocate=False), SHARES),
+               uniform=[0, 1])
+    assert np.all(e.active_codes[1] == 1) and e.images[1].meta == []
+    assert (e.images[1].splits[:, -1] == 0).all()          # no metadata offsets
+    assert (e.active_codes[0] == 0).any() and e.images[0].meta
+    u4 = uniform_weights([x.master for x in q.layers], 4, CFG.weight_bits)
+    np.testing.assert_array_equal(e.weights[1], u4[1])
+    coded = Engine(q, CFG, thresholds=e.thresholds)
+    f_u, f_c = e.footprint(), coded.footprint()
+    n1 = q.layers[1].master.size
+    assert f_c["metadata"] - f_u["metadata"] == len(coded.images[1].meta)
+    assert f_u["values"] - f_c["values"] <= (n1 * 4 // CFG.zone_word_bits + 2) * CFG.zone_word_bits
+    both = Engine(q, CFG, uniform=[1, 1])
+    np.testing.assert_array_equal(both.infer(xq["test"])[-1],
+                                  dense_activations(q.layers, xq["test"], CFG, u4)[-1])
+    assert both.footprint()["metadata"] == 0
+    # Allocation ignores the thresholds and the previous codes of a uniform layer.
+    both.thresholds = [[1 << 30] * 3] * 2
+    both.allocate()
+    assert all(np.all(c == 1) for c in both.active_codes)
+    with pytest.raises(InputError, match=r"uniform must give each of the 2 layers 0 .* or a "
+                                         r"class 1\.\.3, not \[0, 4\]"):
+        Engine(q, CFG, uniform=[0, 4])
+
+
+def test_calibration_tries_uniform_layers(small):
+    """Every share candidate is tried with each mix of uniform layers; the rows of a mix are
+    the candidate's layout with those layers uniform (their accuracy what the engine gives)."""
+    splits, net, q, xq = small
+    e = Engine(q, CFG, allocate=False)
+    grid = [(0.5, 0.5, 0.0, 0.0), (0.3, 0.5, 0.1, 0.1)]
+    best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0, grid=grid)
+    mixes = [tuple(r["uniform"]) for r in table]
+    assert sorted(mixes) == sorted([(0, 0), (0, 1), (1, 0)] * 2 + [(1, 1)])
+    assert e.uniform == list(best["uniform"])        # the engine is left at the choice
+    # Within 8 bits a layer may be uniform at 8 bits too.
+    wide = calibrate(e, xq["calib"], splits["calib"][1], target_bits=8.0, grid=grid)[1]
+    assert {tuple(r["uniform"]) for r in wide} >= {(2, 0), (0, 2), (2, 1), (2, 2)}
+    for r in table[:4]:
+        eng = Engine(q, CFG, thresholds=r["thresholds"], uniform=r["uniform"])
+        assert eng.footprint()["bits_per_weight"] == r["bits_per_weight"]
+        logits = eng.infer(xq["calib"])[-1]
+        assert np.mean(np.argmax(logits, axis=1) == splits["calib"][1]) == r["accuracy"]
+    only = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0, grid=grid,
+                     uniform_classes=())[1]
+    assert [r["uniform"] for r in only] == [[0, 0]] * 2
 
 
 def test_budget_ladder_rungs_cost_more_bits_each(small):

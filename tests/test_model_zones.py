@@ -55,6 +55,30 @@ def test_pack_unpack_inverse(cfgname, shape, kind):
 
 
 @pytest.mark.parametrize("cfgname", CONFIGS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_uniform_layer_stores_its_class_and_no_codes(cfgname, shape):
+    """Whatever codes a uniform layer is given, its image holds every weight in its class's
+    zone, no metadata, descriptors whose metadata offsets are 0, and unpacks to that class."""
+    cfg = CONFIGS[cfgname]
+    n = len(cfg.precisions)
+    for k in range(1, n + 1):
+        master, codes, shifts = make(cfg, SHAPES[shape], "random", k)
+        image = pack_layer(codes, master, shifts, cfg, uniform=k)
+        full = np.full(codes.shape, k)
+        assert image.meta == [] and image.uniform == k
+        assert image.counts[k - 1] == codes.size and sum(image.counts) == codes.size
+        assert (image.descriptors[:, -1] == 0).all() and (image.splits[:, -1] == 0).all()
+        assert np.array_equal(image.splits, split_points(full, cfg, k))
+        got_codes, _, eff = unpack_layer(image, cfg)
+        assert np.array_equal(got_codes, full)
+        assert np.array_equal(eff, effective_weights(full, master, shifts, cfg))
+        coded = pack_layer(full, master, shifts, cfg)
+        assert image.words == coded.words
+        assert footprint_bits([coded], cfg)["total"] - footprint_bits([image], cfg)["total"] \
+            == len(coded.meta) == codes.size * cfg.code_length(k)
+
+
+@pytest.mark.parametrize("cfgname", CONFIGS)
 def test_descriptors_point_at_row_starts(cfgname):
     cfg = CONFIGS[cfgname]
     master, codes, shifts = make(cfg, (37, 11), "random", 9)
