@@ -8,7 +8,7 @@ built once; its accuracy does not depend on how its codes are written down, only
 weight do. Each format re-prices the same layouts:
 
 - ``stored``: the engine's format (truncated unary codes, pruned = 1 bit; every layer's
-  descriptors, ``fetch_ports - 1`` split descriptors each);
+  descriptors, ``fetch_ports - 1`` split descriptors each, none under ``one_port_below``);
 - ``order_per_layer``: unary codes whose shortest code goes to the layer's most frequent class;
 - ``small_one_port``: layers of fewer than ``--small`` weights on one fetch port (no split
   descriptors);
@@ -70,7 +70,7 @@ def prices(engine, cfg, small):
     f = engine.footprint()
     codes = engine.active_codes
     fixed = f["total"] - f["metadata"]
-    one_port = sum((cfg.fetch_ports - 1) * cfg.split_desc_bits
+    one_port = sum((cfg.layer_ports(c.size) - 1) * cfg.split_desc_bits
                    for c in codes if c.size < small)
     entropy = sum(_entropy_bits(c) for c in codes)
     n = f["weights"]
@@ -88,7 +88,7 @@ def int4_layer_mixes(engine, layers, u4, cal, test, dense, cfg):
     the accuracy on ``test`` and the bits per weight."""
     per_layer = [footprint_bits([im], cfg)["total"] for im in engine.images]
     plain = [4 * q.master.size + cfg.layer_desc_bits
-             + (cfg.fetch_ports - 1) * cfg.split_desc_bits for q in layers]
+             + (cfg.layer_ports(q.master.size) - 1) * cfg.split_desc_bits for q in layers]
     n = sum(q.master.size for q in layers)
     rows = []
     for mask in itertools.product((False, True), repeat=len(layers)):

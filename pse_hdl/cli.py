@@ -449,8 +449,9 @@ def build_parser():
                        "MLP in the golden model and print the figures")
     d.add_argument("--config", help=cfg_help)
     d.add_argument("--json", action="store_true", help="print the figures as one JSON object")
-    d.add_argument("--target-bits", type=float, default=4.5,
-                   help="bit budget per weight, metadata included (default 4.5)")
+    d.add_argument("--target-bits", type=float, default=4.0,
+                   help="bit budget per weight, metadata included (default 4.0: uniform "
+                        "int4's)")
     d.add_argument("--allocation", choices=("global", "layer"), default="global",
                    help="rank weights across the network or within each layer")
     d.add_argument("--period", type=int, help="allocation period P in samples (overrides config)")

@@ -147,6 +147,12 @@ class PSEConfig:
         2 skips the long pruned runs of very sparse layouts in fewer cycles (digits network: the
         same fetch cycles; a random 90 % pruned one 12.8 % over ideal instead of 19.1 %).
         Cycles only: the transfers are the same.
+    one_port_below : int
+        Layers of fewer weights than this (default 256) are fetched on one port and computed
+        on one MAC lane: they store no split descriptors (``(lanes - 1) * split_desc_bits``,
+        279 bits by default, more than a bit per weight for such a layer) and take their
+        weights' cycles on one lane instead of a quarter of them on four. 0: every layer on
+        every port.
     meta_encoding : str
         How the per-weight codes are stored: ``"fixed"`` (``code_bits`` each) or ``"unary"``
         (truncated unary, LSB first: pruned ``0``, class k < n ``k`` ones then a zero, the top
@@ -191,6 +197,7 @@ class PSEConfig:
     desc_stride: int = 0
     meta_encoding: str = "unary"
     fetch_look: int = 1
+    one_port_below: int = 256
     max_layers: int = 4
     uart_baud: int = 1_000_000
     bridge_frame_bytes: int = 1024
@@ -283,6 +290,7 @@ class PSEConfig:
                               f"not {self.importance_form!r}")
         _check_int("snapshot_shift", self.snapshot_shift, 0, 8)
         _check_int("fetch_look", self.fetch_look, 1, 2)
+        _check_int("one_port_below", self.one_port_below, 0, 1 << 32)
         if self.importance_form == "literal" and self.snapshot_shift:
             raise ConfigError(f"snapshot_shift must be 0 with importance_form 'literal' (its "
                               f"allocation reads the live per-weight states), not "
@@ -330,6 +338,11 @@ class PSEConfig:
         lane k. A layer's surviving weights are cut into ``lanes`` chunks of equal MAC cost
         (split descriptors), the MAC's own :func:`~pse_hdl.model.layer.lane_split`."""
         return self.lanes
+
+    def layer_ports(self, weights):
+        """Fetch ports (and MAC lanes) a layer of ``weights`` weights uses: one below
+        ``one_port_below``, else all of them."""
+        return 1 if weights < self.one_port_below else self.fetch_ports
 
     @property
     def code_bits(self):

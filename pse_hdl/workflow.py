@@ -78,7 +78,7 @@ class Demo:
     prepared: Prepared
 
 
-def run_demo(cfg=None, target_bits=4.5, mode="global", recalibrate_every=4, progress=None,
+def run_demo(cfg=None, target_bits=4.0, mode="global", recalibrate_every=4, progress=None,
              prepared=None, backend="model", samples=None, trace=None, trace_samples=None,
              port=None, baud=None):
     """The digits MLP through the Python API (:mod:`pse_hdl.api`): calibrated on the

@@ -116,12 +116,13 @@ class Network:
             for d, row in enumerate(im.descriptors):
                 out[(Target.DESC.value, im.desc_base + d)] = pack(
                     row_desc_layout(cfg), {"index": list(row[:n]), "meta": row[n]})
-            for q, s in enumerate(im.splits, start=1):
+            stored = im.splits[:cfg.layer_ports(im.rows * im.cols) - 1]
+            for q, s in enumerate(stored, start=1):
                 out[(Target.SPLIT.value, l * cfg.fetch_ports + q)] = pack(split_layout(cfg), {
                     "row": s[0], "col": s[1], "pos": s[2], "cont": s[3],
                     "index": list(s[4:4 + n]), "meta": s[4 + n]})
             out[(Target.TABLE.value, l)] = pack(table_layout(cfg), {
-                "cols": im.cols, "total": im.rows * im.cols, "zone_base": list(im.base),
+                "rows": im.rows, "cols": im.cols, "total": im.rows * im.cols, "zone_base": list(im.base),
                 "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base,
                 "uniform": im.uniform})
         return out
@@ -131,7 +132,8 @@ class Network:
         return {"zone_words": list(self.used),
                 "meta_bits": sum(len(im.meta) for im in self.images),
                 "row_descs": sum(im.descriptors.shape[0] for im in self.images),
-                "split_descs": len(self.images) * (self.cfg.fetch_ports - 1),
+                "split_descs": sum(self.cfg.layer_ports(im.rows * im.cols) - 1
+                                   for im in self.images),
                 "layers": len(self.images)}
 
     def port_schedule(self, l):

@@ -8,8 +8,8 @@ from sim.runner import run_cocotb
 
 CONFIGS = {
     "L1-p4-8-16": PSEConfig(lanes=1, max_rows=128, max_cols=128),
-    "L4-p4-8-16": PSEConfig(max_rows=128, max_cols=128),
-    "L16-p2-4-8-16": preset("wide").replace(max_rows=128, max_cols=128),
+    "L4-p4-8-16": PSEConfig(max_rows=128, max_cols=128, one_port_below=0),
+    "L16-p2-4-8-16": preset("wide").replace(max_rows=128, max_cols=128, one_port_below=0),
     "L4-p8-16-acc24": PSEConfig(precisions=(8, 16), thresholds=(1, 2), acc_bits=24,
                                 max_rows=128, max_cols=128),
 }

@@ -10,8 +10,9 @@ from sim.runner import run_cocotb
 
 SMALL = dict(max_rows=64, max_cols=64, zone_depth=2048, master_depth=8192, max_layers=4)
 CONFIGS = {
-    "unary-P4": PSEConfig(**SMALL),
-    "fixed-P2-destructive": PSEConfig(**SMALL, precisions=(2, 4, 8, 16),
+    # Layers under 100 weights on port 0 alone (one_port_below), the others on all four.
+    "unary-P4": PSEConfig(**SMALL, one_port_below=100),
+    "fixed-P2-destructive": PSEConfig(**SMALL, one_port_below=0, precisions=(2, 4, 8, 16),
                                       thresholds=(1, 2, 3, 4), meta_encoding="fixed",
                                       lanes=2, reversible=False, desc_stride=8),
 }

@@ -66,13 +66,16 @@ def test_requantize():
 def test_cycle_model():
     bits = np.array([[16, 8, 4, 0], [0, 0, 0, 0], [4, 4, 4, 4]])
     assert weight_costs(bits, CFG).tolist() == [[4, 2, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1]]
-    c = cycle_model(bits, CFG.replace(lanes=2))
+    c = cycle_model(bits, CFG.replace(lanes=2, one_port_below=0))
     assert c["work"] == 11 and c["ideal"] == 6 and c["dense16"] == 24
     # costs 4 2 1 | 1 1 1 1: the second lane starts at the weight whose prefix reaches 6
     assert c["scheduled"] == 7 - 1 and c["ideal"] == 6
     assert cycle_model(np.zeros((4, 4)), CFG)["scheduled"] == 0
-    dense = cycle_model(np.full((8, 8), 16), CFG.replace(lanes=4))
+    dense = cycle_model(np.full((8, 8), 16), CFG.replace(lanes=4, one_port_below=0))
     assert dense["scheduled"] == dense["dense16"] == 64
+    # A layer under one_port_below takes its weights' cycles on one lane.
+    small = cycle_model(bits, CFG.replace(lanes=2, one_port_below=13))
+    assert small["scheduled"] == small["work"] == 11 and small["dense16"] == 24
 
 
 @pytest.mark.parametrize("seed", range(20))

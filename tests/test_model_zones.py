@@ -202,7 +202,7 @@ def test_port_streams_are_the_lane_streams(ports, shape, kind):
 
 
 def test_split_points_give_the_walk_state():
-    cfg = PSEConfig(lanes=4)
+    cfg = PSEConfig(lanes=4, one_port_below=0)
     codes = np.array([[0, 1, 0, 3], [0, 0, 0, 0], [2, 0, 1, 1]])
     s = split_points(codes, cfg)
     # Costs of the 5 survivors 1, 4, 2, 1, 1 (C = 9): lanes start where the cost before them
@@ -214,6 +214,16 @@ def test_split_points_give_the_walk_state():
     empty = split_points(np.zeros((2, 3), int), cfg)
     assert empty[:, 2].tolist() == [6, 6, 6] and empty[:, 0].tolist() == [2, 2, 2]
     assert empty[:, 3].tolist() == [0, 0, 0]
+    # Under one_port_below the layer is one chunk: every other port starts at its end, and
+    # its split descriptors are not stored.
+    one = cfg.replace(one_port_below=13)
+    s1 = split_points(codes, one)
+    assert s1[:, :4].tolist() == [[3, 0, 12, 0]] * 3
+    assert s1[0, 4:].tolist() == [3, 1, 1, 19]            # the counts and the code bits
+    image = pack_layer(codes, np.ones((3, 4), int), [0, 0, 0], one)
+    assert footprint_bits([image], one)["split_descriptors"] == 0
+    assert footprint_bits([pack_layer(codes, np.ones((3, 4), int), [0, 0, 0], cfg)],
+                          cfg)["split_descriptors"] == 3 * cfg.split_desc_bits
 
 
 @pytest.mark.parametrize("change, match", [

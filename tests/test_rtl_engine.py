@@ -19,6 +19,7 @@ from pse_hdl.rtl.engine import Engine
 from sim.engine_ref import check_run, random_case, run_firmware
 
 CFG = PSEConfig(max_rows=16, max_cols=16, zone_depth=512, master_depth=1024, max_layers=3,
+                one_port_below=100,
                 period=2, warmup=2, hist_bins=64)
 
 

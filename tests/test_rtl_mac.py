@@ -12,7 +12,7 @@ from pse_hdl.model.transfer import lane_schedule, lane_streams
 from pse_hdl.rtl.mac import MacArray
 from tests.simutil import run_sim, stream_sink, stream_source
 
-CFG = PSEConfig(max_rows=64, max_cols=256)
+CFG = PSEConfig(max_rows=64, max_cols=256, one_port_below=0)    # small layers on every lane
 
 
 def record(r):
@@ -102,7 +102,7 @@ def test_one_lane_exhaustive_4bit_weights_by_8bit_activations():
 @pytest.mark.parametrize("seed", range(3))
 def test_random_layers_match_the_model(lanes, seed):
     rng = np.random.default_rng(seed)
-    cfg = [CFG, preset("wide").replace(max_rows=64, max_cols=256),
+    cfg = [CFG, preset("wide").replace(max_rows=64, max_cols=256, one_port_below=0),
            CFG.replace(acc_bits=24)][seed]
     n = len(cfg.precisions)
     rows, cols = int(rng.integers(1, 20)), int(rng.integers(1, 40))
@@ -132,7 +132,7 @@ def test_random_layers_match_the_model(lanes, seed):
 def test_rows_split_over_several_lanes(shape, density, lanes):
     """One row over 4 or 16 lanes, fewer weights than lanes, short rows: the carry chain."""
     rng = np.random.default_rng(lanes + shape[1])
-    cfg = preset("wide").replace(max_rows=64, max_cols=256)
+    cfg = preset("wide").replace(max_rows=64, max_cols=256, one_port_below=0)
     n = len(cfg.precisions)
     codes = rng.integers(1, n + 1, shape) * (rng.random(shape) < density)
     bits = np.array((0,) + tuple(cfg.precisions))[codes]

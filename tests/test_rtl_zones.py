@@ -13,7 +13,9 @@ from pse_hdl.config import PSEConfig
 from pse_hdl.rtl.zones import Op, Target, ZonedMemory
 from sim.zones_ref import Network, random_network
 
-CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=128, master_depth=2000, max_layers=4)
+# Every layer on every port unless a test says otherwise (one_port_below).
+CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=128, master_depth=2000, max_layers=4,
+                one_port_below=0)
 
 
 async def offer(ctx, stream, **fields):
@@ -115,6 +117,8 @@ def test_rezone_and_fetch_match_model(seed):
     cfg = CFG.replace(desc_stride=4) if seed % 2 else CFG
     if seed == 2:
         cfg = cfg.replace(fetch_look=2)
+    if seed == 3:                 # the 9x30 layer on every port, the 3x3 and 17x5 on port 0
+        cfg = cfg.replace(one_port_below=100)
     rng = np.random.default_rng(seed)
     net = random_network(cfg, rng, SHAPES[seed], sparsity=[None, 0.5, 0.95, 0.0][seed])
     rezone_and_fetch(cfg, net, random.Random(seed))
@@ -125,7 +129,7 @@ def test_uniform_layers_among_coded_ones(uniform):
     """Uniform layers (every weight one class, no metadata) before, between and after coded
     ones: the re-zoning is fed random codes, stores the layer's class instead and no codes;
     the walkers read no metadata for them and the coded layers' metadata follows on."""
-    cfg = CFG.replace(desc_stride=4) if uniform[0] else CFG
+    cfg = CFG.replace(desc_stride=4) if uniform[0] else CFG.replace(one_port_below=100)
     rng = np.random.default_rng(sum(uniform))
     net = random_network(cfg, rng, SHAPES[3], sparsity=0.4, uniform=uniform)
     assert all(not net.images[l].meta for l, u in enumerate(uniform) if u)

@@ -10,7 +10,8 @@ Pruned weights add nothing, so skipping them cannot change the result.
 
 The cycle model: a lane spends ``ceil(b / mac_digit_bits)`` cycles on a weight of b bits and none
 on a pruned weight; the layer's surviving weights, in row-major order, are cut into ``lanes``
-contiguous chunks of equal cost (:func:`lane_split`), one per lane.
+contiguous chunks of equal cost (:func:`lane_split`), one per lane (one chunk, lane 0, for a
+layer of fewer than ``one_port_below`` weights).
 """
 
 import numpy as np
@@ -71,11 +72,11 @@ def cycle_model(bits, cfg):
     dense at 16 bits.
     """
     lanes = cfg.lanes
+    rows, cols = to_int64(bits).shape
     costs = weight_costs(bits, cfg).ravel()
     costs = costs[costs > 0]
-    starts = lane_split(costs, lanes)
+    starts = lane_split(costs, cfg.layer_ports(rows * cols))   # a small layer: one lane
     free = np.array([costs[a:b].sum() for a, b in zip(starts, starts[1:])], np.int64)
     work = int(free.sum())
-    rows, cols = to_int64(bits).shape
     return {"ideal": -(-work // lanes), "scheduled": int(free.max()), "work": work,
             "dense16": -(-(rows * cols * cfg.mac_cost(16)) // lanes)}

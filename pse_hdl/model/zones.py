@@ -123,12 +123,15 @@ def split_points(codes, cfg, uniform=0):
     surviving weight: ``(row, column, flat index, cont, element index per zone, metadata bit
     offset)``, where ``cont`` says the row began on the previous port (an earlier surviving
     weight of the same row). A port left without weights (fewer survivors than ports) starts
-    at the layer's end ``(rows, 0, rows*cols, 0, counts..., metadata length)``."""
+    at the layer's end ``(rows, 0, rows*cols, 0, counts..., metadata length)``. A layer of
+    fewer than ``one_port_below`` weights is cut into one chunk (port 0): its other ports start
+    at its end, and these descriptors are not stored (:func:`footprint_bits`; the fetch unit
+    makes them from the layer's table entry)."""
     from .layer import lane_split, weight_costs
     from .pa import code_bits_of
-    ports = cfg.fetch_ports
     codes = to_int64(codes)
     rows, cols = codes.shape
+    ports = cfg.layer_ports(codes.size)
     flat = codes.ravel()
     classes = len(cfg.precisions)
     lengths = _code_lengths(cfg, uniform)
@@ -139,9 +142,11 @@ def split_points(codes, cfg, uniform=0):
     before[1:, classes] = np.cumsum(lengths[flat])
     survivors = np.flatnonzero(flat)
     costs = weight_costs(code_bits_of(flat, cfg), cfg)[survivors]
-    starts = lane_split(costs, ports)
+    # A layer on fewer ports than the fetch unit has (``one_port_below``): the other ports
+    # start at the layer's end.
+    starts = lane_split(costs, ports)[:-1] + [survivors.size] * (cfg.fetch_ports - ports)
     out = []
-    for s in starts[1:-1]:
+    for s in starts[1:]:
         if s < survivors.size:
             pos = int(survivors[s])
             row, col = pos // cols, pos % cols
@@ -149,7 +154,7 @@ def split_points(codes, cfg, uniform=0):
         else:
             pos, row, col, cont = flat.size, rows, 0, 0
         out.append([row, col, pos, cont, *before[pos]])
-    return np.array(out, np.int64).reshape(ports - 1, 4 + classes + 1)
+    return np.array(out, np.int64).reshape(cfg.fetch_ports - 1, 4 + classes + 1)
 
 
 def pack_layer(codes, master, shifts, cfg, uniform=0):
@@ -234,7 +239,7 @@ def footprint_bits(images, cfg):
     values = sum(len(w) for im in images for w in im.words) * cfg.zone_word_bits
     metadata = sum(len(im.meta) for im in images)
     descriptors = sum(im.descriptors.shape[0] for im in images) * cfg.row_desc_bits
-    splits = len(images) * (cfg.fetch_ports - 1) * cfg.split_desc_bits
+    splits = sum(cfg.layer_ports(im.rows * im.cols) - 1 for im in images) * cfg.split_desc_bits
     layers = len(images) * cfg.layer_desc_bits
     n = sum(im.rows * im.cols for im in images)
     total = values + metadata + descriptors + splits + layers

@@ -11,9 +11,10 @@ the other is the *shadow* the re-zoning engine builds:
 - one zone per precision class (``zone_depths[k]`` words of ``zone_word_bits`` per bank),
 - the metadata bit string (``meta_depth`` words per bank; the layers' strings follow each
   other),
-- row descriptors (every ``desc_stride`` rows), split descriptors (``fetch_ports - 1`` per layer),
-- the layer table (per layer: columns, weights, zone base words and scales, metadata and
-  descriptor bases).
+- row descriptors (every ``desc_stride`` rows), split descriptors (``fetch_ports - 1`` per layer;
+  none for a layer of fewer than ``one_port_below`` weights, which port 0 fetches alone),
+- the layer table (per layer: rows, columns, weights, zone base words and scales, metadata and
+  descriptor bases, uniform class: a uniform layer stores no metadata).
 
 Not banked: the master store (int16 masters) and the plan (per layer: shape, master base,
 surviving-weight count and zone scales of the next layout), both written by the host.

@@ -3,6 +3,8 @@
 On ``start`` the loader reads the layer's table entry and its split descriptors 1 .. P-1 (one
 word holds a layer's descriptors), then starts every walker at once: walker p from descriptor p
 (port 0 from the layer's start) to descriptor p+1's position (the last port to the layer's end).
+A layer of fewer than ``one_port_below`` weights has no split descriptors: port 0 walks all of
+it and the others start at its end.
 The walkers share one read port of the metadata and one of every zone, in turns: walker p owns
 them in the cycles where a free-running counter equals p, and a read returns ``fetch_ports``
 logical words, so each walker gets, a turn every ``fetch_ports`` cycles, as many words as it can
@@ -17,7 +19,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import banked, log2, read_ratio, split_layout, table_layout
+from .layouts import at_least, banked, log2, read_ratio, split_layout, table_layout
 from .walker import FetchWalker
 
 __all__ = ["FetchUnit"]
@@ -108,8 +110,15 @@ class FetchUnit(wiring.Component):
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.sync += [tab.eq(self.table.data), go.eq(1)]
-                m.d.sync += [splits[p - 1].eq(self.split.data[p * S:(p + 1) * S])
-                             for p in range(1, P)]
+                new = self.table.data
+                with m.If(at_least(new.total, cfg.one_port_below)):
+                    m.d.sync += [splits[p - 1].eq(self.split.data[p * S:(p + 1) * S])
+                                 for p in range(1, P)]
+                with m.Else():
+                    # A layer on port 0 alone stores no split descriptors: the other ports
+                    # start at its end (row ``rows``, position ``total``) and send nothing.
+                    for s in splits:
+                        m.d.sync += [s.eq(0), s.row.eq(new.rows), s.pos.eq(new.total)]
                 m.next = "WALK"
             with m.State("WALK"):
                 # ``go`` starts the walkers; they are busy from the next cycle.

@@ -12,7 +12,7 @@ from amaranth.lib import data, enum
 
 from ..layouts import log2
 
-__all__ = ["Op", "Target", "at_most", "count_shape", "plan_layout", "table_layout",
+__all__ = ["Op", "Target", "at_least", "at_most", "count_shape", "plan_layout", "table_layout",
            "row_desc_layout", "split_layout", "geometry", "host_addr_bits", "host_data_bits",
            "banked", "log2", "read_ratio", "physical"]
 
@@ -43,6 +43,16 @@ def at_most(value, bound):
     return value <= bound
 
 
+def at_least(value, bound):
+    """``value >= bound`` for a constant bound, constant where the value's width decides it
+    (as :func:`at_most`)."""
+    if bound <= 0:
+        return Const(1)
+    if bound > (1 << len(value)) - 1:
+        return Const(0)
+    return value >= bound
+
+
 def count_shape(n):
     """Unsigned shape holding 0..n."""
     return unsigned(max(1, n.bit_length()))
@@ -60,7 +70,8 @@ def plan_layout(cfg):
 
 def table_layout(cfg):
     n = len(cfg.precisions)
-    return data.StructLayout({"cols": unsigned(cfg.col_bits + 1), "total": unsigned(cfg.pos_bits),
+    return data.StructLayout({"rows": unsigned(cfg.row_bits + 1),
+                              "cols": unsigned(cfg.col_bits + 1), "total": unsigned(cfg.pos_bits),
                               "zone_base": data.ArrayLayout(unsigned(cfg.zone_addr_bits), n),
                               "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n),
                               "meta_base": unsigned(cfg.meta_index_bits),

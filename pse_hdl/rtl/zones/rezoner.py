@@ -8,7 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import (Target, banked, count_shape, geometry, log2, plan_layout,
+from .layouts import (Target, at_least, banked, count_shape, geometry, log2, plan_layout,
                       row_desc_layout, split_layout, table_layout)
 from .packers import MetaPacker, Quantizer, ZonePacker
 
@@ -89,6 +89,10 @@ class Rezoner(wiring.Component):
         # Element widths differ between the counters and the descriptors: element by element.
         m.d.comb += [here.index[k].eq(zp.index[k]) for k in range(n)]
         split_addr = banked(self.bank, layer * P + q, geo[Target.SPLIT])
+        # A layer under one_port_below is on port 0 alone: no split descriptor is stored (the
+        # fetch unit starts the other ports at its end).
+        multi = Signal()
+        m.d.comb += multi.eq(at_least(total, cfg.one_port_below))
         with m.If(w_valid):
             if cfg.desc_stride:       # a row descriptor at every desc_stride-th row start
                 first = (w.col == 0) & (w.row[:log2(cfg.desc_stride)] == 0) \
@@ -101,7 +105,7 @@ class Rezoner(wiring.Component):
             # Split descriptor q at the first survivor whose cost prefix reaches
             # ceil(q C / P) (model.layer.lane_split): at most one per survivor, which is the
             # rule's "at least one weight after the previous lane's start".
-            with m.If(survivor & (q < P) & ((pcost << log2(P)) >= nq_acc)):
+            with m.If(multi & survivor & (q < P) & ((pcost << log2(P)) >= nq_acc)):
                 m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr),
                              self.split_data.eq(here)]
                 m.d.sync += [q.eq(q + 1), nq_acc.eq(nq_acc + pl.cost),
@@ -134,6 +138,7 @@ class Rezoner(wiring.Component):
             with m.State("TABLE"):
                 m.d.comb += [self.busy.eq(1), restart.eq(1), self.table_en.eq(1),
                              self.table_addr.eq(banked(self.bank, layer, cfg.max_layers)),
+                             self.table_data.rows.eq(pl.rows),
                              self.table_data.cols.eq(pl.cols), self.table_data.total.eq(total),
                              self.table_data.meta_base.eq(mp.bits),
                              self.table_data.desc_base.eq(dptr),
@@ -157,7 +162,7 @@ class Rezoner(wiring.Component):
             with m.State("ENDSPLITS"):
                 # Splits beyond the last survivor point at the layer's end.
                 m.d.comb += self.busy.eq(1)
-                with m.If(q < P):
+                with m.If(multi & (q < P)):
                     end = Signal(split_layout(cfg))
                     m.d.comb += [end.row.eq(pl.rows), end.col.eq(0), end.pos.eq(total),
                                  end.cont.eq(0), end.meta.eq(mp.layer_bits)]
