@@ -148,11 +148,11 @@ class PSEConfig:
         same fetch cycles; a random 90 % pruned one 12.8 % over ideal instead of 19.1 %).
         Cycles only: the transfers are the same.
     one_port_below : int
-        Layers of fewer weights than this (default 256) are fetched on one port and computed
+        Layers of fewer weights than this (default 96) are fetched on one port and computed
         on one MAC lane: they store no split descriptors (``(lanes - 1) * split_desc_bits``,
-        279 bits by default, more than a bit per weight for such a layer) and take their
-        weights' cycles on one lane instead of a quarter of them on four. 0: every layer on
-        every port.
+        279 bits with the default 4 lanes: about 3 bits per weight of a 96-weight layer) and
+        take their weights' cycles on one lane instead of a quarter of them on four. 0: every
+        layer on every port.
     meta_encoding : str
         How the per-weight codes are stored: ``"fixed"`` (``code_bits`` each) or ``"unary"``
         (truncated unary, LSB first: pruned ``0``, class k < n ``k`` ones then a zero, the top
@@ -197,7 +197,7 @@ class PSEConfig:
     desc_stride: int = 0
     meta_encoding: str = "unary"
     fetch_look: int = 1
-    one_port_below: int = 256
+    one_port_below: int = 96
     max_layers: int = 4
     uart_baud: int = 1_000_000
     bridge_frame_bytes: int = 1024
