@@ -39,7 +39,10 @@ def main(argv=None):
     cfg = PSEConfig()
     p = prepare(cfg)
     engine = Engine(p.qnet, cfg, allocate=False)
-    best, _ = calibrate(engine, p.xq["calib"], p.splits["calib"][1], target_bits=4.5)
+    # Per-weight layouts only: a uniform layer ignores the thresholds, which would confound
+    # the shares they reach.
+    best, _ = calibrate(engine, p.xq["calib"], p.splits["calib"][1], target_bits=4.5,
+                        uniform_classes=())
     shares = best["shares"]
     rows = [{"method": "exact quantiles", **evaluate(engine, exact_thresholds(engine, shares), p)}]
     for sub in range(4):
