@@ -18,7 +18,8 @@ import numpy as np
 
 from .fixed import rshift_round, saturate, to_int64
 
-__all__ = ["layer_forward", "requantize", "weight_costs", "lane_split", "cycle_model"]
+__all__ = ["layer_forward", "requantize", "weight_costs", "lane_split", "layer_lanes",
+           "cycle_model"]
 
 
 def layer_forward(weights, bias, x, cfg):
@@ -64,6 +65,15 @@ def lane_split(costs, lanes):
     return starts + [n]
 
 
+def layer_lanes(costs, weights, cfg):
+    """:func:`lane_split` of a layer of ``weights`` weights (surviving ``costs``) over the
+    configuration's ``lanes``: all of them, or lane 0 alone for a layer of fewer than
+    ``one_port_below`` weights (the other lanes empty). Returns ``lanes + 1`` indices."""
+    n = len(costs)
+    ports = cfg.layer_ports(weights)
+    return lane_split(costs, ports)[:-1] + [n] * (cfg.lanes - ports + 1)
+
+
 def cycle_model(bits, cfg):
     """Cycles for one pass of a layer whose weights have precisions ``bits`` (rows x cols).
 
@@ -75,7 +85,7 @@ def cycle_model(bits, cfg):
     rows, cols = to_int64(bits).shape
     costs = weight_costs(bits, cfg).ravel()
     costs = costs[costs > 0]
-    starts = lane_split(costs, cfg.layer_ports(rows * cols))   # a small layer: one lane
+    starts = layer_lanes(costs, rows * cols, cfg)
     free = np.array([costs[a:b].sum() for a, b in zip(starts, starts[1:])], np.int64)
     work = int(free.sum())
     return {"ideal": -(-work // lanes), "scheduled": int(free.max()), "work": work,

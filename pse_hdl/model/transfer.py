@@ -87,14 +87,13 @@ def lane_streams(codes, values, shifts, cfg):
     row may be split between neighbouring lanes (each part ends with ``last``); a layer of
     fewer than ``one_port_below`` weights goes to lane 0 whole. Returns one structured array
     per lane."""
-    from .layer import lane_split, weight_costs
+    from .layer import layer_lanes, weight_costs
     from .pa import code_bits_of
     codes = to_int64(codes)
     flat = codes.ravel()
     live = np.flatnonzero(flat)
     costs = weight_costs(code_bits_of(codes, cfg), cfg).ravel()[live]
-    ports = cfg.layer_ports(flat.size)
-    starts = lane_split(costs, ports)[:-1] + [live.size] * (cfg.lanes - ports + 1)
+    starts = layer_lanes(costs, flat.size, cfg)
     bounds = [0] + [int(live[s]) if s < live.size else flat.size for s in starts[1:-1]] \
         + [flat.size]
     return _split_streams(codes, values, shifts, cfg, bounds)

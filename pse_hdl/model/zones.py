@@ -127,11 +127,10 @@ def split_points(codes, cfg, uniform=0):
     fewer than ``one_port_below`` weights is cut into one chunk (port 0): its other ports start
     at its end, and these descriptors are not stored (:func:`footprint_bits`; the fetch unit
     makes them from the layer's table entry)."""
-    from .layer import lane_split, weight_costs
+    from .layer import layer_lanes, weight_costs
     from .pa import code_bits_of
     codes = to_int64(codes)
     rows, cols = codes.shape
-    ports = cfg.layer_ports(codes.size)
     flat = codes.ravel()
     classes = len(cfg.precisions)
     lengths = _code_lengths(cfg, uniform)
@@ -142,11 +141,9 @@ def split_points(codes, cfg, uniform=0):
     before[1:, classes] = np.cumsum(lengths[flat])
     survivors = np.flatnonzero(flat)
     costs = weight_costs(code_bits_of(flat, cfg), cfg)[survivors]
-    # A layer on fewer ports than the fetch unit has (``one_port_below``): the other ports
-    # start at the layer's end.
-    starts = lane_split(costs, ports)[:-1] + [survivors.size] * (cfg.fetch_ports - ports)
+    starts = layer_lanes(costs, flat.size, cfg)
     out = []
-    for s in starts[1:]:
+    for s in starts[1:-1]:
         if s < survivors.size:
             pos = int(survivors[s])
             row, col = pos // cols, pos % cols
