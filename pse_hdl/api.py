@@ -36,8 +36,8 @@ from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
 from .model.calibration import argmax_accuracy, best_within, budget_ladder, calibrate
-from .model.engine import Engine, Firmware as Policy, check_uniform, allocation_points, check_activations, \
-    logit_margins, low_confidence_share, profile, run_dynamic
+from .model.engine import Engine, Firmware as Policy, allocation_points, check_activations, \
+    check_uniform, logit_margins, low_confidence_share, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 

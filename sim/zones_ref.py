@@ -122,7 +122,8 @@ class Network:
                     "row": s[0], "col": s[1], "pos": s[2], "cont": s[3],
                     "index": list(s[4:4 + n]), "meta": s[4 + n]})
             out[(Target.TABLE.value, l)] = pack(table_layout(cfg), {
-                "rows": im.rows, "cols": im.cols, "total": im.rows * im.cols, "zone_base": list(im.base),
+                "rows": im.rows, "cols": im.cols, "total": im.rows * im.cols,
+                "zone_base": list(im.base),
                 "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base,
                 "uniform": im.uniform})
         return out

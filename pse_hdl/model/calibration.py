@@ -17,7 +17,8 @@ from .layer import cycle_model
 from .pa import code_bits_of
 from .zones import check_fit, footprint_bits, place_layers
 
-__all__ = ["share_grid", "uniform_mixes", "estimated_bits", "argmax_accuracy", "closeness", "calibrate",
+__all__ = ["share_grid", "uniform_mixes", "estimated_bits", "argmax_accuracy", "closeness",
+           "calibrate",
            "best_within", "budget_ladder"]
 
 
@@ -99,9 +100,9 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     Every candidate is also tried with some layers uniform (:func:`uniform_mixes` of
     ``uniform_classes``; default: the classes whose precision is within ``target_bits``, at
     least the lowest, or every class with ``max_loss``; ``()``: none): a layer where
-    per-weight precision does not pay for its codes is stored as plain ``b``-bit weights. The thresholds
-    are the candidate's either way (a layer's allocation does not depend on the others'), so
-    each layer's two layouts are built once and combined. Returns ``(best, table)`` where each
+    per-weight precision does not pay for its codes is stored as plain ``b``-bit weights. The
+    thresholds are the candidate's either way (a layer's allocation does not depend on the
+    others'), so each layer's two layouts are built once and combined. Returns ``(best, table)`` where each
     row is a dict of shares, thresholds, uniform (per layer), accuracy, agreement,
     distortion, bits, cycles.
     """
@@ -124,7 +125,7 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     for u in sorted({u for mix in mixes for u in mix if u}):
         engine.uniform = [u] * L
         for l in range(L):
-            plain[l, u] = engine._pack(l, engine.master[l])
+            plain[l, u] = engine.pack(l, engine.master[l])
     engine.uniform = [0] * L
     table, full, all_uniform = [], [], set()
     for shares in candidates:

@@ -173,7 +173,7 @@ class Engine:
             codes = allocate(self.importance(l, snapshot=True), self.thresholds[l],
                              self.codes[l], self.cfg.hysteresis, self.uniform[l])
             self.master[l], _ = sparsify(codes, self.master[l], self.cfg.reversible)
-            image, weights = self._pack(l, codes)
+            image, weights = self.pack(l, codes)
             self.codes[l] = codes
             layout["codes"].append(codes)
             layout["images"].append(image)
@@ -190,11 +190,13 @@ class Engine:
     def set_codes(self, l, codes):
         """Give layer l the codes ``codes`` now (a static allocation; a uniform layer's codes
         are its class whatever ``codes`` says)."""
-        image, weights = self._pack(l, codes)
+        image, weights = self.pack(l, codes)
         self.codes[l] = self.active_codes[l] = image.codes
         self.images[l], self.weights[l] = image, weights
 
-    def _pack(self, l, codes):
+    def pack(self, l, codes):
+        """Layer l's zone image and effective weights for ``codes`` (a uniform layer: its
+        class), with the zone scales that suit its masters."""
         if self.uniform[l]:
             codes = np.full(np.shape(codes), self.uniform[l], np.int64)
         m = self.master[l]
