@@ -60,9 +60,17 @@ def foreground(m, s, zones, mac, chain):
     for k, w in enumerate(lane_work):
         with m.If(mac.digits[k]):
             m.d.sync += w.eq(w + 1)
-    busiest = lane_work[0]
-    for w in lane_work[1:]:
-        busiest = Mux(w > busiest, w, busiest)
+    # A balanced tree of named maxima: each level is a signal, so the Verilog grows linearly with
+    # the lanes (an unnamed chain repeats every operand and doubles with each lane).
+    level = lane_work
+    while len(level) > 1:
+        pairs = [level[i:i + 2] for i in range(0, len(level), 2)]
+        level = [pair[0] if len(pair) == 1 else Signal.like(pair[0], name="busiest")
+                 for pair in pairs]
+        for out, pair in zip(level, pairs):
+            if len(pair) == 2:
+                m.d.comb += out.eq(Mux(pair[1] > pair[0], pair[1], pair[0]))
+    busiest = level[0]
     m.d.sync += [s.layer_mac_cycles.eq(0), s.fg_done.eq(0)]
 
     def finish():
