@@ -265,12 +265,13 @@ class Design:
     @property
     def policy(self):
         a = self.adapt
+        # The budget guard: no layout over the budget (with a ladder, its ceiling) is swapped in.
         if a is None:
             return Policy(self.shares, self.recalibrate_every, self.mode,
-                          uniform=tuple(self.uniform))
+                          uniform=tuple(self.uniform), max_bits=self.target_bits)
         return Policy(self.shares, self.recalibrate_every, self.mode, uniform=tuple(self.uniform),
                       ladder=tuple(map(tuple, a["ladder"])), rung=a["rung"],
-                      margin=a["margin"], reference=a["reference"])
+                      margin=a["margin"], reference=a["reference"], max_bits=a["ceiling"])
 
     def engine(self):
         """A golden-model engine at the calibrated start (the first layout allocated)."""
@@ -314,6 +315,11 @@ class Design:
                                     progress if backend == "model" else None,
                                     on_allocation=record)
         labels = ["pruned"] + [f"{b}-bit" for b in self.cfg.precisions]
+        # Each allocation's layout serves from its swap on, unless the budget guard kept it out:
+        # then the layout before it serves on.
+        served = layout_bits[:1]
+        for b, ok in zip(layout_bits[1:], stats["swapped"] + [True] * len(layout_bits)):
+            served.append(b if ok else served[-1])
         figures = {
             "backend": backend, "samples": int(len(xq)),
             "bits_per_weight": float(stats["bits"]),
@@ -326,7 +332,8 @@ class Design:
             # Layout k serves from sample layout_from_sample[k] on (the first: the calibrated one).
             "layout_from_sample": [0] + [p + self.cfg.swap_delay
                                          for p in allocation_points(len(xq), self.cfg)],
-            "layout_bits_per_weight": [float(b) for b in layout_bits],
+            "layout_bits_per_weight": [float(b) for b in served],
+            "layouts_over_budget": int(stats["swapped"].count(False)),
             "model_run_s": time.monotonic() - start,
         }
         self.last_engine = engine

@@ -7,7 +7,7 @@ algorithm (``model.engine.run_dynamic``) on it and records every sample's logits
 allocation (0 = the first one, from the baseline), the codes and the footprint.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,14 @@ class Case:
     thresholds: list
     policy: Firmware
     x: np.ndarray                 # samples: layer-0 activations
+    then: Firmware = None         # a second run on the same engine, over the second half
+
+    def runs(self):
+        """``(policy, samples)`` of each run of the case, one after the other."""
+        if self.then is None:
+            return [(self.policy, self.x)]
+        h = len(self.x) // 2
+        return [(self.policy, self.x[:h]), (self.then, self.x[h:])]
 
 
 def random_shapes(cfg, rng, edge=None):
@@ -45,11 +53,15 @@ def random_shapes(cfg, rng, edge=None):
     return shapes
 
 
-def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, uniform=None):
+def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, uniform=None,
+                guard=False):
     """A random network: masters spread over every magnitude, biases, requantization shifts
     that keep hidden activations mostly in range (some saturate), a random baseline.
     ``uniform``: the layers' uniform classes (a list), ``"random"`` for a random mix, or
-    ``None`` for none."""
+    ``None`` for none. ``guard="median"``: the policy's budget guard just under the median
+    footprint of the run's allocations without it (and no recalibration), so the first ones
+    are swapped in, the later ones kept out; ``guard="switch"``: two runs, every layout of the
+    first kept out, every one of the second swapped in."""
     shapes = shapes or random_shapes(cfg, rng, edge)
     layers, base = [], []
     amax = 1 << (cfg.act_bits - 1)
@@ -72,8 +84,18 @@ def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, unifor
     x = rng.integers(-amax, amax, (samples, shapes[0][1])) * (rng.random((samples, 1)) < 0.9)
     if uniform == "random":
         uniform = [int(rng.integers(0, n + 1)) if rng.random() < 0.6 else 0 for _ in shapes]
-    return Case(cfg, qnet, thresholds, Firmware(shares, 2, uniform=tuple(uniform or ())),
+    case = Case(cfg, qnet, thresholds, Firmware(shares, 2, uniform=tuple(uniform or ())),
                 x.astype(np.int64))
+    if guard == "median":
+        weights = sum(r * c for r, c in shapes)
+        case.policy = replace(case.policy, recalibrate_every=0)
+        fps = trace(case)["footprints"][1:] or [0]
+        case.policy = replace(case.policy, max_bits=(float(np.median(fps)) - 0.5) / weights)
+    elif guard == "switch":
+        case.policy, case.then = replace(case.policy, max_bits=1e-9), case.policy
+    elif guard:
+        raise ValueError(f"guard must be 'median' or 'switch', not {guard!r}")
+    return case
 
 
 def trace(case):
@@ -86,20 +108,26 @@ def trace(case):
     def record(k, eng):
         codes.append([c.copy() for c in eng.codes])
         footprints.append(eng.allocated_footprint()["total"])
-    logits, stats = run_dynamic(engine, case.x, case.policy, on_allocation=record)
-    return {"logits": logits, "codes": codes, "footprints": footprints, "stats": stats}
+    runs = [run_dynamic(engine, x, policy, on_allocation=record) for policy, x in case.runs()]
+    return {"logits": np.concatenate([r[0] for r in runs]), "codes": codes,
+            "footprints": footprints, "stats": [r[1] for r in runs]}
 
 
 async def run_firmware(case, bus):
     """The host firmware on ``bus`` (any transport) over the case's samples. Returns the
-    logits, the run's statistics and, for every allocation from the first (at load), its codes
-    and footprint."""
+    logits, the statistics of each run and, for every allocation from the first (at load), its
+    codes and footprint."""
     fw = HostFirmware(Driver(bus, case.cfg), case.qnet, case.thresholds, case.policy)
     await fw.load()
     allocs = [([c.copy() for c in fw.codes], fw.footprint)]
-    logits, stats = await fw.run(case.x, on_allocation=lambda k, codes, footprint: allocs.append(
-        ([c.copy() for c in codes], footprint)))
-    return logits, stats, allocs
+    logits, stats = [], []
+    for policy, x in case.runs():
+        fw.policy = policy
+        out, st = await fw.run(x, on_allocation=lambda k, codes, footprint: allocs.append(
+            ([c.copy() for c in codes], footprint)))
+        logits.append(out)
+        stats.append(st)
+    return np.concatenate(logits), stats, allocs
 
 
 def check_run(case, logits, stats, allocs):
@@ -113,9 +141,11 @@ def check_run(case, logits, stats, allocs):
         for l, (got, exp) in enumerate(zip(codes, want["codes"][k])):
             np.testing.assert_array_equal(got, exp, err_msg=f"allocation {k} layer {l}")
         assert footprint == want["footprints"][k], f"allocation {k} footprint"
-    ms = want["stats"]
-    for got, exp, what in ((stats.mac_cycles, ms["cycles"], "MAC cycles"),
-                           (stats.bits, ms["bits"], "bits per weight"),
-                           (stats.ideal, ms["ideal"], "ideal cycles")):
-        assert abs(got - exp) <= 1e-9 * max(1.0, abs(exp)), (what, got, exp)
-    np.testing.assert_allclose(stats.shares, ms["shares"], atol=1e-12)
+    assert len(stats) == len(want["stats"])
+    for st, ms in zip(stats, want["stats"]):
+        for got, exp, what in ((st.mac_cycles, ms["cycles"], "MAC cycles"),
+                               (st.bits, ms["bits"], "bits per weight"),
+                               (st.ideal, ms["ideal"], "ideal cycles")):
+            assert abs(got - exp) <= 1e-9 * max(1.0, abs(exp)), (what, got, exp)
+        np.testing.assert_allclose(st.shares, ms["shares"], atol=1e-12)
+        assert st.swapped == ms["swapped"], (st.swapped, ms["swapped"])

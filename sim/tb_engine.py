@@ -56,7 +56,8 @@ async def random_networks(dut):
         edge = EDGES[seed % len(EDGES)]
         shares = {"all pruned": (1.0,) + (0.0,) * N, "all top": (0.0,) * N + (1.0,)}.get(edge)
         case = random_case(CFG, rng, shares=shares, edge=edge, samples=6,
-                           uniform="random" if seed % 2 else None)
+                           uniform="random" if seed % 2 else None,
+                           guard=[None, None, "switch", None, "median"][seed % 5])
         prng = random.Random(seed)
         bus = CocotbBus(dut, ADDR_BITS, prng, idle=[0, 0.3, 0.7][seed % 3],
                         stall=[0.3, 0, 0.7][seed % 3])

@@ -1,6 +1,7 @@
 """Your own network: the Python API and ``pse run`` for scikit-learn, ONNX and .npz models, and
 the errors a user's mistakes get (one line, exit code 2, no traceback)."""
 
+import dataclasses
 import json
 import pickle
 import warnings
@@ -21,6 +22,7 @@ from pse_hdl.cli import main
 from pse_hdl.config import PSEConfig
 from pse_hdl.errors import ConfigError, InputError
 from pse_hdl.importers import split_calibration
+from pse_hdl.model.engine import run_dynamic
 
 
 def fit(est, x, y):
@@ -205,6 +207,25 @@ def test_predict_through_the_rtl_equals_the_model(binary):
     logits, figures = design.run(x[:40], backend="rtl")
     assert figures["bit_exact"] and figures["samples"] == 40
     np.testing.assert_array_equal(logits, design.run(x[:40])[0])
+
+
+def test_a_run_stays_within_its_budget_the_same_on_the_rtl(wine):
+    """Without the budget guard this run's layouts grow past the 5.0-bit budget between
+    recalibrations; with it (``Design``'s default) those layouts are kept out, every layout that
+    serves is within the budget, and the engine's firmware keeps out the same ones."""
+    m, cal, (x, y) = wine
+    cfg = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
+                    period=2, warmup=2)
+    design = pse_hdl.convert(m, config=cfg, calibration=cal, target_bits=5.0)
+    assert design.policy.max_bits == 5.0
+    _, free = run_dynamic(design.engine(), design.quantize(x),
+                          dataclasses.replace(design.policy, max_bits=0.0))
+    assert free["bits"] > 5.0
+    logits, fig = design.run(x, backend="rtl")
+    assert fig["bit_exact"] and fig["bits_per_weight"] <= 5.0
+    assert max(fig["layout_bits_per_weight"]) <= 5.0
+    assert 0 < fig["layouts_over_budget"] == fig["rtl_layouts_over_budget"] < fig["allocations"]
+    np.testing.assert_array_equal(logits, design.run(x)[0])
 
 
 def test_the_budget_follows_performance_the_same_on_the_rtl(wine):

@@ -42,11 +42,12 @@ def test_random_networks_are_bit_exact(bus, seed):
     edge = [None, "one row", "one column", None][seed % 4]
     cfg = CFG.replace(swap_delay=seed % 4)
     case = random_case(cfg, rng, shares=shares, edge=edge, samples=10,
-                       uniform="random" if seed % 2 else None)
+                       uniform="random" if seed % 2 else None,
+                       guard={1: "median", 6: "switch"}.get(seed))
     bus.reset()
     logits, stats, allocs = run(run_firmware(case, bus))
     check_run(case, logits, stats, allocs)
-    assert stats.engine_cycles >= stats.mac_cycles
+    assert all(st.engine_cycles >= st.mac_cycles for st in stats)
 
 
 def test_waveform_of_a_sample(tmp_path):

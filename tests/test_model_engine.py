@@ -88,6 +88,43 @@ def test_dynamic_loop_equals_step_by_step(small):
     assert stats["allocations"] == len(x) - cfg.warmup
 
 
+def test_the_budget_guard_keeps_a_layout_over_budget_out(small):
+    """A layout over the policy's ``max_bits`` is not swapped in: with a limit below every
+    layout the first one serves the whole run (the logits are the static network's); with the
+    limit at the largest allocated layout every one is swapped in, as without a guard."""
+    splits, net, q, xq = small
+    x = xq["test"][:60]
+    cfg = CFG.replace(swap_delay=2)
+
+    def run(max_bits):
+        e = Engine(q, cfg, thresholds=exact_thresholds(Engine(q, cfg, allocate=False), SHARES))
+        first = e.footprint()
+        fps = []
+        logits, stats = run_dynamic(e, x, Firmware(SHARES, 2, max_bits=max_bits),
+                                    on_allocation=lambda k, eng: fps.append(
+                                        eng.allocated_footprint()["total"]))
+        return e, first, fps, logits, stats
+
+    e, first, fps, free, stats = run(0.0)
+    assert stats["swapped"] == [True] * stats["allocations"] and len(set(fps)) > 1
+    static = Engine(q, cfg, thresholds=exact_thresholds(Engine(q, cfg, allocate=False), SHARES))
+    assert not np.array_equal(free, static.infer(x)[-1])
+    weights = first["weights"]
+    e, _, _, logits, stats = run(min(fps) / weights - 1e-6)
+    assert stats["swapped"] == [False] * stats["allocations"]
+    assert np.array_equal(logits, static.infer(x)[-1])
+    assert stats["bits"] == pytest.approx(first["bits_per_weight"], rel=1e-12)
+    # Hysteresis reads the latest allocation's codes, kept out or not.
+    assert not all(np.array_equal(a, b) for a, b in zip(e.codes, e.active_codes))
+    _, _, _, logits, stats = run(max(fps) / weights)
+    assert all(stats["swapped"]) and np.array_equal(logits, free)
+    # In between: each layout within the limit is swapped in, each over it kept out.
+    mid = sorted(fps)[len(fps) // 2] / weights
+    _, _, got, _, stats = run(mid)
+    assert stats["swapped"] == [f <= mid * weights for f in got]
+    assert True in stats["swapped"] and False in stats["swapped"]
+
+
 def test_warmup_holds_profiled_codes(small):
     splits, net, q, xq = small
     e = Engine(q, CFG.replace(warmup=30, period=4), allocate=False)

@@ -100,6 +100,7 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
         "job_wait_cycles": int(st.extra["job_wait_cycles"]),
         "run_cycles": int(st.extra["run_cycles"]),
         "rtl_rungs": [int(r) for r in st.extra["rungs"]],
+        "rtl_layouts_over_budget": int(st.swapped.count(False)),
         "swap_delay": cfg.swap_delay,
         "sim_cycles": int(cycles),
         "rtl_run_s": seconds,

@@ -11,7 +11,8 @@ firmware decides *when* and the few numbers per layer that need a global view:
   run in the background while samples go on: ALLOCATE; the codes read back, each class's zone
   scale (``model.quant.choose_shift`` over the masters of the class, which the host mirrors)
   and the layer's MAC cost; REZONE into the shadow bank; and ``swap_delay`` samples later
-  (0: before the next one) the SWAP;
+  (0: before the next one) the SWAP, unless the shadow layout's footprint is over the policy's
+  ``max_bits`` (the budget guard, ``model.engine.within``): the active layout then serves on;
 * **recalibration** every ``recalibrate_every`` allocations: HISTOGRAM of every layer (jobs on
   the same snapshot), thresholds for the calibrated class shares from the hardware's
   histograms (``model.engine.thresholds_from_histograms``), before the ALLOCATE; with a budget
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model.engine import allocation_points, check_uniform, layer_exponents, next_rung, \
-    rung_shares, thresholds_from_histograms
+    rung_shares, thresholds_from_histograms, within
 from ..model.fixed import signed_range
 from ..model.layer import cycle_model, weight_costs
 from ..model.pa import code_bits_of
@@ -51,6 +52,7 @@ class RunStats:
     engine_cycles: float = 0.0       # cycles of an INFER command, per sample
     shares: np.ndarray = None        # class shares (pruned first), from CLASS_COUNT
     allocations: int = 0
+    swapped: list = field(default_factory=list)     # per allocation: its layout swapped in
     alloc_cycles: int = 0            # ALLOCATE + HISTOGRAM cycles of the whole run
     rezone_cycles: int = 0
     extra: dict = field(default_factory=dict)
@@ -92,7 +94,8 @@ class Firmware:
         self.waited = 0                   # cycles the firmware waited for jobs
         self.rung = policy.rung if policy else 0      # the budget's rung (policy.ladder)
         self.rungs = []                   # the rung chosen at each recalibration
-        self._steps, self._pending = [], {}
+        self.swapped = []                 # per allocation after the first: swapped in or kept out
+        self._steps, self._pending, self._fresh = [], {}, False
 
     # -- setup ------------------------------------------------------------------------------
     async def load(self):
@@ -137,7 +140,7 @@ class Firmware:
 
     async def start_allocation(self, fresh=False, recalibrate=False):
         await self.drv.command(Op.SNAPSHOT)
-        self._pending = {}
+        self._pending, self._fresh = {}, fresh
         hists = []
         steps = []
         if recalibrate:
@@ -161,6 +164,11 @@ class Firmware:
 
     async def finish_allocation(self):
         await self.advance(block=True)
+        if not self._fresh:
+            ok = within(self.policy, self._pending["footprint"], self.weights)
+            self.swapped.append(ok)
+            if not ok:                    # over the budget: the active layout serves on
+                return
         await self.drv.command(Op.SWAP)
         self.footprint = await self.drv.read("FOOTPRINT")
         self.active = self._pending
@@ -257,9 +265,12 @@ class Firmware:
         start = {k: await drv.read(k) for k in ("MAC_CYCLES", "ALLOC_CYCLES", "REZONE_CYCLES",
                                                 "SNAPSHOT_CYCLES")}
         cycles0 = await drv.counter("CYCLES")
-        waited0 = self.waited
+        waited0, swapped0, rungs0 = self.waited, len(self.swapped), len(self.rungs)
         logits = []
         seen = 0                      # samples before the previous recalibration
+        # A run starts its count of allocations (recalibration is due every
+        # recalibrate_every-th) and its budget rung afresh, as the model's run_dynamic does.
+        self.rung = self.policy.rung if self.policy else 0
         for t in range(n):
             if before_sample:
                 before_sample(t)
@@ -279,7 +290,7 @@ class Firmware:
                 self.allocations += 1
                 st.allocations += 1
                 recal = bool(self.policy and self.policy.recalibrate_every
-                             and self.allocations % self.policy.recalibrate_every == 0)
+                             and st.allocations % self.policy.recalibrate_every == 0)
                 if recal:
                     if self.policy.ladder:
                         self.rung = next_rung(self.policy, self.rung, np.array(logits[seen:]))
@@ -300,7 +311,8 @@ class Firmware:
         st.extra["snapshot_cycles"] = delta["SNAPSHOT_CYCLES"]
         st.extra["run_cycles"] = await drv.counter("CYCLES") - cycles0
         st.extra["job_wait_cycles"] = self.waited - waited0
-        st.extra["rungs"] = list(self.rungs)
+        st.extra["rungs"] = self.rungs[rungs0:]
+        st.swapped = self.swapped[swapped0:]
         for k in ("bits", "mac_cycles", "ideal", "dense16", "engine_cycles", "shares"):
             setattr(st, k, getattr(st, k) / max(n, 1))
         return np.array(logits), st

@@ -30,8 +30,8 @@ from .ric import FactoredRIC, LiteralRIC, blend_snapshot
 from .sm import sparsify
 from .zones import footprint_bits, pack_layer, place_layers
 
-__all__ = ["Engine", "check_uniform", "profile", "dense_activations", "Firmware", "run_dynamic",
-           "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
+__all__ = ["Engine", "check_uniform", "profile", "dense_activations", "Firmware", "within",
+           "run_dynamic", "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
            "layer_exponents", "allocation_points", "logit_margins", "low_confidence_share",
            "next_rung", "rung_shares"]
 
@@ -187,6 +187,11 @@ class Engine:
                 self.pending["codes"], self.pending["images"], self.pending["weights"])
             self.pending = None
 
+    def discard(self):
+        """Drop the pending layout: the active one stays (the code buffer keeps the pending
+        layout's codes, the previous codes of the next allocation, as the hardware's does)."""
+        self.pending = None
+
     def set_codes(self, l, codes):
         """Give layer l the codes ``codes`` now (a static allocation; a uniform layer's codes
         are its class whatever ``codes`` says)."""
@@ -325,6 +330,17 @@ class Firmware:
     reference: float = 0.0            # low-confidence share of the profiling stage
     tolerance: float = 0.1
     uniform: tuple = ()               # per layer: 0 or its uniform class; () = none uniform
+    max_bits: float = 0.0             # a layout over this many bits per weight is not swapped
+    #                                   in, the active one stays (0: no limit; :func:`within`)
+
+
+def within(policy, footprint, weights):
+    """Whether a layout of ``footprint`` bits (metadata and descriptors included) over
+    ``weights`` weights may be swapped in under ``policy``'s budget guard (``max_bits``). Between
+    two recalibrations the rising importance of the weights the thresholds did not foresee
+    (the importance floor of the profiling stage lifts them) could take a layout over the
+    budget; the firmware then keeps the layout it has."""
+    return not (policy and policy.max_bits) or footprint <= policy.max_bits * weights
 
 
 def logit_margins(logits):
@@ -380,8 +396,10 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     keeps inferring with the layout before it (the hardware re-zones in the background).
     Layout-dependent figures (footprint, cycles, class shares) are averaged over the samples
     that each layout served; ``stats["rungs"]`` lists the budget rung chosen at each
-    recalibration (:class:`Firmware`). ``on_allocation(k, engine)`` sees the engine after
-    allocation k.
+    recalibration (:class:`Firmware`). A layout over the policy's ``max_bits`` is not swapped in
+    (:func:`within`): the one before it serves on; ``stats["swapped"]`` says, per allocation,
+    whether its layout was. ``on_allocation(k, engine)`` sees the engine after allocation k, its
+    layout pending.
     """
     cfg = engine.cfg
     x_q = check_activations(x_q, cfg, engine.layers[0].shape[1])
@@ -392,7 +410,13 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     bounds = sorted(set(points) | {b for b in swaps if b < n} | {n})
     logits = []
     stats = {"bits": 0.0, "cycles": 0.0, "dense16": 0.0, "ideal": 0.0, "shares": 0.0,
-             "allocations": 0, "rungs": []}
+             "allocations": 0, "rungs": [], "swapped": []}
+    weights = sum(q.master.size for q in engine.layers)
+
+    def swap():
+        ok = within(firmware, engine.allocated_footprint()["total"], weights)
+        engine.swap() if ok else engine.discard()
+        stats["swapped"].append(ok)
     rung = firmware.rung if firmware else 0
     seen = 0                          # samples before the previous recalibration
     t = 0
@@ -412,8 +436,8 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
             t = end
             if progress:
                 progress(t, n)
-        if t in swaps:
-            engine.swap()
+        if t in swaps and engine.pending is not None:
+            swap()
         if t in points:
             stats["allocations"] += 1
             engine.snapshot()
@@ -425,9 +449,11 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
                 stats["rungs"].append(rung)
                 engine.thresholds = histogram_thresholds(engine, rung_shares(firmware, rung),
                                                          firmware.mode, snapshot=True)
-            engine.allocate(pending=delay > 0)
+            engine.allocate(pending=True)
             if on_allocation:
                 on_allocation(stats["allocations"], engine)
+            if not delay:
+                swap()
     for k in ("bits", "cycles", "ideal", "dense16", "shares"):
         stats[k] = stats[k] / n
     return np.concatenate(logits), stats
