@@ -3,6 +3,7 @@
 import argparse
 import os
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -431,7 +432,7 @@ def build_parser():
     p = argparse.ArgumentParser(prog="pse", description="Precision & Sparsity Engine: RTL "
                                 "generator, golden model and flows.")
     p.add_argument("--debug", action="store_true",
-                   help="show the traceback of an internal error (a bug)")
+                   help="let an internal error (a bug) propagate, for a debugger")
     # --debug is accepted after the command too.
     common = argparse.ArgumentParser(add_help=False)
     link = argparse.ArgumentParser(add_help=False)
@@ -441,7 +442,7 @@ def build_parser():
     link.add_argument("--baud", type=int, help="with --backend board: the baud rate "
                       "(default the configuration's uart_baud, 1000000)")
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the traceback of an internal error (a bug)")
+                        help="let an internal error (a bug) propagate, for a debugger")
     sub = p.add_subparsers(dest="command", required=True)
     cfg_help = f"a preset ({', '.join(PRESETS)}) or a TOML file (default: default)"
 
@@ -569,11 +570,12 @@ def main(argv=None):
     except BrokenPipeError:                       # the reader went away (`pse ... | head`)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141                                # as a shell reports SIGPIPE
-    except Exception as e:                        # a bug: say so; --debug shows where
+    except Exception:                             # a bug: its traceback, and say so
         if args.debug:
             raise
-        print(f"pse: internal error (a bug, please report it): {type(e).__name__}: {e}; "
-              f"rerun with --debug for the traceback", file=sys.stderr)
+        traceback.print_exc()
+        print("pse: internal error: a bug in pse-hdl, not in what you gave; please report it "
+              "with the traceback above", file=sys.stderr)
         return 1
 
 

@@ -387,7 +387,7 @@ def test_api_mistakes_name_the_problem(binary, monkeypatch):
         pse_hdl.convert(object(), calibration=cal)
 
 
-def test_a_bug_is_one_line_without_debug_and_a_traceback_with_it(capsys, monkeypatch):
+def test_a_bug_shows_its_traceback_and_says_it_is_a_bug(capsys, monkeypatch):
     import pse_hdl.cli as cli
 
     def broken(args):
@@ -400,8 +400,9 @@ def test_a_bug_is_one_line_without_debug_and_a_traceback_with_it(capsys, monkeyp
             action.set_defaults(func=broken)
     assert main(["generate", "--list"]) == 1
     err = capsys.readouterr().err
-    assert "internal error" in err and "KeyError" in err and "--debug" in err
-    assert "Traceback" not in err
+    assert err.startswith("Traceback (most recent call last):")
+    assert "KeyError: 'oops'" in err and "in broken" in err
+    assert err.rstrip().splitlines()[-1].startswith("pse: internal error: a bug in pse-hdl")
     with pytest.raises(KeyError):
         main(["--debug", "generate", "--list"])
     with pytest.raises(KeyError):
