@@ -43,6 +43,7 @@ from pathlib import Path
 from .config import PSEConfig, preset
 from .errors import ConfigError, InputError, UserError
 from .files import to_json, write_atomic
+from .toolchain import ToolchainError
 
 __all__ = ["load_spec", "expand", "run_sweep", "pareto", "evaluate", "SweepSpec"]
 
@@ -271,13 +272,9 @@ def evaluate(task):
                            "ideal_cycles_per_sample": fig["ideal_cycles_per_sample"],
                            "bit_exact": fig["bit_exact"], "rtl_run_s": fig["rtl_run_s"]}
         return {"metrics": metrics, "error": None, "seconds": time.monotonic() - start}
-    except (UserError, ConfigError) as e:
+    except (UserError, ConfigError, ToolchainError) as e:   # the point is invalid or a tool
+        # failed on it (e.g. it does not fit): the sweep records why and goes on; a bug raises.
         return {"metrics": {}, "error": str(e), "seconds": time.monotonic() - start}
-    except Exception as e:                   # a tool failed on this point (e.g. does not fit)
-        from .toolchain import ToolchainError
-        if isinstance(e, ToolchainError):
-            return {"metrics": {}, "error": str(e), "seconds": time.monotonic() - start}
-        raise
 
 
 # -- the sweep --------------------------------------------------------------------------------
