@@ -1,0 +1,290 @@
+"""``pse demo``, ``pse run`` and ``pse sweep``: networks through the golden model or the engine."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from ..api import MismatchError
+from ..config import ConfigError
+from ..files import to_json
+from .common import check_output_file, config_of
+
+__all__ = ["cmd_demo", "cmd_run", "cmd_sweep", "sample_range"]
+
+
+def sample_range(text):
+    """``A:B`` (samples A..B-1) or ``A`` (sample A alone)."""
+    try:
+        a, _, b = text.partition(":")
+        first, end = int(a), int(b) if b else int(a) + 1
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected A:B or A (sample numbers), not {text!r}")
+    if not 0 <= first < end:
+        raise argparse.ArgumentTypeError(f"expected 0 <= A < B, not {text!r}")
+    return first, end
+
+
+def cmd_demo(args):
+    from ..plots import demo_figure
+    from ..workflow import progress_bar, run_demo
+    cfg = config_of(args)
+    if args.period is not None:
+        cfg = cfg.replace(period=args.period)
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples must be at least 1, not {args.samples}")
+    if args.trace:
+        from ..host.verilated import trace_format
+        if args.backend != "rtl":
+            raise ConfigError("--trace needs --backend rtl (a waveform of the engine's Verilog)")
+        try:
+            trace_format(args.trace)
+        except ValueError as e:
+            raise ConfigError(f"--trace: {e}") from None
+        if not Path(args.trace).resolve().parent.is_dir():
+            raise ConfigError(f"--trace: the directory of {args.trace!r} does not exist")
+    if args.plot:
+        check_output_file(args.plot, ".png")
+    _check_link(args)
+    label = {"rtl": "RTL run", "board": "board run"}.get(args.backend, "dynamic run") + \
+        " over the test split"
+    bar = None if args.json else progress_bar(label)
+    try:
+        demo = run_demo(cfg, target_bits=args.target_bits, mode=args.allocation, progress=bar,
+                        backend=args.backend, samples=args.samples, trace=args.trace,
+                        trace_samples=args.trace_samples, port=args.port, baud=args.baud)
+    except MismatchError as e:
+        if args.json:
+            print(to_json({"backend": args.backend, "bit_exact": False, "mismatch": str(e)},
+                             indent=2))
+        print(f"pse: error: the RTL differs from the golden model at {e}", file=sys.stderr)
+        return 1
+    result = demo.figures
+    if args.plot:
+        demo_figure(demo, args.plot)
+    if args.json:
+        print(to_json(result, indent=2))
+        return 0
+    rows = [
+        ("float accuracy (test split)", f"{100 * result['float_accuracy']:.2f} %"),
+        ("fixed-point dense accuracy (int8 x int16)", f"{100 * result['dense_accuracy']:.2f} %"),
+        ("PSE accuracy (dynamic, test split)", f"{100 * result['pse_accuracy']:.2f} %"),
+        ("bits per weight (values + metadata + descriptors)",
+         f"{result['bits_per_weight']:.3f}"),
+        *[(f"  share of weights {k}", f"{100 * v:.1f} %")
+          for k, v in result["precision_shares"].items()],
+        _uniform_row(result["uniform_layers"]),
+        (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
+         f"{100 * result['mac_cycle_ratio']:.1f} %  ({result['mac_cycles_per_sample']:.0f} vs "
+         f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
+        ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
+    ]
+    if result["backend"] != "model":
+        rows += [
+            ("engine cycles per sample (INFER)",
+             f"{result['engine_cycles_per_sample']:.0f}  (ideal {result['ideal_cycles_per_sample']:.0f}"
+             f", {100 * (result['engine_cycles_per_sample'] / result['ideal_cycles_per_sample'] - 1):+.1f} %)"),
+            ("bit-exact with the golden model", f"yes, {result['samples']} samples, "
+             f"{result['allocations'] + 1} layouts"),
+        ]
+        rows += _link_rows(result) if result["backend"] == "board" else [
+            ("simulated cycles", f"{result['sim_cycles']} in {result['rtl_run_s']:.1f} s "
+             f"({result['cycles_per_s'] / 1e6:.2f} M/s; build {result['build_s']:.0f} s)")]
+    width = max(len(r[0]) for r in rows)
+    port = args.port or os.environ.get("PSE_PORT")
+    where = {"rtl": "the engine's Verilog (Verilator)",
+             "board": "the engine's Verilog behind its UART (--port sim)" if port == "sim"
+             else f"the engine on the board at {port}"}.get(result["backend"], "the golden model")
+    print(f"pse demo: digits MLP {' -> '.join(str(s[1]) for s in result['layers'])} -> "
+          f"{result['layers'][-1][0]}, {result['weights']} weights, target "
+          f"{result['target_bits']} bits/weight, {result['samples']} test samples in {where}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    if args.plot:
+        print(f"figure written to {args.plot}")
+    return 0
+
+
+def _check_link(args):
+    """``--port``/``--baud`` belong to ``--backend board``, which needs a port."""
+    if args.backend == "board" and not (args.port or os.environ.get("PSE_PORT")):
+        raise ConfigError("--backend board needs --port (a serial port such as /dev/ttyUSB1, "
+                          "or 'sim' for the engine's Verilog behind its UART)")
+    if args.backend != "board" and (args.port or args.baud):
+        raise ConfigError("--port and --baud go with --backend board")
+    if args.baud is not None and args.baud <= 0:
+        raise ConfigError(f"--baud must be a positive rate, not {args.baud}")
+
+
+def _link_rows(result):
+    """What the serial link carried, for the printed tables."""
+    return [("serial link", f"{result['link_frames']} frames ({result['link_retries']} "
+             f"retried), {result['link_bytes_per_sample']:.0f} bytes per sample"),
+            ("samples per second", f"{result['samples_per_s']:.1f} measured, "
+             f"{result['uart_limited_samples_per_s']:.0f} at most at {result['uart_baud']} "
+             f"baud")]
+
+
+def _source_score(source, task, x, y_idx, y, reference=True):
+    """The score on the test data of the source model's own predictor (``reference``) or of the
+    imported float network, both in float."""
+    from ..api import r2_score
+    out = source.reference(x) if reference and source.reference else source.net.forward(x)[-1]
+    if task == "classification":
+        if out.shape[1] == 1:                   # a single sigmoid probability
+            out = np.hstack([1 - out, out])
+        return float(np.mean(np.argmax(out, axis=1) == y_idx))
+    return r2_score(out, y)
+
+
+def _adapt_range(text):
+    """``--adapt FLOOR:CEILING`` as two numbers (None without the option)."""
+    if text is None:
+        return None
+    try:
+        floor, ceiling = (float(v) for v in text.split(":"))
+    except ValueError:
+        raise ConfigError(f"--adapt must be FLOOR:CEILING in bits per weight, e.g. 3.5:5, "
+                          f"not {text!r}") from None
+    return floor, ceiling
+
+
+def cmd_run(args):
+    from ..api import convert
+    from ..importers import calibration_and_test, check_reproduces, load_data, load_model
+    from ..workflow import progress_bar
+    cfg = config_of(args)
+    if args.samples is not None and args.samples < 1:
+        raise ConfigError(f"--samples must be at least 1, not {args.samples}")
+    _check_link(args)
+    source = load_model(args.model)
+    task, (x_cal, y_cal), (x, y) = calibration_and_test(source, load_data(args.data))
+    if args.samples is not None:
+        x, y = x[:args.samples], y[:args.samples]
+    design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
+                     mode=args.allocation, adapt=_adapt_range(args.adapt))
+    check_reproduces(source, x)
+    y_idx = design.labels(y)
+    bar = None if args.json else progress_bar(f"{args.backend} run over the test samples")
+    logits, run = design.run(x, args.backend, progress=bar, port=args.port, baud=args.baud)
+    score = design.score_logits
+    y_cls = y_idx if task == "classification" else None
+    metric = "accuracy" if task == "classification" else "R^2"
+    result = {
+        "model": str(args.model), "source": source.kind, "task": task, "metric": metric,
+        "backend": args.backend, "test_samples": int(len(x)),
+        "calibration_samples": int(len(x_cal)),
+        "layers": [list(q.shape) for q in design.qnet.layers],
+        "weights": int(sum(q.master.size for q in design.qnet.layers)),
+        "source_accuracy": _source_score(source, task, x, y_cls, y),
+        "float_accuracy": _source_score(source, task, x, y_cls, y, reference=False),
+        "int8_accuracy": design.uniform_score(x, y, 8),
+        "int4_accuracy": design.uniform_score(x, y, 4),
+        "pse_accuracy": score(logits, y_idx),
+        "target_bits": args.target_bits,
+        "uniform_layers": design.uniform_layers,
+        **{k: v for k, v in run.items() if k not in ("backend", "samples")},
+    }
+    if args.json:
+        print(to_json(result, indent=2))
+        return 0
+    rows = [
+        (f"source model {metric} ({source.kind})", _pct(result["source_accuracy"], task)),
+        (f"imported float network {metric}", _pct(result["float_accuracy"], task)),
+        ("uniform int8, 8.0 bits/weight", _pct(result["int8_accuracy"], task)),
+        ("uniform int4, 4.0 bits/weight", _pct(result["int4_accuracy"], task)),
+        (f"PSE {metric} (dynamic)", _pct(result["pse_accuracy"], task)),
+        ("bits per weight (values + metadata + descriptors)", f"{result['bits_per_weight']:.3f}"),
+        *[(f"  share of weights {k}", f"{100 * v:.1f} %")
+          for k, v in result["precision_shares"].items()],
+        _uniform_row(result["uniform_layers"]),
+        (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
+         f"{100 * result['mac_cycle_ratio']:.1f} %"),
+        ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
+    ]
+    if design.adapt:
+        a = design.adapt
+        rows.append(("budget rungs at the recalibrations (bits between "
+                     f"{a['floor']:g} and {a['ceiling']:g})",
+                     " ".join(map(str, result["rungs"])) or "none"))
+    if args.backend != "model":
+        rows.append(("bit-exact with the golden model", f"yes, {len(x)} samples"))
+    if args.backend == "board":
+        rows += _link_rows(result)
+    width = max(len(r[0]) for r in rows)
+    print(f"pse run: {args.model}, {task}, MLP "
+          f"{' -> '.join(str(s_[1]) for s_ in result['layers'])} -> {result['layers'][-1][0]}, "
+          f"{result['weights']} weights, {len(x)} test samples ({len(x_cal)} for calibration), "
+          f"target {args.target_bits} bits/weight")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    return 0
+
+
+def _pct(v, task):
+    return f"{100 * v:.2f} %" if task == "classification" else f"{v:.4f}"
+
+
+def _uniform_row(layers):
+    """The report line of the layers stored uniform (``Design.uniform_layers``)."""
+    return ("  layers stored uniform (no codes)",
+            ", ".join(f"{l} ({b}-bit)" for l, b in layers.items()) or "none")
+
+
+def cmd_sweep(args):
+    from ..sweep import load_spec, run_sweep
+    spec = load_spec(args.spec)
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, not {args.workers}")
+    if args.plot:
+        check_output_file(args.plot, ".png")
+    bar = None if args.json else _sweep_bar(spec.name)
+    report = run_sweep(spec, args.output, scheduler=args.scheduler, workers=args.workers,
+                       progress=bar)
+    if args.plot:
+        from ..plots import sweep_figure
+        sweep_figure(report, args.plot)
+    if args.json:
+        print(to_json({"points": report["points"], "pareto": report["pareto"]}, indent=2,
+                         default=str))
+        return 0
+    shown = ("accuracy", "bits_per_weight", "mac_cycle_ratio", "engine_cycles_per_sample")
+    boards = ("luts", "brams", "fmax_mhz")
+    keys = [k for k in shown if any(k in r["metrics"] for r in report["points"])]
+    keys += sorted({k for r in report["points"] for k in r["metrics"]
+                    if k.endswith(boards)})
+    fields = sorted({k for r in report["points"] for k in r["config"]})
+    head = [*fields, "budget", *keys]
+    print(f"sweep {spec.name}: {len(report['points'])} points, {report['computed']} tasks "
+          f"computed, {report['cached']} from the cache ({args.output}); * = Pareto front")
+    print("  " + "  ".join(f"{h:>14}" for h in head))
+    front = set(report["pareto"])
+    for i, r in enumerate(report["points"]):
+        cells = [str(r["config"].get(f, "")) for f in fields] + [str(r["budget"])]
+        if r["error"]:
+            print(f"  {'  '.join(f'{c:>14}' for c in cells)}  error: {r['error']}")
+            continue
+        cells += [f"{r['metrics'][k]:.4g}" if k in r["metrics"] else "-" for k in keys]
+        print(("* " if i in front else "  ") + "  ".join(f"{c:>14}" for c in cells))
+    if args.plot:
+        print(f"figure written to {args.plot}")
+    return 0
+
+
+def _sweep_bar(name):
+    """Tasks done, running and failed (invalid points), on stderr when it is a terminal."""
+    import time
+    start = time.monotonic()
+
+    def update(done, total, running, failed):
+        if not sys.stderr.isatty():
+            return
+        fill = int(30 * done / max(total, 1))
+        sys.stderr.write(f"\rsweep {name} [{'#' * fill}{'.' * (30 - fill)}] {done}/{total} done, "
+                         f"{running} running, {failed} failed {time.monotonic() - start:6.1f}s")
+        if done >= total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+    return update
