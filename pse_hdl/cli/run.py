@@ -79,7 +79,7 @@ def cmd_demo(args):
         (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
          f"{100 * result['mac_cycle_ratio']:.1f} %  ({result['mac_cycles_per_sample']:.0f} vs "
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
-        ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
+        ("allocations during the run", _allocations(result, cfg)),
     ]
     if result["backend"] != "model":
         rows += [
@@ -202,7 +202,7 @@ def cmd_run(args):
         _uniform_row(result["uniform_layers"]),
         (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
-        ("allocations during the run", f"{result['allocations']} (every {cfg.period} samples)"),
+        ("allocations during the run", _allocations(result, cfg)),
     ]
     if design.adapt:
         a = design.adapt
@@ -221,6 +221,14 @@ def cmd_run(args):
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     return 0
+
+
+def _allocations(result, cfg):
+    """How many allocations the run made, how often, and how many the budget guard kept out."""
+    out = f"{result['allocations']} (every {cfg.period} samples)"
+    if result["layouts_over_budget"]:
+        out += f", {result['layouts_over_budget']} kept out: over the budget"
+    return out
 
 
 def _pct(v, task):
