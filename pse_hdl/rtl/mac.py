@@ -397,24 +397,35 @@ def _digit_times(digit, x, D):
 
 def _rr_node(m, inputs, valid, payload, ready, name):
     """A registered round-robin merge of ``inputs`` (``[(valid, payload, take), ...]``, where
-    ``take`` is driven here) into the register ``valid``/``payload``, which is loaded whenever it
-    is free or ``ready`` takes it. `mask` marks the inputs after the last one served; the grant is
-    the lowest requesting input in the mask, else the lowest one, isolated as a one-hot
-    (``x & -x``); the payload is an AND-OR of the granted input's data."""
+    ``take`` is driven here) into the register ``valid``/``payload``, with a skid register
+    behind it: an input is taken whenever the skid register is empty, so ``take`` depends on
+    registers and the inputs' valids only, never on ``ready`` (the backpressure of a 16-lane
+    array's merge tree does not cross the die in one cycle), and the node still passes one
+    transfer a cycle. `mask` marks the inputs after the last one served; the grant is the lowest
+    requesting input in the mask, else the lowest one, isolated as a one-hot (``x & -x``); the
+    payload is an AND-OR of the granted input's data."""
     n = len(inputs)
     req = Cat(*[v for v, _, _ in inputs])
     mask, sel, onehot = Signal(n, name=f"{name}_mask"), Signal(n, name=f"{name}_sel"), \
         Signal(n, name=f"{name}_grant")
+    skid_valid, skid = Signal(name=f"{name}_skid_valid"), Signal.like(payload,
+                                                                     name=f"{name}_skid")
     m.d.comb += [sel.eq(Mux((req & mask).any(), req & mask, req)),
                  onehot.eq(sel & (~sel + 1))]
-    free = ~valid | ready
-    load = req.any() & free
-    with m.If(free):
-        m.d.sync += valid.eq(req.any())
+    load = req.any() & ~skid_valid
     data_, next_mask = 0, 0
     for k, (_, data_k, take) in enumerate(inputs):
         m.d.comb += take.eq(load & onehot[k])
         data_ = data_ | Mux(onehot[k], data_k, 0)
         next_mask = next_mask | Mux(onehot[k], ((1 << n) - 1) & ~((2 << k) - 1), 0)
     with m.If(load):
-        m.d.sync += [payload.eq(data_), mask.eq(next_mask)]
+        m.d.sync += mask.eq(next_mask)
+    with m.If(~valid | ready):                 # the output register is free this cycle
+        with m.If(skid_valid):
+            m.d.sync += [valid.eq(1), payload.eq(skid), skid_valid.eq(0)]
+        with m.Else():
+            m.d.sync += valid.eq(load)
+            with m.If(load):
+                m.d.sync += payload.eq(data_)
+    with m.Elif(load):                         # the output waits: the taken input waits behind it
+        m.d.sync += [skid_valid.eq(1), skid.eq(data_)]

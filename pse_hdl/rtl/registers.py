@@ -116,8 +116,15 @@ class RegisterFile(wiring.Component):
         q_valid, q = Signal(), Signal.like(req.payload)
         addr, wdata, write = q.addr, q.data, q.write
         names = list(rm.windows)
-        in_window = {nm: (addr >= w.base) & (addr < w.base + w.depth)
-                     for nm, w in rm.windows.items()}
+        # A window's base is a multiple of its power-of-two size (the register map places it
+        # so): the entry is the address's low bits and the window is found by the high bits,
+        # with no carry chain on the path from the request to the memory behind it.
+        in_window, entry = {}, {}
+        for nm, w in rm.windows.items():
+            k = log2(w.size)
+            entry[nm] = addr[:k]
+            in_window[nm] = (addr[k:] == w.base >> k) & (addr[:k] < w.depth if w.depth < w.size
+                                                          else 1)
 
         # The register at this address: whether it exists, is read-only, and its value.
         hit, reg_ro, reg_read = Signal(), Signal(), Signal(32)
@@ -158,7 +165,7 @@ class RegisterFile(wiring.Component):
 
         for nm, w in rm.windows.items():
             port = self.window(nm)
-            m.d.comb += [port.addr.eq((addr - w.base)[:len(port.addr)]), port.wdata.eq(wdata),
+            m.d.comb += [port.addr.eq(entry[nm]), port.wdata.eq(wdata),
                          port.we.eq(go & write & in_window[nm]),
                          port.re.eq(go & ~write & in_window[nm] & rsp_free)]
 
