@@ -117,12 +117,11 @@ class RegisterFile(wiring.Component):
         addr, wdata, write = q.addr, q.data, q.write
         names = list(rm.windows)
         # A window's base is a multiple of its power-of-two size (the register map places it
-        # so): the entry is the address's low bits and the window is found by the high bits,
-        # with no carry chain on the path from the request to the memory behind it.
-        in_window, entry = {}, {}
+        # so): the window is found by the address's high bits (and its low bits within the
+        # depth), with no carry chain on the path from the request to the memory behind it.
+        in_window = {}
         for nm, w in rm.windows.items():
             k = log2(w.size)
-            entry[nm] = addr[:k]
             in_window[nm] = (addr[k:] == w.base >> k) & (addr[:k] < w.depth if w.depth < w.size
                                                           else 1)
 
@@ -165,7 +164,7 @@ class RegisterFile(wiring.Component):
 
         for nm, w in rm.windows.items():
             port = self.window(nm)
-            m.d.comb += [port.addr.eq(entry[nm]), port.wdata.eq(wdata),
+            m.d.comb += [port.addr.eq((addr - w.base)[:len(port.addr)]), port.wdata.eq(wdata),
                          port.we.eq(go & write & in_window[nm]),
                          port.re.eq(go & ~write & in_window[nm] & rsp_free)]
 

@@ -182,8 +182,14 @@ class RollingImportance(wiring.Component):
                 wf, rd_f = fmem.write_port(), fmem.read_port()
             c_addr, c_left = Signal(abits), Signal.like(self.snap.count)
             c_valid, c_waddr = Signal(), Signal(abits)
-            m.d.comb += self.snap.busy.eq((c_left != 0) | c_valid)
-            m.d.sync += c_valid.eq(0)
+            # The three memories' outputs are registered before the blend (a block RAM's
+            # output and an add, a compare and a long route do not share a cycle): the entry
+            # read at c_waddr is written back from d_waddr a cycle later.
+            d_valid, d_waddr = Signal(), Signal(abits)
+            d_live, d_snap, d_floor = Signal(unsigned(sb)), Signal(unsigned(sb)), \
+                Signal(unsigned(sb))
+            m.d.comb += self.snap.busy.eq((c_left != 0) | c_valid | d_valid)
+            m.d.sync += [c_valid.eq(0), d_valid.eq(c_valid), d_waddr.eq(c_waddr)]
             with m.If(self.snap.start):
                 m.d.sync += [c_addr.eq(self.snap.base), c_left.eq(self.snap.count)]
             with m.Elif(c_left != 0):
@@ -253,21 +259,23 @@ class RollingImportance(wiring.Component):
             # Snapshot: the live state (rd_c) and the old snapshot (rd_w, the pass's port: no
             # pass runs meanwhile) arrive together; a host write loads the snapshot too.
             sh = cfg.snapshot_shift
+            m.d.sync += [d_live.eq(rd_c.data), d_snap.eq(rd_w.data)]
             step = Signal(signed(sb + 1))
-            m.d.comb += step.eq(rd_c.data - rd_w.data)
+            m.d.comb += step.eq(d_live - d_snap)
             blended = Signal(unsigned(sb))
-            m.d.comb += blended.eq(rd_c.data if sh == 0
-                                   else rd_w.data + ((step + (1 << (sh - 1))) >> sh))
+            m.d.comb += blended.eq(d_live if sh == 0
+                                   else d_snap + ((step + (1 << (sh - 1))) >> sh))
             if cfg.importance_floor:
                 # The floor is read with the other two (same address, same cycle); a host
                 # write loads it with them.
                 m.d.comb += [rd_f.addr.eq(c_addr),
                              wf.en.eq(u4["valid"] & u4["host"]), wf.addr.eq(u4["addr"]),
                              wf.data.eq(u4["data"])]
-                blended = Mux(blended < rd_f.data, rd_f.data, blended)
-            m.d.comb += [ws.en.eq(c_valid | (u4["valid"] & u4["host"])),
-                         ws.addr.eq(Mux(c_valid, c_waddr, u4["addr"])),
-                         ws.data.eq(Mux(c_valid, blended, u4["data"]))]
+                m.d.sync += d_floor.eq(rd_f.data)
+                blended = Mux(blended < d_floor, d_floor, blended)
+            m.d.comb += [ws.en.eq(d_valid | (u4["valid"] & u4["host"])),
+                         ws.addr.eq(Mux(d_valid, d_waddr, u4["addr"])),
+                         ws.data.eq(Mux(d_valid, blended, u4["data"]))]
 
         # -- allocation pass: read the state; register it with |w|; multiply (3 stages). ----
         advance = ~self.o.valid | self.o.ready
