@@ -318,8 +318,9 @@ class Design:
         # Each allocation's layout serves from its swap on, unless the budget guard kept it out:
         # then the layout before it serves on.
         served = layout_bits[:1]
-        for b, ok in zip(layout_bits[1:], stats["swapped"] + [True] * len(layout_bits)):
-            served.append(b if ok else served[-1])
+        for k, b in enumerate(layout_bits[1:]):
+            kept_out = k < len(stats["swapped"]) and not stats["swapped"][k]
+            served.append(served[-1] if kept_out else b)
         figures = {
             "backend": backend, "samples": int(len(xq)),
             "bits_per_weight": float(stats["bits"]),

@@ -411,11 +411,14 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     logits = []
     stats = {"bits": 0.0, "cycles": 0.0, "dense16": 0.0, "ideal": 0.0, "shares": 0.0,
              "allocations": 0, "rungs": [], "swapped": []}
-    weights = sum(q.master.size for q in engine.layers)
 
     def swap():
-        ok = within(firmware, engine.allocated_footprint()["total"], weights)
-        engine.swap() if ok else engine.discard()
+        fp = engine.allocated_footprint()
+        ok = within(firmware, fp["total"], fp["weights"])
+        if ok:
+            engine.swap()
+        else:
+            engine.discard()
         stats["swapped"].append(ok)
     rung = firmware.rung if firmware else 0
     seen = 0                          # samples before the previous recalibration
