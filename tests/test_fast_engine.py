@@ -15,8 +15,13 @@ from pse_hdl.host.verilated import VerilatedBus, build, build_dir_for
 from pse_hdl.workflow import MismatchError, run_demo
 from sim.engine_ref import check_run, random_case, run_firmware
 
+# The hardware of tests/test_api.py's RTL runs too: one Verilated build serves both modules.
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
-                period=3, warmup=2, hist_bins=64)
+                period=3, warmup=2)
+# A tracing build of the smallest engine that holds the waveform test's network (a sixth of
+# the build time of CFG's).
+TRACE_CFG = CFG.replace(lanes=1, max_rows=8, max_cols=8, zone_depth=64, master_depth=256,
+                        max_layers=2, hist_bins=16)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +57,9 @@ def test_random_networks_are_bit_exact(bus, seed):
 
 def test_waveform_of_a_sample(tmp_path):
     """A tracing build dumps the chosen samples only."""
-    case = random_case(CFG, np.random.default_rng(5), shapes=[(8, 8), (4, 8)], samples=3)
-    tb = VerilatedBus(CFG, trace="vcd")
-    fw = Firmware(Driver(tb, CFG), case.qnet, case.thresholds, case.policy)
+    case = random_case(TRACE_CFG, np.random.default_rng(5), shapes=[(8, 8), (4, 8)], samples=3)
+    tb = VerilatedBus(TRACE_CFG, trace="vcd")
+    fw = Firmware(Driver(tb, TRACE_CFG), case.qnet, case.thresholds, case.policy)
     tb.trace_open(tmp_path / "w.vcd")
     tb.trace_enable(False)
     run(fw.load())
