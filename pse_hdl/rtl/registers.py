@@ -116,29 +116,46 @@ class RegisterFile(wiring.Component):
         q_valid, q = Signal(), Signal.like(req.payload)
         addr, wdata, write = q.addr, q.data, q.write
         names = list(rm.windows)
-        # A window's base is a multiple of its power-of-two size (the register map places it
-        # so): the window is found by the address's high bits (and its low bits within the
-        # depth), with no carry chain on the path from the request to the memory behind it.
-        in_window = {}
-        for nm, w in rm.windows.items():
-            k = log2(w.size)
-            in_window[nm] = (addr[k:] == w.base >> k) & (addr[:k] < w.depth if w.depth < w.size
-                                                          else 1)
+        # The address is decoded as the request is registered: the window or register it
+        # names, and its offset in the window, are registers beside ``q``, so the access rules,
+        # the windows' strobes and their addresses are a few gates from registers (the path
+        # from a request to the master store across the die was the engine's longest). A
+        # window's base is a multiple of its power-of-two size (the register map places it so):
+        # the window is found by the address's high bits and its low bits within the depth.
+        a = req.payload.addr
+        in_window = {nm: Signal(name=f"in_{nm.lower()}") for nm in names}
+        offset = {nm: Signal(max(1, log2(w.size)), name=f"offset_{nm.lower()}")
+                  for nm, w in rm.windows.items()}
+        hit, reg_ro = Signal(), Signal()          # a register is there; it is read-only
+        control, table, held = Signal(), Signal(), Signal()   # held: N_LAYERS or BAND
+        with m.If(req.ready):
+            for nm, w in rm.windows.items():
+                k = log2(w.size)
+                m.d.sync += [in_window[nm].eq((a[k:] == w.base >> k)
+                                              & (a[:k] < w.depth if w.depth < w.size else 1)),
+                             offset[nm].eq((a - w.base)[:len(offset[nm])])]
+            m.d.sync += [hit.eq(0), reg_ro.eq(0),
+                         control.eq((a == rm.addr("CTRL")) | (a == rm.addr("STATUS"))),
+                         table.eq((a >= rm.layer_base)
+                                  & (a < rm.layer_base + cfg.max_layers * LAYER_STRIDE)),
+                         held.eq((a == rm.addr("N_LAYERS")) | (a == rm.addr("BAND")))]
+            with m.Switch(a):
+                for r in rm.registers:
+                    with m.Case(r.addr):
+                        m.d.sync += [hit.eq(1),
+                                     reg_ro.eq(all(f.access == "ro" for f in r.fields))]
 
-        # The register at this address: whether it exists, is read-only, and its value.
-        hit, reg_ro, reg_read = Signal(), Signal(), Signal(32)
+        # The value of the register at the request's address (read when the read is done).
+        reg_read = Signal(32)
         with m.Switch(addr):
             for r in rm.registers:
                 with m.Case(r.addr):
-                    m.d.comb += [hit.eq(1), reg_ro.eq(all(f.access == "ro" for f in r.fields)),
-                                 reg_read.eq(self._read(r, layers, n_layers, band, errors,
-                                                        error_addr))]
+                    m.d.comb += reg_read.eq(self._read(r, layers, n_layers, band, errors,
+                                                       error_addr))
 
         # The access rules.
-        control = (addr == rm.addr("CTRL")) | (addr == rm.addr("STATUS"))
-        table = (addr >= rm.layer_base) & (addr < rm.layer_base + cfg.max_layers * LAYER_STRIDE)
         job_owned = Cat(*[in_window[nm] for nm in JOB_WINDOWS]).any() | \
-            (write & (table | (addr == rm.addr("N_LAYERS")) | (addr == rm.addr("BAND"))))
+            (write & (table | held))
         allowed, ok, go = Signal(), Signal(), Signal()
         win = rm.windows
         m.d.comb += [
@@ -164,7 +181,7 @@ class RegisterFile(wiring.Component):
 
         for nm, w in rm.windows.items():
             port = self.window(nm)
-            m.d.comb += [port.addr.eq((addr - w.base)[:len(port.addr)]), port.wdata.eq(wdata),
+            m.d.comb += [port.addr.eq(offset[nm]), port.wdata.eq(wdata),
                          port.we.eq(go & write & in_window[nm]),
                          port.re.eq(go & ~write & in_window[nm] & rsp_free)]
 
