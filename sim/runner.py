@@ -23,6 +23,10 @@ BUILD_ROOT = Path(os.environ.get("PSE_SIM_BUILD", ROOT / "sim_build"))
 # Random initial values for every register and X: Verilator is two-state, so this is how a
 # testbench sees what a missing reset would leave behind.
 BUILD_ARGS = [*VERILATOR_WAIVERS, "--x-assign", "unique", "--x-initial", "unique", "-O2"]
+# The model's C++ at -O1 (Verilator's makefile default is -Os), given to cocotb's make through
+# MAKEFLAGS: the engine's 4-lane testbench builds in 43 s and runs in 9 s, against 60 s and 9 s
+# at -Os; at -O0 it builds in 26 s and runs in 30 s.
+MAKE_OPT = "OPT_FAST=-O1 OPT_GLOBAL=-O1"
 
 
 # Icarus Verilog, 4-state: the same Verilog under the Verilog-2005 and the SystemVerilog event
@@ -38,7 +42,8 @@ def icarus_available():
 
 def _build(block, cfg, build_args, log_file=None, simulator="verilator"):
     verilog = generate_verilog(block, cfg)
-    key = hashlib.sha256("\0".join([verilog, simulator, *build_args]).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([verilog, simulator, MAKE_OPT, *build_args]).encode()
+                         ).hexdigest()[:16]
     top = f"pse_{block}"
     build_dir = BUILD_ROOT / (f"{block}-{key}" if simulator == "verilator"
                               else f"{block}-{simulator}-{key}")
@@ -58,9 +63,18 @@ def _build(block, cfg, build_args, log_file=None, simulator="verilator"):
                 src = build_dir / f"{top}.v"
                 src.write_text(verilog)
                 extra = {} if simulator == "verilator" else {"timescale": ("1ns", "1ps")}
-                runner.build(sources=[src], hdl_toplevel=top, build_args=build_args,
-                             build_dir=build_dir, always=True,
-                             log_file=build_dir / "build.log" if log_file else None, **extra)
+                flags = os.environ.get("MAKEFLAGS")
+                os.environ["MAKEFLAGS"] = f"{flags} {MAKE_OPT}" if flags else MAKE_OPT
+                try:
+                    runner.build(sources=[src], hdl_toplevel=top, build_args=build_args,
+                                 build_dir=build_dir, always=True,
+                                 log_file=build_dir / "build.log" if log_file else None,
+                                 **extra)
+                finally:
+                    if flags is None:
+                        del os.environ["MAKEFLAGS"]
+                    else:
+                        os.environ["MAKEFLAGS"] = flags
                 stamp.write_text(key)
     return runner, top, build_dir
 

@@ -16,6 +16,10 @@ from pse_hdl.cli import main
 from pse_hdl.errors import InputError
 from pse_hdl.sweep import SweepSpec, expand, load_spec, pareto, run_sweep
 
+# One worker runs the module: its tests share the module's sweep (``local``), which a second
+# worker would compute again.
+pytestmark = pytest.mark.xdist_group("sweep")
+
 SMALL = {"preset": "default", "zone_depth": 512, "master_depth": 4096, "max_rows": 64,
          "max_cols": 64}
 
