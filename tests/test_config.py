@@ -124,3 +124,18 @@ def test_descriptor_widths_are_defined_once():
                                              thresholds=(1, 2, 3, 4), desc_stride=4)]:
         assert row_desc_layout(cfg).size == cfg.row_desc_bits
         assert split_layout(cfg).size == cfg.split_desc_bits
+
+
+def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
+    """``examples/low_bits.toml`` (README, docs/ALLOCATION.md) changes the precision set and its
+    thresholds only, and the demo's network calibrates on it at 3 bits."""
+    from pathlib import Path
+
+    from pse_hdl.workflow import run_demo
+    path = Path(__file__).resolve().parent.parent / "examples" / "low_bits.toml"
+    cfg = from_arg(str(path))
+    assert cfg.precisions == (2, 4, 8, 16)
+    assert {k for k, v in cfg.to_dict().items() if v != PSEConfig().to_dict()[k]} == \
+        {"precisions", "thresholds"}
+    fig = run_demo(cfg, target_bits=3.0).figures
+    assert fig["bits_per_weight"] <= 3.0 and fig["pse_accuracy"] > 0.95
