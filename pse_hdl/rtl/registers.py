@@ -126,8 +126,7 @@ class RegisterFile(wiring.Component):
         in_window = {nm: Signal(name=f"in_{nm.lower()}") for nm in names}
         offset = {nm: Signal(max(1, log2(w.size)), name=f"offset_{nm.lower()}")
                   for nm, w in rm.windows.items()}
-        reg_index = Signal(range(len(rm.registers) + 1))   # 0: none, k: the k-th register
-        reg_ro = Signal()                         # ... which is read-only
+        hit, reg_ro = Signal(), Signal()          # a register is there; it is read-only
         control, table, held = Signal(), Signal(), Signal()   # held: N_LAYERS or BAND
         with m.If(req.ready):
             for nm, w in rm.windows.items():
@@ -135,24 +134,22 @@ class RegisterFile(wiring.Component):
                 m.d.sync += [in_window[nm].eq((a[k:] == w.base >> k)
                                               & (a[:k] < w.depth if w.depth < w.size else 1)),
                              offset[nm].eq((a - w.base)[:len(offset[nm])])]
-            m.d.sync += [reg_index.eq(0), reg_ro.eq(0),
+            m.d.sync += [hit.eq(0), reg_ro.eq(0),
                          control.eq((a == rm.addr("CTRL")) | (a == rm.addr("STATUS"))),
                          table.eq((a >= rm.layer_base)
                                   & (a < rm.layer_base + cfg.max_layers * LAYER_STRIDE)),
                          held.eq((a == rm.addr("N_LAYERS")) | (a == rm.addr("BAND")))]
             with m.Switch(a):
-                for k, r in enumerate(rm.registers, start=1):
+                for r in rm.registers:
                     with m.Case(r.addr):
-                        m.d.sync += [reg_index.eq(k),
+                        m.d.sync += [hit.eq(1),
                                      reg_ro.eq(all(f.access == "ro" for f in r.fields))]
-        hit = reg_index != 0
 
-        # The value of the register the request names (read when the read is done), chosen by
-        # its registered index: the address is decoded once.
+        # The value of the register at the request's address (read when the read is done).
         reg_read = Signal(32)
-        with m.Switch(reg_index):
-            for k, r in enumerate(rm.registers, start=1):
-                with m.Case(k):
+        with m.Switch(addr):
+            for r in rm.registers:
+                with m.Case(r.addr):
                     m.d.comb += reg_read.eq(self._read(r, layers, n_layers, band, errors,
                                                        error_addr))
 
