@@ -135,7 +135,7 @@ def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
     path = Path(__file__).resolve().parent.parent / "examples" / "low_bits.toml"
     cfg = from_arg(str(path))
     assert cfg.precisions == (2, 4, 8, 16)
-    assert {k for k, v in cfg.to_dict().items() if v != PSEConfig().to_dict()[k]} == \
-        {"precisions", "thresholds"}
+    default = PSEConfig().to_dict()
+    assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {"precisions", "thresholds"}
     fig = run_demo(cfg, target_bits=3.0).figures
     assert fig["bits_per_weight"] <= 3.0 and fig["pse_accuracy"] > 0.95

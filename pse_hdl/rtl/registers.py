@@ -145,7 +145,9 @@ class RegisterFile(wiring.Component):
                         m.d.sync += [hit.eq(1),
                                      reg_ro.eq(all(f.access == "ro" for f in r.fields))]
 
-        # The value of the register at the request's address (read when the read is done).
+        # The value of the register at the request's address (read when the read is done),
+        # decoded from ``q`` again: choosing it by a registered index instead mapped the engine
+        # to more cells (21,667 LUT4s against 21,203 on the ECP5).
         reg_read = Signal(32)
         with m.Switch(addr):
             for r in rm.registers:
