@@ -138,15 +138,6 @@ class PSEConfig:
         never read them, so by default they are not stored (no memory, no bits).
     max_layers : int
         Layers the zoned memory's tables hold (1..64).
-    fetch_look : int
-        Metadata words a fetch walker examines a cycle (1, the default, or 2): a run of up to
-        ``(fetch_look * zone_word_bits - longest code) / pruned-code length`` pruned codes (29 or
-        61 unary codes in 32-bit words) costs no cycle, a longer run a cycle per such stretch.
-        1 halves the walker's metadata window and shortens its decode loop (the zoned memory's
-        critical path: 24,640 -> 19,068 LUTs and 60.5 -> 64.5 MHz on the ECP5, default preset);
-        2 skips the long pruned runs of very sparse layouts in fewer cycles (digits network: the
-        same fetch cycles; a random 90 % pruned one 12.8 % over ideal instead of 19.1 %).
-        Cycles only: the transfers are the same.
     one_port_below : int
         Layers of fewer weights than this (default 96) are fetched on one port and computed
         on one MAC lane: they store no split descriptors (``(lanes - 1) * split_desc_bits``,
@@ -196,7 +187,6 @@ class PSEConfig:
     hist_sub_bits: int = 2
     desc_stride: int = 0
     meta_encoding: str = "unary"
-    fetch_look: int = 1
     one_port_below: int = 96
     max_layers: int = 4
     uart_baud: int = 1_000_000
@@ -289,7 +279,6 @@ class PSEConfig:
             raise ConfigError(f"importance_form must be one of {IMPORTANCE_FORMS}, "
                               f"not {self.importance_form!r}")
         _check_int("snapshot_shift", self.snapshot_shift, 0, 8)
-        _check_int("fetch_look", self.fetch_look, 1, 2)
         _check_int("one_port_below", self.one_port_below, 0, 1 << 32)
         if self.importance_form == "literal" and self.snapshot_shift:
             raise ConfigError(f"snapshot_shift must be 0 with importance_form 'literal' (its "

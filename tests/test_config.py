@@ -21,7 +21,6 @@ INVALID = [
     ({"zone_depth": 1000}, "zone_depth"),
     ({"master_depth": 3}, "master_depth"),
     ({"master_depth": 1000}, "master_depth must be a multiple of 16, not 1000"),
-    ({"fetch_look": 3}, "fetch_look must be an integer between 1 and 2, not 3"),
     ({"one_port_below": -1}, "one_port_below must be an integer between 0 and 4294967296, "
                              "not -1"),
     ({"max_rows": 100}, "max_rows"),

@@ -112,11 +112,8 @@ SHAPES = [[(5, 7), (32, 32)], [(1, 1)], [(32, 1), (1, 32)], [(9, 30), (3, 3), (1
 @pytest.mark.parametrize("seed", range(4))
 def test_rezone_and_fetch_match_model(seed):
     # Odd seeds keep row descriptors (every 4 rows), even ones none (the default); the 95 %
-    # sparse network's walkers examine two metadata words a step (runs of up to 61 pruned
-    # codes in one; with the default one word, runs of more than 29 take several).
+    # sparse network has runs longer than a metadata word (the tokenizer's window is two).
     cfg = CFG.replace(desc_stride=4) if seed % 2 else CFG
-    if seed == 2:
-        cfg = cfg.replace(fetch_look=2)
     if seed == 3:                 # the 9x30 layer on every port, the 3x3 and 17x5 on port 0
         cfg = cfg.replace(one_port_below=100)
     rng = np.random.default_rng(seed)
@@ -136,6 +133,32 @@ def test_uniform_layers_among_coded_ones(uniform):
     rezone_and_fetch(cfg, net, random.Random(sum(uniform)))
 
 
+# Every way the metadata can be written: unary codes of 2 and 4 classes (codes of up to 4
+# bits), fixed-width codes that divide the word and that do not (3 bits: codes cross words),
+# and words of 16 and 64 bits.
+ENCODINGS = {
+    "unary-n2": dict(precisions=(8, 16), thresholds=(1, 2)),
+    "unary-n4": dict(precisions=(2, 4, 8, 16), thresholds=(1, 2, 3, 4)),
+    "fixed-c2": dict(meta_encoding="fixed"),
+    "fixed-c3": dict(precisions=(2, 4, 8, 16), thresholds=(1, 2, 3, 4), meta_encoding="fixed"),
+    "unary-w16": dict(zone_word_bits=16, zone_depth=256),
+    "fixed-c3-w64": dict(precisions=(2, 4, 8, 16), thresholds=(1, 2, 3, 4),
+                         meta_encoding="fixed", zone_word_bits=64, zone_depth=64),
+}
+
+
+@pytest.mark.parametrize("name", ENCODINGS)
+@pytest.mark.parametrize("sparsity", [0.3, 0.9])
+def test_every_metadata_encoding(name, sparsity):
+    """The tokenizer decodes every encoding, dense and very sparse: walks that begin at any
+    bit of a word (the split points), codes that cross words, runs longer than a word."""
+    cfg = CFG.replace(**ENCODINGS[name])
+    seed = sorted(ENCODINGS).index(name) + int(10 * sparsity)
+    rng = np.random.default_rng(seed)
+    net = random_network(cfg, rng, SHAPES[3], sparsity=sparsity)
+    rezone_and_fetch(cfg, net, random.Random(seed))
+
+
 def test_pruned_runs_across_row_ends():
     """Directed: pruned runs that cross one row end, two (through an all-pruned row), start a
     layer, end it, and a row whose only weight is its last, on every port split."""
@@ -149,7 +172,7 @@ def test_pruned_runs_across_row_ends():
     # One and two ports keep the long runs inside a port's walk (with more, the split points at
     # surviving weights cut them); the default ports in the random tests.
     for cfg in (CFG.replace(lanes=1), CFG.replace(lanes=2, desc_stride=2),
-                CFG.replace(lanes=1, fetch_look=2)):
+                CFG.replace(lanes=1, meta_encoding="fixed")):
         rng = np.random.default_rng(5)
         masters = rng.integers(-3000, 3000, codes.shape).astype(np.int64)
         first = np.array([[0, 0, 1, 0, 0, 2, 0, 0]] * 3, np.int64)     # starts pruned
@@ -167,7 +190,7 @@ def rezone_and_fetch(cfg, net, prng):
         assert not ctx.get(dut.status.error.as_value())
         assert ctx.get(dut.status.shadow_ready)
         counts = net.footprint_counts()
-        assert [ctx.get(dut.status.zone_words[k]) for k in range(3)] == counts["zone_words"]
+        assert [ctx.get(dut.status.zone_words[k]) for k in range(len(cfg.precisions))] == counts["zone_words"]
         assert ctx.get(dut.status.meta_bits) == counts["meta_bits"]
         assert ctx.get(dut.status.row_descs) == counts["row_descs"]
         assert ctx.get(dut.status.split_descs) == counts["split_descs"]

@@ -1,18 +1,34 @@
 """A fetch walker's tokenizer: the metadata bit string of a walk, as tokens (pruned run, code).
 
-The walker keeps a window of the metadata bit string (bit 0 = the next code), refilled one word
-per cycle from its metadata prefetcher. Every cycle the tokenizer finds the run of pruned codes
-at the window's start (up to ``Z = (fetch_look * W - longest code) / pruned-code length``
-codes: 61 or 29 for unary codes in 32-bit words) and the code that ends it, and shifts the window past both: the
-token (run, code), or (Z, 0) when the window holds no surviving code. Every slot's code is
-decoded in parallel and carried through a balanced priority encoder, so the loop is the search
-for the first surviving code (log2 Z levels) and one shift of the window by the token's length;
-the word entering the window is shifted to the fill level ``count`` beside the search. This loop
-is still the zoned memory's critical path. Tokens wait in a two-entry queue, so the tokenizer
-steps on the queue's registered level alone and the consumer's decisions are a register away.
+A token is a run of pruned codes and the surviving code that ends it, or a run alone (code 0).
+It is made in two parts, so that no bit-shifted window sits in a loop:
+
+* **The decoder** (a pipeline). Every metadata word is decoded on its own as it is read: which
+  of its bits ends a surviving code, and that code's class. Where a word's codes begin depends
+  on the words before it only through a state of a few bits carried from word to word (unary
+  codes: the ones of an unfinished code, modulo the number of classes; fixed-length codes: the
+  bits of the code already seen), so the decode is a parallel prefix over the word's bits
+  (log2 W levels, registered), then the carried state applied; the carried state is the only
+  feedback.
+* **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``), with
+  a position ``p`` in ``cur`` (the first bit not yet taken; always a code's first bit). Every
+  cycle it searches the window for the first surviving code that ends at or after ``p`` (a
+  balanced priority search over 2W ends), hands out the token (the pruned codes between ``p`` and
+  that code's first bit, and its class) and moves ``p`` past it; when that code ended in ``nxt``
+  the window moves by one word. When no code in the window survives, the window moves by a word
+  and the token is ``cur``'s pruned codes from ``p`` (if any). The loop is the search and the
+  next position: the window moves by whole words, never by a bit count.
+
+So a surviving weight costs one cycle, however long the run before it within two words, and a
+stretch without a surviving code costs a cycle per word (``W / pruned-code length`` codes).
+Tokens wait in a two-entry queue, so the scanner steps on the queue's registered level alone.
+
+Latency: the first token three cycles after the metadata prefetcher's first word (decode,
+window, scan). Throughput: one token per cycle while the queue has room and the window is
+full; decoded words move one per cycle through four entries (the window and two behind it).
 
 A uniform layer (``uniform`` k > 0 at ``start``) has no metadata: the tokenizer reads none and
-gives the token (0, k) every cycle the queue has room, outside the decode loop.
+gives the token (0, k) every cycle the queue has room, outside the scanner.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
@@ -24,10 +40,12 @@ from .prefetch import WordPrefetch
 
 __all__ = ["Tokenizer", "max_run"]
 
+_ENTRIES = 4                               # decoded words held: the window and two behind it
+
 
 def max_run(cfg):
-    """Z: the most pruned codes one token skips (``fetch_look`` metadata words a step)."""
-    return (cfg.fetch_look * cfg.zone_word_bits - cfg.max_code_length) // cfg.code_length(0)
+    """Z: the most pruned codes one token skips (the codes of two metadata words)."""
+    return (2 * cfg.zone_word_bits - 1) // cfg.code_length(0)
 
 
 def _first_set(m, bits, payloads, name):
@@ -46,11 +64,20 @@ def _first_set(m, bits, payloads, name):
     return any_, pay
 
 
-class Tokenizer(wiring.Component):
-    """Metadata window and token queue of one walker (see the module docs).
+def _prefix(m, items, combine, name):
+    """Sklansky parallel prefix: ``out[t] = items[t] o ... o items[0]`` for every t, in
+    log2(len) levels of ``combine(later, earlier)``."""
+    out, d, level = list(items), 1, 0
+    while d < len(out):
+        for i in range(len(out)):
+            if i & d:
+                out[i] = combine(out[i], out[(i & ~(2 * d - 1)) + d - 1], f"{name}{level}_{i}")
+        d, level = 2 * d, level + 1
+    return out
 
-    Latency: the first token about five cycles after the metadata prefetcher's first word.
-    Throughput: one token per cycle while the queue has room.
+
+class Tokenizer(wiring.Component):
+    """Metadata decoder, scanner and token queue of one walker (see the module docs).
 
     Members
     -------
@@ -79,111 +106,213 @@ class Tokenizer(wiring.Component):
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
             "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
+    # -- the decoder's two encodings: a registered part (from the word) and the carried state --
+
+    def _unary(self, m, word, low):
+        """Registered: the masked bits and, per bit, the state map of the bits up to it, as
+        (constant?, value): a 1 adds one modulo n, a 0 resets to 0 (it ends a code)."""
+        n = len(self.cfg.precisions)
+        sw = max(1, (n - 1).bit_length())
+
+        def addmod(a, b):
+            s = a + b
+            return Mux(s >= n, s - n, s)[:sw]
+
+        def combine(g, f, name):
+            c, v = Signal(name=f"{name}_c"), Signal(sw, name=f"{name}_v")
+            m.d.comb += [c.eq(g[0] | f[0]), v.eq(Mux(g[0], g[1], addmod(f[1], g[1])))]
+            return c, v
+
+        bits = Signal.like(word, name="ubits")
+        m.d.comb += bits.eq(word & ~low)
+        maps = _prefix(m, [(~bits[t], Mux(bits[t], 1 % n, 0)) for t in range(len(word))],
+                       combine, "umap")
+        return bits, maps, addmod
+
     def elaborate(self, platform):
         cfg = self.cfg
         n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
-        len0, maxlen = cfg.code_length(0), cfg.max_code_length
-        look = cfg.fetch_look * W              # window bits one step examines
-        Z = max_run(cfg)
+        cb, len0, Z = cfg.code_bits, cfg.code_length(0), max_run(cfg)
+        unary = cfg.meta_encoding == "unary"
+        c = cfg.code_bits                      # a fixed-length code's bits
         m = Module()
 
         pf = WordPrefetch(len(self.meta.addr), R * W, log2(R))
         m.submodules.prefetch = pf
         wiring.connect(m, pf.port, wiring.flipped(self.meta))
-        m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first), pf.run.eq(self.run),
-                     pf.grant.eq(self.grant)]
-
-        # The window is kept a word fuller than a step needs, so a step that takes a long run
-        # (up to ``look`` bits) does not starve the next one.
-        buf = Signal(look + 3 * W)
-        count = Signal(range(look + 3 * W + 1))
-        inflight, aligned = Signal(), Signal()
-        meta_word = Signal(W)                  # the word taken from the prefetcher
-        drop = Signal(range(W))
-
-        # -- one token a cycle from the registered window ----------------------------------
-        # Every slot of the window is decoded at once, as if the run ended there (its code,
-        # and where the token would end); the search for the first surviving code carries
-        # them, so the loop is the search and one shift. A code that follows a run of r < Z
-        # slots lies within the first ``look`` bits, which a step always has (count >= look),
-        # so the decode reads the registered window only, never the word entering it.
-        code_w, end_w = cfg.code_bits, (look + 1).bit_length()
-        slots = []
-        for t in range(Z):
-            field = buf[t * len0:t * len0 + maxlen]
-            if cfg.meta_encoding == "fixed":
-                k, k_len = field[:cfg.code_bits], cfg.code_bits
-            else:
-                k = sum(field[:j + 1].all().as_unsigned() for j in range(n))
-                k_len = k + (k < n)
-            slot = Signal(code_w + end_w + log2(Z), name=f"slot{t}")
-            end_t = t * len0 + k_len           # a constant for fixed-length codes
-            m.d.comb += slot.eq(Cat(Const(t, log2(Z)), k[:code_w],
-                                    Const(end_t, end_w) if isinstance(end_t, int) else end_t))
-            slots.append(slot)
-        alive = Cat(buf[t * len0:(t + 1) * len0].any() for t in range(Z))
-        vis, found = _first_set(m, alive, slots, "slot")
-        r = Signal(range(Z + 1))
-        k_dec = Signal(code_w)
-        end = Signal(range(look + 1))          # window bits the token takes
-        m.d.comb += [r.eq(Mux(vis, found[:log2(Z)], Z)),
-                     k_dec.eq(Mux(vis, found[log2(Z):log2(Z) + code_w], 0)),
-                     end.eq(Mux(vis, found[log2(Z) + code_w:], Z * len0))]
-        # A metadata word is registered out of the prefetcher (aligned to the walk's first code
-        # if it is the first word), then enters the window at ``count``, beside the decode.
-        stage_valid, stage_word = Signal(), Signal(W)
-        stage_bits = Signal(range(W + 1))
-        ext = Signal(look + 3 * W)
-        m.d.comb += ext.eq(buf | Mux(stage_valid, stage_word << count, 0))
-
-        # -- the two-entry queue (head, then tail) -------------------------------------------
-        # ``tstep``: a decoded token enters; ``qstep``: a token enters (decoded, or uniform).
-        level = Signal(range(3))
-        tail_skip, tail_code = Signal(range(Z + 1)), Signal(cfg.code_bits)
         uniform = Signal(cfg.code_bits)
-        tstep, qstep = Signal(), Signal()
-        r_q, k_q = Signal.like(r), Signal.like(k_dec)
-        m.d.comb += [tstep.eq(self.run & (count >= look) & (level < 2)),
-                     qstep.eq(Mux(uniform != 0, self.run & (level < 2), tstep)),
-                     r_q.eq(Mux(uniform != 0, 0, r)), k_q.eq(Mux(uniform != 0, uniform, k_dec)),
-                     self.valid.eq(level != 0)]
+        m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first),
+                     pf.run.eq(self.run & (uniform == 0)), pf.grant.eq(self.grant)]
+
+        drop = Signal(range(W))
+        first_word = Signal()                  # the next word read is the walk's first
+        below_drop = Signal(W)                 # bits before the walk's first code
+        m.d.comb += below_drop.eq(Cat((drop > t) for t in range(W - 1)))
+
+        # -- the decoder: word -> (registered) prefix -> state applied -> entry -----------------
+        level = Signal(range(_ENTRIES + 1))    # decoded words held
+        dec_valid, dec_first = Signal(), Signal()
+        issue = Signal()
+        m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
+                             & (level + dec_valid < _ENTRIES))
+        m.d.comb += pf.advance.eq(issue)
+        word = Signal(W)
+        m.d.comb += word.eq(Array(pf.word[j * W:(j + 1) * W] for j in range(R))[pf.sel]
+                            if R > 1 else pf.word)
+        low = Mux(first_word, below_drop, 0)
+        state = Signal(max(1, (max(n, c) - 1).bit_length()))
+        new_alive, new_code = Signal(W), Signal(W * cb)
+        if unary:
+            bits, maps, addmod = self._unary(m, word, low)
+            dec_bits = Signal(W)
+            dec_maps = [(Signal(name=f"dmap{t}_c"), Signal(len(maps[t][1]), name=f"dmap{t}_v"))
+                        for t in range(W)]
+            with m.If(issue):
+                m.d.sync += dec_bits.eq(bits)
+                m.d.sync += [x.eq(y) for t in range(W) for x, y in zip(dec_maps[t], maps[t])]
+            s_in = Mux(dec_first, 0, state)
+            after = [Mux(cm, vm, addmod(s_in, vm)) for cm, vm in dec_maps]
+            before = [s_in] + after[:-1]
+            dlow = Mux(dec_first, below_drop, 0)
+            m.d.comb += [new_alive.eq(Cat(Mux(dec_bits[t], before[t] == n - 1, before[t] != 0)
+                                          & ~dlow[t] for t in range(W))),
+                         new_code.eq(Cat(Mux(dec_bits[t], n, before[t])[:cb] for t in range(W)))]
+            s_out = after[-1]
+        else:
+            # Fixed-length codes: a code ends where the bits seen reach c; its bits may begin
+            # in the previous word (``hist``: its last c - 1 bits).
+            hist = Signal(max(1, c - 1))
+            dec_ext = Signal(W + c - 1)
+            with m.If(issue):
+                m.d.sync += dec_ext.eq(Cat(hist[:c - 1], word))
+                if c > 1:
+                    m.d.sync += hist.eq(word[W - c + 1:])
+            first_state = Array(Const((-d) % c, len(state)) for d in range(W))[drop]
+            s_in = Mux(dec_first, first_state, state)
+            dlow = Mux(dec_first, below_drop, 0)
+            ends = [s_in == (-(t + 1)) % c for t in range(W)]
+            codes = [dec_ext[t:t + c] for t in range(W)]
+            m.d.comb += [new_alive.eq(Cat(ends[t] & (codes[t] != 0) & ~dlow[t]
+                                          for t in range(W))),
+                         new_code.eq(Cat(codes))]
+            s_out = Array(Const((s + W) % c, len(state)) for s in range(c))[s_in]
+
+        # -- the entries: [0] = cur, [1] = nxt, then two more --------------------------------
+        # ``lead``: the first bit of a word that begins a code (fixed-length codes cross words;
+        # unary codes that cross words survive, so a word reached past pruned codes starts at 0)
+        alive = [Signal(W, name=f"alive{i}") for i in range(_ENTRIES)]
+        code = [Signal(W * cb, name=f"code{i}") for i in range(_ENTRIES)]
+        lead = [Signal(range(c), name=f"lead{i}") for i in range(_ENTRIES)]
+        new_lead = Signal(range(c))
+        if not unary:
+            m.d.comb += new_lead.eq(Array(Const((c - x) % c, len(new_lead))
+                                          for x in range(c))[s_in])
+        cur_ok, nxt_ok = Signal(), Signal()    # level >= 1, level >= 2
+        above = Signal(W)                      # bits of cur at or after the scan position
+
+        # -- the scanner (the loop) --------------------------------------------------------------
+        # The first surviving code at or after the position is the lowest set bit of ``hits``:
+        # ``hits - 1`` (one carry chain) clears it and sets every bit below it, so
+        # ``hits ^ (hits - 1)`` marks the bits up to it, and what is above it is the new
+        # position's mask - in cur, or in nxt when the code ended there and the window moves.
+        hits = Signal(2 * W)
+        less = Signal(2 * W + 1)
+        upto = Signal(2 * W)
+        m.d.comb += [hits.eq(Cat(Mux(cur_ok, alive[0] & above, 0), Mux(nxt_ok, alive[1], 0))),
+                     less.eq(hits - 1), upto.eq(hits ^ less[:2 * W])]
+        found = ~less[2 * W]                   # no borrow: a bit was set
+        shift = upto[W]                        # the hit is in nxt, or there is none
+        from_lead = Signal(W)                  # nxt's bits from its first code on
+        m.d.comb += from_lead.eq(Array(Const(((1 << W) - 1) & ~((1 << x) - 1), W)
+                                       for x in range(c))[lead[1]] if not unary else ~0)
+        above_next = Mux(shift, Mux(found, ~upto[W:], from_lead), ~upto[:W])
+
+        # -- the token stage: the step's token, a cycle later -----------------------------------
+        # The hit is one bit of ``st_hit``; its class is read from entry 0, which is the word
+        # it is in (if the window moved at the step, nxt became entry 0). ``p`` (cur's first
+        # bit not taken) follows the tokens here, one per step.
+        Q = 3                                  # token queue entries
+        st_valid, st_found = Signal(), Signal()
+        st_hit = Signal(2 * W)
+        p = Signal(range(W + 1))
+        h = Signal(W)
+        m.d.comb += h.eq(st_hit[:W] | st_hit[W:])
+        lo = Signal(log2(W))
+        m.d.comb += lo.eq(Cat(Cat(h[t] for t in range(W) if (t >> b) & 1).any()
+                              for b in range(log2(W))))
+        k_st = Signal(cb)
+        m.d.comb += k_st.eq(Cat(Cat(h[t] & code[0][t * cb + j] for t in range(W)).any()
+                                for j in range(cb)))
+        at = Cat(lo, st_hit[W:].any())         # the hit's bit in the window
+        if unary:
+            gap = (at + 1 - Mux(k_st >= n, n, k_st + 1) - p)[:log2(2 * W)]
+            run_hit = gap                      # pruned codes are one bit each
+            rest = W - p                       # cur's codes from p: all pruned, one bit each
+            p_after_rest = 0
+        else:
+            gap = (at + 1 - c - p)[:log2(2 * W)]
+            run_hit = Array(Const(i // c, len(self.skip)) for i in range(2 * W))[gap]
+            # codes beginning in cur at or after p; the last may end in nxt
+            rest = Array(Const(-(-(W - q) // c), len(self.skip)) for q in range(W + 1))[p]
+            p_after_rest = lead[0]
+        r_tok, k_tok = Signal(range(Z + 1)), Signal(cb)
+        m.d.comb += [r_tok.eq(Mux(st_found, run_hit, rest)), k_tok.eq(Mux(st_found, k_st, 0))]
+
+        # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
+        tlevel = Signal(range(Q + 1))
+        qskip = [self.skip] + [Signal(range(Z + 1), name=f"tail{i}_skip") for i in range(1, Q)]
+        qcode = [self.code] + [Signal(cb, name=f"tail{i}_code") for i in range(1, Q)]
+        step, push = Signal(), Signal()
+        r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
+        m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid < Q) & cur_ok
+                             & (found | nxt_ok)),
+                     push.eq(Mux(uniform != 0, self.run & (tlevel < Q),
+                                 st_valid & (st_found | (p != W)))),
+                     r_in.eq(Mux(uniform != 0, 0, r_tok)),
+                     k_in.eq(Mux(uniform != 0, uniform, k_tok)),
+                     self.valid.eq(tlevel != 0)]
+
+        land = dec_valid
+        leave = step & shift
+        pop = self.pop
         with m.If(self.start):
-            m.d.sync += [level.eq(0), count.eq(0), buf.eq(0), inflight.eq(0),
-                         stage_valid.eq(0), drop.eq(self.drop), aligned.eq(0),
-                         uniform.eq(self.uniform)]
+            m.d.sync += [tlevel.eq(0), level.eq(0), cur_ok.eq(0), nxt_ok.eq(0), st_valid.eq(0),
+                         dec_valid.eq(0), first_word.eq(1),
+                         drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop),
+                         above.eq(Cat(*((self.drop <= t) for t in range(W - 1)), 1))]
         with m.Else():
-            with m.If(self.trim):
+            for i in range(Q):
+                if i + 1 < Q:
+                    with m.If(pop & (tlevel > i + 1)):
+                        m.d.sync += [qskip[i].eq(qskip[i + 1]), qcode[i].eq(qcode[i + 1])]
+                with m.If(push & (tlevel - pop == i)):
+                    m.d.sync += [qskip[i].eq(r_in), qcode[i].eq(k_in)]
+            with m.If(self.trim):              # never with pop; a push then goes behind
                 m.d.sync += self.skip.eq(self.trim_to)
-            with m.If(self.pop & qstep):       # level 1: the new token becomes the head
-                m.d.sync += [self.skip.eq(r_q), self.code.eq(k_q)]
-            with m.Elif(self.pop):
-                m.d.sync += [level.eq(level - 1), self.skip.eq(tail_skip),
-                             self.code.eq(tail_code)]
-            with m.Elif(qstep):
-                m.d.sync += level.eq(level + 1)
-                with m.If(level == 0):
-                    m.d.sync += [self.skip.eq(r_q), self.code.eq(k_q)]
-                with m.Else():
-                    m.d.sync += [tail_skip.eq(r_q), tail_code.eq(k_q)]
-            # One metadata word per cycle while there is room; the first word enters shifted by
-            # the offset of the walk's first code in it.
-            issue = Signal()
-            m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
-                                 & (count + Mux(inflight, W, 0) + Mux(stage_valid, W, 0)
-                                    <= look + 2 * W))
-            m.d.comb += pf.advance.eq(issue)
-            words = pf.word
-            m.d.sync += meta_word.eq(Array(words[j * W:(j + 1) * W] for j in range(R))[pf.sel]
-                                     if R > 1 else words)
-            m.d.sync += [stage_valid.eq(inflight),
-                         stage_word.eq(Mux(aligned, meta_word, meta_word >> drop)),
-                         stage_bits.eq(Mux(aligned, W, W - drop))]
-            added = Mux(stage_valid, stage_bits, 0)
-            with m.If(tstep):
-                m.d.sync += [buf.eq(ext >> end), count.eq(count + added - end)]
-            with m.Else():
-                m.d.sync += [buf.eq(ext), count.eq(count + added)]
-            m.d.sync += inflight.eq(issue)
-            with m.If(inflight):
-                m.d.sync += aligned.eq(1)
+            m.d.sync += tlevel.eq(tlevel + push - pop)
+
+            m.d.sync += [st_valid.eq(step), st_found.eq(found), st_hit.eq(hits & upto)]
+            with m.If(st_valid):
+                m.d.sync += p.eq(Mux(st_found, lo + 1, p_after_rest))
+
+            m.d.sync += dec_valid.eq(issue)
+            with m.If(issue):
+                m.d.sync += [first_word.eq(0), dec_first.eq(first_word)]
+            with m.If(land):
+                m.d.sync += state.eq(s_out)
+            # Entries move down a place when the window moves; a decoded word lands in the
+            # first free one.
+            for i in range(_ENTRIES):
+                if i + 1 < _ENTRIES:
+                    with m.If(leave & (level > i + 1)):
+                        m.d.sync += [alive[i].eq(alive[i + 1]), code[i].eq(code[i + 1]),
+                                     lead[i].eq(lead[i + 1])]
+                with m.If(land & (level - leave == i)):
+                    m.d.sync += [alive[i].eq(new_alive), code[i].eq(new_code),
+                                 lead[i].eq(new_lead)]
+            level_next = level + land - leave
+            m.d.sync += [level.eq(level_next), cur_ok.eq(level_next >= 1),
+                         nxt_ok.eq(level_next >= 2)]
+            with m.If(step):
+                m.d.sync += above.eq(above_next)
         return m

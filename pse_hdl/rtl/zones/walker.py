@@ -1,18 +1,18 @@
 """A fetch port's walker: one layer share of the active layout, one surviving weight per cycle.
 
 Port p walks from its split descriptor (port 0 from the layer's start) to the next port's (the
-last port to the layer's end), so the ports carry equal MAC cost. It keeps a window of the
-metadata bit string, refilled one word per cycle. Every cycle it counts the run of pruned codes at
-the window's start (up to ``Z = (fetch_look * W - longest code) / pruned-code length`` codes:
-61 or 29 for unary codes in 32-bit words) and decodes the code after the run, so a surviving weight costs one
-cycle and a run of up to Z pruned codes costs nothing more; the run may cross into the next row.
+last port to the layer's end), so the ports carry equal MAC cost. Its tokenizer (``tokenizer``)
+decodes the metadata a word at a time and hands out tokens: a run of pruned codes and the
+surviving code after it (a run may span up to two metadata words, ``Z = (2W - 1) / pruned-code
+length`` codes: 63 unary codes in 32-bit words), so a surviving weight costs one cycle and a
+stretch of a word without one costs a cycle; the run may cross into the next row.
 The metadata words and every zone's weights come in order from a ``WordPrefetch`` each, over read
 ports the walkers share (see ``prefetch``); the walker picks a weight out of its zone's
 prefetched word when it takes it. A weight's ``last`` bit is known only when the walker finds the next event
 (another weight, a row end, the end of its share), so the output stage holds one transfer back.
 
-Throughput: one surviving weight per cycle, plus a cycle for an all-pruned row or a pruned run
-longer than Z. Latency from ``go`` to the first transfer: about ``fetch_ports + 6`` cycles (the
+Throughput: one surviving weight per cycle, plus a cycle for an all-pruned row or a metadata
+word without a surviving code. Latency from ``go`` to the first transfer: about ``fetch_ports + 6`` cycles (the
 first turn on the shared read ports). Backpressure on ``o`` stalls this walker only: while
 ``o`` is stalled every register holds, the prefetchers keep the words they hold.
 
