@@ -1,7 +1,7 @@
 """A fetch walker's tokenizer: the metadata bit string of a walk, as tokens (pruned run, code).
 
 A token is a run of pruned codes and the surviving code that ends it, or a run alone (code 0).
-It is made in two parts, so that no bit-shifted window sits in a loop:
+It is made in three parts, so that no bit-shifted window sits in a loop:
 
 * **The decoder** (a pipeline). Every metadata word is decoded on its own as it is read: which
   of its bits ends a surviving code, and that code's class. Where a word's codes begin depends
@@ -10,22 +10,23 @@ It is made in two parts, so that no bit-shifted window sits in a loop:
   bits of the code already seen), so the decode is a parallel prefix over the word's bits
   (log2 W levels, registered), then the carried state applied; the carried state is the only
   feedback.
-* **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``), with
-  a position ``p`` in ``cur`` (the first bit not yet taken; always a code's first bit). Every
-  cycle it searches the window for the first surviving code that ends at or after ``p`` (a
-  balanced priority search over 2W ends), hands out the token (the pruned codes between ``p`` and
-  that code's first bit, and its class) and moves ``p`` past it; when that code ended in ``nxt``
-  the window moves by one word. When no code in the window survives, the window moves by a word
-  and the token is ``cur``'s pruned codes from ``p`` (if any). The loop is the search and the
-  next position: the window moves by whole words, never by a bit count.
+* **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``) with a
+  mask of the bits of ``cur`` not yet taken. The first surviving code at or after the mask is
+  the lowest set bit of the window's surviving ends: one subtraction (a carry chain) finds it
+  and gives the mask above it; when it is in ``nxt`` the window moves by one word. When no code
+  in the window survives, the window moves by a word. The loop is the mask, the carry chain and
+  a multiplexer: the window moves by whole words, never by a bit count.
+* **The token stage**, a cycle later: the token is the pruned codes between the previous
+  position and the hit's first bit, and the hit's class (or, without a hit, ``cur``'s pruned
+  codes from the position, if any).
 
 So a surviving weight costs one cycle, however long the run before it within two words, and a
-stretch without a surviving code costs a cycle per word (``W / pruned-code length`` codes).
-Tokens wait in a two-entry queue, so the scanner steps on the queue's registered level alone.
+word without a surviving code costs a cycle (``W / pruned-code length`` codes). Tokens wait in a
+three-entry queue, so the scanner steps on registered levels alone.
 
-Latency: the first token three cycles after the metadata prefetcher's first word (decode,
-window, scan). Throughput: one token per cycle while the queue has room and the window is
-full; decoded words move one per cycle through four entries (the window and two behind it).
+Latency: the first token four cycles after the metadata prefetcher's first word (decode,
+window, scan, token). Throughput: one token per cycle while the queue has room and the window
+is full; decoded words move one per cycle through four entries (the window and two behind it).
 
 A uniform layer (``uniform`` k > 0 at ``start``) has no metadata: the tokenizer reads none and
 gives the token (0, k) every cycle the queue has room, outside the scanner.
@@ -41,27 +42,12 @@ from .prefetch import WordPrefetch
 __all__ = ["Tokenizer", "max_run"]
 
 _ENTRIES = 4                               # decoded words held: the window and two behind it
+_QUEUE = 3                                 # tokens held: the head (``skip``, ``code``) and two
 
 
 def max_run(cfg):
     """Z: the most pruned codes one token skips (the codes of two metadata words)."""
     return (2 * cfg.zone_word_bits - 1) // cfg.code_length(0)
-
-
-def _first_set(m, bits, payloads, name):
-    """``(any, payload of the lowest set bit)`` of ``bits`` by halves: log2(width) levels of
-    2:1 muxes, where a priority chain would cost one level per bit. The payload of every bit
-    (its index, its decoded code, ...) travels down the same tree, so it is ready when the
-    search is. Every level is a signal, so no expression is repeated."""
-    n = len(bits)
-    if n == 1:
-        return bits[0], payloads[0]
-    half = 1 << ((n - 1).bit_length() - 1)
-    lo_any, lo_pay = _first_set(m, bits[:half], payloads[:half], name + "l")
-    hi_any, hi_pay = _first_set(m, bits[half:], payloads[half:], name + "h")
-    any_, pay = Signal(name=f"{name}_any"), Signal(len(lo_pay), name=f"{name}_pay")
-    m.d.comb += [any_.eq(lo_any | hi_any), pay.eq(Mux(lo_any, lo_pay, hi_pay))]
-    return any_, pay
 
 
 def _prefix(m, items, combine, name):
@@ -106,12 +92,15 @@ class Tokenizer(wiring.Component):
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
             "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
-    # -- the decoder's two encodings: a registered part (from the word) and the carried state --
+    # -- the decoder: a registered part (from the word), then the carried state applied --------
+    # Each returns the word's surviving code ends, their classes and the state the word begins
+    # in (``s_in``) and leaves (``s_out``).
 
-    def _unary(self, m, word, low):
+    def _decode_unary(self, m, issue, word, low, dec_first, dlow, state):
         """Registered: the masked bits and, per bit, the state map of the bits up to it, as
-        (constant?, value): a 1 adds one modulo n, a 0 resets to 0 (it ends a code)."""
-        n = len(self.cfg.precisions)
+        (constant?, value): a 1 adds one modulo n, a 0 resets to 0 (it ends a code). Then the
+        state before every bit is the map before it applied to the word's carried state."""
+        n, W, cb = len(self.cfg.precisions), len(word), self.cfg.code_bits
         sw = max(1, (n - 1).bit_length())
 
         def addmod(a, b):
@@ -123,16 +112,92 @@ class Tokenizer(wiring.Component):
             m.d.comb += [c.eq(g[0] | f[0]), v.eq(Mux(g[0], g[1], addmod(f[1], g[1])))]
             return c, v
 
-        bits = Signal.like(word, name="ubits")
+        bits = Signal(W, name="ubits")
         m.d.comb += bits.eq(word & ~low)
-        maps = _prefix(m, [(~bits[t], Mux(bits[t], 1 % n, 0)) for t in range(len(word))],
+        maps = _prefix(m, [(~bits[t], Mux(bits[t], 1 % n, 0)) for t in range(W)],
                        combine, "umap")
-        return bits, maps, addmod
+        dec_bits = Signal(W)
+        dec_maps = [(Signal(name=f"dmap{t}_c"), Signal(sw, name=f"dmap{t}_v")) for t in range(W)]
+        with m.If(issue):
+            m.d.sync += dec_bits.eq(bits)
+            m.d.sync += [x.eq(y) for t in range(W) for x, y in zip(dec_maps[t], maps[t])]
+        s_in = Mux(dec_first, 0, state)
+        after = [Mux(cm, vm, addmod(s_in, vm)) for cm, vm in dec_maps]
+        before = [s_in] + after[:-1]
+        alive, code = Signal(W), Signal(W * cb)
+        m.d.comb += [alive.eq(Cat(Mux(dec_bits[t], before[t] == n - 1, before[t] != 0)
+                                  & ~dlow[t] for t in range(W))),
+                     code.eq(Cat(Mux(dec_bits[t], n, before[t])[:cb] for t in range(W)))]
+        return alive, code, s_in, after[-1]
+
+    def _decode_fixed(self, m, issue, word, drop, dec_first, dlow, state):
+        """A code ends where the bits seen reach c; its bits may begin in the previous word
+        (``hist``: its last c - 1 bits). The first word's codes begin at ``drop``."""
+        W, c = len(word), self.cfg.code_bits
+        hist = Signal(max(1, c - 1))
+        dec_ext = Signal(W + c - 1)
+        with m.If(issue):
+            m.d.sync += dec_ext.eq(Cat(hist[:c - 1], word))
+            if c > 1:
+                m.d.sync += hist.eq(word[W - c + 1:])
+        first_state = Array(Const((-d) % c, len(state)) for d in range(W))[drop]
+        s_in = Mux(dec_first, first_state, state)
+        ends = [s_in == (-(t + 1)) % c for t in range(W)]
+        codes = [dec_ext[t:t + c] for t in range(W)]
+        alive, code = Signal(W), Signal(W * c)
+        m.d.comb += [alive.eq(Cat(ends[t] & (codes[t] != 0) & ~dlow[t] for t in range(W))),
+                     code.eq(Cat(codes))]
+        return alive, code, s_in, Array(Const((s + W) % c, len(state)) for s in range(c))[s_in]
+
+    def _token(self, m, st_hit, st_found, p, code0, lead0):
+        """The token of a step, from its hit (one bit of ``st_hit``, or none): its class read out
+        of entry 0 (the word it is in), its run from ``p``; and where ``p`` moves."""
+        cfg = self.cfg
+        n, W, cb, c = len(cfg.precisions), cfg.zone_word_bits, cfg.code_bits, cfg.code_bits
+        h = Signal(W)
+        m.d.comb += h.eq(st_hit[:W] | st_hit[W:])
+        lo = Signal(log2(W))
+        m.d.comb += lo.eq(Cat(Cat(h[t] for t in range(W) if (t >> b) & 1).any()
+                              for b in range(log2(W))))
+        k_st = Signal(cb)
+        m.d.comb += k_st.eq(Cat(Cat(h[t] & code0[t * cb + j] for t in range(W)).any()
+                                for j in range(cb)))
+        at = Cat(lo, st_hit[W:].any())         # the hit's bit in the window
+        if cfg.meta_encoding == "unary":
+            run_hit = (at + 1 - Mux(k_st >= n, n, k_st + 1) - p)[:log2(2 * W)]
+            rest = W - p                       # cur's codes from p: all pruned, one bit each
+            p_after_rest = 0
+        else:
+            gap = (at + 1 - c - p)[:log2(2 * W)]
+            run_hit = Array(Const(i // c, len(self.skip)) for i in range(2 * W))[gap]
+            # codes beginning in cur at or after p; the last may end in nxt
+            rest = Array(Const(-(-(W - q) // c), len(self.skip)) for q in range(W + 1))[p]
+            p_after_rest = lead0
+        r_tok, k_tok = Signal.like(self.skip), Signal(cb)
+        m.d.comb += [r_tok.eq(Mux(st_found, run_hit, rest)), k_tok.eq(Mux(st_found, k_st, 0))]
+        return r_tok, k_tok, Mux(st_found, lo + 1, p_after_rest)
+
+    def _queue(self, m, level, push, skip, code):
+        """The token queue: ``push`` enters (``skip``, ``code``) behind the tokens held, ``pop``
+        takes the head, ``trim`` shortens the head's run (never with ``pop``)."""
+        pop = self.pop
+        tails = range(1, _QUEUE)
+        qskip = [self.skip] + [Signal.like(self.skip, name=f"tail{i}_skip") for i in tails]
+        qcode = [self.code] + [Signal.like(self.code, name=f"tail{i}_code") for i in tails]
+        for i in range(_QUEUE):
+            if i + 1 < _QUEUE:
+                with m.If(pop & (level > i + 1)):
+                    m.d.sync += [qskip[i].eq(qskip[i + 1]), qcode[i].eq(qcode[i + 1])]
+            with m.If(push & (level - pop == i)):
+                m.d.sync += [qskip[i].eq(skip), qcode[i].eq(code)]
+        with m.If(self.trim):                  # a push then goes behind the head
+            m.d.sync += self.skip.eq(self.trim_to)
+        m.d.sync += level.eq(level + push - pop)
 
     def elaborate(self, platform):
         cfg = self.cfg
         n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
-        cb, len0, Z = cfg.code_bits, cfg.code_length(0), max_run(cfg)
+        cb = cfg.code_bits
         unary = cfg.meta_encoding == "unary"
         c = cfg.code_bits                      # a fixed-length code's bits
         m = Module()
@@ -159,43 +224,14 @@ class Tokenizer(wiring.Component):
         word = Signal(W)
         m.d.comb += word.eq(Array(pf.word[j * W:(j + 1) * W] for j in range(R))[pf.sel]
                             if R > 1 else pf.word)
-        low = Mux(first_word, below_drop, 0)
         state = Signal(max(1, (max(n, c) - 1).bit_length()))
-        new_alive, new_code = Signal(W), Signal(W * cb)
+        low, dlow = Mux(first_word, below_drop, 0), Mux(dec_first, below_drop, 0)
         if unary:
-            bits, maps, addmod = self._unary(m, word, low)
-            dec_bits = Signal(W)
-            dec_maps = [(Signal(name=f"dmap{t}_c"), Signal(len(maps[t][1]), name=f"dmap{t}_v"))
-                        for t in range(W)]
-            with m.If(issue):
-                m.d.sync += dec_bits.eq(bits)
-                m.d.sync += [x.eq(y) for t in range(W) for x, y in zip(dec_maps[t], maps[t])]
-            s_in = Mux(dec_first, 0, state)
-            after = [Mux(cm, vm, addmod(s_in, vm)) for cm, vm in dec_maps]
-            before = [s_in] + after[:-1]
-            dlow = Mux(dec_first, below_drop, 0)
-            m.d.comb += [new_alive.eq(Cat(Mux(dec_bits[t], before[t] == n - 1, before[t] != 0)
-                                          & ~dlow[t] for t in range(W))),
-                         new_code.eq(Cat(Mux(dec_bits[t], n, before[t])[:cb] for t in range(W)))]
-            s_out = after[-1]
+            new_alive, new_code, s_in, s_out = self._decode_unary(m, issue, word, low, dec_first,
+                                                                  dlow, state)
         else:
-            # Fixed-length codes: a code ends where the bits seen reach c; its bits may begin
-            # in the previous word (``hist``: its last c - 1 bits).
-            hist = Signal(max(1, c - 1))
-            dec_ext = Signal(W + c - 1)
-            with m.If(issue):
-                m.d.sync += dec_ext.eq(Cat(hist[:c - 1], word))
-                if c > 1:
-                    m.d.sync += hist.eq(word[W - c + 1:])
-            first_state = Array(Const((-d) % c, len(state)) for d in range(W))[drop]
-            s_in = Mux(dec_first, first_state, state)
-            dlow = Mux(dec_first, below_drop, 0)
-            ends = [s_in == (-(t + 1)) % c for t in range(W)]
-            codes = [dec_ext[t:t + c] for t in range(W)]
-            m.d.comb += [new_alive.eq(Cat(ends[t] & (codes[t] != 0) & ~dlow[t]
-                                          for t in range(W))),
-                         new_code.eq(Cat(codes))]
-            s_out = Array(Const((s + W) % c, len(state)) for s in range(c))[s_in]
+            new_alive, new_code, s_in, s_out = self._decode_fixed(m, issue, word, drop, dec_first,
+                                                                  dlow, state)
 
         # -- the entries: [0] = cur, [1] = nxt, then two more --------------------------------
         # ``lead``: the first bit of a word that begins a code (fixed-length codes cross words;
@@ -231,37 +267,14 @@ class Tokenizer(wiring.Component):
         # The hit is one bit of ``st_hit``; its class is read from entry 0, which is the word
         # it is in (if the window moved at the step, nxt became entry 0). ``p`` (cur's first
         # bit not taken) follows the tokens here, one per step.
-        Q = 3                                  # token queue entries
+        Q = _QUEUE
         st_valid, st_found = Signal(), Signal()
         st_hit = Signal(2 * W)
         p = Signal(range(W + 1))
-        h = Signal(W)
-        m.d.comb += h.eq(st_hit[:W] | st_hit[W:])
-        lo = Signal(log2(W))
-        m.d.comb += lo.eq(Cat(Cat(h[t] for t in range(W) if (t >> b) & 1).any()
-                              for b in range(log2(W))))
-        k_st = Signal(cb)
-        m.d.comb += k_st.eq(Cat(Cat(h[t] & code[0][t * cb + j] for t in range(W)).any()
-                                for j in range(cb)))
-        at = Cat(lo, st_hit[W:].any())         # the hit's bit in the window
-        if unary:
-            gap = (at + 1 - Mux(k_st >= n, n, k_st + 1) - p)[:log2(2 * W)]
-            run_hit = gap                      # pruned codes are one bit each
-            rest = W - p                       # cur's codes from p: all pruned, one bit each
-            p_after_rest = 0
-        else:
-            gap = (at + 1 - c - p)[:log2(2 * W)]
-            run_hit = Array(Const(i // c, len(self.skip)) for i in range(2 * W))[gap]
-            # codes beginning in cur at or after p; the last may end in nxt
-            rest = Array(Const(-(-(W - q) // c), len(self.skip)) for q in range(W + 1))[p]
-            p_after_rest = lead[0]
-        r_tok, k_tok = Signal(range(Z + 1)), Signal(cb)
-        m.d.comb += [r_tok.eq(Mux(st_found, run_hit, rest)), k_tok.eq(Mux(st_found, k_st, 0))]
+        r_tok, k_tok, p_next = self._token(m, st_hit, st_found, p, code[0], lead[0])
 
         # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
         tlevel = Signal(range(Q + 1))
-        qskip = [self.skip] + [Signal(range(Z + 1), name=f"tail{i}_skip") for i in range(1, Q)]
-        qcode = [self.code] + [Signal(cb, name=f"tail{i}_code") for i in range(1, Q)]
         step, push = Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
         m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid < Q) & cur_ok
@@ -274,26 +287,17 @@ class Tokenizer(wiring.Component):
 
         land = dec_valid
         leave = step & shift
-        pop = self.pop
         with m.If(self.start):
             m.d.sync += [tlevel.eq(0), level.eq(0), cur_ok.eq(0), nxt_ok.eq(0), st_valid.eq(0),
                          dec_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop),
                          above.eq(Cat(*((self.drop <= t) for t in range(W - 1)), 1))]
         with m.Else():
-            for i in range(Q):
-                if i + 1 < Q:
-                    with m.If(pop & (tlevel > i + 1)):
-                        m.d.sync += [qskip[i].eq(qskip[i + 1]), qcode[i].eq(qcode[i + 1])]
-                with m.If(push & (tlevel - pop == i)):
-                    m.d.sync += [qskip[i].eq(r_in), qcode[i].eq(k_in)]
-            with m.If(self.trim):              # never with pop; a push then goes behind
-                m.d.sync += self.skip.eq(self.trim_to)
-            m.d.sync += tlevel.eq(tlevel + push - pop)
+            self._queue(m, tlevel, push, r_in, k_in)
 
             m.d.sync += [st_valid.eq(step), st_found.eq(found), st_hit.eq(hits & upto)]
             with m.If(st_valid):
-                m.d.sync += p.eq(Mux(st_found, lo + 1, p_after_rest))
+                m.d.sync += p.eq(p_next)
 
             m.d.sync += dec_valid.eq(issue)
             with m.If(issue):
