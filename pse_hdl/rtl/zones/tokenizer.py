@@ -7,9 +7,9 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
   of its bits ends a surviving code, and that code's class. Where a word's codes begin depends
   on the words before it only through a state of a few bits carried from word to word (unary
   codes: the ones of an unfinished code, modulo the number of classes; fixed-length codes: the
-  bits of the code already seen), so the decode is a parallel prefix over the word's bits
-  (log2 W levels, registered), then the carried state applied; the carried state is the only
-  feedback.
+  bits of the code already seen), so the word is registered and decoded with a few word-wide
+  operations (unary codes: one carry chain per class, see ``_decode_unary``), the carried state
+  entering last; it is the only feedback.
 * **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``) with a
   mask of the bits of ``cur`` not yet taken. The first surviving code at or after the mask is
   the lowest set bit of the window's surviving ends: one subtraction (a carry chain) finds it
@@ -50,15 +50,11 @@ def max_run(cfg):
     return (2 * cfg.zone_word_bits - 1) // cfg.code_length(0)
 
 
-def _prefix(m, items, combine, name):
-    """Sklansky parallel prefix: ``out[t] = items[t] o ... o items[0]`` for every t, in
-    log2(len) levels of ``combine(later, earlier)``."""
-    out, d, level = list(items), 1, 0
-    while d < len(out):
-        for i in range(len(out)):
-            if i & d:
-                out[i] = combine(out[i], out[(i & ~(2 * d - 1)) + d - 1], f"{name}{level}_{i}")
-        d, level = 2 * d, level + 1
+def _or(values):
+    """The OR of ``values`` (0 if there are none)."""
+    out = Const(0)
+    for v in values:
+        out = out | v
     return out
 
 
@@ -92,43 +88,56 @@ class Tokenizer(wiring.Component):
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
             "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
-    # -- the decoder: a registered part (from the word), then the carried state applied --------
-    # Each returns the word's surviving code ends, their classes and the state the word begins
-    # in (``s_in``) and leaves (``s_out``).
+    # -- the decoder: the word is registered, then decoded with word-wide operations ----------
+    # Each returns the word's surviving code ends (``alive``), their classes as ``code_bits``
+    # planes of W bits (plane j: bit j of the class of the code ending at each bit), the state
+    # the word begins in (``s_in``) and the state it leaves (``s_out``).
 
     def _decode_unary(self, m, issue, word, low, dec_first, dlow, state):
-        """Registered: the masked bits and, per bit, the state map of the bits up to it, as
-        (constant?, value): a 1 adds one modulo n, a 0 resets to 0 (it ends a code). Then the
-        state before every bit is the map before it applied to the word's carried state."""
+        """Truncated unary: every 0 ends a code (its class: the ones before it, modulo n), and so
+        does the n-th 1 of a run of ones counted from the run's start. Runs are told apart by
+        their start modulo n: adding a run's start bit to the word carries through the run, so
+        ``((starts & P) + bits) ^ bits`` marks the runs starting at positions in ``P``, n carry
+        chains for all of them. Only the run at bit 0 continues the previous word's code (its
+        ``s_in`` pending ones), so only it and the 0 that ends it depend on the carried state."""
         n, W, cb = len(self.cfg.precisions), len(word), self.cfg.code_bits
-        sw = max(1, (n - 1).bit_length())
+        full = (1 << W) - 1
+        P = [sum(1 << t for t in range(W) if t % n == r) for r in range(n)]   # t = r (mod n)
 
-        def addmod(a, b):
-            s = a + b
-            return Mux(s >= n, s - n, s)[:sw]
+        def by_state(f):                       # the mask P[f(s_in)], chosen by the carried state
+            return Array(Const(P[f(x) % n], W) for x in range(n))[s_in]
 
-        def combine(g, f, name):
-            c, v = Signal(name=f"{name}_c"), Signal(sw, name=f"{name}_v")
-            m.d.comb += [c.eq(g[0] | f[0]), v.eq(Mux(g[0], g[1], addmod(f[1], g[1])))]
-            return c, v
-
-        bits = Signal(W, name="ubits")
-        m.d.comb += bits.eq(word & ~low)
-        maps = _prefix(m, [(~bits[t], Mux(bits[t], 1 % n, 0)) for t in range(W)],
-                       combine, "umap")
-        dec_bits = Signal(W)
-        dec_maps = [(Signal(name=f"dmap{t}_c"), Signal(sw, name=f"dmap{t}_v")) for t in range(W)]
+        b = Signal(W, name="ubits")
         with m.If(issue):
-            m.d.sync += dec_bits.eq(bits)
-            m.d.sync += [x.eq(y) for t in range(W) for x, y in zip(dec_maps[t], maps[t])]
+            m.d.sync += b.eq(word & ~low)
         s_in = Mux(dec_first, 0, state)
-        after = [Mux(cm, vm, addmod(s_in, vm)) for cm, vm in dec_maps]
-        before = [s_in] + after[:-1]
+        inc = Signal(W)
+        first_run, first_zero, starts = Signal(W), Signal(W), Signal(W)
+        m.d.comb += [inc.eq(b + 1), first_run.eq((inc ^ b) & b), first_zero.eq(~b & inc),
+                     starts.eq(b & ~(b << 1)[:W] & (full ^ 1))]
+        runs = []
+        for r in range(n):
+            run = Signal(W, name=f"urun{r}")
+            m.d.comb += run.eq((((starts & P[r]) + b)[:W] ^ b) & b)
+            runs.append(run)
+        ones_end = Signal(W)
+        m.d.comb += ones_end.eq((first_run & by_state(lambda x: -x - 1))
+                                | _or(runs[r] & P[(r - 1) % n] for r in range(n)))
+        zero_end = [None]                      # zero_end[k]: a 0 that ends a code of class k
+        for k in range(1, n):
+            z = Signal(W, name=f"uzero{k}")
+            m.d.comb += z.eq((first_zero & by_state(lambda x, k=k: k - x))
+                             | _or(((runs[r] << 1)[:W] & ~b) & P[(r + k) % n] for r in range(n)))
+            zero_end.append(z)
         alive, code = Signal(W), Signal(W * cb)
-        m.d.comb += [alive.eq(Cat(Mux(dec_bits[t], before[t] == n - 1, before[t] != 0)
-                                  & ~dlow[t] for t in range(W))),
-                     code.eq(Cat(Mux(dec_bits[t], n, before[t])[:cb] for t in range(W)))]
-        return alive, code, s_in, after[-1]
+        m.d.comb += [alive.eq(_or([ones_end, *zero_end[1:]]) & ~dlow),
+                     code.eq(Cat(_or([ones_end] * ((n >> j) & 1)
+                                     + [zero_end[k] for k in range(1, n) if (k >> j) & 1])
+                                 for j in range(cb)))]
+        top = _or(Mux(runs[r][W - 1], (W - r) % n, 0) for r in range(n))
+        s_out = Mux(b.all(), Array(Const((x + W) % n, len(state)) for x in range(n))[s_in],
+                    Mux(b[W - 1], top, 0))
+        return alive, code, s_in, s_out
 
     def _decode_fixed(self, m, issue, word, drop, dec_first, dlow, state):
         """A code ends where the bits seen reach c; its bits may begin in the previous word
@@ -142,12 +151,13 @@ class Tokenizer(wiring.Component):
                 m.d.sync += hist.eq(word[W - c + 1:])
         first_state = Array(Const((-d) % c, len(state)) for d in range(W))[drop]
         s_in = Mux(dec_first, first_state, state)
-        ends = [s_in == (-(t + 1)) % c for t in range(W)]
-        codes = [dec_ext[t:t + c] for t in range(W)]
+        ends = Signal(W)
+        m.d.comb += ends.eq(Array(Const(sum(1 << t for t in range(W) if (x + t + 1) % c == 0), W)
+                                  for x in range(c))[s_in])
+        planes = [dec_ext[j:j + W] & ends for j in range(c)]   # bit j of the code ending at t
         alive, code = Signal(W), Signal(W * c)
-        m.d.comb += [alive.eq(Cat(ends[t] & (codes[t] != 0) & ~dlow[t] for t in range(W))),
-                     code.eq(Cat(codes))]
-        return alive, code, s_in, Array(Const((s + W) % c, len(state)) for s in range(c))[s_in]
+        m.d.comb += [alive.eq(_or(planes) & ~dlow), code.eq(Cat(planes))]
+        return alive, code, s_in, Array(Const((x + W) % c, len(state)) for x in range(c))[s_in]
 
     def _token(self, m, st_hit, st_found, p, code0, lead0):
         """The token of a step, from its hit (one bit of ``st_hit``, or none): its class read out
@@ -160,8 +170,7 @@ class Tokenizer(wiring.Component):
         m.d.comb += lo.eq(Cat(Cat(h[t] for t in range(W) if (t >> b) & 1).any()
                               for b in range(log2(W))))
         k_st = Signal(cb)
-        m.d.comb += k_st.eq(Cat(Cat(h[t] & code0[t * cb + j] for t in range(W)).any()
-                                for j in range(cb)))
+        m.d.comb += k_st.eq(Cat((h & code0[j * W:(j + 1) * W]).any() for j in range(cb)))
         at = Cat(lo, st_hit[W:].any())         # the hit's bit in the window
         if cfg.meta_encoding == "unary":
             run_hit = (at + 1 - Mux(k_st >= n, n, k_st + 1) - p)[:log2(2 * W)]
