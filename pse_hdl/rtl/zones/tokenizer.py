@@ -163,7 +163,8 @@ class Tokenizer(wiring.Component):
         """The token of a step, from its hit (one bit of ``st_hit``, or none): its class read out
         of entry 0 (the word it is in), its run from ``p``; and where ``p`` moves."""
         cfg = self.cfg
-        n, W, cb, c = len(cfg.precisions), cfg.zone_word_bits, cfg.code_bits, cfg.code_bits
+        n, W, cb = len(cfg.precisions), cfg.zone_word_bits, cfg.code_bits
+        c = cb                                 # a fixed-length code's bits
         h = Signal(W)
         m.d.comb += h.eq(st_hit[:W] | st_hit[W:])
         lo = Signal(log2(W))
@@ -206,9 +207,8 @@ class Tokenizer(wiring.Component):
     def elaborate(self, platform):
         cfg = self.cfg
         n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
-        cb = cfg.code_bits
+        cb = c = cfg.code_bits                 # c: a fixed-length code's bits
         unary = cfg.meta_encoding == "unary"
-        c = cfg.code_bits                      # a fixed-length code's bits
         m = Module()
 
         pf = WordPrefetch(len(self.meta.addr), R * W, log2(R))
@@ -223,7 +223,7 @@ class Tokenizer(wiring.Component):
         below_drop = Signal(W)                 # bits before the walk's first code
         m.d.comb += below_drop.eq(Cat((drop > t) for t in range(W - 1)))
 
-        # -- the decoder: word -> (registered) prefix -> state applied -> entry -----------------
+        # -- the decoder: word (registered as read) -> decoded, the carried state last -> entry --
         level = Signal(range(_ENTRIES + 1))    # decoded words held
         dec_valid, dec_first = Signal(), Signal()
         issue = Signal()
@@ -276,19 +276,18 @@ class Tokenizer(wiring.Component):
         # The hit is one bit of ``st_hit``; its class is read from entry 0, which is the word
         # it is in (if the window moved at the step, nxt became entry 0). ``p`` (cur's first
         # bit not taken) follows the tokens here, one per step.
-        Q = _QUEUE
         st_valid, st_found = Signal(), Signal()
         st_hit = Signal(2 * W)
         p = Signal(range(W + 1))
         r_tok, k_tok, p_next = self._token(m, st_hit, st_found, p, code[0], lead[0])
 
         # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
-        tlevel = Signal(range(Q + 1))
+        tlevel = Signal(range(_QUEUE + 1))
         step, push = Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
-        m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid < Q) & cur_ok
+        m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid < _QUEUE) & cur_ok
                              & (found | nxt_ok)),
-                     push.eq(Mux(uniform != 0, self.run & (tlevel < Q),
+                     push.eq(Mux(uniform != 0, self.run & (tlevel < _QUEUE),
                                  st_valid & (st_found | (p != W)))),
                      r_in.eq(Mux(uniform != 0, 0, r_tok)),
                      k_in.eq(Mux(uniform != 0, uniform, k_tok)),
