@@ -19,6 +19,8 @@ figure counts all metadata: masks, codes, scales, descriptors. All fixed-point m
 the engine's datapath (int8 activations, the same requantization), so they differ only in how
 weights are stored. MAC cycles are relative to dense 16-bit on the same lanes. The calibration
 may store layers uniform at 4 bits (no codes, docs/SPEC.md section 6); the table names them.
+With ``--config examples/input_masks.toml`` it may also mask layers (uniform, the input
+columns it prunes not stored; golden model only so far).
 """
 
 import argparse
@@ -150,12 +152,13 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0):
             "budget": budget, "accuracy": argmax_accuracy(engine.infer(xq)[-1], y_test),
             "bits_per_weight": engine.footprint()["bits_per_weight"],
             "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"],
-            "shares": list(best["shares"]), "uniform": list(best["uniform"])})
+            "shares": list(best["shares"]), "uniform": list(best["uniform"]),
+            "masked": list(best["masked"])})
         logits, fig = design.run(xq, quantized=True)
         out["pse_dynamic"].append({
             "budget": budget, "accuracy": argmax_accuracy(logits, y_test),
             "bits_per_weight": fig["bits_per_weight"], "mac_cycle_ratio": fig["mac_cycle_ratio"],
-            "uniform": list(design.uniform)})
+            "uniform": list(design.uniform), "masked": list(design.masked)})
     for budget in ADAPT_BUDGETS:
         # The budget following performance (label-free) a bit either side of the target.
         floor, ceiling = budget - ADAPT_RANGE, budget + ADAPT_RANGE
@@ -213,10 +216,14 @@ def table(networks):
                 if p["accuracy"] is None:
                     lines.append(f"  {label:<22} {'no layout fits the budget':>32}")
                     continue
-                uniform = [str(l) for l, u in enumerate(p.get("uniform", ())) if u]
+                masked = p.get("masked") or [False] * len(p.get("uniform", ()))
+                uniform = [str(l) for l, (u, k) in enumerate(zip(p.get("uniform", ()), masked))
+                           if u and not k]
+                masked = [str(l) for l, k in enumerate(masked) if k]
                 lines.append(f"  {label:<22} {p['bits_per_weight']:>11.3f} "
                              f"{_pct(p['accuracy']):>9} {100 * p['mac_cycle_ratio']:>9.1f}%"
-                             + (f"  uniform layers {','.join(uniform)}" if uniform else ""))
+                             + (f"  uniform layers {','.join(uniform)}" if uniform else "")
+                             + (f"  masked layers {','.join(masked)}" if masked else ""))
     return "\n".join(lines)
 
 

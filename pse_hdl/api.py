@@ -37,7 +37,7 @@ from .importers import (Source, check_reproduces, class_indices, infer_task, loa
                         read_npz)
 from .model.calibration import argmax_accuracy, best_within, budget_ladder, calibrate
 from .model.engine import Engine, Firmware as Policy, allocation_points, check_activations, \
-    check_uniform, logit_margins, low_confidence_share, profile, run_dynamic
+    check_masked, check_uniform, logit_margins, low_confidence_share, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 
@@ -132,7 +132,7 @@ def load(path):
     design = Design(cfg, source, x_cal, y_cal, meta["task"],
                     recalibrate_every=meta["recalibrate_every"])
     design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"],
-                          meta.get("uniform"))
+                          meta.get("uniform"), meta.get("masked"))
     design.adapt = meta.get("adapt")
     return design
 
@@ -169,6 +169,7 @@ class Design:
         self.qnet = quantize_network(source.net, self.x_cal, cfg)
         self.qnet.baseline = profile(self.qnet, self.quantize(self.x_cal), cfg)
         self.shares = self.thresholds = self.target_bits = self.mode = self.uniform = None
+        self.masked = None
         self.adapt = None                 # the budget ladder, when it follows performance
         self.table = []
         self.calibration_score = None
@@ -236,31 +237,38 @@ class Design:
         if adapt is not None:
             best = best_within(self.table, target_bits)
             # The firmware's ladder moves the thresholds only: its rungs keep best's layers
-            # uniform.
-            rungs = budget_ladder([r for r in self.table if r["uniform"] == best["uniform"]],
-                                  floor, top)
+            # uniform (and masked).
+            rungs = budget_ladder([r for r in self.table if r["uniform"] == best["uniform"]
+                                   and r["masked"] == best["masked"]], floor, top)
             logits = Engine(self.qnet, self.cfg, thresholds=best["thresholds"],
-                            uniform=best["uniform"]).infer(xq)[-1]
+                            uniform=best["uniform"], masked=best["masked"]).infer(xq)[-1]
             margin = int(np.quantile(logit_margins(logits), 0.25))
             self.adapt = {"ladder": [list(r["shares"]) for r in rungs],
                           "rung": [r["shares"] for r in rungs].index(best["shares"]),
                           "margin": margin, "reference": low_confidence_share(logits, margin),
                           "floor": floor, "ceiling": top}
         self.set_allocation(best["shares"], best["thresholds"], target_bits, mode,
-                            best["uniform"])
+                            best["uniform"], best["masked"])
         self.calibration_score = best["accuracy"]
         return best
 
-    def set_allocation(self, shares, thresholds, target_bits, mode, uniform=None):
+    def set_allocation(self, shares, thresholds, target_bits, mode, uniform=None, masked=None):
         self.shares = tuple(shares)
         self.thresholds = [list(map(int, t)) for t in thresholds]
         self.uniform = check_uniform(uniform, len(self.qnet.layers), self.cfg)
+        self.masked = check_masked(masked, self.uniform, self.cfg)
         self.target_bits, self.mode = target_bits, mode
 
     @property
     def uniform_layers(self):
-        """The layers the calibration stores uniform (no codes): ``{layer: bits}``."""
+        """The layers the calibration stores uniform (no codes), masked ones included:
+        ``{layer: bits}``."""
         return {l: self.cfg.precisions[u - 1] for l, u in enumerate(self.uniform or ()) if u}
+
+    @property
+    def masked_layers(self):
+        """The uniform layers whose pruned input columns are not stored: ``[layer, ...]``."""
+        return [l for l, m in enumerate(self.masked or ()) if m]
 
     @property
     def policy(self):
@@ -268,14 +276,17 @@ class Design:
         # The budget guard: no layout over the budget (with a ladder, its ceiling) is swapped in.
         if a is None:
             return Policy(self.shares, self.recalibrate_every, self.mode,
-                          uniform=tuple(self.uniform), max_bits=self.target_bits)
+                          uniform=tuple(self.uniform), masked=tuple(self.masked),
+                          max_bits=self.target_bits)
         return Policy(self.shares, self.recalibrate_every, self.mode, uniform=tuple(self.uniform),
+                      masked=tuple(self.masked),
                       ladder=tuple(map(tuple, a["ladder"])), rung=a["rung"],
                       margin=a["margin"], reference=a["reference"], max_bits=a["ceiling"])
 
     def engine(self):
         """A golden-model engine at the calibrated start (the first layout allocated)."""
-        return Engine(self.qnet, self.cfg, thresholds=self.thresholds, uniform=self.uniform)
+        return Engine(self.qnet, self.cfg, thresholds=self.thresholds, uniform=self.uniform,
+                      masked=self.masked)
 
     # -- running ----------------------------------------------------------------------------
     def run(self, x, backend="model", *, quantized=False, progress=None, trace=None,
@@ -396,6 +407,7 @@ class Design:
                                                               engine.class_shares())},
             "calibrated_shares": dict(zip(labels, self.shares)),
             "uniform_layers": self.uniform_layers,
+            "masked_layers": self.masked_layers,
             "mac_cycles_per_sample": int(cyc["scheduled"]),
             "ideal_cycles_per_sample": int(cyc["ideal"]),
             "dense16_cycles_per_sample": int(cyc["dense16"]),
@@ -464,7 +476,7 @@ class Design:
             raise InputError(f"the directory of {str(path)!r} does not exist")
         meta = {"config": self.cfg.to_dict(), "kind": self.source.kind, "task": self.task,
                 "shares": list(self.shares), "thresholds": self.thresholds,
-                "uniform": self.uniform,
+                "uniform": self.uniform, "masked": self.masked,
                 "target_bits": self.target_bits, "mode": self.mode,
                 "recalibrate_every": self.recalibrate_every, "adapt": self.adapt}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),

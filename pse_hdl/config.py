@@ -120,6 +120,12 @@ class PSEConfig:
         samples that do not use it). The literal form has no snapshot and needs false.
     reversible : bool
         Keep the master copy of pruned weights (default) or clear it, as the literal algorithm does.
+    input_masks : bool
+        Let the calibration store a layer **masked**: every weight at one class, as a uniform
+        layer, except the weights of the input columns it prunes, which are not stored at all
+        (docs/SPEC.md section 6; a column's importance is its inputs' EMA times the mean
+        magnitude of its masters). Golden model only so far: the RTL refuses it (default
+        false); needs the factored, reversible form.
     importance_form : str
         ``"factored"`` (one EMA per input, ``|w| * EMA(|x|)``) or ``"literal"`` (one EMA of
         ``|w*x|`` per weight).
@@ -181,6 +187,7 @@ class PSEConfig:
     snapshot_shift: int = 2
     importance_floor: bool = True
     reversible: bool = True
+    input_masks: bool = False
     importance_form: str = "factored"
     mac_digit_bits: int = 4
     hist_bins: int = 128
@@ -278,6 +285,12 @@ class PSEConfig:
         if self.importance_form not in IMPORTANCE_FORMS:
             raise ConfigError(f"importance_form must be one of {IMPORTANCE_FORMS}, "
                               f"not {self.importance_form!r}")
+        if not isinstance(self.input_masks, bool):
+            raise ConfigError(f"input_masks must be true or false, not {self.input_masks!r}")
+        if self.input_masks and (self.importance_form != "factored" or not self.reversible):
+            raise ConfigError("input_masks = true needs importance_form 'factored' and "
+                              "reversible = true (a column's importance is its input's EMA "
+                              "times its masters' mean magnitude, as loaded)")
         _check_int("snapshot_shift", self.snapshot_shift, 0, 8)
         _check_int("one_port_below", self.one_port_below, 0, 1 << 32)
         if self.importance_form == "literal" and self.snapshot_shift:

@@ -114,6 +114,7 @@ def run_demo(cfg=None, target_bits=4.0, mode="global", recalibrate_every=4, prog
         "target_bits": target_bits,
         "calibrated_shares": dict(zip(labels, design.shares)),
         "uniform_layers": design.uniform_layers,
+        "masked_layers": design.masked_layers,
         "calibration_accuracy": best["accuracy"],
         "weights": int(sum(q.master.size for q in design.qnet.layers)),
         "layers": [list(q.shape) for q in design.qnet.layers],

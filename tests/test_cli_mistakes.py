@@ -21,6 +21,7 @@ def files(tmp_path_factory):
         "literal.toml": "[pse]\nimportance_form = \"literal\"\nsnapshot_shift = 0\n"
                         "importance_floor = false\n",
         "bins.toml": "[pse]\nhist_bins = 1\n",
+        "masks.toml": "[pse]\ninput_masks = true\n",
         "preset.toml": "[pse]\npreset = \"huge\"\n",
         "sweep.toml": "[sweep]\nbogus = 1\n",
     }
@@ -54,6 +55,9 @@ CASES = [
     (["generate", "histogram", "--config", "{d}/bins.toml"], "hist_bins must be"),
     (["generate", "pa", "--config", "{d}/preset.toml"], "preset must be one of"),
     (["demo", "--plot", "", "--config", "{d}/str.toml"], "lanes must be an integer"),
+    (["generate", "zones", "--config", "{d}/masks.toml"], "runs in the golden model only"),
+    (["demo", "--plot", "", "--backend", "rtl", "--config", "{d}/masks.toml"],
+     "runs in the golden model only"),
     # blocks, boards, presets
     (["generate", "nosuch"], "block must be one of"),
     (["synth", "nosuch"], "block must be one of"),

@@ -138,3 +138,27 @@ def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
     assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {"precisions", "thresholds"}
     fig = run_demo(cfg, target_bits=3.0).figures
     assert fig["bits_per_weight"] <= 3.0 and fig["pse_accuracy"] > 0.95
+
+
+def test_input_masks_are_refused_by_the_hardware():
+    """Masked layers exist in the golden model only: the engine's register map, the zoned
+    memory and the host firmware say so before anything is built or written."""
+    from pse_hdl.host.firmware import Firmware
+    from pse_hdl.model.engine import Firmware as Policy
+    from pse_hdl.regmap import check_engine_config
+    from pse_hdl.rtl.zones import ZonedMemory
+    cfg = PSEConfig(input_masks=True)
+    with pytest.raises(ConfigError, match="golden model only"):
+        check_engine_config(cfg)
+    with pytest.raises(ConfigError, match="golden model only"):
+        ZonedMemory(cfg)
+
+    class Drv:
+        pass
+    drv = Drv()
+    drv.cfg = cfg
+
+    class Net:
+        layers, baseline = [], [1]
+    with pytest.raises(ConfigError, match="golden model only"):
+        Firmware(drv, Net(), [], Policy((0.5, 0.5, 0, 0), masked=(True,)))

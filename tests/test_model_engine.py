@@ -319,3 +319,73 @@ def test_a_corrupt_network_cache_is_rebuilt_with_a_message(tmp_path, capsys):
     assert "training it again" in capsys.readouterr().err
     default_network(tmp_path, hidden)                                  # rewritten: read quietly
     assert capsys.readouterr().err == ""
+
+
+MASKS = CFG.replace(input_masks=True)
+
+
+def test_a_masked_layer_prunes_whole_input_columns(small):
+    """A masked layer's codes are its class or 0 column by column: 0 exactly where the
+    column's importance (the snapshot's EMA times the column's rounded mean master magnitude)
+    is under the prune threshold; it stores the kept columns' weights and their indices."""
+    from pse_hdl.model.engine import column_norms
+    splits, net, q, xq = small
+    probe = Engine(q, MASKS, allocate=False, uniform=[1, 0], masked=[True, False])
+    thresholds = histogram_thresholds(probe, SHARES)
+    e = Engine(q, MASKS, thresholds=thresholds, uniform=[1, 0], masked=[True, False])
+    m = np.abs(q.layers[0].master)
+    norms = column_norms(q.layers[0].master)
+    assert np.array_equal(norms, (m.sum(0) + m.shape[0] // 2) // m.shape[0])
+    keep = norms * e.snap[0] >= thresholds[0][0]
+    assert 0 < keep.sum() < keep.size
+    codes = e.active_codes[0]
+    assert np.array_equal(codes, np.where(keep, 1, 0)[None, :].repeat(m.shape[0], 0))
+    assert e.images[0].kept.tolist() == np.flatnonzero(keep).tolist()
+    assert e.footprint()["metadata"] == keep.sum() * MASKS.col_bits + len(e.images[1].meta)
+    # The run over a stream keeps whole columns at every allocation.
+    run_dynamic(e, xq["test"][:40], Firmware(SHARES, 2, uniform=(1, 0), masked=(True, False)),
+                on_allocation=lambda k, eng: _whole_columns(eng.pending["codes"][0]))
+
+
+def _whole_columns(codes):
+    assert np.all(codes == codes[:1]) and set(np.unique(codes)) <= {0, 1}
+
+
+def test_masked_layers_are_checked(small):
+    splits, net, q, xq = small
+    with pytest.raises(InputError, match="masked layers need input_masks = true"):
+        Engine(q, CFG, uniform=[1, 0], masked=[True, False])
+    with pytest.raises(InputError, match="layer 1 has none"):
+        Engine(q, MASKS, uniform=[1, 0], masked=[False, True])
+    with pytest.raises(InputError, match="masked must give each of the 2 layers"):
+        Engine(q, MASKS, uniform=[1, 1], masked=[True])
+    with pytest.raises(ConfigError, match="input_masks = true needs importance_form"):
+        PSEConfig(input_masks=True, reversible=False)
+    with pytest.raises(ConfigError, match="input_masks must be true or false"):
+        PSEConfig(input_masks=1)
+
+
+def test_calibration_with_input_masks_tries_masked_layers(small):
+    """With input_masks the calibration also tries each layer masked; a row's figures are the
+    engine's for its thresholds and layers, its shares the layout's own (what the firmware's
+    recalibration keeps), and the dynamic run of the choice stays within the budget."""
+    splits, net, q, xq = small
+    e = Engine(q, MASKS, allocate=False)
+    grid = [(0.5, 0.5, 0.0, 0.0), (0.3, 0.7, 0.0, 0.0)]
+    best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=4.0, grid=grid)
+    kinds = {(tuple(r["uniform"]), tuple(r["masked"])) for r in table}
+    assert ((1, 0), (True, False)) in kinds and ((1, 1), (True, True)) in kinds
+    assert ((0, 0), (False, False)) in kinds
+    for r in [r for r in table if any(r["masked"])][:4]:
+        eng = Engine(q, MASKS, thresholds=r["thresholds"], uniform=r["uniform"],
+                     masked=r["masked"])
+        assert eng.footprint()["bits_per_weight"] == r["bits_per_weight"]
+        assert np.allclose(eng.class_shares(), r["shares"], atol=1e-6)
+        logits = eng.infer(xq["calib"])[-1]
+        assert np.mean(np.argmax(logits, axis=1) == splits["calib"][1]) == r["accuracy"]
+    eng = Engine(q, MASKS, thresholds=best["thresholds"], uniform=best["uniform"],
+                 masked=best["masked"])
+    policy = Firmware(best["shares"], 2, uniform=tuple(best["uniform"]),
+                      masked=tuple(best["masked"]), max_bits=4.0)
+    _, stats = run_dynamic(eng, xq["test"][:64], policy)
+    assert stats["bits"] <= 4.0

@@ -236,3 +236,49 @@ def test_network_that_does_not_fit_is_rejected_with_sizes(change, match):
     with pytest.raises(ConfigError, match=match):
         check_fit([(32, 40), (10, 32)], cfg)
 
+
+
+@pytest.mark.parametrize("cfgname", CONFIGS)
+@pytest.mark.parametrize("shape", SHAPES)
+def test_a_masked_layer_stores_its_kept_columns_only(cfgname, shape):
+    """A masked layer's image holds the kept columns' weights in its class's zone, as the
+    dense layer of those columns would (the same words, split descriptors of that walk), no
+    codes, and the kept columns' indices priced as its metadata; it unpacks to its codes."""
+    cfg = CONFIGS[cfgname]
+    rng = np.random.default_rng(7)
+    for k in range(1, len(cfg.precisions) + 1):
+        for keep in (0.0, 0.4, 1.0):
+            master, _, shifts = make(cfg, SHAPES[shape], "random", k)
+            rows, cols = master.shape
+            kept = np.flatnonzero(rng.random(cols) < keep)
+            codes = np.zeros((rows, cols), np.int64)
+            codes[:, kept] = k
+            image = pack_layer(codes, master, shifts, cfg, uniform=k, masked=True)
+            assert image.meta == [] and image.kept.tolist() == kept.tolist()
+            dense = pack_layer(codes[:, kept], master[:, kept], shifts, cfg, uniform=k)
+            assert image.words == dense.words and image.counts == dense.counts
+            # The walk over all columns, starting at each split's rank among the kept ones.
+            walk = split_points(codes, cfg, k)
+            assert np.array_equal(image.splits[:, :-1], walk[:, :-1])
+            assert image.splits[:, -1].tolist() == [int(np.sum(kept < c))
+                                                    for c in walk[:, 1]]
+            got_codes, _, eff = unpack_layer(image, cfg)
+            assert np.array_equal(got_codes, codes)
+            assert np.array_equal(eff, effective_weights(codes, master, shifts, cfg))
+            fp, fd = footprint_bits([image], cfg), footprint_bits([dense], cfg)
+            assert fp["metadata"] == kept.size * cfg.col_bits
+            assert fp["values"] == fd["values"] and fp["weights"] == codes.size
+            assert fp["split_descriptors"] == (cfg.layer_ports(codes.size) - 1) \
+                * cfg.split_desc_bits
+
+
+def test_masked_codes_must_be_whole_columns_of_the_class():
+    cfg = PSEConfig()
+    master = np.ones((3, 4), np.int64)
+    with pytest.raises(ValueError, match="column by column"):
+        pack_layer(np.array([[1, 0, 1, 1]] * 2 + [[1, 1, 1, 1]]), master, [0, 0, 0], cfg,
+                   uniform=1, masked=True)
+    with pytest.raises(ValueError, match="column by column"):
+        pack_layer(np.full((3, 4), 2), master, [0, 0, 0], cfg, uniform=1, masked=True)
+    with pytest.raises(ValueError, match="uniform class"):
+        pack_layer(np.zeros((3, 4), int), master, [0, 0, 0], cfg, masked=True)

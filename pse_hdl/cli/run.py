@@ -47,7 +47,7 @@ def cmd_demo(args):
             raise ConfigError(f"--trace: the directory of {args.trace!r} does not exist")
     if args.plot:
         check_output_file(args.plot, ".png")
-    _check_link(args)
+    _check_backend(args, cfg)
     label = {"rtl": "RTL run", "board": "board run"}.get(args.backend, "dynamic run") + \
         " over the test split"
     bar = None if args.json else progress_bar(label)
@@ -75,7 +75,7 @@ def cmd_demo(args):
          f"{result['bits_per_weight']:.3f}"),
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
-        _uniform_row(result["uniform_layers"]),
+        _uniform_row(result["uniform_layers"], result["masked_layers"]),
         (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
          f"{100 * result['mac_cycle_ratio']:.1f} %  ({result['mac_cycles_per_sample']:.0f} vs "
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
@@ -107,8 +107,12 @@ def cmd_demo(args):
     return 0
 
 
-def _check_link(args):
-    """``--port``/``--baud`` belong to ``--backend board``, which needs a port."""
+def _check_backend(args, cfg):
+    """``--port``/``--baud`` belong to ``--backend board``, which needs a port; the hardware
+    backends need a configuration the engine can be built from (before any calibration)."""
+    if args.backend != "model":
+        from ..regmap import check_engine_config
+        check_engine_config(cfg)
     if args.backend == "board" and not (args.port or os.environ.get("PSE_PORT")):
         raise ConfigError("--backend board needs --port (a serial port such as /dev/ttyUSB1, "
                           "or 'sim' for the engine's Verilog behind its UART)")
@@ -158,7 +162,7 @@ def cmd_run(args):
     cfg = config_of(args)
     if args.samples is not None and args.samples < 1:
         raise ConfigError(f"--samples must be at least 1, not {args.samples}")
-    _check_link(args)
+    _check_backend(args, cfg)
     source = load_model(args.model)
     task, (x_cal, y_cal), (x, y) = calibration_and_test(source, load_data(args.data))
     if args.samples is not None:
@@ -185,6 +189,7 @@ def cmd_run(args):
         "pse_accuracy": score(logits, y_idx),
         "target_bits": args.target_bits,
         "uniform_layers": design.uniform_layers,
+        "masked_layers": design.masked_layers,
         **{k: v for k, v in run.items() if k not in ("backend", "samples")},
     }
     if args.json:
@@ -199,7 +204,7 @@ def cmd_run(args):
         ("bits per weight (values + metadata + descriptors)", f"{result['bits_per_weight']:.3f}"),
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
-        _uniform_row(result["uniform_layers"]),
+        _uniform_row(result["uniform_layers"], result["masked_layers"]),
         (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", _allocations(result, cfg)),
@@ -235,10 +240,12 @@ def _pct(v, task):
     return f"{100 * v:.2f} %" if task == "classification" else f"{v:.4f}"
 
 
-def _uniform_row(layers):
-    """The report line of the layers stored uniform (``Design.uniform_layers``)."""
+def _uniform_row(layers, masked):
+    """The report line of the layers stored uniform (``Design.uniform_layers``), those whose
+    pruned input columns are left out (``Design.masked_layers``) marked."""
     return ("  layers stored uniform (no codes)",
-            ", ".join(f"{l} ({b}-bit)" for l, b in layers.items()) or "none")
+            ", ".join(f"{l} ({b}-bit{', input columns masked' if l in masked else ''})"
+                      for l, b in layers.items()) or "none")
 
 
 def cmd_sweep(args):

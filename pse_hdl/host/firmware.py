@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..model.engine import allocation_points, check_uniform, layer_exponents, next_rung, \
     rung_shares, thresholds_from_histograms, within
 from ..model.fixed import signed_range
@@ -82,6 +83,9 @@ class Firmware:
         self.policy = policy
         self.uniform = check_uniform(policy.uniform if policy else None, len(self.layers),
                                      self.cfg)
+        if policy and any(policy.masked):
+            raise ConfigError("masked layers (input_masks) run in the golden model only: the "
+                              "engine's hardware does not store them yet")
         self.shapes = [q.shape for q in self.layers]
         self.base = [int(b) for b in np.cumsum([0] + [r * c for r, c in self.shapes])[:-1]]
         self.weights = sum(r * c for r, c in self.shapes)

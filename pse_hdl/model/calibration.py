@@ -12,7 +12,7 @@ import itertools
 import numpy as np
 
 from ..errors import CapacityError, ConfigError
-from .engine import dense_activations, exact_thresholds
+from .engine import dense_activations, exact_thresholds, histogram_thresholds
 from .layer import cycle_model
 from .pa import code_bits_of
 from .zones import check_fit, footprint_bits, place_layers
@@ -41,27 +41,29 @@ def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.
     return out
 
 
-def uniform_mixes(layers, classes=(1,)):
+def uniform_mixes(layers, classes=(1,), masked=()):
     """Which layers a candidate makes uniform (:mod:`pse_hdl.model.pa`): per layer 0 (per-weight
-    codes) or one of ``classes``. Every combination for up to four layers; beyond that none,
-    each layer alone and all of them (the count stays linear in the depth)."""
-    options = (0, *classes)
-    if not classes:
+    codes), one of ``classes``, or ``-u`` for a masked layer of a class u in ``masked``. Every
+    combination for up to four layers; beyond that none, each layer alone and all of them (the
+    count stays linear in the depth)."""
+    options = (0, *classes, *(-u for u in masked))
+    if len(options) == 1:
         return [(0,) * layers]
     if layers <= 4:
         return list(itertools.product(options, repeat=layers))
     out = [(0,) * layers]
-    for u in classes:
+    for u in options[1:]:
         out += [tuple(u if i == l else 0 for i in range(layers)) for l in range(layers)]
         out.append((u,) * layers)
     return out
 
 
-def estimated_bits(shares, cfg):
-    """Bits per weight of class ``shares`` counting values and codes only: a lower bound of the
-    layout's footprint up to the rounding of shares to whole weights (descriptors and partly
-    filled words only add to it)."""
-    return sum(s * ((cfg.precisions[k - 1] if k else 0) + cfg.code_length(k))
+def estimated_bits(shares, cfg, codes=True):
+    """Bits per weight of class ``shares`` counting values and codes only (values only without
+    ``codes``: a masked layer stores none): a lower bound of the layout's footprint up to the
+    rounding of shares to whole weights (descriptors and partly filled words only add to
+    it)."""
+    return sum(s * ((cfg.precisions[k - 1] if k else 0) + (cfg.code_length(k) if codes else 0))
                for k, s in enumerate(shares))
 
 
@@ -100,10 +102,12 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     Every candidate is also tried with some layers uniform (:func:`uniform_mixes` of
     ``uniform_classes``; default: the classes whose precision is within ``target_bits``, at
     least the lowest, or every class with ``max_loss``; ``()``: none): a layer where
-    per-weight precision does not pay for its codes is stored as plain ``b``-bit weights. The
-    thresholds are the candidate's either way (a layer's allocation does not depend on the
-    others'), so each layer's two layouts are built once and combined. Returns ``(best, table)`` where each
-    row is a dict of shares, thresholds, uniform (per layer), accuracy, agreement,
+    per-weight precision does not pay for its codes is stored as plain ``b``-bit weights.
+    With ``input_masks`` in the configuration, layers may also be masked at those classes
+    (uniform, the columns the candidate's thresholds prune left out). The thresholds are the
+    candidate's either way (a layer's allocation does not depend on the others'), so each
+    layer's layouts are built once and combined. Returns ``(best, table)`` where each row is a
+    dict of shares, thresholds, uniform (per layer), masked (per layer), accuracy, agreement,
     distortion, bits, cycles.
     """
     if (target_bits is None) == (max_loss is None):
@@ -111,8 +115,13 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     cfg = engine.cfg
     check_fit([q.shape for q in engine.layers], cfg)
     candidates = grid or share_grid(cfg)
+    coded_ok = None                   # the candidates worth building with per-weight codes
     if target_bits is not None and grid is None:
         near = [c for c in candidates if estimated_bits(c, cfg) <= target_bits + 0.25]
+        if cfg.input_masks:           # masked layers store no codes: more candidates are near
+            coded_ok = set(near)
+            near = [c for c in candidates
+                    if estimated_bits(c, cfg, codes=False) <= target_bits + 0.25]
         # Keep the cheapest candidates when none is near, so the error can name the least.
         candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
     dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
@@ -120,39 +129,48 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     if uniform_classes is None:
         uniform_classes = [k for k, b in enumerate(cfg.precisions, start=1)
                            if target_bits is None or k == 1 or b <= target_bits]
-    mixes = uniform_mixes(L, tuple(uniform_classes))
+    masked_classes = tuple(uniform_classes) if cfg.input_masks else ()
+    mixes = uniform_mixes(L, tuple(uniform_classes), masked_classes)
     plain = {}                             # (layer, class): (image, weights) of a uniform layer
-    for u in sorted({u for mix in mixes for u in mix if u}):
+    engine.masked = [False] * L
+    for u in sorted({u for mix in mixes for u in mix if u > 0}):
         engine.uniform = [u] * L
         for l in range(L):
             plain[l, u] = engine.pack(l, engine.master[l])
-    engine.uniform = [0] * L
+    engine.uniform, engine.masked = [0] * L, [False] * L
     table, full, all_uniform = [], [], set()
+    # Which layers a mix masks: the thresholds come from the importances the firmware's
+    # recalibration will rank (a masked layer's are per column), so per pattern. With masked
+    # layers they are the histogram's, as the recalibration's: a column's weights share one
+    # importance, so a histogram bin's edge can move a whole column, which the first
+    # recalibration would otherwise do to the calibrated layout.
+    patterns = {}
+    for mix in mixes:
+        patterns.setdefault(tuple(u < 0 for u in mix), []).append(mix)
     for shares in candidates:
-        engine.thresholds = exact_thresholds(engine, shares, mode)
-        engine.codes = [None] * L
-        built = engine.build_layout()      # per-weight layouts, placed with each mix below
-        coded = list(zip(built["images"], built["weights"]))
-        for mix in mixes:
-            if all(mix):                   # the same layout whatever the shares: once
-                if mix in all_uniform:
-                    continue
-                all_uniform.add(mix)
-            layout = [plain[l, u] if u else coded[l] for l, u in enumerate(mix)]
-            images = [im for im, _ in layout]
-            try:
-                place_layers(images, cfg)
-            except CapacityError as e:     # this layout does not fit the zones
-                full.append(str(e))
+        for pattern, group in patterns.items():
+            if not any(pattern) and coded_ok is not None and shares not in coded_ok:
                 continue
-            logits = dense_activations(engine.layers, x_q, cfg, [w for _, w in layout])[-1]
-            cyc = [cycle_model(code_bits_of(im.codes, cfg), cfg) for im in images]
-            table.append({"shares": shares, "thresholds": [list(t) for t in engine.thresholds],
-                          "uniform": list(mix), "accuracy": score(logits, y),
-                          **closeness(logits, dense),
-                          "bits_per_weight": footprint_bits(images, cfg)["bits_per_weight"],
-                          "mac_cycle_ratio": sum(c["scheduled"] for c in cyc)
-                          / sum(c["dense16"] for c in cyc)})
+            engine.masked = list(pattern)
+            thresholds = (histogram_thresholds(engine, shares, mode, snapshot=True)
+                          if any(pattern) else exact_thresholds(engine, shares, mode))
+            layouts = _candidate_layers(engine, thresholds, masked_classes if any(pattern)
+                                        else ())
+            for mix in group:
+                if all(u > 0 for u in mix):    # the same layout whatever the shares: once
+                    if mix in all_uniform:
+                        continue
+                    all_uniform.add(mix)
+                layout = [plain[l, u] if u > 0 else layouts[l, u] for l, u in enumerate(mix)]
+                row = _score_layout(engine, layout, x_q, y, dense, score, full)
+                if row is not None:
+                    # With masked layers the shares the recalibration keeps are the layout's
+                    # own: a column moves as a whole, so a share between two columns' steps
+                    # would move the cut at the first recalibration.
+                    table.append({"shares": _layout_shares(layout, cfg) if any(pattern)
+                                  else shares, "thresholds": [list(t) for t in thresholds],
+                                  "uniform": [abs(u) for u in mix],
+                                  "masked": [u < 0 for u in mix], **row})
     if not table:
         raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
                             f"one: {full[0]}")
@@ -166,10 +184,49 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
                               f"{float_accuracy:.4f}: the best reaches {top:.4f}")
         best = max(ok, key=lambda r: (-r["bits_per_weight"], r["accuracy"]))
     engine.thresholds = [list(t) for t in best["thresholds"]]
-    engine.uniform = list(best["uniform"])
+    engine.uniform, engine.masked = list(best["uniform"]), list(best["masked"])
     engine.codes = [None] * L
     engine.allocate()
     return best, table
+
+
+def _candidate_layers(engine, thresholds, masked_classes):
+    """Every layer's layout for ``thresholds``: per weight (key ``(l, 0)``) and masked at each
+    class u of ``masked_classes`` (key ``(l, -u)``), as ``(image, weights)``."""
+    L = len(engine.layers)
+    out = {}
+    for u in (0, *masked_classes):
+        engine.uniform, engine.masked = [u] * L, [bool(u)] * L
+        engine.thresholds, engine.codes = [list(t) for t in thresholds], [None] * L
+        built = engine.build_layout()
+        out.update({(l, -u): layout
+                    for l, layout in enumerate(zip(built["images"], built["weights"]))})
+    engine.uniform, engine.masked = [0] * L, [False] * L
+    return out
+
+
+def _layout_shares(layout, cfg):
+    """The class shares of a layout's weights (pruned first), as class shares are written."""
+    counts = sum(np.bincount(im.codes.ravel(), minlength=len(cfg.precisions) + 1)
+                 for im, _ in layout)
+    return tuple(round(float(c), 6) for c in counts / counts.sum())
+
+
+def _score_layout(engine, layout, x_q, y, dense, score, full):
+    """A candidate layout's calibration figures, or ``None`` if it does not fit the zones (the
+    reason appended to ``full``)."""
+    cfg = engine.cfg
+    images = [im for im, _ in layout]
+    try:
+        place_layers(images, cfg)
+    except CapacityError as e:
+        full.append(str(e))
+        return None
+    logits = dense_activations(engine.layers, x_q, cfg, [w for _, w in layout])[-1]
+    cyc = [cycle_model(code_bits_of(im.codes, cfg), cfg) for im in images]
+    return {"accuracy": score(logits, y), **closeness(logits, dense),
+            "bits_per_weight": footprint_bits(images, cfg)["bits_per_weight"],
+            "mac_cycle_ratio": sum(c["scheduled"] for c in cyc) / sum(c["dense16"] for c in cyc)}
 
 
 def best_within(table, target_bits):

@@ -30,7 +30,8 @@ from .ric import FactoredRIC, LiteralRIC, blend_snapshot
 from .sm import sparsify
 from .zones import footprint_bits, pack_layer, place_layers
 
-__all__ = ["Engine", "check_uniform", "profile", "dense_activations", "Firmware", "within",
+__all__ = ["Engine", "check_uniform", "check_masked", "column_norms", "profile",
+           "dense_activations", "Firmware", "within",
            "run_dynamic", "exact_thresholds", "histogram_thresholds", "thresholds_from_histograms",
            "layer_exponents", "allocation_points", "logit_margins", "low_confidence_share",
            "next_rung", "rung_shares"]
@@ -109,11 +110,37 @@ def check_uniform(uniform, layers, cfg):
     return out
 
 
+def check_masked(masked, uniform, cfg):
+    """Per-layer masked flags (:mod:`pse_hdl.model.pa`): ``None`` or empty is none; a masked
+    layer needs ``input_masks`` and its uniform class. Returns a list of bools."""
+    if masked is None or not len(masked):
+        return [False] * len(uniform)
+    out = [bool(m) for m in masked]
+    if len(out) != len(uniform):
+        raise InputError(f"masked must give each of the {len(uniform)} layers true or false, "
+                         f"not {list(masked)}")
+    if any(out) and not cfg.input_masks:
+        raise InputError("masked layers need input_masks = true in the configuration")
+    bad = [l for l, (m, u) in enumerate(zip(out, uniform)) if m and not u]
+    if bad:
+        raise InputError(f"a masked layer needs a uniform class: layer {bad[0]} has none")
+    return out
+
+
+def column_norms(master):
+    """A masked layer's column magnitudes: the mean of ``|master|`` down each column, rounded
+    half up (``(sum + rows // 2) // rows``), so at most the largest magnitude."""
+    m = np.abs(np.asarray(master, np.int64))
+    rows = m.shape[0]
+    return (m.sum(axis=0) + rows // 2) // rows
+
+
 class Engine:
     """Everything the hardware holds for one network (see the module docs). ``thresholds``
-    per layer (default: the configuration's), ``uniform`` per layer (:func:`check_uniform`)."""
+    per layer (default: the configuration's), ``uniform`` per layer (:func:`check_uniform`),
+    ``masked`` per layer (:func:`check_masked`)."""
 
-    def __init__(self, qnet, cfg, thresholds=None, *, uniform=None, allocate=True):
+    def __init__(self, qnet, cfg, thresholds=None, *, uniform=None, masked=None, allocate=True):
         if not qnet.baseline:
             raise ValueError("the network has no profiled baseline: run profile() first")
         check_network(qnet, cfg)
@@ -127,6 +154,10 @@ class Engine:
         self.thresholds = [list(t) for t in (thresholds or [cfg.thresholds] * len(self.layers))]
         L = len(self.layers)
         self.uniform = check_uniform(uniform, L, cfg)
+        self.masked = check_masked(masked, self.uniform, cfg)
+        # A masked layer's importance is per input column: its EMA times the column's mean
+        # master magnitude, from the masters as loaded.
+        self.column_norms = [column_norms(q.master) for q in qnet.layers]
         self.codes = [None] * L           # the latest allocation's codes (the code buffer)
         self.active_codes = [None] * L    # the codes of the layout inference uses
         self.images = [None] * L          # that layout's zone images
@@ -140,7 +171,11 @@ class Engine:
 
     def importance(self, l, snapshot=False):
         """Importance of layer l's weights from the live EMA states, or from the
-        :meth:`snapshot` (what an allocation reads)."""
+        :meth:`snapshot` (what an allocation reads). In a masked layer every weight of a
+        column has the column's importance."""
+        if self.masked[l]:
+            state = self.snap[l] if snapshot else self.rics[l].state
+            return np.broadcast_to(self.column_norms[l] * state, self.master[l].shape)
         if snapshot:
             state = self.snap[l]
             if isinstance(self.rics[l], LiteralRIC):
@@ -171,7 +206,7 @@ class Engine:
         layout = {"codes": [], "images": [], "weights": []}
         for l in range(len(self.layers)):
             codes = allocate(self.importance(l, snapshot=True), self.thresholds[l],
-                             self.codes[l], self.cfg.hysteresis, self.uniform[l])
+                             self.codes[l], self.cfg.hysteresis, self.uniform[l], self.masked[l])
             self.master[l], _ = sparsify(codes, self.master[l], self.cfg.reversible)
             image, weights = self.pack(l, codes)
             self.codes[l] = codes
@@ -201,13 +236,14 @@ class Engine:
 
     def pack(self, l, codes):
         """Layer l's zone image and effective weights for ``codes`` (a uniform layer: its
-        class), with the zone scales that suit its masters."""
-        if self.uniform[l]:
+        class; a masked one: its class or 0 per column), with the zone scales that suit its
+        masters."""
+        if self.uniform[l] and not self.masked[l]:
             codes = np.full(np.shape(codes), self.uniform[l], np.int64)
         m = self.master[l]
         shifts = [choose_shift(m[codes == k], b, self.cfg.weight_bits)
                   for k, b in enumerate(self.cfg.precisions, start=1)]
-        image = pack_layer(codes, m, shifts, self.cfg, self.uniform[l])
+        image = pack_layer(codes, m, shifts, self.cfg, self.uniform[l], self.masked[l])
         return image, effective_weights(image.codes, m, shifts, self.cfg)
 
     def infer(self, x_q):
@@ -330,6 +366,7 @@ class Firmware:
     reference: float = 0.0            # low-confidence share of the profiling stage
     tolerance: float = 0.1
     uniform: tuple = ()               # per layer: 0 or its uniform class; () = none uniform
+    masked: tuple = ()                # per layer: whether its uniform class is masked
     max_bits: float = 0.0             # a layout over this many bits per weight is not swapped
     #                                   in, the active one stays (0: no limit; :func:`within`)
 

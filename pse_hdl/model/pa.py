@@ -11,7 +11,10 @@ so a weight moves only when its importance clears a threshold by more than H.
 A **uniform** layer (its ``uniform`` register k > 0) is not allocated per weight: every weight
 gets code k (precision ``precisions[k-1]``), none is pruned, and its zone image stores no codes
 (:mod:`pse_hdl.model.zones`): a layer where per-weight precision does not pay costs exactly
-what plain ``b``-bit storage costs.
+what plain ``b``-bit storage costs. A **masked** layer is a uniform layer whose weights the
+thresholds would prune keep code 0: its importance is one value per input column
+(:meth:`~pse_hdl.model.engine.Engine.importance`), so its codes are k or 0 column by column,
+and the zone image stores only the kept columns (:mod:`pse_hdl.model.zones`).
 """
 
 import numpy as np
@@ -42,9 +45,13 @@ def classify(importance, thresholds):
     return code
 
 
-def allocate(importance, thresholds, prev=None, hysteresis=0, uniform=0):
+def allocate(importance, thresholds, prev=None, hysteresis=0, uniform=0, masked=False):
     """Precision codes for ``importance`` (any shape), optionally with hysteresis. A uniform
-    layer (``uniform = k > 0``) gets code k for every weight, whatever its importance."""
+    layer (``uniform = k > 0``) gets code k for every weight, whatever its importance; a
+    masked one (``masked`` too) code k for every weight the thresholds do not prune."""
+    if uniform and masked:
+        codes = allocate(importance, thresholds, prev, hysteresis)
+        return np.where(codes != 0, uniform, 0).astype(np.int64)
     if uniform:
         return np.full(np.shape(importance), uniform, np.int64)
     if hysteresis == 0 or prev is None:

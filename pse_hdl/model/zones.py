@@ -19,7 +19,13 @@ as the MAC array's lanes take them. The footprint counts exactly what is stored.
 
 A uniform layer (``uniform = k > 0``, :mod:`pse_hdl.model.pa`) holds every weight in zone k and
 stores no metadata: its codes are all k by definition (whatever codes it is given), and its
-descriptors' metadata offsets are 0.
+descriptors' metadata offsets are 0. A masked layer (``uniform = k`` and ``masked``) is a
+uniform layer with input columns left out: its codes are k or 0 column by column, it stores
+the weights of the kept columns only (row-major, as if the layer had only those columns), no
+codes, and the kept columns' indices (``kept``, ``col_bits`` each: its metadata); its split
+descriptors are those of its codes (the walk steps over the pruned columns as over pruned
+weights), with the metadata offset replaced by the index in ``kept`` of the split's column.
+Golden model only so far (``input_masks``).
 """
 
 from dataclasses import dataclass, field
@@ -108,6 +114,7 @@ class LayerImage:
     base: tuple = field(default=())   # per class: base word in the zone (set by place_layers)
     meta_base: int = 0                # bit offset of the layer's metadata (set by place_layers)
     desc_base: int = 0                # index of its first row descriptor (set by place_layers)
+    kept: np.ndarray = None           # a masked layer: the indices of its kept input columns
 
 
 def _code_lengths(cfg, uniform):
@@ -154,9 +161,23 @@ def split_points(codes, cfg, uniform=0):
     return np.array(out, np.int64).reshape(cfg.fetch_ports - 1, 4 + classes + 1)
 
 
-def pack_layer(codes, master, shifts, cfg, uniform=0):
+def _kept_columns(codes, uniform):
+    """The kept columns of a masked layer's codes (each column all ``uniform`` or all 0)."""
+    if not uniform:
+        raise ValueError("a masked layer needs its uniform class (k > 0)")
+    if not (np.all(codes == codes[:1]) and np.all((codes == 0) | (codes == uniform))):
+        raise ValueError(f"a masked layer's codes must be {uniform} or 0 column by column")
+    return np.flatnonzero(codes[0])
+
+
+def pack_layer(codes, master, shifts, cfg, uniform=0, masked=False):
     check_shifts(shifts, cfg)
-    codes = np.full(np.shape(codes), uniform, np.int64) if uniform else to_int64(codes)
+    if masked:
+        codes = to_int64(codes)
+        kept = _kept_columns(codes, uniform)
+    else:
+        codes = np.full(np.shape(codes), uniform, np.int64) if uniform else to_int64(codes)
+        kept = None
     master = to_int64(master)
     rows, cols = codes.shape
     words, counts = [], []
@@ -172,16 +193,24 @@ def pack_layer(codes, master, shifts, cfg, uniform=0):
                        + [lengths[codes].sum(axis=1)], axis=1)
     starts = np.vstack([np.zeros((1, per_row.shape[1]), np.int64), np.cumsum(per_row, axis=0)])
     descriptors = starts[:rows:cfg.desc_stride] if cfg.desc_stride else starts[:0]
+    splits = split_points(codes, cfg, uniform)
+    if kept is not None:              # where in the kept columns each split's walk starts
+        splits[:, -1] = np.searchsorted(kept, splits[:, 1])
     return LayerImage(rows, cols, codes.copy(), tuple(int(s) for s in shifts), words,
                       tuple(counts), descriptors, [] if uniform else encode_meta(codes, cfg),
-                      split_points(codes, cfg, uniform), uniform=int(uniform))
+                      splits, uniform=int(uniform), kept=kept)
 
 
 def unpack_layer(image, cfg):
     """Return ``(codes, values, effective)`` from the packed image (inverse of pack_layer)."""
     shape = (image.rows, image.cols)
-    codes = (np.full(shape, image.uniform, np.int64) if image.uniform
-             else decode_meta(image.meta, image.rows * image.cols, cfg).reshape(shape))
+    if image.kept is not None:
+        codes = np.zeros(shape, np.int64)
+        codes[:, image.kept] = image.uniform
+    elif image.uniform:
+        codes = np.full(shape, image.uniform, np.int64)
+    else:
+        codes = decode_meta(image.meta, image.rows * image.cols, cfg).reshape(shape)
     values = np.zeros(codes.shape, np.int64)
     flat = values.ravel()
     for k, bits in enumerate(cfg.precisions, start=1):
@@ -234,7 +263,8 @@ def place_layers(images, cfg):
 def footprint_bits(images, cfg):
     """Exact storage of a network's layout, by component, in bits."""
     values = sum(len(w) for im in images for w in im.words) * cfg.zone_word_bits
-    metadata = sum(len(im.meta) for im in images)
+    metadata = sum(len(im.meta) if im.kept is None else im.kept.size * cfg.col_bits
+                   for im in images)
     descriptors = sum(im.descriptors.shape[0] for im in images) * cfg.row_desc_bits
     splits = sum(cfg.layer_ports(im.rows * im.cols) - 1 for im in images) * cfg.split_desc_bits
     layers = len(images) * cfg.layer_desc_bits
