@@ -124,8 +124,8 @@ class PSEConfig:
         Let the calibration store a layer **masked**: every weight at one class, as a uniform
         layer, except the weights of the input columns it prunes, which are not stored at all
         (docs/SPEC.md section 6; a column's importance is its inputs' EMA times the mean
-        magnitude of its masters). Golden model only so far: the RTL refuses it (default
-        false); needs the factored, reversible form.
+        magnitude of its masters). The golden model and the zoned memory so far: the engine
+        refuses it (default false); needs the factored, reversible form.
     importance_form : str
         ``"factored"`` (one EMA per input, ``|w| * EMA(|x|)``) or ``"literal"`` (one EMA of
         ``|w*x|`` per weight).
@@ -509,11 +509,13 @@ class PSEConfig:
     def layer_desc_bits(self):
         """Bits of one layer descriptor: shape, master base, output shift and ReLU, its uniform
         class (0: per-weight codes), per zone a base word address and a scale shift, and where
-        its metadata and row descriptors begin."""
+        its metadata and row descriptors begin; with ``input_masks``, whether it is masked and
+        how many input columns it keeps."""
         return (self.row_bits + 1 + self.col_bits + 1 + self.master_addr_bits
                 + self.out_shift_bits + 1 + self.code_bits
                 + len(self.precisions) * (self.zone_addr_bits + self.shift_bits)
-                + self.meta_index_bits + max(self.desc_depth - 1, 0).bit_length())
+                + self.meta_index_bits + max(self.desc_depth - 1, 0).bit_length()
+                + (1 + self.col_bits + 1 if self.input_masks else 0))
 
     # -- persistence ----------------------------------------------------------------------------
 

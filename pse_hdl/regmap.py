@@ -136,8 +136,9 @@ def check_engine_config(cfg):
         raise ConfigError("the engine's BAND register needs the allocator's hysteresis "
                           "comparators: hysteresis_logic must be true, not false")
     if cfg.input_masks:
-        raise ConfigError("input_masks = true runs in the golden model only: the RTL does not "
-                          "build masked layers yet (set input_masks = false to build the engine)")
+        raise ConfigError("input_masks = true runs in the golden model only: the engine does "
+                          "not allocate masked layers yet, only its zoned memory stores them "
+                          "(set input_masks = false to build the engine)")
     if cfg.importance_form != "factored":
         raise ConfigError("the engine keeps one EMA per input (importance_form = 'factored'); "
                           "the literal per-weight form exists as the block ric_literal only, "

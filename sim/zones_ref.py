@@ -58,18 +58,21 @@ def unpack(layout, word):
 
 @dataclass
 class Network:
-    """Layers (master, codes, shifts, uniform class) placed as the model places them. ``codes``
-    are what the re-zoning is fed; a uniform layer's layout has its class instead."""
+    """Layers (master, codes, shifts, uniform class, masked) placed as the model places them.
+    ``codes`` are what the re-zoning is fed; a uniform layer's layout has its class instead (a
+    masked one keeps its codes: its class or 0, column by column)."""
     cfg: object
     masters: list
     codes: list
     shifts: list
     uniform: list = None
+    masked: list = None
 
     def __post_init__(self):
         self.uniform = list(self.uniform or [0] * len(self.masters))
-        self.images = [pack_layer(c, mm, s, self.cfg, u) for mm, c, s, u in
-                       zip(self.masters, self.codes, self.shifts, self.uniform)]
+        self.masked = list(self.masked or [False] * len(self.masters))
+        self.images = [pack_layer(c, mm, s, self.cfg, u, k) for mm, c, s, u, k in
+                       zip(self.masters, self.codes, self.shifts, self.uniform, self.masked)]
         self.used = place_layers(self.images, self.cfg)
         self.master_base = np.cumsum([0] + [m.size for m in self.masters])[:-1]
 
@@ -87,7 +90,8 @@ class Network:
         for l, im in enumerate(self.images):
             out.append(pack(plan_layout(self.cfg), {
                 "rows": im.rows, "cols": im.cols, "master_base": int(self.master_base[l]),
-                "cost": self.cost(l), "shift": list(im.shifts), "uniform": im.uniform}))
+                "cost": self.cost(l), "shift": list(im.shifts), "uniform": im.uniform,
+                "masked": int(im.kept is not None)}))
         return out
 
     def cost(self, l):
@@ -125,13 +129,15 @@ class Network:
                 "rows": im.rows, "cols": im.cols, "total": im.rows * im.cols,
                 "zone_base": list(im.base),
                 "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base,
-                "uniform": im.uniform})
+                "uniform": im.uniform, "masked": int(im.kept is not None),
+                "kept": 0 if im.kept is None else im.kept.size})
         return out
 
     def footprint_counts(self):
         """What the status outputs report after the re-zoning."""
         return {"zone_words": list(self.used),
-                "meta_bits": sum(len(im.meta) for im in self.images),
+                "meta_bits": sum(len(im.meta) if im.kept is None
+                                 else im.kept.size * self.cfg.col_bits for im in self.images),
                 "row_descs": sum(im.descriptors.shape[0] for im in self.images),
                 "split_descs": sum(self.cfg.layer_ports(im.rows * im.cols) - 1
                                    for im in self.images),
@@ -156,10 +162,12 @@ class Network:
         return [np.where(im.codes == 0, 0, m) for m, im in zip(self.masters, self.images)]
 
 
-def random_network(cfg, rng, shapes, sparsity=None, mix=None, uniform=None):
+def random_network(cfg, rng, shapes, sparsity=None, mix=None, uniform=None, masked=None):
     """Random masters and code maps of the given shapes; ``sparsity`` (fraction pruned) and
     ``mix`` (class probabilities) are drawn at random when not given; ``uniform``: the layers'
-    uniform classes, or ``"random"`` (about half the layers, each a random class)."""
+    uniform classes, or ``"random"`` (about half the layers, each a random class); ``masked``:
+    which uniform layers are masked (their codes then prune whole columns, ``sparsity`` of
+    them)."""
     n = len(cfg.precisions)
     masters, codes, shifts = [], [], []
     for rows, cols in shapes:
@@ -176,5 +184,9 @@ def random_network(cfg, rng, shapes, sparsity=None, mix=None, uniform=None):
         shifts.append([int(rng.integers(0, cfg.weight_bits - b + 1)) for b in cfg.precisions])
     if uniform == "random":
         uniform = [int(rng.integers(1, n + 1)) if rng.random() < 0.5 else 0 for _ in shapes]
-    return Network(cfg, masters, codes, shifts, uniform)
+    for l, (rows, cols) in enumerate(shapes):
+        if masked and masked[l]:
+            sp = rng.random() if sparsity is None else sparsity
+            codes[l] = np.where(rng.random(cols) < sp, 0, uniform[l])[None, :].repeat(rows, 0)
+    return Network(cfg, masters, codes, shifts, uniform, masked)
 

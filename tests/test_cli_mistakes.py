@@ -55,7 +55,7 @@ CASES = [
     (["generate", "histogram", "--config", "{d}/bins.toml"], "hist_bins must be"),
     (["generate", "pa", "--config", "{d}/preset.toml"], "preset must be one of"),
     (["demo", "--plot", "", "--config", "{d}/str.toml"], "lanes must be an integer"),
-    (["generate", "zones", "--config", "{d}/masks.toml"], "runs in the golden model only"),
+    (["generate", "engine", "--config", "{d}/masks.toml"], "runs in the golden model only"),
     (["demo", "--plot", "", "--backend", "rtl", "--config", "{d}/masks.toml"],
      "runs in the golden model only"),
     # blocks, boards, presets

@@ -133,6 +133,40 @@ def test_uniform_layers_among_coded_ones(uniform):
     rezone_and_fetch(cfg, net, random.Random(sum(uniform)))
 
 
+MASKED_CASES = {
+    # masked layers beside coded and uniform ones, every port
+    "mixed": (dict(), [(9, 30), (3, 3), (17, 5)], [1, 0, 2], [True, False, True], None),
+    # a masked layer that keeps every column, one that keeps none, a one-row one
+    "all-none": (dict(), [(6, 20), (5, 6), (1, 12)], [1, 3, 2], [True, True, True],
+                 [0.0, 1.0, 0.5]),
+    # wide sparse rows: the run from a row's last kept column to the next row's first is
+    # longer than the tokenizer's longest (63 unary codes): split into runs alone
+    "wide": (dict(max_cols=256, max_rows=8, master_depth=4096, zone_depth=512),
+             [(6, 200), (4, 6)], [1, 0], [True, False], [0.97, 0.3]),
+    # one and two ports, a small layer on port 0 alone
+    "ports": (dict(lanes=2, one_port_below=40), [(7, 13), (2, 9)], [2, 1], [True, True], None),
+}
+
+
+@pytest.mark.parametrize("case", MASKED_CASES)
+def test_masked_layers_fetch_their_kept_columns(case):
+    """Masked layers (``input_masks``): the re-zoning stores the kept columns' weights, no
+    codes, their indices in the kept-column table and the split descriptors' ranks; every port
+    sends exactly the model's stream (the walk steps over the pruned columns)."""
+    change, shapes, uniform, masked, sparsity = MASKED_CASES[case]
+    cfg = CFG.replace(input_masks=True, **change)
+    seed = sorted(MASKED_CASES).index(case)
+    rng = np.random.default_rng(seed)
+    net = random_network(cfg, rng, shapes, sparsity=0.4, uniform=uniform, masked=masked)
+    for l, sp in enumerate(sparsity or ()):
+        if masked[l]:
+            rows, cols = shapes[l]
+            keep = np.zeros(cols, bool) if sp == 1.0 else rng.random(cols) >= sp
+            net.codes[l] = np.where(keep, uniform[l], 0)[None, :].repeat(rows, 0)
+    net = Network(cfg, net.masters, net.codes, net.shifts, uniform, masked)
+    rezone_and_fetch(cfg, net, random.Random(seed))
+
+
 # Every way the metadata can be written: unary codes of 2 and 4 classes (codes of up to 4
 # bits), fixed-width codes that divide the word and that do not (3 bits: codes cross words),
 # and words of 16 and 64 bits.

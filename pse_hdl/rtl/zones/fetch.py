@@ -20,6 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import layouts
 from .layouts import at_least, banked, log2, read_ratio, split_layout, table_layout
+from .kept import kept_addr_width
 from .walker import FetchWalker
 
 __all__ = ["FetchUnit"]
@@ -43,6 +44,7 @@ class FetchUnit(wiring.Component):
                               previous port's (held until the next ``start``).
     table, split : In(ReadPort)    Read ports of the layer table and the split descriptors.
     meta, zone[k] : In(ReadPort)   The shared read ports (physical words).
+    kept : In(ReadPort) x P   With ``input_masks``: the kept-column table, a port a walker.
     """
 
     def __init__(self, cfg):
@@ -60,7 +62,10 @@ class FetchUnit(wiring.Component):
             "meta": In(memory.ReadPort.Signature(
                 addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
             **{f"zone{k}": In(memory.ReadPort.Signature(
-                addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)}})
+                addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)},
+            **({"kept": In(memory.ReadPort.Signature(addr_width=kept_addr_width(cfg),
+                                                      shape=cfg.col_bits)).array(P)}
+               if cfg.input_masks else {})})
         self.zone = [getattr(self, f"zone{k}") for k in range(n)]
 
     def elaborate(self, platform):
@@ -71,6 +76,7 @@ class FetchUnit(wiring.Component):
         # -- walkers ----------------------------------------------------------------------------
         tab = Signal(table_layout(cfg))
         bank = Signal()
+        layer = Signal.like(self.layer, name="walk_layer") if cfg.input_masks else None
         splits = [Signal(split_layout(cfg), name=f"split{p}") for p in range(1, P)]
         go = Signal()
         turn = Signal(range(P)) if P > 1 else Const(0, 1)   # whose turn it is on the ports
@@ -87,6 +93,10 @@ class FetchUnit(wiring.Component):
                          w.grant.eq(turn == p), self.sched[p].eq(w.sched)]
             if p > 0:
                 m.d.comb += w.first.eq(splits[p - 1])
+            if cfg.input_masks:       # each walker its own port on the kept-column table
+                wiring.connect(m, w.kept, wiring.flipped(self.kept[p]))
+                m.d.comb += w.kept_base.eq(banked(bank, layer * cfg.max_cols,
+                                                  cfg.max_layers * cfg.max_cols))
         shared = [(self.meta, [w.meta for w in walkers])]
         shared += [(self.zone[k], [w.zone[k] for w in walkers]) for k in range(n)]
         for port, readers in shared:
@@ -107,6 +117,8 @@ class FetchUnit(wiring.Component):
             with m.State("IDLE"):
                 with m.If(self.start):
                     m.d.sync += bank.eq(self.bank)
+                    if cfg.input_masks:
+                        m.d.sync += layer.eq(self.layer)
                     m.next = "LOAD"
             with m.State("LOAD"):
                 m.d.sync += [tab.eq(self.table.data), go.eq(1)]

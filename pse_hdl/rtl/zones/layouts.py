@@ -12,7 +12,8 @@ from amaranth.lib import data, enum
 
 from ..layouts import log2
 
-__all__ = ["Op", "Target", "at_least", "at_most", "count_shape", "plan_layout", "table_layout",
+__all__ = ["Op", "Target", "at_least", "at_most", "count_shape", "meta_bits_shape", "plan_layout",
+           "table_layout",
            "row_desc_layout", "split_layout", "geometry", "host_addr_bits", "host_data_bits",
            "banked", "log2", "read_ratio", "physical"]
 
@@ -58,6 +59,19 @@ def count_shape(n):
     return unsigned(max(1, n.bit_length()))
 
 
+def meta_bits_shape(cfg):
+    """The metadata bits a layout stores: codes, and with ``input_masks`` the kept columns'
+    indices (``col_bits`` each)."""
+    kept = cfg.max_layers * cfg.max_cols * cfg.col_bits if cfg.input_masks else 0
+    return count_shape(cfg.meta_depth * cfg.zone_word_bits + kept)
+
+
+def _masked_fields(cfg):
+    """A masked layer's fields (``input_masks`` only): the flag, and in the table how many input
+    columns it keeps."""
+    return {"masked": unsigned(1)} if cfg.input_masks else {}
+
+
 def plan_layout(cfg):
     n = len(cfg.precisions)
     return data.StructLayout({"rows": unsigned(cfg.row_bits + 1),
@@ -65,18 +79,20 @@ def plan_layout(cfg):
                               "master_base": unsigned(cfg.master_addr_bits),
                               "cost": unsigned(cfg.layer_cost_bits),
                               "uniform": unsigned(cfg.code_bits),
-                              "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n)})
+                              "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n),
+                              **_masked_fields(cfg)})
 
 
 def table_layout(cfg):
     n = len(cfg.precisions)
+    kept = {"kept": unsigned(cfg.col_bits + 1)} if cfg.input_masks else {}
     return data.StructLayout({"rows": unsigned(cfg.row_bits + 1),
                               "cols": unsigned(cfg.col_bits + 1), "total": unsigned(cfg.pos_bits),
                               "zone_base": data.ArrayLayout(unsigned(cfg.zone_addr_bits), n),
                               "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n),
                               "meta_base": unsigned(cfg.meta_index_bits),
                               "desc_base": count_shape(cfg.desc_depth - 1),
-                              "uniform": unsigned(cfg.code_bits)})
+                              "uniform": unsigned(cfg.code_bits), **_masked_fields(cfg), **kept})
 
 
 def _fields(fields):

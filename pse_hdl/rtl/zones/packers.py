@@ -49,7 +49,7 @@ class Quantizer(wiring.Component):
     ``plan``) has codes left; ``restart`` starts a layer at position 0. ``o_valid``/``o`` carry
     each weight three cycles after its code was accepted; ``drained`` is high when the layer's
     last weight has left. In a uniform layer (``plan.uniform`` k > 0) every weight leaves with
-    code k, whatever code it came with."""
+    code k, whatever code it came with; in a masked one with the code it came with."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -75,8 +75,11 @@ class Quantizer(wiring.Component):
                      self.drained.eq((issued == self.total) & ~b_valid & ~q_valid
                                      & ~self.o_valid)]
         a_fire = self.codes.valid & self.codes.ready
+        # A uniform layer's class replaces every code; a masked layer keeps its codes (its
+        # class or 0, column by column).
+        forced = (pl.uniform != 0) & ~pl.masked if cfg.input_masks else pl.uniform != 0
         m.d.sync += [b_valid.eq(a_fire), b.pos.eq(issued),
-                     b.code.eq(Mux(pl.uniform != 0, pl.uniform, self.codes.payload.code)),
+                     b.code.eq(Mux(forced, pl.uniform, self.codes.payload.code)),
                      b.row.eq(a_row), b.col.eq(a_col)]
         with m.If(self.restart):
             m.d.sync += [issued.eq(0), a_row.eq(0), a_col.eq(0)]

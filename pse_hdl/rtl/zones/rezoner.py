@@ -3,13 +3,13 @@
 entry, weights, flush, the split descriptors left over) and writes the descriptors; the
 per-weight datapath is in ``packers``."""
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import (Target, at_least, banked, count_shape, geometry, log2, plan_layout,
-                      row_desc_layout, split_layout, table_layout)
+from .layouts import (Target, at_least, banked, count_shape, geometry, log2, meta_bits_shape,
+                      plan_layout, row_desc_layout, split_layout, table_layout)
 from .packers import MetaPacker, Quantizer, ZonePacker
 
 __all__ = ["Rezoner"]
@@ -21,7 +21,13 @@ class Rezoner(wiring.Component):
     metadata: ``packers.ZonePacker`` and ``MetaPacker``; descriptors: here). One weight per
     cycle, plus a few cycles per layer for its plan and table entry, one to flush its partial
     zone words, and one per split descriptor that falls on the same weight as another or beyond
-    the last surviving weight."""
+    the last surviving weight.
+
+    A masked layer (``input_masks``) stores no codes: as its first row passes, the index of every
+    kept column goes to the kept-column table (``kept_*``, the walkers' token source), and its
+    count into the table entry, written again after the layer; its split descriptors carry, in
+    the metadata offset, the split column's rank among the kept ones. ``meta_bits`` counts the
+    kept columns' indices (``col_bits`` each) with the metadata, as the footprint does."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -46,10 +52,12 @@ class Rezoner(wiring.Component):
             "master_data": In(signed(cfg.weight_bits)),
             "master_wen": Out(1), "master_waddr": Out(cfg.master_addr_bits),
             "zone_words": Out(data.ArrayLayout(count_shape(max(cfg.zone_depths)), n)),
-            "meta_bits": Out(count_shape(cfg.meta_depth * W)),
+            "meta_bits": Out(meta_bits_shape(cfg)),
             "row_descs": Out(count_shape(cfg.desc_depth)),
             "split_descs": Out(count_shape(cfg.max_layers * P)),
-            "layers": Out(count_shape(cfg.max_layers))})
+            "layers": Out(count_shape(cfg.max_layers)),
+            **({"kept_en": Out(1), "kept_addr": Out(range(2 * cfg.max_layers * cfg.max_cols)),
+                "kept_data": Out(cfg.col_bits)} if cfg.input_masks else {})})
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -86,6 +94,9 @@ class Rezoner(wiring.Component):
         here = Signal(split_layout(cfg))
         m.d.comb += [here.row.eq(w.row), here.col.eq(w.col), here.pos.eq(w.pos),
                      here.cont.eq(has), here.meta.eq(mp.layer_bits)]
+        if cfg.input_masks:
+            kept, kept_bits, entry = self._masked(m, pl, layer, w, w_valid, survivor, here)
+            m.d.comb += self.meta_bits.eq(mp.bits + kept_bits)
         # Element widths differ between the counters and the descriptors: element by element.
         m.d.comb += [here.index[k].eq(zp.index[k]) for k in range(n)]
         split_addr = banked(self.bank, layer * P + q, geo[Target.SPLIT])
@@ -145,6 +156,9 @@ class Rezoner(wiring.Component):
                              self.table_data.uniform.eq(pl.uniform)]
                 m.d.comb += [self.table_data.zone_base[k].eq(zp.words[k]) for k in range(n)]
                 m.d.comb += [self.table_data.shift[k].eq(pl.shift[k]) for k in range(n)]
+                if cfg.input_masks:
+                    m.d.comb += self.table_data.masked.eq(pl.masked)
+                    m.d.sync += [entry.eq(self.table_data), kept.eq(0)]
                 m.d.sync += [pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost)]
                 m.next = "RUN"
             with m.State("RUN"):
@@ -153,6 +167,10 @@ class Rezoner(wiring.Component):
                     m.next = "FLUSH"
             with m.State("FLUSH"):
                 m.d.comb += [self.busy.eq(1), flush.eq(1)]
+                if cfg.input_masks:   # the entry again, with the kept columns counted
+                    m.d.comb += [self.table_en.eq(pl.masked),
+                                 self.table_addr.eq(banked(self.bank, layer, cfg.max_layers)),
+                                 self.table_data.eq(entry), self.table_data.kept.eq(kept)]
                 with m.If(pcost != pl.cost):
                     m.d.sync += self.error.cost.eq(1)
                 if cfg.desc_stride:
@@ -178,6 +196,30 @@ class Rezoner(wiring.Component):
                 m.next = "IDLE"
         return m
 
+    def _masked(self, m, pl, layer, w, w_valid, survivor, here):
+        """A masked layer's kept-column table and split ranks (see the class docs). Returns the
+        layer's kept-column count, the kept indices' bits of the re-zoning so far, and the
+        register holding the layer's table entry."""
+        cfg = self.cfg
+        kept = Signal(cfg.col_bits + 1)            # kept columns of this layer's first row
+        kept_bits = Signal.like(self.meta_bits)    # col_bits per kept column, every layer
+        entry = Signal(table_layout(cfg))
+        row_kept = Signal(cfg.col_bits + 1)        # kept columns before this one in its row
+        rank = Signal(cfg.col_bits + 1)
+        m.d.comb += rank.eq(Mux(w.col == 0, 0, row_kept))
+        with m.If(pl.masked):
+            m.d.comb += here.meta.eq(rank)
+        with m.If(w_valid):
+            m.d.sync += row_kept.eq(rank + survivor)
+            with m.If(pl.masked & survivor & (w.row == 0)):
+                m.d.comb += [self.kept_en.eq(1), self.kept_data.eq(w.col),
+                             self.kept_addr.eq(banked(self.bank, layer * cfg.max_cols + kept,
+                                                      cfg.max_layers * cfg.max_cols))]
+                m.d.sync += [kept.eq(kept + 1), kept_bits.eq(kept_bits + cfg.col_bits)]
+        with m.If(self.start):
+            m.d.sync += kept_bits.eq(0)
+        return kept, kept_bits, entry
+
     def _datapath(self, m, pl, total, run, clear, restart, flush, final):
         """The quantizer feeding both packers, wired to the ports; the bank is the shadow one.
         Returns the three parts."""
@@ -200,7 +242,9 @@ class Rezoner(wiring.Component):
         m.d.comb += [self.z_data[k].eq(zp.z_data[k]) for k in range(n)]
         m.d.comb += [self.meta_en.eq(mp.meta_en), self.meta_addr.eq(mp.meta_addr),
                      self.meta_data.eq(mp.meta_data),
-                     self.zone_words.eq(zp.words), self.meta_bits.eq(mp.bits)]
+                     self.zone_words.eq(zp.words)]
+        if not self.cfg.input_masks:       # else with the kept columns' indices (``_masked``)
+            m.d.comb += self.meta_bits.eq(mp.bits)
         with m.If(zp.overflow):
             m.d.sync += self.error.zone.eq(1)
         with m.If(mp.overflow):

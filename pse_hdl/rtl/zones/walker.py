@@ -30,6 +30,7 @@ from .. import layouts
 from .layouts import log2, read_ratio, split_layout, table_layout
 from .output import DONE, MARK, WEIGHT, TransferOutput
 from .prefetch import WordPrefetch
+from .kept import KeptTokens, kept_addr_width
 from .tokenizer import Tokenizer, max_run
 
 __all__ = ["FetchWalker"]
@@ -57,6 +58,9 @@ class FetchWalker(wiring.Component):
     grant : In(1)             This walker's turn on the shared read ports.
     meta : In(ReadPort)       Metadata read port (physical words).
     zone : In(ReadPort) x n   Zone read ports (physical words), one per class.
+    kept : In(ReadPort)       With ``input_masks``: this walker's port on the kept-column
+                              table, and ``kept_base`` the layer's first entry in it (a masked
+                              layer's tokens come from there, ``kept``).
     """
 
     def __init__(self, cfg):
@@ -72,7 +76,10 @@ class FetchWalker(wiring.Component):
             "meta": In(memory.ReadPort.Signature(
                 addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
             **{f"zone{k}": In(memory.ReadPort.Signature(
-                addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)}})
+                addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)},
+            **({"kept": In(memory.ReadPort.Signature(addr_width=kept_addr_width(cfg),
+                                                      shape=cfg.col_bits)),
+                "kept_base": In(kept_addr_width(cfg))} if cfg.input_masks else {})})
         self.zone = [getattr(self, f"zone{k}") for k in range(n)]
 
     def elaborate(self, platform):
@@ -119,7 +126,10 @@ class FetchWalker(wiring.Component):
         unres = Signal()                       # a sent weight still waits for its last bit
         cols = tab.cols
         rowrem = Signal(cfg.col_bits + 2)      # cols - col, kept as a register
-        sk, code = tok.skip, tok.code
+        # The head token: the tokenizer's, or a masked layer's kept-column source's.
+        ts = (self._masked_tokens(m, tok, start, running) if cfg.input_masks
+              else (tok.valid, tok.skip, tok.code, tok.pop, tok.trim, tok.trim_to))
+        tok_valid, sk, code, tok_pop, tok_trim, tok_trim_to = ts
         tvis = code != 0
         # A surviving head token waits for its zone's word.
         have = Array([Const(1)] + [pf.ok for pf in zone_pf])[code]
@@ -137,7 +147,7 @@ class FetchWalker(wiring.Component):
                     with m.Case(k + 1):
                         m.d.comb += pf.advance.eq(1)
                         m.d.sync += ev.value.eq(picked[k])
-            m.d.comb += tok.pop.eq(1)
+            m.d.comb += tok_pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
                 m.d.sync += [row.eq(erow + 1), col.eq(0), rowrem.eq(cols), row_has.eq(0)]
@@ -147,7 +157,7 @@ class FetchWalker(wiring.Component):
 
         def next_row():
             # The token's run covers the rest of the row: keep what is left of it.
-            m.d.comb += [tok.trim.eq(1), tok.trim_to.eq(sk - rowrem)]
+            m.d.comb += [tok_trim.eq(1), tok_trim_to.eq(sk - rowrem)]
             m.d.sync += [row.eq(row + 1), col.eq(0), rowrem.eq(cols), row_has.eq(0),
                          left.eq(left - rowrem)]
 
@@ -169,7 +179,7 @@ class FetchWalker(wiring.Component):
                 with m.If(en & (left == 0)):
                     emit(DONE, row)
                     m.next = "DRAIN"
-                with m.Elif(en & tok.valid & have):
+                with m.Elif(en & tok_valid & have):
                     with m.If((sk >= rowrem) & (rowrem <= left)):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
@@ -188,7 +198,7 @@ class FetchWalker(wiring.Component):
                     with m.Elif(tvis):
                         weight(row, (col + sk)[:cfg.col_bits + 1])
                     with m.Else():
-                        m.d.comb += tok.pop.eq(1)
+                        m.d.comb += tok_pop.eq(1)
                         m.d.sync += [col.eq(col + sk), rowrem.eq(rowrem - sk),
                                      left.eq(left - sk)]
             with m.State("DRAIN"):
@@ -197,3 +207,23 @@ class FetchWalker(wiring.Component):
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid),
                      running.eq(fsm.ongoing("RUN"))]
         return m
+
+    def _masked_tokens(self, m, tok, start, running):
+        """The head token of a walk (``input_masks``): a masked layer's from its kept-column
+        table (``kept.KeptTokens``), any other layer's from the tokenizer. Returns the head's
+        ``(valid, skip, code)`` and the ``(pop, trim, trim_to)`` the walker drives."""
+        tab, first = self.tab, self.first
+        kt = KeptTokens(self.cfg)
+        m.submodules.kept_tokens = kt
+        wiring.connect(m, kt.table, wiring.flipped(self.kept))
+        m.d.comb += [kt.start.eq(start), kt.run.eq(running), kt.base.eq(self.kept_base),
+                     kt.rank.eq(first.meta), kt.col.eq(first.col), kt.kept.eq(tab.kept),
+                     kt.cols.eq(tab.cols), kt.uniform.eq(tab.uniform)]
+        masked = tab.masked
+        pop, trim = Signal(), Signal()
+        trim_to = Signal.like(tok.trim_to)
+        m.d.comb += [tok.pop.eq(pop & ~masked), kt.pop.eq(pop & masked),
+                     tok.trim.eq(trim & ~masked), kt.trim.eq(trim & masked),
+                     tok.trim_to.eq(trim_to), kt.trim_to.eq(trim_to)]
+        return (Mux(masked, kt.valid, tok.valid), Mux(masked, kt.skip, tok.skip),
+                Mux(masked, kt.code, tok.code), pop, trim, trim_to)

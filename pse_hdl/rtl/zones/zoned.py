@@ -4,13 +4,12 @@ from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ...errors import ConfigError
 from .. import layouts
 from .banks import BankControl
 from .fetch import FetchUnit
 from .layouts import (Op, Target, banked, count_shape, geometry, host_addr_bits,
-                      host_data_bits, log2, physical, plan_layout, read_ratio, row_desc_layout,
-                      split_layout, table_layout)
+                      host_data_bits, log2, meta_bits_shape, physical, plan_layout, read_ratio,
+                      row_desc_layout, split_layout, table_layout)
 from .rezoner import Rezoner
 
 __all__ = ["ZonedMemory"]
@@ -49,10 +48,6 @@ class ZonedMemory(wiring.Component):
     """
 
     def __init__(self, cfg):
-        if cfg.input_masks:
-            self._MustUse__silence = True       # refused before it existed: no "unused" warning
-            raise ConfigError("input_masks = true runs in the golden model only: the zoned "
-                              "memory does not store masked layers yet")
         self.cfg = cfg
         n, ports = len(cfg.precisions), cfg.fetch_ports
         self.classes, self.ports = n, ports
@@ -62,7 +57,7 @@ class ZonedMemory(wiring.Component):
             "rezoning": 1, "fetching": 1,
             "error": data.StructLayout({"cost": 1, "zone": 1, "meta": 1, "layer": 1}),
             "zone_words": data.ArrayLayout(count_shape(max(cfg.zone_depths)), n),
-            "meta_bits": count_shape(cfg.meta_depth * cfg.zone_word_bits),
+            "meta_bits": meta_bits_shape(cfg),
             "row_descs": count_shape(cfg.desc_depth),
             "split_descs": count_shape(cfg.max_layers * ports),
             "layers": count_shape(cfg.max_layers)})
@@ -102,7 +97,10 @@ class ZonedMemory(wiring.Component):
             "table": memory.Memory(shape=table_layout(cfg), depth=2 * cfg.max_layers, init=[]),
             "plan": memory.Memory(shape=plan_layout(cfg), depth=cfg.max_layers, init=[]),
             "master": memory.Memory(shape=signed(cfg.weight_bits), depth=cfg.master_depth,
-                                    init=[])}
+                                    init=[]),
+            # Masked layers' kept columns (``input_masks``): a read port a walker.
+            "kept": (memory.Memory(shape=cfg.col_bits, depth=2 * cfg.max_layers * cfg.max_cols,
+                                   init=[]) if cfg.input_masks else None)}
         for name, mem in mems.items():
             for k, one in enumerate(mem if isinstance(mem, list) else [mem]):
                 if one is not None:
@@ -199,6 +197,14 @@ class ZonedMemory(wiring.Component):
                      fetch_busy.eq(fu.busy)]
         for p in range(self.ports):
             wiring.connect(m, fu.o[p], wiring.flipped(self.o[p]))
+        if cfg.input_masks:
+            kept_wr = mems["kept"].write_port()
+            m.d.comb += [kept_wr.en.eq(rz.kept_en), kept_wr.addr.eq(rz.kept_addr),
+                         kept_wr.data.eq(rz.kept_data)]
+            for p in range(self.ports):
+                rd = mems["kept"].read_port()
+                m.d.comb += [rd.en.eq(fu.kept[p].en), rd.addr.eq(fu.kept[p].addr),
+                             fu.kept[p].data.eq(rd.data)]
         m.d.comb += self.sched.eq(fu.sched)
         shared = [(table_rd, fu.table), (split_rd, fu.split), (meta_rd, fu.meta)]
         shared += [(z_rd[k], fu.zone[k]) for k in range(n)]
