@@ -20,7 +20,7 @@ the engine's datapath (int8 activations, the same requantization), so they diffe
 weights are stored. MAC cycles are relative to dense 16-bit on the same lanes. The calibration
 may store layers uniform at 4 bits (no codes, docs/SPEC.md section 6); the table names them.
 With ``--config examples/input_masks.toml`` it may also mask layers (uniform, the input
-columns it prunes not stored; golden model only so far).
+columns it prunes not stored).
 """
 
 import argparse

@@ -124,8 +124,8 @@ class PSEConfig:
         Let the calibration store a layer **masked**: every weight at one class, as a uniform
         layer, except the weights of the input columns it prunes, which are not stored at all
         (docs/SPEC.md section 6; a column's importance is its inputs' EMA times the mean
-        magnitude of its masters). The golden model and the zoned memory so far: the engine
-        refuses it (default false); needs the factored, reversible form.
+        magnitude of its masters). Default false (docs/ALLOCATION.md: what it costs); needs
+        the factored, reversible form.
     importance_form : str
         ``"factored"`` (one EMA per input, ``|w| * EMA(|x|)``) or ``"literal"`` (one EMA of
         ``|w*x|`` per weight).
@@ -291,6 +291,10 @@ class PSEConfig:
             raise ConfigError("input_masks = true needs importance_form 'factored' and "
                               "reversible = true (a column's importance is its input's EMA "
                               "times its masters' mean magnitude, as loaded)")
+        if self.input_masks and self.max_cols.bit_length() > self.meta_index_bits:
+            raise ConfigError(f"input_masks = true keeps a masked layer's column count in its "
+                              f"metadata offsets ({self.meta_index_bits} bits): master_depth "
+                              f"{self.master_depth} is too small for max_cols {self.max_cols}")
         _check_int("snapshot_shift", self.snapshot_shift, 0, 8)
         _check_int("one_port_below", self.one_port_below, 0, 1 << 32)
         if self.importance_form == "literal" and self.snapshot_shift:
@@ -509,13 +513,13 @@ class PSEConfig:
     def layer_desc_bits(self):
         """Bits of one layer descriptor: shape, master base, output shift and ReLU, its uniform
         class (0: per-weight codes), per zone a base word address and a scale shift, and where
-        its metadata and row descriptors begin; with ``input_masks``, whether it is masked and
-        how many input columns it keeps."""
+        its metadata and row descriptors begin; with ``input_masks``, whether it is masked (a
+        masked layer has no metadata: its metadata base holds how many columns it keeps)."""
         return (self.row_bits + 1 + self.col_bits + 1 + self.master_addr_bits
                 + self.out_shift_bits + 1 + self.code_bits
                 + len(self.precisions) * (self.zone_addr_bits + self.shift_bits)
                 + self.meta_index_bits + max(self.desc_depth - 1, 0).bit_length()
-                + (1 + self.col_bits + 1 if self.input_masks else 0))
+                + (1 if self.input_masks else 0))
 
     # -- persistence ----------------------------------------------------------------------------
 

@@ -135,10 +135,6 @@ def check_engine_config(cfg):
     if not cfg.hysteresis_logic:
         raise ConfigError("the engine's BAND register needs the allocator's hysteresis "
                           "comparators: hysteresis_logic must be true, not false")
-    if cfg.input_masks:
-        raise ConfigError("input_masks = true runs in the golden model only: the engine does "
-                          "not allocate masked layers yet, only its zoned memory stores them "
-                          "(set input_masks = false to build the engine)")
     if cfg.importance_form != "factored":
         raise ConfigError("the engine keeps one EMA per input (importance_form = 'factored'); "
                           "the literal per-weight form exists as the block ric_literal only, "
@@ -246,6 +242,10 @@ class RegisterMap:
             (6, "UNIFORM", cfg.code_bits, "rw", "0: a code per weight; k: every weight class k "
                                                 "(ALLOCATE codes k, REZONE stores no codes)"),
         ]
+        if cfg.input_masks:
+            table.append((7, "MASKED", 1, "rw", "with UNIFORM k: ALLOCATE codes k or 0 per input "
+                                                "column (importance COLNORM x EMA), REZONE "
+                                                "stores the kept columns"))
         for k in range(n):
             table.append((8 + k, f"THRESHOLD{k}", imp, "rw",
                           "prune threshold" if k == 0 else
@@ -288,6 +288,10 @@ class RegisterMap:
             ("HIST", cfg.hist_bins, 32, "ro", "importance histogram of the last ALLOCATE's last "
                                               "layer or HISTOGRAM's layer", False),
         ]
+        if cfg.input_masks:
+            specs.append(("COLNORM", cfg.ric_depth, cfg.weight_bits, "rw",
+                          "a masked layer's column magnitudes c_j (rounded mean |master| of "
+                          "the column), layer l's inputs at l * max_cols", False))
         top = self.layer_base + cfg.max_layers * LAYER_STRIDE
         windows = []
         for name, depth, width, access, doc, signed in sorted(

@@ -54,11 +54,11 @@ def random_shapes(cfg, rng, edge=None):
 
 
 def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, uniform=None,
-                guard=False):
+                guard=False, masked=None):
     """A random network: masters spread over every magnitude, biases, requantization shifts
     that keep hidden activations mostly in range (some saturate), a random baseline.
     ``uniform``: the layers' uniform classes (a list), ``"random"`` for a random mix, or
-    ``None`` for none. ``guard="median"``: the policy's budget guard just under the median
+    ``None`` for none; ``masked``: which of those layers are masked. ``guard="median"``: the policy's budget guard just under the median
     footprint of the run's allocations without it (and no recalibration), so the first ones
     are swapped in, the later ones kept out; ``guard="switch"``: two runs, every layout of the
     first kept out, every one of the second swapped in."""
@@ -79,12 +79,14 @@ def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, unifor
     if shares is None:
         raw = rng.dirichlet(np.ones(n + 1))
         shares = tuple(float(x) for x in raw)
-    engine = Engine(qnet, cfg, allocate=False)
+    engine = Engine(qnet, cfg, allocate=False, uniform=uniform if masked else None,
+                    masked=masked)
     thresholds = exact_thresholds(engine, shares)
     x = rng.integers(-amax, amax, (samples, shapes[0][1])) * (rng.random((samples, 1)) < 0.9)
     if uniform == "random":
         uniform = [int(rng.integers(0, n + 1)) if rng.random() < 0.6 else 0 for _ in shapes]
-    case = Case(cfg, qnet, thresholds, Firmware(shares, 2, uniform=tuple(uniform or ())),
+    case = Case(cfg, qnet, thresholds, Firmware(shares, 2, uniform=tuple(uniform or ()),
+                                                masked=tuple(masked or ())),
                 x.astype(np.int64))
     if guard == "median":
         weights = sum(r * c for r, c in shapes)
@@ -102,7 +104,7 @@ def trace(case):
     """The golden model's run: ``{"logits", "codes": [per allocation, per layer],
     "footprints": [per allocation], "stats"}``."""
     engine = Engine(case.qnet, case.cfg, thresholds=case.thresholds,
-                    uniform=case.policy.uniform)
+                    uniform=case.policy.uniform, masked=case.policy.masked)
     codes, footprints = [[c.copy() for c in engine.codes]], [engine.footprint()["total"]]
 
     def record(k, eng):

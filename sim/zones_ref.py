@@ -128,9 +128,10 @@ class Network:
             out[(Target.TABLE.value, l)] = pack(table_layout(cfg), {
                 "rows": im.rows, "cols": im.cols, "total": im.rows * im.cols,
                 "zone_base": list(im.base),
-                "shift": list(im.shifts), "meta_base": im.meta_base, "desc_base": im.desc_base,
-                "uniform": im.uniform, "masked": int(im.kept is not None),
-                "kept": 0 if im.kept is None else im.kept.size})
+                "shift": list(im.shifts), "desc_base": im.desc_base, "uniform": im.uniform,
+                # a masked layer has no metadata: its base holds the kept columns' count
+                "meta_base": im.meta_base if im.kept is None else im.kept.size,
+                "masked": int(im.kept is not None)})
         return out
 
     def footprint_counts(self):

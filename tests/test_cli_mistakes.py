@@ -21,7 +21,7 @@ def files(tmp_path_factory):
         "literal.toml": "[pse]\nimportance_form = \"literal\"\nsnapshot_shift = 0\n"
                         "importance_floor = false\n",
         "bins.toml": "[pse]\nhist_bins = 1\n",
-        "masks.toml": "[pse]\ninput_masks = true\n",
+        "masks.toml": "[pse]\ninput_masks = true\nreversible = false\n",
         "preset.toml": "[pse]\npreset = \"huge\"\n",
         "sweep.toml": "[sweep]\nbogus = 1\n",
     }
@@ -55,9 +55,8 @@ CASES = [
     (["generate", "histogram", "--config", "{d}/bins.toml"], "hist_bins must be"),
     (["generate", "pa", "--config", "{d}/preset.toml"], "preset must be one of"),
     (["demo", "--plot", "", "--config", "{d}/str.toml"], "lanes must be an integer"),
-    (["generate", "engine", "--config", "{d}/masks.toml"], "runs in the golden model only"),
-    (["demo", "--plot", "", "--backend", "rtl", "--config", "{d}/masks.toml"],
-     "runs in the golden model only"),
+    (["generate", "engine", "--config", "{d}/masks.toml"],
+     "input_masks = true needs importance_form 'factored' and reversible = true"),
     # blocks, boards, presets
     (["generate", "nosuch"], "block must be one of"),
     (["synth", "nosuch"], "block must be one of"),

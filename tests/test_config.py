@@ -140,22 +140,16 @@ def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
     assert fig["bits_per_weight"] <= 3.0 and fig["pse_accuracy"] > 0.95
 
 
-def test_input_masks_are_refused_by_the_hardware():
-    """Masked layers run in the golden model (and the zoned memory stores them): the engine's
-    register map and the host firmware say so before anything is built or written."""
-    from pse_hdl.host.firmware import Firmware
-    from pse_hdl.model.engine import Firmware as Policy
-    from pse_hdl.regmap import check_engine_config
-    cfg = PSEConfig(input_masks=True)
-    with pytest.raises(ConfigError, match="golden model only"):
-        check_engine_config(cfg)
+def test_the_input_masks_example_is_the_default_with_masked_layers():
+    """``examples/input_masks.toml`` (README, docs/ALLOCATION.md) changes ``input_masks`` only,
+    and the demo's network then stores a layer masked within the 4-bit budget."""
+    from pathlib import Path
 
-    class Drv:
-        pass
-    drv = Drv()
-    drv.cfg = cfg
-
-    class Net:
-        layers, baseline = [], [1]
-    with pytest.raises(ConfigError, match="golden model only"):
-        Firmware(drv, Net(), [], Policy((0.5, 0.5, 0, 0), masked=(True,)))
+    from pse_hdl.workflow import run_demo
+    path = Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"
+    cfg = from_arg(str(path))
+    default = PSEConfig().to_dict()
+    assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {"input_masks"}
+    fig = run_demo(cfg).figures
+    assert fig["masked_layers"] and fig["bits_per_weight"] <= 4.0
+    assert fig["pse_accuracy"] > 0.97

@@ -29,6 +29,22 @@ def test_firmware_on_the_model_bus_is_the_golden_model(seed):
     check_run(case, *run(run_firmware(case, ModelBus(cfg))))
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_masked_layers_on_the_model_bus_are_the_golden_model(seed):
+    """Masked layers (``input_masks``): the firmware loads the column magnitudes and the MASKED
+    registers; ALLOCATE prunes whole columns from them, REZONE stores the kept ones."""
+    n = len(CFG.precisions)
+    cfg = CFG.replace(input_masks=True, swap_delay=seed % 2, hysteresis=[0, 1 << 10][seed % 2])
+    rng = np.random.default_rng(50 + seed)
+    shapes = [[(12, 9), (7, 12)], [(20, 5), (3, 20)], [(1, 6), (4, 1)], [(9, 9), (9, 9)]][seed]
+    uniform = [int(rng.integers(1, n + 1)) for _ in shapes]
+    masked = [True, bool(seed % 2)]
+    shares = [None, (0.5, 0.5) + (0.0,) * (n - 1), None, (0.0, 1.0) + (0.0,) * (n - 1)][seed]
+    case = random_case(cfg, rng, shapes=shapes, shares=shares, samples=12, uniform=uniform,
+                       masked=masked, guard="median" if seed == 2 else None)
+    check_run(case, *run(run_firmware(case, ModelBus(cfg))))
+
+
 def test_model_bus_access_rules_and_errors():
     bus = ModelBus(CFG)
     drv = Driver(bus, CFG)

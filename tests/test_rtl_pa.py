@@ -29,10 +29,14 @@ async def write(ctx, dut, thresholds, band, uniform=0):
 
 @pytest.mark.parametrize("name", CONFIGS)
 @pytest.mark.parametrize("seed", range(3))
-@pytest.mark.parametrize("layer", ["coded", "uniform"])
+@pytest.mark.parametrize("layer", ["coded", "uniform", "masked"])
 def test_pa_matches_model_under_stalls(name, seed, layer):
-    """A uniform layer codes every weight its class (each seed another class)."""
+    """A uniform layer codes every weight its class (each seed another class); a masked one
+    (``input_masks``: the class register's top bit) every weight the thresholds keep."""
     cfg = CONFIGS[name]
+    masked = layer == "masked"
+    if masked:
+        cfg = cfg.replace(input_masks=True)
     n = len(cfg.precisions)
     uniform = 0 if layer == "coded" else 1 + seed % n
     rng = random.Random(seed)
@@ -49,13 +53,17 @@ def test_pa_matches_model_under_stalls(name, seed, layer):
     prev = [rng.randrange(n + 1) for _ in range(count)]
     items = [{"importance": i, "prev": p, "row": k % cfg.max_rows, "column": k % 7,
               "last": k % 3 == 0} for k, (i, p) in enumerate(zip(imps, prev))]
-    want = allocate(np.array(imps), thresholds, np.array(prev), band, uniform)
+    want = allocate(np.array(imps), thresholds, np.array(prev), band, uniform, masked)
+    if masked:
+        assert 0 < np.count_nonzero(want) < count
     got = []
 
     async def source(ctx):
-        await write(ctx, dut, thresholds, band, uniform)
+        await write(ctx, dut, thresholds, band, uniform | masked << cfg.code_bits)
         assert ctx.get(dut.error) == 0
         assert ctx.get(dut.uniform) == uniform
+        if masked:
+            assert ctx.get(dut.masked) == 1
         await stream_source(ctx, dut.i, items, random.Random(seed), idle=0.3)
 
     async def sink(ctx):

@@ -28,9 +28,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import ConfigError
-from ..model.engine import allocation_points, check_uniform, layer_exponents, next_rung, \
-    rung_shares, thresholds_from_histograms, within
+from ..model.engine import allocation_points, check_masked, check_uniform, column_norms, \
+    layer_exponents, next_rung, rung_shares, thresholds_from_histograms, within
 from ..model.fixed import signed_range
 from ..model.layer import cycle_model, weight_costs
 from ..model.pa import code_bits_of
@@ -83,9 +82,7 @@ class Firmware:
         self.policy = policy
         self.uniform = check_uniform(policy.uniform if policy else None, len(self.layers),
                                      self.cfg)
-        if policy and any(policy.masked):
-            raise ConfigError("masked layers (input_masks) run in the golden model only: the "
-                              "engine's hardware does not store them yet")
+        self.masked = check_masked(policy.masked if policy else None, self.uniform, self.cfg)
         self.shapes = [q.shape for q in self.layers]
         self.base = [int(b) for b in np.cumsum([0] + [r * c for r, c in self.shapes])[:-1]]
         self.weights = sum(r * c for r, c in self.shapes)
@@ -123,6 +120,9 @@ class Firmware:
             await drv.write_window("RIC", self.baseline[l], l * cfg.max_cols)
             await drv.write_layer(l, ROWS=rows, COLS=cols, MASTER_BASE=self.base[l],
                                   OUT_SHIFT=q.shift, RELU=int(q.relu), UNIFORM=self.uniform[l])
+            if cfg.input_masks:           # a masked layer's importance is its columns'
+                await drv.write_window("COLNORM", column_norms(q.master), l * cfg.max_cols)
+                await drv.write_layer(l, MASKED=int(self.masked[l]))
         await self.write_thresholds()
         await self.allocate(fresh=True)
 

@@ -52,6 +52,7 @@ class ModelBus(Bus):
         self.result = np.zeros(cfg.max_rows, np.int64)
         self.result_ovf = np.zeros(cfg.max_rows, np.int64)
         self.hist = np.zeros(cfg.hist_bins, np.int64)
+        self.colnorm = np.zeros(cfg.ric_depth, np.int64)   # masked layers' c_j (input_masks)
         self.store = {}                           # read-write register fields, by address
         for r in rm.registers:
             for f in r.fields:
@@ -133,7 +134,7 @@ class ModelBus(Bus):
                                   enumerate(self.codes[i * cpw:(i + 1) * cpw])),
              "BIAS": lambda: self.bias[i], "RIC": lambda: self.ric[i],
              "RESULT": lambda: self.result[i], "RESULT_OVF": lambda: self.result_ovf[i],
-             "HIST": lambda: self.hist[i]}[w.name]()
+             "HIST": lambda: self.hist[i], "COLNORM": lambda: self.colnorm[i]}[w.name]()
         return int(v) & MASK
 
     async def write(self, addr, value):
@@ -170,6 +171,8 @@ class ModelBus(Bus):
         elif w.name == "RIC":
             # Loading an EMA state loads the snapshot the allocations read and its floor too.
             self.ric[i] = self.snap[i] = self.floor[i] = value & ((1 << self.cfg.ema_bits) - 1)
+        elif w.name == "COLNORM":
+            self.colnorm[i] = value & ((1 << self.cfg.weight_bits) - 1)
         elif w.name == "INPUT":
             x = _sext(value, self.cfg.act_bits)
             self.x[i] = x
@@ -195,6 +198,8 @@ class ModelBus(Bus):
             if t["MASTER_BASE"] + t["ROWS"] * t["COLS"] > cfg.master_depth:
                 return False
             if t["UNIFORM"] > len(cfg.precisions):
+                return False
+            if t.get("MASKED") and not t["UNIFORM"]:     # a masked layer names its class
                 return False
         return True
 
@@ -242,7 +247,12 @@ class ModelBus(Bus):
     def _importance(self, l):
         master, _ = self._weights_of(l)
         cols = master.shape[1]
-        state = self.snap[l * self.cfg.max_cols:l * self.cfg.max_cols + cols]
+        lo = l * self.cfg.max_cols
+        state = self.snap[lo:lo + cols]
+        if self._table(l).get("MASKED"):         # its columns' magnitudes, not its masters
+            # The walker hands c_j to the importance unit as a weight_bits master.
+            c = _sext(self.colnorm[lo:lo + cols], self.cfg.weight_bits)
+            return np.broadcast_to(np.abs(c) * state, master.shape)
         return np.abs(master) * state[None, :]
 
     def _allocate(self, layers, fresh):
@@ -257,7 +267,8 @@ class ModelBus(Bus):
             imp = self._importance(l)
             _, prev = self._weights_of(l)
             band = 0 if fresh else self._reg("BAND")
-            codes = allocate(imp, thresholds, prev.copy(), band, t["UNIFORM"])
+            codes = allocate(imp, thresholds, prev.copy(), band, t["UNIFORM"],
+                             bool(t.get("MASKED")))
             base = t["MASTER_BASE"]
             self.codes[base:base + codes.size] = codes.ravel()
             self.class_count[l] = np.bincount(codes.ravel(), minlength=n_cls + 1)
@@ -277,14 +288,15 @@ class ModelBus(Bus):
         for l in range(n):
             t = self._table(l)
             master, codes = self._weights_of(l)
-            if t["UNIFORM"]:                     # a uniform layer's codes are its class
+            masked = bool(t.get("MASKED"))
+            if t["UNIFORM"] and not masked:      # a uniform layer's codes are its class
                 codes = np.full(codes.shape, t["UNIFORM"], np.int64)
             shifts = [t[f"SHIFT{k}"] for k in range(len(cfg.precisions))]
             if int(weight_costs(code_bits_of(codes, cfg), cfg).sum()) != t["COST"]:
                 err |= 1
             if not cfg.reversible:              # the re-zoning clears the pruned masters
                 master[codes == 0] = 0
-            image = pack_layer(codes.copy(), master, shifts, cfg, t["UNIFORM"])
+            image = pack_layer(codes.copy(), master, shifts, cfg, t["UNIFORM"], masked)
             images.append(image)
             weights.append(effective_weights(codes, master, shifts, cfg))
             rows.append(t["ROWS"])

@@ -25,7 +25,7 @@ the weights of the kept columns only (row-major, as if the layer had only those 
 codes, and the kept columns' indices (``kept``, ``col_bits`` each: its metadata); its split
 descriptors are those of its codes (the walk steps over the pruned columns as over pruned
 weights), with the metadata offset replaced by the index in ``kept`` of the split's column.
-With ``input_masks`` (the engine does not allocate them yet).
+With ``input_masks``.
 """
 
 from dataclasses import dataclass, field

@@ -30,7 +30,7 @@ reset-less registers, like the zones' bank select, so a reset in the middle of a
 leaves the network and its active layout usable: the next INFER is right.
 """
 
-from amaranth.hdl import Module, Mux, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -128,6 +128,20 @@ class Engine(wiring.Component):
             depth=cfg.max_rows, init=[])
         s.result_wr = results.write_port()
         s.result_rd = results.read_port()
+        if cfg.input_masks:
+            # Masked layers' column magnitudes: the host writes them, the walker reads them in
+            # a job (the host's read port otherwise).
+            m.submodules.colnorm = colnorm = memory.Memory(
+                shape=cfg.weight_bits, depth=cfg.ric_depth, init=[])
+            s.colnorm_wr, colnorm_rd = colnorm.write_port(), colnorm.read_port()
+            s.colnorm_host_addr = Signal.like(colnorm_rd.addr)
+            m.d.comb += [walker.colnorm.data.eq(colnorm_rd.data),
+                         s.colnorm_data.eq(colnorm_rd.data)]
+            with m.If(s.job_busy):
+                m.d.comb += [colnorm_rd.addr.eq(walker.colnorm.addr),
+                             colnorm_rd.en.eq(walker.colnorm.en)]
+            with m.Else():
+                m.d.comb += colnorm_rd.addr.eq(s.colnorm_host_addr)
 
     # -- windows ----------------------------------------------------------------------------
 
@@ -156,6 +170,11 @@ class Engine(wiring.Component):
                          s.codes_wr.en.eq(-1)]
         m.d.comb += [codes.ready.eq(1), codes.rdata.eq(s.codes_data),
                      s.host_codes_addr.eq(codes.addr)]
+        if cfg.input_masks:               # column magnitudes, as the code buffer
+            cn = w("COLNORM")
+            m.d.comb += [s.colnorm_wr.en.eq(cn.we), s.colnorm_wr.addr.eq(cn.addr),
+                         s.colnorm_wr.data.eq(cn.wdata), cn.ready.eq(1),
+                         cn.rdata.eq(s.colnorm_data), s.colnorm_host_addr.eq(cn.addr)]
         # Biases and EMA states: the MAC's and the RIC's host ports.
         m.d.comb += [mac.bias.en.eq(bias.we), mac.bias.addr.eq(bias.addr),
                      mac.bias.data.eq(bias.wdata), mac.bias_rd.addr.eq(bias.addr),

@@ -6,7 +6,9 @@ hysteresis band, address n + 1 the uniform class) and applies them all at once w
 non-decreasing is refused: the active registers keep their values and ``error`` rises until the
 next good commit. So a half-written set never reaches the datapath and an unordered set never does.
 A uniform class k > 0 codes every weight k, whatever its importance (a uniform layer,
-:mod:`pse_hdl.model.pa`); the check that k names a class is the sequencer's.
+:mod:`pse_hdl.model.pa`); the check that k names a class is the sequencer's. With
+``input_masks``, bit ``code_bits`` of the uniform class's register says the layer is masked:
+its weights the thresholds prune keep code 0, the others get k.
 
 The datapath is three register stages: ``imp - H`` and ``imp + H`` (with hysteresis); the
 comparisons of the importance (and of ``imp - H`` and ``imp + H``) with every threshold; the count
@@ -55,6 +57,7 @@ class PrecisionAllocator(wiring.Component):
     thresholds : Out(array of importance_bits), the active thresholds (read-back)
     band : Out(importance_bits), the active hysteresis band
     uniform : Out(code_bits), the active uniform class (0: codes from the thresholds)
+    masked : Out(1), with ``input_masks``: the active uniform class spares pruned weights
     error : Out(1), the last commit was refused (thresholds not ordered)
 
     Latency 3 cycles; one weight per cycle. Backpressure stalls the whole pipeline (nothing is
@@ -74,6 +77,7 @@ class PrecisionAllocator(wiring.Component):
                               init=list(cfg.thresholds)),
             "band": Out(unsigned(cfg.importance_bits), init=cfg.hysteresis),
             "uniform": Out(cfg.code_bits),
+            **({"masked": Out(1)} if cfg.input_masks else {}),
             "error": Out(1),
         })
 
@@ -94,6 +98,7 @@ class PrecisionAllocator(wiring.Component):
                   for k, t in enumerate(cfg.thresholds)]
         staged_band = Signal(unsigned(ib), init=cfg.hysteresis)
         staged_uniform = Signal(cfg.code_bits)
+        staged_masked = Signal() if cfg.input_masks else None
         with m.If(self.csr.wr_en):
             with m.Switch(self.csr.wr_addr):
                 for k in range(n):
@@ -103,6 +108,8 @@ class PrecisionAllocator(wiring.Component):
                     m.d.sync += staged_band.eq(self.csr.wr_data)
                 with m.Case(n + 1):
                     m.d.sync += staged_uniform.eq(self.csr.wr_data)
+                    if cfg.input_masks:
+                        m.d.sync += staged_masked.eq(self.csr.wr_data[cfg.code_bits])
         ordered = Const(1)
         for k in range(1, n):
             ordered = ordered & (staged[k - 1] <= staged[k])
@@ -110,6 +117,8 @@ class PrecisionAllocator(wiring.Component):
             with m.If(ordered):
                 m.d.sync += [self.thresholds.eq(Cat(*staged)), self.error.eq(0),
                              self.uniform.eq(staged_uniform)]
+                if cfg.input_masks:
+                    m.d.sync += self.masked.eq(staged_masked)
                 if self._hyst:
                     m.d.sync += self.band.eq(staged_band)
             with m.Else():
@@ -163,7 +172,10 @@ class PrecisionAllocator(wiring.Component):
                 code = clamped
             else:
                 code = _count(cmp_mid, n)
-            m.d.sync += self.o.payload.code.eq(Mux(self.uniform != 0, self.uniform, code))
+            kept = self.uniform
+            if cfg.input_masks:            # a masked layer keeps code 0 where it prunes
+                kept = Mux(self.masked & (code == 0), 0, self.uniform)
+            m.d.sync += self.o.payload.code.eq(Mux(self.uniform != 0, kept, code))
         return m
 
 

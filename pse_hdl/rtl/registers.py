@@ -27,8 +27,9 @@ from .layouts import log2
 
 __all__ = ["WindowPort", "RegisterFile", "layer_layout"]
 
-# Windows a running job owns (the master store, the code buffer, the histogram).
-JOB_WINDOWS = ("MASTER", "CODES", "HIST")
+# Windows a running job owns (the master store, the code buffer, the histogram, the column
+# magnitudes of masked layers where the configuration has them).
+JOB_WINDOWS = ("MASTER", "CODES", "HIST", "COLNORM")
 
 
 
@@ -156,7 +157,7 @@ class RegisterFile(wiring.Component):
                                                        error_addr))
 
         # The access rules.
-        job_owned = Cat(*[in_window[nm] for nm in JOB_WINDOWS]).any() | \
+        job_owned = Cat(*[in_window[nm] for nm in JOB_WINDOWS if nm in in_window]).any() | \
             (write & (table | held))
         allowed, ok, go = Signal(), Signal(), Signal()
         win = rm.windows

@@ -181,6 +181,9 @@ def jobs(m, s, zones, chain, walker):
         wiring.connect(m, walker.o, chain.w)
     m.d.comb += [walker.base.eq(s.L("MASTER_BASE", layer)), walker.total.eq(total),
                  walker.cols.eq(cols), chain.w_layer.eq(layer)]
+    if cfg.input_masks:                   # a masked layer's weights carry its columns' c_j
+        m.d.comb += [walker.masked.eq(s.L("MASKED", layer)),
+                     walker.col_base.eq(layer * cfg.max_cols)]
 
     # Codes out of the chain go to the code buffer at the weight's master address.
     code_addr = Signal(cfg.master_addr_bits + 1)
@@ -193,11 +196,13 @@ def jobs(m, s, zones, chain, walker):
                      s.codes_wr.en.eq(1 << sel)]
 
     valid_layer = Signal()
-    m.d.comb += valid_layer.eq(
-        (rows >= 1) & (rows <= cfg.max_rows) & (cols >= 1) & (cols <= cfg.max_cols)
-        & ((layer == 0) | (cols == s.L("ROWS", layer - 1)))
-        & (s.L("MASTER_BASE", layer) + total <= cfg.master_depth)
-        & at_most(s.L("UNIFORM", layer), n))
+    valid = ((rows >= 1) & (rows <= cfg.max_rows) & (cols >= 1) & (cols <= cfg.max_cols)
+             & ((layer == 0) | (cols == s.L("ROWS", layer - 1)))
+             & (s.L("MASTER_BASE", layer) + total <= cfg.master_depth)
+             & at_most(s.L("UNIFORM", layer), n))
+    if cfg.input_masks:                   # a masked layer names its class
+        valid = valid & (~s.L("MASKED", layer) | (s.L("UNIFORM", layer) != 0))
+    m.d.comb += valid_layer.eq(valid)
     footprint = Signal(32)
     W = cfg.zone_word_bits
     m.d.comb += footprint.eq(
@@ -275,6 +280,8 @@ def jobs(m, s, zones, chain, walker):
             with m.Elif(step == n + 1):
                 m.d.comb += [csr.wr_en.eq(1), csr.wr_addr.eq(n + 1),
                              csr.wr_data.eq(s.L("UNIFORM", layer))]
+                if cfg.input_masks:       # the PA's masked bit above the class
+                    m.d.comb += csr.wr_data.eq(Cat(s.L("UNIFORM", layer), s.L("MASKED", layer)))
             with m.Elif(step == n + 2):
                 m.d.comb += csr.commit.eq(1)
             with m.Else():
@@ -302,6 +309,8 @@ def jobs(m, s, zones, chain, walker):
             m.d.comb += [plan.rows.eq(rows), plan.cols.eq(cols),
                          plan.master_base.eq(s.L("MASTER_BASE", layer)),
                          plan.cost.eq(s.L("COST", layer)), plan.uniform.eq(s.L("UNIFORM", layer))]
+            if cfg.input_masks:
+                m.d.comb += plan.masked.eq(s.L("MASKED", layer))
             m.d.comb += [plan.shift[k].eq(s.L(f"SHIFT{k}", layer)) for k in range(n)]
             m.d.comb += [zones.host_wr.valid.eq(1),
                          zones.host_wr.payload.target.eq(Target.PLAN),
@@ -409,6 +418,7 @@ class State:
         self.argmax = Signal(cfg.row_bits)
         self.best_acc, self.best_valid = Signal(signed(cfg.acc_bits)), Signal()
         self.codes_data = Signal(rm.codes_per_word * cfg.code_bits)
+        self.colnorm_data = Signal(cfg.weight_bits)
         self.host_codes_addr = Signal(max(1, (rm.windows["CODES"].size - 1).bit_length()))
         self.infer_timer = Signal(32)
         self.layer_mac_cycles = Signal(cfg.layer_cost_bits)

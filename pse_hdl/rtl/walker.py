@@ -4,14 +4,20 @@ It feeds every pass of the engine over the weights: the allocation and histogram
 the control chain) and the re-zoning (its codes into the zoned memory).
 """
 
-from amaranth.hdl import Array, Module, Signal, signed
+from amaranth.hdl import Array, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
 from .layouts import log2
 
-__all__ = ["LayerWalker"]
+__all__ = ["LayerWalker", "colnorm_addr_bits"]
+
+
+def colnorm_addr_bits(cfg):
+    """Address bits of the column magnitudes (``input_masks``): as the RIC's states, layer l's
+    inputs at ``l * max_cols``."""
+    return max(1, (cfg.ric_depth - 1).bit_length())
 
 
 
@@ -22,6 +28,11 @@ class LayerWalker(wiring.Component):
     ``start`` (a strobe) samples ``base`` (first master), ``total`` (rows x cols) and ``cols``.
     Both memories are read in the same cycle (synchronous ports, held while the output stalls);
     one weight per cycle, two cycles of latency; ``busy`` until the last weight is taken.
+
+    With ``input_masks``, ``start`` also samples ``masked`` and ``col_base`` (the layer's first
+    entry of the column magnitudes): a masked layer's weights carry their column's magnitude
+    (``colnorm``, read beside the master) in place of the master, so its importance is the
+    column's (docs/SPEC.md section 4).
     """
 
     def __init__(self, cfg, codes_per_word):
@@ -35,6 +46,10 @@ class LayerWalker(wiring.Component):
             "codes": In(memory.ReadPort.Signature(addr_width=max(1, log2(code_words)),
                                                   shape=codes_per_word * cfg.code_bits)),
             "o": Out(stream.Signature(layouts.master_in(cfg))),
+            **({"masked": In(1), "col_base": In(colnorm_addr_bits(cfg)),
+                "colnorm": In(memory.ReadPort.Signature(addr_width=colnorm_addr_bits(cfg),
+                                                        shape=cfg.weight_bits))}
+               if cfg.input_masks else {}),
         })
 
     def elaborate(self, platform):
@@ -53,6 +68,13 @@ class LayerWalker(wiring.Component):
                      self.busy.eq(issue | r_valid | self.o.valid)]
         codes = Array(self.codes.data[k * cfg.code_bits:(k + 1) * cfg.code_bits]
                       for k in range(cpw))
+        master = self.master.data
+        if cfg.input_masks:
+            masked, col_base = Signal(), Signal.like(self.col_base)
+            m.d.comb += [self.colnorm.en.eq(adv), self.colnorm.addr.eq(col_base + col)]
+            master = Mux(masked, self.colnorm.data.as_signed(), master)
+            with m.If(self.start):
+                m.d.sync += [masked.eq(self.masked), col_base.eq(self.col_base)]
         with m.If(self.start):
             m.d.sync += [base.eq(self.base), total.eq(self.total), cols.eq(self.cols),
                          idx.eq(0), row.eq(0), col.eq(0), r_valid.eq(0), self.o.valid.eq(0)]
@@ -66,7 +88,7 @@ class LayerWalker(wiring.Component):
                 with m.Else():
                     m.d.sync += col.eq(col + 1)
             o = self.o.payload
-            m.d.sync += [self.o.valid.eq(r_valid), o.master.eq(self.master.data),
+            m.d.sync += [self.o.valid.eq(r_valid), o.master.eq(master),
                          o.prev.eq(codes[r_sel]), o.row.eq(r_row), o.column.eq(r_col),
                          o.last.eq(r_last)]
         return m

@@ -67,8 +67,8 @@ def meta_bits_shape(cfg):
 
 
 def _masked_fields(cfg):
-    """A masked layer's fields (``input_masks`` only): the flag, and in the table how many input
-    columns it keeps."""
+    """A masked layer's flag (``input_masks`` only). A masked layer stores no metadata: its
+    table entry's ``meta_base`` holds how many input columns it keeps."""
     return {"masked": unsigned(1)} if cfg.input_masks else {}
 
 
@@ -85,14 +85,13 @@ def plan_layout(cfg):
 
 def table_layout(cfg):
     n = len(cfg.precisions)
-    kept = {"kept": unsigned(cfg.col_bits + 1)} if cfg.input_masks else {}
     return data.StructLayout({"rows": unsigned(cfg.row_bits + 1),
                               "cols": unsigned(cfg.col_bits + 1), "total": unsigned(cfg.pos_bits),
                               "zone_base": data.ArrayLayout(unsigned(cfg.zone_addr_bits), n),
                               "shift": data.ArrayLayout(unsigned(cfg.shift_bits), n),
                               "meta_base": unsigned(cfg.meta_index_bits),
                               "desc_base": count_shape(cfg.desc_depth - 1),
-                              "uniform": unsigned(cfg.code_bits), **_masked_fields(cfg), **kept})
+                              "uniform": unsigned(cfg.code_bits), **_masked_fields(cfg)})
 
 
 def _fields(fields):

@@ -25,7 +25,8 @@ class Rezoner(wiring.Component):
 
     A masked layer (``input_masks``) stores no codes: as its first row passes, the index of every
     kept column goes to the kept-column table (``kept_*``, the walkers' token source), and its
-    count into the table entry, written again after the layer; its split descriptors carry, in
+    count into the table entry's metadata base (it has no metadata), the entry written again
+    after the layer; its split descriptors carry, in
     the metadata offset, the split column's rank among the kept ones. ``meta_bits`` counts the
     kept columns' indices (``col_bits`` each) with the metadata, as the footprint does."""
 
@@ -170,7 +171,7 @@ class Rezoner(wiring.Component):
                 if cfg.input_masks:   # the entry again, with the kept columns counted
                     m.d.comb += [self.table_en.eq(pl.masked),
                                  self.table_addr.eq(banked(self.bank, layer, cfg.max_layers)),
-                                 self.table_data.eq(entry), self.table_data.kept.eq(kept)]
+                                 self.table_data.eq(entry), self.table_data.meta_base.eq(kept)]
                 with m.If(pcost != pl.cost):
                     m.d.sync += self.error.cost.eq(1)
                 if cfg.desc_stride:

@@ -217,7 +217,7 @@ class FetchWalker(wiring.Component):
         m.submodules.kept_tokens = kt
         wiring.connect(m, kt.table, wiring.flipped(self.kept))
         m.d.comb += [kt.start.eq(start), kt.run.eq(running), kt.base.eq(self.kept_base),
-                     kt.rank.eq(first.meta), kt.col.eq(first.col), kt.kept.eq(tab.kept),
+                     kt.rank.eq(first.meta), kt.col.eq(first.col), kt.kept.eq(tab.meta_base),
                      kt.cols.eq(tab.cols), kt.uniform.eq(tab.uniform)]
         masked = tab.masked
         pop, trim = Signal(), Signal()
