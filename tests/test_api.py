@@ -440,3 +440,21 @@ def test_integers_outside_the_hardware_widths_are_refused():
         Engine(net([[1, 0]], [1 << 40]), cfg)
     with pytest.raises(InputError, match="layer 0 master weights must be integers"):
         Engine(net([[np.nan, 0.0]], [0]), cfg)
+
+
+def test_a_masked_design_saves_and_loads(binary, tmp_path):
+    """With ``input_masks`` the calibration's masked layers travel with the design: the loaded
+    design predicts the same, and its report names them."""
+    m, cal, (x, y) = binary
+    cfg = PSEConfig(input_masks=True)
+    design = pse_hdl.convert(m, calibration=cal, target_bits=4.0, config=cfg)
+    # The best masked candidate of the calibration's table (whatever it chose at 4 bits).
+    row = max((r for r in design.table if any(r["masked"])), key=lambda r: r["accuracy"])
+    design.set_allocation(row["shares"], row["thresholds"], 4.0, "global", row["uniform"],
+                          row["masked"])
+    assert design.masked_layers == [l for l, k in enumerate(row["masked"]) if k]
+    design.save(tmp_path / "d.npz")
+    again = pse_hdl.load(tmp_path / "d.npz")
+    assert again.masked == design.masked and again.uniform == design.uniform
+    np.testing.assert_array_equal(again.predict(x), design.predict(x))
+    assert again.report()["masked_layers"] == design.masked_layers
