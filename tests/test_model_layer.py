@@ -97,3 +97,18 @@ def test_lane_split_is_contiguous_balanced_and_only_trailing_lanes_are_empty(see
 def test_weight_costs_are_digits_rounded_up():
     """One cycle per started 4-bit digit: 2-bit and 4-bit weights 1, 8-bit 2, 16-bit 4."""
     assert weight_costs(np.array([0, 2, 4, 8, 16]), CFG).tolist() == [0, 1, 1, 2, 4]
+
+
+def test_products_are_exact_in_either_arithmetic():
+    """``layer_forward`` sums products in float64 when every partial sum stays an exact integer
+    (below 2**53) and in int64 beyond: both give the exact integer result."""
+    from pse_hdl.model.layer import _products
+    rng = np.random.default_rng(3)
+    for scale in (7, 15, 26):                 # small, the engine's widths, past float64's 53 bits
+        x = rng.integers(-(1 << scale), 1 << scale, (5, 300))
+        w = rng.integers(-(1 << scale), 1 << scale, (9, 300))
+        exact = np.array([[sum(int(a) * int(b) for a, b in zip(xr, wr)) for wr in w] for xr in x],
+                         dtype=object)
+        got = _products(x, w)
+        assert got.dtype == np.int64 and (got == exact.astype(np.int64)).all()
+    assert _products(np.zeros((2, 0), np.int64), np.zeros((3, 0), np.int64)).shape == (2, 3)

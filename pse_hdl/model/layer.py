@@ -30,9 +30,21 @@ def layer_forward(weights, bias, x, cfg):
     w = to_int64(weights)
     x = np.atleast_2d(to_int64(x))
     b, b_ovf = saturate(bias, cfg.acc_bits)
-    exact = b[None, :] + x @ w.T if w.shape[1] else np.broadcast_to(b, (x.shape[0], w.shape[0]))
+    exact = b[None, :] + _products(x, w) if w.shape[1] else \
+        np.broadcast_to(b, (x.shape[0], w.shape[0]))
     acc, ovf = saturate(exact, cfg.acc_bits)
     return acc, ovf | b_ovf[None, :]
+
+
+def _products(x, w):
+    """``x @ w.T`` exactly. In float64 (BLAS) when every partial sum is an integer below 2**53
+    in magnitude, which float64 holds exactly whatever the order of the additions; in int64
+    otherwise."""
+    if x.size and w.size:
+        bound = int(np.abs(x).max()) * int(np.abs(w).max()) * w.shape[1]
+        if bound < 1 << 53:
+            return np.rint(x.astype(np.float64) @ w.T.astype(np.float64)).astype(np.int64)
+    return x @ w.T
 
 
 def requantize(acc, shift, relu, cfg):

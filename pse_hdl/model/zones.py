@@ -41,17 +41,25 @@ __all__ = ["LayerImage", "pack_words", "unpack_words", "pack_layer", "unpack_lay
            "check_fit"]
 
 
+def _code_patterns(cfg):
+    """Each code's bits, LSB first, as rows of a table padded to the longest, and the mask of
+    the bits that belong to it."""
+    n = len(cfg.precisions)
+    if cfg.meta_encoding == "fixed":
+        pats = [[(c >> i) & 1 for i in range(cfg.code_bits)] for c in range(n + 1)]
+    else:
+        pats = [[1] * c + ([0] if c < n else []) for c in range(n + 1)]
+    width = max(len(p) for p in pats)
+    table = np.array([p + [0] * (width - len(p)) for p in pats], np.int64)
+    valid = np.array([[i < len(p) for i in range(width)] for p in pats])
+    return table, valid
+
+
 def encode_meta(codes, cfg):
     """The metadata bit string of ``codes`` (row-major), as a list of 0/1, LSB first."""
-    bits = []
-    n = len(cfg.precisions)
-    for c in to_int64(codes).ravel():
-        c = int(c)
-        if cfg.meta_encoding == "fixed":
-            bits += [(c >> i) & 1 for i in range(cfg.code_bits)]
-        else:
-            bits += [1] * c + ([0] if c < n else [])
-    return bits
+    table, valid = _code_patterns(cfg)
+    c = to_int64(codes).ravel()
+    return table[c][valid[c]].tolist()          # each code's bits, in order
 
 
 def decode_meta(bits, count, cfg, start=0):
@@ -74,7 +82,12 @@ def decode_meta(bits, count, cfg, start=0):
 def pack_words(values, bits, word_bits):
     """Pack signed ``bits``-wide values, LSB first, into Python-int words."""
     per = word_bits // bits
-    v = [int(x) & ((1 << bits) - 1) for x in to_int64(values).ravel()]
+    v = to_int64(values).ravel() & ((1 << bits) - 1)
+    if word_bits <= 64:                         # whole words in unsigned 64-bit arithmetic
+        v = np.concatenate([v, np.zeros(-v.size % per, np.int64)]).astype(np.uint64)
+        shifts = (np.arange(per, dtype=np.uint64) * np.uint64(bits))
+        return np.bitwise_or.reduce(v.reshape(-1, per) << shifts, axis=1).tolist()
+    v = v.tolist()
     words = []
     for i in range(0, len(v), per):
         w = 0
