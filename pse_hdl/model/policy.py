@@ -1,0 +1,92 @@
+"""The host's run-time policy, golden model (docs/SPEC.md, section 11): what the firmware aims
+for (class shares, the budget guard, the budget ladder that follows performance) and when it
+allocates. :func:`~pse_hdl.model.engine.run_dynamic` and the host firmware
+(:mod:`pse_hdl.host.firmware`) both follow it.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Firmware", "within", "logit_margins", "low_confidence_share", "next_rung",
+           "rung_shares", "allocation_points"]
+
+
+@dataclass
+class Firmware:
+    """Run-time policy of the host: target class shares and how often to recalibrate.
+
+    With a ``ladder`` the budget follows the network's performance (label-free): the ladder's
+    rungs are class shares from the cheapest (the budget's floor) to the dearest (its ceiling),
+    ``rung`` the one calibrated to the budget. At every recalibration the share of outputs since
+    the previous one whose logit margin (largest minus second largest) is below ``margin`` is
+    compared with ``reference``, the share the profiling stage measured on the calibration
+    split: more than ``tolerance`` above, one rung up (more bits); more than ``tolerance``
+    below, one rung down (:func:`next_rung`). The thresholds are then recalibrated to the
+    rung's shares.
+    """
+    shares: tuple                     # (pruned, precisions[0], ..., precisions[-1])
+    recalibrate_every: int = 4        # allocations between recalibrations (0 = never)
+    mode: str = "global"
+    ladder: tuple = ()                # class shares per rung, cheapest first; () = fixed
+    rung: int = 0                     # the rung of ``shares``
+    margin: int = 0                   # a logit margin below it is a low-confidence output
+    reference: float = 0.0            # low-confidence share of the profiling stage
+    tolerance: float = 0.1
+    uniform: tuple = ()               # per layer: 0 or its uniform class; () = none uniform
+    masked: tuple = ()                # per layer: whether its uniform class is masked
+    max_bits: float = 0.0             # a layout over this many bits per weight is not swapped
+    #                                   in, the active one stays (0: no limit; :func:`within`)
+
+
+def within(policy, footprint, weights):
+    """Whether a layout of ``footprint`` bits (metadata and descriptors included) over
+    ``weights`` weights may be swapped in under ``policy``'s budget guard (``max_bits``). Between
+    two recalibrations the rising importance of the weights the thresholds did not foresee
+    (the importance floor of the profiling stage lifts them) could take a layout over the
+    budget; the firmware then keeps the layout it has."""
+    return not (policy and policy.max_bits) or footprint <= policy.max_bits * weights
+
+
+def logit_margins(logits):
+    """Per output (row of ``logits``): the largest logit minus the second largest."""
+    top = np.sort(np.asarray(logits), axis=1)
+    return top[:, -1] - top[:, -2]
+
+
+def low_confidence_share(logits, margin):
+    """The share of outputs (rows of ``logits``) whose largest logit beats the second largest
+    by less than ``margin``."""
+    return float(np.mean(logit_margins(logits) < margin))
+
+
+def next_rung(policy, rung, logits):
+    """The rung after a recalibration that has seen the outputs ``logits`` since the previous
+    one (:class:`Firmware`)."""
+    if not policy.ladder or not len(logits):
+        return rung
+    share = low_confidence_share(logits, policy.margin)
+    if share > policy.reference + policy.tolerance:
+        return min(rung + 1, len(policy.ladder) - 1)
+    if share < policy.reference - policy.tolerance:
+        return max(rung - 1, 0)
+    return rung
+
+
+def rung_shares(policy, rung):
+    """The class shares the firmware recalibrates toward on ``rung``."""
+    return tuple(policy.ladder[rung]) if policy.ladder else tuple(policy.shares)
+
+
+def allocation_points(n, cfg):
+    """Sample counts after which the firmware allocates over a run of ``n`` samples: multiples
+    of ``period`` at or after the warm-up, before the last sample."""
+    out, t = [], 0
+    while t < n:
+        nxt = max(cfg.warmup, (t // cfg.period + 1) * cfg.period)
+        while nxt <= t:
+            nxt += cfg.period
+        if nxt < n:
+            out.append(nxt)
+        t = nxt
+    return out
