@@ -96,8 +96,8 @@ def r2_score(pred, y):
 
 
 def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="global",
-            recalibrate_every=4, adapt=None):
-    """A :class:`Design` for ``model`` (see the module docs; ``adapt``:
+            recalibrate_every=4, adapt=None, max_mac=None):
+    """A :class:`Design` for ``model`` (see the module docs; ``adapt`` and ``max_mac``:
     :meth:`Design.allocate`)."""
     cfg = _config(config)
     source = model if isinstance(model, Source) else load_model(model)
@@ -109,7 +109,7 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="glob
     if mode not in ("global", "layer"):
         raise ConfigError(f"allocation mode must be 'global' or 'layer', not {mode!r}")
     design = Design(cfg, source, x_cal, y_cal, task, recalibrate_every=recalibrate_every)
-    design.allocate(target_bits, mode, adapt=adapt)
+    design.allocate(target_bits, mode, adapt=adapt, max_mac=max_mac)
     return design
 
 
@@ -134,6 +134,7 @@ def load(path):
     design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"],
                           meta.get("uniform"), meta.get("masked"))
     design.adapt = meta.get("adapt")
+    design.max_mac = meta.get("max_mac")
     return design
 
 
@@ -141,6 +142,14 @@ def _check_bits(name, bits):
     if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not np.isfinite(bits) \
             or bits <= 0:
         raise ConfigError(f"{name} must be a positive number of bits per weight, not {bits!r}")
+
+
+def _check_mac(max_mac):
+    if max_mac is not None and (isinstance(max_mac, bool) or not isinstance(max_mac, (int, float))
+                                or not 0 < max_mac <= 1):
+        raise ConfigError(f"max_mac must be a fraction of the dense 16-bit MAC cycles in "
+                          f"(0, 1], not {max_mac!r}")
+    return None if max_mac is None else float(max_mac)
 
 
 def _check_adapt(adapt, target_bits, design):
@@ -171,6 +180,7 @@ class Design:
         self.shares = self.thresholds = self.target_bits = self.mode = self.uniform = None
         self.masked = None
         self.adapt = None                 # the budget ladder, when it follows performance
+        self.max_mac = None               # the calibration's MAC cycle budget, if any
         self.table = []
         self.calibration_score = None
 
@@ -212,9 +222,13 @@ class Design:
         return r2_score(self.outputs(logits), y)
 
     # -- allocation -------------------------------------------------------------------------
-    def allocate(self, target_bits=None, mode=None, adapt=None):
+    def allocate(self, target_bits=None, mode=None, adapt=None, max_mac=None):
         """Calibrate the class shares and thresholds to ``target_bits`` (bits per weight,
         metadata included) on the calibration data. Returns the chosen candidate.
+
+        ``max_mac``: a cycle budget too, as a fraction of the dense 16-bit network's MAC
+        cycles on the same lanes (for example 0.2); only layouts within it are chosen, the
+        ladder's rungs included.
 
         ``adapt=(floor, ceiling)`` (classifiers): the dynamic run's budget then follows the
         network's performance between those bits per weight, label-free: the calibration's
@@ -225,6 +239,7 @@ class Design:
         when more than 0.1 below (:class:`~pse_hdl.model.engine.Firmware`)."""
         target_bits = self.target_bits if target_bits is None else target_bits
         _check_bits("target_bits", target_bits)
+        max_mac = _check_mac(max_mac)
         mode = mode or self.mode or "global"
         top = target_bits
         if adapt is not None:
@@ -232,14 +247,15 @@ class Design:
         engine = Engine(self.qnet, self.cfg, allocate=False)
         xq = self.quantize(self.x_cal)
         best, self.table = calibrate(engine, xq, self.y_cal, target_bits=top, mode=mode,
-                                     score=self.score_logits)
-        self.adapt = None
+                                     score=self.score_logits, max_mac=max_mac)
+        self.adapt, self.max_mac = None, max_mac
         if adapt is not None:
-            best = best_within(self.table, target_bits)
+            best = best_within(self.table, target_bits, max_mac)
             # The firmware's ladder moves the thresholds only: its rungs keep best's layers
             # uniform (and masked).
             rungs = budget_ladder([r for r in self.table if r["uniform"] == best["uniform"]
-                                   and r["masked"] == best["masked"]], floor, top)
+                                   and r["masked"] == best["masked"]], floor, top,
+                                  max_mac=max_mac)
             logits = Engine(self.qnet, self.cfg, thresholds=best["thresholds"],
                             uniform=best["uniform"], masked=best["masked"]).infer(xq)[-1]
             margin = int(np.quantile(logit_margins(logits), 0.25))
@@ -400,7 +416,7 @@ class Design:
             "task": self.task, "source": self.source.kind,
             "layers": [list(q.shape) for q in self.qnet.layers],
             "weights": int(fp["weights"]), "target_bits": self.target_bits,
-            "bits_per_weight": float(fp["bits_per_weight"]),
+            "max_mac": self.max_mac, "bits_per_weight": float(fp["bits_per_weight"]),
             "footprint_bits": {k: int(v) for k, v in fp.items()
                                if k not in ("weights", "bits_per_weight")},
             "precision_shares": {k: float(v) for k, v in zip(labels,
@@ -478,7 +494,8 @@ class Design:
                 "shares": list(self.shares), "thresholds": self.thresholds,
                 "uniform": self.uniform, "masked": self.masked,
                 "target_bits": self.target_bits, "mode": self.mode,
-                "recalibrate_every": self.recalibrate_every, "adapt": self.adapt}
+                "recalibrate_every": self.recalibrate_every, "adapt": self.adapt,
+                "max_mac": self.max_mac}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
                 "x_calib": self.x_cal, "y_calib": self.y_cal}
         for l, (w, b) in enumerate(zip(self.source.net.weights, self.source.net.biases)):

@@ -6,6 +6,14 @@ import os
 _BUILD = os.path.join(os.path.dirname(__file__), "..", "sim_build")
 os.environ.setdefault("PSE_SIM_BUILD", _BUILD)
 os.environ.setdefault("PSE_FAST_BUILD", os.path.join(_BUILD, "fast"))
+# One BLAS thread per worker: the golden model's products are small, and OpenBLAS threads of
+# two workers on two cores spin against each other (a bench process beside another ran 6x
+# slower than alone). The variable reaches simulator subprocesses; threadpoolctl covers a
+# NumPy a plugin imported before this file (threadpoolctl comes with scikit-learn).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+threadpool_limits(1)
 
 # The longest tests (measured with --durations on a 2-core machine: 50 s to 3 min each) start
 # first, so that the parallel workers do not end the run waiting for one of them (longest job

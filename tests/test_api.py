@@ -183,10 +183,12 @@ def test_regressor(tmp_path):
 
 def test_save_load_write_trace(binary, tmp_path):
     m, cal, (x, y) = binary
-    design = pse_hdl.convert(m, calibration=cal, target_bits=6.0)
+    design = pse_hdl.convert(m, calibration=cal, target_bits=6.0, max_mac=0.25)
+    assert design.report()["mac_cycle_ratio"] <= 0.25
     design.save(tmp_path / "d.npz")
     again = pse_hdl.load(tmp_path / "d.npz")
     assert again.uniform == design.uniform and again.thresholds == design.thresholds
+    assert again.report()["max_mac"] == 0.25
     np.testing.assert_array_equal(again.predict(x), design.predict(x))
     out = design.write(tmp_path / "out")
     for name in ("pse_engine.v", "load.txt", "masters.hex", "biases.hex", "ric_baseline.hex",
@@ -346,6 +348,11 @@ BAD = [
      "--adapt must be FLOOR:CEILING in bits per weight"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--adapt", "5:9"],
      r"adapt must have floor <= target_bits <= ceiling, not 5.0 <= 4.5 <= 9.0"),
+    (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--max-mac", "0"],
+     r"max_mac must be a fraction of the dense 16-bit MAC cycles in \(0, 1\], not 0.0"),
+    (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--max-mac", "0.001"],
+     r"no layout within 4.5 bits per weight needs at most 0.001 of the dense 16-bit MAC "
+     r"cycles \(max_mac\): the fewest need 0\.\d+; raise max_mac"),
 ]
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig
 from pse_hdl.errors import InputError
-from pse_hdl.model.calibration import budget_ladder, calibrate, uniform_mixes
+from pse_hdl.model.calibration import best_within, budget_ladder, calibrate, uniform_mixes
 from pse_hdl.model.engine import (Engine, Firmware, dense_activations, exact_thresholds,
                                   histogram_thresholds, low_confidence_share, next_rung, profile,
                                   run_dynamic)
@@ -189,6 +189,31 @@ def test_calibration_meets_the_bit_budget(small):
     with pytest.raises(ConfigError, match=r"no layout reaches 0.5 bits per weight .*: the "
                                           r"smallest costs \d+\.\d\d; raise the budget"):
         calibrate(e, xq["calib"], splits["calib"][1], target_bits=0.5, grid=grid)
+
+
+def test_a_cycle_budget_limits_the_choice(small):
+    """With ``max_mac`` the choice is the best row within both budgets (a row's MAC ratio is
+    the engine's own cycle count of its layout), and none within it is an error that says
+    what the fastest needs; the ladder's rungs keep to it."""
+    splits, net, q, xq = small
+    e = Engine(q, CFG, allocate=False)
+    _, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0)
+    free = best_within(table, 6.0)
+    limit = round(free["mac_cycle_ratio"] - 0.02, 3)
+    best, _ = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0, max_mac=limit)
+    assert best["mac_cycle_ratio"] <= limit < free["mac_cycle_ratio"]
+    assert best == max((r for r in table if r["bits_per_weight"] <= 6.0
+                        and r["mac_cycle_ratio"] <= limit),
+                       key=lambda r: (r["accuracy"], r["agreement"], -r["distortion"]))
+    cyc = e.cycles()                                  # the engine is left at the choice
+    assert cyc["scheduled"] / cyc["dense16"] == best["mac_cycle_ratio"]
+    least = min(r["mac_cycle_ratio"] for r in table if r["bits_per_weight"] <= 6.0)
+    with pytest.raises(ConfigError, match=rf"no layout within 6 bits per weight needs at most "
+                                          rf"0.001 of the dense 16-bit MAC cycles \(max_mac\): "
+                                          rf"the fewest need {least:.3f}"):
+        best_within(table, 6.0, 0.001)
+    rungs = budget_ladder(table, 3.0, 6.0, max_mac=limit)
+    assert rungs and all(r["mac_cycle_ratio"] <= limit for r in rungs)
 
 
 def test_uniform_mixes_cover_every_layer():

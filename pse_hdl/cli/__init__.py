@@ -75,6 +75,9 @@ def build_parser():
                    help="let the budget follow the network's performance (label-free: the "
                    "share of low-margin outputs against profiling) between these bits per "
                    "weight (classifiers)")
+    r.add_argument("--max-mac", type=float, metavar="FRACTION",
+                   help="a cycle budget too: only layouts whose MAC cycles are at most this "
+                   "fraction of dense 16-bit on the same lanes (e.g. 0.2)")
     r.add_argument("--backend", choices=("model", "rtl", "board"), default="model",
                    help="model: the golden model; rtl: the engine's Verilog; board: the engine "
                    "on a board over --port; rtl and board checked against the golden model")

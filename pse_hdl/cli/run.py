@@ -168,7 +168,8 @@ def cmd_run(args):
     if args.samples is not None:
         x, y = x[:args.samples], y[:args.samples]
     design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
-                     mode=args.allocation, adapt=_adapt_range(args.adapt))
+                     mode=args.allocation, adapt=_adapt_range(args.adapt),
+                     max_mac=args.max_mac)
     check_reproduces(source, x)
     y_idx = design.labels(y)
     bar = None if args.json else progress_bar(f"{args.backend} run over the test samples")
@@ -187,7 +188,7 @@ def cmd_run(args):
         "int8_accuracy": design.uniform_score(x, y, 8),
         "int4_accuracy": design.uniform_score(x, y, 4),
         "pse_accuracy": score(logits, y_idx),
-        "target_bits": args.target_bits,
+        "target_bits": args.target_bits, "max_mac": args.max_mac,
         "uniform_layers": design.uniform_layers,
         "masked_layers": design.masked_layers,
         **{k: v for k, v in run.items() if k not in ("backend", "samples")},

@@ -82,7 +82,8 @@ def closeness(logits, dense):
 
 
 def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
-              mode="global", grid=None, score=argmax_accuracy, uniform_classes=None):
+              mode="global", grid=None, score=argmax_accuracy, uniform_classes=None,
+              max_mac=None):
     """Choose class shares, and which layers are uniform, on a calibration split (never the
     test split).
 
@@ -93,7 +94,10 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     error relative to the logits' variance): on a small calibration split many candidates tie
     on accuracy, and the closest to the unquantized network is the one that generalises. With
     ``max_loss`` (fraction, needs ``float_accuracy``): the fewest bits per weight within that
-    loss. ``score(logits, y)`` measures a candidate (default: argmax accuracy). Candidates
+    loss. Either way, with ``max_mac`` only candidates whose MAC cycles are at most that
+    fraction of the dense 16-bit network's on the same lanes are chosen (the cycle budget of
+    a deployment with a latency to meet). ``score(logits, y)`` measures a candidate (default:
+    argmax accuracy). Candidates
     whose :func:`estimated_bits` already exceed the budget by more than a quarter bit are not
     built. A candidate whose layout does not fit the zones is left out; if none fits, or none
     meets the target, :class:`CapacityError` or :class:`ConfigError` says what the smallest
@@ -175,13 +179,18 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
                             f"one: {full[0]}")
     if target_bits is not None:
-        best = best_within(table, target_bits)
+        best = best_within(table, target_bits, max_mac)
     else:
-        ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss]
+        ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss
+              and (max_mac is None or r["mac_cycle_ratio"] <= max_mac)]
         if not ok:
-            top = max(r["accuracy"] for r in table)
-            raise ConfigError(f"no layout is within {max_loss:g} of the float accuracy "
-                              f"{float_accuracy:.4f}: the best reaches {top:.4f}")
+            fast = [r for r in table if max_mac is None or r["mac_cycle_ratio"] <= max_mac]
+            top = max((r["accuracy"] for r in fast), default=None)
+            within = "" if max_mac is None else f" within max_mac {max_mac:g}"
+            raise ConfigError(f"no layout{within} is within {max_loss:g} of the float "
+                              f"accuracy {float_accuracy:.4f}: " + (
+                                  "none is that fast" if top is None
+                                  else f"the best reaches {top:.4f}"))
         best = max(ok, key=lambda r: (-r["bits_per_weight"], r["accuracy"]))
     engine.thresholds = [list(t) for t in best["thresholds"]]
     engine.uniform, engine.masked = list(best["uniform"]), list(best["masked"])
@@ -229,26 +238,36 @@ def _score_layout(engine, layout, x_q, y, dense, score, full):
             "mac_cycle_ratio": sum(c["scheduled"] for c in cyc) / sum(c["dense16"] for c in cyc)}
 
 
-def best_within(table, target_bits):
+def best_within(table, target_bits, max_mac=None):
     """The row of a calibration ``table`` (:func:`calibrate`) chosen for ``target_bits``: the
-    best calibration score within the budget, ties to the closest to the dense network."""
+    best calibration score within the budget, ties to the closest to the dense network. With
+    ``max_mac``, only rows whose MAC cycles are at most that fraction of the dense 16-bit
+    network's on the same lanes."""
     ok = [r for r in table if r["bits_per_weight"] <= target_bits]
     if not ok:
         least = min(r["bits_per_weight"] for r in table)
         raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
                           f"descriptors included): the smallest costs {least:.2f}; raise "
                           f"the budget to at least that")
+    if max_mac is not None:
+        fast = [r for r in ok if r["mac_cycle_ratio"] <= max_mac]
+        if not fast:
+            least = min(r["mac_cycle_ratio"] for r in ok)
+            raise ConfigError(f"no layout within {target_bits:g} bits per weight needs at most "
+                              f"{max_mac:g} of the dense 16-bit MAC cycles (max_mac): the "
+                              f"fewest need {least:.3f}; raise max_mac to at least that")
+        ok = fast
     return max(ok, key=lambda r: (r["accuracy"], r["agreement"], -r["distortion"]))
 
 
-def budget_ladder(table, floor, ceiling, step=0.25):
+def budget_ladder(table, floor, ceiling, step=0.25, max_mac=None):
     """The rungs of a budget that follows performance (:class:`Firmware`): the row
-    :func:`best_within` each budget from ``floor`` to ``ceiling`` in ``step`` chooses, repeats
-    dropped, so the rungs cost strictly more bits from one to the next."""
+    :func:`best_within` each budget from ``floor`` to ``ceiling`` in ``step`` chooses (within
+    ``max_mac``), repeats dropped, so the rungs cost strictly more bits from one to the next."""
     rungs = []
     for bits in np.arange(floor, ceiling + 1e-9, step):
         try:
-            row = best_within(table, bits)
+            row = best_within(table, bits, max_mac)
         except ConfigError:               # nothing this cheap: the ladder starts higher
             continue
         if not rungs or rungs[-1]["shares"] != row["shares"]:
