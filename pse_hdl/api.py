@@ -293,11 +293,12 @@ class Design:
         if a is None:
             return Policy(self.shares, self.recalibrate_every, self.mode,
                           uniform=tuple(self.uniform), masked=tuple(self.masked),
-                          max_bits=self.target_bits)
+                          max_bits=self.target_bits, max_mac=self.max_mac or 0.0)
         return Policy(self.shares, self.recalibrate_every, self.mode, uniform=tuple(self.uniform),
                       masked=tuple(self.masked),
                       ladder=tuple(map(tuple, a["ladder"])), rung=a["rung"],
-                      margin=a["margin"], reference=a["reference"], max_bits=a["ceiling"])
+                      margin=a["margin"], reference=a["reference"], max_bits=a["ceiling"],
+                      max_mac=self.max_mac or 0.0)
 
     def engine(self):
         """A golden-model engine at the calibrated start (the first layout allocated)."""

@@ -60,8 +60,9 @@ def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, unifor
     ``uniform``: the layers' uniform classes (a list), ``"random"`` for a random mix, or
     ``None`` for none; ``masked``: which of those layers are masked. ``guard="median"``: the policy's budget guard just under the median
     footprint of the run's allocations without it (and no recalibration), so the first ones
-    are swapped in, the later ones kept out; ``guard="switch"``: two runs, every layout of the
-    first kept out, every one of the second swapped in."""
+    are swapped in, the later ones kept out; ``guard="mac"``: the same with the MAC cycle guard
+    (``max_mac`` just under the median cycle ratio); ``guard="switch"``: two runs, every layout
+    of the first kept out, every one of the second swapped in."""
     shapes = shapes or random_shapes(cfg, rng, edge)
     layers, base = [], []
     amax = 1 << (cfg.act_bits - 1)
@@ -93,26 +94,35 @@ def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, unifor
         case.policy = replace(case.policy, recalibrate_every=0)
         fps = trace(case)["footprints"][1:] or [0]
         case.policy = replace(case.policy, max_bits=(float(np.median(fps)) - 0.5) / weights)
+    elif guard == "mac":
+        case.policy = replace(case.policy, recalibrate_every=0)
+        ratios = trace(case)["mac_ratios"][1:] or [1.0]
+        case.policy = replace(case.policy, max_mac=float(np.median(ratios)) * (1 - 1e-9))
     elif guard == "switch":
         case.policy, case.then = replace(case.policy, max_bits=1e-9), case.policy
     elif guard:
-        raise ValueError(f"guard must be 'median' or 'switch', not {guard!r}")
+        raise ValueError(f"guard must be 'median', 'mac' or 'switch', not {guard!r}")
     return case
 
 
 def trace(case):
     """The golden model's run: ``{"logits", "codes": [per allocation, per layer],
-    "footprints": [per allocation], "stats"}``."""
+    "footprints": [per allocation], "mac_ratios": [per allocation], "stats"}``."""
     engine = Engine(case.qnet, case.cfg, thresholds=case.thresholds,
                     uniform=case.policy.uniform, masked=case.policy.masked)
     codes, footprints = [[c.copy() for c in engine.codes]], [engine.footprint()["total"]]
+    ratios = []
 
     def record(k, eng):
         codes.append([c.copy() for c in eng.codes])
         footprints.append(eng.allocated_footprint()["total"])
+        cyc = eng.cycles(pending=True)
+        ratios.append(cyc["scheduled"] / cyc["dense16"])
+    cyc = engine.cycles()
+    ratios.append(cyc["scheduled"] / cyc["dense16"])
     runs = [run_dynamic(engine, x, policy, on_allocation=record) for policy, x in case.runs()]
     return {"logits": np.concatenate([r[0] for r in runs]), "codes": codes,
-            "footprints": footprints, "stats": [r[1] for r in runs]}
+            "footprints": footprints, "mac_ratios": ratios, "stats": [r[1] for r in runs]}
 
 
 async def run_firmware(case, bus):

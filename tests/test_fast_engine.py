@@ -48,7 +48,7 @@ def test_random_networks_are_bit_exact(bus, seed):
     cfg = CFG.replace(swap_delay=seed % 4)
     case = random_case(cfg, rng, shares=shares, edge=edge, samples=10,
                        uniform="random" if seed % 2 else None,
-                       guard={1: "median", 6: "switch"}.get(seed))
+                       guard={1: "median", 3: "mac", 6: "switch"}.get(seed))
     bus.reset()
     logits, stats, allocs = run(run_firmware(case, bus))
     check_run(case, logits, stats, allocs)

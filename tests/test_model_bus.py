@@ -13,7 +13,7 @@ from sim.engine_ref import check_run, random_case, run_firmware
 
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
                 period=3, warmup=2, hist_bins=64)
-EDGES = [None, "one row", "one column", "all pruned", "all top", None, None, None]
+EDGES = [None, "one row", "one column", "all pruned", "all top", None, None, None, None, None]
 
 
 @pytest.mark.parametrize("seed", range(len(EDGES)))
@@ -25,7 +25,7 @@ def test_firmware_on_the_model_bus_is_the_golden_model(seed):
                       reversible=seed != 2)
     case = random_case(cfg, np.random.default_rng(seed), shares=shares, edge=edge, samples=12,
                        uniform="random" if seed >= 5 else None,
-                       guard={0: "median", 3: "switch", 6: "switch", 7: "median"}.get(seed))
+                       guard={0: "median", 3: "switch", 6: "switch", 7: "median", 9: "mac"}.get(seed))
     check_run(case, *run(run_firmware(case, ModelBus(cfg))))
 
 

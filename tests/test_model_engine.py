@@ -191,6 +191,33 @@ def test_calibration_meets_the_bit_budget(small):
         calibrate(e, xq["calib"], splits["calib"][1], target_bits=0.5, grid=grid)
 
 
+def test_the_budget_guard_keeps_a_layout_over_the_cycle_budget_out(small):
+    """With ``max_mac`` in the policy a layout whose MAC cycles (the engine's schedule, all
+    layers) are over that fraction of dense 16-bit's is kept out too, each decided on its own."""
+    splits, net, q, xq = small
+    x = xq["test"][:60]
+    th = exact_thresholds(Engine(q, CFG, allocate=False), SHARES)
+
+    def run(max_mac):
+        e = Engine(q, CFG, thresholds=th)
+        ratios = []
+        logits, stats = run_dynamic(e, x, Firmware(SHARES, 2, max_mac=max_mac),
+                                    on_allocation=lambda k, eng: ratios.append(
+                                        eng.cycles(pending=True)["scheduled"]
+                                        / eng.cycles(pending=True)["dense16"]))
+        return logits, stats, ratios
+
+    free, stats, ratios = run(0.0)
+    assert all(stats["swapped"]) and len(set(ratios)) > 1
+    mid = sorted(ratios)[len(ratios) // 2]
+    logits, stats, got = run(mid)
+    assert got[0] == ratios[0] and stats["swapped"] == [r <= mid for r in got]
+    assert True in stats["swapped"] and False in stats["swapped"]
+    assert stats["cycles"] / stats["dense16"] <= max(ratios)
+    _, stats, _ = run(max(ratios))
+    assert all(stats["swapped"])
+
+
 def test_a_cycle_budget_limits_the_choice(small):
     """With ``max_mac`` the choice is the best row within both budgets (a row's MAC ratio is
     the engine's own cycle count of its layout), and none within it is an error that says

@@ -12,7 +12,8 @@ firmware decides *when* and the few numbers per layer that need a global view:
   scale (``model.quant.choose_shift`` over the masters of the class, which the host mirrors)
   and the layer's MAC cost; REZONE into the shadow bank; and ``swap_delay`` samples later
   (0: before the next one) the SWAP, unless the shadow layout's footprint is over the policy's
-  ``max_bits`` (the budget guard, ``model.engine.within``): the active layout then serves on;
+  ``max_bits`` or its MAC cycles over ``max_mac`` (the budget guard, ``model.engine.within``):
+  the active layout then serves on;
 * **recalibration** every ``recalibrate_every`` allocations: HISTOGRAM of every layer (jobs on
   the same snapshot), thresholds for the calibrated class shares from the hardware's
   histograms (``model.engine.thresholds_from_histograms``), before the ALLOCATE; with a budget
@@ -169,7 +170,10 @@ class Firmware:
     async def finish_allocation(self):
         await self.advance(block=True)
         if not self._fresh:
-            ok = within(self.policy, self._pending["footprint"], self.weights)
+            cyc = [cycle_model(code_bits_of(c, self.cfg), self.cfg)
+                   for c in self._pending["codes"]]
+            ok = within(self.policy, self._pending["footprint"], self.weights,
+                        (sum(c["scheduled"] for c in cyc), sum(c["dense16"] for c in cyc)))
             self.swapped.append(ok)
             if not ok:                    # over the budget: the active layout serves on
                 return

@@ -269,9 +269,11 @@ class Engine:
         """Storage of the latest allocated layout (pending until its swap)."""
         return footprint_bits(self.pending["images"] if self.pending else self.images, self.cfg)
 
-    def cycles(self):
+    def cycles(self, pending=False):
+        """MAC cycles of a pass over the active layout (``pending``: the latest allocated one),
+        :func:`~pse_hdl.model.layer.cycle_model` summed over the layers."""
         out = {"ideal": 0, "scheduled": 0, "dense16": 0, "work": 0}
-        for codes in self.active_codes:
+        for codes in (self.pending["codes"] if pending and self.pending else self.active_codes):
             c = cycle_model(code_bits_of(codes, self.cfg), self.cfg)
             out = {k: out[k] + c[k] for k in out}
         return out
@@ -374,8 +376,8 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
              "allocations": 0, "rungs": [], "swapped": []}
 
     def swap():
-        fp = engine.allocated_footprint()
-        ok = within(firmware, fp["total"], fp["weights"])
+        fp, cyc = engine.allocated_footprint(), engine.cycles(pending=True)
+        ok = within(firmware, fp["total"], fp["weights"], (cyc["scheduled"], cyc["dense16"]))
         if ok:
             engine.swap()
         else:

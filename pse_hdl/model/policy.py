@@ -37,15 +37,22 @@ class Firmware:
     masked: tuple = ()                # per layer: whether its uniform class is masked
     max_bits: float = 0.0             # a layout over this many bits per weight is not swapped
     #                                   in, the active one stays (0: no limit; :func:`within`)
+    max_mac: float = 0.0              # nor one over this fraction of dense 16-bit's MAC cycles
 
 
-def within(policy, footprint, weights):
+def within(policy, footprint, weights, cycles=None):
     """Whether a layout of ``footprint`` bits (metadata and descriptors included) over
-    ``weights`` weights may be swapped in under ``policy``'s budget guard (``max_bits``). Between
-    two recalibrations the rising importance of the weights the thresholds did not foresee
-    (the importance floor of the profiling stage lifts them) could take a layout over the
-    budget; the firmware then keeps the layout it has."""
-    return not (policy and policy.max_bits) or footprint <= policy.max_bits * weights
+    ``weights`` weights, and of ``cycles = (scheduled, dense16)`` MAC cycles
+    (:func:`~pse_hdl.model.layer.cycle_model` summed over the layers), may be swapped in under
+    ``policy``'s budget guard (``max_bits``, ``max_mac``). Between two recalibrations the
+    rising importance of the weights the thresholds did not foresee (the importance floor of
+    the profiling stage lifts them) could take a layout over the budget; the firmware then
+    keeps the layout it has."""
+    if not policy:
+        return True
+    if policy.max_bits and footprint > policy.max_bits * weights:
+        return False
+    return not (policy.max_mac and cycles) or cycles[0] / cycles[1] <= policy.max_mac
 
 
 def logit_margins(logits):
