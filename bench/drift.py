@@ -150,8 +150,9 @@ def method_run(cfg, stream, method, budget, backend="model"):
     """``(correct per sample, bits per weight per sample)`` of one method on one stream."""
     x, y = stream["x"], stream["y"]
     calib = stream["calib_first" if method == "static_first_task" else "calib_mixture"]
-    design = Design(cfg.replace(reversible=method != "dynamic_destructive"), stream["source"],
-                    calib[0], calib[1], "classification")
+    if method == "dynamic_destructive":   # masked layers need the masters kept: none then
+        cfg = cfg.replace(reversible=False, input_masks=False)
+    design = Design(cfg, stream["source"], calib[0], calib[1], "classification")
     labels = design.labels(y)
     if method == "int4":
         from pse_hdl.model.engine import dense_activations
