@@ -243,6 +243,33 @@ def test_a_cycle_budget_limits_the_choice(small):
     assert rungs and all(r["mac_cycle_ratio"] <= limit for r in rungs)
 
 
+@pytest.mark.parametrize("masks", [False, True])
+def test_the_calibration_memo_changes_no_figure(small, monkeypatch, masks):
+    """The calibration reuses layer layouts of equal codes, figures of equal layouts and the
+    activations of shared layer prefixes; without the memo (as in destructive mode) every row
+    of the table is the same, in the same order."""
+    import pse_hdl.model.calibration as cal
+    splits = small[0]
+    cfg = CFG.replace(input_masks=masks)
+    # Three layers: the mixes share prefixes of one and two layers.
+    q = quantize_network(train_digits((24, 16), seed=0, splits=splits), splits["calib"][0], cfg)
+    q.baseline = profile(q, quantize_input(splits["calib"][0], q.layers[0].fx, cfg), cfg)
+    xq = {"calib": quantize_input(splits["calib"][0], q.layers[0].fx, cfg)}
+
+    def table():
+        return calibrate(Engine(q, cfg, allocate=False), xq["calib"], splits["calib"][1],
+                         target_bits=4.5, grid=[(0.5, 0.5, 0.0, 0.0), (0.3, 0.6, 0.1, 0.0),
+                                                (0.2, 0.7, 0.05, 0.05), (0.6, 0.4, 0.0, 0.0)])[1]
+    fast = table()
+    real = cal._Memo.__init__
+    monkeypatch.setattr(cal._Memo, "__init__", lambda self, *a, **k: (
+        real(self, *a, **k), setattr(self, "on", False))[0])
+    slow = table()
+    assert len(fast) == len(slow) > 20
+    for a, b in zip(fast, slow):
+        assert a == b
+
+
 def test_uniform_mixes_cover_every_layer():
     assert uniform_mixes(2, (1,)) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert len(uniform_mixes(3, (1, 2))) == 27

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..errors import CapacityError, ConfigError
 from .engine import dense_activations, exact_thresholds, histogram_thresholds
-from .layer import cycle_model
+from .layer import cycle_model, layer_forward, requantize
 from .pa import code_bits_of
 from .zones import check_fit, footprint_bits, place_layers
 
@@ -136,6 +136,7 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     masked_classes = tuple(uniform_classes) if cfg.input_masks else ()
     mixes = uniform_mixes(L, tuple(uniform_classes), masked_classes)
     plain = {}                             # (layer, class): (image, weights) of a uniform layer
+    memo = _Memo(engine, x_q)
     engine.masked = [False] * L
     for u in sorted({u for mix in mixes for u in mix if u > 0}):
         engine.uniform = [u] * L
@@ -159,14 +160,14 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
             thresholds = (histogram_thresholds(engine, shares, mode, snapshot=True)
                           if any(pattern) else exact_thresholds(engine, shares, mode))
             layouts = _candidate_layers(engine, thresholds, masked_classes if any(pattern)
-                                        else ())
+                                        else (), memo)
             for mix in group:
                 if all(u > 0 for u in mix):    # the same layout whatever the shares: once
                     if mix in all_uniform:
                         continue
                     all_uniform.add(mix)
                 layout = [plain[l, u] if u > 0 else layouts[l, u] for l, u in enumerate(mix)]
-                row = _score_layout(engine, layout, x_q, y, dense, score, full)
+                row = _score_layout(engine, layout, y, dense, score, full, memo)
                 if row is not None:
                     # With masked layers the shares the recalibration keeps are the layout's
                     # own: a column moves as a whole, so a share between two columns' steps
@@ -199,7 +200,50 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     return best, table
 
 
-def _candidate_layers(engine, thresholds, masked_classes):
+class _Memo:
+    """What the candidates of one calibration share, computed once: a layer's layout for codes
+    seen before (candidates that differ elsewhere, or in shares that move no weight of it,
+    give a layer the same codes: a masked layer has a few dozen distinct column cuts over
+    thousands of candidates), a layout's figures, and the activations a prefix of layer
+    layouts leaves (the mixes of a candidate share their first layers). Keys are the identity
+    of the layouts' weight arrays, which the memo keeps alive. Only with the masters fixed
+    (``reversible``): destructive packing changes them."""
+
+    def __init__(self, engine, x_q, prefixes=64):
+        self.on = engine.cfg.reversible
+        self.x_q = np.asarray(x_q, np.int64)
+        self.packs, self.rows, self.acts, self.prefixes = {}, {}, {}, prefixes
+
+    def pack(self, engine, l, codes):
+        """``engine.pack(l, codes)``, once per layer, uniform class, mask and codes."""
+        if not self.on:
+            return engine.pack(l, codes)
+        key = (l, engine.uniform[l], engine.masked[l], codes.shape, codes.tobytes())
+        if key not in self.packs:
+            self.packs[key] = engine.pack(l, codes)
+        return self.packs[key]
+
+    def logits(self, engine, weights):
+        """``dense_activations(...)[-1]`` of the calibration samples with ``weights``, from the
+        longest prefix of layer layouts computed before."""
+        if not self.on:
+            return dense_activations(engine.layers, self.x_q, engine.cfg, weights)[-1]
+        ids = tuple(map(id, weights))
+        L = len(weights)
+        start = next((k for k in range(L - 1, 0, -1) if ids[:k] in self.acts), 0)
+        a = self.acts[ids[:start]] if start else self.x_q
+        for l in range(start, L):
+            q = engine.layers[l]
+            acc, _ = layer_forward(weights[l], q.bias, a, engine.cfg)
+            if l == L - 1:
+                return acc
+            a = requantize(acc, q.shift, q.relu, engine.cfg)
+            if len(self.acts) >= self.prefixes:       # bounded: the oldest prefix goes
+                self.acts.pop(next(iter(self.acts)))
+            self.acts[ids[:l + 1]] = a
+
+
+def _candidate_layers(engine, thresholds, masked_classes, memo):
     """Every layer's layout for ``thresholds``: per weight (key ``(l, 0)``) and masked at each
     class u of ``masked_classes`` (key ``(l, -u)``), as ``(image, weights)``."""
     L = len(engine.layers)
@@ -207,7 +251,7 @@ def _candidate_layers(engine, thresholds, masked_classes):
     for u in (0, *masked_classes):
         engine.uniform, engine.masked = [u] * L, [bool(u)] * L
         engine.thresholds, engine.codes = [list(t) for t in thresholds], [None] * L
-        built = engine.build_layout()
+        built = engine.build_layout(pack=lambda l, codes: memo.pack(engine, l, codes))
         out.update({(l, -u): layout
                     for l, layout in enumerate(zip(built["images"], built["weights"]))})
     engine.uniform, engine.masked = [0] * L, [False] * L
@@ -221,21 +265,29 @@ def _layout_shares(layout, cfg):
     return tuple(round(float(c), 6) for c in counts / counts.sum())
 
 
-def _score_layout(engine, layout, x_q, y, dense, score, full):
+def _score_layout(engine, layout, y, dense, score, full, memo):
     """A candidate layout's calibration figures, or ``None`` if it does not fit the zones (the
-    reason appended to ``full``)."""
+    reason appended to ``full``); a layout scored before is not scored again."""
+    key = tuple(id(w) for _, w in layout)
+    if memo.on and key in memo.rows:
+        return memo.rows[key]
     cfg = engine.cfg
     images = [im for im, _ in layout]
     try:
         place_layers(images, cfg)
     except CapacityError as e:
         full.append(str(e))
-        return None
-    logits = dense_activations(engine.layers, x_q, cfg, [w for _, w in layout])[-1]
-    cyc = [cycle_model(code_bits_of(im.codes, cfg), cfg) for im in images]
-    return {"accuracy": score(logits, y), **closeness(logits, dense),
-            "bits_per_weight": footprint_bits(images, cfg)["bits_per_weight"],
-            "mac_cycle_ratio": sum(c["scheduled"] for c in cyc) / sum(c["dense16"] for c in cyc)}
+        row = None
+    else:
+        logits = memo.logits(engine, [w for _, w in layout])
+        cyc = [cycle_model(code_bits_of(im.codes, cfg), cfg) for im in images]
+        row = {"accuracy": score(logits, y), **closeness(logits, dense),
+               "bits_per_weight": footprint_bits(images, cfg)["bits_per_weight"],
+               "mac_cycle_ratio": sum(c["scheduled"] for c in cyc)
+               / sum(c["dense16"] for c in cyc)}
+    if memo.on:
+        memo.rows[key] = row
+    return row
 
 
 def best_within(table, target_bits, max_mac=None):

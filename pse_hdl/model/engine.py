@@ -203,16 +203,17 @@ class Engine:
         if not pending:
             self.swap()
 
-    def build_layout(self):
+    def build_layout(self, pack=None):
         """The allocation's layers, not yet placed in the zones: ``{"codes", "images",
         "weights"}`` per layer (the code buffer and, in destructive mode, the masters are
-        updated)."""
+        updated). ``pack(l, codes)`` replaces :meth:`pack` (the calibration's memo)."""
+        pack = pack or self.pack
         layout = {"codes": [], "images": [], "weights": []}
         for l in range(len(self.layers)):
             codes = allocate(self.importance(l, snapshot=True), self.thresholds[l],
                              self.codes[l], self.cfg.hysteresis, self.uniform[l], self.masked[l])
             self.master[l], _ = sparsify(codes, self.master[l], self.cfg.reversible)
-            image, weights = self.pack(l, codes)
+            image, weights = pack(l, codes)
             self.codes[l] = codes
             layout["codes"].append(codes)
             layout["images"].append(image)
