@@ -1,7 +1,7 @@
 """The accuracy scoreboard: PSE against the quantization a user would pick, on 10 networks.
 
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
-                          [--only NAME ...] [--budgets 3.0 3.5 ...]
+                          [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
 
 Every network is a scikit-learn ``MLPClassifier`` trained here (fixed seeds, a few seconds each)
 on bundled or generated data: the digits MLP of ``pse demo`` (inputs scaled to [0, 1]) and
@@ -20,7 +20,9 @@ the engine's datapath (int8 activations, the same requantization), so they diffe
 weights are stored. MAC cycles are relative to dense 16-bit on the same lanes. The calibration
 may store layers uniform at 4 bits (no codes, docs/SPEC.md section 6); the table names them.
 With ``--config examples/input_masks.toml`` it may also mask layers (uniform, the input
-columns it prunes not stored).
+columns it prunes not stored); with ``--max-mac F`` every PSE layout is chosen within F of
+dense 16-bit's MAC cycles too. ``target_failures`` lists, per network, what the issue's targets
+(``targets``) miss.
 """
 
 import argparse
@@ -271,6 +273,9 @@ def main(argv=None):
         cfg = from_arg(args.config)
     except ConfigError as e:
         ap.error(str(e))
+    if args.max_mac is not None and not 0 < args.max_mac <= 1:
+        ap.error(f"--max-mac must be a fraction of dense 16-bit's MAC cycles in (0, 1], not "
+                 f"{args.max_mac:g}")
     bad = [b for b in args.budgets if not 0 < b < 64]
     if bad:
         ap.error(f"--budgets must be bits per weight between 0 and 64, not {bad[0]:g}")
@@ -289,7 +294,8 @@ def main(argv=None):
         suite_figure(results, args.plot)
     fails = targets(results)
     if args.json:
-        print(to_json({"networks": results, "target_failures": fails}, indent=1))
+        print(to_json({"networks": results, "max_mac": args.max_mac,
+                       "target_failures": fails}, indent=1))
         return
     print("\ntargets: " + ("all met" if not fails else "\n  ".join(["missed:"] + fails)))
     if args.plot:

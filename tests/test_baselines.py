@@ -80,6 +80,24 @@ def test_suite_bench_runs_one_network_with_every_key(capsys):
     assert adaptive["budget"] == 4.0 and adaptive["bits_per_weight"] <= 5.0
 
 
+def test_suite_bench_keeps_to_a_cycle_budget(capsys):
+    """``--max-mac``: every static layout within the cycle budget (the calibration's choice),
+    every dynamic run too (the firmware's guard); a budget out of (0, 1] is refused."""
+    suite = _bench("suite")
+    suite.main(["--json", "--plot", "", "--only", "wine", "--budgets", "4.0", "5.0",
+                "--max-mac", "0.08"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["max_mac"] == 0.08
+    (r,) = out["networks"]
+    runs = [p for p in r["pse_static"] + r["pse_dynamic"] if p["accuracy"] is not None]
+    assert runs and all(p["mac_cycle_ratio"] <= 0.08 for p in runs)
+    free = _bench("suite").evaluate(r["name"], suite.from_arg(None), (5.0,))
+    assert free["pse_static"][0]["mac_cycle_ratio"] > 0.08       # the limit does bind
+    with pytest.raises(SystemExit):
+        suite.main(["--only", "wine", "--max-mac", "0"])
+    assert "--max-mac must be a fraction" in capsys.readouterr().err
+
+
 def _bench(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
