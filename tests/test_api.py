@@ -165,6 +165,20 @@ def test_cli_run_prints_the_table_with_baselines(binary, tmp_path, capsys):
     assert out["float_accuracy"] == out["source_accuracy"] == m.score(x_t, y_t)
 
 
+def test_a_run_below_int4_points_to_masked_layers():
+    """``pse run``'s table ends with a note when a classifier's run scores below uniform int4
+    at 4 bits or fewer and the configuration could mask layers but does not."""
+    from pse_hdl.cli.run import masks_hint
+    run = {"task": "classification", "bits_per_weight": 3.9, "pse_accuracy": 0.90,
+           "int4_accuracy": 0.92}
+    assert "examples/input_masks.toml" in masks_hint(run, PSEConfig())
+    assert masks_hint(run, PSEConfig(input_masks=True)) is None
+    assert masks_hint(run, PSEConfig(reversible=False)) is None
+    assert masks_hint({**run, "pse_accuracy": 0.92}, PSEConfig()) is None
+    assert masks_hint({**run, "bits_per_weight": 4.5}, PSEConfig()) is None
+    assert masks_hint({**run, "task": "regression"}, PSEConfig()) is None
+
+
 def test_regressor(tmp_path):
     d = load_digits()
     x, t = d.data / 16.0, d.target.astype(np.float64)

@@ -226,7 +226,22 @@ def cmd_run(args):
           f"target {args.target_bits} bits/weight")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
+    hint = masks_hint(result, cfg)
+    if hint:
+        print(hint)
     return 0
+
+
+def masks_hint(result, cfg):
+    """A line for a classifier whose run scored below uniform int4 at no more than 4 bits per
+    weight with a configuration that could mask layers but does not (``None`` otherwise)."""
+    if (result["task"] != "classification" or cfg.input_masks or not cfg.reversible
+            or cfg.importance_form != "factored" or result["bits_per_weight"] > 4.0
+            or result["pse_accuracy"] >= result["int4_accuracy"]):
+        return None
+    return ("note: uniform int4 scores more here; masked layers (input_masks = true, "
+            "examples/input_masks.toml) match it on every network of bench/suite.py at 4 bits "
+            "or fewer (docs/ALLOCATION.md)")
 
 
 def _allocations(result, cfg):
