@@ -248,7 +248,8 @@ def _allocations(result, cfg):
     """How many allocations the run made, how often, and how many the budget guard kept out."""
     out = f"{result['allocations']} (every {cfg.period} samples)"
     if result["layouts_over_budget"]:
-        out += f", {result['layouts_over_budget']} kept out: over the budget"
+        which = "the bit or cycle budget" if result.get("max_mac") else "the budget"
+        out += f", {result['layouts_over_budget']} kept out: over {which}"
     return out
 
 
