@@ -100,14 +100,17 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="glob
     """A :class:`Design` for ``model`` (see the module docs; ``adapt`` and ``max_mac``:
     :meth:`Design.allocate`)."""
     cfg = _config(config)
+    # The allocation's arguments first: a mistake there is reported before any work.
+    if mode not in ("global", "layer"):
+        raise ConfigError(f"allocation mode must be 'global' or 'layer', not {mode!r}")
+    _check_bits("target_bits", target_bits)
+    _check_mac(max_mac)
     source = model if isinstance(model, Source) else load_model(model)
     x_cal, y_raw = calibration if calibration is not None else (None, None)
     task = infer_task(source, y_raw if y_raw is not None else [])
     x_cal, y_cal = _calibration(source, calibration, task)
     check_reproduces(source, x_cal)
     check_fit([w.shape for w in source.net.weights], cfg)
-    if mode not in ("global", "layer"):
-        raise ConfigError(f"allocation mode must be 'global' or 'layer', not {mode!r}")
     design = Design(cfg, source, x_cal, y_cal, task, recalibrate_every=recalibrate_every)
     design.allocate(target_bits, mode, adapt=adapt, max_mac=max_mac)
     return design
