@@ -119,3 +119,28 @@ def test_lint_waivers_are_narrow(tmp_path):
     assert "WIDTHTRUNC" in r.stderr and ":2:" in r.stderr, r.stderr
     assert "WIDTHEXPAND" in r.stderr and ":3:" in r.stderr, r.stderr
     assert ":4:" not in r.stderr, r.stderr
+
+
+def test_models_compile_through_ccache_only_where_it_can_write(tmp_path, monkeypatch):
+    """``ccache`` is used when it is installed and its cache directory is writable; an
+    ``OBJCACHE`` the user set (empty: none) is kept."""
+    import os
+    import shutil
+
+    from pse_hdl import toolchain
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setenv("CCACHE_DIR", str(tmp_path / "new" / "ccache"))
+    assert toolchain.ccache()
+    (tmp_path / "file").write_text("")
+    monkeypatch.setenv("CCACHE_DIR", str(tmp_path / "file" / "ccache"))
+    assert not toolchain.ccache()
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    monkeypatch.setenv("CCACHE_DIR", str(tmp_path))
+    assert not toolchain.ccache()
+    monkeypatch.setattr(shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.delenv("OBJCACHE", raising=False)
+    toolchain.verilator_env()
+    assert os.environ["OBJCACHE"] == "ccache"
+    monkeypatch.setenv("OBJCACHE", "")
+    toolchain.verilator_env()
+    assert os.environ["OBJCACHE"] == ""
