@@ -8,6 +8,7 @@ from pse_hdl.model.engine import Engine, Firmware, exact_thresholds, profile, ru
 from pse_hdl.model.network import quantize_input, quantize_network, train_digits
 from tests.test_model_engine import CFG, SHARES, small  # noqa: F401  (the fixture)
 
+
 def test_the_budget_guard_keeps_a_layout_over_the_cycle_budget_out(small):
     """With ``max_mac`` in the policy a layout whose MAC cycles (the engine's schedule, all
     layers) are over that fraction of dense 16-bit's is kept out too, each decided on its own."""
