@@ -16,7 +16,8 @@ CPW = 16                                   # codes per 32-bit word of 2-bit code
 
 
 class _Bench(Elaboratable):
-    """The walker on a master store and a code buffer holding known values."""
+    """The walker on a master store (two cycles of latency, as ``ZonedMemory.master_walk``)
+    and a code buffer holding known values."""
 
     def __init__(self, masters, codes):
         self.walker = LayerWalker(CFG, CPW)
@@ -31,7 +32,10 @@ class _Bench(Elaboratable):
                                                   depth=CFG.master_depth, init=self.masters)
         m.submodules.codes = cm = memory.Memory(shape=CPW * CFG.code_bits,
                                                 depth=len(self.words), init=self.words)
-        wiring.connect(m, w.master, mm.read_port())
+        # The master store's port as the zoned memory's: address and enable registered.
+        master = mm.read_port()
+        m.d.sync += [master.addr.eq(w.master.addr), master.en.eq(w.master.en)]
+        m.d.comb += w.master.data.eq(master.data)
         wiring.connect(m, w.codes, cm.read_port())
         return m
 
@@ -65,3 +69,31 @@ def test_walker_streams_the_layer_in_order(rows, cols, base, seed):
     want = [{"master": int(masters[base + k]), "prev": int(codes[base + k]), "row": k // cols,
              "column": k % cols, "last": int(k % cols == cols - 1)} for k in range(total)]
     assert [{k: int(v) for k, v in g.items()} for g in got] == want
+
+
+def test_walker_sends_a_weight_every_cycle_without_backpressure():
+    """Four-entry queue, reads issued from its free entries: the first weight four cycles
+    after ``start``, then one a cycle (a walker that waited for ``ready`` before reading, or
+    a queue too shallow for the port's two cycles of latency, fails this)."""
+    rows, cols, base = 5, 16, 3
+    rng = np.random.default_rng(9)
+    bench = _Bench(rng.integers(-32768, 32768, CFG.master_depth),
+                   rng.integers(0, len(CFG.precisions) + 1, CFG.master_depth))
+    w = bench.walker
+    cycles = []
+
+    async def tb(ctx):
+        ctx.set(w.o.ready, 1)
+        ctx.set(w.base, base)
+        ctx.set(w.total, rows * cols)
+        ctx.set(w.cols, cols)
+        ctx.set(w.start, 1)
+        await ctx.tick()
+        ctx.set(w.start, 0)
+        for t in range(1, rows * cols + 10):
+            if ctx.get(w.o.valid):
+                cycles.append(t)
+            await ctx.tick()
+
+    run_sim(bench, tb)
+    assert cycles == list(range(4, 4 + rows * cols))

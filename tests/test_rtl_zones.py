@@ -306,6 +306,40 @@ def test_destructive_mode_clears_pruned_masters():
     run(cfg, body)
 
 
+def test_master_store_reads_see_every_write_before_them():
+    """The master store's port is registered (a read takes two cycles, a write lands a cycle
+    after it is taken): reads and writes interleaved back to back, on the same addresses, and
+    reads through ``master_walk``, each see the last write before them."""
+    prng = random.Random(11)
+    store = {}
+
+    async def body(ctx, dut):
+        for _ in range(300):
+            addr = prng.randrange(6)                # few addresses: reads follow their writes
+            if prng.random() < 0.5:
+                value = prng.randrange(1 << CFG.weight_bits)
+                await host_write(ctx, dut, Target.MASTER, addr, value)
+                store[addr] = value
+            elif addr in store:
+                assert await host_read(ctx, dut, Target.MASTER, addr, 0) == store[addr], addr
+            if prng.random() < 0.2:
+                await ctx.tick().repeat(prng.randrange(3))
+        # The allocation walk's port: data two cycles after the request, held after it.
+        walk = dut.master_walk
+        for addr, value in store.items():
+            ctx.set(walk.addr, addr)
+            ctx.set(walk.en, 1)
+            await ctx.tick()
+            ctx.set(walk.en, 0)
+            ctx.set(walk.addr, (addr + 1) % 6)
+            await ctx.tick()
+            for _ in range(prng.randrange(1, 4)):
+                assert ctx.get(walk.data.as_value()) & 0xffff == value, addr
+                await ctx.tick()
+
+    run(CFG, body)
+
+
 def test_commands_outside_the_layout_raise_the_layer_error():
     rng = np.random.default_rng(3)
     net = random_network(CFG, rng, [(4, 4)])

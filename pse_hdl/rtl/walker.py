@@ -4,8 +4,9 @@ It feeds every pass of the engine over the weights: the allocation and histogram
 the control chain) and the re-zoning (its codes into the zoned memory).
 """
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import memory, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from . import layouts
@@ -26,14 +27,21 @@ class LayerWalker(wiring.Component):
     master store and the code buffer (``prev`` is the weight's code there).
 
     ``start`` (a strobe) samples ``base`` (first master), ``total`` (rows x cols) and ``cols``.
-    Both memories are read in the same cycle (synchronous ports, held while the output stalls);
-    one weight per cycle, two cycles of latency; ``busy`` until the last weight is taken.
+    The master store's port has two cycles of latency (its address is registered in front of
+    the block RAM: ``ZonedMemory.master_walk``); the walker registers its code-buffer (and
+    column-magnitude) requests once, so all its reads answer two cycles after they are issued,
+    without stalls, into a four-entry queue whose free entries (counted from registers, a
+    cycle late) decide the next read: one weight per cycle under no backpressure, no ready
+    on any memory's address or enable. Four cycles from ``start`` to the first weight;
+    ``busy`` until the last weight is taken.
 
     With ``input_masks``, ``start`` also samples ``masked`` and ``col_base`` (the layer's first
     entry of the column magnitudes): a masked layer's weights carry their column's magnitude
     (``colnorm``, read beside the master) in place of the master, so its importance is the
     column's (docs/SPEC.md section 4).
     """
+
+    DEPTH = 4      # two reads in flight, one weight out, one for the credit counted a cycle late
 
     def __init__(self, cfg, codes_per_word):
         self._cfg, self._cpw = cfg, codes_per_word
@@ -55,40 +63,49 @@ class LayerWalker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cfg, cpw = self._cfg, self._cpw
+        lay = layouts.master_in(cfg)
+        m.submodules.queue = queue = ResetInserter(self.start)(
+            SyncFIFO(width=lay.size, depth=self.DEPTH))
         base, total, cols = Signal.like(self.base), Signal.like(self.total), Signal.like(self.cols)
         idx, row, col = Signal(cfg.pos_bits), Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
         addr = Signal(cfg.master_addr_bits + 1)
-        r_valid, r_row, r_col, r_last = Signal(), Signal.like(row), Signal.like(col), Signal()
-        r_sel = Signal(range(cpw))
-        adv = ~self.o.valid | self.o.ready
+        # Stage 1: the reads issued (the code buffer's and column magnitudes' requests
+        # registered here); stage 2: the words arrive and enter the queue.
+        s1, s2 = Signal(lay), Signal(lay)
+        s1_valid, s2_valid, s1_sel, s2_sel = Signal(), Signal(), Signal(range(cpw)), \
+            Signal(range(cpw))
         issue = Signal()
-        m.d.comb += [addr.eq(base + idx), issue.eq(idx < total),
-                     self.master.en.eq(adv & issue), self.master.addr.eq(addr),
-                     self.codes.en.eq(adv), self.codes.addr.eq(addr >> log2(cpw)),
-                     self.busy.eq(issue | r_valid | self.o.valid)]
+        m.d.comb += [addr.eq(base + idx),
+                     issue.eq((idx < total) & (s1_valid + s2_valid + queue.level
+                                               < self.DEPTH)),
+                     self.master.en.eq(issue), self.master.addr.eq(addr),
+                     self.busy.eq((idx < total) | s1_valid | s2_valid | queue.r_rdy)]
+        m.d.sync += [self.codes.en.eq(issue), self.codes.addr.eq(addr >> log2(cpw)),
+                     s1_valid.eq(issue), s1.row.eq(row), s1.column.eq(col),
+                     s1.last.eq(col == cols - 1),
+                     s1_sel.eq(addr[:log2(cpw)] if cpw > 1 else 0),
+                     s2_valid.eq(s1_valid), s2.eq(s1), s2_sel.eq(s1_sel)]
         codes = Array(self.codes.data[k * cfg.code_bits:(k + 1) * cfg.code_bits]
                       for k in range(cpw))
         master = self.master.data
         if cfg.input_masks:
             masked, col_base = Signal(), Signal.like(self.col_base)
-            m.d.comb += [self.colnorm.en.eq(adv), self.colnorm.addr.eq(col_base + col)]
+            m.d.sync += [self.colnorm.en.eq(issue), self.colnorm.addr.eq(col_base + col)]
             master = Mux(masked, self.colnorm.data.as_signed(), master)
             with m.If(self.start):
                 m.d.sync += [masked.eq(self.masked), col_base.eq(self.col_base)]
+        word = Signal(lay)
+        m.d.comb += [word.eq(s2), word.master.eq(master), word.prev.eq(codes[s2_sel]),
+                     queue.w_en.eq(s2_valid), queue.w_data.eq(word),
+                     self.o.valid.eq(queue.r_rdy), self.o.payload.eq(queue.r_data),
+                     queue.r_en.eq(self.o.ready)]
         with m.If(self.start):
             m.d.sync += [base.eq(self.base), total.eq(self.total), cols.eq(self.cols),
-                         idx.eq(0), row.eq(0), col.eq(0), r_valid.eq(0), self.o.valid.eq(0)]
-        with m.Elif(adv):
-            m.d.sync += [r_valid.eq(issue), r_row.eq(row), r_col.eq(col),
-                         r_last.eq(col == cols - 1), r_sel.eq(addr[:log2(cpw)] if cpw > 1 else 0)]
-            with m.If(issue):
-                m.d.sync += idx.eq(idx + 1)
-                with m.If(col == cols - 1):
-                    m.d.sync += [col.eq(0), row.eq(row + 1)]
-                with m.Else():
-                    m.d.sync += col.eq(col + 1)
-            o = self.o.payload
-            m.d.sync += [self.o.valid.eq(r_valid), o.master.eq(master),
-                         o.prev.eq(codes[r_sel]), o.row.eq(r_row), o.column.eq(r_col),
-                         o.last.eq(r_last)]
+                         idx.eq(0), row.eq(0), col.eq(0), s1_valid.eq(0), s2_valid.eq(0)]
+        with m.Elif(issue):
+            m.d.sync += idx.eq(idx + 1)
+            with m.If(col == cols - 1):
+                m.d.sync += [col.eq(0), row.eq(row + 1)]
+            with m.Else():
+                m.d.sync += col.eq(col + 1)
         return m

@@ -17,7 +17,10 @@ the other is the *shadow* the re-zoning engine builds:
   descriptor bases, uniform class: a uniform layer stores no metadata).
 
 Not banked: the master store (int16 masters) and the plan (per layer: shape, master base,
-surviving-weight count and zone scales of the next layout), both written by the host.
+surviving-weight count and zone scales of the next layout), both written by the host. The
+master store has one port, shared by the re-zoning engine, the host and the engine's
+allocation walk; the winner's address, enable and data are registered in front of it (its
+block RAMs span the die), so its reads take two cycles.
 
 Commands arrive on ``cmd``, a stream, and are accepted only when they can run, so none is lost:
 

@@ -36,10 +36,13 @@ class ZonedMemory(wiring.Component):
                               engine refuses master-store access while a job walks it.
     host_rd : In(stream)      ``{target, bank, addr}``; ``rd_data``/``rd_valid`` one cycle later.
                               Accepted while no fetch or re-zoning runs (a cycle after a
-                              fetch ends) and none is offered on ``cmd``.
-    master_walk               A read port of the master store (``en``, ``addr``; ``data`` one
-                              cycle later) for the engine's allocation pass, usable while no
-                              re-zoning runs and no host read is accepted.
+                              fetch ends) and none is offered on ``cmd``; a master read is
+                              accepted a cycle after it is offered (the store's address is
+                              registered).
+    master_walk               A read port of the master store (``en``, ``addr``) for the
+                              engine's allocation pass, with **two** cycles of latency: ``data``
+                              is the word of the ``en`` two cycles earlier, held until the next
+                              read. Usable while no re-zoning runs and no host access is offered.
     sched                     Per port, ``layouts.schedule`` of the layer being fetched, from
                               its split descriptor (held until the next ``FETCH``).
     status                    Active bank, busy flags, error bits and the sizes the last
@@ -159,8 +162,15 @@ class ZonedMemory(wiring.Component):
         m.d.sync += fetched.eq(fetch_busy | fetch_start)
         offered = self.cmd.valid & ((self.cmd.payload.op == Op.FETCH)
                                     | (self.cmd.payload.op == Op.REZONE))
-        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~offered)
+        # A master read is accepted in its second cycle (``armed``): the first registered its
+        # address in front of the master store (``_master_port``).
+        master_r, armed = Signal(), Signal()
+        m.d.comb += master_r.eq(self.host_rd.valid & (hr.target == Target.MASTER)
+                                & ~rz_busy & ~fetched & ~offered)
+        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~offered
+                                          & ((hr.target != Target.MASTER) | armed))
         host_r = self.host_rd.valid & self.host_rd.ready
+        m.d.sync += armed.eq(master_r & ~armed)
         rd_target = Signal.like(hr.target)
         rd_lane = Signal(max(1, log2(R)))
         m.d.sync += self.rd_valid.eq(host_r)
@@ -187,7 +197,7 @@ class ZonedMemory(wiring.Component):
                      table_wr.data.eq(rz.table_data),
                      plan_rd.addr.eq(rz.plan_addr), rz.plan_data.eq(plan_rd.data),
                      rz.master_data.eq(master_rd.data)]
-        self._master_port(m, master_rd, master_wr, rz, host_master_w, host_r)
+        self._master_port(m, master_rd, master_wr, rz, host_master_w, master_r)
         m.d.comb += self.master_walk.data.eq(master_rd.data)
 
         # -- fetch unit: owns the table, split, metadata and zone read ports but for host reads
@@ -270,26 +280,36 @@ class ZonedMemory(wiring.Component):
                          desc_wr.data.eq(rz.desc_data)]
         write_logical(split_wr, rz.split_en, rz.split_addr, rz.split_data.as_value())
 
-    def _master_port(self, m, master_rd, master_wr, rz, host_master_w, host_r):
+    def _master_port(self, m, master_rd, master_wr, rz, host_master_w, master_r):
         """The master store's one address, shared by the re-zoning engine, host writes, host
-        reads and the engine's allocation walk (``master_walk``), in that priority."""
+        reads (``master_r``: offered) and the engine's allocation walk (``master_walk``), in
+        that priority. The winner's request is registered in front of the store: its block
+        RAMs span the die, and the route to them starts at a register, not at the arbitration
+        (reads take two cycles, a write lands a cycle after it is accepted)."""
         # The master store has one address for its reads and writes (but for the destructive
         # re-zoning's clears), so yosys can map it to a single-port RAM (the UP5K's SPRAM): a
         # host write waits for a host read, and takes the port from the allocation walk (which
         # the engine never runs while the host may write masters).
-        master_addr = Signal(self.cfg.master_addr_bits)
-        m.d.comb += [master_rd.addr.eq(master_addr), master_wr.addr.eq(master_addr)]
-        hw = self.host_wr.payload
+        cfg, hw = self.cfg, self.host_wr.payload
+        addr, ren = Signal(cfg.master_addr_bits), Signal()
+        wen, wdata = Signal(), Signal(signed(cfg.weight_bits))
         with m.If(rz.busy):
-            m.d.comb += [master_addr.eq(rz.master_addr), master_rd.en.eq(rz.master_ren)]
-            if not self.cfg.reversible:
-                m.d.comb += [master_wr.en.eq(rz.master_wen), master_wr.addr.eq(rz.master_waddr),
-                             master_wr.data.eq(0)]
+            m.d.comb += [addr.eq(rz.master_addr), ren.eq(rz.master_ren)]
         with m.Elif(host_master_w):
-            m.d.comb += [master_addr.eq(hw.addr), master_rd.en.eq(0), master_wr.en.eq(1),
-                         master_wr.data.eq(hw.data)]
-        with m.Elif(host_r):
-            m.d.comb += master_addr.eq(self.host_rd.payload.addr)
+            m.d.comb += [addr.eq(hw.addr), wen.eq(1), wdata.eq(hw.data)]
+        with m.Elif(master_r):
+            m.d.comb += [addr.eq(self.host_rd.payload.addr), ren.eq(1)]
         with m.Else():
-            m.d.comb += [master_addr.eq(self.master_walk.addr),
-                         master_rd.en.eq(self.master_walk.en)]
+            m.d.comb += [addr.eq(self.master_walk.addr), ren.eq(self.master_walk.en)]
+        addr_q, ren_q = Signal.like(addr), Signal()
+        wen_q, wdata_q = Signal(), Signal.like(wdata)
+        m.d.sync += [addr_q.eq(addr), ren_q.eq(ren), wen_q.eq(wen), wdata_q.eq(wdata)]
+        m.d.comb += [master_rd.addr.eq(addr_q), master_rd.en.eq(ren_q),
+                     master_wr.addr.eq(addr_q), master_wr.en.eq(wen_q),
+                     master_wr.data.eq(wdata_q)]
+        if not cfg.reversible:     # the destructive re-zoning's clears: an address of their own
+            clear_q, clear_addr_q = Signal(), Signal.like(addr)
+            m.d.sync += [clear_q.eq(rz.busy & rz.master_wen), clear_addr_q.eq(rz.master_waddr)]
+            with m.If(clear_q):
+                m.d.comb += [master_wr.en.eq(1), master_wr.addr.eq(clear_addr_q),
+                             master_wr.data.eq(0)]
