@@ -18,14 +18,16 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
   a multiplexer: the window moves by whole words, never by a bit count.
 * **The token stage**, a cycle later: the token is the pruned codes between the previous
   position and the hit's first bit, and the hit's class (or, without a hit, ``cur``'s pruned
-  codes from the position, if any).
+  codes from the position, if any). It is registered before it enters the queue, whose head
+  the walker's decisions take (``pop``, ``trim``): the hit's encoding and the run's
+  subtraction stay off the walker's paths.
 
 So a surviving weight costs one cycle, however long the run before it within two words, and a
 word without a surviving code costs a cycle (``W / pruned-code length`` codes). Tokens wait in a
-three-entry queue, so the scanner steps on registered levels alone.
+four-entry queue, so the scanner steps on registered levels alone.
 
-Latency: the first token four cycles after the metadata prefetcher's first word (decode,
-window, scan, token). Throughput: one token per cycle while the queue has room and the window
+Latency: the first token five cycles after the metadata prefetcher's first word (decode,
+window, scan, token, token registered). Throughput: one token per cycle while the queue has room and the window
 is full; decoded words move one per cycle through four entries (the window and two behind it).
 
 A uniform layer (``uniform`` k > 0 at ``start``) has no metadata: the tokenizer reads none and
@@ -42,7 +44,7 @@ from .prefetch import WordPrefetch
 __all__ = ["Tokenizer", "max_run"]
 
 _ENTRIES = 4                               # decoded words held: the window and two behind it
-_QUEUE = 3                                 # tokens held: the head (``skip``, ``code``) and two
+_QUEUE = 4                                 # tokens held: the head (``skip``, ``code``) and three
 
 
 def max_run(cfg):
@@ -285,9 +287,10 @@ class Tokenizer(wiring.Component):
         tlevel = Signal(range(_QUEUE + 1))
         step, push = Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
-        m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid < _QUEUE) & cur_ok
-                             & (found | nxt_ok)),
-                     push.eq(Mux(uniform != 0, self.run & (tlevel < _QUEUE),
+        tk_valid, tk_skip, tk_code = Signal(), Signal.like(r_tok), Signal.like(k_tok)
+        m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid + tk_valid < _QUEUE)
+                             & cur_ok & (found | nxt_ok)),
+                     push.eq(Mux(uniform != 0, self.run & (tlevel + tk_valid < _QUEUE),
                                  st_valid & (st_found | (p != W)))),
                      r_in.eq(Mux(uniform != 0, 0, r_tok)),
                      k_in.eq(Mux(uniform != 0, uniform, k_tok)),
@@ -297,11 +300,13 @@ class Tokenizer(wiring.Component):
         leave = step & shift
         with m.If(self.start):
             m.d.sync += [tlevel.eq(0), level.eq(0), cur_ok.eq(0), nxt_ok.eq(0), st_valid.eq(0),
+                         tk_valid.eq(0),
                          dec_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop),
                          above.eq(Cat(*((self.drop <= t) for t in range(W - 1)), 1))]
         with m.Else():
-            self._queue(m, tlevel, push, r_in, k_in)
+            m.d.sync += [tk_valid.eq(push), tk_skip.eq(r_in), tk_code.eq(k_in)]
+            self._queue(m, tlevel, tk_valid, tk_skip, tk_code)
 
             m.d.sync += [st_valid.eq(step), st_found.eq(found), st_hit.eq(hits & upto)]
             with m.If(st_valid):
