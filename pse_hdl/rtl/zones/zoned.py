@@ -151,26 +151,8 @@ class ZonedMemory(wiring.Component):
         m.d.comb += [plan_wr.en.eq(host_w & (hw.target == Target.PLAN)),
                      plan_wr.addr.eq(hw.addr), plan_wr.data.eq(hw.data)]
 
-        # Host reads wait for the fetch unit through a register (busy one cycle longer than the
-        # fetch, never shorter) and for an offered FETCH or REZONE (whose first cycle uses the
-        # table and plan ports), not for its acceptance: the walkers' busy flags then stay off
-        # the path from a host read to the master store's address, the block's longest route.
-        # (A FETCH or REZONE is offered while it cannot start only when the unit it needs is
-        # busy, which holds host reads anyway.)
         hr = self.host_rd.payload
-        fetched = Signal()
-        m.d.sync += fetched.eq(fetch_busy | fetch_start)
-        offered = self.cmd.valid & ((self.cmd.payload.op == Op.FETCH)
-                                    | (self.cmd.payload.op == Op.REZONE))
-        # A master read is accepted in its second cycle (``armed``): the first registered its
-        # address in front of the master store (``_master_port``).
-        master_r, armed = Signal(), Signal()
-        m.d.comb += master_r.eq(self.host_rd.valid & (hr.target == Target.MASTER)
-                                & ~rz_busy & ~fetched & ~offered)
-        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~offered
-                                          & ((hr.target != Target.MASTER) | armed))
-        host_r = self.host_rd.valid & self.host_rd.ready
-        m.d.sync += armed.eq(master_r & ~armed)
+        master_r, host_r = self._host_read_grant(m, rz_busy, fetch_busy, fetch_start)
         rd_target = Signal.like(hr.target)
         rd_lane = Signal(max(1, log2(R)))
         m.d.sync += self.rd_valid.eq(host_r)
@@ -246,6 +228,31 @@ class ZonedMemory(wiring.Component):
         with m.If(~rz_busy):
             m.d.comb += plan_rd.addr.eq(hr.addr)
         return m
+
+    def _host_read_grant(self, m, rz_busy, fetch_busy, fetch_start):
+        """When ``host_rd`` is accepted; returns ``(master_r, host_r)``: a master read offered
+        that may take the master store's port, and a read accepted."""
+        hr = self.host_rd.payload
+        # Host reads wait for the fetch unit through a register (busy one cycle longer than the
+        # fetch, never shorter) and for an offered FETCH or REZONE (whose first cycle uses the
+        # table and plan ports), not for its acceptance: the walkers' busy flags then stay off
+        # the path from a host read to the master port's arbitration.
+        # (A FETCH or REZONE is offered while it cannot start only when the unit it needs is
+        # busy, which holds host reads anyway.)
+        fetched = Signal()
+        m.d.sync += fetched.eq(fetch_busy | fetch_start)
+        offered = self.cmd.valid & ((self.cmd.payload.op == Op.FETCH)
+                                    | (self.cmd.payload.op == Op.REZONE))
+        # A master read is accepted in its second cycle (``armed``): the first registered its
+        # address in front of the master store (``_master_port``).
+        master_r, armed = Signal(), Signal()
+        m.d.comb += master_r.eq(self.host_rd.valid & (hr.target == Target.MASTER)
+                                & ~rz_busy & ~fetched & ~offered)
+        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~offered
+                                          & ((hr.target != Target.MASTER) | armed))
+        host_r = self.host_rd.valid & self.host_rd.ready
+        m.d.sync += armed.eq(master_r & ~armed)
+        return master_r, host_r
 
     def _read_data(self, m, target, lane, sources):
         """``rd_data`` from the read port of the memory the host read addressed: a value, or
