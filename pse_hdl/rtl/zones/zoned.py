@@ -311,7 +311,9 @@ class ZonedMemory(wiring.Component):
         addr_q, ren_q = Signal.like(addr), Signal()
         wen_q, wdata_q = Signal(), Signal.like(wdata)
         m.d.sync += [addr_q.eq(addr), ren_q.eq(ren), wen_q.eq(wen), wdata_q.eq(wdata)]
-        m.d.comb += [master_rd.addr.eq(addr_q), master_rd.en.eq(ren_q),
+        # (``ren`` and ``wen`` are never both set; the read enable says so where yosys sees it,
+        # for the single-port mapping of the UP5K's SPRAM, whose output holds during a write.)
+        m.d.comb += [master_rd.addr.eq(addr_q), master_rd.en.eq(ren_q & ~wen_q),
                      master_wr.addr.eq(addr_q), master_wr.en.eq(wen_q),
                      master_wr.data.eq(wdata_q)]
         if not cfg.reversible:     # the destructive re-zoning's clears: an address of their own
