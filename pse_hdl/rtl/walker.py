@@ -72,8 +72,8 @@ class LayerWalker(wiring.Component):
         # Stage 1: the reads issued (the code buffer's and column magnitudes' requests
         # registered here); stage 2: the words arrive and enter the queue.
         s1, s2 = Signal(lay), Signal(lay)
-        s1_valid, s2_valid, s1_sel, s2_sel = Signal(), Signal(), Signal(range(cpw)), \
-            Signal(range(cpw))
+        s1_valid, s2_valid = Signal(), Signal()
+        s1_sel, s2_sel = Signal(range(cpw)), Signal(range(cpw))    # the code's slot in its word
         issue = Signal()
         m.d.comb += [addr.eq(base + idx),
                      issue.eq((idx < total) & (s1_valid + s2_valid + queue.level

@@ -45,11 +45,12 @@ def _rshift_round(m, value, shift, width):
 class Quantizer(wiring.Component):
     """Stages A (accept a code, ask for its master), B (the master store registers the
     address), C (register the master out of the block RAM) and Q (one rounding shift by the
-    class's scale, then the class's clamp) of the re-zoning engine. ``codes`` is ready while ``enable`` is high and the layer (``total`` weights,
-    ``plan``) has codes left; ``restart`` starts a layer at position 0. ``o_valid``/``o`` carry
-    each weight four cycles after its code was accepted; ``drained`` is high when the layer's
-    last weight has left. In a uniform layer (``plan.uniform`` k > 0) every weight leaves with
-    code k, whatever code it came with; in a masked one with the code it came with."""
+    class's scale, then the class's clamp) of the re-zoning engine. ``codes`` is ready while
+    ``enable`` is high and the layer (``total`` weights, ``plan``) has codes left; ``restart``
+    starts a layer at position 0. ``o_valid``/``o`` carry each weight four cycles after its
+    code was accepted; ``drained`` is high when the layer's last weight has left. In a uniform
+    layer (``plan.uniform`` k > 0) every weight leaves with code k, whatever code it came with;
+    in a masked one with the code it came with."""
 
     def __init__(self, cfg):
         self.cfg = cfg

@@ -27,8 +27,9 @@ word without a surviving code costs a cycle (``W / pruned-code length`` codes). 
 four-entry queue, so the scanner steps on registered levels alone.
 
 Latency: the first token five cycles after the metadata prefetcher's first word (decode,
-window, scan, token, token registered). Throughput: one token per cycle while the queue has room and the window
-is full; decoded words move one per cycle through four entries (the window and two behind it).
+window, scan, token, token registered). Throughput: one token per cycle while the queue has
+room and the window is full; decoded words move one per cycle through four entries (the
+window and two behind it).
 
 A uniform layer (``uniform`` k > 0 at ``start``) has no metadata: the tokenizer reads none and
 gives the token (0, k) every cycle the queue has room, outside the scanner.
