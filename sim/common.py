@@ -7,7 +7,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-from .streams import Codec, StreamDriver, StreamMonitor, stall_pattern
+from .streams import Codec, StreamDriver, StreamMonitor, run_streams, stall_pattern
 
 __all__ = ["SEEDS", "WEIGHTS", "PATTERNS", "start", "reset", "write_thresholds", "host_write",
            "pump", "read_histogram", "layer_shape", "snapshot"]
@@ -87,10 +87,8 @@ async def pump(dut, inp, out, in_layout, out_layout, items, pattern, rng, extra_
         mons.append((StreamMonitor(dut, prefix, dut.clk,
                                    stall_pattern(pattern[1], random.Random(rng.random()))),
                      Codec(layout), count))
-    cocotb.start_soon(drv.send([cin.pack(it) for it in items]))
-    tasks = [cocotb.start_soon(mon.collect(n)) for mon, _, n in mons]
-    for t in tasks:
-        await t
+    await run_streams(drv.load([cin.pack(it) for it in items]),
+                      *(mon.expect(n) for mon, _, n in mons))
     return [[codec.unpack(x) for x in mon.items] for mon, codec, _ in mons]
 
 

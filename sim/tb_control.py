@@ -139,7 +139,7 @@ async def allocation_passes(dut):
 async def reset_in_the_middle_of_a_pass(dut):
     """Reset at a random point of a pass (with stalls), then a full seed is bit-exact."""
     await start(dut, INPUTS)
-    from sim.streams import StreamDriver, StreamMonitor, stall_pattern
+    from sim.streams import StreamDriver, StreamMonitor, run_streams, stall_pattern
     for k, at in enumerate([3, 57, 411]):     # cycles into the pass
         rng = random.Random(k)
         cin = Codec(layouts.master_in(CFG))
@@ -147,10 +147,9 @@ async def reset_in_the_middle_of_a_pass(dut):
                            "column": i % CFG.max_cols}) for i in range(1000)]
         drv = StreamDriver(dut, "w", dut.clk, stall_pattern("random", rng))
         mon = StreamMonitor(dut, "o", dut.clk, stall_pattern("heavy", rng))
-        t1, t2 = cocotb.start_soon(drv.send(items)), cocotb.start_soon(mon.collect(len(items)))
+        streams = cocotb.start_soon(run_streams(drv.load(items), mon.expect(len(items))))
         await ClockCycles(dut.clk, at)
-        t1.cancel()
-        t2.cancel()
+        streams.cancel()
         dut.w__valid.value, dut.o__ready.value = 0, 0
         await reset(dut)
         await ReadOnly()

@@ -22,7 +22,8 @@ from pse_hdl.model.transfer import lane_schedule, lane_streams
 from pse_hdl.rtl import layouts
 from sim.common import PATTERNS, SEEDS, reset, start
 from sim.runner import config_from_env
-from sim.streams import Codec, Scoreboard, StreamDriver, StreamMonitor, stall_pattern
+from sim.streams import (Codec, Scoreboard, StreamDriver, StreamMonitor, run_streams,
+                         stall_pattern)
 
 CFG = config_from_env()
 L = CFG.lanes
@@ -65,20 +66,9 @@ async def run_layer(dut, codes, values, shifts, bias, x, relu, out_shift, patter
                             stall_pattern(pattern[0], random.Random(rng.random())))
                for k in range(L)]
     mon = StreamMonitor(dut, "o", dut.clk, stall_pattern(pattern[1], random.Random(rng.random())))
-    cycle = {"n": 0}
-
-    async def count():
-        while True:
-            await RisingEdge(dut.clk)
-            cycle["n"] += 1
-
-    counter = cocotb.start_soon(count())
-    for k in range(L):
-        cocotb.start_soon(drivers[k].send([ct.pack({n: int(r[n]) for n in r.dtype.names})
-                                           for r in streams[k]]))
-    await mon.collect(codes.shape[0])
-    cycles = cycle["n"]
-    counter.cancel()
+    cycles = await run_streams(*(drivers[k].load([ct.pack({n: int(r[n]) for n in r.dtype.names})
+                                                    for r in streams[k]]) for k in range(L)),
+                               mon.expect(codes.shape[0]))
     got = sorted((cr.unpack(v) for v in mon.items), key=lambda g: g["row"])
     return got, cycles
 

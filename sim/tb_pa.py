@@ -16,7 +16,8 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from pse_hdl.model.pa import allocate
 from pse_hdl.rtl.layouts import code_out, importance_in
 from sim.runner import config_from_env
-from sim.streams import Codec, Scoreboard, StreamDriver, StreamMonitor, stall_pattern
+from sim.streams import (Codec, Scoreboard, StreamDriver, StreamMonitor, run_streams,
+                         stall_pattern)
 
 CFG = config_from_env()
 N = len(CFG.precisions)
@@ -97,8 +98,7 @@ async def run_stream(dut, rng, imps, prev, pos, pattern):
              for i, p, (r, c, last) in zip(imps, prev, pos)]
     drv = StreamDriver(dut, "i", dut.clk, stall_pattern(pattern[0], random.Random(rng.random())))
     mon = StreamMonitor(dut, "o", dut.clk, stall_pattern(pattern[1], random.Random(rng.random())))
-    cocotb.start_soon(drv.send(items))
-    await mon.collect(len(items))
+    await run_streams(drv.load(items), mon.expect(len(items)))
     return [cout.unpack(x) for x in mon.items]
 
 

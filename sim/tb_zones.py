@@ -57,7 +57,7 @@ async def reset(dut):
 
 
 def status(dut):
-    return unpack(STATUS, int(check_known(dut.status, "status")))
+    return unpack(STATUS, check_known(dut.status, "status"))
 
 
 async def handshake(dut, prefix, payload, idle=None):
@@ -181,7 +181,7 @@ async def fetch(dut, net, l, stall):
         await ReadOnly()
         for p, (v, _, d) in enumerate(ports):
             if check_known(v, f"o[{p}].valid") == 1 and ready[p]:
-                got[p].append(int(check_known(d, f"o[{p}].payload")))
+                got[p].append(check_known(d, f"o[{p}].payload"))
                 last = cycle
                 dog.progress()
         quiet = 0 if status(dut)["fetching"] else quiet + 1

@@ -34,10 +34,21 @@ def _leaves(layout, offset=0, path=()):
         yield path, offset, shape.width, shape.signed
 
 
+_LEAVES = {}
+
+
+def _leaves_of(layout):
+    """``_leaves(layout)`` as a list, computed once per layout (kept alive beside it)."""
+    hit = _LEAVES.get(id(layout))
+    if hit is None:
+        hit = _LEAVES[id(layout)] = (layout, list(_leaves(layout)))
+    return hit[1]
+
+
 def pack(layout, values):
     """A nested dict/list of ints to the layout's integer (missing fields are 0)."""
     word = 0
-    for path, off, width, _ in _leaves(layout):
+    for path, off, width, _ in _leaves_of(layout):
         v = values
         for key in path:
             v = v[key] if (isinstance(v, dict) and key in v) or isinstance(v, (list, tuple)) \
@@ -49,7 +60,7 @@ def pack(layout, values):
 def unpack(layout, word):
     """Flat ``{path: int}`` of a layout's integer (for transfers: field name to value)."""
     out = {}
-    for path, off, width, signed in _leaves(layout):
+    for path, off, width, signed in _leaves_of(layout):
         v = (word >> off) & ((1 << width) - 1)
         out[path if len(path) > 1 else path[0]] = v - (1 << width) if signed and v >> (width - 1) \
             else v

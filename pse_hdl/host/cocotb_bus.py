@@ -13,10 +13,12 @@ __all__ = ["CocotbBus"]
 
 
 def _known(handle, what, cycle):
-    value = handle.value
-    if not value.is_resolvable:
-        raise BusTimeout(f"{what} is {value} (X or Z) at cycle {cycle}")
-    return value
+    """``handle``'s value as an unsigned int, read from its bit string (cheaper than cocotb's
+    per-bit objects); :class:`BusTimeout` if a bit is X or Z."""
+    bits = str(handle.value)
+    if bits.strip("01"):
+        raise BusTimeout(f"{what} is {bits} (X or Z) at cycle {cycle}")
+    return int(bits, 2)
 
 
 class CocotbBus(Bus):
@@ -62,7 +64,7 @@ class CocotbBus(Bus):
             dut.bus__rsp__ready.value = int(ready)
             await ReadOnly()
             if _known(dut.bus__rsp__valid, "bus.rsp.valid", self.cycle) == 1 and ready:
-                data = int(_known(dut.bus__rsp__payload, "bus.rsp.payload", self.cycle))
+                data = _known(dut.bus__rsp__payload, "bus.rsp.payload", self.cycle)
                 await self._edge()
                 dut.bus__rsp__ready.value = 0
                 return data
