@@ -23,7 +23,6 @@ LONGEST_FIRST = [
     "tests/test_synth.py::test_lint_every_block_and_preset_is_clean[wide-engine]",
     "tests/test_cocotb_engine.py::test_engine_against_model[L4-p4-8-16]",
     "tests/test_cocotb_zones.py::test_zones_against_model[unary-P4]",
-    "tests/test_icarus.py::test_block_in_icarus[engine-icarus-2012]",
 ]
 
 

@@ -15,6 +15,10 @@ from pse_hdl.host.verilated import VerilatedBus, build, build_dir_for
 from pse_hdl.workflow import MismatchError, run_demo
 from sim.engine_ref import check_run, random_case, run_firmware
 
+# One worker runs the module: a second would set up the module's fixtures again and wait on the
+# first one's build of its models (CFG's, the masked one) with nothing to do.
+pytestmark = pytest.mark.xdist_group("fast_engine")
+
 # The hardware of tests/test_api.py's RTL runs too: one Verilated build serves both modules.
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
                 period=3, warmup=2)

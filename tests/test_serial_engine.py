@@ -21,6 +21,10 @@ from pse_hdl.host.serial_bus import SerialBus
 from pse_hdl.host.serial_sim import SimPort
 from sim.engine_ref import check_run, random_case, run_firmware
 
+# One worker runs the module: a second would set up the module's fixtures again and wait on the
+# first one's build of its serial-link model with nothing to do.
+pytestmark = pytest.mark.xdist_group("serial_engine")
+
 CFG = PRESETS["up5k"].replace(period=3, warmup=2)
 
 
