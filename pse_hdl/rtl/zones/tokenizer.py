@@ -268,11 +268,8 @@ class Tokenizer(wiring.Component):
         upto = Signal(2 * W)
         m.d.comb += [hits.eq(Cat(Mux(cur_ok, alive[0] & above, 0), Mux(nxt_ok, alive[1], 0))),
                      less.eq(hits - 1), upto.eq(hits ^ less[:2 * W])]
-        # Whether there is a hit, and whether it is in nxt (or there is none), are OR trees over
-        # ``hits``, not the carry chain's borrow out and its bit W (the same values): the step,
-        # the window's move and the entries do not wait for the chain, only the mask does.
-        found = hits.any()
-        shift = ~hits[:W].any()
+        found = ~less[2 * W]                   # no borrow: a bit was set
+        shift = upto[W]                        # the hit is in nxt, or there is none
         from_lead = Signal(W)                  # nxt's bits from its first code on
         m.d.comb += from_lead.eq(Array(Const(((1 << W) - 1) & ~((1 << x) - 1), W)
                                        for x in range(c))[lead[1]] if not unary else ~0)
