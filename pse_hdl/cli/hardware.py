@@ -80,7 +80,8 @@ def cmd_lint(args):
 
 
 def cmd_prove(args):
-    from ..formal import check_block, prove, table
+    from ..formal import check_block
+    from ..sby import prove, table
     if args.block:
         check_block(args.block)
     results = prove(args.block, must_fail=not args.no_must_fail)
