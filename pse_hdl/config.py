@@ -66,8 +66,20 @@ class PSEConfig:
         Width of one zone memory word; every precision must divide it (16..128, power of two).
     zone_depth : int or tuple of int
         Words in each precision zone, per bank (power of two, at least ``lanes``): one depth for
-        every zone, or one per precision in the order of ``precisions``
-        (:attr:`zone_depths`).
+        every zone, or one per precision in the order of ``precisions`` (:attr:`zone_depths`).
+        0 (the default): sized from ``master_depth``: the lowest precision's zone holds most of
+        the network (``master_depth`` weights at that precision, rounded down to a power of two
+        of words), every other zone half as many words. For the default 19,456 masters: 2,048,
+        1,024 and 1,024 words, which hold every calibration candidate of the digits network
+        64-256-10 at 4.0 bits per weight or less (at most 2,048, 1,003 and 948).
+    meta_bits : float
+        Average metadata bits per master weight the metadata memory holds, per bank
+        (:attr:`meta_depth`), from the shortest code to the longest (beyond them the memory is
+        sized for them: with fixed-length codes, every weight's). 0: the longest code, so
+        every layout's codes fit. The default,
+        1.68, holds the digits network's calibration candidates (at most 1.65 bits per weight)
+        in 1,024 words per bank; a layout whose codes do not fit is a capacity error, as a zone
+        that does not fit is.
     master_depth : int
         Master weights the master store holds (a multiple of 16; it need not be a power of
         two: the default, 19 x 1024, holds the digits MLP 64-256-10's 18,944 weights in 19
@@ -170,7 +182,8 @@ class PSEConfig:
     weight_bits: int = 16
     acc_bits: int = 32
     zone_word_bits: int = 32
-    zone_depth: int = 2048
+    zone_depth: int = 0
+    meta_bits: float = 1.68
     master_depth: int = 19456
     max_rows: int = 256
     max_cols: int = 256
@@ -234,8 +247,12 @@ class PSEConfig:
                                   f"({len(p)} for {p!r}), not {zd!r}")
             for b, d in zip(p, zd):
                 _check_int(f"zone_depth of the {b}-bit zone", d, 16, 1 << 20, pow2=True)
-        else:
+        elif zd != 0:
             _check_int("zone_depth", zd, 16, 1 << 20, pow2=True)
+        if (isinstance(self.meta_bits, bool) or not isinstance(self.meta_bits, (int, float))
+                or not 0 <= self.meta_bits <= 16):
+            raise ConfigError(f"meta_bits must be 0 (the longest code) or an average code length "
+                              f"in bits per weight (0..16), not {self.meta_bits!r}")
         _check_int("master_depth", self.master_depth, 16, 1 << 22)
         if self.master_depth % 16:
             raise ConfigError(f"master_depth must be a multiple of 16, not {self.master_depth!r}")
@@ -395,7 +412,14 @@ class PSEConfig:
     def zone_depths(self):
         """Words per bank of every zone, in the order of ``precisions``."""
         zd = self.zone_depth
-        return zd if isinstance(zd, tuple) else (zd,) * len(self.precisions)
+        if isinstance(zd, tuple):
+            return zd
+        if zd:
+            return (zd,) * len(self.precisions)
+        lowest = 1 << max(4, (self.master_depth * self.precisions[0]
+                              // self.zone_word_bits).bit_length() - 1)
+        lowest = max(lowest, self.lanes)
+        return (lowest,) + (max(16, self.lanes, lowest // 2),) * (len(self.precisions) - 1)
 
     @property
     def zone_addr_bits(self):
@@ -445,10 +469,14 @@ class PSEConfig:
 
     @property
     def meta_depth(self):
-        """Words of the metadata memory (per bank): every master weight's longest code, rounded
-        up to whole read words of the fetch unit (``fetch_ports`` words: the walkers share one
-        read port of the metadata, a read word each in turn)."""
-        words = -(-self.master_depth * self.max_code_length // self.zone_word_bits)
+        """Words of the metadata memory (per bank): ``meta_bits`` per master weight (every
+        weight's longest code if 0), rounded up to whole read words of the fetch unit
+        (``fetch_ports`` words: the walkers share one read port of the metadata, a read word
+        each in turn)."""
+        shortest = min(self.code_length(k) for k in range(len(self.precisions) + 1))
+        longest = self.max_code_length
+        bits = math.ceil(self.master_depth * max(min(self.meta_bits or longest, longest), shortest))
+        words = -(-bits // self.zone_word_bits)
         return -(-words // self.fetch_ports) * self.fetch_ports
 
     @property
@@ -601,8 +629,8 @@ def load(path):
 _DEFAULT = PSEConfig()
 PRESETS = {
     # Four lanes and short zones: most blocks fit the iCE40 UP5K one at a time.
-    "tiny": dataclasses.replace(_DEFAULT, zone_depth=256, master_depth=8192, max_rows=128,
-                                max_cols=128, hist_bins=64, hist_sub_bits=1),
+    "tiny": dataclasses.replace(_DEFAULT, zone_depth=256, meta_bits=0, master_depth=8192,
+                                max_rows=128, max_cols=128, hist_bins=64, hist_sub_bits=1),
     "default": _DEFAULT,
     # The iCE40 UP5K (iCEBreaker), sized for a digits MLP 64-32-10: one lane, zones as deep as
     # its calibration candidates need (at most 237, 179 and 119 words), masters in an SPRAM.
@@ -612,7 +640,7 @@ PRESETS = {
     # An ECP5-85F class design point: 16 lanes and the optional 2-bit precision.
     "wide": dataclasses.replace(_DEFAULT, lanes=16, precisions=(2, 4, 8, 16),
                                 thresholds=(1 << 10, 1 << 13, 1 << 16, 1 << 20),
-                                zone_depth=8192, master_depth=65536),
+                                zone_depth=8192, meta_bits=0, master_depth=65536),
 }
 
 

@@ -46,6 +46,9 @@ INVALID = [
     ({"hist_sub_bits": 9}, "hist_sub_bits"),
     ({"desc_stride": 3}, "desc_stride"),
     ({"meta_encoding": "huffman"}, "meta_encoding must be one of"),
+    ({"meta_bits": -0.5}, "meta_bits must be 0 (the longest code) or an average code length"),
+    ({"meta_bits": "1.5"}, "meta_bits"),
+    ({"zone_depth": (2048, 1024)}, "zone_depth must be one depth or one per precision"),
 ]
 
 
@@ -78,6 +81,23 @@ def test_derived_widths():
     assert preset("wide").code_bits == 3
     assert [PSEConfig().code_length(k) for k in range(4)] == [1, 2, 3, 3]
     assert [PSEConfig(meta_encoding="fixed").code_length(k) for k in range(4)] == [2] * 4
+
+
+def test_zone_and_metadata_depths_follow_the_master_store():
+    """Zone depth 0 sizes the zones from ``master_depth`` (the lowest precision's zone holds it at
+    that precision, rounded down to a power of two; the others half as many words), and
+    ``meta_bits`` sizes the metadata: the default holds the digits network in 24 DP16KD of
+    zones and metadata (2 x (2048 + 1024 + 1024 + 1024) words of 32 bits)."""
+    cfg = PSEConfig()
+    assert cfg.zone_depths == (2048, 1024, 1024) and cfg.meta_depth == 1024
+    assert PSEConfig(master_depth=2 * 19456).zone_depths == (4096, 2048, 2048)
+    assert PSEConfig(master_depth=64, lanes=32).zone_depths == (32, 32, 32)   # at least lanes
+    assert PSEConfig(precisions=(8, 16), thresholds=(1, 2)).zone_depths == (4096, 2048)
+    assert PSEConfig(zone_depth=512).zone_depths == (512,) * 3
+    # 0: every weight's longest code; beyond the longest or below the shortest code, those
+    assert PSEConfig(meta_bits=0).meta_depth == PSEConfig(meta_bits=7).meta_depth == 19456 * 3 // 32
+    assert PSEConfig(meta_encoding="fixed").meta_depth == 19456 * 2 // 32
+    assert PSEConfig(precisions=(16,), thresholds=(1,)).meta_depth == 19456 // 32
 
 
 def test_frozen():

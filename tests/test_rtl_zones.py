@@ -451,6 +451,44 @@ def test_per_precision_depths_at_their_limits(over_shape):
     run(cfg, body)
 
 
+def test_metadata_depth_at_its_limit():
+    """The metadata memory sized by ``meta_bits`` (256 masters at one bit: 8 words per bank): a
+    layout whose codes fill it exactly is built and fetched as the model says; one whose codes
+    take one bit more sets the metadata error bit, cannot be swapped in and writes nothing into
+    the active bank (the next one in the memory): the active layout reads back and fetches
+    unchanged."""
+    cfg = CFG.replace(master_depth=256, meta_bits=1)
+    assert cfg.meta_depth == 8
+    rng = np.random.default_rng(43)
+    masters = rng.integers(-30000, 30000, (8, 16)).astype(np.int64)
+    full = np.ones((8, 16), np.int64)                   # 128 codes of 2 bits: 8 words, full
+    over = full.copy()
+    over[5, 7] = 2                                      # one code of 3 bits: one bit over
+    net_full = Network(cfg, [masters], [full], [[3, 2, 0]])
+    net_over = Network(cfg.replace(meta_bits=2), [masters], [over], [[3, 2, 0]])
+    assert net_full.footprint_counts()["meta_bits"] == 8 * 32
+    assert net_over.footprint_counts()["meta_bits"] == 8 * 32 + 1
+    prng = random.Random(7)
+
+    async def body(ctx, dut):
+        await load(ctx, dut, net_full)
+        await rezone(ctx, dut, net_full, prng)
+        assert not ctx.get(dut.status.error.as_value()) and ctx.get(dut.status.shadow_ready)
+        await command(ctx, dut, Op.SWAP)
+        active = ctx.get(dut.status.active)
+        await load(ctx, dut, net_over)
+        await rezone(ctx, dut, net_over, prng)
+        assert ctx.get(dut.status.error.meta) and not ctx.get(dut.status.shadow_ready)
+        assert not ctx.get(dut.status.error.zone) and not ctx.get(dut.status.error.cost)
+        for (target, addr), want in net_full.expected().items():
+            if target >= Target.ZONE.value or target == Target.META:
+                assert await host_read(ctx, dut, target, addr, active) == want, (target, addr)
+        got, want = await fetch(ctx, dut, net_full, 0, prng)
+        assert got == want
+
+    run(cfg, body)
+
+
 def test_up5k_preset():
     """The iCE40 UP5K preset (one port, zones of 256, 256 and 128 words) with a digits MLP
     64-32-10 at half sparsity: re-zoned and fetched as the model says."""

@@ -29,7 +29,11 @@ class Rezoner(wiring.Component):
     count into the table entry's metadata base (it has no metadata), the entry written again
     after the layer; its split descriptors carry, in
     the metadata offset, the split column's rank among the kept ones. ``meta_bits`` counts the
-    kept columns' indices (``col_bits`` each) with the metadata, as the footprint does."""
+    kept columns' indices (``col_bits`` each) with the metadata, as the footprint does.
+
+    ``error`` is registered; ``failed`` is an error bit set or being set this cycle, so that it
+    is right at ``done`` even when the last partial metadata word, written with ``done``, is
+    the one that does not fit."""
 
     def __init__(self, cfg):
         self.cfg = cfg
@@ -37,7 +41,7 @@ class Rezoner(wiring.Component):
         geo = geometry(cfg)
         super().__init__({
             "start": In(1), "n_layers": In(count_shape(cfg.max_layers)), "bank": In(1),
-            "busy": Out(1), "done": Out(1),
+            "busy": Out(1), "done": Out(1), "failed": Out(1),
             "error": Out(data.StructLayout({"cost": 1, "zone": 1, "meta": 1})),
             "codes": In(stream.Signature(layouts.code_out(cfg))),
             "z_en": Out(1).array(n), "z_addr": Out(range(2 * max(cfg.zone_depths))).array(n),
@@ -251,4 +255,5 @@ class Rezoner(wiring.Component):
             m.d.sync += self.error.zone.eq(1)
         with m.If(mp.overflow):
             m.d.sync += self.error.meta.eq(1)
+        m.d.comb += self.failed.eq(self.error.as_value().any() | zp.overflow | mp.overflow)
         return qz, zp, mp

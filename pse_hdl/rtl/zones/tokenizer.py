@@ -7,15 +7,16 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
   of its bits ends a surviving code, and that code's class. Where a word's codes begin depends
   on the words before it only through a state of a few bits carried from word to word (unary
   codes: the ones of an unfinished code, modulo the number of classes; fixed-length codes: the
-  bits of the code already seen), so the word is registered and decoded with a few word-wide
-  operations (unary codes: one carry chain per class, see ``_decode_unary``), the carried state
-  entering last; it is the only feedback.
-* **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``) with a
-  mask of the bits of ``cur`` not yet taken. The first surviving code at or after the mask is
-  the lowest set bit of the window's surviving ends: one subtraction (a carry chain) finds it
-  and gives the mask above it; when it is in ``nxt`` the window moves by one word. When no code
-  in the window survives, the window moves by a word. The loop is the mask, the carry chain and
-  a multiplexer: the window moves by whole words, never by a bit count.
+  bits of the code already seen), so the word is registered, decoded with a few word-wide
+  operations (unary codes: one carry chain per class, see ``_decode_unary``) into registers,
+  and the carried state enters a cycle later, last; it is the only feedback.
+* **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``);
+  ``rest`` holds cur's surviving ends not yet taken. A step takes the lowest bit of ``rest``
+  (``rest - 1``, one W-bit carry chain, finds it and leaves the bits above it), or, when
+  ``rest`` is empty, the lowest bit of ``nxt`` and the window moves by a word (nxt having no
+  surviving end: the window moves without a hit). Which of the two is a register
+  (``empty``), so the window's move waits for no carry chain; the loop is ``rest`` through
+  its chain and back.
 * **The token stage**, a cycle later: the token is the pruned codes between the previous
   position and the hit's first bit, and the hit's class (or, without a hit, ``cur``'s pruned
   codes from the position, if any). It is registered before it enters the queue, whose head
@@ -26,10 +27,10 @@ So a surviving weight costs one cycle, however long the run before it within two
 word without a surviving code costs a cycle (``W / pruned-code length`` codes). Tokens wait in a
 four-entry queue, so the scanner steps on registered levels alone.
 
-Latency: the first token five cycles after the metadata prefetcher's first word (decode,
-window, scan, token, token registered). Throughput: one token per cycle while the queue has
-room and the window is full; decoded words move one per cycle through four entries (the
-window and two behind it).
+Latency: the first token six cycles after the metadata prefetcher's first word (word
+registered, decoded, window, scan, token, token registered). Throughput: one token per cycle
+while the queue has room and the window is full; decoded words move one per cycle through
+four entries (the window and two behind it).
 
 A uniform layer (``uniform`` k > 0 at ``start``) has no metadata: the tokenizer reads none and
 gives the token (0, k) every cycle the queue has room, outside the scanner.
@@ -91,18 +92,20 @@ class Tokenizer(wiring.Component):
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
             "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
-    # -- the decoder: the word is registered, then decoded with word-wide operations ----------
-    # Each returns the word's surviving code ends (``alive``), their classes as ``code_bits``
-    # planes of W bits (plane j: bit j of the class of the code ending at each bit), the state
-    # the word begins in (``s_in``) and the state it leaves (``s_out``).
+    # -- the decoder: the word is registered, decoded with word-wide operations into registers,
+    # then the carried state enters. Each returns the word's surviving code ends (``alive``),
+    # their classes as ``code_bits`` planes of W bits (plane j: bit j of the class of the code
+    # ending at each bit), the state the word begins in (``s_in``) and the state it leaves
+    # (``s_out``), all in the decoder's last stage (``first``: its word is the walk's first).
 
-    def _decode_unary(self, m, issue, word, low, dec_first, dlow, state):
+    def _decode_unary(self, m, issue, word, low, first, dlow, state):
         """Truncated unary: every 0 ends a code (its class: the ones before it, modulo n), and so
         does the n-th 1 of a run of ones counted from the run's start. Runs are told apart by
         their start modulo n: adding a run's start bit to the word carries through the run, so
         ``((starts & P) + bits) ^ bits`` marks the runs starting at positions in ``P``, n carry
         chains for all of them. Only the run at bit 0 continues the previous word's code (its
-        ``s_in`` pending ones), so only it and the 0 that ends it depend on the carried state."""
+        ``s_in`` pending ones), so only it and the 0 that ends it depend on the carried state:
+        the chains' results are registered, and the state chooses among them a cycle later."""
         n, W, cb = len(self.cfg.precisions), len(word), self.cfg.code_bits
         full = (1 << W) - 1
         P = [sum(1 << t for t in range(W) if t % n == r) for r in range(n)]   # t = r (mod n)
@@ -113,7 +116,7 @@ class Tokenizer(wiring.Component):
         b = Signal(W, name="ubits")
         with m.If(issue):
             m.d.sync += b.eq(word & ~low)
-        s_in = Mux(dec_first, 0, state)
+        s_in = Mux(first, 0, state)
         inc = Signal(W)
         first_run, first_zero, starts = Signal(W), Signal(W), Signal(W)
         m.d.comb += [inc.eq(b + 1), first_run.eq((inc ^ b) & b), first_zero.eq(~b & inc),
@@ -123,37 +126,46 @@ class Tokenizer(wiring.Component):
             run = Signal(W, name=f"urun{r}")
             m.d.comb += run.eq((((starts & P[r]) + b)[:W] ^ b) & b)
             runs.append(run)
+        # registered: what does not depend on the carried state
+        fr, fz, ones_rest = Signal(W), Signal(W), Signal(W)
+        zero_rest = [None] + [Signal(W, name=f"uzrest{k}") for k in range(1, n)]
+        all_ones, last_one, top = Signal(), Signal(), Signal(len(state))
+        m.d.sync += [fr.eq(first_run), fz.eq(first_zero),
+                     ones_rest.eq(_or(runs[r] & P[(r - 1) % n] for r in range(n))),
+                     all_ones.eq(b.all()), last_one.eq(b[W - 1]),
+                     top.eq(_or(Mux(runs[r][W - 1], (W - r) % n, 0) for r in range(n)))]
+        m.d.sync += [zero_rest[k].eq(_or(((runs[r] << 1)[:W] & ~b) & P[(r + k) % n]
+                                         for r in range(n))) for k in range(1, n)]
         ones_end = Signal(W)
-        m.d.comb += ones_end.eq((first_run & by_state(lambda x: -x - 1))
-                                | _or(runs[r] & P[(r - 1) % n] for r in range(n)))
+        m.d.comb += ones_end.eq((fr & by_state(lambda x: -x - 1)) | ones_rest)
         zero_end = [None]                      # zero_end[k]: a 0 that ends a code of class k
         for k in range(1, n):
             z = Signal(W, name=f"uzero{k}")
-            m.d.comb += z.eq((first_zero & by_state(lambda x, k=k: k - x))
-                             | _or(((runs[r] << 1)[:W] & ~b) & P[(r + k) % n] for r in range(n)))
+            m.d.comb += z.eq((fz & by_state(lambda x, k=k: k - x)) | zero_rest[k])
             zero_end.append(z)
         alive, code = Signal(W), Signal(W * cb)
         m.d.comb += [alive.eq(_or([ones_end, *zero_end[1:]]) & ~dlow),
                      code.eq(Cat(_or([ones_end] * ((n >> j) & 1)
                                      + [zero_end[k] for k in range(1, n) if (k >> j) & 1])
                                  for j in range(cb)))]
-        top = _or(Mux(runs[r][W - 1], (W - r) % n, 0) for r in range(n))
-        s_out = Mux(b.all(), Array(Const((x + W) % n, len(state)) for x in range(n))[s_in],
-                    Mux(b[W - 1], top, 0))
+        s_out = Mux(all_ones, Array(Const((x + W) % n, len(state)) for x in range(n))[s_in],
+                    Mux(last_one, top, 0))
         return alive, code, s_in, s_out
 
-    def _decode_fixed(self, m, issue, word, drop, dec_first, dlow, state):
+    def _decode_fixed(self, m, issue, word, drop, first, dlow, state):
         """A code ends where the bits seen reach c; its bits may begin in the previous word
-        (``hist``: its last c - 1 bits). The first word's codes begin at ``drop``."""
+        (``hist``: its last c - 1 bits). The first word's codes begin at ``drop``. (No carry
+        chain: the registered word waits a cycle, as the unary decoder's chains do.)"""
         W, c = len(word), self.cfg.code_bits
         hist = Signal(max(1, c - 1))
-        dec_ext = Signal(W + c - 1)
+        issued, dec_ext = Signal(W + c - 1), Signal(W + c - 1)
         with m.If(issue):
-            m.d.sync += dec_ext.eq(Cat(hist[:c - 1], word))
+            m.d.sync += issued.eq(Cat(hist[:c - 1], word))
             if c > 1:
                 m.d.sync += hist.eq(word[W - c + 1:])
+        m.d.sync += dec_ext.eq(issued)
         first_state = Array(Const((-d) % c, len(state)) for d in range(W))[drop]
-        s_in = Mux(dec_first, first_state, state)
+        s_in = Mux(first, first_state, state)
         ends = Signal(W)
         m.d.comb += ends.eq(Array(Const(sum(1 << t for t in range(W) if (x + t + 1) % c == 0), W)
                                   for x in range(c))[s_in])
@@ -228,21 +240,22 @@ class Tokenizer(wiring.Component):
 
         # -- the decoder: word (registered as read) -> decoded, the carried state last -> entry --
         level = Signal(range(_ENTRIES + 1))    # decoded words held
-        dec_valid, dec_first = Signal(), Signal()
+        dec_valid, dec_first = Signal(), Signal()      # the word registered
+        pre_valid, pre_first = Signal(), Signal()      # its state-free part decoded
         issue = Signal()
         m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
-                             & (level + dec_valid < _ENTRIES))
+                             & (level + dec_valid + pre_valid < _ENTRIES))
         m.d.comb += pf.advance.eq(issue)
         word = Signal(W)
         m.d.comb += word.eq(Array(pf.word[j * W:(j + 1) * W] for j in range(R))[pf.sel]
                             if R > 1 else pf.word)
         state = Signal(max(1, (max(n, c) - 1).bit_length()))
-        low, dlow = Mux(first_word, below_drop, 0), Mux(dec_first, below_drop, 0)
+        low, dlow = Mux(first_word, below_drop, 0), Mux(pre_first, below_drop, 0)
         if unary:
-            new_alive, new_code, s_in, s_out = self._decode_unary(m, issue, word, low, dec_first,
+            new_alive, new_code, s_in, s_out = self._decode_unary(m, issue, word, low, pre_first,
                                                                   dlow, state)
         else:
-            new_alive, new_code, s_in, s_out = self._decode_fixed(m, issue, word, drop, dec_first,
+            new_alive, new_code, s_in, s_out = self._decode_fixed(m, issue, word, drop, pre_first,
                                                                   dlow, state)
 
         # -- the entries: [0] = cur, [1] = nxt, then two more --------------------------------
@@ -256,24 +269,21 @@ class Tokenizer(wiring.Component):
             m.d.comb += new_lead.eq(Array(Const((c - x) % c, len(new_lead))
                                           for x in range(c))[s_in])
         cur_ok, nxt_ok = Signal(), Signal()    # level >= 1, level >= 2
-        above = Signal(W)                      # bits of cur at or after the scan position
 
         # -- the scanner (the loop) --------------------------------------------------------------
-        # The first surviving code at or after the position is the lowest set bit of ``hits``:
-        # ``hits - 1`` (one carry chain) clears it and sets every bit below it, so
-        # ``hits ^ (hits - 1)`` marks the bits up to it, and what is above it is the new
-        # position's mask - in cur, or in nxt when the code ended there and the window moves.
-        hits = Signal(2 * W)
-        less = Signal(2 * W + 1)
-        upto = Signal(2 * W)
-        m.d.comb += [hits.eq(Cat(Mux(cur_ok, alive[0] & above, 0), Mux(nxt_ok, alive[1], 0))),
-                     less.eq(hits - 1), upto.eq(hits ^ less[:2 * W])]
-        found = ~less[2 * W]                   # no borrow: a bit was set
-        shift = upto[W]                        # the hit is in nxt, or there is none
-        from_lead = Signal(W)                  # nxt's bits from its first code on
-        m.d.comb += from_lead.eq(Array(Const(((1 << W) - 1) & ~((1 << x) - 1), W)
-                                       for x in range(c))[lead[1]] if not unary else ~0)
-        above_next = Mux(shift, Mux(found, ~upto[W:], from_lead), ~upto[:W])
+        # ``rest``: cur's surviving code ends not yet taken (``empty``: none). A step takes the
+        # lowest bit of ``rest`` (``rest - 1``, one W-bit carry chain, clears it and sets the bits
+        # below it); when ``rest`` is empty it takes the lowest bit of nxt instead and the window
+        # moves by a word, or, nxt having none, moves without a hit. Which of the two depends on
+        # ``empty`` alone, a register, so the window's move waits for no carry chain; the loop is
+        # ``rest`` through its chain and back.
+        rest, empty = Signal(W), Signal()
+        rest_less, nxt_less = Signal(W + 1), Signal(W + 1)
+        m.d.comb += [rest_less.eq(rest - 1), nxt_less.eq(alive[1] - 1)]
+        rest_hit, nxt_hit = rest & ~rest_less[:W], alive[1] & ~nxt_less[:W]
+        rest_after, nxt_after = rest & rest_less[:W], alive[1] & nxt_less[:W]
+        found = Mux(empty, ~nxt_less[W], ~rest_less[W])     # no borrow: a bit was set
+        shift = empty
 
         # -- the token stage: the step's token, a cycle later -----------------------------------
         # The hit is one bit of ``st_hit``; its class is read from entry 0, which is the word
@@ -290,30 +300,30 @@ class Tokenizer(wiring.Component):
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
         tk_valid, tk_skip, tk_code = Signal(), Signal.like(r_tok), Signal.like(k_tok)
         m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid + tk_valid < _QUEUE)
-                             & cur_ok & (found | nxt_ok)),
+                             & cur_ok & (~empty | nxt_ok)),
                      push.eq(Mux(uniform != 0, self.run & (tlevel + tk_valid < _QUEUE),
                                  st_valid & (st_found | (p != W)))),
                      r_in.eq(Mux(uniform != 0, 0, r_tok)),
                      k_in.eq(Mux(uniform != 0, uniform, k_tok)),
                      self.valid.eq(tlevel != 0)]
 
-        land = dec_valid
+        land = pre_valid
         leave = step & shift
         with m.If(self.start):
             m.d.sync += [tlevel.eq(0), level.eq(0), cur_ok.eq(0), nxt_ok.eq(0), st_valid.eq(0),
                          tk_valid.eq(0),
-                         dec_valid.eq(0), first_word.eq(1),
-                         drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop),
-                         above.eq(Cat(*((self.drop <= t) for t in range(W - 1)), 1))]
+                         dec_valid.eq(0), pre_valid.eq(0), first_word.eq(1),
+                         drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop)]
         with m.Else():
             m.d.sync += [tk_valid.eq(push), tk_skip.eq(r_in), tk_code.eq(k_in)]
             self._queue(m, tlevel, tk_valid, tk_skip, tk_code)
 
-            m.d.sync += [st_valid.eq(step), st_found.eq(found), st_hit.eq(hits & upto)]
+            m.d.sync += [st_valid.eq(step), st_found.eq(found),
+                         st_hit.eq(Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit))]
             with m.If(st_valid):
                 m.d.sync += p.eq(p_next)
 
-            m.d.sync += dec_valid.eq(issue)
+            m.d.sync += [dec_valid.eq(issue), pre_valid.eq(dec_valid), pre_first.eq(dec_first)]
             with m.If(issue):
                 m.d.sync += [first_word.eq(0), dec_first.eq(first_word)]
             with m.If(land):
@@ -332,5 +342,8 @@ class Tokenizer(wiring.Component):
             m.d.sync += [level.eq(level_next), cur_ok.eq(level_next >= 1),
                          nxt_ok.eq(level_next >= 2)]
             with m.If(step):
-                m.d.sync += above.eq(above_next)
+                m.d.sync += [rest.eq(Mux(shift, nxt_after, rest_after)),
+                             empty.eq(~Mux(shift, nxt_after, rest_after).any())]
+            with m.If(land & (level == 0)):   # the word lands as cur (no step: cur was empty)
+                m.d.sync += [rest.eq(new_alive), empty.eq(~new_alive.any())]
         return m

@@ -164,7 +164,7 @@ class ZonedMemory(wiring.Component):
         m.submodules.rezoner = rz
         m.d.comb += [rz.start.eq(rz_start), rz.n_layers.eq(arg), rz.bank.eq(~active),
                      rz_busy.eq(rz.busy), banks.rz_done.eq(rz.done),
-                     banks.rz_failed.eq(rz.error.as_value().any())]
+                     banks.rz_failed.eq(rz.failed)]
         wiring.connect(m, wiring.flipped(self.codes), rz.codes)
         m.d.comb += [self.status.error.cost.eq(rz.error.cost),
                      self.status.error.zone.eq(rz.error.zone),
