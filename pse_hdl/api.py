@@ -365,7 +365,8 @@ class Design:
             "layout_from_sample": [0] + [p + self.cfg.swap_delay
                                          for p in allocation_points(len(xq), self.cfg)],
             "layout_bits_per_weight": [float(b) for b in served],
-            "layouts_over_budget": int(stats["swapped"].count(False)),
+            "layouts_over_budget": int(stats["swapped"].count(False) - stats["unfit"]),
+            "layouts_unfit": int(stats["unfit"]),
             "model_run_s": time.monotonic() - start,
         }
         self.last_engine = engine

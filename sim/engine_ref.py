@@ -62,7 +62,12 @@ def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, unifor
     footprint of the run's allocations without it (and no recalibration), so the first ones
     are swapped in, the later ones kept out; ``guard="mac"``: the same with the MAC cycle guard
     (``max_mac`` just under the median cycle ratio); ``guard="switch"``: two runs, every layout
-    of the first kept out, every one of the second swapped in."""
+    of the first kept out, every one of the second swapped in; ``guard="unfit"``: layers as large
+    as the configuration allows, their class shares chosen so that the first layout fits the
+    zones and the metadata memory and some later ones do not (not swapped in; the active layout
+    serves on)."""
+    if guard == "unfit":
+        return _unfit_case(cfg, rng, samples)
     shapes = shapes or random_shapes(cfg, rng, edge)
     layers, base = [], []
     amax = 1 << (cfg.act_bits - 1)
@@ -105,6 +110,27 @@ def random_case(cfg, rng, shapes=None, samples=6, shares=None, edge=None, unifor
     return case
 
 
+def _unfit_case(cfg, rng, samples):
+    """A case (see :func:`random_case`) whose later layouts straddle the memories."""
+    from pse_hdl.errors import CapacityError
+    shapes = [(cfg.max_rows, cfg.max_cols)] * min(cfg.max_layers, cfg.master_depth
+                                                 // (cfg.max_rows * cfg.max_cols))
+    state = rng.bit_generator.state
+    for a in np.linspace(0.0, 0.9, 91):        # unary metadata: about 1.9 + a bits a weight
+        rng.bit_generator.state = state
+        shares = tuple(float(x) for x in (0.1, 0.9 - a, 0.57 * a, 0.43 * a))
+        shares = shares[:len(cfg.precisions) + 1]
+        try:
+            case = random_case(cfg, rng, shapes=list(shapes), samples=samples, shares=shares)
+            stats = trace(case)["stats"][0]
+        except CapacityError:                  # the first layout does not fit: no more will
+            break
+        if stats["unfit"] and not all(not s for s in stats["swapped"]):
+            return case
+    raise ValueError("no class shares give layouts that straddle the configuration's zones "
+                     "and metadata memory")
+
+
 def trace(case):
     """The golden model's run: ``{"logits", "codes": [per allocation, per layer],
     "footprints": [per allocation], "mac_ratios": [per allocation], "stats"}``."""
@@ -115,7 +141,7 @@ def trace(case):
 
     def record(k, eng):
         codes.append([c.copy() for c in eng.codes])
-        footprints.append(eng.allocated_footprint()["total"])
+        footprints.append(eng.allocated_footprint()["total"] if eng.pending else None)
         cyc = eng.cycles(pending=True)
         ratios.append(cyc["scheduled"] / cyc["dense16"])
     cyc = engine.cycles()
@@ -161,3 +187,4 @@ def check_run(case, logits, stats, allocs):
             assert abs(got - exp) <= 1e-9 * max(1.0, abs(exp)), (what, got, exp)
         np.testing.assert_allclose(st.shares, ms["shares"], atol=1e-12)
         assert st.swapped == ms["swapped"], (st.swapped, ms["swapped"])
+        assert st.unfit == ms["unfit"], (st.unfit, ms["unfit"])

@@ -59,6 +59,18 @@ def test_random_networks_are_bit_exact(bus, seed):
     assert all(st.engine_cycles >= st.mac_cycles for st in stats)
 
 
+def test_a_layout_that_does_not_fit_is_not_swapped_in(bus):
+    """The RTL's re-zoning of a layout that overflows a zone fails with its error bit, the
+    active bank serves on and a later layout that fits is swapped in: bit-exact with the model
+    (``tests/test_model_bus.py`` has the firmware's side)."""
+    case = random_case(CFG.replace(swap_delay=1), np.random.default_rng(4), samples=12,
+                       guard="unfit")
+    bus.reset()
+    logits, stats, allocs = run(run_firmware(case, bus))
+    assert stats[0].unfit and True in stats[0].swapped
+    check_run(case, logits, stats, allocs)
+
+
 def test_waveform_of_a_sample(tmp_path):
     """A tracing build dumps the chosen samples only."""
     case = random_case(TRACE_CFG, np.random.default_rng(5), shapes=[(8, 8), (4, 8)], samples=3)

@@ -29,6 +29,19 @@ def test_firmware_on_the_model_bus_is_the_golden_model(seed):
     check_run(case, *run(run_firmware(case, ModelBus(cfg))))
 
 
+@pytest.mark.parametrize("delay", [0, 2])
+def test_a_layout_that_does_not_fit_is_not_swapped_in(delay):
+    """A dynamic allocation whose layout overflows a zone or the metadata memory: its re-zoning
+    fails (ZONE_ERROR says which), the firmware clears the error and the active layout serves
+    on, as in the golden model; a later layout that fits is swapped in again."""
+    cfg = CFG.replace(swap_delay=delay)
+    case = random_case(cfg, np.random.default_rng(4), samples=12, guard="unfit")
+    logits, stats, allocs = run(run_firmware(case, ModelBus(cfg)))
+    assert stats[0].unfit and False in stats[0].swapped and True in stats[0].swapped
+    assert None in [fp for _, fp in allocs]
+    check_run(case, logits, stats, allocs)
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_masked_layers_on_the_model_bus_are_the_golden_model(seed):
     """Masked layers (``input_masks``): the firmware loads the column magnitudes and the MASKED

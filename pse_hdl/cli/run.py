@@ -245,11 +245,15 @@ def masks_hint(result, cfg):
 
 
 def _allocations(result, cfg):
-    """How many allocations the run made, how often, and how many the budget guard kept out."""
+    """How many allocations the run made, how often, and how many were kept out: over the
+    budget, or not fitting the engine's memories."""
     out = f"{result['allocations']} (every {cfg.period} samples)"
     if result["layouts_over_budget"]:
         which = "the bit or cycle budget" if result.get("max_mac") else "the budget"
         out += f", {result['layouts_over_budget']} kept out: over {which}"
+    if result.get("layouts_unfit"):
+        out += (f", {result['layouts_unfit']} kept out: larger than the zones or the metadata "
+                f"memory (zone_depth, meta_bits)")
     return out
 
 

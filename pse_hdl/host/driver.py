@@ -157,16 +157,22 @@ class Driver:
     async def job_running(self):
         return bool((await self.status())["job"])
 
-    async def wait_job(self, op=None):
-        """Wait for the running job (if any) to end; raise if it failed."""
+    async def wait_job(self, op=None, unfit_ok=False):
+        """Wait for the running job (if any) to end; raise if it failed. With ``unfit_ok``, a
+        re-zoning that failed only because its layout does not fit (a zone or the metadata
+        overflowed, no other error bit) returns its status instead (``err_rezone`` set)."""
         job = self._status.field("job")
         word = await self.bus.wait(self._status.addr, 1 << job.offset, 0)
-        return await self._check(Op.NAMES.get(op, "job"), self._status.unpack(word))
+        return await self._check(Op.NAMES.get(op, "job"), self._status.unpack(word), unfit_ok)
 
-    async def _check(self, what, st):
+    async def _check(self, what, st, unfit_ok=False):
         """Raise :class:`EngineError` for the fatal error bits of ``st``, with the details the
         engine keeps (the zones' error bits for a failed re-zoning)."""
         bad = [n for n in FATAL if st[f"err_{n}"]]
+        if unfit_ok and bad == ["rezone"]:
+            ze = self.map.reg("ZONE_ERROR").unpack(await self.read("ZONE_ERROR"))
+            if not ze["cost"] and not ze["layer"]:
+                return st
         if bad:
             detail = ""
             if "rezone" in bad:

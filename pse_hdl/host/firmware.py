@@ -54,6 +54,7 @@ class RunStats:
     shares: np.ndarray = None        # class shares (pruned first), from CLASS_COUNT
     allocations: int = 0
     swapped: list = field(default_factory=list)     # per allocation: its layout swapped in
+    unfit: int = 0                   # allocations whose layout did not fit (not swapped in)
     alloc_cycles: int = 0            # ALLOCATE + HISTOGRAM cycles of the whole run
     rezone_cycles: int = 0
     extra: dict = field(default_factory=dict)
@@ -97,6 +98,7 @@ class Firmware:
         self.rung = policy.rung if policy else 0      # the budget's rung (policy.ladder)
         self.rungs = []                   # the rung chosen at each recalibration
         self.swapped = []                 # per allocation after the first: swapped in or kept out
+        self.unfit = 0                    # allocations whose layout did not fit
         self._steps, self._pending, self._fresh = [], {}, False
 
     # -- setup ------------------------------------------------------------------------------
@@ -163,7 +165,7 @@ class Firmware:
                 if not block:
                     return
                 start = await self.drv.counter("CYCLES")
-                await self.drv.wait_job()
+                await self.drv.wait_job(unfit_ok=not self._fresh)    # the re-zoning's step sees it
                 self.waited += await self.drv.counter("CYCLES") - start
             await self._steps.pop(0)()
 
@@ -172,8 +174,9 @@ class Firmware:
         if not self._fresh:
             cyc = [cycle_model(code_bits_of(c, self.cfg), self.cfg)
                    for c in self._pending["codes"]]
-            ok = within(self.policy, self._pending["footprint"], self.weights,
-                        (sum(c["scheduled"] for c in cyc), sum(c["dense16"] for c in cyc)))
+            ok = (self._pending["footprint"] is not None
+                  and within(self.policy, self._pending["footprint"], self.weights,
+                             (sum(c["scheduled"] for c in cyc), sum(c["dense16"] for c in cyc))))
             self.swapped.append(ok)
             if not ok:                    # over the budget: the active layout serves on
                 return
@@ -231,8 +234,16 @@ class Firmware:
 
     def _rezone_step(self):
         async def step():
-            await self.drv.wait_job(Op.REZONE)
-            self._pending["footprint"] = await self.drv.read("SHADOW_FOOTPRINT")
+            # A layout that does not fit the zones or the metadata memory (the re-zoning's error
+            # bits say which) is not swapped in: the active one serves on, as the model's does.
+            # The first allocation's must fit.
+            st = await self.drv.wait_job(Op.REZONE, unfit_ok=not self._fresh)
+            if st["err_rezone"]:
+                await self.drv.clear_errors(["rezone"])
+                self._pending["footprint"] = None
+                self.unfit += 1
+            else:
+                self._pending["footprint"] = await self.drv.read("SHADOW_FOOTPRINT")
             if self.on_allocation:
                 self.on_allocation(self.allocations, self.codes, self._pending["footprint"])
         return step
@@ -274,6 +285,7 @@ class Firmware:
                                                 "SNAPSHOT_CYCLES")}
         cycles0 = await drv.counter("CYCLES")
         waited0, swapped0, rungs0 = self.waited, len(self.swapped), len(self.rungs)
+        unfit0 = self.unfit
         logits = []
         seen = 0                      # samples before the previous recalibration
         # A run starts its count of allocations (recalibration is due every
@@ -321,6 +333,7 @@ class Firmware:
         st.extra["job_wait_cycles"] = self.waited - waited0
         st.extra["rungs"] = self.rungs[rungs0:]
         st.swapped = self.swapped[swapped0:]
+        st.unfit = self.unfit - unfit0
         for k in ("bits", "mac_cycles", "ideal", "dense16", "engine_cycles", "shares"):
             setattr(st, k, getattr(st, k) / max(n, 1))
         return np.array(logits), st

@@ -14,13 +14,12 @@ cost (``model.layer.cycle_model``, no pipeline overhead), the job counters one c
 
 import numpy as np
 
-from ..config import ConfigError
 from ..model.histogram import histogram
 from ..model.layer import cycle_model, layer_forward, requantize, weight_costs
 from ..model.pa import allocate, code_bits_of
 from ..model.quant import effective_weights
 from ..model.ric import blend_snapshot, ema_step
-from ..model.zones import footprint_bits, pack_layer, place_layers
+from ..model.zones import footprint_bits, overflows, pack_layer, place_layers
 from ..regmap import ERRORS, Op, RegisterMap
 from .bus import Bus
 
@@ -301,10 +300,9 @@ class ModelBus(Bus):
             weights.append(effective_weights(codes, master, shifts, cfg))
             rows.append(t["ROWS"])
             self.counters["REZONE_CYCLES"] += codes.size
-        try:
-            place_layers(images, cfg)
-        except ConfigError as e:
-            err |= 2 if "zone of" in str(e) else 4
+        place_layers(images, cfg, check=False)
+        over = overflows(images, cfg)
+        err |= 2 * ("zone" in over) | 4 * ("meta" in over)
         self.zone_error = err
         if err:
             self.err["rezone"] = 1

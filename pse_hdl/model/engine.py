@@ -22,7 +22,7 @@ entering each layer during that inference; allocation happens between samples.
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import CapacityError, InputError
 from . import histogram as hist
 from .layer import cycle_model, layer_forward, requantize
 from .pa import allocate, code_bits_of
@@ -361,9 +361,11 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     Layout-dependent figures (footprint, cycles, class shares) are averaged over the samples
     that each layout served; ``stats["rungs"]`` lists the budget rung chosen at each
     recalibration (:class:`Firmware`). A layout over the policy's ``max_bits`` is not swapped in
-    (:func:`within`): the one before it serves on; ``stats["swapped"]`` says, per allocation,
-    whether its layout was. ``on_allocation(k, engine)`` sees the engine after allocation k, its
-    layout pending.
+    (:func:`within`): the one before it serves on; nor is one that does not fit the zones or the
+    metadata memory (the hardware's re-zoning fails, its error bits say why; counted in
+    ``stats["unfit"]``). ``stats["swapped"]`` says, per allocation, whether its layout was.
+    ``on_allocation(k, engine)`` sees the engine after allocation k, its layout pending (none
+    if it did not fit).
     """
     cfg = engine.cfg
     x_q = check_activations(x_q, cfg, engine.layers[0].shape[1])
@@ -374,11 +376,16 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     bounds = sorted(set(points) | {b for b in swaps if b < n} | {n})
     logits = []
     stats = {"bits": 0.0, "cycles": 0.0, "dense16": 0.0, "ideal": 0.0, "shares": 0.0,
-             "allocations": 0, "rungs": [], "swapped": []}
+             "allocations": 0, "rungs": [], "swapped": [], "unfit": 0}
+    unfit = False                     # the latest allocation's layout did not fit
 
     def swap():
-        fp, cyc = engine.allocated_footprint(), engine.cycles(pending=True)
-        ok = within(firmware, fp["total"], fp["weights"], (cyc["scheduled"], cyc["dense16"]))
+        nonlocal unfit
+        ok = not unfit
+        if ok:
+            fp, cyc = engine.allocated_footprint(), engine.cycles(pending=True)
+            ok = within(firmware, fp["total"], fp["weights"], (cyc["scheduled"], cyc["dense16"]))
+        unfit = False
         if ok:
             engine.swap()
         else:
@@ -403,7 +410,7 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
             t = end
             if progress:
                 progress(t, n)
-        if t in swaps and engine.pending is not None:
+        if t in swaps and (engine.pending is not None or unfit):
             swap()
         if t in points:
             stats["allocations"] += 1
@@ -416,7 +423,11 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
                 stats["rungs"].append(rung)
                 engine.thresholds = histogram_thresholds(engine, rung_shares(firmware, rung),
                                                          firmware.mode, snapshot=True)
-            engine.allocate(pending=True)
+            try:
+                engine.allocate(pending=True)
+            except CapacityError:
+                unfit = True
+                stats["unfit"] += 1
             if on_allocation:
                 on_allocation(stats["allocations"], engine)
             if not delay:

@@ -37,8 +37,8 @@ from .fixed import to_int64
 from .quant import check_shifts, dequantize, quantize
 
 __all__ = ["LayerImage", "pack_words", "unpack_words", "pack_layer", "unpack_layer",
-           "encode_meta", "decode_meta", "split_points", "place_layers", "footprint_bits",
-           "check_fit"]
+           "encode_meta", "decode_meta", "split_points", "place_layers", "overflows",
+           "footprint_bits", "check_fit"]
 
 
 def _code_patterns(cfg):
@@ -251,9 +251,10 @@ def check_fit(shapes, cfg):
                           f"{1 << (weights - 1).bit_length()}")
 
 
-def place_layers(images, cfg):
+def place_layers(images, cfg, check=True):
     """Assign every layer's zone segments their base words, its metadata and descriptor bases;
-    reject what does not fit, naming the needed and the available sizes."""
+    reject what does not fit, naming the needed and the available sizes (the first of
+    :func:`overflows`), unless ``check`` is false."""
     check_fit([(im.rows, im.cols) for im in images], cfg)
     used, meta, desc = [0] * len(cfg.precisions), 0, 0
     for image in images:
@@ -261,16 +262,28 @@ def place_layers(images, cfg):
         used = [u + len(w) for u, w in zip(used, image.words)]
         meta += len(image.meta)
         desc += image.descriptors.shape[0]
-    for bits, need, depth in zip(cfg.precisions, used, cfg.zone_depths):
-        if need > depth:
-            raise CapacityError(f"zone of {bits}-bit weights needs {need} words but "
-                                f"its zone_depth is {depth}: raise zone_depth to at least "
-                                f"{1 << (need - 1).bit_length()}")
-    if meta > cfg.meta_depth * cfg.zone_word_bits:
-        raise CapacityError(f"the metadata needs {meta} bits but the metadata memory holds "
-                            f"{cfg.meta_depth * cfg.zone_word_bits} (meta_depth words of "
-                            f"zone_word_bits)")
+    over = overflows(images, cfg)
+    if check and over:
+        raise CapacityError(next(iter(over.values())))
     return used
+
+
+def overflows(images, cfg):
+    """What of a layout does not fit: ``{"zone": message, "meta": message}``, either or both
+    (the re-zoning's error bits), or an empty dict."""
+    out = {}
+    for k, (bits, depth) in enumerate(zip(cfg.precisions, cfg.zone_depths)):
+        need = sum(len(im.words[k]) for im in images)
+        if need > depth and "zone" not in out:
+            out["zone"] = (f"zone of {bits}-bit weights needs {need} words but its zone_depth "
+                           f"is {depth}: raise zone_depth to at least "
+                           f"{1 << (need - 1).bit_length()}")
+    meta, room = sum(len(im.meta) for im in images), cfg.meta_depth * cfg.zone_word_bits
+    if meta > room:
+        out["meta"] = (f"the metadata needs {meta} bits but the metadata memory holds {room} "
+                       f"({cfg.meta_depth} words of {cfg.zone_word_bits} bits): raise meta_bits "
+                       f"to at least {meta / cfg.master_depth:.2f} or 0 (the longest code)")
+    return out
 
 
 def footprint_bits(images, cfg):
