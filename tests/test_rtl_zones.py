@@ -431,24 +431,33 @@ def test_per_precision_depths_at_their_limits(over_shape):
     prng = random.Random(6)
 
     async def body(ctx, dut):
-        await load(ctx, dut, net_full)
-        await rezone(ctx, dut, net_full, prng)
-        assert not ctx.get(dut.status.error.as_value()) and ctx.get(dut.status.shadow_ready)
-        assert ctx.get(dut.status.zone_words[0]) == 16
-        await command(ctx, dut, Op.SWAP)
-        active = ctx.get(dut.status.active)
-        await load(ctx, dut, net_over)
-        await rezone(ctx, dut, net_over, prng)
-        assert ctx.get(dut.status.error.zone) and not ctx.get(dut.status.shadow_ready)
-        assert not ctx.get(dut.status.error.meta) and not ctx.get(dut.status.error.cost)
-        for (target, addr), want in net_full.expected().items():
-            if target >= Target.ZONE.value or target == Target.META:
-                assert await host_read(ctx, dut, target, addr, active) == want, (target, addr)
-        for l in range(2):
-            got, want = await fetch(ctx, dut, net_full, l, prng)
-            assert got == want, l
+        await full_then_over(ctx, dut, net_full, net_over, "zone", prng)
+        assert ctx.get(dut.status.zone_words[0]) == 17      # what the last re-zoning needed
 
     run(cfg, body)
+
+
+async def full_then_over(ctx, dut, net_full, net_over, bit, prng):
+    """Build ``net_full`` (it fits exactly) and swap it in; build ``net_over``, which sets the
+    ``bit`` error bit alone and cannot be swapped in; the active layout reads back and fetches
+    unchanged."""
+    await load(ctx, dut, net_full)
+    await rezone(ctx, dut, net_full, prng)
+    assert not ctx.get(dut.status.error.as_value()) and ctx.get(dut.status.shadow_ready)
+    await command(ctx, dut, Op.SWAP)
+    active = ctx.get(dut.status.active)
+    await load(ctx, dut, net_over)
+    await rezone(ctx, dut, net_over, prng)
+    error = ctx.get(dut.status.error)
+    assert {b: int(getattr(error, b)) for b in ("cost", "zone", "meta")} == \
+        {b: int(b == bit) for b in ("cost", "zone", "meta")}
+    assert not ctx.get(dut.status.shadow_ready)
+    for (target, addr), want in net_full.expected().items():
+        if target >= Target.ZONE.value or target == Target.META:
+            assert await host_read(ctx, dut, target, addr, active) == want, (target, addr)
+    for l in range(len(net_full.images)):
+        got, want = await fetch(ctx, dut, net_full, l, prng)
+        assert got == want, l
 
 
 def test_metadata_depth_at_its_limit():
@@ -471,20 +480,7 @@ def test_metadata_depth_at_its_limit():
     prng = random.Random(7)
 
     async def body(ctx, dut):
-        await load(ctx, dut, net_full)
-        await rezone(ctx, dut, net_full, prng)
-        assert not ctx.get(dut.status.error.as_value()) and ctx.get(dut.status.shadow_ready)
-        await command(ctx, dut, Op.SWAP)
-        active = ctx.get(dut.status.active)
-        await load(ctx, dut, net_over)
-        await rezone(ctx, dut, net_over, prng)
-        assert ctx.get(dut.status.error.meta) and not ctx.get(dut.status.shadow_ready)
-        assert not ctx.get(dut.status.error.zone) and not ctx.get(dut.status.error.cost)
-        for (target, addr), want in net_full.expected().items():
-            if target >= Target.ZONE.value or target == Target.META:
-                assert await host_read(ctx, dut, target, addr, active) == want, (target, addr)
-        got, want = await fetch(ctx, dut, net_full, 0, prng)
-        assert got == want
+        await full_then_over(ctx, dut, net_full, net_over, "meta", prng)
 
     run(cfg, body)
 
