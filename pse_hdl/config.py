@@ -67,10 +67,10 @@ class PSEConfig:
     zone_depth : int or tuple of int
         Words in each precision zone, per bank (power of two, at least ``lanes``): one depth for
         every zone, or one per precision in the order of ``precisions`` (:attr:`zone_depths`).
-        0 (the default): sized from ``master_depth``: the lowest precision's zone holds most of
-        the network (``master_depth`` weights at that precision, rounded down to a power of two
-        of words), every other zone half as many words. For the default 19,456 masters: 2,048,
-        1,024 and 1,024 words: the 8- and 16-bit zones hold every calibration candidate of the
+        0 (the default): sized from ``master_depth``: the main zone (of the lowest precision of
+        4 bits or more) holds most of the network (``master_depth`` weights at 4 bits, rounded
+        down to a power of two of words), every other zone half as many words. For the default
+        19,456 masters: 2,048, 1,024 and 1,024 words (with the 2-bit class, 1,024 more for it): the 8- and 16-bit zones hold every calibration candidate of the
         digits network 64-256-10 at 4.0 bits per weight or less (at most 1,003 and 948 words),
         the 4-bit zone all but a few (up to 2,211).
     meta_bits : float
@@ -417,10 +417,11 @@ class PSEConfig:
             return zd
         if zd:
             return (zd,) * len(self.precisions)
-        lowest = 1 << max(4, (self.master_depth * self.precisions[0]
-                              // self.zone_word_bits).bit_length() - 1)
-        lowest = max(lowest, self.lanes)
-        return (lowest,) + (max(16, self.lanes, lowest // 2),) * (len(self.precisions) - 1)
+        main = next((k for k, b in enumerate(self.precisions) if b >= 4), 0)
+        words = 1 << max(4, (self.master_depth * 4 // self.zone_word_bits).bit_length() - 1)
+        words = max(words, self.lanes)
+        return tuple(words if k == main else max(16, self.lanes, words // 2)
+                     for k in range(len(self.precisions)))
 
     @property
     def zone_addr_bits(self):

@@ -84,15 +84,18 @@ def test_derived_widths():
 
 
 def test_zone_and_metadata_depths_follow_the_master_store():
-    """Zone depth 0 sizes the zones from ``master_depth`` (the lowest precision's zone holds it at
-    that precision, rounded down to a power of two; the others half as many words), and
+    """Zone depth 0 sizes the zones from ``master_depth`` (the main zone, of the lowest precision
+    of 4 bits or more, holds it at 4 bits, rounded down to a power of two; the others half as
+    many words), and
     ``meta_bits`` sizes the metadata: the default holds the digits network in 24 DP16KD of
     zones and metadata (2 x (2048 + 1024 + 1024 + 1024) words of 32 bits)."""
     cfg = PSEConfig()
     assert cfg.zone_depths == (2048, 1024, 1024) and cfg.meta_depth == 1024
     assert PSEConfig(master_depth=2 * 19456).zone_depths == (4096, 2048, 2048)
     assert PSEConfig(master_depth=64, lanes=32).zone_depths == (32, 32, 32)   # at least lanes
-    assert PSEConfig(precisions=(8, 16), thresholds=(1, 2)).zone_depths == (4096, 2048)
+    assert PSEConfig(precisions=(8, 16), thresholds=(1, 2)).zone_depths == (2048, 1024)
+    assert PSEConfig(precisions=(2, 4, 8, 16),
+                     thresholds=(1, 2, 3, 4)).zone_depths == (1024, 2048, 1024, 1024)
     assert PSEConfig(zone_depth=512).zone_depths == (512,) * 3
     # 0: every weight's longest code; beyond the longest or below the shortest code, those
     assert PSEConfig(meta_bits=0).meta_depth == PSEConfig(meta_bits=7).meta_depth == 19456 * 3 // 32
@@ -146,8 +149,9 @@ def test_descriptor_widths_are_defined_once():
 
 
 def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
-    """``examples/low_bits.toml`` (README, docs/ALLOCATION.md) changes the precision set and its
-    thresholds only, and the demo's network calibrates on it at 3 bits."""
+    """``examples/low_bits.toml`` (README, docs/ALLOCATION.md) changes the precision set, its
+    thresholds and the memories' sizes only, and the demo's network calibrates on it at 3
+    bits."""
     from pathlib import Path
 
     from pse_hdl.workflow import run_demo
@@ -155,7 +159,8 @@ def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
     cfg = from_arg(str(path))
     assert cfg.precisions == (2, 4, 8, 16)
     default = PSEConfig().to_dict()
-    assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {"precisions", "thresholds"}
+    assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {
+        "precisions", "thresholds", "zone_depth", "meta_bits"}
     fig = run_demo(cfg, target_bits=3.0).figures
     assert fig["bits_per_weight"] <= 3.0 and fig["pse_accuracy"] > 0.95
 
