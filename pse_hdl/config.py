@@ -85,6 +85,12 @@ class PSEConfig:
         Master weights the master store holds (a multiple of 16; it need not be a power of
         two: the default, 19 x 1024, holds the digits MLP 64-256-10's 18,944 weights in 19
         DP16KD of the ECP5, where 32,768 took 32).
+    master_bank : int
+        Words of each bank of the master store (a power of two, 16 or more; 0: one bank). Every
+        bank's read is registered before the multiplexer across the banks, so a master read
+        takes three cycles and no path runs from a block RAM's output across the store: the
+        default, 1024, is one DP16KD of the ECP5 at 16 bits. The ``up5k`` preset keeps one bank
+        (its single-port SPRAM).
     max_rows, max_cols : int
         Largest layer the engine accepts (powers of two); they size the row and column tags.
     ema_rate : float
@@ -186,6 +192,7 @@ class PSEConfig:
     zone_depth: int = 0
     meta_bits: float = 1.68
     master_depth: int = 19456
+    master_bank: int = 1024
     max_rows: int = 256
     max_cols: int = 256
     ema_rate: float = 0.1
@@ -255,6 +262,8 @@ class PSEConfig:
             raise ConfigError(f"meta_bits must be 0 (the longest code) or an average code length "
                               f"in bits per weight (0..16), not {self.meta_bits!r}")
         _check_int("master_depth", self.master_depth, 16, 1 << 22)
+        if self.master_bank:
+            _check_int("master_bank", self.master_bank, 16, 1 << 22, pow2=True)
         if self.master_depth % 16:
             raise ConfigError(f"master_depth must be a multiple of 16, not {self.master_depth!r}")
         if min(self.zone_depths) < self.lanes:
@@ -632,13 +641,14 @@ _DEFAULT = PSEConfig()
 PRESETS = {
     # Four lanes and short zones: most blocks fit the iCE40 UP5K one at a time.
     "tiny": dataclasses.replace(_DEFAULT, zone_depth=256, meta_bits=0, master_depth=8192,
-                                max_rows=128, max_cols=128, hist_bins=64, hist_sub_bits=1),
+                                master_bank=0, max_rows=128, max_cols=128, hist_bins=64,
+                                hist_sub_bits=1),
     "default": _DEFAULT,
     # The iCE40 UP5K (iCEBreaker), sized for a digits MLP 64-32-10: one lane, zones as deep as
     # its calibration candidates need (at most 237, 179 and 119 words), masters in an SPRAM.
     "up5k": dataclasses.replace(_DEFAULT, lanes=1, zone_depth=(256, 256, 128), master_depth=4096,
-                                max_rows=64, max_cols=64, max_layers=2, hist_bins=64,
-                                hist_sub_bits=1),
+                                master_bank=0, max_rows=64, max_cols=64, max_layers=2,
+                                hist_bins=64, hist_sub_bits=1),
     # An ECP5-85F class design point: 16 lanes and the optional 2-bit precision.
     "wide": dataclasses.replace(_DEFAULT, lanes=16, precisions=(2, 4, 8, 16),
                                 thresholds=(1 << 10, 1 << 13, 1 << 16, 1 << 20),

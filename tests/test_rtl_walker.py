@@ -16,7 +16,7 @@ CPW = 16                                   # codes per 32-bit word of 2-bit code
 
 
 class _Bench(Elaboratable):
-    """The walker on a master store (two cycles of latency, as ``ZonedMemory.master_walk``)
+    """The walker on a master store (three cycles of latency, as ``ZonedMemory.master_walk``)
     and a code buffer holding known values."""
 
     def __init__(self, masters, codes):
@@ -32,10 +32,11 @@ class _Bench(Elaboratable):
                                                   depth=CFG.master_depth, init=self.masters)
         m.submodules.codes = cm = memory.Memory(shape=CPW * CFG.code_bits,
                                                 depth=len(self.words), init=self.words)
-        # The master store's port as the zoned memory's: address and enable registered.
+        # The master store's port as the zoned memory's: address and enable registered, and
+        # the block RAM's output (``zones.masters``).
         master = mm.read_port()
-        m.d.sync += [master.addr.eq(w.master.addr), master.en.eq(w.master.en)]
-        m.d.comb += w.master.data.eq(master.data)
+        m.d.sync += [master.addr.eq(w.master.addr), master.en.eq(w.master.en),
+                     w.master.data.eq(master.data)]
         wiring.connect(m, w.codes, cm.read_port())
         return m
 
@@ -72,9 +73,9 @@ def test_walker_streams_the_layer_in_order(rows, cols, base, seed):
 
 
 def test_walker_sends_a_weight_every_cycle_without_backpressure():
-    """Four-entry queue, reads issued from its free entries: the first weight four cycles
+    """Five-entry queue, reads issued from its free entries: the first weight five cycles
     after ``start``, then one a cycle (a walker that waited for ``ready`` before reading, or
-    a queue too shallow for the port's two cycles of latency, fails this)."""
+    a queue too shallow for the port's three cycles of latency, fails this)."""
     rows, cols, base = 5, 16, 3
     rng = np.random.default_rng(9)
     bench = _Bench(rng.integers(-32768, 32768, CFG.master_depth),
@@ -96,4 +97,4 @@ def test_walker_sends_a_weight_every_cycle_without_backpressure():
             await ctx.tick()
 
     run_sim(bench, tb)
-    assert cycles == list(range(4, 4 + rows * cols))
+    assert cycles == list(range(5, 5 + rows * cols))      # five cycles to the first weight

@@ -306,16 +306,20 @@ def test_destructive_mode_clears_pruned_masters():
     run(cfg, body)
 
 
+ADDRS = [0, 1, 2, 1023, 1024, 1999]
+
+
 def test_master_store_reads_see_every_write_before_them():
-    """The master store's port is registered (a read takes two cycles, a write lands a cycle
+    """The master store's port is registered (a read takes three cycles, a write lands a cycle
     after it is taken): reads and writes interleaved back to back, on the same addresses, and
-    reads through ``master_walk``, each see the last write before them."""
+    reads through ``master_walk``, each see the last write before them; addresses in both of
+    the store's banks (``master_bank`` 1024 of ``master_depth`` 2000)."""
     prng = random.Random(11)
     store = {}
 
     async def body(ctx, dut):
         for _ in range(300):
-            addr = prng.randrange(6)                # few addresses: reads follow their writes
+            addr = prng.choice(ADDRS)               # few addresses: reads follow their writes
             if prng.random() < 0.5:
                 value = prng.randrange(1 << CFG.weight_bits)
                 await host_write(ctx, dut, Target.MASTER, addr, value)
@@ -324,15 +328,15 @@ def test_master_store_reads_see_every_write_before_them():
                 assert await host_read(ctx, dut, Target.MASTER, addr, 0) == store[addr], addr
             if prng.random() < 0.2:
                 await ctx.tick().repeat(prng.randrange(1, 3))
-        # The allocation walk's port: data two cycles after the request, held after it.
+        # The allocation walk's port: data three cycles after the request, held after it.
         walk = dut.master_walk
         for addr, value in store.items():
             ctx.set(walk.addr, addr)
             ctx.set(walk.en, 1)
             await ctx.tick()
             ctx.set(walk.en, 0)
-            ctx.set(walk.addr, (addr + 1) % 6)
-            await ctx.tick()
+            ctx.set(walk.addr, prng.choice(ADDRS))
+            await ctx.tick().repeat(2)
             for _ in range(prng.randrange(1, 4)):
                 assert ctx.get(walk.data) & 0xffff == value, addr
                 await ctx.tick()

@@ -44,11 +44,11 @@ def _rshift_round(m, value, shift, width):
 
 class Quantizer(wiring.Component):
     """Stages A (accept a code, ask for its master), B (the master store registers the
-    address), C (register the master out of the block RAM) and Q (one rounding shift by the
-    class's scale, then the class's clamp) of the re-zoning engine. ``codes`` is ready while
-    ``enable`` is high and the layer (``total`` weights, ``plan``) has codes left; ``restart``
-    starts a layer at position 0. ``o_valid``/``o`` carry each weight four cycles after its
-    code was accepted; ``drained`` is high when the layer's last weight has left. In a uniform
+    address), C (its bank's block RAM), D (the bank's output register; ``masters``), Q (the
+    master registered) and the output (one rounding shift by the class's scale, then the
+    class's clamp) of the re-zoning engine. ``codes`` is ready while ``enable`` is high and the
+    layer (``total`` weights, ``plan``) has codes left; ``restart`` starts a layer at position
+    0. ``o_valid``/``o`` carry each weight five cycles after its code was accepted; ``drained`` is high when the layer's last weight has left. In a uniform
     layer (``plan.uniform`` k > 0) every weight leaves with code k, whatever code it came with;
     in a masked one with the code it came with."""
 
@@ -67,14 +67,14 @@ class Quantizer(wiring.Component):
         m = Module()
         issued = Signal(cfg.pos_bits)
         a_row, a_col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
-        b, c, q = (Signal(weight_layout(cfg)) for _ in range(3))
-        b_valid, c_valid, q_valid = Signal(), Signal(), Signal()
+        b, c, d, q = (Signal(weight_layout(cfg)) for _ in range(4))
+        b_valid, c_valid, d_valid, q_valid = Signal(), Signal(), Signal(), Signal()
         q_master = Signal(signed(cfg.weight_bits))
 
         m.d.comb += [self.codes.ready.eq(self.enable & (issued < self.total)),
                      self.master_addr.eq(pl.master_base + issued), self.master_ren.eq(1),
-                     self.drained.eq((issued == self.total) & ~b_valid & ~c_valid & ~q_valid
-                                     & ~self.o_valid)]
+                     self.drained.eq((issued == self.total) & ~b_valid & ~c_valid & ~d_valid
+                                     & ~q_valid & ~self.o_valid)]
         a_fire = self.codes.valid & self.codes.ready
         # A uniform layer's class replaces every code; a masked layer keeps its codes (its
         # class or 0, column by column).
@@ -91,8 +91,8 @@ class Quantizer(wiring.Component):
             with m.Else():
                 m.d.sync += a_col.eq(a_col + 1)
 
-        m.d.sync += [c_valid.eq(b_valid), c.eq(b),
-                     q_valid.eq(c_valid), q.eq(c), q_master.eq(self.master_data)]
+        m.d.sync += [c_valid.eq(b_valid), c.eq(b), d_valid.eq(c_valid), d.eq(c),
+                     q_valid.eq(d_valid), q.eq(d), q_master.eq(self.master_data)]
         n = len(cfg.precisions)
         scale = Array([Const(0, cfg.shift_bits)] + [pl.shift[k] for k in range(n)])[q.code]
         rounded = _rshift_round(m, q_master, scale, cfg.weight_bits)

@@ -1,6 +1,6 @@
 """The zoned memory: memories, commands and host access (see the package docs)."""
 
-from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -10,6 +10,7 @@ from .fetch import FetchUnit
 from .layouts import (Op, Target, banked, count_shape, geometry, host_addr_bits,
                       host_data_bits, log2, meta_bits_shape, physical, plan_layout, read_ratio,
                       row_desc_layout, split_layout, table_layout)
+from .masters import READ_LATENCY, MasterStore
 from .rezoner import Rezoner
 
 __all__ = ["ZonedMemory"]
@@ -37,12 +38,13 @@ class ZonedMemory(wiring.Component):
     host_rd : In(stream)      ``{target, bank, addr}``; ``rd_data``/``rd_valid`` one cycle later.
                               Accepted while no fetch or re-zoning runs (a cycle after a
                               fetch ends) and none is offered on ``cmd``; a master read is
-                              accepted a cycle after it is offered (the store's address is
-                              registered).
+                              accepted two cycles after it is offered (the store's address
+                              and its bank's output are registered: ``masters``).
     master_walk               A read port of the master store (``en``, ``addr``) for the
-                              engine's allocation pass, with **two** cycles of latency: ``data``
-                              is the word of the ``en`` two cycles earlier, held until the next
-                              read. Usable while no re-zoning runs and no host access is offered.
+                              engine's allocation pass, with ``READ_LATENCY`` (3) cycles of
+                              latency: ``data`` is the word of the ``en`` three cycles earlier,
+                              held until the next read. Usable while no re-zoning runs and no
+                              host access is offered.
     sched                     Per port, ``layouts.schedule`` of the layer being fetched, from
                               its split descriptor (held until the next ``FETCH``).
     status                    Active bank, busy flags, error bits and the sizes the last
@@ -99,8 +101,7 @@ class ZonedMemory(wiring.Component):
                                    init=[]),
             "table": memory.Memory(shape=table_layout(cfg), depth=2 * cfg.max_layers, init=[]),
             "plan": memory.Memory(shape=plan_layout(cfg), depth=cfg.max_layers, init=[]),
-            "master": memory.Memory(shape=signed(cfg.weight_bits), depth=cfg.master_depth,
-                                    init=[]),
+            "master": MasterStore(cfg, clears=not cfg.reversible),
             # Masked layers' kept columns (``input_masks``): a read port a walker.
             "kept": (memory.Memory(shape=cfg.col_bits, depth=2 * cfg.max_layers * cfg.max_cols,
                                    init=[]) if cfg.input_masks else None)}
@@ -122,11 +123,11 @@ class ZonedMemory(wiring.Component):
         meta_wr = meta.write_port(granularity=W)
         split_wr, table_wr = split.write_port(granularity=S), mems["table"].write_port()
         desc_wr = desc.write_port() if rows_desc else None
-        plan_wr, master_wr = mems["plan"].write_port(), mems["master"].write_port()
+        plan_wr, master = mems["plan"].write_port(), mems["master"]
         z_rd, meta_rd = [z.read_port() for z in zones], meta.read_port()
         split_rd, table_rd = split.read_port(), mems["table"].read_port()
         desc_rd = desc.read_port() if rows_desc else None
-        plan_rd, master_rd = mems["plan"].read_port(), mems["master"].read_port()
+        plan_rd = mems["plan"].read_port()
 
         # -- commands and bank state -----------------------------------------------------------
         banks = BankControl(cfg)
@@ -178,9 +179,9 @@ class ZonedMemory(wiring.Component):
         m.d.comb += [table_wr.en.eq(rz.table_en), table_wr.addr.eq(rz.table_addr),
                      table_wr.data.eq(rz.table_data),
                      plan_rd.addr.eq(rz.plan_addr), rz.plan_data.eq(plan_rd.data),
-                     rz.master_data.eq(master_rd.data)]
-        self._master_port(m, master_rd, master_wr, rz, host_master_w, master_r)
-        m.d.comb += self.master_walk.data.eq(master_rd.data)
+                     rz.master_data.eq(master.data)]
+        self._master_port(m, master, rz, host_master_w, master_r)
+        m.d.comb += self.master_walk.data.eq(master.data)
 
         # -- fetch unit: owns the table, split, metadata and zone read ports but for host reads
         fu = FetchUnit(cfg)
@@ -219,7 +220,7 @@ class ZonedMemory(wiring.Component):
         if rows_desc:
             m.d.comb += desc_rd.addr.eq(banked(hr.bank, hr.addr, cfg.desc_depth))
 
-        sources = {Target.MASTER: master_rd.data.as_unsigned(),
+        sources = {Target.MASTER: master.data.as_unsigned(),
                    Target.PLAN: plan_rd.data.as_value(), Target.META: (meta_rd.data, W),
                    Target.DESC: desc_rd.data.as_value() if rows_desc else None,
                    Target.SPLIT: (split_rd.data, S), Target.TABLE: table_rd.data.as_value()}
@@ -243,15 +244,17 @@ class ZonedMemory(wiring.Component):
         m.d.sync += fetched.eq(fetch_busy | fetch_start)
         offered = self.cmd.valid & ((self.cmd.payload.op == Op.FETCH)
                                     | (self.cmd.payload.op == Op.REZONE))
-        # A master read is accepted in its second cycle (``armed``): the first registered its
-        # address in front of the master store (``_master_port``).
-        master_r, armed = Signal(), Signal()
+        # A master read is accepted in its third cycle (``armed``): the first registered its
+        # address in front of the master store (``_master_port``), the second read the bank,
+        # the data leaves the bank's register the cycle after acceptance, as every read's.
+        master_r, held = Signal(), Signal(range(READ_LATENCY))
+        armed = held == READ_LATENCY - 1
         m.d.comb += master_r.eq(self.host_rd.valid & (hr.target == Target.MASTER)
                                 & ~rz_busy & ~fetched & ~offered)
         m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~offered
                                           & ((hr.target != Target.MASTER) | armed))
         host_r = self.host_rd.valid & self.host_rd.ready
-        m.d.sync += armed.eq(master_r & ~armed)
+        m.d.sync += held.eq(Mux(master_r & ~armed, held + 1, 0))
         return master_r, host_r
 
     def _read_data(self, m, target, lane, sources):
@@ -287,12 +290,12 @@ class ZonedMemory(wiring.Component):
                          desc_wr.data.eq(rz.desc_data)]
         write_logical(split_wr, rz.split_en, rz.split_addr, rz.split_data.as_value())
 
-    def _master_port(self, m, master_rd, master_wr, rz, host_master_w, master_r):
+    def _master_port(self, m, master, rz, host_master_w, master_r):
         """The master store's one address, shared by the re-zoning engine, host writes, host
         reads (``master_r``: offered) and the engine's allocation walk (``master_walk``), in
         that priority. The winner's request is registered in front of the store: its block
         RAMs span the die, and the route to them starts at a register, not at the arbitration
-        (reads take two cycles, a write lands a cycle after it is accepted)."""
+        (reads take ``READ_LATENCY`` cycles, a write lands a cycle after it is accepted)."""
         # The master store has one address for its reads and writes (but for the destructive
         # re-zoning's clears), so yosys can map it to a single-port RAM (the UP5K's SPRAM): a
         # host write waits for a host read, and takes the port from the allocation walk (which
@@ -313,12 +316,8 @@ class ZonedMemory(wiring.Component):
         m.d.sync += [addr_q.eq(addr), ren_q.eq(ren), wen_q.eq(wen), wdata_q.eq(wdata)]
         # (``ren`` and ``wen`` are never both set; the read enable says so where yosys sees it,
         # for the single-port mapping of the UP5K's SPRAM, whose output holds during a write.)
-        m.d.comb += [master_rd.addr.eq(addr_q), master_rd.en.eq(ren_q & ~wen_q),
-                     master_wr.addr.eq(addr_q), master_wr.en.eq(wen_q),
-                     master_wr.data.eq(wdata_q)]
+        m.d.comb += [master.addr.eq(addr_q), master.ren.eq(ren_q & ~wen_q),
+                     master.wen.eq(wen_q), master.wdata.eq(wdata_q)]
         if not cfg.reversible:     # the destructive re-zoning's clears: an address of their own
-            clear_q, clear_addr_q = Signal(), Signal.like(addr)
-            m.d.sync += [clear_q.eq(rz.busy & rz.master_wen), clear_addr_q.eq(rz.master_waddr)]
-            with m.If(clear_q):
-                m.d.comb += [master_wr.en.eq(1), master_wr.addr.eq(clear_addr_q),
-                             master_wr.data.eq(0)]
+            m.d.sync += [master.clear.eq(rz.busy & rz.master_wen),
+                         master.clear_addr.eq(rz.master_waddr)]
