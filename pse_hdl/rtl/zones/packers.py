@@ -45,10 +45,11 @@ def _rshift_round(m, value, shift, width):
 class Quantizer(wiring.Component):
     """Stages A (accept a code, ask for its master), B (the master store registers the
     address), C (its bank's block RAM), D (the bank's output register; ``masters``), Q (the
-    master registered) and the output (one rounding shift by the class's scale, then the
-    class's clamp) of the re-zoning engine. ``codes`` is ready while ``enable`` is high and the
-    layer (``total`` weights, ``plan``) has codes left; ``restart`` starts a layer at position
-    0. ``o_valid``/``o`` carry each weight five cycles after its code was accepted; ``drained`` is high when the layer's last weight has left. In a uniform
+    master and its class's scale registered), R (one rounding shift by the scale) and the
+    output (the class's clamp) of the re-zoning engine. ``codes`` is ready while ``enable`` is
+    high and the layer (``total`` weights, ``plan``) has codes left; ``restart`` starts a layer
+    at position 0. ``o_valid``/``o`` carry each weight six cycles after its code was accepted;
+    ``drained`` is high when the layer's last weight has left. In a uniform
     layer (``plan.uniform`` k > 0) every weight leaves with code k, whatever code it came with;
     in a masked one with the code it came with."""
 
@@ -67,14 +68,14 @@ class Quantizer(wiring.Component):
         m = Module()
         issued = Signal(cfg.pos_bits)
         a_row, a_col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
-        b, c, d, q = (Signal(weight_layout(cfg)) for _ in range(4))
-        b_valid, c_valid, d_valid, q_valid = Signal(), Signal(), Signal(), Signal()
-        q_master = Signal(signed(cfg.weight_bits))
+        b, c, d, q, r = (Signal(weight_layout(cfg)) for _ in range(5))
+        b_valid, c_valid, d_valid, q_valid, r_valid = (Signal() for _ in range(5))
+        q_master, q_scale = Signal(signed(cfg.weight_bits)), Signal(cfg.shift_bits)
 
         m.d.comb += [self.codes.ready.eq(self.enable & (issued < self.total)),
                      self.master_addr.eq(pl.master_base + issued), self.master_ren.eq(1),
                      self.drained.eq((issued == self.total) & ~b_valid & ~c_valid & ~d_valid
-                                     & ~q_valid & ~self.o_valid)]
+                                     & ~q_valid & ~r_valid & ~self.o_valid)]
         a_fire = self.codes.valid & self.codes.ready
         # A uniform layer's class replaces every code; a masked layer keeps its codes (its
         # class or 0, column by column).
@@ -91,14 +92,18 @@ class Quantizer(wiring.Component):
             with m.Else():
                 m.d.sync += a_col.eq(a_col + 1)
 
-        m.d.sync += [c_valid.eq(b_valid), c.eq(b), d_valid.eq(c_valid), d.eq(c),
-                     q_valid.eq(d_valid), q.eq(d), q_master.eq(self.master_data)]
         n = len(cfg.precisions)
-        scale = Array([Const(0, cfg.shift_bits)] + [pl.shift[k] for k in range(n)])[q.code]
-        rounded = _rshift_round(m, q_master, scale, cfg.weight_bits)
-        m.d.sync += [self.o_valid.eq(q_valid), self.o.code.eq(q.code), self.o.pos.eq(q.pos),
-                     self.o.row.eq(q.row), self.o.col.eq(q.col)]
-        with m.Switch(q.code):
+        scale = Array([Const(0, cfg.shift_bits)] + [pl.shift[k] for k in range(n)])[d.code]
+        m.d.sync += [c_valid.eq(b_valid), c.eq(b), d_valid.eq(c_valid), d.eq(c),
+                     q_valid.eq(d_valid), q.eq(d), q_master.eq(self.master_data),
+                     q_scale.eq(scale)]
+        r_rounded = Signal(signed(cfg.weight_bits + 1))
+        m.d.sync += [r_valid.eq(q_valid), r.eq(q),
+                     r_rounded.eq(_rshift_round(m, q_master, q_scale, cfg.weight_bits))]
+        rounded = r_rounded
+        m.d.sync += [self.o_valid.eq(r_valid), self.o.code.eq(r.code), self.o.pos.eq(r.pos),
+                     self.o.row.eq(r.row), self.o.col.eq(r.col)]
+        with m.Switch(r.code):
             for k, bits in enumerate(cfg.precisions):
                 with m.Case(k + 1):
                     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1

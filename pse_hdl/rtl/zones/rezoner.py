@@ -16,10 +16,10 @@ __all__ = ["Rezoner"]
 
 
 class Rezoner(wiring.Component):
-    """The re-zoning engine (see the module docs). Six stages per weight: accept the code and
+    """The re-zoning engine (see the module docs). Eight stages per weight: accept the code and
     ask for the master; the master store registers the address and reads its bank (two
-    cycles, ``masters``); register the master read; quantize (``packers.Quantizer``); pack and
-    write (zones and
+    cycles, ``masters``); register the master read; round, then clamp (``packers.Quantizer``);
+    pack and write (zones and
     metadata: ``packers.ZonePacker`` and ``MetaPacker``; descriptors: here). One weight per
     cycle, plus a few cycles per layer for its plan and table entry, one to flush its partial
     zone words, and one per split descriptor that falls on the same weight as another or beyond
