@@ -20,7 +20,8 @@ Not banked: the master store (int16 masters) and the plan (per layer: shape, mas
 surviving-weight count and zone scales of the next layout), both written by the host. The
 master store has one port, shared by the re-zoning engine, the host and the engine's
 allocation walk; the winner's address, enable and data are registered in front of it (its
-block RAMs span the die), so its reads take two cycles.
+block RAMs span the die), and each of its banks' outputs after it (``masters``), so its reads
+take three cycles.
 
 Commands arrive on ``cmd``, a stream, and are accepted only when they can run, so none is lost:
 
@@ -45,7 +46,8 @@ The parts, one module each: ``layouts`` (layouts, address map, logical and physi
 ``rezoner`` (the re-zoning engine's sequence and descriptors), ``packers`` (its quantizer,
 zone packer and metadata packer), ``fetch`` (loader and walkers, taking turns on the shared
 read ports), ``walker`` (one port's walk), ``prefetch`` (a walker's reader of one memory),
-``zoned`` (the memories, commands and host access: ``ZonedMemory``). Every zone and the metadata
+``masters`` (the master store's banks), ``zoned`` (the memories, commands and host access:
+``ZonedMemory``). Every zone and the metadata
 exist once (two banks each), ``fetch_ports`` logical words wide, shared by all walkers.
 
 Host access: ``host_wr`` (stream) writes masters and plans, only while no re-zoning runs;
