@@ -306,6 +306,32 @@ def test_destructive_mode_clears_pruned_masters():
     run(cfg, body)
 
 
+def test_host_reads_are_accepted_once_their_data_is_registered():
+    """Every block RAM's output is registered before the multiplexer across the memories: a
+    host read is accepted the cycle after it is offered (two after for a master, whose address
+    is registered too), and ``rd_data`` follows the acceptance by one cycle with ``rd_valid``;
+    the read that follows without a gap waits as long."""
+    waits = [(Target.PLAN, 1), (Target.META, 1), (Target.TABLE, 1), (Target.SPLIT, 1),
+             (Target.ZONE, 1), (Target.MASTER, 2), (Target.MASTER, 2), (Target.ZONE, 1)]
+
+    async def body(ctx, dut):
+        rd = dut.host_rd
+        for target, wait in waits:
+            ctx.set(rd.valid, 1)
+            ctx.set(rd.payload.target, target)
+            ctx.set(rd.payload.addr, 1)
+            for _ in range(wait):
+                assert not ctx.get(rd.ready), target
+                await ctx.tick()
+            assert ctx.get(rd.ready), target
+            await ctx.tick()
+            assert ctx.get(dut.rd_valid), target
+        ctx.set(rd.valid, 0)
+        await ctx.tick()
+        assert not ctx.get(dut.rd_valid)
+    run(CFG, body)
+
+
 ADDRS = [0, 1, 2, 1023, 1024, 1999]
 
 

@@ -52,7 +52,8 @@ exist once (two banks each), ``fetch_ports`` logical words wide, shared by all w
 
 Host access: ``host_wr`` (stream) writes masters and plans, only while no re-zoning runs;
 ``host_rd`` (stream) reads any memory of either bank while nothing else uses its port (no fetch,
-no re-zoning); the data appears on ``rd_data`` one cycle later with ``rd_valid``.
+no re-zoning), accepted once its data waits in a register (a cycle after it is offered, two
+for a master); the data appears on ``rd_data`` one cycle after acceptance with ``rd_valid``.
 """
 
 from .layouts import Op, Target, at_most, plan_layout, row_desc_layout, split_layout, table_layout

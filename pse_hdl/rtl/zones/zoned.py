@@ -1,6 +1,6 @@
 """The zoned memory: memories, commands and host access (see the package docs)."""
 
-from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -14,6 +14,14 @@ from .masters import READ_LATENCY, MasterStore
 from .rezoner import Rezoner
 
 __all__ = ["ZonedMemory"]
+
+
+def _registered(m, value, name):
+    """``value`` a cycle later, from a register (no reset: read only when valid)."""
+    value = Value.cast(value)
+    q = Signal(len(value), name=name, reset_less=True)
+    m.d.sync += q.eq(value)
+    return q
 
 
 class ZonedMemory(wiring.Component):
@@ -39,7 +47,8 @@ class ZonedMemory(wiring.Component):
                               Accepted while no fetch or re-zoning runs (a cycle after a
                               fetch ends) and none is offered on ``cmd``; a master read is
                               accepted two cycles after it is offered (the store's address
-                              and its bank's output are registered: ``masters``).
+                              and its bank's output are registered: ``masters``), any other
+                              one cycle after (its block RAM's output is registered).
     master_walk               A read port of the master store (``en``, ``addr``) for the
                               engine's allocation pass, with ``READ_LATENCY`` (3) cycles of
                               latency: ``data`` is the word of the ``en`` three cycles earlier,
@@ -153,7 +162,7 @@ class ZonedMemory(wiring.Component):
                      plan_wr.addr.eq(hw.addr), plan_wr.data.eq(hw.data)]
 
         hr = self.host_rd.payload
-        master_r, host_r = self._host_read_grant(m, rz_busy, fetch_busy, fetch_start)
+        master_r, reading, host_r = self._host_read_grant(m, rz_busy, fetch_busy, fetch_start)
         rd_target = Signal.like(hr.target)
         rd_lane = Signal(max(1, log2(R)))
         m.d.sync += self.rd_valid.eq(host_r)
@@ -203,18 +212,19 @@ class ZonedMemory(wiring.Component):
         shared += [(z_rd[k], fu.zone[k]) for k in range(n)]
         for rd, user in shared:
             m.d.comb += [rd.en.eq(user.en), user.data.eq(rd.data)]
-            with m.If(~host_r):
+            with m.If(~reading):
                 m.d.comb += rd.addr.eq(user.addr)
         # Host reads, never at the same time as a fetch: logical words of zones and metadata
         # are lanes of the physical words.
         zone_phys = [physical(cfg, banked(hr.bank, hr.addr, d))[0] for d in cfg.zone_depths]
         meta_phys = physical(cfg, banked(hr.bank, hr.addr, cfg.meta_depth))[0]
-        with m.If(host_r):
+        with m.If(reading):
             m.d.comb += [table_rd.addr.eq(banked(hr.bank, hr.addr, cfg.max_layers)),
                          split_rd.addr.eq(physical(cfg, banked(hr.bank, hr.addr,
                                                                geo[Target.SPLIT]))[0]),
                          meta_rd.addr.eq(meta_phys)]
             m.d.comb += [z_rd[k].addr.eq(zone_phys[k]) for k in range(n)]
+        with m.If(host_r):
             # Every depth is a multiple of R: the lane is the address's low bits.
             m.d.sync += rd_lane.eq(physical(cfg, hr.addr)[1])
         if rows_desc:
@@ -231,8 +241,9 @@ class ZonedMemory(wiring.Component):
         return m
 
     def _host_read_grant(self, m, rz_busy, fetch_busy, fetch_start):
-        """When ``host_rd`` is accepted; returns ``(master_r, host_r)``: a master read offered
-        that may take the master store's port, and a read accepted."""
+        """When ``host_rd`` is accepted; returns ``(master_r, reading, host_r)``: a master read
+        offered that may take the master store's port, a read offered that may address the
+        other memories' read ports, and a read accepted."""
         hr = self.host_rd.payload
         # Host reads wait for the fetch unit through a register (busy one cycle longer than the
         # fetch, never shorter) and for an offered FETCH or REZONE (whose first cycle uses the
@@ -244,32 +255,44 @@ class ZonedMemory(wiring.Component):
         m.d.sync += fetched.eq(fetch_busy | fetch_start)
         offered = self.cmd.valid & ((self.cmd.payload.op == Op.FETCH)
                                     | (self.cmd.payload.op == Op.REZONE))
-        # A master read is accepted in its third cycle (``armed``): the first registered its
-        # address in front of the master store (``_master_port``), the second read the bank,
-        # the data leaves the bank's register the cycle after acceptance, as every read's.
-        master_r, held = Signal(), Signal(range(READ_LATENCY))
-        armed = held == READ_LATENCY - 1
-        m.d.comb += master_r.eq(self.host_rd.valid & (hr.target == Target.MASTER)
-                                & ~rz_busy & ~fetched & ~offered)
-        m.d.comb += self.host_rd.ready.eq(~rz_busy & ~fetched & ~offered
-                                          & ((hr.target != Target.MASTER) | armed))
+        # A read is accepted once its data waits in a register: a master read in its third
+        # cycle (the first registered its address in front of the master store,
+        # ``_master_port``, the second read the bank into its register), any other in its
+        # second (the first read the block RAM, whose output is registered); the data leaves
+        # the cycle after acceptance.
+        reading, held = Signal(), Signal(range(READ_LATENCY))
+        master = hr.target == Target.MASTER
+        m.d.comb += reading.eq(self.host_rd.valid & ~rz_busy & ~fetched & ~offered)
+        armed = Mux(master, held == READ_LATENCY - 1, held == 1)
+        m.d.comb += self.host_rd.ready.eq(reading & armed)
         host_r = self.host_rd.valid & self.host_rd.ready
-        m.d.sync += held.eq(Mux(master_r & ~armed, held + 1, 0))
-        return master_r, host_r
+        m.d.sync += held.eq(Mux(reading & ~armed, held + 1, 0))
+        return reading & master, reading, host_r
 
     def _read_data(self, m, target, lane, sources):
         """``rd_data`` from the read port of the memory the host read addressed: a value, or
-        ``(physical word, logical width)`` for the memories whose words hold R logical ones."""
+        ``(physical word, logical width)`` for the memories whose words hold R logical ones.
+        Every block RAM's output is registered before the multiplexer across them (a read is
+        accepted the cycle after its ports were addressed, ``_host_read_grant``); the master
+        store's output is a register already."""
         R = read_ratio(self.cfg)
+        words = {}
+        for t, src in sources.items():
+            if src is None:
+                continue
+            word, width = src if isinstance(src, tuple) else (src, None)
+            key = t.value if isinstance(t, Target) else t
+            if key != Target.MASTER.value:
+                zone = key - Target.ZONE.value
+                word = _registered(m, word, f"host_zone{zone}" if zone >= 0
+                                   else f"host_{Target(key).name.lower()}")
+            if width is not None and R > 1:
+                word = Array(word[j * width:(j + 1) * width] for j in range(R))[lane]
+            words[t] = word
         with m.Switch(target):
-            for t, src in sources.items():
+            for t, word in words.items():
                 with m.Case(t):
-                    if isinstance(src, tuple):
-                        word, width = src
-                        src = (Array(word[j * width:(j + 1) * width] for j in range(R))[lane]
-                               if R > 1 else word)
-                    if src is not None:
-                        m.d.comb += self.rd_data.eq(src)
+                    m.d.comb += self.rd_data.eq(word)
 
     def _rezoner_writes(self, m, rz, z_wr, meta_wr, split_wr, desc_wr):
         """The re-zoning engine's writes: logical words of zones, metadata and split
