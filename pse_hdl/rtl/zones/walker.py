@@ -126,6 +126,9 @@ class FetchWalker(wiring.Component):
         unres = Signal()                       # a sent weight still waits for its last bit
         cols = tab.cols
         rowrem = Signal(cfg.col_bits + 2)      # cols - col, kept as a register
+        # rowrem + cols, kept too: whether a run that ends the row ends within the next one
+        # (``sk - rowrem < cols``) is then one compare, not a subtraction and a compare.
+        rowrem_pc = Signal(cfg.col_bits + 3)
         # The head token: the tokenizer's, or a masked layer's kept-column source's.
         ts = (self._masked_tokens(m, tok, start, running) if cfg.input_masks
               else (tok.valid, tok.skip, tok.code, tok.pop, tok.trim, tok.trim_to))
@@ -135,6 +138,7 @@ class FetchWalker(wiring.Component):
         have = Array([Const(1)] + [pf.ok for pf in zone_pf])[code]
         rdiff = Signal(range(max_run(cfg) + 1))
         m.d.comb += rdiff.eq(sk - rowrem)
+        twice = cols << 1
 
         def emit(kind, erow, ecol=0, ecode=0):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind), ev.row.eq(erow), ev.col.eq(ecol),
@@ -150,16 +154,17 @@ class FetchWalker(wiring.Component):
             m.d.comb += tok_pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
-                m.d.sync += [row.eq(erow + 1), col.eq(0), rowrem.eq(cols), row_has.eq(0)]
+                m.d.sync += [row.eq(erow + 1), col.eq(0), rowrem.eq(cols), rowrem_pc.eq(twice),
+                             row_has.eq(0)]
             with m.Else():
                 m.d.sync += [row.eq(erow), col.eq(ecol + 1), rowrem.eq(cols - ecol - 1),
-                             row_has.eq(1)]
+                             rowrem_pc.eq(twice - ecol - 1), row_has.eq(1)]
 
         def next_row():
             # The token's run covers the rest of the row: keep what is left of it.
             m.d.comb += [tok_trim.eq(1), tok_trim_to.eq(sk - rowrem)]
-            m.d.sync += [row.eq(row + 1), col.eq(0), rowrem.eq(cols), row_has.eq(0),
-                         left.eq(left - rowrem)]
+            m.d.sync += [row.eq(row + 1), col.eq(0), rowrem.eq(cols), rowrem_pc.eq(twice),
+                         row_has.eq(0), left.eq(left - rowrem)]
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
@@ -171,7 +176,9 @@ class FetchWalker(wiring.Component):
             with m.State("START"):
                 m.d.comb += start.eq(1)
                 m.d.sync += [row.eq(first.row), col.eq(first.col),
-                             rowrem.eq(tab.cols - first.col), left.eq(self.end - first.pos),
+                             rowrem.eq(tab.cols - first.col),
+                             rowrem_pc.eq((tab.cols << 1) - first.col),
+                             left.eq(self.end - first.pos),
                              self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
                              row_has.eq(0), unres.eq(0)]
                 m.next = "RUN"
@@ -188,7 +195,7 @@ class FetchWalker(wiring.Component):
                                 m.d.sync += [resolve.eq(1), unres.eq(0)]
                             with m.Else():
                                 next_row()
-                        with m.Elif(tvis & (rdiff < cols) & (sk < left)):
+                        with m.Elif(tvis & (sk < rowrem_pc) & (sk < left)):
                             weight(row + 1, rdiff)
                         with m.Else():
                             next_row()
@@ -200,7 +207,7 @@ class FetchWalker(wiring.Component):
                     with m.Else():
                         m.d.comb += tok_pop.eq(1)
                         m.d.sync += [col.eq(col + sk), rowrem.eq(rowrem - sk),
-                                     left.eq(left - sk)]
+                                     rowrem_pc.eq(rowrem_pc - sk), left.eq(left - sk)]
             with m.State("DRAIN"):
                 with m.If(en):
                     m.next = "IDLE"
