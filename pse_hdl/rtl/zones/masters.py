@@ -46,7 +46,7 @@ class MasterStore(wiring.Component):
         for b in range(nb):
             mem = memory.Memory(shape=signed(cfg.weight_bits), depth=min(size, depth - b * size),
                                 init=[])
-            m.submodules[f"bank{b}"] = mem
+            m.submodules[f"master{b}"] = mem    # "master" in its name: the UP5K flow maps it to SPRAM
             rd, wr = mem.read_port(), mem.write_port()
             here = bank_of(self.addr) == b
             m.d.comb += [rd.addr.eq(self.addr[:low]), rd.en.eq(self.ren & here),
@@ -56,7 +56,7 @@ class MasterStore(wiring.Component):
                 with m.If(self.clear & (bank_of(self.clear_addr) == b)):
                     m.d.comb += [wr.addr.eq(self.clear_addr[:low]), wr.en.eq(1),
                                  wr.data.eq(0)]
-            out = Signal(signed(cfg.weight_bits), name=f"bank{b}_out")
+            out = Signal(signed(cfg.weight_bits), name=f"master{b}_out")
             m.d.sync += out.eq(rd.data)
             outs.append(out)
         if nb == 1:
