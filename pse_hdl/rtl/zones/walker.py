@@ -177,7 +177,7 @@ class FetchWalker(wiring.Component):
                 m.d.comb += start.eq(1)
                 m.d.sync += [row.eq(first.row), col.eq(first.col),
                              rowrem.eq(tab.cols - first.col),
-                             rowrem_pc.eq((tab.cols << 1) - first.col),
+                             rowrem_pc.eq(twice - first.col),
                              left.eq(self.end - first.pos),
                              self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
                              row_has.eq(0), unres.eq(0)]
