@@ -14,13 +14,16 @@ output (``word``), chosen between the slots here once: every consumer slices tha
 slicing the slot array by a variable index would build one multiplexer per slice (for 16 ports,
 an element of 16 words: 128 copies of a 512-bit one, which yosys removes again but which made
 the Verilog of the 16-port zoned memory take minutes to generate).
+
+A zone's elements go from its prefetcher to the walker through an ``ElementQueue``: the walker
+takes from the queue, and the prefetcher hears of it a register later.
 """
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Array, Module, Mux, Signal
 from amaranth.lib import data, memory, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["WordPrefetch"]
+__all__ = ["WordPrefetch", "ElementQueue"]
 
 
 class WordPrefetch(wiring.Component):
@@ -97,4 +100,76 @@ class WordPrefetch(wiring.Component):
         with m.If(self.start):
             m.d.sync += [index.eq(self.first), fetch.eq(self.first[e:]), loaded.eq(0),
                          asked.eq(0), landing.eq(0)]
+        return m
+
+
+class ElementQueue(wiring.Component):
+    """The elements of one zone stream between its prefetcher and the walker that takes them,
+    with nothing but registers between the two sides.
+
+    The prefetcher sits by the zone's block RAMs, which all walkers share, and a walker's three
+    zones are spread over the die; the walker's decision to take a weight is its longest
+    logic, so it must end in registers by the walker, and the prefetcher's side must not wait
+    on it. The queue is therefore in two parts. By the walker, a FIFO of ``DEPTH`` elements:
+    the walker takes its head (``pop``) and sees whether it has one (``valid``), all from
+    registers of its own. By the prefetcher, a count of the FIFO's free places (credits): it
+    pushes its current element (``value``) whenever it has one and a credit, and the element
+    travels to the FIFO through a register (``sent``); the walker's pops travel back through a
+    register (``returned``) and give the credits back. An element takes four cycles from push
+    to credit returned, so four places keep one element a cycle flowing.
+
+    Latency: an element can be taken two cycles after the prefetcher offers it (two more than
+    taking it from the prefetcher). Throughput: one element per cycle.
+
+    Parameters
+    ----------
+    shape : ShapeCastable
+        An element's shape.
+
+    Members
+    -------
+    start : In(1)       Empty the queue (with the prefetcher's ``start``).
+    value : In(shape)   The prefetcher's current element,
+    ok : In(1)          while it has one.
+    advance : Out(1)    The element is pushed (the prefetcher's ``advance``).
+    valid : Out(1)      The FIFO holds an element:
+    head : Out(shape)   the oldest.
+    pop : In(1)         The head is taken (only while ``valid``).
+    """
+
+    DEPTH = 4
+    LATENCY = 2
+
+    def __init__(self, shape):
+        super().__init__({"start": In(1), "value": In(shape), "ok": In(1), "advance": Out(1),
+                          "valid": Out(1), "head": Out(shape), "pop": In(1)})
+
+    def elaborate(self, platform):
+        D = self.DEPTH
+        m = Module()
+        # -- by the prefetcher: credits, and the element on its way --------------------------
+        credits = Signal(range(D + 1), init=D)
+        sent, sent_value = Signal(), Signal.like(self.value)
+        returned = Signal()                # the walker's pop, on its way back
+        push = self.advance
+        m.d.comb += push.eq(self.ok & (credits != 0) & ~self.start)
+        m.d.sync += [credits.eq(credits - push + returned), sent.eq(push),
+                     sent_value.eq(self.value)]
+        # -- by the walker: the FIFO -----------------------------------------------------------
+        entries = [Signal.like(self.value, name=f"entry{i}") for i in range(D)]
+        wptr, rptr = Signal(range(D)), Signal(range(D))
+        level = Signal(range(D + 1))
+        with m.If(sent):
+            m.d.sync += wptr.eq(wptr + 1)          # D is a power of two: wraps by itself
+            with m.Switch(wptr):
+                for i, e in enumerate(entries):
+                    with m.Case(i):
+                        m.d.sync += e.eq(sent_value)
+        with m.If(self.pop):
+            m.d.sync += rptr.eq(rptr + 1)
+        m.d.sync += [level.eq(level + sent - self.pop), returned.eq(self.pop)]
+        m.d.comb += [self.valid.eq(level != 0), self.head.eq(Array(entries)[rptr])]
+        with m.If(self.start):
+            m.d.sync += [credits.eq(D), sent.eq(0), returned.eq(0), wptr.eq(0), rptr.eq(0),
+                         level.eq(0)]
         return m

@@ -108,9 +108,9 @@ class Rezoner(wiring.Component):
         m.d.comb += [here.index[k].eq(zp.index[k]) for k in range(n)]
         split_addr = banked(self.bank, layer * P + q, geo[Target.SPLIT])
         # A layer under one_port_below is on port 0 alone: no split descriptor is stored (the
-        # fetch unit starts the other ports at its end).
+        # fetch unit starts the other ports at its end). Registered at TABLE, from ``total``
+        # (its compare chain in front of the split descriptors' write was a 12 ns path).
         multi = Signal()
-        m.d.comb += multi.eq(at_least(total, cfg.one_port_below))
         with m.If(w_valid):
             if cfg.desc_stride:       # a row descriptor at every desc_stride-th row start
                 first = (w.col == 0) & (w.row[:log2(cfg.desc_stride)] == 0) \
@@ -166,7 +166,8 @@ class Rezoner(wiring.Component):
                 if cfg.input_masks:
                     m.d.comb += self.table_data.masked.eq(pl.masked)
                     m.d.sync += [entry.eq(self.table_data), kept.eq(0)]
-                m.d.sync += [pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost)]
+                m.d.sync += [pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost),
+                             multi.eq(at_least(total, cfg.one_port_below))]
                 m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += [self.busy.eq(1), run.eq(1)]

@@ -8,7 +8,7 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
   on the words before it only through a state of a few bits carried from word to word (unary
   codes: the ones of an unfinished code, modulo the number of classes; fixed-length codes: the
   bits of the code already seen), so the word is registered, decoded with a few word-wide
-  operations (unary codes: one carry chain per class, see ``_decode_unary``) into registers,
+  operations (unary codes: one carry chain per class, see ``decode.decode_unary``) into registers,
   and the carried state enters a cycle later, last; it is the only feedback.
 * **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``);
   ``rest`` holds cur's surviving ends not yet taken. A step takes the lowest bit of ``rest``
@@ -17,18 +17,19 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
   surviving end: the window moves without a hit). Which of the two is a register
   (``empty``), so the window's move waits for no carry chain; the loop is ``rest`` through
   its chain and back.
-* **The token stage**, a cycle later: the token is the pruned codes between the previous
-  position and the hit's first bit, and the hit's class (or, without a hit, ``cur``'s pruned
-  codes from the position, if any). It is registered before it enters the queue, whose head
-  the walker's decisions take (``pop``, ``trim``): the hit's encoding and the run's
-  subtraction stay off the walker's paths.
+* **The token stage**, a cycle later: the hit's position and class are registered, and a
+  cycle after that the token is formed from them, the pruned codes between the previous
+  position and the hit's first bit and the hit's class (or, without a hit, ``cur``'s pruned
+  codes from the position, if any), straight into the queue, whose head the walker's decisions
+  take (``pop``, ``trim``): the hit's encoding and the run's subtraction are a register apart
+  from each other and from the walker's paths.
 
 So a surviving weight costs one cycle, however long the run before it within two words, and a
 word without a surviving code costs a cycle (``W / pruned-code length`` codes). Tokens wait in a
 four-entry queue, so the scanner steps on registered levels alone.
 
 Latency: the first token six cycles after the metadata prefetcher's first word (word
-registered, decoded, window, scan, token, token registered). Throughput: one token per cycle
+registered, decoded, window, scan, hit, token). Throughput: one token per cycle
 while the queue has room and the window is full; decoded words move one per cycle through
 four entries (the window and two behind it).
 
@@ -41,6 +42,7 @@ from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
 from .layouts import log2, read_ratio
+from .decode import decode_fixed, decode_unary
 from .prefetch import WordPrefetch
 
 __all__ = ["Tokenizer", "max_run"]
@@ -52,14 +54,6 @@ _QUEUE = 4                                 # tokens held: the head (``skip``, ``
 def max_run(cfg):
     """Z: the most pruned codes one token skips (the codes of two metadata words)."""
     return (2 * cfg.zone_word_bits - 1) // cfg.code_length(0)
-
-
-def _or(values):
-    """The OR of ``values`` (0 if there are none)."""
-    out = Const(0)
-    for v in values:
-        out = out | v
-    return out
 
 
 class Tokenizer(wiring.Component):
@@ -92,94 +86,10 @@ class Tokenizer(wiring.Component):
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
             "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
-    # -- the decoder: the word is registered, decoded with word-wide operations into registers,
-    # then the carried state enters. Each returns the word's surviving code ends (``alive``),
-    # their classes as ``code_bits`` planes of W bits (plane j: bit j of the class of the code
-    # ending at each bit), the state the word begins in (``s_in``) and the state it leaves
-    # (``s_out``), all in the decoder's last stage (``first``: its word is the walk's first).
-
-    def _decode_unary(self, m, issue, word, low, first, dlow, state):
-        """Truncated unary: every 0 ends a code (its class: the ones before it, modulo n), and so
-        does the n-th 1 of a run of ones counted from the run's start. Runs are told apart by
-        their start modulo n: adding a run's start bit to the word carries through the run, so
-        ``((starts & P) + bits) ^ bits`` marks the runs starting at positions in ``P``, n carry
-        chains for all of them. Only the run at bit 0 continues the previous word's code (its
-        ``s_in`` pending ones), so only it and the 0 that ends it depend on the carried state:
-        the chains' results are registered, and the state chooses among them a cycle later."""
-        n, W, cb = len(self.cfg.precisions), len(word), self.cfg.code_bits
-        full = (1 << W) - 1
-        P = [sum(1 << t for t in range(W) if t % n == r) for r in range(n)]   # t = r (mod n)
-
-        def by_state(f):                       # the mask P[f(s_in)], chosen by the carried state
-            return Array(Const(P[f(x) % n], W) for x in range(n))[s_in]
-
-        b = Signal(W, name="ubits")
-        with m.If(issue):
-            m.d.sync += b.eq(word & ~low)
-        s_in = Mux(first, 0, state)
-        inc = Signal(W)
-        first_run, first_zero, starts = Signal(W), Signal(W), Signal(W)
-        m.d.comb += [inc.eq(b + 1), first_run.eq((inc ^ b) & b), first_zero.eq(~b & inc),
-                     starts.eq(b & ~(b << 1)[:W] & (full ^ 1))]
-        runs = []
-        for r in range(n):
-            run = Signal(W, name=f"urun{r}")
-            m.d.comb += run.eq((((starts & P[r]) + b)[:W] ^ b) & b)
-            runs.append(run)
-        # registered: what does not depend on the carried state
-        fr, fz, ones_rest = Signal(W), Signal(W), Signal(W)
-        zero_rest = [None] + [Signal(W, name=f"uzrest{k}") for k in range(1, n)]
-        all_ones, last_one, top = Signal(), Signal(), Signal(len(state))
-        m.d.sync += [fr.eq(first_run), fz.eq(first_zero),
-                     ones_rest.eq(_or(runs[r] & P[(r - 1) % n] for r in range(n))),
-                     all_ones.eq(b.all()), last_one.eq(b[W - 1]),
-                     top.eq(_or(Mux(runs[r][W - 1], (W - r) % n, 0) for r in range(n)))]
-        m.d.sync += [zero_rest[k].eq(_or(((runs[r] << 1)[:W] & ~b) & P[(r + k) % n]
-                                         for r in range(n))) for k in range(1, n)]
-        ones_end = Signal(W)
-        m.d.comb += ones_end.eq((fr & by_state(lambda x: -x - 1)) | ones_rest)
-        zero_end = [None]                      # zero_end[k]: a 0 that ends a code of class k
-        for k in range(1, n):
-            z = Signal(W, name=f"uzero{k}")
-            m.d.comb += z.eq((fz & by_state(lambda x, k=k: k - x)) | zero_rest[k])
-            zero_end.append(z)
-        alive, code = Signal(W), Signal(W * cb)
-        m.d.comb += [alive.eq(_or([ones_end, *zero_end[1:]]) & ~dlow),
-                     code.eq(Cat(_or([ones_end] * ((n >> j) & 1)
-                                     + [zero_end[k] for k in range(1, n) if (k >> j) & 1])
-                                 for j in range(cb)))]
-        s_out = Mux(all_ones, Array(Const((x + W) % n, len(state)) for x in range(n))[s_in],
-                    Mux(last_one, top, 0))
-        return alive, code, s_in, s_out
-
-    def _decode_fixed(self, m, issue, word, drop, first, dlow, state):
-        """A code ends where the bits seen reach c; its bits may begin in the previous word
-        (``hist``: its last c - 1 bits). The first word's codes begin at ``drop``. (No carry
-        chain: the registered word waits a cycle, as the unary decoder's chains do.)"""
-        W, c = len(word), self.cfg.code_bits
-        hist = Signal(max(1, c - 1))
-        issued, dec_ext = Signal(W + c - 1), Signal(W + c - 1)
-        with m.If(issue):
-            m.d.sync += issued.eq(Cat(hist[:c - 1], word))
-            if c > 1:
-                m.d.sync += hist.eq(word[W - c + 1:])
-        m.d.sync += dec_ext.eq(issued)
-        first_state = Array(Const((-d) % c, len(state)) for d in range(W))[drop]
-        s_in = Mux(first, first_state, state)
-        ends = Signal(W)
-        m.d.comb += ends.eq(Array(Const(sum(1 << t for t in range(W) if (x + t + 1) % c == 0), W)
-                                  for x in range(c))[s_in])
-        planes = [dec_ext[j:j + W] & ends for j in range(c)]   # bit j of the code ending at t
-        alive, code = Signal(W), Signal(W * c)
-        m.d.comb += [alive.eq(_or(planes) & ~dlow), code.eq(Cat(planes))]
-        return alive, code, s_in, Array(Const((x + W) % c, len(state)) for x in range(c))[s_in]
-
-    def _token(self, m, st_hit, st_found, p, code0, lead0):
-        """The token of a step, from its hit (one bit of ``st_hit``, or none): its class read out
-        of entry 0 (the word it is in), its run from ``p``; and where ``p`` moves."""
-        cfg = self.cfg
-        n, W, cb = len(cfg.precisions), cfg.zone_word_bits, cfg.code_bits
-        c = cb                                 # a fixed-length code's bits
+    def _hit(self, m, st_hit, code0):
+        """A step's hit (one bit of ``st_hit``, or none): its bit in the window (``at``; ``lo``
+        within its word) and its class, read out of entry 0 (the word it is in)."""
+        W, cb = self.cfg.zone_word_bits, self.cfg.code_bits
         h = Signal(W)
         m.d.comb += h.eq(st_hit[:W] | st_hit[W:])
         lo = Signal(log2(W))
@@ -187,7 +97,14 @@ class Tokenizer(wiring.Component):
                               for b in range(log2(W))))
         k_st = Signal(cb)
         m.d.comb += k_st.eq(Cat((h & code0[j * W:(j + 1) * W]).any() for j in range(cb)))
-        at = Cat(lo, st_hit[W:].any())         # the hit's bit in the window
+        return lo, Cat(lo, st_hit[W:].any()), k_st
+
+    def _token(self, m, st_found, lo, at, k_st, p, lead0):
+        """The token of a hit (registered: ``lo``, ``at``, its class ``k_st``; ``lead0`` the
+        first code bit of its word): its run from ``p``; and where ``p`` moves."""
+        cfg = self.cfg
+        n, W, cb = len(cfg.precisions), cfg.zone_word_bits, cfg.code_bits
+        c = cb                                 # a fixed-length code's bits
         if cfg.meta_encoding == "unary":
             run_hit = (at + 1 - Mux(k_st >= n, n, k_st + 1) - p)[:log2(2 * W)]
             rest = W - p                       # cur's codes from p: all pruned, one bit each
@@ -252,11 +169,11 @@ class Tokenizer(wiring.Component):
         state = Signal(max(1, (max(n, c) - 1).bit_length()))
         low, dlow = Mux(first_word, below_drop, 0), Mux(pre_first, below_drop, 0)
         if unary:
-            new_alive, new_code, s_in, s_out = self._decode_unary(m, issue, word, low, pre_first,
-                                                                  dlow, state)
+            new_alive, new_code, s_in, s_out = decode_unary(m, cfg, issue, word, low, pre_first,
+                                                            dlow, state)
         else:
-            new_alive, new_code, s_in, s_out = self._decode_fixed(m, issue, word, drop, pre_first,
-                                                                  dlow, state)
+            new_alive, new_code, s_in, s_out = decode_fixed(m, cfg, issue, word, drop, pre_first,
+                                                            dlow, state)
 
         # -- the entries: [0] = cur, [1] = nxt, then two more --------------------------------
         # ``lead``: the first bit of a word that begins a code (fixed-length codes cross words;
@@ -285,24 +202,28 @@ class Tokenizer(wiring.Component):
         found = Mux(empty, ~nxt_less[W], ~rest_less[W])     # no borrow: a bit was set
         shift = empty
 
-        # -- the token stage: the step's token, a cycle later -----------------------------------
-        # The hit is one bit of ``st_hit``; its class is read from entry 0, which is the word
-        # it is in (if the window moved at the step, nxt became entry 0). ``p`` (cur's first
-        # bit not taken) follows the tokens here, one per step.
+        # -- the token stage: the step's hit a cycle later, its token a cycle after that -----
+        # The hit (one bit of ``st_hit``): its position and class, read from entry 0 (the word
+        # it is in: if the window moved at the step, nxt became entry 0), registered (``ht_*``);
+        # then its run from ``p`` (cur's first bit not taken, following the tokens, one a step).
         st_valid, st_found = Signal(), Signal()
         st_hit = Signal(2 * W)
+        hit_lo, hit_at, hit_k = self._hit(m, st_hit, code[0])
+        ht_valid, ht_found = Signal(), Signal()
+        ht_lo, ht_at, ht_k = Signal.like(hit_lo), Signal(len(hit_at)), Signal(cb)
+        ht_lead = Signal(range(c))
         p = Signal(range(W + 1))
-        r_tok, k_tok, p_next = self._token(m, st_hit, st_found, p, code[0], lead[0])
+        r_tok, k_tok, p_next = self._token(m, ht_found, ht_lo, ht_at, ht_k, p, ht_lead)
 
         # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
         tlevel = Signal(range(_QUEUE + 1))
         step, push = Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
-        tk_valid, tk_skip, tk_code = Signal(), Signal.like(r_tok), Signal.like(k_tok)
-        m.d.comb += [step.eq(self.run & (uniform == 0) & (tlevel + st_valid + tk_valid < _QUEUE)
+        m.d.comb += [step.eq(self.run & (uniform == 0)
+                             & (tlevel + st_valid + ht_valid < _QUEUE)
                              & cur_ok & (~empty | nxt_ok)),
-                     push.eq(Mux(uniform != 0, self.run & (tlevel + tk_valid < _QUEUE),
-                                 st_valid & (st_found | (p != W)))),
+                     push.eq(Mux(uniform != 0, self.run & (tlevel < _QUEUE),
+                                 ht_valid & (ht_found | (p != W)))),
                      r_in.eq(Mux(uniform != 0, 0, r_tok)),
                      k_in.eq(Mux(uniform != 0, uniform, k_tok)),
                      self.valid.eq(tlevel != 0)]
@@ -311,16 +232,17 @@ class Tokenizer(wiring.Component):
         leave = step & shift
         with m.If(self.start):
             m.d.sync += [tlevel.eq(0), level.eq(0), cur_ok.eq(0), nxt_ok.eq(0), st_valid.eq(0),
-                         tk_valid.eq(0),
+                         ht_valid.eq(0),
                          dec_valid.eq(0), pre_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop)]
         with m.Else():
-            m.d.sync += [tk_valid.eq(push), tk_skip.eq(r_in), tk_code.eq(k_in)]
-            self._queue(m, tlevel, tk_valid, tk_skip, tk_code)
+            self._queue(m, tlevel, push, r_in, k_in)
 
             m.d.sync += [st_valid.eq(step), st_found.eq(found),
-                         st_hit.eq(Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit))]
-            with m.If(st_valid):
+                         st_hit.eq(Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit)),
+                         ht_valid.eq(st_valid), ht_found.eq(st_found), ht_lo.eq(hit_lo),
+                         ht_at.eq(hit_at), ht_k.eq(hit_k), ht_lead.eq(lead[0])]
+            with m.If(ht_valid):
                 m.d.sync += p.eq(p_next)
 
             m.d.sync += [dec_valid.eq(issue), pre_valid.eq(dec_valid), pre_first.eq(dec_first)]

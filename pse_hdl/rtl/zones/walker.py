@@ -7,9 +7,11 @@ surviving code after it (a run may span up to two metadata words, ``Z = (2W - 1)
 length`` codes: 63 unary codes in 32-bit words), so a surviving weight costs one cycle and a
 stretch of a word without one costs a cycle; the run may cross into the next row.
 The metadata words and every zone's weights come in order from a ``WordPrefetch`` each, over read
-ports the walkers share (see ``prefetch``); the walker picks a weight out of its zone's
-prefetched word when it takes it. A weight's ``last`` bit is known only when the walker finds the next event
-(another weight, a row end, the end of its share), so the output stage holds one transfer back.
+ports the walkers share (see ``prefetch``); a zone's prefetcher picks its current weight out of
+the prefetched word and pushes it into an ``ElementQueue``, whose head the walker takes, so the
+walker's decision reaches the prefetcher (by the zone's block RAMs) a register later. A weight's
+``last`` bit is known only when the walker finds the next event (another weight, a row end, the
+end of its share), so the output stage holds one transfer back.
 
 Throughput: one surviving weight per cycle, plus a cycle for an all-pruned row or a metadata
 word without a surviving code. Latency from ``go`` to the first transfer: about ``fetch_ports + 6`` cycles (the
@@ -18,7 +20,7 @@ first turn on the shared read ports). Backpressure on ``o`` stalls this walker o
 
 Stages, a register apart: the tokenizer (``tokenizer``) turns the metadata into tokens (pruned
 run, code); the bookkeeping stage (here) turns tokens into events (weight, row marker, end) with
-rows, columns and the end of the share, and takes each weight from its zone's prefetcher; the
+rows, columns and the end of the share, and takes each weight from its zone's queue; the
 output stage (``output``) turns events into transfers.
 """
 
@@ -29,7 +31,7 @@ from amaranth.lib.wiring import In, Out
 from .. import layouts
 from .layouts import log2, read_ratio, split_layout, table_layout
 from .output import DONE, MARK, WEIGHT, TransferOutput
-from .prefetch import WordPrefetch
+from .prefetch import ElementQueue, WordPrefetch
 from .kept import KeptTokens, kept_addr_width
 from .tokenizer import Tokenizer, max_run
 
@@ -84,12 +86,11 @@ class FetchWalker(wiring.Component):
 
     def elaborate(self, platform):
         cfg, tab, first = self.cfg, self.tab, self.first
-        n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
-        per = [cfg.per_word(b) for b in cfg.precisions]
+        W = cfg.zone_word_bits
         m = Module()
         start, running = Signal(), Signal()
 
-        # -- the tokenizer, the zone prefetchers and the output stage --------------------------
+        # -- the tokenizer, the zones' elements and the output stage ---------------------------
         tok = Tokenizer(cfg)
         out = TransferOutput(cfg)
         m.submodules.tokenizer, m.submodules.output = tok, out
@@ -103,21 +104,7 @@ class FetchWalker(wiring.Component):
                      out.shift.eq(tab.shift)]
         en = out.en
         ev, ev_valid, resolve = out.ev, out.ev_valid, out.resolve
-        zone_pf = [WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per[k]))
-                   for k in range(n)]
-        for k, pf in enumerate(zone_pf):
-            m.submodules[f"zone{k}_prefetch"] = pf
-            wiring.connect(m, pf.port, wiring.flipped(self.zone[k]))
-            base = Mux(self.bank, cfg.zone_depths[k], 0) + tab.zone_base[k]
-            m.d.comb += [pf.start.eq(start), pf.run.eq(running), pf.grant.eq(self.grant),
-                         pf.first.eq((base << log2(per[k])) + first.index[k])]
-        # The current element of every zone, picked out of its prefetched word once (both
-        # places that take a weight use it).
-        picked = [Signal(signed(cfg.weight_bits), name=f"picked{k}") for k in range(n)]
-        for k, pf in enumerate(zone_pf):
-            word, b = pf.word, cfg.precisions[k]
-            elems = [word[e * b:(e + 1) * b].as_signed() for e in range(R * per[k])]
-            m.d.comb += picked[k].eq(Array(elems)[pf.sel] if len(elems) > 1 else elems[0])
+        queues = self._zone_elements(m, start, running)
 
         # -- bookkeeping: rows, columns, the end of the share ------------------------------------
         row, col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
@@ -135,7 +122,7 @@ class FetchWalker(wiring.Component):
         tok_valid, sk, code, tok_pop, tok_trim, tok_trim_to = ts
         tvis = code != 0
         # A surviving head token waits for its zone's word.
-        have = Array([Const(1)] + [pf.ok for pf in zone_pf])[code]
+        have = Array([Const(1)] + [q.valid for q in queues])[code]
         rdiff = Signal(range(max_run(cfg) + 1))
         m.d.comb += rdiff.eq(sk - rowrem)
         twice = cols << 1
@@ -147,10 +134,10 @@ class FetchWalker(wiring.Component):
         def weight(erow, ecol):
             emit(WEIGHT, erow, ecol, code)
             with m.Switch(code):
-                for k, pf in enumerate(zone_pf):
+                for k, q in enumerate(queues):
                     with m.Case(k + 1):
-                        m.d.comb += pf.advance.eq(1)
-                        m.d.sync += ev.value.eq(picked[k])
+                        m.d.comb += q.pop.eq(1)
+                        m.d.sync += ev.value.eq(q.head)
             m.d.comb += tok_pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
@@ -214,6 +201,29 @@ class FetchWalker(wiring.Component):
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid),
                      running.eq(fsm.ongoing("RUN"))]
         return m
+
+    def _zone_elements(self, m, start, running):
+        """Every zone's elements of the walk, in order: a ``WordPrefetch`` by the zone's block
+        RAMs, its current element picked out of the prefetched word there, and an
+        ``ElementQueue`` from which the walker takes it (its pop reaches the prefetcher a
+        register later). Returns the queues."""
+        cfg, tab, first = self.cfg, self.tab, self.first
+        W, R = cfg.zone_word_bits, read_ratio(cfg)
+        queues = []
+        for k, b in enumerate(cfg.precisions):
+            per = cfg.per_word(b)
+            pf = WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per))
+            q = ElementQueue(signed(cfg.weight_bits))
+            m.submodules[f"zone{k}_prefetch"], m.submodules[f"zone{k}_queue"] = pf, q
+            wiring.connect(m, pf.port, wiring.flipped(self.zone[k]))
+            base = Mux(self.bank, cfg.zone_depths[k], 0) + tab.zone_base[k]
+            elems = [pf.word[e * b:(e + 1) * b].as_signed() for e in range(R * per)]
+            m.d.comb += [pf.start.eq(start), pf.run.eq(running), pf.grant.eq(self.grant),
+                         pf.first.eq((base << log2(per)) + first.index[k]),
+                         q.start.eq(start), q.ok.eq(pf.ok), pf.advance.eq(q.advance),
+                         q.value.eq(Array(elems)[pf.sel] if len(elems) > 1 else elems[0])]
+            queues.append(q)
+        return queues
 
     def _masked_tokens(self, m, tok, start, running):
         """The head token of a walk (``input_masks``): a masked layer's from its kept-column
