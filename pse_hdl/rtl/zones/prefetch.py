@@ -16,7 +16,7 @@ an element of 16 words: 128 copies of a 512-bit one, which yosys removes again b
 the Verilog of the 16-port zoned memory take minutes to generate).
 
 A zone's elements go from its prefetcher to the walker through an ``ElementQueue``: the walker
-takes from the queue, and the prefetcher hears of it a register later.
+takes from a FIFO by itself, the prefetcher pushes on credits, and only registers lie between.
 """
 
 from amaranth.hdl import Array, Module, Mux, Signal

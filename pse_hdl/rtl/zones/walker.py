@@ -8,8 +8,8 @@ length`` codes: 63 unary codes in 32-bit words), so a surviving weight costs one
 stretch of a word without one costs a cycle; the run may cross into the next row.
 The metadata words and every zone's weights come in order from a ``WordPrefetch`` each, over read
 ports the walkers share (see ``prefetch``); a zone's prefetcher picks its current weight out of
-the prefetched word and pushes it into an ``ElementQueue``, whose head the walker takes, so the
-walker's decision reaches the prefetcher (by the zone's block RAMs) a register later. A weight's
+the prefetched word and pushes it into an ``ElementQueue``, whose head the walker takes: only
+registers lie between the walker's decision and the prefetcher by the zone's block RAMs. A weight's
 ``last`` bit is known only when the walker finds the next event (another weight, a row end, the
 end of its share), so the output stage holds one transfer back.
 
@@ -205,8 +205,8 @@ class FetchWalker(wiring.Component):
     def _zone_elements(self, m, start, running):
         """Every zone's elements of the walk, in order: a ``WordPrefetch`` by the zone's block
         RAMs, its current element picked out of the prefetched word there, and an
-        ``ElementQueue`` from which the walker takes it (its pop reaches the prefetcher a
-        register later). Returns the queues."""
+        ``ElementQueue`` by the walker, from which it takes it (only registers between the two).
+        Returns the queues."""
         cfg, tab, first = self.cfg, self.tab, self.first
         W, R = cfg.zone_word_bits, read_ratio(cfg)
         queues = []
