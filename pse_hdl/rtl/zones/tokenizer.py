@@ -87,8 +87,9 @@ class Tokenizer(wiring.Component):
             "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
     def _hit(self, m, st_hit, code0):
-        """A step's hit (one bit of ``st_hit``, or none): its bit in the window (``at``; ``lo``
-        within its word) and its class, read out of entry 0 (the word it is in)."""
+        """A step's hit (one bit of ``st_hit``, or none): its bit in the window (``at``: its bit
+        within its word, then whether it is in nxt) and its class, read out of entry 0 (the
+        word it is in)."""
         W, cb = self.cfg.zone_word_bits, self.cfg.code_bits
         h = Signal(W)
         m.d.comb += h.eq(st_hit[:W] | st_hit[W:])
@@ -97,10 +98,10 @@ class Tokenizer(wiring.Component):
                               for b in range(log2(W))))
         k_st = Signal(cb)
         m.d.comb += k_st.eq(Cat((h & code0[j * W:(j + 1) * W]).any() for j in range(cb)))
-        return lo, Cat(lo, st_hit[W:].any()), k_st
+        return Cat(lo, st_hit[W:].any()), k_st
 
-    def _token(self, m, st_found, lo, at, k_st, p, lead0):
-        """The token of a hit (registered: ``lo``, ``at``, its class ``k_st``; ``lead0`` the
+    def _token(self, m, st_found, at, k_st, p, lead0):
+        """The token of a hit (registered: ``at``, its class ``k_st``; ``lead0`` the
         first code bit of its word): its run from ``p``; and where ``p`` moves."""
         cfg = self.cfg
         n, W, cb = len(cfg.precisions), cfg.zone_word_bits, cfg.code_bits
@@ -117,7 +118,7 @@ class Tokenizer(wiring.Component):
             p_after_rest = lead0
         r_tok, k_tok = Signal.like(self.skip), Signal(cb)
         m.d.comb += [r_tok.eq(Mux(st_found, run_hit, rest)), k_tok.eq(Mux(st_found, k_st, 0))]
-        return r_tok, k_tok, Mux(st_found, lo + 1, p_after_rest)
+        return r_tok, k_tok, Mux(st_found, at[:log2(W)] + 1, p_after_rest)
 
     def _queue(self, m, level, push, skip, code):
         """The token queue: ``push`` enters (``skip``, ``code``) behind the tokens held, ``pop``
@@ -208,12 +209,12 @@ class Tokenizer(wiring.Component):
         # then its run from ``p`` (cur's first bit not taken, following the tokens, one a step).
         st_valid, st_found = Signal(), Signal()
         st_hit = Signal(2 * W)
-        hit_lo, hit_at, hit_k = self._hit(m, st_hit, code[0])
+        hit_at, hit_k = self._hit(m, st_hit, code[0])
         ht_valid, ht_found = Signal(), Signal()
-        ht_lo, ht_at, ht_k = Signal.like(hit_lo), Signal(len(hit_at)), Signal(cb)
+        ht_at, ht_k = Signal(len(hit_at)), Signal(cb)
         ht_lead = Signal(range(c))
         p = Signal(range(W + 1))
-        r_tok, k_tok, p_next = self._token(m, ht_found, ht_lo, ht_at, ht_k, p, ht_lead)
+        r_tok, k_tok, p_next = self._token(m, ht_found, ht_at, ht_k, p, ht_lead)
 
         # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
         tlevel = Signal(range(_QUEUE + 1))
@@ -240,7 +241,7 @@ class Tokenizer(wiring.Component):
 
             m.d.sync += [st_valid.eq(step), st_found.eq(found),
                          st_hit.eq(Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit)),
-                         ht_valid.eq(st_valid), ht_found.eq(st_found), ht_lo.eq(hit_lo),
+                         ht_valid.eq(st_valid), ht_found.eq(st_found),
                          ht_at.eq(hit_at), ht_k.eq(hit_k), ht_lead.eq(lead[0])]
             with m.If(ht_valid):
                 m.d.sync += p.eq(p_next)
