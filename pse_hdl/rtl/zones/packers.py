@@ -138,13 +138,16 @@ class ZonePacker(wiring.Component):
         for k, b in enumerate(cfg.precisions):
             per, depth = cfg.per_word(b), cfg.zone_depths[k]
             idx, end = self.index[k], self.words[k]
-            base = Signal(count_shape(max(cfg.zone_depths)), name=f"zbase{k}")  # layer start
             acc = Signal(W, name=f"zacc{k}")                 # the word being filled
             e = idx[:log2(per)] if per > 1 else Const(0, 1)  # its next element
-            waddr = base + (idx >> log2(per))
+            # The word being filled, a register (the layer's start plus its full words), and
+            # whether it lies in the zone (``room``, a register too): a write's address and its
+            # overflow check wait for no adder or compare.
+            waddr = Signal(len(end) + 1, name=f"zaddr{k}")
+            room = Signal(name=f"zroom{k}")
 
             def write(word):
-                with m.If(waddr < depth):
+                with m.If(room):
                     m.d.comb += [self.z_en[k].eq(1), self.z_data[k].eq(word),
                                  self.z_addr[k].eq(banked(self.bank, waddr, depth))]
                 with m.Else():
@@ -153,23 +156,23 @@ class ZonePacker(wiring.Component):
             with m.If(self.clear):
                 m.d.sync += end.eq(0)
             with m.If(self.restart):
-                m.d.sync += [base.eq(end), idx.eq(0), acc.eq(0)]
+                m.d.sync += [waddr.eq(end), room.eq(end < depth), idx.eq(0), acc.eq(0)]
             with m.If(self.valid & (self.code == k + 1)):
                 word = Signal(W, name=f"word{k}")
                 m.d.comb += word.eq(acc | (self.value[:b] << (e * b)))
                 with m.If(e == per - 1):
                     write(word)
-                    m.d.sync += acc.eq(0)
+                    m.d.sync += [acc.eq(0), waddr.eq(waddr + 1),
+                                 room.eq(room & (waddr != depth - 1))]
                 with m.Else():
                     m.d.sync += acc.eq(word)
                 m.d.sync += idx.eq(idx + 1)
             with m.If(self.flush):
-                words = (idx + per - 1) >> log2(per)
+                # The partial word, if any, is the layer's last: the zone ends after it. A zone
+                # that ends past its depth has had a write refused (``overflow``) on the way.
                 with m.If(e != 0 if per > 1 else Const(0)):
                     write(acc)
-                m.d.sync += end.eq(base + words)
-                with m.If(base + words > depth):
-                    m.d.comb += self.overflow.eq(1)
+                m.d.sync += end.eq(waddr + (e != 0 if per > 1 else 0))
         return m
 
 

@@ -26,7 +26,9 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
 
 So a surviving weight costs one cycle, however long the run before it within two words, and a
 word without a surviving code costs a cycle (``W / pruned-code length`` codes). Tokens wait in a
-four-entry queue, so the scanner steps on registered levels alone.
+five-entry queue: a FIFO that the walker's ``pop`` and ``trim`` alone change, and a count of
+its free places by the scanner, which steps on registers of its own (the pops return to it
+through a register).
 
 Latency: the first token six cycles after the metadata prefetcher's first word (word
 registered, decoded, window, scan, hit, token). Throughput: one token per cycle
@@ -48,7 +50,23 @@ from .prefetch import WordPrefetch
 __all__ = ["Tokenizer", "max_run"]
 
 _ENTRIES = 4                               # decoded words held: the window and two behind it
-_QUEUE = 4                                 # tokens held: the head (``skip``, ``code``) and three
+# Tokens held by the walker: the head (``skip``, ``code``) and four behind it. A place is
+# reserved at the scanner's step, its token pushed two cycles later and popped a cycle after
+# that at the earliest, and the pop gives the place back through a register: five cycles.
+_QUEUE = 5
+
+
+def _holds(occ, j):
+    """Whether a thermometer ``occ`` (``occ[i]``: place i is taken) holds exactly ``j``."""
+    if j == 0:
+        return ~occ[0]
+    return occ[j - 1] & ~occ[j] if j < len(occ) else occ[j - 1]
+
+
+def _moved(occ, up, down):
+    """``occ`` after one entry comes in (``up``) and one leaves (``down``): a shift, so the
+    flags read off it (``occ[0]``: any held) wait for no adder."""
+    return Mux(up & ~down, Cat(Const(1, 1), occ[:-1]), Mux(down & ~up, occ[1:], occ))
 
 
 def max_run(cfg):
@@ -120,22 +138,24 @@ class Tokenizer(wiring.Component):
         m.d.comb += [r_tok.eq(Mux(st_found, run_hit, rest)), k_tok.eq(Mux(st_found, k_st, 0))]
         return r_tok, k_tok, Mux(st_found, at[:log2(W)] + 1, p_after_rest)
 
-    def _queue(self, m, level, push, skip, code):
-        """The token queue: ``push`` enters (``skip``, ``code``) behind the tokens held, ``pop``
-        takes the head, ``trim`` shortens the head's run (never with ``pop``)."""
+    def _queue(self, m, occ, push, skip, code):
+        """The token queue, the walker's side: ``push`` enters (``skip``, ``code``) behind the
+        tokens held, ``pop`` takes the head, ``trim`` shortens the head's run (never with
+        ``pop``). Its level and entries follow the walker's ``pop`` and ``trim``; nothing of the
+        scanner's side depends on them (see ``credits``)."""
         pop = self.pop
         tails = range(1, _QUEUE)
         qskip = [self.skip] + [Signal.like(self.skip, name=f"tail{i}_skip") for i in tails]
         qcode = [self.code] + [Signal.like(self.code, name=f"tail{i}_code") for i in tails]
         for i in range(_QUEUE):
             if i + 1 < _QUEUE:
-                with m.If(pop & (level > i + 1)):
+                with m.If(pop & occ[i + 1]):
                     m.d.sync += [qskip[i].eq(qskip[i + 1]), qcode[i].eq(qcode[i + 1])]
-            with m.If(push & (level - pop == i)):
+            with m.If(push & Mux(pop, _holds(occ, i + 1), _holds(occ, i))):
                 m.d.sync += [qskip[i].eq(skip), qcode[i].eq(code)]
         with m.If(self.trim):                  # a push then goes behind the head
             m.d.sync += self.skip.eq(self.trim_to)
-        m.d.sync += level.eq(level + push - pop)
+        m.d.sync += occ.eq(_moved(occ, push, pop))
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -157,12 +177,13 @@ class Tokenizer(wiring.Component):
         m.d.comb += below_drop.eq(Cat((drop > t) for t in range(W - 1)))
 
         # -- the decoder: word (registered as read) -> decoded, the carried state last -> entry --
-        level = Signal(range(_ENTRIES + 1))    # decoded words held
+        occ = Signal(_ENTRIES)                 # entry i holds a decoded word (a thermometer)
         dec_valid, dec_first = Signal(), Signal()      # the word registered
         pre_valid, pre_first = Signal(), Signal()      # its state-free part decoded
         issue = Signal()
         m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
-                             & (level + dec_valid + pre_valid < _ENTRIES))
+                             & ~Mux(dec_valid & pre_valid, occ[-3],
+                                    Mux(dec_valid | pre_valid, occ[-2], occ[-1])))
         m.d.comb += pf.advance.eq(issue)
         word = Signal(W)
         m.d.comb += word.eq(Array(pf.word[j * W:(j + 1) * W] for j in range(R))[pf.sel]
@@ -186,7 +207,7 @@ class Tokenizer(wiring.Component):
         if not unary:
             m.d.comb += new_lead.eq(Array(Const((c - x) % c, len(new_lead))
                                           for x in range(c))[s_in])
-        cur_ok, nxt_ok = Signal(), Signal()    # level >= 1, level >= 2
+        cur_ok, nxt_ok = occ[0], occ[1]        # the window's words are there
 
         # -- the scanner (the loop) --------------------------------------------------------------
         # ``rest``: cur's surviving code ends not yet taken (``empty``: none). A step takes the
@@ -217,27 +238,37 @@ class Tokenizer(wiring.Component):
         r_tok, k_tok, p_next = self._token(m, ht_found, ht_at, ht_k, p, ht_lead)
 
         # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
-        tlevel = Signal(range(_QUEUE + 1))
-        step, push = Signal(), Signal()
+        # The walker's side is a FIFO (``tocc`` and the entries, see ``_queue``); the
+        # scanner's side counts its free places (``credits``): a step reserves one (its token
+        # is pushed two cycles later, or the place is given back if the step made none), a
+        # uniform layer's token reserves one as it is pushed, and the walker's pops give them
+        # back through a register (``returned``). The walker's decisions thus end in its own
+        # registers and in ``returned``; the scanner steps on registers of its own.
+        tocc = Signal(_QUEUE)                  # place i of the queue holds a token
+        credits = Signal(range(_QUEUE + 1), init=_QUEUE)
+        returned = Signal()
+        step, push, ht_push = Signal(), Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
-        m.d.comb += [step.eq(self.run & (uniform == 0)
-                             & (tlevel + st_valid + ht_valid < _QUEUE)
+        m.d.comb += [step.eq(self.run & (uniform == 0) & (credits != 0)
                              & cur_ok & (~empty | nxt_ok)),
-                     push.eq(Mux(uniform != 0, self.run & (tlevel < _QUEUE),
-                                 ht_valid & (ht_found | (p != W)))),
+                     ht_push.eq(ht_valid & (ht_found | (p != W))),
+                     push.eq(Mux(uniform != 0, self.run & (credits != 0), ht_push)),
                      r_in.eq(Mux(uniform != 0, 0, r_tok)),
                      k_in.eq(Mux(uniform != 0, uniform, k_tok)),
-                     self.valid.eq(tlevel != 0)]
+                     self.valid.eq(tocc[0])]
 
         land = pre_valid
         leave = step & shift
         with m.If(self.start):
-            m.d.sync += [tlevel.eq(0), level.eq(0), cur_ok.eq(0), nxt_ok.eq(0), st_valid.eq(0),
-                         ht_valid.eq(0),
+            m.d.sync += [tocc.eq(0), credits.eq(_QUEUE), returned.eq(0), occ.eq(0),
+                         st_valid.eq(0), ht_valid.eq(0),
                          dec_valid.eq(0), pre_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop)]
         with m.Else():
-            self._queue(m, tlevel, push, r_in, k_in)
+            self._queue(m, tocc, push, r_in, k_in)
+            reserve = Mux(uniform != 0, push, step)
+            m.d.sync += [returned.eq(self.pop),
+                         credits.eq(credits - reserve + returned + (ht_valid & ~ht_push))]
 
             m.d.sync += [st_valid.eq(step), st_found.eq(found),
                          st_hit.eq(Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit)),
@@ -255,18 +286,16 @@ class Tokenizer(wiring.Component):
             # first free one.
             for i in range(_ENTRIES):
                 if i + 1 < _ENTRIES:
-                    with m.If(leave & (level > i + 1)):
+                    with m.If(leave & occ[i + 1]):
                         m.d.sync += [alive[i].eq(alive[i + 1]), code[i].eq(code[i + 1]),
                                      lead[i].eq(lead[i + 1])]
-                with m.If(land & (level - leave == i)):
+                with m.If(land & Mux(leave, _holds(occ, i + 1), _holds(occ, i))):
                     m.d.sync += [alive[i].eq(new_alive), code[i].eq(new_code),
                                  lead[i].eq(new_lead)]
-            level_next = level + land - leave
-            m.d.sync += [level.eq(level_next), cur_ok.eq(level_next >= 1),
-                         nxt_ok.eq(level_next >= 2)]
+            m.d.sync += occ.eq(_moved(occ, land, leave))
             with m.If(step):
                 m.d.sync += [rest.eq(Mux(shift, nxt_after, rest_after)),
                              empty.eq(~Mux(shift, nxt_after, rest_after).any())]
-            with m.If(land & (level == 0)):   # the word lands as cur (no step: cur was empty)
+            with m.If(land & ~occ[0]):   # the word lands as cur (no step: cur was empty)
                 m.d.sync += [rest.eq(new_alive), empty.eq(~new_alive.any())]
         return m
