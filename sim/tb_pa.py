@@ -5,7 +5,6 @@ scoreboard. Every seed uses a new random ordered threshold set and hysteresis ba
 through the register port, and a different idle/backpressure pattern.
 """
 
-import os
 import random
 
 import cocotb
@@ -15,6 +14,7 @@ from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 from pse_hdl.model.pa import allocate
 from pse_hdl.rtl.layouts import code_out, importance_in
+from sim.common import PATTERNS, SEEDS, WEIGHTS
 from sim.runner import config_from_env
 from sim.streams import (Codec, Scoreboard, StreamDriver, StreamMonitor, run_streams,
                          stall_pattern)
@@ -22,10 +22,6 @@ from sim.streams import (Codec, Scoreboard, StreamDriver, StreamMonitor, run_str
 CFG = config_from_env()
 N = len(CFG.precisions)
 IMAX = (1 << CFG.importance_bits) - 1
-SEEDS = int(os.environ.get("PSE_SEEDS", "10"))
-WEIGHTS = int(os.environ.get("PSE_WEIGHTS", "10000"))
-PATTERNS = [("none", "none"), ("random", "random"), ("heavy", "random"), ("random", "heavy"),
-            ("none", "burst"), ("burst", "none")]
 
 
 async def start(dut):

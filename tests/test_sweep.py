@@ -20,8 +20,8 @@ from pse_hdl.sweep import SweepSpec, expand, load_spec, pareto, run_sweep
 # worker would compute again.
 pytestmark = pytest.mark.xdist_group("sweep")
 
-# The default hardware: its 4-lane model is the one the demo and drift tests build (one build
-# in the session's cache serves them all); the 2-lane one is the sweep's own.
+# The default hardware: its model is the one the demo and drift tests build (one build in the
+# session's cache serves them all, the sweep's RTL points too).
 BASE = {"preset": "default"}
 
 
@@ -31,8 +31,9 @@ def spec(measure=("model", "rtl"), grid=None, budgets=(4.5, 6.0), samples=40, **
                   "budgets": list(budgets), "measure": list(measure), "samples": samples,
                   **sweep},
         "base": dict(BASE),
-        # One hardware field and one firmware field: two Verilated builds serve four configs.
-        "grid": grid if grid is not None else {"lanes": [2, 4], "period": [4, 8]},
+        # Two firmware fields: one Verilated build serves the four configs (a hardware field,
+        # lanes, varies in the model-only sweep of test_a_killed_worker_loses_nothing).
+        "grid": grid if grid is not None else {"period": [4, 8], "swap_delay": [0, 2]},
     })
 
 
