@@ -1,6 +1,6 @@
 """cocotb testbench of the variable-precision MAC array against the golden model.
 
-``random_layers``: random shapes, precision mixes and sparsity (10 seeds, plus all-pruned,
+``random_layers``: random shapes, precision mixes and sparsity (``PSE_SEEDS`` seeds, plus all-pruned,
 all-top-precision and accumulator-saturating layers), each lane's stream with random idle cycles
 and the output with random backpressure; every row's value, accumulator and overflow flag
 compared. ``measure_cycles``: the layers of an ``.npz`` file (``PSE_IN``) run without

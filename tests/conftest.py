@@ -15,14 +15,17 @@ from threadpoolctl import threadpool_limits  # noqa: E402
 
 threadpool_limits(1)
 
-# The longest tests (measured with --durations on a 2-core machine: 50 s to 3 min each) start
+# The longest tests (measured with --durations on a 2-core machine: 50 s to 2 min each) start
 # first, so that the parallel workers do not end the run waiting for one of them (longest job
 # first: the same tests, a shorter wall time). Only tests without module-scoped fixtures: moved
 # away from their module, they would set those up twice.
 LONGEST_FIRST = [
-    "tests/test_synth.py::test_lint_every_block_and_preset_is_clean[wide-engine]",
     "tests/test_cocotb_engine.py::test_engine_against_model[L4-p4-8-16]",
+    "tests/test_synth.py::test_lint_every_block_and_preset_is_clean[wide-engine]",
+    "tests/test_cocotb_engine.py::test_engine_against_model[L2-p2-4-8-16-fixed-destructive]",
+    "tests/test_fast_engine.py::test_waveform_of_a_sample",
     "tests/test_cocotb_zones.py::test_zones_against_model[unary-P4]",
+    "tests/test_synth.py::test_up5k_master_store_maps_to_the_spram_and_the_misfit_says_by_how_much",
 ]
 
 

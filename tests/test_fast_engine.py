@@ -15,9 +15,11 @@ from pse_hdl.host.verilated import VerilatedBus, build, build_dir_for
 from pse_hdl.workflow import MismatchError, run_demo
 from sim.engine_ref import check_run, random_case, run_firmware
 
-# One worker runs the module: a second would set up the module's fixtures again and wait on the
-# first one's build of its models (CFG's, the masked one) with nothing to do.
-pytestmark = pytest.mark.xdist_group("fast_engine")
+# The tests of one module-scoped model run on one worker (a second would set the fixture up
+# again and wait on the first one's build with nothing to do); each model's group, and the
+# tests that build their own, may run on another worker meanwhile.
+ON_CFG = pytest.mark.xdist_group("fast_engine")
+ON_MASK_CFG = pytest.mark.xdist_group("fast_engine_masked")
 
 # The hardware of tests/test_api.py's RTL runs too: one Verilated build serves both modules.
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
@@ -35,6 +37,7 @@ def bus():
     b.close()
 
 
+@ON_CFG
 def test_cached_build_costs_nothing(bus):
     path, seconds = build(CFG)
     assert path == bus.path and seconds == 0.0
@@ -43,6 +46,7 @@ def test_cached_build_costs_nothing(bus):
     assert build_dir_for(CFG) == build_dir_for(CFG.replace(swap_delay=2, period=5, warmup=0))
 
 
+@ON_CFG
 @pytest.mark.parametrize("seed", range(8))
 def test_random_networks_are_bit_exact(bus, seed):
     rng = np.random.default_rng(1000 + seed)
@@ -59,6 +63,7 @@ def test_random_networks_are_bit_exact(bus, seed):
     assert all(st.engine_cycles >= st.mac_cycles for st in stats)
 
 
+@ON_CFG
 def test_a_layout_that_does_not_fit_is_not_swapped_in(bus):
     """The RTL's re-zoning of a layout that overflows a zone fails with its error bit, the
     active bank serves on and a later layout that fits is swapped in: bit-exact with the model
@@ -143,6 +148,7 @@ def mask_bus():
     b.close()
 
 
+@ON_MASK_CFG
 @pytest.mark.parametrize("seed", range(4))
 def test_masked_layers_are_bit_exact(mask_bus, seed):
     """The engine allocates masked layers from the column magnitudes (whole input columns
