@@ -140,6 +140,7 @@ class ZonePacker(wiring.Component):
             idx, end = self.index[k], self.words[k]
             acc = Signal(W, name=f"zacc{k}")                 # the word being filled
             e = idx[:log2(per)] if per > 1 else Const(0, 1)  # its next element
+            partial = e != 0                                  # the word holds some
             # The word being filled, a register (the layer's start plus its full words), and
             # whether it lies in the zone (``room``, a register too): a write's address and its
             # overflow check wait for no adder or compare.
@@ -170,9 +171,9 @@ class ZonePacker(wiring.Component):
             with m.If(self.flush):
                 # The partial word, if any, is the layer's last: the zone ends after it. A zone
                 # that ends past its depth has had a write refused (``overflow``) on the way.
-                with m.If(e != 0 if per > 1 else Const(0)):
+                with m.If(partial):
                     write(acc)
-                m.d.sync += end.eq(waddr + (e != 0 if per > 1 else 0))
+                m.d.sync += end.eq(waddr + partial)
         return m
 
 
