@@ -166,15 +166,18 @@ def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
 
 
 def test_the_input_masks_example_is_the_default_with_masked_layers():
-    """``examples/input_masks.toml`` (README, docs/ALLOCATION.md) changes ``input_masks`` only,
-    and the demo's network then stores a layer masked within the 4-bit budget."""
+    """``examples/input_masks.toml`` (README, docs/ALLOCATION.md) changes ``input_masks`` and
+    the histogram's resolution only (16 bins an octave over the default's range), and the demo's
+    network then stores a layer masked within the 4-bit budget."""
     from pathlib import Path
 
     from pse_hdl.workflow import run_demo
     path = Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"
     cfg = from_arg(str(path))
     default = PSEConfig().to_dict()
-    assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {"input_masks"}
+    assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {
+        "input_masks", "hist_sub_bits", "hist_bins"}
+    assert cfg.hist_bins >> cfg.hist_sub_bits == default["hist_bins"] >> default["hist_sub_bits"]
     fig = run_demo(cfg).figures
     assert fig["masked_layers"] and fig["bits_per_weight"] <= 4.0
     assert fig["pse_accuracy"] > 0.97
