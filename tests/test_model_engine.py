@@ -347,6 +347,28 @@ def test_a_masked_layer_prunes_whole_input_columns(small):
                 on_allocation=lambda k, eng: _whole_columns(eng.pending["codes"][0]))
 
 
+
+def test_a_finer_histogram_lets_a_masked_cut_fall_between_more_columns(small):
+    """The recalibration's thresholds lie on histogram bin edges, so a masked layer's cut moves
+    by whole bins: at 16 bins an octave over the same range (``examples/input_masks.toml``) the
+    shares reach every cut of the default's 4 bins an octave (a coarse edge is a fine one too)
+    and cuts between columns that share a coarse bin."""
+    splits, net, q, xq = small
+
+    def cuts(sub):
+        cfg = MASKS.replace(hist_sub_bits=sub,
+                            hist_bins=MASKS.hist_bins << (sub - MASKS.hist_sub_bits))
+        probe = Engine(q, cfg, allocate=False, uniform=[1, 0], masked=[True, False])
+        kept = set()
+        for p in np.linspace(0.0, 0.9, 91):
+            th = histogram_thresholds(probe, (p, 1.0 - p, 0.0, 0.0))
+            e = Engine(q, cfg, thresholds=th, uniform=[1, 0], masked=[True, False])
+            kept.add(int(np.count_nonzero(e.active_codes[0][0])))
+        return kept
+
+    coarse, fine = cuts(2), cuts(4)
+    assert coarse < fine and len(fine) > len(coarse) + 2
+
 def _whole_columns(codes):
     assert np.all(codes == codes[:1]) and set(np.unique(codes)) <= {0, 1}
 
