@@ -38,14 +38,6 @@ from .tokenizer import Tokenizer, max_run
 __all__ = ["FetchWalker"]
 
 
-def _below(run, bound):
-    """``run < bound`` for a run of few bits against a wider register: the run's bits compared
-    with the bound's low bits, or the bound's high bits not all zero (a short carry chain and an
-    OR beside it, not a chain as wide as the bound)."""
-    n = len(run)
-    return (bound[n:] != 0) | (run < bound[:n]) if len(bound) > n else run < bound
-
-
 class FetchWalker(wiring.Component):
     """One fetch port's walker (see the module docs).
 
@@ -124,10 +116,6 @@ class FetchWalker(wiring.Component):
         # rowrem + cols, kept too: whether a run that ends the row ends within the next one
         # (``sk - rowrem < cols``) is then one compare, not a subtraction and a compare.
         rowrem_pc = Signal(cfg.col_bits + 3)
-        # left - rowrem, kept as a register: the share ends in this row or later (``rowrem <=
-        # left``) when it is not negative. Takes and pruned runs within the row leave it as it
-        # is; it falls by ``cols`` for every row the walk moves on.
-        gap = Signal(signed(cfg.pos_bits + 2))
         # The head token: the tokenizer's, or a masked layer's kept-column source's.
         ts = (self._masked_tokens(m, tok, start, running) if cfg.input_masks
               else (tok.valid, tok.skip, tok.code, tok.pop, tok.trim, tok.trim_to))
@@ -143,8 +131,7 @@ class FetchWalker(wiring.Component):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind), ev.row.eq(erow), ev.col.eq(ecol),
                          ev.code.eq(ecode)]
 
-        def weight(erow, ecol, rows_on):
-            """A surviving weight at (``erow``, ``ecol``), ``rows_on`` (0 or 1) rows on."""
+        def weight(erow, ecol):
             emit(WEIGHT, erow, ecol, code)
             with m.Switch(code):
                 for k, q in enumerate(queues):
@@ -155,18 +142,16 @@ class FetchWalker(wiring.Component):
             m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
             with m.If(ecol + 1 == cols):
                 m.d.sync += [row.eq(erow + 1), col.eq(0), rowrem.eq(cols), rowrem_pc.eq(twice),
-                             row_has.eq(0), gap.eq(gap - (twice if rows_on else cols))]
+                             row_has.eq(0)]
             with m.Else():
                 m.d.sync += [row.eq(erow), col.eq(ecol + 1), rowrem.eq(cols - ecol - 1),
                              rowrem_pc.eq(twice - ecol - 1), row_has.eq(1)]
-                if rows_on:
-                    m.d.sync += gap.eq(gap - cols)
 
         def next_row():
             # The token's run covers the rest of the row: keep what is left of it.
             m.d.comb += [tok_trim.eq(1), tok_trim_to.eq(sk - rowrem)]
             m.d.sync += [row.eq(row + 1), col.eq(0), rowrem.eq(cols), rowrem_pc.eq(twice),
-                         row_has.eq(0), left.eq(left - rowrem), gap.eq(gap - cols)]
+                         row_has.eq(0), left.eq(left - rowrem)]
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
@@ -181,7 +166,6 @@ class FetchWalker(wiring.Component):
                              rowrem.eq(tab.cols - first.col),
                              rowrem_pc.eq(twice - first.col),
                              left.eq(self.end - first.pos),
-                             gap.eq(self.end - first.pos - (tab.cols - first.col)),
                              self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
                              row_has.eq(0), unres.eq(0)]
                 m.next = "RUN"
@@ -190,7 +174,7 @@ class FetchWalker(wiring.Component):
                     emit(DONE, row)
                     m.next = "DRAIN"
                 with m.Elif(en & tok_valid & have):
-                    with m.If(~_below(sk, rowrem) & ~gap[-1]):
+                    with m.If((sk >= rowrem) & (rowrem <= left)):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
                             emit(MARK, row)
@@ -198,15 +182,15 @@ class FetchWalker(wiring.Component):
                                 m.d.sync += [resolve.eq(1), unres.eq(0)]
                             with m.Else():
                                 next_row()
-                        with m.Elif(tvis & _below(sk, rowrem_pc) & _below(sk, left)):
-                            weight(row + 1, rdiff, 1)
+                        with m.Elif(tvis & (sk < rowrem_pc) & (sk < left)):
+                            weight(row + 1, rdiff)
                         with m.Else():
                             next_row()
-                    with m.Elif(~_below(sk, left)):
+                    with m.Elif(sk >= left):
                         emit(DONE, row)
                         m.next = "DRAIN"
                     with m.Elif(tvis):
-                        weight(row, (col + sk)[:cfg.col_bits + 1], 0)
+                        weight(row, (col + sk)[:cfg.col_bits + 1])
                     with m.Else():
                         m.d.comb += tok_pop.eq(1)
                         m.d.sync += [col.eq(col + sk), rowrem.eq(rowrem - sk),
