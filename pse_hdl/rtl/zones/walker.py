@@ -109,13 +109,16 @@ class FetchWalker(wiring.Component):
         # -- bookkeeping: rows, columns, the end of the share ------------------------------------
         row, col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
         left = Signal(cfg.pos_bits)
+        left_zero = Signal()                   # left == 0, kept as a register
         row_has = Signal()                     # the walk has sent a weight of this row
         unres = Signal()                       # a sent weight still waits for its last bit
         cols = tab.cols
-        rowrem = Signal(cfg.col_bits + 2)      # cols - col, kept as a register
-        # rowrem + cols, kept too: whether a run that ends the row ends within the next one
-        # (``sk - rowrem < cols``) is then one compare, not a subtraction and a compare.
-        rowrem_pc = Signal(cfg.col_bits + 3)
+        # What is left of the row less one (``cols - col - 1``), kept as a register: whether a
+        # run reaches the row's end (``sk > rm1``) or a weight ends it (``sk == rm1``) is one
+        # compare of the run with a register, no adder before it. ``rpc1`` (``rm1 + cols``)
+        # answers the same for a run that ends the row, within the next one.
+        rm1 = Signal(cfg.col_bits + 2)
+        rpc1 = Signal(cfg.col_bits + 3)
         # The head token: the tokenizer's, or a masked layer's kept-column source's.
         ts = (self._masked_tokens(m, tok, start, running) if cfg.input_masks
               else (tok.valid, tok.skip, tok.code, tok.pop, tok.trim, tok.trim_to))
@@ -123,38 +126,47 @@ class FetchWalker(wiring.Component):
         tvis = code != 0
         # A surviving head token waits for its zone's word.
         have = Array([Const(1)] + [q.valid for q in queues])[code]
-        rdiff = Signal(range(max_run(cfg) + 1))
-        m.d.comb += rdiff.eq(sk - rowrem)
+        rdiff = Signal(range(max_run(cfg) + 1))    # the run less the row's rest
+        m.d.comb += rdiff.eq(sk - rm1 - 1)
         twice = cols << 1
+        # The run is shorter than what is left of the share: its few bits against the low bits
+        # of ``left``, or ``left``'s high bits not all zero (a short chain and an OR beside it).
+        n_sk = len(sk)
+        within = Signal()
+        m.d.comb += within.eq((left[n_sk:] != 0) | (sk < left[:n_sk]))
 
         def emit(kind, erow, ecol=0, ecode=0):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind), ev.row.eq(erow), ev.col.eq(ecol),
                          ev.code.eq(ecode)]
 
-        def weight(erow, ecol):
+        def weight(erow, ecol, ends_row, rm1_after, rpc1_after):
+            """A surviving weight at (``erow``, ``ecol``); ``ends_row``: it is the row's last;
+            else ``rm1``, ``rpc1`` become ``rm1_after``, ``rpc1_after``."""
             emit(WEIGHT, erow, ecol, code)
             with m.Switch(code):
                 for k, q in enumerate(queues):
                     with m.Case(k + 1):
                         m.d.comb += q.pop.eq(1)
-                        m.d.sync += ev.value.eq(q.head)
             m.d.comb += tok_pop.eq(1)
-            m.d.sync += [left.eq(left - sk - 1), unres.eq(1)]
-            with m.If(ecol + 1 == cols):
-                m.d.sync += [row.eq(erow + 1), col.eq(0), rowrem.eq(cols), rowrem_pc.eq(twice),
-                             row_has.eq(0)]
+            m.d.sync += [left.eq(left - sk - 1), left_zero.eq(sk + 1 == left), unres.eq(1)]
+            with m.If(ends_row):
+                m.d.sync += [row.eq(erow + 1), col.eq(0), rm1.eq(cols - 1),
+                             rpc1.eq(twice - 1), row_has.eq(0)]
             with m.Else():
-                m.d.sync += [row.eq(erow), col.eq(ecol + 1), rowrem.eq(cols - ecol - 1),
-                             rowrem_pc.eq(twice - ecol - 1), row_has.eq(1)]
+                m.d.sync += [row.eq(erow), col.eq(ecol + 1), rm1.eq(rm1_after),
+                             rpc1.eq(rpc1_after), row_has.eq(1)]
 
         def next_row():
             # The token's run covers the rest of the row: keep what is left of it.
-            m.d.comb += [tok_trim.eq(1), tok_trim_to.eq(sk - rowrem)]
-            m.d.sync += [row.eq(row + 1), col.eq(0), rowrem.eq(cols), rowrem_pc.eq(twice),
-                         row_has.eq(0), left.eq(left - rowrem)]
+            m.d.comb += [tok_trim.eq(1), tok_trim_to.eq(rdiff)]
+            m.d.sync += [row.eq(row + 1), col.eq(0), rm1.eq(cols - 1), rpc1.eq(twice - 1),
+                         row_has.eq(0), left.eq(left - rm1 - 1), left_zero.eq(rm1 + 1 == left)]
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
+            # The head token's weight, whatever the walker decides: only a weight's event
+            # reads it, and the register's enable then waits for no decision.
+            m.d.sync += ev.value.eq(Array([queues[0].head] + [q.head for q in queues])[code])
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -163,18 +175,19 @@ class FetchWalker(wiring.Component):
             with m.State("START"):
                 m.d.comb += start.eq(1)
                 m.d.sync += [row.eq(first.row), col.eq(first.col),
-                             rowrem.eq(tab.cols - first.col),
-                             rowrem_pc.eq(twice - first.col),
+                             rm1.eq(tab.cols - first.col - 1),
+                             rpc1.eq(twice - first.col - 1),
                              left.eq(self.end - first.pos),
+                             left_zero.eq(self.end == first.pos),
                              self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
                              row_has.eq(0), unres.eq(0)]
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(en & (left == 0)):
+                with m.If(en & left_zero):
                     emit(DONE, row)
                     m.next = "DRAIN"
                 with m.Elif(en & tok_valid & have):
-                    with m.If((sk >= rowrem) & (rowrem <= left)):
+                    with m.If((sk > rm1) & (rm1 < left)):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
                             emit(MARK, row)
@@ -182,19 +195,22 @@ class FetchWalker(wiring.Component):
                                 m.d.sync += [resolve.eq(1), unres.eq(0)]
                             with m.Else():
                                 next_row()
-                        with m.Elif(tvis & (sk < rowrem_pc) & (sk < left)):
-                            weight(row + 1, rdiff)
+                        with m.Elif(tvis & (sk <= rpc1) & within):
+                            # The weight lands in the next row, at column ``rdiff``.
+                            weight(row + 1, rdiff, sk == rpc1, rpc1 - sk - 1,
+                                   rpc1 + cols - sk - 1)
                         with m.Else():
                             next_row()
-                    with m.Elif(sk >= left):
+                    with m.Elif(~within):
                         emit(DONE, row)
                         m.next = "DRAIN"
                     with m.Elif(tvis):
-                        weight(row, (col + sk)[:cfg.col_bits + 1])
+                        weight(row, (col + sk)[:cfg.col_bits + 1], sk == rm1, rm1 - sk - 1,
+                               rpc1 - sk - 1)
                     with m.Else():
                         m.d.comb += tok_pop.eq(1)
-                        m.d.sync += [col.eq(col + sk), rowrem.eq(rowrem - sk),
-                                     rowrem_pc.eq(rowrem_pc - sk), left.eq(left - sk)]
+                        m.d.sync += [col.eq(col + sk), rm1.eq(rm1 - sk), rpc1.eq(rpc1 - sk),
+                                     left.eq(left - sk), left_zero.eq(sk == left)]
             with m.State("DRAIN"):
                 with m.If(en):
                     m.next = "IDLE"
