@@ -40,18 +40,19 @@ def decode_unary(m, cfg, issue, word, low, first, dlow, state):
     with m.If(issue):
         m.d.sync += b.eq(word & ~low)
     s_in = Mux(first, 0, state)
-    # Sums and what is read off them kept as nets: else ABC built half of b + 1 as a LUT
-    # ripple (13 ns in the zones), and the first run of ones (an AND of every bit below) as a
-    # ripple across the word (10.9 ns). Whether the word is all ones is b + 1's carry out.
+    # Sums kept as nets: else ABC built half of b + 1 as a LUT ripple (13 ns in the zones).
+    # What is read off a sum is ``b & ~sum`` (the ones the carry went through), never
+    # ``(sum ^ b) & b``: yosys reads ``sum ^ b`` as the adder's carries, which the ECP5's
+    # carry chain does not give out, and builds them again as a ripple across the word
+    # (10.9 ns). Whether the word is all ones is b + 1's carry out.
     inc = Signal(W + 1, attrs={"keep": 1})
-    first_run, first_zero = Signal(W, attrs={"keep": 1}), Signal(W, attrs={"keep": 1})
-    starts = Signal(W)
-    m.d.comb += [inc.eq(b + 1), first_run.eq((inc[:W] ^ b) & b), first_zero.eq(~b & inc[:W]),
+    first_run, first_zero, starts = Signal(W), Signal(W), Signal(W)
+    m.d.comb += [inc.eq(b + 1), first_run.eq(b & ~inc[:W]), first_zero.eq(~b & inc[:W]),
                  starts.eq(b & ~(b << 1)[:W] & (full ^ 1))]
     runs = []
     for r in range(n):
         run, total = Signal(W, name=f"urun{r}"), Signal(W, name=f"usum{r}", attrs={"keep": 1})
-        m.d.comb += [total.eq((starts & P[r]) + b), run.eq((total ^ b) & b)]
+        m.d.comb += [total.eq((starts & P[r]) + b), run.eq(b & ~total)]
         runs.append(run)
     # registered: what does not depend on the carried state
     fr, fz, ones_rest = Signal(W), Signal(W), Signal(W)
