@@ -113,13 +113,7 @@ class Rezoner(wiring.Component):
         multi = Signal()
         with m.If(w_valid):
             if cfg.desc_stride:       # a row descriptor at every desc_stride-th row start
-                first = (w.col == 0) & (w.row[:log2(cfg.desc_stride)] == 0) \
-                    if cfg.desc_stride > 1 else w.col == 0
-                daddr = dptr + (w.row >> log2(cfg.desc_stride))
-                with m.If(first & (daddr < cfg.desc_depth)):
-                    m.d.comb += [self.desc_en.eq(1), self.desc_data.meta.eq(mp.layer_bits),
-                                 self.desc_addr.eq(banked(self.bank, daddr, cfg.desc_depth))]
-                    m.d.comb += [self.desc_data.index[k].eq(zp.index[k]) for k in range(n)]
+                self._row_descriptor(m, w, dptr, mp, zp)
             # Split descriptor q at the first survivor whose cost prefix reaches
             # ceil(q C / P) (model.layer.lane_split): at most one per survivor, which is the
             # rule's "at least one weight after the previous lane's start".
@@ -154,17 +148,9 @@ class Rezoner(wiring.Component):
                              total.eq(self.plan_data.rows * self.plan_data.cols)]
                 m.next = "TABLE"
             with m.State("TABLE"):
-                m.d.comb += [self.busy.eq(1), restart.eq(1), self.table_en.eq(1),
-                             self.table_addr.eq(banked(self.bank, layer, cfg.max_layers)),
-                             self.table_data.rows.eq(pl.rows),
-                             self.table_data.cols.eq(pl.cols), self.table_data.total.eq(total),
-                             self.table_data.meta_base.eq(mp.bits),
-                             self.table_data.desc_base.eq(dptr),
-                             self.table_data.uniform.eq(pl.uniform)]
-                m.d.comb += [self.table_data.zone_base[k].eq(zp.words[k]) for k in range(n)]
-                m.d.comb += [self.table_data.shift[k].eq(pl.shift[k]) for k in range(n)]
+                m.d.comb += [self.busy.eq(1), restart.eq(1)]
+                self._table_entry(m, layer, pl, total, mp, dptr, zp)
                 if cfg.input_masks:
-                    m.d.comb += self.table_data.masked.eq(pl.masked)
                     m.d.sync += [entry.eq(self.table_data), kept.eq(0)]
                 m.d.sync += [pcost.eq(0), row_has.eq(0), q.eq(1), nq_acc.eq(pl.cost),
                              multi.eq(at_least(total, cfg.one_port_below))]
@@ -203,6 +189,36 @@ class Rezoner(wiring.Component):
                 m.d.comb += [self.busy.eq(1), final.eq(1), self.done.eq(1)]
                 m.next = "IDLE"
         return m
+
+    def _row_descriptor(self, m, w, dptr, mp, zp):
+        """While weight ``w`` is written: a row descriptor if it starts a row that has one
+        (every ``desc_stride``-th), where the descriptors hold it."""
+        cfg = self.cfg
+        first = (w.col == 0) & (w.row[:log2(cfg.desc_stride)] == 0) \
+            if cfg.desc_stride > 1 else w.col == 0
+        daddr = dptr + (w.row >> log2(cfg.desc_stride))
+        with m.If(first & (daddr < cfg.desc_depth)):
+            m.d.comb += [self.desc_en.eq(1), self.desc_data.meta.eq(mp.layer_bits),
+                         self.desc_addr.eq(banked(self.bank, daddr, cfg.desc_depth))]
+            m.d.comb += [self.desc_data.index[k].eq(zp.index[k])
+                         for k in range(len(cfg.precisions))]
+
+    def _table_entry(self, m, layer, pl, total, mp, dptr, zp):
+        """The layer's table entry (plan, sizes, where its metadata, descriptors and zone
+        words begin), written at ``layer`` of the shadow bank."""
+        cfg = self.cfg
+        m.d.comb += [self.table_en.eq(1),
+                     self.table_addr.eq(banked(self.bank, layer, cfg.max_layers)),
+                     self.table_data.rows.eq(pl.rows),
+                     self.table_data.cols.eq(pl.cols), self.table_data.total.eq(total),
+                     self.table_data.meta_base.eq(mp.bits),
+                     self.table_data.desc_base.eq(dptr),
+                     self.table_data.uniform.eq(pl.uniform)]
+        for k in range(len(cfg.precisions)):
+            m.d.comb += [self.table_data.zone_base[k].eq(zp.words[k]),
+                         self.table_data.shift[k].eq(pl.shift[k])]
+        if cfg.input_masks:
+            m.d.comb += self.table_data.masked.eq(pl.masked)
 
     def _masked(self, m, pl, layer, w, w_valid, survivor, here):
         """A masked layer's kept-column table and split ranks (see the class docs). Returns the

@@ -69,6 +69,19 @@ def _moved(occ, up, down):
     return Mux(up & ~down, Cat(Const(1, 1), occ[:-1]), Mux(down & ~up, occ[1:], occ))
 
 
+def _fifo_step(m, occ, push, pop, entries, new):
+    """One cycle of a FIFO kept as registers: ``entries`` (place 0 the head; each a tuple of
+    signals) and ``occ``, the thermometer of the places taken. ``pop`` moves every entry down a
+    place, ``push`` writes ``new`` into the first place free after the move."""
+    for i, entry in enumerate(entries):
+        if i + 1 < len(entries):
+            with m.If(pop & occ[i + 1]):
+                m.d.sync += [a.eq(b) for a, b in zip(entry, entries[i + 1])]
+        with m.If(push & Mux(pop, _holds(occ, i + 1), _holds(occ, i))):
+            m.d.sync += [a.eq(v) for a, v in zip(entry, new)]
+    m.d.sync += occ.eq(_moved(occ, push, pop))
+
+
 def max_run(cfg):
     """Z: the most pruned codes one token skips (the codes of two metadata words)."""
     return (2 * cfg.zone_word_bits - 1) // cfg.code_length(0)
@@ -104,6 +117,17 @@ class Tokenizer(wiring.Component):
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
             "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
+    def _prefetch(self, m, uniform):
+        """The metadata words of the walk, in order (a ``WordPrefetch`` on the shared port),
+        while the layer is not ``uniform``."""
+        R, W = read_ratio(self.cfg), self.cfg.zone_word_bits
+        pf = WordPrefetch(len(self.meta.addr), R * W, log2(R))
+        m.submodules.prefetch = pf
+        wiring.connect(m, pf.port, wiring.flipped(self.meta))
+        m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first),
+                     pf.run.eq(self.run & (uniform == 0)), pf.grant.eq(self.grant)]
+        return pf
+
     def _hit(self, m, st_hit, code0):
         """A step's hit (one bit of ``st_hit``, or none): its bit in the window (``at``: its bit
         within its word, then whether it is in nxt) and its class, read out of entry 0 (the
@@ -117,6 +141,29 @@ class Tokenizer(wiring.Component):
         k_st = Signal(cb)
         m.d.comb += k_st.eq(Cat((h & code0[j * W:(j + 1) * W]).any() for j in range(cb)))
         return Cat(lo, st_hit[W:].any()), k_st
+
+    def _token_stage(self, m, step, found, hit, code0, lead0):
+        """The token stage (see the module docs): a step's ``found`` and ``hit`` registered,
+        the hit's position and class (read from ``code0``, entry 0's classes) registered a cycle
+        later, then its token from ``p``. Returns ``(valid, found, p, run, class)``."""
+        W, cb, c = self.cfg.zone_word_bits, self.cfg.code_bits, self.cfg.code_bits
+        st_valid, st_found = Signal(), Signal()
+        st_hit = Signal(2 * W)
+        hit_at, hit_k = self._hit(m, st_hit, code0)
+        ht_valid, ht_found = Signal(), Signal()
+        ht_at, ht_k = Signal(len(hit_at)), Signal(cb)
+        ht_lead = Signal(range(c))
+        p = Signal(range(W + 1))
+        r_tok, k_tok, p_next = self._token(m, ht_found, ht_at, ht_k, p, ht_lead)
+        with m.If(self.start):
+            m.d.sync += [st_valid.eq(0), ht_valid.eq(0), p.eq(self.drop)]
+        with m.Else():
+            m.d.sync += [st_valid.eq(step), st_found.eq(found), st_hit.eq(hit),
+                         ht_valid.eq(st_valid), ht_found.eq(st_found),
+                         ht_at.eq(hit_at), ht_k.eq(hit_k), ht_lead.eq(lead0)]
+            with m.If(ht_valid):
+                m.d.sync += p.eq(p_next)
+        return ht_valid, ht_found, p, r_tok, k_tok
 
     def _token(self, m, st_found, at, k_st, p, lead0):
         """The token of a hit (registered: ``at``, its class ``k_st``; ``lead0`` the
@@ -147,15 +194,9 @@ class Tokenizer(wiring.Component):
         tails = range(1, _QUEUE)
         qskip = [self.skip] + [Signal.like(self.skip, name=f"tail{i}_skip") for i in tails]
         qcode = [self.code] + [Signal.like(self.code, name=f"tail{i}_code") for i in tails]
-        for i in range(_QUEUE):
-            if i + 1 < _QUEUE:
-                with m.If(pop & occ[i + 1]):
-                    m.d.sync += [qskip[i].eq(qskip[i + 1]), qcode[i].eq(qcode[i + 1])]
-            with m.If(push & Mux(pop, _holds(occ, i + 1), _holds(occ, i))):
-                m.d.sync += [qskip[i].eq(skip), qcode[i].eq(code)]
+        _fifo_step(m, occ, push, pop, list(zip(qskip, qcode)), (skip, code))
         with m.If(self.trim):                  # a push then goes behind the head
             m.d.sync += self.skip.eq(self.trim_to)
-        m.d.sync += occ.eq(_moved(occ, push, pop))
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -164,12 +205,8 @@ class Tokenizer(wiring.Component):
         unary = cfg.meta_encoding == "unary"
         m = Module()
 
-        pf = WordPrefetch(len(self.meta.addr), R * W, log2(R))
-        m.submodules.prefetch = pf
-        wiring.connect(m, pf.port, wiring.flipped(self.meta))
         uniform = Signal(cfg.code_bits)
-        m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first),
-                     pf.run.eq(self.run & (uniform == 0)), pf.grant.eq(self.grant)]
+        pf = self._prefetch(m, uniform)
 
         drop = Signal(range(W))
         first_word = Signal()                  # the next word read is the walk's first
@@ -228,14 +265,9 @@ class Tokenizer(wiring.Component):
         # The hit (one bit of ``st_hit``): its position and class, read from entry 0 (the word
         # it is in: if the window moved at the step, nxt became entry 0), registered (``ht_*``);
         # then its run from ``p`` (cur's first bit not taken, following the tokens, one a step).
-        st_valid, st_found = Signal(), Signal()
-        st_hit = Signal(2 * W)
-        hit_at, hit_k = self._hit(m, st_hit, code[0])
-        ht_valid, ht_found = Signal(), Signal()
-        ht_at, ht_k = Signal(len(hit_at)), Signal(cb)
-        ht_lead = Signal(range(c))
-        p = Signal(range(W + 1))
-        r_tok, k_tok, p_next = self._token(m, ht_found, ht_at, ht_k, p, ht_lead)
+        step = Signal()
+        ht_valid, ht_found, p, r_tok, k_tok = self._token_stage(
+            m, step, found, Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit), code[0], lead[0])
 
         # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
         # The walker's side is a FIFO (``tocc`` and the entries, see ``_queue``); the
@@ -247,7 +279,7 @@ class Tokenizer(wiring.Component):
         tocc = Signal(_QUEUE)                  # place i of the queue holds a token
         credits = Signal(range(_QUEUE + 1), init=_QUEUE)
         returned = Signal()
-        step, push, ht_push = Signal(), Signal(), Signal()
+        push, ht_push = Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
         m.d.comb += [step.eq(self.run & (uniform == 0) & (credits != 0)
                              & cur_ok & (~empty | nxt_ok)),
@@ -261,21 +293,13 @@ class Tokenizer(wiring.Component):
         leave = step & shift
         with m.If(self.start):
             m.d.sync += [tocc.eq(0), credits.eq(_QUEUE), returned.eq(0), occ.eq(0),
-                         st_valid.eq(0), ht_valid.eq(0),
                          dec_valid.eq(0), pre_valid.eq(0), first_word.eq(1),
-                         drop.eq(self.drop), uniform.eq(self.uniform), p.eq(self.drop)]
+                         drop.eq(self.drop), uniform.eq(self.uniform)]
         with m.Else():
             self._queue(m, tocc, push, r_in, k_in)
             reserve = Mux(uniform != 0, push, step)
             m.d.sync += [returned.eq(self.pop),
                          credits.eq(credits - reserve + returned + (ht_valid & ~ht_push))]
-
-            m.d.sync += [st_valid.eq(step), st_found.eq(found),
-                         st_hit.eq(Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit)),
-                         ht_valid.eq(st_valid), ht_found.eq(st_found),
-                         ht_at.eq(hit_at), ht_k.eq(hit_k), ht_lead.eq(lead[0])]
-            with m.If(ht_valid):
-                m.d.sync += p.eq(p_next)
 
             m.d.sync += [dec_valid.eq(issue), pre_valid.eq(dec_valid), pre_first.eq(dec_first)]
             with m.If(issue):
@@ -284,15 +308,8 @@ class Tokenizer(wiring.Component):
                 m.d.sync += state.eq(s_out)
             # Entries move down a place when the window moves; a decoded word lands in the
             # first free one.
-            for i in range(_ENTRIES):
-                if i + 1 < _ENTRIES:
-                    with m.If(leave & occ[i + 1]):
-                        m.d.sync += [alive[i].eq(alive[i + 1]), code[i].eq(code[i + 1]),
-                                     lead[i].eq(lead[i + 1])]
-                with m.If(land & Mux(leave, _holds(occ, i + 1), _holds(occ, i))):
-                    m.d.sync += [alive[i].eq(new_alive), code[i].eq(new_code),
-                                 lead[i].eq(new_lead)]
-            m.d.sync += occ.eq(_moved(occ, land, leave))
+            _fifo_step(m, occ, land, leave, list(zip(alive, code, lead)),
+                       (new_alive, new_code, new_lead))
             with m.If(step):
                 m.d.sync += [rest.eq(Mux(shift, nxt_after, rest_after)),
                              empty.eq(~Mux(shift, nxt_after, rest_after).any())]

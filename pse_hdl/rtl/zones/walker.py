@@ -86,25 +86,11 @@ class FetchWalker(wiring.Component):
 
     def elaborate(self, platform):
         cfg, tab, first = self.cfg, self.tab, self.first
-        W = cfg.zone_word_bits
         m = Module()
         start, running = Signal(), Signal()
-
-        # -- the tokenizer, the zones' elements and the output stage ---------------------------
-        tok = Tokenizer(cfg)
-        out = TransferOutput(cfg)
-        m.submodules.tokenizer, m.submodules.output = tok, out
-        wiring.connect(m, tok.meta, wiring.flipped(self.meta))
-        wiring.connect(m, out.o, wiring.flipped(self.o))
-        first_bit = Signal(cfg.meta_index_bits + 1)
-        m.d.comb += [first_bit.eq(tab.meta_base + first.meta),
-                     tok.start.eq(start), tok.run.eq(running), tok.grant.eq(self.grant),
-                     tok.first.eq(Mux(self.bank, cfg.meta_depth, 0) + (first_bit >> log2(W))),
-                     tok.drop.eq(first_bit[:log2(W)]), tok.uniform.eq(tab.uniform),
-                     out.shift.eq(tab.shift)]
+        tok, out, queues = self._stages(m, start, running)
         en = out.en
         ev, ev_valid, resolve = out.ev, out.ev_valid, out.resolve
-        queues = self._zone_elements(m, start, running)
 
         # -- bookkeeping: rows, columns, the end of the share ------------------------------------
         row, col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
@@ -217,6 +203,24 @@ class FetchWalker(wiring.Component):
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid),
                      running.eq(fsm.ongoing("RUN"))]
         return m
+
+    def _stages(self, m, start, running):
+        """The tokenizer, the output stage and every zone's elements (``_zone_elements``), as
+        submodules of ``m``; returns ``(tokenizer, output stage, zone queues)``."""
+        cfg, tab, first = self.cfg, self.tab, self.first
+        W = cfg.zone_word_bits
+        tok = Tokenizer(cfg)
+        out = TransferOutput(cfg)
+        m.submodules.tokenizer, m.submodules.output = tok, out
+        wiring.connect(m, tok.meta, wiring.flipped(self.meta))
+        wiring.connect(m, out.o, wiring.flipped(self.o))
+        first_bit = Signal(cfg.meta_index_bits + 1)
+        m.d.comb += [first_bit.eq(tab.meta_base + first.meta),
+                     tok.start.eq(start), tok.run.eq(running), tok.grant.eq(self.grant),
+                     tok.first.eq(Mux(self.bank, cfg.meta_depth, 0) + (first_bit >> log2(W))),
+                     tok.drop.eq(first_bit[:log2(W)]), tok.uniform.eq(tab.uniform),
+                     out.shift.eq(tab.shift)]
+        return tok, out, self._zone_elements(m, start, running)
 
     def _zone_elements(self, m, start, running):
         """Every zone's elements of the walk, in order: a ``WordPrefetch`` by the zone's block
