@@ -146,7 +146,8 @@ class Tokenizer(wiring.Component):
         """The token stage (see the module docs): a step's ``found`` and ``hit`` registered,
         the hit's position and class (read from ``code0``, entry 0's classes) registered a cycle
         later, then its token from ``p``. Returns ``(valid, found, p, run, class)``."""
-        W, cb, c = self.cfg.zone_word_bits, self.cfg.code_bits, self.cfg.code_bits
+        W = self.cfg.zone_word_bits
+        cb = c = self.cfg.code_bits             # c: a fixed-length code's bits
         st_valid, st_found = Signal(), Signal()
         st_hit = Signal(2 * W)
         hit_at, hit_k = self._hit(m, st_hit, code0)
