@@ -111,12 +111,14 @@ class ElementQueue(wiring.Component):
     zones are spread over the die; the walker's decision to take a weight is its longest
     logic, so it must end in registers by the walker, and the prefetcher's side must not wait
     on it. The queue is therefore in two parts. By the walker, a FIFO of ``DEPTH`` elements:
-    the walker takes its head (``pop``) and sees whether it has one (``valid``), all from
-    registers of its own. By the prefetcher, a count of the FIFO's free places (credits): it
-    pushes its current element (``value``) whenever it has one and a credit, and the element
-    travels to the FIFO through a register (``sent``); the walker's pops travel back through a
-    register (``returned``) and give the credits back. An element takes four cycles from push
-    to credit returned, so four places keep one element a cycle flowing.
+    the walker takes its head (``pop``) and sees whether it has one (``valid``). The pop itself
+    only sets a register (``taken``): the FIFO's read pointer and fill level follow it a cycle
+    later, and meanwhile ``head`` and ``valid`` show the entry behind the one taken (both
+    chosen by that register, so the walker's decision drives one flip-flop here and nothing
+    else). By the prefetcher, a count of the FIFO's free places (credits): it pushes its
+    current element (``value``) whenever it has one and a credit, and the element travels to
+    the FIFO through a register (``sent``); ``taken`` gives the credit back. An element takes
+    four cycles from push to credit returned, so four places keep one element a cycle flowing.
 
     Latency: an element can be taken two cycles after the prefetcher offers it (two more than
     taking it from the prefetcher). Throughput: one element per cycle.
@@ -147,13 +149,13 @@ class ElementQueue(wiring.Component):
     def elaborate(self, platform):
         D = self.DEPTH
         m = Module()
+        taken = Signal()                   # the walker's pop, applied (and returned) a cycle on
         # -- by the prefetcher: credits, and the element on its way --------------------------
         credits = Signal(range(D + 1), init=D)
         sent, sent_value = Signal(), Signal.like(self.value)
-        returned = Signal()                # the walker's pop, on its way back
         push = self.advance
         m.d.comb += push.eq(self.ok & (credits != 0) & ~self.start)
-        m.d.sync += [credits.eq(credits - push + returned), sent.eq(push),
+        m.d.sync += [credits.eq(credits - push + taken), sent.eq(push),
                      sent_value.eq(self.value)]
         # -- by the walker: the FIFO -----------------------------------------------------------
         entries = [Signal.like(self.value, name=f"entry{i}") for i in range(D)]
@@ -165,11 +167,12 @@ class ElementQueue(wiring.Component):
                 for i, e in enumerate(entries):
                     with m.Case(i):
                         m.d.sync += e.eq(sent_value)
-        with m.If(self.pop):
+        with m.If(taken):
             m.d.sync += rptr.eq(rptr + 1)
-        m.d.sync += [level.eq(level + sent - self.pop), returned.eq(self.pop)]
-        m.d.comb += [self.valid.eq(level != 0), self.head.eq(Array(entries)[rptr])]
+        m.d.sync += [level.eq(level + sent - taken), taken.eq(self.pop)]
+        m.d.comb += [self.valid.eq(level > taken),
+                     self.head.eq(Array(entries)[(rptr + taken)[:len(rptr)]])]
         with m.If(self.start):
-            m.d.sync += [credits.eq(D), sent.eq(0), returned.eq(0), wptr.eq(0), rptr.eq(0),
+            m.d.sync += [credits.eq(D), sent.eq(0), taken.eq(0), wptr.eq(0), rptr.eq(0),
                          level.eq(0)]
         return m

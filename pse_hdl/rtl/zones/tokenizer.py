@@ -27,8 +27,9 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
 So a surviving weight costs one cycle, however long the run before it within two words, and a
 word without a surviving code costs a cycle (``W / pruned-code length`` codes). Tokens wait in a
 five-entry queue: a FIFO that the walker's ``pop`` and ``trim`` alone change, and a count of
-its free places by the scanner, which steps on registers of its own (the pops return to it
-through a register).
+its free places by the scanner, which steps on registers of its own. The head is a register the
+walker's pop reloads; the places behind it move a cycle later, and the pop returns its place a
+cycle later, through registers.
 
 Latency: the first token six cycles after the metadata prefetcher's first word (word
 registered, decoded, window, scan, hit, token). Throughput: one token per cycle
@@ -186,17 +187,30 @@ class Tokenizer(wiring.Component):
         m.d.comb += [r_tok.eq(Mux(st_found, run_hit, rest)), k_tok.eq(Mux(st_found, k_st, 0))]
         return r_tok, k_tok, Mux(st_found, at[:log2(W)] + 1, p_after_rest)
 
-    def _queue(self, m, occ, push, skip, code):
+    def _queue(self, m, occ, taken, push, skip, code):
         """The token queue, the walker's side: ``push`` enters (``skip``, ``code``) behind the
-        tokens held, ``pop`` takes the head, ``trim`` shortens the head's run (never with
-        ``pop``). Its level and entries follow the walker's ``pop`` and ``trim``; nothing of the
-        scanner's side depends on them (see ``credits``)."""
-        pop = self.pop
-        tails = range(1, _QUEUE)
-        qskip = [self.skip] + [Signal.like(self.skip, name=f"tail{i}_skip") for i in tails]
-        qcode = [self.code] + [Signal.like(self.code, name=f"tail{i}_code") for i in tails]
-        _fifo_step(m, occ, push, pop, list(zip(qskip, qcode)), (skip, code))
-        with m.If(self.trim):                  # a push then goes behind the head
+        tokens held; the walker's ``pop`` takes the head and ``trim`` shortens the head's run
+        (never with ``pop``). The head is a register of its own (``skip``, ``code``,
+        ``valid``), the walker's decisions' only destination here; the tokens behind it wait in
+        ``_QUEUE - 1`` places (``occ``) that move by a place a cycle after the head took one
+        of them (``taken``, a register), so the head takes the one behind the place in front
+        when a move is pending. A token pushed while the head is free and no place holds one
+        is written into both: the head, and a place (taken at once)."""
+        tails = range(_QUEUE - 1)
+        qskip = [Signal.like(self.skip, name=f"place{i}_skip") for i in tails]
+        qcode = [Signal.like(self.code, name=f"place{i}_code") for i in tails]
+        _fifo_step(m, occ, push, taken, list(zip(qskip, qcode)), (skip, code))
+        behind = Mux(taken, occ[1], occ[0])            # a place holds a token after the move
+        free = ~self.valid | self.pop                  # the head takes a token this cycle
+        m.d.sync += taken.eq(free & (behind | push))
+        with m.If(free):
+            m.d.sync += self.valid.eq(behind | push)
+            with m.If(behind):
+                m.d.sync += [self.skip.eq(Mux(taken, qskip[1], qskip[0])),
+                             self.code.eq(Mux(taken, qcode[1], qcode[0]))]
+            with m.Else():
+                m.d.sync += [self.skip.eq(skip), self.code.eq(code)]
+        with m.Elif(self.trim):
             m.d.sync += self.skip.eq(self.trim_to)
 
     def elaborate(self, platform):
@@ -270,16 +284,16 @@ class Tokenizer(wiring.Component):
         ht_valid, ht_found, p, r_tok, k_tok = self._token_stage(
             m, step, found, Mux(shift, Cat(Const(0, W), nxt_hit), rest_hit), code[0], lead[0])
 
-        # -- the token queue (head = ``skip``/``code``, then the tails) ----------------------
+        # -- the token queue (place 0 the head, then four behind it) -----------------------
         # The walker's side is a FIFO (``tocc`` and the entries, see ``_queue``); the
         # scanner's side counts its free places (``credits``): a step reserves one (its token
         # is pushed two cycles later, or the place is given back if the step made none), a
         # uniform layer's token reserves one as it is pushed, and the walker's pops give them
-        # back through a register (``returned``). The walker's decisions thus end in its own
-        # registers and in ``returned``; the scanner steps on registers of its own.
-        tocc = Signal(_QUEUE)                  # place i of the queue holds a token
+        # back a cycle later (``popped``). The walker's decisions thus end in its own registers
+        # and the head's; the scanner steps on registers of its own.
+        tocc = Signal(_QUEUE - 1)              # place i behind the head holds a token
         credits = Signal(range(_QUEUE + 1), init=_QUEUE)
-        returned = Signal()
+        taken, popped = Signal(), Signal()     # the head took a place's token; the walker's pop
         push, ht_push = Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
         m.d.comb += [step.eq(self.run & (uniform == 0) & (credits != 0)
@@ -287,20 +301,20 @@ class Tokenizer(wiring.Component):
                      ht_push.eq(ht_valid & (ht_found | (p != W))),
                      push.eq(Mux(uniform != 0, self.run & (credits != 0), ht_push)),
                      r_in.eq(Mux(uniform != 0, 0, r_tok)),
-                     k_in.eq(Mux(uniform != 0, uniform, k_tok)),
-                     self.valid.eq(tocc[0])]
+                     k_in.eq(Mux(uniform != 0, uniform, k_tok))]
 
         land = pre_valid
         leave = step & shift
         with m.If(self.start):
-            m.d.sync += [tocc.eq(0), credits.eq(_QUEUE), returned.eq(0), occ.eq(0),
+            m.d.sync += [tocc.eq(0), credits.eq(_QUEUE), taken.eq(0), popped.eq(0),
+                         self.valid.eq(0), occ.eq(0),
                          dec_valid.eq(0), pre_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform)]
         with m.Else():
-            self._queue(m, tocc, push, r_in, k_in)
+            self._queue(m, tocc, taken, push, r_in, k_in)
             reserve = Mux(uniform != 0, push, step)
-            m.d.sync += [returned.eq(self.pop),
-                         credits.eq(credits - reserve + returned + (ht_valid & ~ht_push))]
+            m.d.sync += [popped.eq(self.pop),
+                         credits.eq(credits - reserve + popped + (ht_valid & ~ht_push))]
 
             m.d.sync += [dec_valid.eq(issue), pre_valid.eq(dec_valid), pre_first.eq(dec_first)]
             with m.If(issue):

@@ -121,14 +121,17 @@ class FetchWalker(wiring.Component):
         within = Signal()
         m.d.comb += within.eq((left[n_sk:] != 0) | (sk < left[:n_sk]))
 
-        def emit(kind, erow, ecol=0, ecode=0):
-            m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind), ev.row.eq(erow), ev.col.eq(ecol),
-                         ev.code.eq(ecode)]
+        past = Signal()                        # the run reaches past the row's end
+        m.d.comb += past.eq(sk > rm1)
+
+        def emit(kind):
+            m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
 
         def weight(erow, ecol, ends_row, rm1_after, rpc1_after):
-            """A surviving weight at (``erow``, ``ecol``); ``ends_row``: it is the row's last;
-            else ``rm1``, ``rpc1`` become ``rm1_after``, ``rpc1_after``."""
-            emit(WEIGHT, erow, ecol, code)
+            """A surviving weight at (``erow``, ``ecol``), as the event registers have it;
+            ``ends_row``: it is the row's last; else ``rm1``, ``rpc1`` become ``rm1_after``,
+            ``rpc1_after``."""
+            emit(WEIGHT)
             with m.Switch(code):
                 for k, q in enumerate(queues):
                     with m.Case(k + 1):
@@ -150,9 +153,14 @@ class FetchWalker(wiring.Component):
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
-            # The head token's weight, whatever the walker decides: only a weight's event
-            # reads it, and the register's enable then waits for no decision.
-            m.d.sync += ev.value.eq(Array([queues[0].head] + [q.head for q in queues])[code])
+            # The head token's weight, code and place, whatever the walker decides: only a
+            # weight's event reads them (a row marker its row alone, the end nothing), so their
+            # enables wait for no decision. A weight lands in the next row, at column ``rdiff``,
+            # only when the run reaches past the row's end (and the row has a weight: else the
+            # event is the row's marker, of this row).
+            m.d.sync += [ev.value.eq(Array([queues[0].head] + [q.head for q in queues])[code]),
+                         ev.code.eq(code), ev.row.eq(row + (past & row_has)),
+                         ev.col.eq(Mux(past, rdiff, col + sk))]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -170,29 +178,27 @@ class FetchWalker(wiring.Component):
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(en & left_zero):
-                    emit(DONE, row)
+                    emit(DONE)
                     m.next = "DRAIN"
                 with m.Elif(en & tok_valid & have):
-                    with m.If((sk > rm1) & (rm1 < left)):
+                    with m.If(past & (rm1 < left)):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
-                            emit(MARK, row)
+                            emit(MARK)
                             with m.If(unres):
                                 m.d.sync += [resolve.eq(1), unres.eq(0)]
                             with m.Else():
                                 next_row()
                         with m.Elif(tvis & (sk <= rpc1) & within):
                             # The weight lands in the next row, at column ``rdiff``.
-                            weight(row + 1, rdiff, sk == rpc1, rpc1 - sk - 1,
-                                   rpc1 + cols - sk - 1)
+                            weight(row + 1, rdiff, sk == rpc1, rpc1 - sk - 1, rpc1 + cols - sk - 1)
                         with m.Else():
                             next_row()
                     with m.Elif(~within):
-                        emit(DONE, row)
+                        emit(DONE)
                         m.next = "DRAIN"
                     with m.Elif(tvis):
-                        weight(row, (col + sk)[:cfg.col_bits + 1], sk == rm1, rm1 - sk - 1,
-                               rpc1 - sk - 1)
+                        weight(row, (col + sk)[:cfg.col_bits + 1], sk == rm1, rm1 - sk - 1, rpc1 - sk - 1)
                     with m.Else():
                         m.d.comb += tok_pop.eq(1)
                         m.d.sync += [col.eq(col + sk), rm1.eq(rm1 - sk), rpc1.eq(rpc1 - sk),

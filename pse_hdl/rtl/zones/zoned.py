@@ -12,6 +12,7 @@ from .layouts import (Op, Target, banked, count_shape, geometry, host_addr_bits,
                       row_desc_layout, split_layout, table_layout)
 from .masters import READ_LATENCY, MasterStore
 from .rezoner import Rezoner
+from .sliced import SlicedMemory
 
 __all__ = ["ZonedMemory"]
 
@@ -97,10 +98,9 @@ class ZonedMemory(wiring.Component):
         cfg, R, W = self.cfg, read_ratio(self.cfg), self.cfg.zone_word_bits
         mems = {
             # Zones and metadata: one copy, R logical words wide (see ``layouts``), written a
-            # logical word at a time.
-            "zone": [memory.Memory(shape=R * W, depth=2 * d // R, init=[])
-                      for d in cfg.zone_depths],
-            "meta": memory.Memory(shape=R * W, depth=2 * cfg.meta_depth // R, init=[]),
+            # logical word at a time, stored as slices that are whole block RAMs (``sliced``).
+            "zone": [SlicedMemory(R * W, 2 * d // R, W) for d in cfg.zone_depths],
+            "meta": SlicedMemory(R * W, 2 * cfg.meta_depth // R, W),
             # Row descriptors only where the configuration keeps them (desc_stride > 0): the
             # walkers never read them, the host may.
             "desc": (memory.Memory(shape=row_desc_layout(cfg), depth=2 * cfg.desc_depth, init=[])
@@ -128,12 +128,11 @@ class ZonedMemory(wiring.Component):
         mems = self._memories(m)
         zones, meta, split, desc = mems["zone"], mems["meta"], mems["split"], mems["desc"]
         rows_desc, S = desc is not None, split_layout(cfg).size
-        z_wr = [z.write_port(granularity=W) for z in zones]
-        meta_wr = meta.write_port(granularity=W)
+        z_wr, meta_wr = [z.wr for z in zones], meta.wr
         split_wr, table_wr = split.write_port(granularity=S), mems["table"].write_port()
         desc_wr = desc.write_port() if rows_desc else None
         plan_wr, master = mems["plan"].write_port(), mems["master"]
-        z_rd, meta_rd = [z.read_port() for z in zones], meta.read_port()
+        z_rd, meta_rd = [z.rd for z in zones], meta.rd
         split_rd, table_rd = split.read_port(), mems["table"].read_port()
         desc_rd = desc.read_port() if rows_desc else None
         plan_rd = mems["plan"].read_port()
@@ -296,7 +295,10 @@ class ZonedMemory(wiring.Component):
 
     def _rezoner_writes(self, m, rz, z_wr, meta_wr, split_wr, desc_wr):
         """The re-zoning engine's writes: logical words of zones, metadata and split
-        descriptors into their lanes of the physical words."""
+        descriptors into their lanes of the physical words. A split descriptor's write is
+        registered first (it lands a cycle later, before the re-zoning is done): whether a
+        weight starts a port's share is a compare of cost sums, and the descriptors are
+        distributed RAM that nextpnr places away from the re-zoner."""
         R = read_ratio(self.cfg)
 
         def write_logical(port, en, addr, word):
@@ -311,7 +313,11 @@ class ZonedMemory(wiring.Component):
         if desc_wr is not None:
             m.d.comb += [desc_wr.en.eq(rz.desc_en), desc_wr.addr.eq(rz.desc_addr),
                          desc_wr.data.eq(rz.desc_data)]
-        write_logical(split_wr, rz.split_en, rz.split_addr, rz.split_data.as_value())
+        split_en = Signal()                    # reset: never a write out of reset
+        m.d.sync += split_en.eq(rz.split_en)
+        write_logical(split_wr, split_en,
+                      _registered(m, rz.split_addr, "split_addr"),
+                      _registered(m, rz.split_data, "split_data"))
 
     def _master_port(self, m, master, rz, host_master_w, master_r):
         """The master store's one address, shared by the re-zoning engine, host writes, host
