@@ -22,16 +22,19 @@ def test_a_slice_is_never_wider_than_a_logical_word():
     assert slice_bits(1024, 8) == 8 and slice_bits(64, 8) == 8
 
 
+@pytest.mark.parametrize("registered", [False, True])
 @pytest.mark.parametrize("width, depth, granularity, seed", [(128, 1024, 32, 0), (128, 64, 32, 1),
                                                              (64, 2048, 16, 2), (32, 600, 8, 3)])
-def test_reads_what_was_written(width, depth, granularity, seed):
-    mem = SlicedMemory(width, depth, granularity)
+def test_reads_what_was_written(width, depth, granularity, seed, registered):
+    """A read's data one cycle after it (two when ``registered``), as the memory was before
+    that cycle's write."""
+    mem = SlicedMemory(width, depth, granularity, registered)
     rng = random.Random(seed)
     lanes = width // granularity
     model = {}
 
     async def bench(ctx):
-        pending = None                         # the read issued last cycle: (address, expected)
+        pending = [None] * (1 + registered)    # reads in flight: (address, expected), oldest first
         for _ in range(3000):
             en = rng.getrandbits(lanes) if rng.random() < 0.5 else 0
             waddr, wdata = rng.randrange(depth), rng.getrandbits(width)
@@ -41,11 +44,11 @@ def test_reads_what_was_written(width, depth, granularity, seed):
             ctx.set(mem.wr.data, wdata)
             ctx.set(mem.rd.en, ren)
             ctx.set(mem.rd.addr, raddr)
-            if pending is not None:
-                addr, want = pending
+            if pending[0] is not None:
+                addr, want = pending[0]
                 assert ctx.get(mem.rd.data) == want, f"address {addr}"
             # A read sees the memory before this cycle's write (no transparency).
-            pending = (raddr, model.get(raddr, 0)) if ren and raddr in model else None
+            pending = pending[1:] + [(raddr, model.get(raddr, 0)) if ren else None]
             old = model.get(waddr, 0)
             mask = sum(((1 << granularity) - 1) << (i * granularity)
                        for i in range(lanes) if en >> i & 1)

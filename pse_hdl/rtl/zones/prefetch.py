@@ -29,10 +29,11 @@ __all__ = ["WordPrefetch", "ElementQueue"]
 class WordPrefetch(wiring.Component):
     """Two-slot prefetcher of consecutive elements over a shared read port (see module docs).
 
-    Latency: the first element is available (``ok``) two cycles after the first ``grant``
-    following ``start`` (request, block RAM read, slot write). Throughput: one element per cycle
-    as long as a physical word lasts at least as many cycles as two turns of the port (a walker's
-    turn comes every ``fetch_ports`` cycles); a word that lasts less costs the consumer a wait.
+    Latency: the first element is available (``ok``) ``read_latency + 1`` cycles after the
+    first ``grant`` following ``start`` (request, block RAM read and, with a read latency of 2,
+    its output register, slot write). Throughput: one element per cycle as long as a physical
+    word lasts at least as many cycles as two turns of the port (a walker's turn comes every
+    ``fetch_ports`` cycles) and its read; a word that lasts less costs the consumer a wait.
 
     Parameters
     ----------
@@ -42,6 +43,9 @@ class WordPrefetch(wiring.Component):
         Physical word width.
     elem_log2 : int
         log2 of the elements per physical word.
+    read_latency : int
+        Cycles from a read's ``en`` to its ``data`` (1: a block RAM's port; 2: its output
+        registered as well).
 
     Members
     -------
@@ -50,7 +54,7 @@ class WordPrefetch(wiring.Component):
     run : In(1)               Fetch while high (after ``start``).
     grant : In(1)             The read port is this prefetcher's this cycle.
     port : In(ReadPort)       The shared read port's view: ``en`` when reading (granted),
-                              ``addr``; ``data`` one cycle after ``en``.
+                              ``addr``; ``data`` ``read_latency`` cycles after ``en``.
     ok : Out(1)               The current element's word is in ``word``.
     word : Out(word_bits)     The current element's word (its slot's contents).
     sel : Out(elem_log2)      The current element's index in its word.
@@ -58,8 +62,9 @@ class WordPrefetch(wiring.Component):
                               reads its value from ``word`` in the same cycle.
     """
 
-    def __init__(self, addr_width, word_bits, elem_log2):
-        self.elem_log2 = elem_log2
+    def __init__(self, addr_width, word_bits, elem_log2, read_latency=1):
+        assert read_latency in (1, 2), "a read port's data one or two cycles after its en"
+        self.elem_log2, self.read_latency = elem_log2, read_latency
         super().__init__({
             "start": In(1), "first": In(addr_width + 1 + elem_log2), "run": In(1),
             "grant": In(1),
@@ -75,7 +80,9 @@ class WordPrefetch(wiring.Component):
         fetch = Signal(len(self.first) - e)    # the next word to read
         loaded = Signal(range(3))              # words in the slots from the current one on
         asked = Signal(range(3))               # words read or being read from the current one
+        # A read's slot travels with it: asked (``reading``), then landing (``landing``).
         landing, landing_slot = Signal(), Signal()
+        reading, reading_slot = Signal(), Signal()
         slots = Signal(data.ArrayLayout(len(self.word), 2))
 
         word = index[e:]
@@ -85,9 +92,13 @@ class WordPrefetch(wiring.Component):
         m.d.comb += self.port.en.eq(self.run & ~self.start & self.grant & (asked < 2))
         crossing = self.advance & ((index[:e] == (1 << e) - 1) if e else 1)
 
-        m.d.sync += landing.eq(self.port.en)
+        if self.read_latency == 1:
+            m.d.sync += [landing.eq(self.port.en), landing_slot.eq(fetch[0])]
+        else:
+            m.d.sync += [reading.eq(self.port.en), reading_slot.eq(fetch[0]),
+                         landing.eq(reading), landing_slot.eq(reading_slot)]
         with m.If(self.port.en):
-            m.d.sync += [landing_slot.eq(fetch[0]), fetch.eq(fetch + 1)]
+            m.d.sync += fetch.eq(fetch + 1)
         with m.If(landing):
             with m.If(landing_slot):
                 m.d.sync += slots[1].eq(self.port.data)
@@ -99,7 +110,7 @@ class WordPrefetch(wiring.Component):
             m.d.sync += index.eq(index + 1)
         with m.If(self.start):
             m.d.sync += [index.eq(self.first), fetch.eq(self.first[e:]), loaded.eq(0),
-                         asked.eq(0), landing.eq(0)]
+                         asked.eq(0), landing.eq(0), reading.eq(0)]
         return m
 
 

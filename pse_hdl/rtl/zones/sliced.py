@@ -10,10 +10,12 @@ no multiplexer. A memory no deeper than 512 words is one memory (the 512 x 36 mo
 
 The slices share the address and read enable; a write enables the slices of the logical words
 (``granularity``) it writes. Latency: a read's data the cycle after ``en``, as
-``amaranth.lib.memory``'s synchronous read port.
+``amaranth.lib.memory``'s synchronous read port, or with ``registered`` two cycles after, from a
+register the block RAMs' outputs go to and nothing else (their 5.8 ns clock-to-output then
+ends at a register by them, not at the far end of the die).
 """
 
-from amaranth.hdl import Module
+from amaranth.hdl import Module, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import Out
 
@@ -38,13 +40,16 @@ class SlicedMemory(wiring.Component):
 
     Members
     -------
-    rd : Out(ReadPort)    ``en``, ``addr``; ``data`` a cycle later.
+    rd : Out(ReadPort)    ``en``, ``addr``; ``data`` a cycle later (two with ``registered``:
+                          the data of the read two cycles before, held while ``en`` is low
+                          for two cycles).
     wr : Out(WritePort)   ``en`` (one bit a ``granularity`` bits), ``addr``, ``data``.
     """
 
-    def __init__(self, width, depth, granularity):
+    def __init__(self, width, depth, granularity, registered=False):
         assert width % granularity == 0, "the word is whole logical words"
         self.width, self.depth, self.granularity = width, depth, granularity
+        self.registered = registered
         addr_width = max(1, (depth - 1).bit_length())
         super().__init__({
             "rd": Out(memory.ReadPort.Signature(addr_width=addr_width, shape=width)),
@@ -60,8 +65,13 @@ class SlicedMemory(wiring.Component):
             m.submodules[f"slice{i}"] = mem
             rd, wr = mem.read_port(), mem.write_port()
             bits = slice(i * s, (i + 1) * s)
-            m.d.comb += [rd.en.eq(self.rd.en), rd.addr.eq(self.rd.addr),
-                         self.rd.data[bits].eq(rd.data),
+            m.d.comb += [rd.en.eq(self.rd.en), rd.addr.eq(self.rd.addr)]
+            if self.registered:
+                out = Signal(s, name=f"slice{i}_out", reset_less=True)
+                m.d.sync += out.eq(rd.data)
+            else:
+                out = rd.data
+            m.d.comb += [self.rd.data[bits].eq(out),
                          wr.en.eq(self.wr.en[i * s // g]), wr.addr.eq(self.wr.addr),
                          wr.data.eq(self.wr.data[bits])]
         return m

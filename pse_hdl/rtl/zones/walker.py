@@ -29,7 +29,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import log2, read_ratio, split_layout, table_layout
+from .layouts import ZONE_READ_LATENCY, log2, read_ratio, split_layout, table_layout
 from .output import DONE, MARK, WEIGHT, TransferOutput
 from .prefetch import ElementQueue, WordPrefetch
 from .kept import KeptTokens, kept_addr_width
@@ -124,6 +124,18 @@ class FetchWalker(wiring.Component):
         past = Signal()                        # the run reaches past the row's end
         m.d.comb += past.eq(sk > rm1)
 
+        # The head token is used up (a weight taken, or a run within the row and the share), as
+        # one flat expression of the compares rather than through the decision's branches
+        # below: the pops are the decision's farthest destinations (the token queue's head,
+        # the element queues' flags).
+        ahead = Signal()                       # the run covers the rest of the row and more
+        m.d.comb += ahead.eq(past & (rm1 < left))
+        used = Signal()
+        m.d.comb += [used.eq(running & en & ~left_zero & tok_valid & have & within
+                             & (~ahead | (row_has & tvis & (sk <= rpc1)))),
+                     tok_pop.eq(used)]
+        m.d.comb += [q.pop.eq(used & (code == k + 1)) for k, q in enumerate(queues)]
+
         def emit(kind):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
 
@@ -132,11 +144,6 @@ class FetchWalker(wiring.Component):
             ``ends_row``: it is the row's last; else ``rm1``, ``rpc1`` become ``rm1_after``,
             ``rpc1_after``."""
             emit(WEIGHT)
-            with m.Switch(code):
-                for k, q in enumerate(queues):
-                    with m.Case(k + 1):
-                        m.d.comb += q.pop.eq(1)
-            m.d.comb += tok_pop.eq(1)
             m.d.sync += [left.eq(left - sk - 1), left_zero.eq(sk + 1 == left), unres.eq(1)]
             with m.If(ends_row):
                 m.d.sync += [row.eq(erow + 1), col.eq(0), rm1.eq(cols - 1),
@@ -181,7 +188,7 @@ class FetchWalker(wiring.Component):
                     emit(DONE)
                     m.next = "DRAIN"
                 with m.Elif(en & tok_valid & have):
-                    with m.If(past & (rm1 < left)):
+                    with m.If(ahead):
                         # The pruned run covers the rest of the row.
                         with m.If(~row_has):
                             emit(MARK)
@@ -200,7 +207,6 @@ class FetchWalker(wiring.Component):
                     with m.Elif(tvis):
                         weight(row, (col + sk)[:cfg.col_bits + 1], sk == rm1, rm1 - sk - 1, rpc1 - sk - 1)
                     with m.Else():
-                        m.d.comb += tok_pop.eq(1)
                         m.d.sync += [col.eq(col + sk), rm1.eq(rm1 - sk), rpc1.eq(rpc1 - sk),
                                      left.eq(left - sk), left_zero.eq(sk == left)]
             with m.State("DRAIN"):
@@ -238,7 +244,7 @@ class FetchWalker(wiring.Component):
         queues = []
         for k, b in enumerate(cfg.precisions):
             per = cfg.per_word(b)
-            pf = WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per))
+            pf = WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per), ZONE_READ_LATENCY)
             q = ElementQueue(signed(cfg.weight_bits))
             m.submodules[f"zone{k}_prefetch"], m.submodules[f"zone{k}_queue"] = pf, q
             wiring.connect(m, pf.port, wiring.flipped(self.zone[k]))
