@@ -11,7 +11,7 @@ from amaranth.hdl import Module
 from amaranth.lib import memory, wiring
 
 from pse_hdl.config import PSEConfig
-from pse_hdl.rtl.zones.layouts import read_ratio
+from pse_hdl.rtl.zones.layouts import SHARED_READ_LATENCY, read_ratio
 from pse_hdl.rtl.zones.tokenizer import Tokenizer, max_run
 from tests.simutil import run_sim
 
@@ -57,7 +57,11 @@ class _Bench(wiring.Component):
         m.submodules.tok = tok = self.tok
         m.submodules.mem = mem = memory.Memory(shape=len(tok.meta.data),
                                                depth=1 << len(tok.meta.addr), init=self.words)
-        wiring.connect(m, tok.meta, mem.read_port())
+        rd = mem.read_port()
+        m.d.comb += [rd.en.eq(tok.meta.en), rd.addr.eq(tok.meta.addr)]
+        # As the zoned memory's port: the block RAM's output registered, if it is there.
+        domain = m.d.sync if SHARED_READ_LATENCY == 2 else m.d.comb
+        domain += tok.meta.data.eq(rd.data)
         return m
 
 

@@ -1,8 +1,8 @@
 """The fetch walker's metadata decoders (``tokenizer``): one metadata word decoded on its own.
 
-Each takes the word as the tokenizer's decoder reads it (``issue``), registers it, decodes it
-with word-wide operations into registers, and lets the state carried from the words before it
-enter last. Each returns the word's surviving code ends (``alive``), their classes as
+Each takes the word as the tokenizer's decoder reads it (``issue``, the word out of a prefetch
+slot, a register), decodes it with word-wide operations into registers, and lets the state
+carried from the words before it enter last. Each returns the word's surviving code ends (``alive``), their classes as
 ``code_bits`` planes of W bits (plane j: bit j of the class of the code ending at each bit), the
 state the word begins in (``s_in``) and the state it leaves (``s_out``), all in the decoder's
 last stage (``first``: its word is the walk's first).
@@ -28,7 +28,8 @@ def decode_unary(m, cfg, issue, word, low, first, dlow, state):
     ``((starts & P) + bits) ^ bits`` marks the runs starting at positions in ``P``, n carry
     chains for all of them. Only the run at bit 0 continues the previous word's code (its
     ``s_in`` pending ones), so only it and the 0 that ends it depend on the carried state:
-    the chains' results are registered, and the state chooses among them a cycle later."""
+    the chains' results are registered as the word is issued, and the state chooses among them
+    a cycle later."""
     n, W, cb = len(cfg.precisions), len(word), cfg.code_bits
     full = (1 << W) - 1
     P = [sum(1 << t for t in range(W) if t % n == r) for r in range(n)]   # t = r (mod n)
@@ -37,8 +38,7 @@ def decode_unary(m, cfg, issue, word, low, first, dlow, state):
         return Array(Const(P[f(x) % n], W) for x in range(n))[s_in]
 
     b = Signal(W, name="ubits")
-    with m.If(issue):
-        m.d.sync += b.eq(word & ~low)
+    m.d.comb += b.eq(word & ~low)
     s_in = Mux(first, 0, state)
     # Sums kept as nets: else ABC built half of b + 1 as a LUT ripple (13 ns in the zones).
     # What is read off a sum is ``b & ~sum`` (the ones the carry went through), never
@@ -58,12 +58,13 @@ def decode_unary(m, cfg, issue, word, low, first, dlow, state):
     fr, fz, ones_rest = Signal(W), Signal(W), Signal(W)
     zero_rest = [None] + [Signal(W, name=f"uzrest{k}") for k in range(1, n)]
     all_ones, last_one, top = Signal(), Signal(), Signal(len(state))
-    m.d.sync += [fr.eq(first_run), fz.eq(first_zero),
-                 ones_rest.eq(_or(runs[r] & P[(r - 1) % n] for r in range(n))),
-                 all_ones.eq(inc[W]), last_one.eq(b[W - 1]),
-                 top.eq(_or(Mux(runs[r][W - 1], (W - r) % n, 0) for r in range(n)))]
-    m.d.sync += [zero_rest[k].eq(_or(((runs[r] << 1)[:W] & ~b) & P[(r + k) % n]
-                                     for r in range(n))) for k in range(1, n)]
+    with m.If(issue):
+        m.d.sync += [fr.eq(first_run), fz.eq(first_zero),
+                     ones_rest.eq(_or(runs[r] & P[(r - 1) % n] for r in range(n))),
+                     all_ones.eq(inc[W]), last_one.eq(b[W - 1]),
+                     top.eq(_or(Mux(runs[r][W - 1], (W - r) % n, 0) for r in range(n)))]
+        m.d.sync += [zero_rest[k].eq(_or(((runs[r] << 1)[:W] & ~b) & P[(r + k) % n]
+                                         for r in range(n))) for k in range(1, n)]
     ones_end = Signal(W)
     m.d.comb += ones_end.eq((fr & by_state(lambda x: -x - 1)) | ones_rest)
     zero_end = [None]                      # zero_end[k]: a 0 that ends a code of class k
@@ -83,15 +84,14 @@ def decode_unary(m, cfg, issue, word, low, first, dlow, state):
 def decode_fixed(m, cfg, issue, word, drop, first, dlow, state):
     """A code ends where the bits seen reach c; its bits may begin in the previous word
     (``hist``: its last c - 1 bits). The first word's codes begin at ``drop``. (No carry
-    chain: the registered word waits a cycle, as the unary decoder's chains do.)"""
+    chain: the word is registered as issued, and decoded from there.)"""
     W, c = len(word), cfg.code_bits
     hist = Signal(max(1, c - 1))
-    issued, dec_ext = Signal(W + c - 1), Signal(W + c - 1)
+    dec_ext = Signal(W + c - 1)
     with m.If(issue):
-        m.d.sync += issued.eq(Cat(hist[:c - 1], word))
+        m.d.sync += dec_ext.eq(Cat(hist[:c - 1], word))
         if c > 1:
             m.d.sync += hist.eq(word[W - c + 1:])
-    m.d.sync += dec_ext.eq(issued)
     first_state = Array(Const((-d) % c, len(state)) for d in range(W))[drop]
     s_in = Mux(first, first_state, state)
     ends = Signal(W)

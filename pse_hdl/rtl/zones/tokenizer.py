@@ -7,9 +7,10 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
   of its bits ends a surviving code, and that code's class. Where a word's codes begin depends
   on the words before it only through a state of a few bits carried from word to word (unary
   codes: the ones of an unfinished code, modulo the number of classes; fixed-length codes: the
-  bits of the code already seen), so the word is registered, decoded with a few word-wide
-  operations (unary codes: one carry chain per class, see ``decode.decode_unary``) into registers,
-  and the carried state enters a cycle later, last; it is the only feedback.
+  bits of the code already seen), so the word, as it leaves its prefetch slot (a register), is
+  decoded with a few word-wide operations (unary codes: one carry chain per class, see
+  ``decode.decode_unary``) into registers, and the carried state enters a cycle later, last; it
+  is the only feedback.
 * **The scanner** (the loop). The two oldest decoded words are a window (``cur``, ``nxt``);
   ``rest`` holds cur's surviving ends not yet taken. A step takes the lowest bit of ``rest``
   (``rest - 1``, one W-bit carry chain, finds it and leaves the bits above it), or, when
@@ -31,8 +32,9 @@ its free places by the scanner, which steps on registers of its own. The head is
 walker's pop reloads; the places behind it move a cycle later, and the pop returns its place a
 cycle later, through registers.
 
-Latency: the first token six cycles after the metadata prefetcher's first word (word
-registered, decoded, window, scan, hit, token). Throughput: one token per cycle
+Latency: the first token five cycles after the metadata prefetcher's first word is in its slot
+(decoded, window, scan, hit, token); the read that brings it takes ``SHARED_READ_LATENCY`` (2)
+cycles, the metadata block RAMs' outputs being registered by them. Throughput: one token per cycle
 while the queue has room and the window is full; decoded words move one per cycle through
 four entries (the window and two behind it).
 
@@ -44,7 +46,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from .layouts import log2, read_ratio
+from .layouts import SHARED_READ_LATENCY, log2, read_ratio
 from .decode import decode_fixed, decode_unary
 from .prefetch import WordPrefetch
 
@@ -122,7 +124,7 @@ class Tokenizer(wiring.Component):
         """The metadata words of the walk, in order (a ``WordPrefetch`` on the shared port),
         while the layer is not ``uniform``."""
         R, W = read_ratio(self.cfg), self.cfg.zone_word_bits
-        pf = WordPrefetch(len(self.meta.addr), R * W, log2(R))
+        pf = WordPrefetch(len(self.meta.addr), R * W, log2(R), SHARED_READ_LATENCY)
         m.submodules.prefetch = pf
         wiring.connect(m, pf.port, wiring.flipped(self.meta))
         m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first),
@@ -228,14 +230,12 @@ class Tokenizer(wiring.Component):
         below_drop = Signal(W)                 # bits before the walk's first code
         m.d.comb += below_drop.eq(Cat((drop > t) for t in range(W - 1)))
 
-        # -- the decoder: word (registered as read) -> decoded, the carried state last -> entry --
+        # -- the decoder: word (its slot) -> decoded, the carried state last -> entry -----------
         occ = Signal(_ENTRIES)                 # entry i holds a decoded word (a thermometer)
-        dec_valid, dec_first = Signal(), Signal()      # the word registered
         pre_valid, pre_first = Signal(), Signal()      # its state-free part decoded
         issue = Signal()
         m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
-                             & ~Mux(dec_valid & pre_valid, occ[-3],
-                                    Mux(dec_valid | pre_valid, occ[-2], occ[-1])))
+                             & ~Mux(pre_valid, occ[-2], occ[-1]))
         m.d.comb += pf.advance.eq(issue)
         word = Signal(W)
         m.d.comb += word.eq(Array(pf.word[j * W:(j + 1) * W] for j in range(R))[pf.sel]
@@ -308,7 +308,7 @@ class Tokenizer(wiring.Component):
         with m.If(self.start):
             m.d.sync += [tocc.eq(0), credits.eq(_QUEUE), taken.eq(0), popped.eq(0),
                          self.valid.eq(0), occ.eq(0),
-                         dec_valid.eq(0), pre_valid.eq(0), first_word.eq(1),
+                         pre_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform)]
         with m.Else():
             self._queue(m, tocc, taken, push, r_in, k_in)
@@ -316,9 +316,9 @@ class Tokenizer(wiring.Component):
             m.d.sync += [popped.eq(self.pop),
                          credits.eq(credits - reserve + popped + (ht_valid & ~ht_push))]
 
-            m.d.sync += [dec_valid.eq(issue), pre_valid.eq(dec_valid), pre_first.eq(dec_first)]
+            m.d.sync += pre_valid.eq(issue)
             with m.If(issue):
-                m.d.sync += [first_word.eq(0), dec_first.eq(first_word)]
+                m.d.sync += [first_word.eq(0), pre_first.eq(first_word)]
             with m.If(land):
                 m.d.sync += state.eq(s_out)
             # Entries move down a place when the window moves; a decoded word lands in the

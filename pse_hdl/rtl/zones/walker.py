@@ -29,7 +29,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import ZONE_READ_LATENCY, log2, read_ratio, split_layout, table_layout
+from .layouts import SHARED_READ_LATENCY, log2, read_ratio, split_layout, table_layout
 from .output import DONE, MARK, WEIGHT, TransferOutput
 from .prefetch import ElementQueue, WordPrefetch
 from .kept import KeptTokens, kept_addr_width
@@ -244,7 +244,7 @@ class FetchWalker(wiring.Component):
         queues = []
         for k, b in enumerate(cfg.precisions):
             per = cfg.per_word(b)
-            pf = WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per), ZONE_READ_LATENCY)
+            pf = WordPrefetch(len(self.zone[k].addr), R * W, log2(R * per), SHARED_READ_LATENCY)
             q = ElementQueue(signed(cfg.weight_bits))
             m.submodules[f"zone{k}_prefetch"], m.submodules[f"zone{k}_queue"] = pf, q
             wiring.connect(m, pf.port, wiring.flipped(self.zone[k]))

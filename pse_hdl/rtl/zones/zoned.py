@@ -7,7 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .. import layouts
 from .banks import BankControl
 from .fetch import FetchUnit
-from .layouts import (ZONE_READ_LATENCY, Op, Target, banked, count_shape, geometry, host_addr_bits,
+from .layouts import (SHARED_READ_LATENCY, Op, Target, banked, count_shape, geometry, host_addr_bits,
                       host_data_bits, log2, meta_bits_shape, physical, plan_layout, read_ratio,
                       row_desc_layout, split_layout, table_layout)
 from .masters import READ_LATENCY, MasterStore
@@ -99,10 +99,11 @@ class ZonedMemory(wiring.Component):
         mems = {
             # Zones and metadata: one copy, R logical words wide (see ``layouts``), written a
             # logical word at a time, stored as slices that are whole block RAMs (``sliced``);
-            # a zone's read registered by its block RAMs (``ZONE_READ_LATENCY``).
-            "zone": [SlicedMemory(R * W, 2 * d // R, W, registered=ZONE_READ_LATENCY == 2)
+            # reads registered by their block RAMs (``SHARED_READ_LATENCY``).
+            "zone": [SlicedMemory(R * W, 2 * d // R, W, registered=SHARED_READ_LATENCY == 2)
                      for d in cfg.zone_depths],
-            "meta": SlicedMemory(R * W, 2 * cfg.meta_depth // R, W),
+            "meta": SlicedMemory(R * W, 2 * cfg.meta_depth // R, W,
+                                 registered=SHARED_READ_LATENCY == 2),
             # Row descriptors only where the configuration keeps them (desc_stride > 0): the
             # walkers never read them, the host may.
             "desc": (memory.Memory(shape=row_desc_layout(cfg), depth=2 * cfg.desc_depth, init=[])
@@ -284,7 +285,8 @@ class ZonedMemory(wiring.Component):
             word, width = src if isinstance(src, tuple) else (src, None)
             key = t.value if isinstance(t, Target) else t
             zone = key - Target.ZONE.value
-            if key != Target.MASTER.value and not (zone >= 0 and ZONE_READ_LATENCY == 2):
+            shared = zone >= 0 or key == Target.META.value     # registered by their block RAMs
+            if key != Target.MASTER.value and not (shared and SHARED_READ_LATENCY == 2):
                 word = _registered(m, word, f"host_zone{zone}" if zone >= 0
                                    else f"host_{Target(key).name.lower()}")
             if width is not None and R > 1:
