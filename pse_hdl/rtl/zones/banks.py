@@ -66,17 +66,22 @@ class BankControl(wiring.Component):
                                               & self.shadow_ready)
             with m.Case(Op.FETCH):
                 m.d.comb += self.cmd.ready.eq(~self.fetch_busy)
-        fire = self.cmd.valid & self.cmd.ready
+        # Each command's acceptance from its own condition, not through ``ready``'s
+        # multiplexer: a fetch's end (the walkers' state) then does not reach a re-zoning's start.
+        rz_fire = self.cmd.valid & (op == Op.REZONE) & ~self.rz_busy
+        fetch_fire = self.cmd.valid & (op == Op.FETCH) & ~self.fetch_busy
+        swap_fire = self.cmd.valid & (op == Op.SWAP) & ~self.rz_busy & ~self.fetch_busy \
+            & self.shadow_ready
         rz_ok = (arg >= 1) & at_most(arg, cfg.max_layers)
         fetch_ok = active_valid & (arg < active_layers)
-        m.d.comb += [self.rz_start.eq(fire & (op == Op.REZONE) & rz_ok),
-                     self.fetch_start.eq(fire & (op == Op.FETCH) & fetch_ok)]
+        m.d.comb += [self.rz_start.eq(rz_fire & rz_ok),
+                     self.fetch_start.eq(fetch_fire & fetch_ok)]
 
         with m.If(self.rz_start):
             m.d.sync += self.layer_error.eq(0)
-        with m.If((fire & (op == Op.FETCH) & ~fetch_ok) | (fire & (op == Op.REZONE) & ~rz_ok)):
+        with m.If((fetch_fire & ~fetch_ok) | (rz_fire & ~rz_ok)):
             m.d.sync += self.layer_error.eq(1)
-        with m.If(fire & (op == Op.SWAP)):
+        with m.If(swap_fire):
             m.d.sync += [active.eq(~active), active_valid.eq(1),
                          active_layers.eq(shadow_layers), self.shadow_ready.eq(0)]
         with m.If(self.rz_start):
