@@ -111,6 +111,9 @@ class Rezoner(wiring.Component):
         # fetch unit starts the other ports at its end). Registered at TABLE, from ``total``
         # (its compare chain in front of the split descriptors' write was a 12 ns path).
         multi = Signal()
+        # The descriptor and its address whether or not one is written (only the enable waits
+        # for the cost compare; ENDSPLITS writes ``end`` instead).
+        m.d.comb += [self.split_addr.eq(split_addr), self.split_data.eq(here)]
         with m.If(w_valid):
             if cfg.desc_stride:       # a row descriptor at every desc_stride-th row start
                 self._row_descriptor(m, w, dptr, mp, zp)
@@ -118,8 +121,7 @@ class Rezoner(wiring.Component):
             # ceil(q C / P) (model.layer.lane_split): at most one per survivor, which is the
             # rule's "at least one weight after the previous lane's start".
             with m.If(multi & survivor & (q < P) & ((pcost << log2(P)) >= nq_acc)):
-                m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr),
-                             self.split_data.eq(here)]
+                m.d.comb += self.split_en.eq(1)
                 m.d.sync += [q.eq(q + 1), nq_acc.eq(nq_acc + pl.cost),
                              splits_written.eq(splits_written + 1)]
             m.d.sync += [pcost.eq(pcost + cost), row_has.eq(has | survivor)]
@@ -179,8 +181,7 @@ class Rezoner(wiring.Component):
                     m.d.comb += [end.row.eq(pl.rows), end.col.eq(0), end.pos.eq(total),
                                  end.cont.eq(0), end.meta.eq(mp.layer_bits)]
                     m.d.comb += [end.index[k].eq(zp.index[k]) for k in range(n)]
-                    m.d.comb += [self.split_en.eq(1), self.split_addr.eq(split_addr),
-                                 self.split_data.eq(end)]
+                    m.d.comb += [self.split_en.eq(1), self.split_data.eq(end)]
                     m.d.sync += [q.eq(q + 1), splits_written.eq(splits_written + 1)]
                 with m.Else():
                     m.d.sync += layer.eq(layer + 1)

@@ -227,8 +227,9 @@ class Tokenizer(wiring.Component):
 
         drop = Signal(range(W))
         first_word = Signal()                  # the next word read is the walk's first
-        below_drop = Signal(W)                 # bits before the walk's first code
-        m.d.comb += below_drop.eq(Cat((drop > t) for t in range(W - 1)))
+        # The bits before the walk's first code, a register set at ``start`` (its compares,
+        # carry chains, stay out of the decoder's path from the slot).
+        below_drop = Signal(W)
 
         # -- the decoder: word (its slot) -> decoded, the carried state last -> entry -----------
         occ = Signal(_ENTRIES)                 # entry i holds a decoded word (a thermometer)
@@ -309,7 +310,8 @@ class Tokenizer(wiring.Component):
             m.d.sync += [tocc.eq(0), credits.eq(_QUEUE), taken.eq(0), popped.eq(0),
                          self.valid.eq(0), occ.eq(0),
                          pre_valid.eq(0), first_word.eq(1),
-                         drop.eq(self.drop), uniform.eq(self.uniform)]
+                         drop.eq(self.drop), uniform.eq(self.uniform),
+                         below_drop.eq(Cat((self.drop > t) for t in range(W - 1)))]
         with m.Else():
             self._queue(m, tocc, taken, push, r_in, k_in)
             reserve = Mux(uniform != 0, push, step)
