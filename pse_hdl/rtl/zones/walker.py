@@ -124,17 +124,10 @@ class FetchWalker(wiring.Component):
         past = Signal()                        # the run reaches past the row's end
         m.d.comb += past.eq(sk > rm1)
 
-        # The head token is used up (a weight taken, or a run within the row and the share), as
-        # one flat expression of the compares rather than through the decision's branches
-        # below: the pops are the decision's farthest destinations (the token queue's head,
-        # the element queues' flags).
         ahead = Signal()                       # the run covers the rest of the row and more
         m.d.comb += ahead.eq(past & (rm1 < left))
-        used = Signal()
-        m.d.comb += [used.eq(running & en & ~left_zero & tok_valid & have & within
-                             & (~ahead | (row_has & tvis & (sk <= rpc1)))),
-                     tok_pop.eq(used)]
-        m.d.comb += [q.pop.eq(used & (code == k + 1)) for k, q in enumerate(queues)]
+        self._pops(m, queues, code, tok_pop, running & en & ~left_zero & tok_valid & have
+                   & within & (~ahead | (row_has & tvis & (sk <= rpc1))))
 
         def emit(kind):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
@@ -160,11 +153,9 @@ class FetchWalker(wiring.Component):
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
-            # The head token's weight, code and place, whatever the walker decides: only a
-            # weight's event reads them (a row marker its row alone, the end nothing), so their
-            # enables wait for no decision. A weight lands in the next row, at column ``rdiff``,
-            # only when the run reaches past the row's end (and the row has a weight: else the
-            # event is the row's marker, of this row).
+            # The head token's weight, code and place whatever the walker decides (a marker
+            # reads only its row, the end nothing): their enables wait for no decision. A weight
+            # past the row's end (in a row with one) is in the next row, at column ``rdiff``.
             m.d.sync += [ev.value.eq(Array([queues[0].head] + [q.head for q in queues])[code]),
                          ev.code.eq(code), ev.row.eq(row + (past & row_has)),
                          ev.col.eq(Mux(past, rdiff, col + sk))]
@@ -215,6 +206,14 @@ class FetchWalker(wiring.Component):
         m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid),
                      running.eq(fsm.ongoing("RUN"))]
         return m
+
+    @staticmethod
+    def _pops(m, queues, code, tok_pop, used):
+        """The pops when the head token is ``used`` up (a weight taken, or a run within the row
+        and the share): one flat expression of the compares, not the decision's branches, as
+        the pops are the decision's farthest destinations (the token head, the queues' flags)."""
+        m.d.comb += tok_pop.eq(used)
+        m.d.comb += [q.pop.eq(used & (code == k + 1)) for k, q in enumerate(queues)]
 
     def _stages(self, m, start, running):
         """The tokenizer, the output stage and every zone's elements (``_zone_elements``), as
