@@ -80,9 +80,7 @@ class WordPrefetch(wiring.Component):
         fetch = Signal(len(self.first) - e)    # the next word to read
         loaded = Signal(range(3))              # words in the slots from the current one on
         asked = Signal(range(3))               # words read or being read from the current one
-        # A read's slot travels with it: asked (``reading``), then landing (``landing``).
-        landing, landing_slot = Signal(), Signal()
-        reading, reading_slot = Signal(), Signal()
+        landing, landing_slot = Signal(), Signal()     # a read's data arrives, for this slot
         slots = Signal(data.ArrayLayout(len(self.word), 2))
 
         word = index[e:]
@@ -92,11 +90,16 @@ class WordPrefetch(wiring.Component):
         m.d.comb += self.port.en.eq(self.run & ~self.start & self.grant & (asked < 2))
         crossing = self.advance & ((index[:e] == (1 << e) - 1) if e else 1)
 
-        if self.read_latency == 1:
-            m.d.sync += [landing.eq(self.port.en), landing_slot.eq(fetch[0])]
-        else:
-            m.d.sync += [reading.eq(self.port.en), reading_slot.eq(fetch[0]),
-                         landing.eq(reading), landing_slot.eq(reading_slot)]
+        # A read and its slot travel down ``read_latency`` registers to ``landing``.
+        flight, flight_slot = self.port.en, fetch[0]
+        for i in range(self.read_latency):
+            last = i == self.read_latency - 1
+            en_q = landing if last else Signal(name=f"reading{i}")
+            slot_q = landing_slot if last else Signal(name=f"reading{i}_slot")
+            m.d.sync += [en_q.eq(flight), slot_q.eq(flight_slot)]
+            with m.If(self.start):
+                m.d.sync += en_q.eq(0)
+            flight, flight_slot = en_q, slot_q
         with m.If(self.port.en):
             m.d.sync += fetch.eq(fetch + 1)
         with m.If(landing):
@@ -110,7 +113,7 @@ class WordPrefetch(wiring.Component):
             m.d.sync += index.eq(index + 1)
         with m.If(self.start):
             m.d.sync += [index.eq(self.first), fetch.eq(self.first[e:]), loaded.eq(0),
-                         asked.eq(0), landing.eq(0), reading.eq(0)]
+                         asked.eq(0)]
         return m
 
 

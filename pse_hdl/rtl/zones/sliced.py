@@ -6,7 +6,8 @@ deep, and a 2:1 multiplexer follows every output bit; a block RAM's clock-to-out
 that multiplexer were the zoned memory's longest path into a walker's prefetch slot. Stored as
 slices as narrow as the block RAM's mode for that depth (1024 x 18: 16-bit slices; 2048 x 9:
 8-bit ones), every slice is whole block RAMs and nothing follows them: the same block RAM count,
-no multiplexer. A memory no deeper than 512 words is one memory (the 512 x 36 mode holds it).
+no multiplexer. A memory no deeper than 512 words has a slice per logical word (the 512 x 36
+mode holds one whole).
 
 The slices share the address and read enable; a write enables the slices of the logical words
 (``granularity``) it writes. Latency: a read's data the cycle after ``en``, as
