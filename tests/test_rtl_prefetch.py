@@ -115,14 +115,16 @@ def test_the_two_sides_meet_only_at_registers():
 
 @pytest.mark.parametrize("latency", [1, 2])
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_word_prefetcher_gives_every_element_in_order(latency, seed):
+@pytest.mark.parametrize("E", [8, 1])
+def test_the_word_prefetcher_gives_every_element_in_order(latency, seed, E):
     """A ``WordPrefetch`` over a read port whose data comes one or two cycles after the read
     (a zone's port is two: its block RAMs' outputs are registered), the port granted at
     random and the elements taken at random: from any first element, every element in order,
-    and a restart drops what was prefetched."""
-    E, B = 8, 4                                # elements per word, bits per element
+    and a restart drops what was prefetched; the registered ``element`` is always the one
+    ``word`` and ``sel`` point at."""
+    B = 4                                      # bits per element; E elements per word
     words = [random.Random(seed * 1000 + a).getrandbits(E * B) for a in range(64)]
-    pf = WordPrefetch(6, E * B, 3, latency)
+    pf = WordPrefetch(6, E * B, E.bit_length() - 1, latency, element=True)
     rng = random.Random(seed)
 
     def element(i):
@@ -146,9 +148,11 @@ def test_the_word_prefetcher_gives_every_element_in_order(latency, seed):
                 ctx.set(pf.grant, rng.random() < 0.5)
                 take = ctx.get(pf.ok) and rng.random() < 0.7
                 ctx.set(pf.advance, take)
+                if ctx.get(pf.ok):
+                    word, sel = ctx.get(pf.word), ctx.get(pf.sel) if E > 1 else 0
+                    assert ctx.get(pf.element) == (word >> (B * sel)) & ((1 << B) - 1)
                 if take:
-                    word, sel = ctx.get(pf.word), ctx.get(pf.sel)
-                    got.append((word >> (B * sel)) & ((1 << B) - 1))
+                    got.append(ctx.get(pf.element))
                 read = ctx.get(pf.port.en)
                 flight = flight[1:] + [words[ctx.get(pf.port.addr)] if read else None]
                 await ctx.tick()

@@ -46,6 +46,8 @@ class WordPrefetch(wiring.Component):
     read_latency : int
         Cycles from a read's ``en`` to its ``data`` (1: a block RAM's port; 2: its output
         registered as well).
+    element : bool
+        Give the current element out of a register as well (``element``).
 
     Members
     -------
@@ -60,17 +62,23 @@ class WordPrefetch(wiring.Component):
     sel : Out(elem_log2)      The current element's index in its word.
     advance : In(1)           The current element is taken (only while ``ok``); the consumer
                               reads its value from ``word`` in the same cycle.
+    element : Out             With ``element``: the current element (``word`` sliced at
+                              ``sel``), a register: loaded each cycle with the element the
+                              index moves to, so no slot or lane multiplexer lies on the
+                              consumer's paths.
     """
 
-    def __init__(self, addr_width, word_bits, elem_log2, read_latency=1):
+    def __init__(self, addr_width, word_bits, elem_log2, read_latency=1, element=False):
         assert read_latency in (1, 2), "a read port's data one or two cycles after its en"
         self.elem_log2, self.read_latency = elem_log2, read_latency
+        self.registered_element = element
         super().__init__({
             "start": In(1), "first": In(addr_width + 1 + elem_log2), "run": In(1),
             "grant": In(1),
             "port": In(memory.ReadPort.Signature(addr_width=addr_width, shape=word_bits)),
             "ok": Out(1), "word": Out(word_bits), "sel": Out(max(1, elem_log2)),
-            "advance": In(1)})
+            "advance": In(1),
+            **({"element": Out(word_bits >> elem_log2)} if element else {})})
 
     def elaborate(self, platform):
         e = self.elem_log2
@@ -114,7 +122,21 @@ class WordPrefetch(wiring.Component):
         with m.If(self.start):
             m.d.sync += [index.eq(self.first), fetch.eq(self.first[e:]), loaded.eq(0),
                          asked.eq(0)]
+        if self.registered_element:
+            self._element(m, index, slots, loaded, landing, crossing)
         return m
+
+    def _element(self, m, index, slots, loaded, landing, crossing):
+        """``element``: the element at the index of the next cycle, taken from its word: the
+        read landing now if no slot holds that word after this cycle, else its slot. (If
+        neither, ``ok`` is low next cycle and the element is not looked at.)"""
+        e, E = self.elem_log2, len(self.element)
+        after = Signal(e + 1)                  # the next index's lane and its word's slot
+        m.d.comb += after.eq(index[:e + 1] + self.advance)
+        src = Mux(landing & (loaded == crossing), self.port.data,
+                  Mux(after[e], slots[1], slots[0]))
+        lanes = [src[i * E:(i + 1) * E] for i in range(1 << e)]
+        m.d.sync += self.element.eq(Array(lanes)[after[:e]] if e else src)
 
 
 class ElementQueue(wiring.Component):

@@ -124,7 +124,7 @@ class Tokenizer(wiring.Component):
         """The metadata words of the walk, in order (a ``WordPrefetch`` on the shared port),
         while the layer is not ``uniform``."""
         R, W = read_ratio(self.cfg), self.cfg.zone_word_bits
-        pf = WordPrefetch(len(self.meta.addr), R * W, log2(R), SHARED_READ_LATENCY)
+        pf = WordPrefetch(len(self.meta.addr), R * W, log2(R), SHARED_READ_LATENCY, element=True)
         m.submodules.prefetch = pf
         wiring.connect(m, pf.port, wiring.flipped(self.meta))
         m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first),
@@ -217,7 +217,7 @@ class Tokenizer(wiring.Component):
 
     def elaborate(self, platform):
         cfg = self.cfg
-        n, W, R = len(cfg.precisions), cfg.zone_word_bits, read_ratio(cfg)
+        n, W = len(cfg.precisions), cfg.zone_word_bits
         cb = c = cfg.code_bits                 # c: a fixed-length code's bits
         unary = cfg.meta_encoding == "unary"
         m = Module()
@@ -238,9 +238,7 @@ class Tokenizer(wiring.Component):
         m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
                              & ~Mux(pre_valid, occ[-2], occ[-1]))
         m.d.comb += pf.advance.eq(issue)
-        word = Signal(W)
-        m.d.comb += word.eq(Array(pf.word[j * W:(j + 1) * W] for j in range(R))[pf.sel]
-                            if R > 1 else pf.word)
+        word = pf.element                      # the current word, a register
         state = Signal(max(1, (max(n, c) - 1).bit_length()))
         low, dlow = Mux(first_word, below_drop, 0), Mux(pre_first, below_drop, 0)
         if unary:

@@ -93,16 +93,18 @@ class FetchWalker(wiring.Component):
         ev, ev_valid, resolve = out.ev, out.ev_valid, out.resolve
 
         # -- bookkeeping: rows, columns, the end of the share ------------------------------------
-        row, col = Signal(cfg.row_bits + 1), Signal(cfg.col_bits + 1)
+        row = Signal(cfg.row_bits + 1)
         left = Signal(cfg.pos_bits)
         left_zero = Signal()                   # left == 0, kept as a register
         row_has = Signal()                     # the walk has sent a weight of this row
         unres = Signal()                       # a sent weight still waits for its last bit
         cols = tab.cols
-        # What is left of the row less one (``cols - col - 1``), kept as a register: whether a
-        # run reaches the row's end (``sk > rm1``) or a weight ends it (``sk == rm1``) is one
-        # compare of the run with a register, no adder before it. ``rpc1`` (``rm1 + cols``)
-        # answers the same for a run that ends the row, within the next one.
+        # What is left of the row less one (``cols - col - 1``, col the column of the head
+        # token's run), kept as a register: whether a run reaches the row's end (``sk > rm1``)
+        # or a weight ends it (``sk == rm1``) is one compare of the run with a register, no
+        # adder before it. ``rpc1`` (``rm1 + cols``) answers the same for a run that ends the
+        # row, within the next one. The column itself is no register: an event's is computed
+        # from ``rm1`` (``cols - 1 - rm1 + sk``), off the decision's paths.
         rm1 = Signal(cfg.col_bits + 2)
         rpc1 = Signal(cfg.col_bits + 3)
         # The head token: the tokenizer's, or a masked layer's kept-column source's.
@@ -132,23 +134,23 @@ class FetchWalker(wiring.Component):
         def emit(kind):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
 
-        def weight(erow, ecol, ends_row, rm1_after, rpc1_after):
-            """A surviving weight at (``erow``, ``ecol``), as the event registers have it;
+        def weight(erow, ends_row, rm1_after, rpc1_after):
+            """A surviving weight in row ``erow``, as the event registers have it;
             ``ends_row``: it is the row's last; else ``rm1``, ``rpc1`` become ``rm1_after``,
             ``rpc1_after``."""
             emit(WEIGHT)
             m.d.sync += [left.eq(left - sk - 1), left_zero.eq(sk + 1 == left), unres.eq(1)]
             with m.If(ends_row):
-                m.d.sync += [row.eq(erow + 1), col.eq(0), rm1.eq(cols - 1),
+                m.d.sync += [row.eq(erow + 1), rm1.eq(cols - 1),
                              rpc1.eq(twice - 1), row_has.eq(0)]
             with m.Else():
-                m.d.sync += [row.eq(erow), col.eq(ecol + 1), rm1.eq(rm1_after),
+                m.d.sync += [row.eq(erow), rm1.eq(rm1_after),
                              rpc1.eq(rpc1_after), row_has.eq(1)]
 
         def next_row():
             # The token's run covers the rest of the row: keep what is left of it.
             m.d.comb += [tok_trim.eq(1), tok_trim_to.eq(rdiff)]
-            m.d.sync += [row.eq(row + 1), col.eq(0), rm1.eq(cols - 1), rpc1.eq(twice - 1),
+            m.d.sync += [row.eq(row + 1), rm1.eq(cols - 1), rpc1.eq(twice - 1),
                          row_has.eq(0), left.eq(left - rm1 - 1), left_zero.eq(rm1 + 1 == left)]
 
         with m.If(en):
@@ -158,7 +160,7 @@ class FetchWalker(wiring.Component):
             # past the row's end (in a row with one) is in the next row, at column ``rdiff``.
             m.d.sync += [ev.value.eq(Array([queues[0].head] + [q.head for q in queues])[code]),
                          ev.code.eq(code), ev.row.eq(row + (past & row_has)),
-                         ev.col.eq(Mux(past, rdiff, col + sk))]
+                         ev.col.eq(Mux(past, rdiff, cols - 1 - rm1 + sk))]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -166,7 +168,7 @@ class FetchWalker(wiring.Component):
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += start.eq(1)
-                m.d.sync += [row.eq(first.row), col.eq(first.col),
+                m.d.sync += [row.eq(first.row),
                              rm1.eq(tab.cols - first.col - 1),
                              rpc1.eq(twice - first.col - 1),
                              left.eq(self.end - first.pos),
@@ -189,16 +191,16 @@ class FetchWalker(wiring.Component):
                                 next_row()
                         with m.Elif(tvis & (sk <= rpc1) & within):
                             # The weight lands in the next row, at column ``rdiff``.
-                            weight(row + 1, rdiff, sk == rpc1, rpc1 - sk - 1, rpc1 + cols - sk - 1)
+                            weight(row + 1, sk == rpc1, rpc1 - sk - 1, rpc1 + cols - sk - 1)
                         with m.Else():
                             next_row()
                     with m.Elif(~within):
                         emit(DONE)
                         m.next = "DRAIN"
                     with m.Elif(tvis):
-                        weight(row, (col + sk)[:cfg.col_bits + 1], sk == rm1, rm1 - sk - 1, rpc1 - sk - 1)
+                        weight(row, sk == rm1, rm1 - sk - 1, rpc1 - sk - 1)
                     with m.Else():
-                        m.d.sync += [col.eq(col + sk), rm1.eq(rm1 - sk), rpc1.eq(rpc1 - sk),
+                        m.d.sync += [rm1.eq(rm1 - sk), rpc1.eq(rpc1 - sk),
                                      left.eq(left - sk), left_zero.eq(sk == left)]
             with m.State("DRAIN"):
                 with m.If(en):
