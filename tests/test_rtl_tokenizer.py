@@ -125,12 +125,13 @@ def test_tokens_expand_to_the_codes(name):
                     elif rng.random() < 0.7:
                         got += [0] * skip + ([code] if code else [])
                         pop = True
-                ctx.set(tok.pop, pop)
-                ctx.set(tok.trim, trim)
+                # ``trim`` is looked at only with ``take``: random without it.
+                ctx.set(tok.take, pop or trim)
+                ctx.set(tok.trim, trim or (not pop and rng.random() < 0.5))
                 await ctx.tick()
                 cycles += 1
                 assert cycles < 50 * len(codes) + 200, "the tokenizer stopped"
-            ctx.set(tok.pop, 0)
+            ctx.set(tok.take, 0)
             ctx.set(tok.trim, 0)
             ctx.set(tok.run, 0)
             # The expansion goes past the walk (junk after it): compare the walk's codes.
@@ -141,7 +142,7 @@ def test_tokens_expand_to_the_codes(name):
 
 
 def test_uniform_walk_reads_no_metadata():
-    """A uniform layer's tokens are (0, class), one per pop, and no metadata word is read."""
+    """A uniform layer's tokens are (0, class), one per take, and no metadata word is read."""
     cfg = CONFIGS["unary-n3"]
     _, words = walks(cfg, random.Random(1), [0.5])
     dut = _Bench(cfg, words)
@@ -159,9 +160,9 @@ def test_uniform_walk_reads_no_metadata():
             assert not ctx.get(tok.meta.en)
             if ctx.get(tok.valid):
                 got.append((ctx.get(tok.skip), ctx.get(tok.code)))
-                ctx.set(tok.pop, 1)
+                ctx.set(tok.take, 1)
             else:
-                ctx.set(tok.pop, 0)
+                ctx.set(tok.take, 0)
             await ctx.tick()
         assert len(got) > 30 and set(got) == {(0, 2)}
 

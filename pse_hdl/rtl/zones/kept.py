@@ -42,7 +42,7 @@ class KeptTokens(wiring.Component):
     run : In(1)               Make tokens while high.
     table : In(ReadPort)      The kept-column table (this walker's read port).
     valid, skip, code : Out   The head token, as the tokenizer's.
-    pop, trim, trim_to : In   As the tokenizer's.
+    take, trim, trim_to : In  As the tokenizer's.
     """
 
     def __init__(self, cfg):
@@ -54,7 +54,7 @@ class KeptTokens(wiring.Component):
             "kept": In(C), "cols": In(C), "uniform": In(cfg.code_bits), "run": In(1),
             "table": In(memory.ReadPort.Signature(addr_width=addr_width, shape=cfg.col_bits)),
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
-            "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
+            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
     def elaborate(self, platform):
         cfg, Z, C = self.cfg, max_run(self.cfg), self.cfg.col_bits + 1
@@ -101,14 +101,15 @@ class KeptTokens(wiring.Component):
 
         # -- the head token, which the walker may trim ------------------------------------------
         head = Signal(token)
-        take = queue.r_rdy & (~self.valid | self.pop)
-        m.d.comb += [queue.r_en.eq(take), self.skip.eq(head.skip), self.code.eq(head.code)]
+        pop = self.take & ~self.trim
+        load = queue.r_rdy & (~self.valid | pop)
+        m.d.comb += [queue.r_en.eq(load), self.skip.eq(head.skip), self.code.eq(head.code)]
         with m.If(self.start):
             m.d.sync += self.valid.eq(0)
-        with m.Elif(take):
+        with m.Elif(load):
             m.d.sync += [head.eq(queue.r_data), self.valid.eq(1)]
-        with m.Elif(self.pop):
+        with m.Elif(pop):
             m.d.sync += self.valid.eq(0)
-        with m.Elif(self.trim):
+        with m.Elif(self.take):
             m.d.sync += head.skip.eq(self.trim_to)
         return m

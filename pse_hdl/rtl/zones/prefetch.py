@@ -63,9 +63,9 @@ class WordPrefetch(wiring.Component):
     advance : In(1)           The current element is taken (only while ``ok``); the consumer
                               reads its value from ``word`` in the same cycle.
     element : Out             With ``element``: the current element (``word`` sliced at
-                              ``sel``), a register: loaded each cycle with the element the
-                              index moves to, so no slot or lane multiplexer lies on the
-                              consumer's paths.
+                              ``sel``), a register loaded with the next one as the current one
+                              is taken, so no slot or lane multiplexer lies on the consumer's
+                              paths and its ``advance`` only enables the load.
     """
 
     def __init__(self, addr_width, word_bits, elem_log2, read_latency=1, element=False):
@@ -123,20 +123,27 @@ class WordPrefetch(wiring.Component):
             m.d.sync += [index.eq(self.first), fetch.eq(self.first[e:]), loaded.eq(0),
                          asked.eq(0)]
         if self.registered_element:
-            self._element(m, index, slots, loaded, landing, crossing)
+            self._element(m, index, slots, loaded, landing)
         return m
 
-    def _element(self, m, index, slots, loaded, landing, crossing):
-        """``element``: the element at the index of the next cycle, taken from its word: the
-        read landing now if no slot holds that word after this cycle, else its slot. (If
-        neither, ``ok`` is low next cycle and the element is not looked at.)"""
+    def _element(self, m, index, slots, loaded, landing):
+        """``element``: when the consumer takes the current element, the one after it, from
+        the read landing now if no slot holds its word after this cycle, else from its slot;
+        when the current word lands, its element. Every choice but the last is made from
+        registers: ``advance`` (the consumer's decision) only enables the load."""
         e, E = self.elem_log2, len(self.element)
-        after = Signal(e + 1)                  # the next index's lane and its word's slot
-        m.d.comb += after.eq(index[:e + 1] + self.advance)
-        src = Mux(landing & (loaded == crossing), self.port.data,
-                  Mux(after[e], slots[1], slots[0]))
-        lanes = [src[i * E:(i + 1) * E] for i in range(1 << e)]
-        m.d.sync += self.element.eq(Array(lanes)[after[:e]] if e else src)
+
+        def lane(word, i):
+            return Array(word[j * E:(j + 1) * E] for j in range(1 << e))[i] if e else word
+
+        last = (index[:e] == (1 << e) - 1) if e else 1     # the current element ends its word
+        after = Signal(e + 1)                  # the next element's lane and its word's slot
+        m.d.comb += after.eq(index[:e + 1] + 1)
+        src = Mux(landing & (loaded == last), self.port.data, Mux(after[e], slots[1], slots[0]))
+        with m.If(self.advance):
+            m.d.sync += self.element.eq(lane(src, after[:e]))
+        with m.Elif(landing & (loaded == 0)):
+            m.d.sync += self.element.eq(lane(self.port.data, index[:e]))
 
 
 class ElementQueue(wiring.Component):

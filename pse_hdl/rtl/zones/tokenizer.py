@@ -22,15 +22,15 @@ It is made in three parts, so that no bit-shifted window sits in a loop:
   cycle after that the token is formed from them, the pruned codes between the previous
   position and the hit's first bit and the hit's class (or, without a hit, ``cur``'s pruned
   codes from the position, if any), straight into the queue, whose head the walker's decisions
-  take (``pop``, ``trim``): the hit's encoding and the run's subtraction are a register apart
+  use (``take``, ``trim``): the hit's encoding and the run's subtraction are a register apart
   from each other and from the walker's paths.
 
 So a surviving weight costs one cycle, however long the run before it within two words, and a
 word without a surviving code costs a cycle (``W / pruned-code length`` codes). Tokens wait in a
-five-entry queue: a FIFO that the walker's ``pop`` and ``trim`` alone change, and a count of
+five-entry queue: a FIFO that the walker's ``take`` and ``trim`` alone change, and a count of
 its free places by the scanner, which steps on registers of its own. The head is a register the
-walker's pop reloads; the places behind it move a cycle later, and the pop returns its place a
-cycle later, through registers.
+walker's pop (a ``take`` without ``trim``) reloads; the places behind it move a cycle later,
+and the pop returns its place a cycle later, through registers.
 
 Latency: the first token five cycles after the metadata prefetcher's first word is in its slot
 (decoded, window, scan, hit, token); the read that brings it takes ``SHARED_READ_LATENCY`` (2)
@@ -104,8 +104,10 @@ class Tokenizer(wiring.Component):
     meta : In(ReadPort)       That port (physical words).
     valid : Out(1)            A token is at the head of the queue.
     skip, code : Out          The head token: pruned codes, then ``code`` (0: none).
-    pop : In(1)               The head token is used.
-    trim, trim_to : In        The head token's run is partly used: ``trim_to`` codes are left.
+    take : In(1)              The head token is used: popped, or, with ``trim``, its run
+    trim, trim_to : In        only partly used (``trim_to`` codes are left, the token stays).
+                              ``trim`` is looked at only with ``take``, so the walker's
+                              decision reaches the head's clock enable alone.
     """
 
     def __init__(self, cfg):
@@ -118,17 +120,17 @@ class Tokenizer(wiring.Component):
             "run": In(1), "grant": In(1),
             "meta": In(memory.ReadPort.Signature(addr_width=addr_width, shape=R * W)),
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
-            "pop": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
+            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
-    def _prefetch(self, m, uniform):
+    def _prefetch(self, m, coded):
         """The metadata words of the walk, in order (a ``WordPrefetch`` on the shared port),
-        while the layer is not ``uniform``."""
+        while the layer is ``coded`` (not uniform)."""
         R, W = read_ratio(self.cfg), self.cfg.zone_word_bits
         pf = WordPrefetch(len(self.meta.addr), R * W, log2(R), SHARED_READ_LATENCY, element=True)
         m.submodules.prefetch = pf
         wiring.connect(m, pf.port, wiring.flipped(self.meta))
         m.d.comb += [pf.start.eq(self.start), pf.first.eq(self.first),
-                     pf.run.eq(self.run & (uniform == 0)), pf.grant.eq(self.grant)]
+                     pf.run.eq(self.run & coded), pf.grant.eq(self.grant)]
         return pf
 
     def _hit(self, m, st_hit, code0):
@@ -191,9 +193,9 @@ class Tokenizer(wiring.Component):
 
     def _queue(self, m, occ, taken, push, skip, code):
         """The token queue, the walker's side: ``push`` enters (``skip``, ``code``) behind the
-        tokens held; the walker's ``pop`` takes the head and ``trim`` shortens the head's run
-        (never with ``pop``). The head is a register of its own (``skip``, ``code``,
-        ``valid``), the walker's decisions' only destination here; the tokens behind it wait in
+        tokens held; the walker's ``take`` pops the head, or with ``trim`` shortens its run.
+        The head is a register of its own (``skip``, ``code``, ``valid``), the walker's
+        decisions' only destination here (``take`` its enable); the tokens behind it wait in
         ``_QUEUE - 1`` places (``occ``) that move by a place a cycle after the head took one
         of them (``taken``, a register), so the head takes the one behind the place in front
         when a move is pending. A token pushed while the head is free and no place holds one
@@ -203,17 +205,18 @@ class Tokenizer(wiring.Component):
         qcode = [Signal.like(self.code, name=f"place{i}_code") for i in tails]
         _fifo_step(m, occ, push, taken, list(zip(qskip, qcode)), (skip, code))
         behind = Mux(taken, occ[1], occ[0])            # a place holds a token after the move
-        free = ~self.valid | self.pop                  # the head takes a token this cycle
+        free = ~self.valid | (self.take & ~self.trim)  # the head takes a token this cycle
         m.d.sync += taken.eq(free & (behind | push))
-        with m.If(free):
-            m.d.sync += self.valid.eq(behind | push)
-            with m.If(behind):
-                m.d.sync += [self.skip.eq(Mux(taken, qskip[1], qskip[0])),
-                             self.code.eq(Mux(taken, qcode[1], qcode[0]))]
+        with m.If(~self.valid | self.take):
+            with m.If(~self.valid | ~self.trim):
+                m.d.sync += self.valid.eq(behind | push)
+                with m.If(behind):
+                    m.d.sync += [self.skip.eq(Mux(taken, qskip[1], qskip[0])),
+                                 self.code.eq(Mux(taken, qcode[1], qcode[0]))]
+                with m.Else():
+                    m.d.sync += [self.skip.eq(skip), self.code.eq(code)]
             with m.Else():
-                m.d.sync += [self.skip.eq(skip), self.code.eq(code)]
-        with m.Elif(self.trim):
-            m.d.sync += self.skip.eq(self.trim_to)
+                m.d.sync += self.skip.eq(self.trim_to)
 
     def elaborate(self, platform):
         cfg = self.cfg
@@ -223,7 +226,8 @@ class Tokenizer(wiring.Component):
         m = Module()
 
         uniform = Signal(cfg.code_bits)
-        pf = self._prefetch(m, uniform)
+        coded = Signal(init=1)                 # uniform == 0, a register of its own
+        pf = self._prefetch(m, coded)
 
         drop = Signal(range(W))
         first_word = Signal()                  # the next word read is the walk's first
@@ -231,11 +235,11 @@ class Tokenizer(wiring.Component):
         # carry chains, stay out of the decoder's path from the slot).
         below_drop = Signal(W)
 
-        # -- the decoder: word (its slot) -> decoded, the carried state last -> entry -----------
+        # -- the decoder: word (a register) -> decoded, the carried state last -> entry --------
         occ = Signal(_ENTRIES)                 # entry i holds a decoded word (a thermometer)
         pre_valid, pre_first = Signal(), Signal()      # its state-free part decoded
         issue = Signal()
-        m.d.comb += issue.eq(self.run & pf.ok & (uniform == 0)
+        m.d.comb += issue.eq(self.run & pf.ok & coded
                              & ~Mux(pre_valid, occ[-2], occ[-1]))
         m.d.comb += pf.advance.eq(issue)
         word = pf.element                      # the current word, a register
@@ -295,12 +299,12 @@ class Tokenizer(wiring.Component):
         taken, popped = Signal(), Signal()     # the head took a place's token; the walker's pop
         push, ht_push = Signal(), Signal()
         r_in, k_in = Signal.like(r_tok), Signal.like(k_tok)
-        m.d.comb += [step.eq(self.run & (uniform == 0) & (credits != 0)
+        m.d.comb += [step.eq(self.run & coded & (credits != 0)
                              & cur_ok & (~empty | nxt_ok)),
                      ht_push.eq(ht_valid & (ht_found | (p != W))),
-                     push.eq(Mux(uniform != 0, self.run & (credits != 0), ht_push)),
-                     r_in.eq(Mux(uniform != 0, 0, r_tok)),
-                     k_in.eq(Mux(uniform != 0, uniform, k_tok))]
+                     push.eq(Mux(~coded, self.run & (credits != 0), ht_push)),
+                     r_in.eq(Mux(~coded, 0, r_tok)),
+                     k_in.eq(Mux(~coded, uniform, k_tok))]
 
         land = pre_valid
         leave = step & shift
@@ -309,11 +313,12 @@ class Tokenizer(wiring.Component):
                          self.valid.eq(0), occ.eq(0),
                          pre_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform),
+                         coded.eq(self.uniform == 0),
                          below_drop.eq(Cat((self.drop > t) for t in range(W - 1)))]
         with m.Else():
             self._queue(m, tocc, taken, push, r_in, k_in)
-            reserve = Mux(uniform != 0, push, step)
-            m.d.sync += [popped.eq(self.pop),
+            reserve = Mux(~coded, push, step)
+            m.d.sync += [popped.eq(self.take & ~self.trim),
                          credits.eq(credits - reserve + popped + (ht_valid & ~ht_push))]
 
             m.d.sync += pre_valid.eq(issue)

@@ -109,8 +109,8 @@ class FetchWalker(wiring.Component):
         rpc1 = Signal(cfg.col_bits + 3)
         # The head token: the tokenizer's, or a masked layer's kept-column source's.
         ts = (self._masked_tokens(m, tok, start, running) if cfg.input_masks
-              else (tok.valid, tok.skip, tok.code, tok.pop, tok.trim, tok.trim_to))
-        tok_valid, sk, code, tok_pop, tok_trim, tok_trim_to = ts
+              else (tok.valid, tok.skip, tok.code, tok.take, tok.trim, tok.trim_to))
+        tok_valid, sk, code, tok_take, tok_trim, tok_trim_to = ts
         tvis = code != 0
         # A surviving head token waits for its zone's word.
         have = Array([Const(1)] + [q.valid for q in queues])[code]
@@ -128,8 +128,11 @@ class FetchWalker(wiring.Component):
 
         ahead = Signal()                       # the run covers the rest of the row and more
         m.d.comb += ahead.eq(past & (rm1 < left))
-        self._pops(m, queues, code, tok_pop, running & en & ~left_zero & tok_valid & have
-                   & within & (~ahead | (row_has & tvis & (sk <= rpc1))))
+        lands = Signal()                       # a weight after the row's end is taken
+        m.d.comb += lands.eq(row_has & tvis & (sk <= rpc1) & within)
+        self._uses(m, queues, code, tok_take, tok_trim, tok_trim_to, rdiff,
+                   running & en & ~left_zero & tok_valid & have, ahead, within, lands, unres,
+                   row_has)
 
         def emit(kind):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
@@ -148,8 +151,7 @@ class FetchWalker(wiring.Component):
                              rpc1.eq(rpc1_after), row_has.eq(1)]
 
         def next_row():
-            # The token's run covers the rest of the row: keep what is left of it.
-            m.d.comb += [tok_trim.eq(1), tok_trim_to.eq(rdiff)]
+            # The token's run covers the rest of the row: what is left of it stays (``_uses``).
             m.d.sync += [row.eq(row + 1), rm1.eq(cols - 1), rpc1.eq(twice - 1),
                          row_has.eq(0), left.eq(left - rm1 - 1), left_zero.eq(rm1 + 1 == left)]
 
@@ -189,7 +191,7 @@ class FetchWalker(wiring.Component):
                                 m.d.sync += [resolve.eq(1), unres.eq(0)]
                             with m.Else():
                                 next_row()
-                        with m.Elif(tvis & (sk <= rpc1) & within):
+                        with m.Elif(lands):
                             # The weight lands in the next row, at column ``rdiff``.
                             weight(row + 1, sk == rpc1, rpc1 - sk - 1, rpc1 + cols - sk - 1)
                         with m.Else():
@@ -210,12 +212,21 @@ class FetchWalker(wiring.Component):
         return m
 
     @staticmethod
-    def _pops(m, queues, code, tok_pop, used):
-        """The pops when the head token is ``used`` up (a weight taken, or a run within the row
-        and the share): one flat expression of the compares, not the decision's branches, as
-        the pops are the decision's farthest destinations (the token head, the queues' flags)."""
-        m.d.comb += tok_pop.eq(used)
-        m.d.comb += [q.pop.eq(used & (code == k + 1)) for k, q in enumerate(queues)]
+    def _uses(m, queues, code, take, trim, trim_to, rdiff, can, ahead, within, lands, unres,
+              row_has):
+        """How the decision uses the head token, as flat expressions of the compares, not the
+        decision's branches (the token head and the queues' flags are its farthest
+        destinations). It is used (``take``) whenever the walker ``can`` step, except at the
+        end of the share (a run not ``within`` it, and not ``ahead``: reaching past the row's
+        end first) and at a row marker that waits for a weight's ``last`` bit (``ahead`` with
+        no weight in the row yet, ``unres``). It is trimmed, not popped, whenever its run is
+        ``ahead`` and no weight ``lands`` after the row's end (a marker, or the next row
+        started): ``trim`` needs none of ``take``'s conditions, the head's clock enable all of
+        them; what is left of a trimmed run is ``rdiff``. A zone's queue is popped with its
+        weight."""
+        m.d.comb += [take.eq(can & Mux(ahead, row_has | ~unres, within)),
+                     trim.eq(ahead & ~lands), trim_to.eq(rdiff)]
+        m.d.comb += [q.pop.eq(take & ~trim & (code == k + 1)) for k, q in enumerate(queues)]
 
     def _stages(self, m, start, running):
         """The tokenizer, the output stage and every zone's elements (``_zone_elements``), as
@@ -261,7 +272,7 @@ class FetchWalker(wiring.Component):
     def _masked_tokens(self, m, tok, start, running):
         """The head token of a walk (``input_masks``): a masked layer's from its kept-column
         table (``kept.KeptTokens``), any other layer's from the tokenizer. Returns the head's
-        ``(valid, skip, code)`` and the ``(pop, trim, trim_to)`` the walker drives."""
+        ``(valid, skip, code)`` and the ``(take, trim, trim_to)`` the walker drives."""
         tab, first = self.tab, self.first
         kt = KeptTokens(self.cfg)
         m.submodules.kept_tokens = kt
@@ -270,10 +281,10 @@ class FetchWalker(wiring.Component):
                      kt.rank.eq(first.meta), kt.col.eq(first.col), kt.kept.eq(tab.meta_base),
                      kt.cols.eq(tab.cols), kt.uniform.eq(tab.uniform)]
         masked = tab.masked
-        pop, trim = Signal(), Signal()
+        take, trim = Signal(), Signal()
         trim_to = Signal.like(tok.trim_to)
-        m.d.comb += [tok.pop.eq(pop & ~masked), kt.pop.eq(pop & masked),
-                     tok.trim.eq(trim & ~masked), kt.trim.eq(trim & masked),
+        m.d.comb += [tok.take.eq(take & ~masked), kt.take.eq(take & masked),
+                     tok.trim.eq(trim), kt.trim.eq(trim),
                      tok.trim_to.eq(trim_to), kt.trim_to.eq(trim_to)]
         return (Mux(masked, kt.valid, tok.valid), Mux(masked, kt.skip, tok.skip),
-                Mux(masked, kt.code, tok.code), pop, trim, trim_to)
+                Mux(masked, kt.code, tok.code), take, trim, trim_to)
