@@ -164,7 +164,8 @@ class ZonedMemory(wiring.Component):
                      plan_wr.addr.eq(hw.addr), plan_wr.data.eq(hw.data)]
 
         hr = self.host_rd.payload
-        master_r, reading, host_r = self._host_read_grant(m, rz_busy, fetch_busy, fetch_start)
+        master_r, reading, host_r, fetched = self._host_read_grant(m, rz_busy, fetch_busy,
+                                                                   fetch_start)
         rd_target = Signal.like(hr.target)
         rd_lane = Signal(max(1, log2(R)))
         m.d.sync += self.rd_valid.eq(host_r)
@@ -210,22 +211,13 @@ class ZonedMemory(wiring.Component):
                 m.d.comb += [rd.en.eq(fu.kept[p].en), rd.addr.eq(fu.kept[p].addr),
                              fu.kept[p].data.eq(rd.data)]
         m.d.comb += self.sched.eq(fu.sched)
-        shared = [(table_rd, fu.table), (split_rd, fu.split), (meta_rd, fu.meta)]
-        shared += [(z_rd[k], fu.zone[k]) for k in range(n)]
-        for rd, user in shared:
-            m.d.comb += [rd.en.eq(user.en), user.data.eq(rd.data)]
-            with m.If(~reading):
-                m.d.comb += rd.addr.eq(user.addr)
-        # Host reads, never at the same time as a fetch: logical words of zones and metadata
-        # are lanes of the physical words.
-        zone_phys = [physical(cfg, banked(hr.bank, hr.addr, d))[0] for d in cfg.zone_depths]
-        meta_phys = physical(cfg, banked(hr.bank, hr.addr, cfg.meta_depth))[0]
-        with m.If(reading):
-            m.d.comb += [table_rd.addr.eq(banked(hr.bank, hr.addr, cfg.max_layers)),
-                         split_rd.addr.eq(physical(cfg, banked(hr.bank, hr.addr,
-                                                               geo[Target.SPLIT]))[0]),
-                         meta_rd.addr.eq(meta_phys)]
-            m.d.comb += [z_rd[k].addr.eq(zone_phys[k]) for k in range(n)]
+        self._shared_reads(m, reading, fetched, [
+            (table_rd, fu.table, banked(hr.bank, hr.addr, cfg.max_layers), False),
+            (split_rd, fu.split, physical(cfg, banked(hr.bank, hr.addr, geo[Target.SPLIT]))[0],
+             False),
+            (meta_rd, fu.meta, physical(cfg, banked(hr.bank, hr.addr, cfg.meta_depth))[0], True),
+            *[(z_rd[k], fu.zone[k], physical(cfg, banked(hr.bank, hr.addr, d))[0], True)
+              for k, d in enumerate(cfg.zone_depths)]])
         with m.If(host_r):
             # Every depth is a multiple of R: the lane is the address's low bits.
             m.d.sync += rd_lane.eq(physical(cfg, hr.addr)[1])
@@ -243,9 +235,10 @@ class ZonedMemory(wiring.Component):
         return m
 
     def _host_read_grant(self, m, rz_busy, fetch_busy, fetch_start):
-        """When ``host_rd`` is accepted; returns ``(master_r, reading, host_r)``: a master read
-        offered that may take the master store's port, a read offered that may address the
-        other memories' read ports, and a read accepted."""
+        """When ``host_rd`` is accepted; returns ``(master_r, reading, host_r, fetched)``: a
+        master read offered that may take the master store's port, a read offered that may
+        address the other memories' read ports, a read accepted, and the register that holds
+        host reads while the fetch unit runs (set from its start to a cycle after its end)."""
         hr = self.host_rd.payload
         # Host reads wait for the fetch unit through a register (busy one cycle longer than the
         # fetch, never shorter) and for an offered FETCH or REZONE (whose first cycle uses the
@@ -269,7 +262,23 @@ class ZonedMemory(wiring.Component):
         m.d.comb += self.host_rd.ready.eq(reading & armed)
         host_r = self.host_rd.valid & self.host_rd.ready
         m.d.sync += held.eq(Mux(reading & ~armed, held + 1, 0))
-        return reading & master, reading, host_r
+        return reading & master, reading, host_r, fetched
+
+    @staticmethod
+    def _shared_reads(m, reading, fetched, ports):
+        """The read ports the fetch unit owns, as ``(port, the fetch unit's, the host read's
+        address, walkers only)``. Host reads never come during a fetch; logical words of zones
+        and metadata are lanes of the physical words. The table and split ports take the
+        host's address while a read is offered; the metadata and zone ports, which only the
+        walkers read, whenever the fetch unit is not running (``fetched``, a register: the
+        walkers' first read comes cycles after the start), so the choice in front of their
+        block RAMs, and of the read-before-write logic yosys adds there, is a register's."""
+        for rd, user, host_addr, walkers_only in ports:
+            m.d.comb += [rd.en.eq(user.en), user.data.eq(rd.data)]
+            with m.If(~fetched if walkers_only else reading):
+                m.d.comb += rd.addr.eq(host_addr)
+            with m.Else():
+                m.d.comb += rd.addr.eq(user.addr)
 
     def _read_data(self, m, target, lane, sources):
         """``rd_data`` from the read port of the memory the host read addressed: a value, or
