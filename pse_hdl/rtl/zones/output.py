@@ -7,7 +7,7 @@ prefetched word by the walker when it takes the weight (so the wide word select 
 away from this stage's output).
 """
 
-from amaranth.hdl import Array, Const, Module, Signal, signed, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,8 +28,10 @@ def event_layout(cfg):
 
 class TransferOutput(wiring.Component):
     """Output stage (see the module docs). Latency: a weight is sent one event after it is
-    taken. ``en`` is high when the stage takes an event (its output is empty or being taken):
-    the walker advances only then.
+    taken. ``en`` is high when the stage takes an event: a register, so the walker's decision
+    waits for no ``o.ready``. A transfer made while ``o`` is stalled waits in a second register
+    (``skid``), and ``en`` stays low until it has moved to ``o``; without backpressure one
+    event a cycle.
 
     Members
     -------
@@ -52,7 +54,8 @@ class TransferOutput(wiring.Component):
         n = len(cfg.precisions)
         m = Module()
         en = self.en
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        skid, skid_valid = Signal(layouts.transfer_layout(cfg)), Signal()
+        m.d.comb += en.eq(~skid_valid)
 
         pend = Signal(layouts.transfer_layout(cfg))
         pend_valid = Signal()
@@ -60,26 +63,25 @@ class TransferOutput(wiring.Component):
         new = Signal(layouts.transfer_layout(cfg))
         m.d.comb += [new.value.eq(ev.value), new.code.eq(ev.code), new.shift.eq(shift[ev.code]),
                      new.column.eq(ev.col), new.row.eq(ev.row)]
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(0)
-            with m.If(self.ev_valid):
-                with m.Switch(ev.kind):
-                    with m.Case(WEIGHT):
-                        m.d.sync += [pend.eq(new), pend_valid.eq(1)]
-                        with m.If(pend_valid):
-                            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(pend),
-                                         self.o.payload.last.eq(pend.row != ev.row)]
-                    with m.Case(MARK):
-                        with m.If(self.resolve):
-                            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(pend),
-                                         self.o.payload.last.eq(1), pend_valid.eq(0)]
-                        with m.Else():
-                            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(0),
-                                         self.o.payload.row.eq(ev.row),
-                                         self.o.payload.last.eq(1)]
-                    with m.Case(DONE):
+        made, made_valid = Signal(layouts.transfer_layout(cfg)), Signal()   # a transfer made
+        with m.If(en & self.ev_valid):
+            with m.Switch(ev.kind):
+                with m.Case(WEIGHT):
+                    m.d.sync += [pend.eq(new), pend_valid.eq(1)]
+                    m.d.comb += [made_valid.eq(pend_valid), made.eq(pend),
+                                 made.last.eq(pend.row != ev.row)]
+                with m.Case(MARK):
+                    with m.If(self.resolve):
+                        m.d.comb += [made_valid.eq(1), made.eq(pend), made.last.eq(1)]
                         m.d.sync += pend_valid.eq(0)
-                        with m.If(pend_valid):
-                            m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(pend),
-                                         self.o.payload.last.eq(1)]
+                    with m.Else():
+                        m.d.comb += [made_valid.eq(1), made.row.eq(ev.row), made.last.eq(1)]
+                with m.Case(DONE):
+                    m.d.sync += pend_valid.eq(0)
+                    m.d.comb += [made_valid.eq(pend_valid), made.eq(pend), made.last.eq(1)]
+        with m.If(~self.o.valid | self.o.ready):
+            m.d.sync += [self.o.valid.eq(skid_valid | made_valid),
+                         self.o.payload.eq(Mux(skid_valid, skid, made)), skid_valid.eq(0)]
+        with m.Elif(made_valid):
+            m.d.sync += [skid.eq(made), skid_valid.eq(1)]
         return m
