@@ -124,14 +124,11 @@ class FetchWalker(wiring.Component):
         n_sk = len(sk)
         within = Signal()
         m.d.comb += within.eq((left[n_sk:] != 0) | (sk < left[:n_sk]))
-
-        past = Signal()                        # the run reaches past the row's end
-        m.d.comb += past.eq(sk > rm1)
-
-        ahead = Signal()                       # the run covers the rest of the row and more
-        m.d.comb += ahead.eq(past & (rm1 < left))
-        lands = Signal()                       # a weight after the row's end is taken
-        m.d.comb += lands.eq(row_has & tvis & (sk <= rpc1) & within)
+        # ``past``: the run reaches past the row's end; ``ahead``: it covers the rest of the row
+        # and more; ``lands``: a weight after the row's end is taken.
+        past, ahead, lands = Signal(), Signal(), Signal()
+        m.d.comb += [past.eq(sk > rm1), ahead.eq(past & (rm1 < left)),
+                     lands.eq(row_has & tvis & (sk <= rpc1) & within)]
         self._uses(m, queues, code, tok_take, tok_trim, tok_trim_to, rdiff,
                    running & en & ~left_zero & tok_valid & have, ahead, within, lands, unres,
                    row_has)
