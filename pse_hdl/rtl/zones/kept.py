@@ -57,7 +57,7 @@ class KeptTokens(wiring.Component):
             "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
     def elaborate(self, platform):
-        cfg, Z, C = self.cfg, max_run(self.cfg), self.cfg.col_bits + 1
+        Z, C = max_run(self.cfg), self.cfg.col_bits + 1
         m = Module()
         token = data.StructLayout({"skip": range(Z + 1), "code": self.code.shape()})
         queue = ResetInserter(self.start)(fifo.SyncFIFOBuffered(width=token.size, depth=_QUEUE))
