@@ -26,6 +26,8 @@ rows, columns and the end of the share, and takes each weight from its zone's qu
 output stage (``output``) turns events into transfers.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -38,6 +40,11 @@ from .kept import KeptTokens, kept_addr_width
 from .tokenizer import Tokenizer, max_run
 
 __all__ = ["FetchWalker"]
+
+
+def saturate(x, n):
+    """``x`` (not negative) in ``n`` bits, saturated at ``2**n - 1``."""
+    return Mux(x[n:] != 0, (1 << n) - 1, x[:n])
 
 
 class FetchWalker(wiring.Component):
@@ -89,6 +96,8 @@ class FetchWalker(wiring.Component):
     def elaborate(self, platform):
         cfg, tab, first = self.cfg, self.tab, self.first
         m = Module()
+        # ``running``: in state RUN, kept as a register of its own (the tokenizer's, the
+        # prefetchers' and the queues' enables all start from it).
         start, running = Signal(), Signal()
         tok, out, queues = self._stages(m, start, running)
         en = out.en
@@ -113,46 +122,35 @@ class FetchWalker(wiring.Component):
         ts = (self._masked_tokens(m, tok, start, running) if cfg.input_masks
               else (tok.valid, tok.skip, tok.code, tok.take, tok.trim, tok.trim_to))
         tok_valid, sk, code, tok_take, tok_trim, tok_trim_to = ts
+        # The decision compares the run with ``rm1s``, ``rpc1s``: ``rm1``, ``rpc1`` saturated
+        # to one bit more than a run has (equal answers, shorter chains).
+        rm1s, rpc1s = Signal(len(sk) + 1), Signal(len(sk) + 1)
+        bk = SimpleNamespace(row=row, left=left, left_zero=left_zero, row_has=row_has, rm1=rm1,
+                             rpc1=rpc1, rm1s=rm1s, rpc1s=rpc1s)
         tvis = code != 0
         # A surviving head token waits for its zone's word.
         have = Array([Const(1)] + [q.valid for q in queues])[code]
         rdiff = Signal(range(max_run(cfg) + 1))    # the run less the row's rest
-        m.d.comb += rdiff.eq(sk - rm1 - 1)
+        m.d.comb += rdiff.eq(sk - rm1s - 1)
         twice = cols << 1
         # The run is shorter than what is left of the share: its few bits against the low bits
         # of ``left``, or ``left``'s high bits not all zero (a short chain and an OR beside it).
         n_sk = len(sk)
         within = Signal()
         m.d.comb += within.eq((left[n_sk:] != 0) | (sk < left[:n_sk]))
-        # ``past``: the run reaches past the row's end; ``ahead``: it covers the rest of the row
-        # and more; ``lands``: a weight after the row's end is taken.
-        past, ahead, lands = Signal(), Signal(), Signal()
-        m.d.comb += [past.eq(sk > rm1), ahead.eq(past & (rm1 < left)),
-                     lands.eq(row_has & tvis & (sk <= rpc1) & within)]
+        # ``past``: the run reaches past the row's end, so it covers the rest of the row, which
+        # is all in the share (a share ends at a surviving weight or at the layer's end, a
+        # row's end); ``lands``: a weight after the row's end is taken.
+        past, lands = Signal(), Signal()
+        m.d.comb += [past.eq(sk > rm1s), lands.eq(row_has & tvis & (sk <= rpc1s) & within)]
         self._uses(m, queues, code, tok_take, tok_trim, tok_trim_to, rdiff,
-                   running & en & ~left_zero & tok_valid & have, ahead, within, lands, unres,
+                   running & en & ~left_zero & tok_valid & have, past, within, lands, unres,
                    row_has)
 
         def emit(kind):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
 
-        def weight(erow, ends_row, rm1_after, rpc1_after):
-            """A surviving weight in row ``erow``, as the event registers have it;
-            ``ends_row``: it is the row's last; else ``rm1``, ``rpc1`` become ``rm1_after``,
-            ``rpc1_after``."""
-            emit(WEIGHT)
-            m.d.sync += [left.eq(left - sk - 1), left_zero.eq(sk + 1 == left), unres.eq(1)]
-            with m.If(ends_row):
-                m.d.sync += [row.eq(erow + 1), rm1.eq(cols - 1),
-                             rpc1.eq(twice - 1), row_has.eq(0)]
-            with m.Else():
-                m.d.sync += [row.eq(erow), rm1.eq(rm1_after),
-                             rpc1.eq(rpc1_after), row_has.eq(1)]
-
-        def next_row():
-            # The token's run covers the rest of the row: what is left of it stays (``_uses``).
-            m.d.sync += [row.eq(row + 1), rm1.eq(cols - 1), rpc1.eq(twice - 1),
-                         row_has.eq(0), left.eq(left - rm1 - 1), left_zero.eq(rm1 + 1 == left)]
+        wgt = self._advance(m, bk, tok_take, sk, tvis, past, lands, within, cols)
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
@@ -170,61 +168,88 @@ class FetchWalker(wiring.Component):
             with m.State("START"):
                 m.d.comb += start.eq(1)
                 m.d.sync += [row.eq(first.row),
-                             rm1.eq(tab.cols - first.col - 1),
-                             rpc1.eq(twice - first.col - 1),
+                             rm1.eq(tab.cols - first.col - 1), rpc1.eq(twice - first.col - 1),
+                             rm1s.eq(saturate(tab.cols - first.col - 1, len(rm1s))),
+                             rpc1s.eq(saturate(twice - first.col - 1, len(rpc1s))),
                              left.eq(self.end - first.pos),
                              left_zero.eq(self.end == first.pos),
                              self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
-                             row_has.eq(0), unres.eq(0)]
+                             row_has.eq(0), unres.eq(0), running.eq(1)]
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(en & left_zero):
                     emit(DONE)
+                    m.d.sync += running.eq(0)
                     m.next = "DRAIN"
                 with m.Elif(en & tok_valid & have):
-                    with m.If(ahead):
-                        # The pruned run covers the rest of the row.
-                        with m.If(~row_has):
-                            emit(MARK)
-                            with m.If(unres):
-                                m.d.sync += [resolve.eq(1), unres.eq(0)]
-                            with m.Else():
-                                next_row()
-                        with m.Elif(lands):
-                            # The weight lands in the next row, at column ``rdiff``.
-                            weight(row + 1, sk == rpc1, rpc1 - sk - 1, rpc1 + cols - sk - 1)
-                        with m.Else():
-                            next_row()
-                    with m.Elif(~within):
+                    # The events (the bookkeeping above follows ``take``).
+                    with m.If(past & ~row_has):
+                        # The pruned run covers the rest of a row without a weight: its marker,
+                        # after the last bit of the weight that waits for it, if any.
+                        emit(MARK)
+                        with m.If(unres):
+                            m.d.sync += [resolve.eq(1), unres.eq(0)]
+                    with m.Elif(wgt):
+                        emit(WEIGHT)
+                        m.d.sync += unres.eq(1)
+                    with m.Elif(~past & ~within):
                         emit(DONE)
+                        m.d.sync += running.eq(0)
                         m.next = "DRAIN"
-                    with m.Elif(tvis):
-                        weight(row, sk == rm1, rm1 - sk - 1, rpc1 - sk - 1)
-                    with m.Else():
-                        m.d.sync += [rm1.eq(rm1 - sk), rpc1.eq(rpc1 - sk),
-                                     left.eq(left - sk), left_zero.eq(sk == left)]
             with m.State("DRAIN"):
                 with m.If(en):
                     m.next = "IDLE"
-        m.d.comb += [self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid),
-                     running.eq(fsm.ongoing("RUN"))]
+        m.d.comb += self.busy.eq(~fsm.ongoing("IDLE") | self.o.valid)
         return m
 
     @staticmethod
-    def _uses(m, queues, code, take, trim, trim_to, rdiff, can, ahead, within, lands, unres,
+    def _advance(m, bk, take, sk, tvis, past, lands, within, cols):
+        """The bookkeeping registers' (``bk``) next state, as flat expressions: they change
+        whenever the head token is used (``take``, see ``_uses``), to values computed beside
+        the decision, which picks one of two at the end. A weight is taken (returned, ``wgt``)
+        within the row, or after its end if it ``lands`` there; the row ends (``ends``) where a
+        run covers its rest (``nrow``) or a weight is its last (the run equal to what is left
+        of the row it lands in). What is left of the row after a step within it is the
+        remainder (of this row, or of the next one past the end) less the run and the weight:
+        ``rm1`` becomes ``a`` (``b`` past the end), ``rpc1`` ``b`` (``c``)."""
+        nrow, wgt, ends, ends_w = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [nrow.eq(past & ~lands), wgt.eq(tvis & Mux(past, lands, within)),
+                     ends_w.eq(wgt & Mux(past, sk == bk.rpc1s, sk == bk.rm1s)),
+                     ends.eq(nrow | ends_w)]
+        a, b, c = (Signal.like(bk.rpc1, name=n) for n in "abc")
+        m.d.comb += [a.eq(bk.rm1 - sk - tvis), b.eq(bk.rpc1 - sk - tvis),
+                     c.eq(bk.rpc1 + cols - sk - tvis)]
+        n, twice = len(bk.rm1s), cols << 1
+        with m.If(take):
+            # The row: +1 past the end or at a weight that ends it, +2 with both.
+            m.d.sync += [
+                bk.row.eq(Mux(past & ends_w, bk.row + 2, Mux(past | ends_w, bk.row + 1, bk.row))),
+                bk.rm1.eq(Mux(ends, cols - 1, Mux(past, b, a))),
+                bk.rpc1.eq(Mux(ends, twice - 1, Mux(past, c, b))),
+                bk.rm1s.eq(Mux(ends, saturate(cols - 1, n),
+                               Mux(past, saturate(b, n), saturate(a, n)))),
+                bk.rpc1s.eq(Mux(ends, saturate(twice - 1, n),
+                                Mux(past, saturate(c, n), saturate(b, n)))),
+                bk.row_has.eq(~ends & (tvis | bk.row_has)),
+                bk.left.eq(Mux(nrow, bk.left - bk.rm1 - 1, bk.left - sk - tvis)),
+                bk.left_zero.eq(Mux(nrow, bk.rm1 + 1 == bk.left, sk + tvis == bk.left))]
+        return wgt
+
+    @staticmethod
+    def _uses(m, queues, code, take, trim, trim_to, rdiff, can, past, within, lands, unres,
               row_has):
         """How the decision uses the head token, as flat expressions of the compares, not the
         decision's branches (the token head and the queues' flags are its farthest
         destinations). It is used (``take``) whenever the walker ``can`` step, except at the
-        end of the share (a run not ``within`` it, and not ``ahead``: reaching past the row's
-        end first) and at a row marker that waits for a weight's ``last`` bit (``ahead`` with
+        end of the share (a run not ``within`` it, and not ``past``: reaching past the row's
+        end first) and at a row marker that waits for a weight's ``last`` bit (``past`` with
         no weight in the row yet, ``unres``). It is trimmed, not popped, whenever its run is
-        ``ahead`` and no weight ``lands`` after the row's end (a marker, or the next row
+        ``past`` and no weight ``lands`` after the row's end (a marker, or the next row
         started): ``trim`` needs none of ``take``'s conditions, the head's clock enable all of
         them; what is left of a trimmed run is ``rdiff``. A zone's queue is popped with its
         weight."""
-        m.d.comb += [take.eq(can & Mux(ahead, row_has | ~unres, within)),
-                     trim.eq(ahead & ~lands), trim_to.eq(rdiff)]
+        m.d.comb += [take.eq(can & Mux(past, row_has | ~unres, within)),
+                     trim.eq(past & ~lands), trim_to.eq(rdiff)]
         m.d.comb += [q.pop.eq(take & ~trim & (code == k + 1)) for k, q in enumerate(queues)]
 
     def _stages(self, m, start, running):
