@@ -150,7 +150,7 @@ class FetchWalker(wiring.Component):
         def emit(kind):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
 
-        wgt = self._advance(m, bk, tok_take, sk, tvis, past, lands, within, cols)
+        wgt = self._advance(m, bk, tok_take, tok_trim, sk, tvis, past, lands, within, cols)
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
@@ -167,10 +167,10 @@ class FetchWalker(wiring.Component):
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += start.eq(1)
-                m.d.sync += [row.eq(first.row),
-                             rm1.eq(tab.cols - first.col - 1), rpc1.eq(twice - first.col - 1),
-                             rm1s.eq(saturate(tab.cols - first.col - 1, len(rm1s))),
-                             rpc1s.eq(saturate(twice - first.col - 1, len(rpc1s))),
+                rm1_0, rpc1_0 = cols - first.col - 1, twice - first.col - 1
+                m.d.sync += [row.eq(first.row), rm1.eq(rm1_0), rpc1.eq(rpc1_0),
+                             rm1s.eq(saturate(rm1_0, len(rm1s))),
+                             rpc1s.eq(saturate(rpc1_0, len(rpc1s))),
                              left.eq(self.end - first.pos),
                              left_zero.eq(self.end == first.pos),
                              self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
@@ -203,17 +203,17 @@ class FetchWalker(wiring.Component):
         return m
 
     @staticmethod
-    def _advance(m, bk, take, sk, tvis, past, lands, within, cols):
+    def _advance(m, bk, take, trim, sk, tvis, past, lands, within, cols):
         """The bookkeeping registers' (``bk``) next state, as flat expressions: they change
         whenever the head token is used (``take``, see ``_uses``), to values computed beside
         the decision, which picks one of two at the end. A weight is taken (returned, ``wgt``)
         within the row, or after its end if it ``lands`` there; the row ends (``ends``) where a
-        run covers its rest (``nrow``) or a weight is its last (the run equal to what is left
+        run covers its rest (``nrow``: the token is trimmed, ``trim``) or a weight is its last (the run equal to what is left
         of the row it lands in). What is left of the row after a step within it is the
         remainder (of this row, or of the next one past the end) less the run and the weight:
         ``rm1`` becomes ``a`` (``b`` past the end), ``rpc1`` ``b`` (``c``)."""
         nrow, wgt, ends, ends_w = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += [nrow.eq(past & ~lands), wgt.eq(tvis & Mux(past, lands, within)),
+        m.d.comb += [nrow.eq(trim), wgt.eq(tvis & Mux(past, lands, within)),
                      ends_w.eq(wgt & Mux(past, sk == bk.rpc1s, sk == bk.rm1s)),
                      ends.eq(nrow | ends_w)]
         a, b, c = (Signal.like(bk.rpc1, name=n) for n in "abc")
