@@ -43,7 +43,6 @@ class KeptTokens(wiring.Component):
     table : In(ReadPort)      The kept-column table (this walker's read port).
     valid, skip, code : Out   The head token, as the tokenizer's.
     take, trim, trim_to : In  As the tokenizer's.
-    next_valid, next_skip : Out
     """
 
     def __init__(self, cfg):
@@ -55,8 +54,7 @@ class KeptTokens(wiring.Component):
             "kept": In(C), "cols": In(C), "uniform": In(cfg.code_bits), "run": In(1),
             "table": In(memory.ReadPort.Signature(addr_width=addr_width, shape=cfg.col_bits)),
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
-            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1)),
-            "next_valid": Out(1), "next_skip": Out(range(Z + 1))})
+            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
     def elaborate(self, platform):
         Z, C = max_run(self.cfg), self.cfg.col_bits + 1
@@ -105,9 +103,7 @@ class KeptTokens(wiring.Component):
         head = Signal(token)
         pop = self.take & ~self.trim
         load = queue.r_rdy & (~self.valid | pop)
-        m.d.comb += [queue.r_en.eq(load), self.skip.eq(head.skip), self.code.eq(head.code),
-                     self.next_valid.eq(queue.r_rdy),
-                     self.next_skip.eq(data.View(token, queue.r_data).skip)]
+        m.d.comb += [queue.r_en.eq(load), self.skip.eq(head.skip), self.code.eq(head.code)]
         with m.If(self.start):
             m.d.sync += self.valid.eq(0)
         with m.Elif(load):

@@ -108,9 +108,6 @@ class Tokenizer(wiring.Component):
     trim, trim_to : In        only partly used (``trim_to`` codes are left, the token stays).
                               ``trim`` is looked at only with ``take``, so the walker's
                               decision reaches the head's clock enable alone.
-    next_valid : Out(1)       The token the head loads when it is popped or empty (a place's,
-    next_skip : Out           or the one pushed this cycle), and its run: the walker compares
-                              it with what the row will have left before it is the head.
     """
 
     def __init__(self, cfg):
@@ -123,8 +120,7 @@ class Tokenizer(wiring.Component):
             "run": In(1), "grant": In(1),
             "meta": In(memory.ReadPort.Signature(addr_width=addr_width, shape=R * W)),
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
-            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1)),
-            "next_valid": Out(1), "next_skip": Out(range(Z + 1))})
+            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
 
     def _prefetch(self, m, coded):
         """The metadata words of the walk, in order (a ``WordPrefetch`` on the shared port),
@@ -209,8 +205,6 @@ class Tokenizer(wiring.Component):
         qcode = [Signal.like(self.code, name=f"place{i}_code") for i in tails]
         _fifo_step(m, occ, push, taken, list(zip(qskip, qcode)), (skip, code))
         behind = Mux(taken, occ[1], occ[0])            # a place holds a token after the move
-        m.d.comb += [self.next_valid.eq(behind | push),
-                     self.next_skip.eq(Mux(behind, Mux(taken, qskip[1], qskip[0]), skip))]
         free = ~self.valid | (self.take & ~self.trim)  # the head takes a token this cycle
         m.d.sync += taken.eq(free & (behind | push))
         with m.If(~self.valid | self.take):

@@ -23,14 +23,12 @@ hold (the stage's ``en``, a register, is all the walker sees of ``o.ready``).
 Stages, a register apart: the tokenizer (``tokenizer``) turns the metadata into tokens (pruned
 run, code); the bookkeeping stage (here) turns tokens into events (weight, row marker, end) with
 rows, columns and the end of the share, and takes each weight from its zone's queue; the
-output stage (``output``) turns events into transfers. The bookkeeping stage's decision reads
-registers only: the head token's run is compared with what is left of the row and of the share
-a cycle ahead, as the token is loaded into the head (``FetchWalker._lookahead``).
+output stage (``output``) turns events into transfers.
 """
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -112,31 +110,39 @@ class FetchWalker(wiring.Component):
         row_has = Signal()                     # the walk has sent a weight of this row
         unres = Signal()                       # a sent weight still waits for its last bit
         cols = tab.cols
-        # What is left of the row less one (``r0 = cols - col - 1``, col the column of the
-        # head token's run), and the same through the next row (``r1 = r0 + cols``) and the one
-        # after (``r2``), as registers. The column itself is no register: an event's is
-        # computed from ``r0`` (``cols - 1 - r0 + sk``), off the decision's paths.
-        r0, r1, r2 = Signal(cfg.col_bits + 2), Signal(cfg.col_bits + 3), Signal(cfg.col_bits + 4)
+        # What is left of the row less one (``cols - col - 1``, col the column of the head
+        # token's run), kept as a register: whether a run reaches the row's end (``sk > rm1``)
+        # or a weight ends it (``sk == rm1``) is one compare of the run with a register, no
+        # adder before it. ``rpc1`` (``rm1 + cols``) answers the same for a run that ends the
+        # row, within the next one. The column itself is no register: an event's is computed
+        # from ``rm1`` (``cols - 1 - rm1 + sk``), off the decision's paths.
+        rm1 = Signal(cfg.col_bits + 2)
+        rpc1 = Signal(cfg.col_bits + 3)
         # The head token: the tokenizer's, or a masked layer's kept-column source's.
         ts = (self._masked_tokens(m, tok, start, running) if cfg.input_masks
-              else (tok.valid, tok.skip, tok.code, tok.take, tok.trim, tok.trim_to,
-                    tok.next_valid, tok.next_skip))
-        tok_valid, sk, code, tok_take, tok_trim, tok_trim_to, nxt_valid, nxt_skip = ts
-        # The head's run compared with the row's remainders and the share's end, as registers
-        # (``_lookahead``): the decision reads no carry chain.
-        past, e0, g1, e1, within = (Signal(name=n) for n in ("past", "e0", "g1", "e1", "within"))
-        bk = SimpleNamespace(row=row, left=left, left_zero=left_zero, row_has=row_has, r0=r0,
-                             r1=r1, r2=r2, e0=e0, e1=e1, flags=Cat(past, e0, g1, e1, within))
+              else (tok.valid, tok.skip, tok.code, tok.take, tok.trim, tok.trim_to))
+        tok_valid, sk, code, tok_take, tok_trim, tok_trim_to = ts
+        # The decision compares the run with ``rm1s``, ``rpc1s``: ``rm1``, ``rpc1`` saturated
+        # to one bit more than a run has (equal answers, shorter chains).
+        rm1s, rpc1s = Signal(len(sk) + 1), Signal(len(sk) + 1)
+        bk = SimpleNamespace(row=row, left=left, left_zero=left_zero, row_has=row_has, rm1=rm1,
+                             rpc1=rpc1, rm1s=rm1s, rpc1s=rpc1s)
         tvis = code != 0
         # A surviving head token waits for its zone's word.
         have = Array([Const(1)] + [q.valid for q in queues])[code]
         rdiff = Signal(range(max_run(cfg) + 1))    # the run less the row's rest
-        m.d.comb += rdiff.eq(sk - r0 - 1)
+        m.d.comb += rdiff.eq(sk - rm1s - 1)
+        twice = cols << 1
+        # The run is shorter than what is left of the share: its few bits against the low bits
+        # of ``left``, or ``left``'s high bits not all zero (a short chain and an OR beside it).
+        n_sk = len(sk)
+        within = Signal()
+        m.d.comb += within.eq((left[n_sk:] != 0) | (sk < left[:n_sk]))
         # ``past``: the run reaches past the row's end, so it covers the rest of the row, which
         # is all in the share (a share ends at a surviving weight or at the layer's end, a
         # row's end); ``lands``: a weight after the row's end is taken.
-        lands = Signal()
-        m.d.comb += lands.eq(row_has & tvis & ~g1 & within)
+        past, lands = Signal(), Signal()
+        m.d.comb += [past.eq(sk > rm1s), lands.eq(row_has & tvis & (sk <= rpc1s) & within)]
         self._uses(m, queues, code, tok_take, tok_trim, tok_trim_to, rdiff,
                    running & en & ~left_zero & tok_valid & have, past, within, lands, unres,
                    row_has)
@@ -144,10 +150,7 @@ class FetchWalker(wiring.Component):
         def emit(kind):
             m.d.sync += [ev_valid.eq(1), ev.kind.eq(kind)]
 
-        wgt, ends_w, steps = self._advance(m, bk, tok_take, tok_trim, sk, tvis, past, lands,
-                                           within, cols)
-        self._lookahead(m, bk, tok_take, tok_trim, ends_w, past, tok_valid, nxt_skip, rdiff,
-                        steps, cols)
+        wgt = self._advance(m, bk, tok_take, tok_trim, sk, tvis, past, lands, within, cols)
 
         with m.If(en):
             m.d.sync += [ev_valid.eq(0), resolve.eq(0)]
@@ -156,7 +159,7 @@ class FetchWalker(wiring.Component):
             # past the row's end (in a row with one) is in the next row, at column ``rdiff``.
             m.d.sync += [ev.value.eq(Array([queues[0].head] + [q.head for q in queues])[code]),
                          ev.code.eq(code), ev.row.eq(row + (past & row_has)),
-                         ev.col.eq(Mux(past, rdiff, cols - 1 - r0 + sk))]
+                         ev.col.eq(Mux(past, rdiff, cols - 1 - rm1 + sk))]
 
         with m.FSM() as fsm:
             with m.State("IDLE"):
@@ -164,9 +167,10 @@ class FetchWalker(wiring.Component):
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += start.eq(1)
-                m.d.sync += [row.eq(first.row), r0.eq(cols - first.col - 1),
-                             r1.eq((cols << 1) - first.col - 1),
-                             r2.eq((cols << 1) + cols - first.col - 1),
+                rm1_0, rpc1_0 = cols - first.col - 1, twice - first.col - 1
+                m.d.sync += [row.eq(first.row), rm1.eq(rm1_0), rpc1.eq(rpc1_0),
+                             rm1s.eq(saturate(rm1_0, len(rm1s))),
+                             rpc1s.eq(saturate(rpc1_0, len(rpc1s))),
                              left.eq(self.end - first.pos),
                              left_zero.eq(self.end == first.pos),
                              self.sched.row.eq(first.row), self.sched.cont.eq(first.cont),
@@ -202,60 +206,34 @@ class FetchWalker(wiring.Component):
     def _advance(m, bk, take, trim, sk, tvis, past, lands, within, cols):
         """The bookkeeping registers' (``bk``) next state, as flat expressions: they change
         whenever the head token is used (``take``, see ``_uses``), to values computed beside
-        the decision, which picks one at the end. A weight is taken (``wgt``) within the row,
-        or after its end if it ``lands`` there; the row ends where a run covers its rest (the
-        token is trimmed, ``trim``) or a weight is its last (``ends_w``: the run equal to what
-        is left of the row it lands in). After a step of ``s`` codes (the run and the weight)
-        within the row the remainders are ``a, b, c = r0 - s, r1 - s, r2 - s``; past the row's
-        end ``b, c`` and ``r2 + cols - s``. Returns ``(wgt, ends_w, (a, b, c, stepped))``,
-        ``stepped`` what is left of the share after the step."""
-        wgt, ends, ends_w = Signal(), Signal(), Signal()
-        m.d.comb += [wgt.eq(tvis & Mux(past, lands, within)),
-                     ends_w.eq(wgt & Mux(past, bk.e1, bk.e0)), ends.eq(trim | ends_w)]
-        a, b, c = (Signal.like(bk.r2, name=n) for n in "abc")
-        stepped = Signal.like(bk.left)         # what is left of the share after a step
-        s = sk + tvis
-        m.d.comb += [a.eq(bk.r0 - s), b.eq(bk.r1 - s), c.eq(bk.r2 - s), stepped.eq(bk.left - s)]
-        twice = cols << 1
+        the decision, which picks one of two at the end. A weight is taken (returned, ``wgt``)
+        within the row, or after its end if it ``lands`` there; the row ends (``ends``) where a
+        run covers its rest (``nrow``: the token is trimmed, ``trim``) or a weight is its last (the run equal to what is left
+        of the row it lands in). What is left of the row after a step within it is the
+        remainder (of this row, or of the next one past the end) less the run and the weight:
+        ``rm1`` becomes ``a`` (``b`` past the end), ``rpc1`` ``b`` (``c``)."""
+        nrow, wgt, ends, ends_w = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [nrow.eq(trim), wgt.eq(tvis & Mux(past, lands, within)),
+                     ends_w.eq(wgt & Mux(past, sk == bk.rpc1s, sk == bk.rm1s)),
+                     ends.eq(nrow | ends_w)]
+        a, b, c = (Signal.like(bk.rpc1, name=n) for n in "abc")
+        m.d.comb += [a.eq(bk.rm1 - sk - tvis), b.eq(bk.rpc1 - sk - tvis),
+                     c.eq(bk.rpc1 + cols - sk - tvis)]
+        n, twice = len(bk.rm1s), cols << 1
         with m.If(take):
             # The row: +1 past the end or at a weight that ends it, +2 with both.
             m.d.sync += [
                 bk.row.eq(Mux(past & ends_w, bk.row + 2, Mux(past | ends_w, bk.row + 1, bk.row))),
-                bk.r0.eq(Mux(ends, cols - 1, Mux(past, b, a))),
-                bk.r1.eq(Mux(ends, twice - 1, Mux(past, c, b))),
-                bk.r2.eq(Mux(ends, twice + cols - 1, Mux(past, bk.r2 + cols - s, c))),
+                bk.rm1.eq(Mux(ends, cols - 1, Mux(past, b, a))),
+                bk.rpc1.eq(Mux(ends, twice - 1, Mux(past, c, b))),
+                bk.rm1s.eq(Mux(ends, saturate(cols - 1, n),
+                               Mux(past, saturate(b, n), saturate(a, n)))),
+                bk.rpc1s.eq(Mux(ends, saturate(twice - 1, n),
+                                Mux(past, saturate(c, n), saturate(b, n)))),
                 bk.row_has.eq(~ends & (tvis | bk.row_has)),
-                bk.left.eq(Mux(trim, bk.left - bk.r0 - 1, stepped)),
-                bk.left_zero.eq(Mux(trim, bk.r0 + 1 == bk.left, s == bk.left))]
-        return wgt, ends_w, (a, b, c, stepped)
-
-    @staticmethod
-    def _lookahead(m, bk, take, trim, ends_w, past, head_valid, nxt, rdiff, steps, cols):
-        """The head token's compares (``bk.flags``: its run past ``r0``, equal to it, past
-        ``r1``, equal to it, shorter than what is left of the share), registers made as the
-        head is loaded: for a trimmed head (``rdiff``) against a fresh row, for the token
-        behind the head (``nxt``, a register of the token queue or the token pushed this
-        cycle) against each remainder the step may leave (``steps``, a fresh row, or the row
-        as it is when the head is empty). The decision picks one; no carry chain lies between
-        the registers it reads and the registers it drives."""
-        a, b, c, stepped = steps
-        n = len(nxt) + 1                       # remainders saturated above the longest run
-        k0, k1 = cols - 1, (cols << 1) - 1     # a fresh row's
-
-        def compares(x, y0, y1, left):
-            y0s, y1s = saturate(y0, n), saturate(y1, n)
-            return Cat(x > y0s, x == y0s, x > y1s, x == y1s,
-                       (left[n - 1:] != 0) | (x < left[:n - 1]))
-
-        flags = bk.flags
-        # A trimmed run ends the row where the untrimmed one did: still within the share.
-        trimmed = Cat(compares(rdiff, k0, k1, bk.left)[:4], flags[4])
-        popped = Mux(ends_w, compares(nxt, k0, k1, stepped),
-                     Mux(past, compares(nxt, b, c, stepped), compares(nxt, a, b, stepped)))
-        with m.If(take):
-            m.d.sync += flags.eq(Mux(trim, trimmed, popped))
-        with m.Elif(~head_valid):
-            m.d.sync += flags.eq(compares(nxt, bk.r0, bk.r1, bk.left))
+                bk.left.eq(Mux(nrow, bk.left - bk.rm1 - 1, bk.left - sk - tvis)),
+                bk.left_zero.eq(Mux(nrow, bk.rm1 + 1 == bk.left, sk + tvis == bk.left))]
+        return wgt
 
     @staticmethod
     def _uses(m, queues, code, take, trim, trim_to, rdiff, can, past, within, lands, unres,
@@ -333,5 +311,4 @@ class FetchWalker(wiring.Component):
                      tok.trim.eq(trim), kt.trim.eq(trim),
                      tok.trim_to.eq(trim_to), kt.trim_to.eq(trim_to)]
         return (Mux(masked, kt.valid, tok.valid), Mux(masked, kt.skip, tok.skip),
-                Mux(masked, kt.code, tok.code), take, trim, trim_to,
-                Mux(masked, kt.next_valid, tok.next_valid), Mux(masked, kt.next_skip, tok.next_skip))
+                Mux(masked, kt.code, tok.code), take, trim, trim_to)
