@@ -14,8 +14,8 @@ registers lie between the walker's decision and the prefetcher by the zone's blo
 end of its share), so the output stage holds one transfer back.
 
 Throughput: one surviving weight per cycle, plus a cycle for an all-pruned row or a metadata
-word without a surviving code. Latency from ``go`` to the first transfer: about ``fetch_ports + 6`` cycles (the
-first turn on the shared read ports). Backpressure on ``o`` stalls this walker only: a
+word without a surviving code. Latency from ``go`` to the first transfer: about
+``fetch_ports + 6`` cycles (the first turn on the shared read ports). Backpressure on ``o`` stalls this walker only: a
 transfer made while ``o`` is stalled waits in the output stage's second register, and from
 the next cycle until it has left every register holds, the prefetchers keep the words they
 hold (the stage's ``en``, a register, is all the walker sees of ``o.ready``).
@@ -208,14 +208,15 @@ class FetchWalker(wiring.Component):
         whenever the head token is used (``take``, see ``_uses``), to values computed beside
         the decision, which picks one of two at the end. A weight is taken (returned, ``wgt``)
         within the row, or after its end if it ``lands`` there; the row ends (``ends``) where a
-        run covers its rest (``nrow``: the token is trimmed, ``trim``) or a weight is its last (the run equal to what is left
-        of the row it lands in). What is left of the row after a step within it is the
-        remainder (of this row, or of the next one past the end) less the run and the weight:
-        ``rm1`` becomes ``a`` (``b`` past the end), ``rpc1`` ``b`` (``c``)."""
-        nrow, wgt, ends, ends_w = Signal(), Signal(), Signal(), Signal()
-        m.d.comb += [nrow.eq(trim), wgt.eq(tvis & Mux(past, lands, within)),
+        run covers its rest (the token is trimmed, ``trim``) or a weight is its last
+        (``ends_w``: the run equal to what is left of the row it lands in). What is left of the
+        row after a step within it is the remainder (of this row, or of the next one past the
+        end) less the run and the weight: ``rm1`` becomes ``a`` (``b`` past the end), ``rpc1``
+        ``b`` (``c``)."""
+        wgt, ends, ends_w = Signal(), Signal(), Signal()
+        m.d.comb += [wgt.eq(tvis & Mux(past, lands, within)),
                      ends_w.eq(wgt & Mux(past, sk == bk.rpc1s, sk == bk.rm1s)),
-                     ends.eq(nrow | ends_w)]
+                     ends.eq(trim | ends_w)]
         a, b, c = (Signal.like(bk.rpc1, name=n) for n in "abc")
         m.d.comb += [a.eq(bk.rm1 - sk - tvis), b.eq(bk.rpc1 - sk - tvis),
                      c.eq(bk.rpc1 + cols - sk - tvis)]
@@ -231,8 +232,8 @@ class FetchWalker(wiring.Component):
                 bk.rpc1s.eq(Mux(ends, saturate(twice - 1, n),
                                 Mux(past, saturate(c, n), saturate(b, n)))),
                 bk.row_has.eq(~ends & (tvis | bk.row_has)),
-                bk.left.eq(Mux(nrow, bk.left - bk.rm1 - 1, bk.left - sk - tvis)),
-                bk.left_zero.eq(Mux(nrow, bk.rm1 + 1 == bk.left, sk + tvis == bk.left))]
+                bk.left.eq(Mux(trim, bk.left - bk.rm1 - 1, bk.left - sk - tvis)),
+                bk.left_zero.eq(Mux(trim, bk.rm1 + 1 == bk.left, sk + tvis == bk.left))]
         return wgt
 
     @staticmethod
