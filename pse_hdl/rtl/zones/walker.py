@@ -15,10 +15,11 @@ end of its share), so the output stage holds one transfer back.
 
 Throughput: one surviving weight per cycle, plus a cycle for an all-pruned row or a metadata
 word without a surviving code. Latency from ``go`` to the first transfer: about
-``fetch_ports + 6`` cycles (the first turn on the shared read ports). Backpressure on ``o`` stalls this walker only: a
-transfer made while ``o`` is stalled waits in the output stage's second register, and from
-the next cycle until it has left every register holds, the prefetchers keep the words they
-hold (the stage's ``en``, a register, is all the walker sees of ``o.ready``).
+``fetch_ports + 6`` cycles (the first turn on the shared read ports). Backpressure on ``o``
+stalls this walker only: a transfer made while ``o`` is stalled waits in the output stage's
+second register, and from the next cycle until it has left every register holds, the
+prefetchers keep the words they hold (the stage's ``en``, a register, is all the walker sees
+of ``o.ready``).
 
 Stages, a register apart: the tokenizer (``tokenizer``) turns the metadata into tokens (pruned
 run, code); the bookkeeping stage (here) turns tokens into events (weight, row marker, end) with
