@@ -51,13 +51,13 @@ def _top(top, cfg):
     """``(Verilog text, module name, shim, C++ defines)`` of a model: ``"engine"`` (bus ports) or ``"serial"`` (UART pins: :class:`SerialEngine`)."""
     from amaranth.back import verilog
 
-    from ..rtl import generate_verilog
+    from ..rtl import compact_memory_init, generate_verilog
     from ..rtl.serial import SerialEngine
     if top == "engine":
         return (generate_verilog("engine", cfg), "pse_engine", SHIM,
                 [f"-DPSE_ADDR_BITS={RegisterMap(cfg).addr_bits}"])
-    return (verilog.convert(SerialEngine(cfg, SERIAL_DIVISOR), name="pse_serial",
-                            emit_src=False),
+    return (compact_memory_init(verilog.convert(SerialEngine(cfg, SERIAL_DIVISOR),
+                                                name="pse_serial", emit_src=False)),
             "pse_serial", CSRC / "serial_shim.cpp", [f"-DPSE_DIVISOR={SERIAL_DIVISOR}"])
 
 
