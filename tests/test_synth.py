@@ -1,6 +1,7 @@
 """Synthesis (yosys + nextpnr from YoWASP) and lint flows."""
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -25,11 +26,13 @@ def test_synthesize_a_block_and_parse_the_report(board_name, tmp_path):
 
 @pytest.mark.slow
 def test_cli_synth_json(capsys):
-    assert main(["synth", "sm", "--board", "ulx3s", "--json"]) == 0
+    assert main(["synth", "sm", "--board", "ulx3s", "--json", "--seed", "3"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 1
     for key in ("device", "luts", "ffs", "brams", "dsps", "fmax_mhz"):
         assert key in rows[0]
+    assert rows[0]["seed"] == 3
+    assert "--seed 3 " in (Path(rows[0]["build_dir"]) / "nextpnr.log").read_text()
 
 
 @pytest.mark.slow
@@ -77,6 +80,8 @@ def test_errors_name_the_valid_choices(capsys):
     assert "--config must be a preset (tiny, default, up5k, wide)" in capsys.readouterr().err
     assert main(["lint", "--config", "big"]) == 2
     assert "--config must be a preset" in capsys.readouterr().err
+    assert main(["synth", "pa", "--board", "ulx3s", "--seed", "-1"]) == 2
+    assert "--seed must be 0 or more, not -1" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -117,6 +117,9 @@ def build_parser():
     s.add_argument("--config", help=cfg_help)
     s.add_argument("--json", action="store_true",
                    help="print a JSON array with one object per block and device")
+    s.add_argument("--seed", type=int, default=1,
+                   help="nextpnr's placement seed (default 1; placement, so Fmax, moves by a "
+                        "few %% from one seed to another)")
     s.set_defaults(func=cmd_synth)
 
     li = sub.add_parser("lint", parents=[common], help="verilator --lint-only -Wall on every block and preset")

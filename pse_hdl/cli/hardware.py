@@ -45,10 +45,12 @@ def cmd_synth(args):
         board(b)
     for name in blocks:
         check_block(name)
+    if args.seed < 0:
+        raise ConfigError(f"--seed must be 0 or more, not {args.seed}")
     rows = []
     for name in blocks:
         for b in boards:
-            r = synthesize(build(name, cfg), b)
+            r = synthesize(build(name, cfg), b, seed=args.seed)
             rows.append({"block": name, "config": args.config or "default", **r})
     if args.json:
         print(to_json(rows, indent=2))

