@@ -200,7 +200,8 @@ class Firmware:
             await self._collect_histogram(hists)
             self.thresholds = thresholds_from_histograms(
                 hists, layer_exponents(self.layers, self.cfg),
-                rung_shares(self.policy, self.rung), self.cfg, self.policy.mode)
+                rung_shares(self.policy, self.rung), self.cfg, self.policy.mode,
+                self.uniform, self.masked)
             await self.write_thresholds()
         return step
 

@@ -169,11 +169,14 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
                 layout = [plain[l, u] if u > 0 else layouts[l, u] for l, u in enumerate(mix)]
                 row = _score_layout(engine, layout, y, dense, score, full, memo)
                 if row is not None:
-                    # With masked layers the shares the recalibration keeps are the layout's
-                    # own: a column moves as a whole, so a share between two columns' steps
-                    # would move the cut at the first recalibration.
-                    table.append({"shares": _layout_shares(layout, cfg) if any(pattern)
-                                  else shares, "thresholds": [list(t) for t in thresholds],
+                    # With masked layers, or uniform ones in global mode, the shares the
+                    # recalibration keeps are the layout's own (its codes'), which the
+                    # firmware places its thresholds for (``thresholds_from_histograms``): a
+                    # masked column moves as a whole, so a share between two columns' steps
+                    # would move the cut at the first recalibration, and a uniform layer's
+                    # weights take no other class.
+                    own = any(pattern) or (mode == "global" and any(mix))
+                    table.append({"shares": _layout_shares(layout, cfg) if own else shares, "thresholds": [list(t) for t in thresholds],
                                   "uniform": [abs(u) for u in mix],
                                   "masked": [u < 0 for u in mix], **row})
     if not table:

@@ -322,31 +322,65 @@ def exact_thresholds(engine, shares, mode="global"):
     return [_promote([int(np.ceil(x / 2.0 ** (e0 - e))) for x in edges]) for e in exps]
 
 
-def histogram_thresholds(engine, shares, mode="global", snapshot=False):
+def histogram_thresholds(engine, shares, mode="global", snapshot=False, layers=False):
     """The same from the hardware's importance histograms (what the firmware can read).
 
     In global mode the per-layer histograms are merged by shifting each by its layer's exponent
-    offset (scales are powers of two, so an offset of d bits is ``d * 2**S`` bins).
+    offset (scales are powers of two, so an offset of d bits is ``d * 2**S`` bins). With
+    ``layers`` the engine's uniform and masked layers are taken into account as the firmware
+    does (:func:`thresholds_from_histograms`); without, every weight is ranked (the
+    calibration's candidates).
     """
     cfg = engine.cfg
     hists = [hist.histogram(engine.importance(l, snapshot), cfg)
              for l in range(len(engine.layers))]
-    return thresholds_from_histograms(hists, _exponents(engine), shares, cfg, mode)
+    return thresholds_from_histograms(hists, _exponents(engine), shares, cfg, mode,
+                                      *((engine.uniform, engine.masked) if layers else ()))
 
 
-def thresholds_from_histograms(hists, exps, shares, cfg, mode="global"):
+def thresholds_from_histograms(hists, exps, shares, cfg, mode="global", uniform=(),
+                               masked=()):
     """Per-layer thresholds for the class ``shares`` from the layers' importance histograms
     (``exps``: :func:`layer_exponents`): what the firmware computes from the hardware's
-    histograms."""
+    histograms.
+
+    In global mode the shares are those of the codes the layout gets (``docs/SPEC.md`` section
+    9): a ``uniform`` layer's weights are all in its class whatever their importance, a
+    ``masked`` one's in its class or pruned. So the boundary between pruned and kept is placed
+    on the layers that can prune (per-weight and masked), and every boundary above it on the
+    per-weight layers alone, for what the others leave of each class; with none uniform, every
+    weight of the network is ranked together."""
     if mode == "layer":
         return [hist.thresholds_for_shares(h, shares, cfg) for h in hists]
+    L = len(hists)
+    uniform = list(uniform) or [0] * L
+    masked = list(masked) or [False] * L
     e0 = max(exps)
     offs = [(e0 - e) << cfg.hist_sub_bits for e in exps]
-    merged = np.zeros(cfg.hist_bins + max(offs), np.int64)
-    for h, o in zip(hists, offs):
-        merged[o:o + h.size] += h
-    cum = np.concatenate([[0], np.cumsum(merged)])
-    keys = [hist.nearest_boundary(cum, f) for f in np.cumsum(shares)[:-1]]
+
+    def cum_of(ls):
+        merged = np.zeros(cfg.hist_bins + max(offs), np.int64)
+        for l in ls:
+            merged[offs[l]:offs[l] + hists[l].size] += hists[l]
+        return np.concatenate([[0], np.cumsum(merged)])
+
+    sizes = [int(np.sum(h)) for h in hists]
+    below = np.cumsum(shares)[:-1] * sum(sizes)       # weights of class k or lower
+    coded = [l for l in range(L) if not uniform[l]]
+    prunable = [l for l in range(L) if not uniform[l] or masked[l]]
+    if not any(uniform):
+        cum = cum_of(range(L))
+        keys = [hist.nearest_count(cum, t) for t in below]
+    else:
+        k0 = hist.nearest_count(cum_of(prunable), below[0]) if prunable else 0
+        # A masked layer's pruned weights: its bins below the boundary.
+        pruned = {l: int(np.sum(hists[l][:max(k0 - offs[l], 0)])) for l in range(L)
+                  if masked[l]}
+        keys, cum = [k0], cum_of(coded)
+        for k, t in enumerate(below[1:], start=1):
+            fixed = sum(sizes[l] if uniform[l] <= k else pruned.get(l, 0)
+                        for l in range(L) if uniform[l])
+            keys.append(max(hist.nearest_count(cum, t - fixed), k0) if coded else k0)
     return [_promote([hist.edge(min(k - o, cfg.hist_bins - 1), cfg.hist_sub_bits)
                       if k > o else 0 for k in keys]) for o in offs]
 
@@ -422,7 +456,8 @@ def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
                 seen = t
                 stats["rungs"].append(rung)
                 engine.thresholds = histogram_thresholds(engine, rung_shares(firmware, rung),
-                                                         firmware.mode, snapshot=True)
+                                                         firmware.mode, snapshot=True,
+                                                         layers=True)
             try:
                 engine.allocate(pending=True)
             except CapacityError:

@@ -12,8 +12,8 @@ import numpy as np
 
 from .fixed import to_int64
 
-__all__ = ["keys", "histogram", "edge", "nearest_boundary", "thresholds_for_shares",
-           "exact_thresholds_for_shares"]
+__all__ = ["keys", "histogram", "edge", "nearest_boundary", "nearest_count",
+           "thresholds_for_shares", "exact_thresholds_for_shares"]
 
 
 def keys(values, sub_bits):
@@ -68,7 +68,11 @@ def thresholds_for_shares(hist, shares, cfg):
 
 def nearest_boundary(cum, fraction):
     """The bin boundary k (``cum[k]`` = count below bin k) nearest ``fraction`` of the total."""
-    target = fraction * cum[-1]
+    return nearest_count(cum, fraction * cum[-1])
+
+
+def nearest_count(cum, target):
+    """The bin boundary k (``cum[k]`` = count below bin k) nearest ``target`` weights."""
     k = int(np.searchsorted(cum, target - 1e-9))           # first k with cum[k] >= target
     if k > 0 and (k >= cum.size or target - cum[k - 1] < cum[k] - target):
         k -= 1
