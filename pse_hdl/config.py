@@ -109,6 +109,12 @@ class PSEConfig:
         threshold above which a weight gets precision ``precisions[k]``.
     hysteresis : int
         Half-width of the allocator's hysteresis band in importance units (0 = off).
+    hysteresis_shift : int
+        The band follows the thresholds (0 = off: the fixed ``hysteresis``): whenever the
+        firmware writes thresholds it sets the band (``BAND``) to the smallest layer's prune
+        threshold shifted right by this many bits (docs/SPEC.md section 11), so a weight near a
+        threshold keeps its class until its importance moves by a share of it; needs
+        ``hysteresis = 0`` and, to have an effect, ``hysteresis_logic``.
     hysteresis_logic : bool
         Build the allocator's hysteresis comparators and band register, so that the band can be
         set at run time (the engine's ``BAND``; the engine needs them). False saves two banks of
@@ -201,6 +207,7 @@ class PSEConfig:
     ema_frac_bits: int = 8
     thresholds: tuple = (1 << 10, 1 << 16, 1 << 20)
     hysteresis: int = 0
+    hysteresis_shift: int = 1
     hysteresis_logic: bool = True
     period: int = 16
     warmup: int = 16
@@ -304,6 +311,11 @@ class PSEConfig:
         if self.hysteresis and not self.hysteresis_logic:
             raise ConfigError(f"hysteresis = {self.hysteresis} needs hysteresis_logic = true "
                               f"(the allocator's band comparators)")
+        _check_int("hysteresis_shift", self.hysteresis_shift, 0, self.importance_bits)
+        if self.hysteresis and self.hysteresis_shift:
+            raise ConfigError(f"hysteresis = {self.hysteresis} (a fixed band) needs "
+                              f"hysteresis_shift = 0 (a band that follows the thresholds), not "
+                              f"{self.hysteresis_shift}: set one of them")
         _check_int("period", self.period, 1, 1 << 20)
         _check_int("warmup", self.warmup, 0, 1 << 20)
         _check_int("swap_delay", self.swap_delay, 0, self.period)

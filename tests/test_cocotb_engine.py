@@ -12,9 +12,9 @@ CONFIGS = {
                             one_port_below=100),
     "L2-p2-4-8-16-fixed-destructive": PSEConfig(
         lanes=2, precisions=(2, 4, 8, 16), thresholds=(1, 2, 3, 4), meta_encoding="fixed",
-        reversible=False, hysteresis=1 << 12, max_rows=16, max_cols=32, zone_depth=512,
-        master_depth=2048, max_layers=4, period=3, warmup=1, hist_bins=64, swap_delay=3,
-        one_port_below=0),
+        reversible=False, hysteresis=1 << 12, hysteresis_shift=0, max_rows=16, max_cols=32,
+        zone_depth=512, master_depth=2048, max_layers=4, period=3, warmup=1, hist_bins=64,
+        swap_delay=3, one_port_below=0),
 }
 
 

@@ -22,7 +22,7 @@ def test_firmware_on_the_model_bus_is_the_golden_model(seed):
     edge = EDGES[seed]
     shares = {"all pruned": (1.0,) + (0.0,) * n, "all top": (0.0,) * n + (1.0,)}.get(edge)
     cfg = CFG.replace(swap_delay=seed % 4, hysteresis=[0, 1 << 10][seed % 2],
-                      reversible=seed != 2)
+                      hysteresis_shift=[1, 0][seed % 2], reversible=seed != 2)
     case = random_case(cfg, np.random.default_rng(seed), shares=shares, edge=edge, samples=12,
                        uniform="random" if seed >= 5 else None,
                        guard={0: "median", 3: "switch", 6: "switch", 7: "median", 9: "mac"}.get(seed))
@@ -47,7 +47,8 @@ def test_masked_layers_on_the_model_bus_are_the_golden_model(seed):
     """Masked layers (``input_masks``): the firmware loads the column magnitudes and the MASKED
     registers; ALLOCATE prunes whole columns from them, REZONE stores the kept ones."""
     n = len(CFG.precisions)
-    cfg = CFG.replace(input_masks=True, swap_delay=seed % 2, hysteresis=[0, 1 << 10][seed % 2])
+    cfg = CFG.replace(input_masks=True, swap_delay=seed % 2, hysteresis=[0, 1 << 10][seed % 2],
+                      hysteresis_shift=[1, 0][seed % 2])
     rng = np.random.default_rng(50 + seed)
     shapes = [[(12, 9), (7, 12)], [(20, 5), (3, 20)], [(1, 6), (4, 1)], [(9, 9), (9, 9)]][seed]
     uniform = [int(rng.integers(1, n + 1)) for _ in shapes]

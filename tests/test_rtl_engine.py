@@ -48,8 +48,8 @@ def test_random_networks_match_the_model(seed):
     n = len(CFG.precisions)
     shares = {"all pruned": (1.0,) + (0.0,) * n,
               "all top": (0.0,) * n + (1.0,)}.get(edge)
-    cfg = CFG.replace(hysteresis=[0, 1 << 10][seed % 2], reversible=seed != 2,
-                      swap_delay=seed % 3)
+    cfg = CFG.replace(hysteresis=[0, 1 << 10][seed % 2], hysteresis_shift=[1, 0][seed % 2],
+                      reversible=seed != 2, swap_delay=seed % 3)
     guard = {1: "switch", 5: "median"}.get(seed)
     case = random_case(cfg, rng, shares=shares, edge=edge, samples=6 if guard else 5,
                        uniform="random" if seed >= 4 else None, guard=guard)

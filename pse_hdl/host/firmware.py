@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..model.engine import allocation_points, check_masked, check_uniform, column_norms, \
-    layer_exponents, next_rung, rung_shares, thresholds_from_histograms, within
+    hysteresis_band, layer_exponents, next_rung, rung_shares, thresholds_from_histograms, within
 from ..model.fixed import signed_range
 from ..model.layer import cycle_model, weight_costs
 from ..model.pa import code_bits_of
@@ -115,7 +115,6 @@ class Firmware:
         await drv.wait_job()
         await drv.clear_errors()
         await drv.write("N_LAYERS", len(self.layers))
-        await drv.write("BAND", cfg.hysteresis)
         for l, q in enumerate(self.layers):
             rows, cols = q.shape
             await drv.write_window("MASTER", q.master.ravel(), self.base[l])
@@ -130,8 +129,10 @@ class Firmware:
         await self.allocate(fresh=True)
 
     async def write_thresholds(self):
+        """The thresholds of every layer, and the hysteresis band that goes with them."""
         for l, t in enumerate(self.thresholds):
             await self.drv.write_layer(l, **{f"THRESHOLD{k}": v for k, v in enumerate(t)})
+        await self.drv.write("BAND", hysteresis_band(self.thresholds, self.cfg))
 
     # -- allocation -------------------------------------------------------------------------
     # An allocation is a chain of steps: SNAPSHOT (between two samples), then jobs that run in

@@ -27,8 +27,8 @@ from . import histogram as hist
 from .layer import cycle_model, layer_forward, requantize
 from .pa import allocate, code_bits_of
 # The run-time policy (re-exported: the engine's firmware API, as before it had a module).
-from .policy import (Firmware, allocation_points, logit_margins,  # noqa: F401
-                     low_confidence_share, next_rung, rung_shares, within)
+from .policy import (Firmware, allocation_points, hysteresis_band,  # noqa: F401
+                     logit_margins, low_confidence_share, next_rung, rung_shares, within)
 from .quant import choose_shift, effective_weights
 from .ric import FactoredRIC, LiteralRIC, blend_snapshot
 from .sm import sparsify
@@ -209,9 +209,10 @@ class Engine:
         updated). ``pack(l, codes)`` replaces :meth:`pack` (the calibration's memo)."""
         pack = pack or self.pack
         layout = {"codes": [], "images": [], "weights": []}
+        band = hysteresis_band(self.thresholds, self.cfg)
         for l in range(len(self.layers)):
             codes = allocate(self.importance(l, snapshot=True), self.thresholds[l],
-                             self.codes[l], self.cfg.hysteresis, self.uniform[l], self.masked[l])
+                             self.codes[l], band, self.uniform[l], self.masked[l])
             self.master[l], _ = sparsify(codes, self.master[l], self.cfg.reversible)
             image, weights = pack(l, codes)
             self.codes[l] = codes

@@ -9,7 +9,19 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["Firmware", "within", "logit_margins", "low_confidence_share", "next_rung",
-           "rung_shares", "allocation_points"]
+           "rung_shares", "allocation_points", "hysteresis_band"]
+
+
+def hysteresis_band(thresholds, cfg):
+    """The allocator's hysteresis band (``BAND``) the firmware writes with ``thresholds`` (per
+    layer): the fixed ``hysteresis``, or with ``hysteresis_shift`` the smallest positive prune
+    threshold of the layers shifted right by it (0 without one, or without the comparators)."""
+    if not cfg.hysteresis_logic:
+        return 0
+    if not cfg.hysteresis_shift:
+        return cfg.hysteresis
+    t0 = [int(t[0]) for t in thresholds or () if int(t[0]) > 0]
+    return min(t0) >> cfg.hysteresis_shift if t0 else 0
 
 
 @dataclass
