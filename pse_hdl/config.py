@@ -108,7 +108,8 @@ class PSEConfig:
         non-decreasing: ``thresholds[0]`` is the prune (low) threshold, ``thresholds[k]`` the
         threshold above which a weight gets precision ``precisions[k]``.
     hysteresis : int
-        Half-width of the allocator's hysteresis band in importance units (0 = off).
+        A fixed half-width of the allocator's hysteresis band in importance units (0 = none);
+        with ``hysteresis_shift = 0``.
     hysteresis_shift : int
         The band follows the thresholds (0 = off: the fixed ``hysteresis``): whenever the
         firmware writes thresholds it sets the band (``BAND``) to the smallest layer's prune

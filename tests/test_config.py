@@ -36,6 +36,9 @@ INVALID = [
     ({"thresholds": (-1, 3, 9)}, "thresholds must lie in"),
     ({"thresholds": (1, 2, 1 << 40)}, "thresholds must lie in"),
     ({"hysteresis": -5}, "hysteresis"),
+    ({"hysteresis": 10}, "needs hysteresis_shift = 0"),     # a fixed band, and one that follows
+    ({"hysteresis_shift": -1}, "hysteresis_shift"),
+    ({"hysteresis_shift": 65}, "hysteresis_shift"),
     ({"period": 0}, "period"),
     ({"warmup": -1}, "warmup"),
     ({"reversible": "yes"}, "reversible must be true or false"),

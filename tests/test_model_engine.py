@@ -212,6 +212,46 @@ def test_histogram_thresholds_reproduce_a_layouts_shares(uniform, masked):
             assert np.array_equal(c, r), trial
 
 
+def test_hysteresis_band_follows_the_thresholds():
+    """The band the firmware writes with a set of thresholds: half the smallest positive prune
+    threshold by default, the fixed band with ``hysteresis_shift = 0``, none without the
+    comparators or a positive prune threshold."""
+    from pse_hdl.model.policy import hysteresis_band
+    th = [[4000, 9000, 20000], [0, 10, 20], [1001, 2000, 3000]]
+    assert hysteresis_band(th, PSEConfig()) == 500
+    assert hysteresis_band(th, PSEConfig(hysteresis_shift=3)) == 125
+    assert hysteresis_band(th, PSEConfig(hysteresis=77, hysteresis_shift=0)) == 77
+    assert hysteresis_band(th, PSEConfig(hysteresis_logic=False)) == 0
+    assert hysteresis_band([[0, 1, 2]], PSEConfig()) == 0
+    assert hysteresis_band(None, PSEConfig()) == 0
+
+
+def test_dynamic_run_uses_the_band_of_its_thresholds(small):
+    """A weight near a threshold keeps its class within the band: the engine's allocation with
+    a band from ``hysteresis_shift`` clamps codes to the previous ones as the PA's rule says."""
+    from pse_hdl.model.pa import allocate
+    from pse_hdl.model.policy import hysteresis_band
+    splits, net, q, xq = small
+    e = Engine(q, CFG, allocate=False)
+    e.thresholds = exact_thresholds(e, SHARES)
+    e.allocate()
+    prev = [c.copy() for c in e.codes]
+    rng = np.random.default_rng(3)
+    e.snap = [s * rng.uniform(0.6, 1.6, size=s.shape) for s in e.snap]
+    e.snap = [np.round(s).astype(np.int64) for s in e.snap]
+    band = hysteresis_band(e.thresholds, CFG)
+    assert band > 0
+    e.allocate()
+    for l in range(len(e.layers)):
+        imp = e.importance(l, snapshot=True)
+        want = allocate(imp, e.thresholds[l], prev[l], band, e.uniform[l], e.masked[l])
+        assert np.array_equal(e.codes[l], want)
+    # and the band made a difference: without it some codes differ
+    assert any(not np.array_equal(e.codes[l], allocate(e.importance(l, snapshot=True),
+                                                       e.thresholds[l]))
+               for l in range(len(e.layers)))
+
+
 def test_calibration_meets_the_bit_budget(small):
     splits, net, q, xq = small
     e = Engine(q, CFG, allocate=False)
