@@ -16,7 +16,7 @@ firmware decides *when* and the few numbers per layer that need a global view:
   the active layout then serves on;
 * **recalibration** every ``recalibrate_every`` allocations: HISTOGRAM of every layer (jobs on
   the same snapshot), thresholds for the calibrated class shares from the hardware's
-  histograms (``model.engine.thresholds_from_histograms``), before the ALLOCATE; with a budget
+  histograms (``model.thresholds.thresholds_from_histograms``), before the ALLOCATE; with a budget
   ladder in the policy, the shares of the rung the outputs since the previous recalibration
   call for (``model.engine.next_rung``: label-free, from the logits it reads anyway).
 
