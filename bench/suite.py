@@ -18,11 +18,11 @@ importance over the test stream, the specification's EMA rate 0.1) at each budge
 figure counts all metadata: masks, codes, scales, descriptors. All fixed-point methods run on
 the engine's datapath (int8 activations, the same requantization), so they differ only in how
 weights are stored. MAC cycles are relative to dense 16-bit on the same lanes. The calibration
-may store layers uniform at 4 bits (no codes, docs/SPEC.md section 6) and mask them (uniform,
-the input columns it prunes not stored; ``--config examples/per_weight.toml`` for the engine
-without masked layers); the table names them. Every PSE layout is chosen within 20 % of dense
-16-bit's MAC cycles too (``--max-mac``, the targets' cycle bound; 0 for none).
-``target_failures`` lists, per network, what the issue's targets (``targets``) miss.
+may store layers uniform at 4 bits (no codes, docs/SPEC.md section 6); the table names them.
+With ``--config examples/input_masks.toml`` it may also mask layers (uniform, the input
+columns it prunes not stored); with ``--max-mac F`` every PSE layout is chosen within F of
+dense 16-bit's MAC cycles too. ``target_failures`` lists, per network, what the issue's targets
+(``targets``) miss.
 """
 
 import argparse
@@ -48,7 +48,6 @@ from pse_hdl.files import to_json                             # noqa: E402
 BUDGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
 ADAPT_BUDGETS = (4.0,)       # budgets also run with the budget following performance
 ADAPT_RANGE = 1.0            # ... between budget - 1 and budget + 1 bits per weight
-MAX_MAC = 0.2                # every PSE layout within 20 % of dense 16-bit's MAC cycles
 
 
 def _split(x, y, seed):
@@ -267,18 +266,16 @@ def main(argv=None):
     ap.add_argument("--only", nargs="+", metavar="NAME",
                     help="networks whose name contains one of these words")
     ap.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS))
-    ap.add_argument("--max-mac", type=float, default=MAX_MAC, metavar="FRACTION",
-                    help=f"a MAC cycle budget too: at most this fraction of dense 16-bit "
-                         f"(default {MAX_MAC:g}, the targets' cycle bound; 0 for none)")
+    ap.add_argument("--max-mac", type=float, default=None, metavar="FRACTION",
+                    help="a MAC cycle budget too: at most this fraction of dense 16-bit")
     args = ap.parse_args(argv)
     try:
         cfg = from_arg(args.config)
     except ConfigError as e:
         ap.error(str(e))
-    if not 0 <= args.max_mac <= 1:
-        ap.error(f"--max-mac must be a fraction of dense 16-bit's MAC cycles in [0, 1] (0: no "
-                 f"cycle budget), not {args.max_mac:g}")
-    max_mac = args.max_mac or None
+    if args.max_mac is not None and not 0 < args.max_mac <= 1:
+        ap.error(f"--max-mac must be a fraction of dense 16-bit's MAC cycles in (0, 1], not "
+                 f"{args.max_mac:g}")
     bad = [b for b in args.budgets if not 0 < b < 64]
     if bad:
         ap.error(f"--budgets must be bits per weight between 0 and 64, not {bad[0]:g}")
@@ -290,14 +287,14 @@ def main(argv=None):
         ap.error(f"--plot: the directory of {args.plot!r} does not exist")
     results = []
     for name in names:
-        results.append(evaluate(name, cfg, tuple(args.budgets), max_mac=max_mac))
+        results.append(evaluate(name, cfg, tuple(args.budgets), max_mac=args.max_mac))
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.plot:
         suite_figure(results, args.plot)
     fails = targets(results)
     if args.json:
-        print(to_json({"networks": results, "max_mac": max_mac,
+        print(to_json({"networks": results, "max_mac": args.max_mac,
                        "target_failures": fails}, indent=1))
         return
     print("\ntargets: " + ("all met" if not fails else "\n  ".join(["missed:"] + fails)))

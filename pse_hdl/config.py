@@ -150,12 +150,8 @@ class PSEConfig:
         Let the calibration store a layer **masked**: every weight at one class, as a uniform
         layer, except the weights of the input columns it prunes, which are not stored at all
         (docs/SPEC.md section 6; a column's importance is its inputs' EMA times the mean
-        magnitude of its masters). Default true: at 4 bits per weight or less, where per-weight
-        codes cost a bit or more a weight, it is what lets the engine match uniform int4 on
-        networks with inputs they can do without (docs/ALLOCATION.md, "Masked layers by
-        default": what it buys and costs). Needs the factored, reversible form; false for the
-        literal form or destructive pruning (``examples/per_weight.toml``: the engine without
-        it, about 1,000 LUT4s smaller on the ECP5).
+        magnitude of its masters). Default false (docs/ALLOCATION.md: what it costs); needs
+        the factored, reversible form.
     importance_form : str
         ``"factored"`` (one EMA per input, ``|w| * EMA(|x|)``) or ``"literal"`` (one EMA of
         ``|w*x|`` per weight).
@@ -164,11 +160,9 @@ class PSEConfig:
         ``ceil(b / mac_digit_bits)`` cycles, a pruned weight none. The MAC lanes are built for
         4-bit digits, the only value accepted.
     hist_bins : int
-        Bins of the importance histogram (log2-spaced; default 512).
+        Bins of the importance histogram (log2-spaced).
     hist_sub_bits : int
-        Mantissa bits of the histogram's pseudo-log2: ``2**hist_sub_bits`` bins per octave
-        (default 4: 16 an octave, so a masked layer's cut, which moves whole columns, can fall
-        between columns of alike importance).
+        Mantissa bits of the histogram's pseudo-log2: ``2**hist_sub_bits`` bins per octave.
     desc_stride : int
         Rows between two row descriptors (power of two; 1: one per row), or 0 (default) for
         none. A row descriptor records where a row's weights and codes begin, so the host can
@@ -222,11 +216,11 @@ class PSEConfig:
     snapshot_shift: int = 2
     importance_floor: bool = True
     reversible: bool = True
-    input_masks: bool = True
+    input_masks: bool = False
     importance_form: str = "factored"
     mac_digit_bits: int = 4
-    hist_bins: int = 512
-    hist_sub_bits: int = 4
+    hist_bins: int = 128
+    hist_sub_bits: int = 2
     desc_stride: int = 0
     meta_encoding: str = "unary"
     one_port_below: int = 96
@@ -333,6 +327,10 @@ class PSEConfig:
                               f"not {self.importance_form!r}")
         if not isinstance(self.input_masks, bool):
             raise ConfigError(f"input_masks must be true or false, not {self.input_masks!r}")
+        if self.input_masks and (self.importance_form != "factored" or not self.reversible):
+            raise ConfigError("input_masks = true needs importance_form 'factored' and "
+                              "reversible = true (a column's importance is its input's EMA "
+                              "times its masters' mean magnitude, as loaded)")
         if self.input_masks and self.max_cols.bit_length() > self.meta_index_bits:
             raise ConfigError(f"input_masks = true keeps a masked layer's column count in its "
                               f"metadata offsets ({self.meta_index_bits} bits): master_depth "
@@ -350,11 +348,6 @@ class PSEConfig:
             raise ConfigError("importance_floor must be false with importance_form 'literal' "
                               "(the floor bounds the factored form's snapshot; the literal form "
                               "has none), not True")
-        if self.input_masks and (self.importance_form != "factored" or not self.reversible):
-            raise ConfigError("input_masks = true (the default) needs importance_form 'factored' "
-                              "and reversible = true (a column's importance is its input's EMA "
-                              "times its masters' mean magnitude, as loaded): set input_masks = "
-                              "false for the literal form or destructive pruning")
         if self.mac_digit_bits != 4 or isinstance(self.mac_digit_bits, bool):
             raise ConfigError(f"mac_digit_bits must be 4 (the MAC lanes multiply 4-bit digits "
                               f"of a weight per cycle), not {self.mac_digit_bits!r}")
@@ -659,22 +652,20 @@ def load(path):
 
 _DEFAULT = PSEConfig()
 PRESETS = {
-    # Four lanes and short zones: most blocks fit the iCE40 UP5K one at a time. The small and
-    # the wide presets keep per-weight codes only (no masked layers: their logic and tables).
+    # Four lanes and short zones: most blocks fit the iCE40 UP5K one at a time.
     "tiny": dataclasses.replace(_DEFAULT, zone_depth=256, meta_bits=0, master_depth=8192,
                                 master_bank=0, max_rows=128, max_cols=128, hist_bins=64,
-                                hist_sub_bits=1, input_masks=False),
+                                hist_sub_bits=1),
     "default": _DEFAULT,
     # The iCE40 UP5K (iCEBreaker), sized for a digits MLP 64-32-10: one lane, zones as deep as
     # its calibration candidates need (at most 237, 179 and 119 words), masters in an SPRAM.
     "up5k": dataclasses.replace(_DEFAULT, lanes=1, zone_depth=(256, 256, 128), master_depth=4096,
                                 master_bank=0, max_rows=64, max_cols=64, max_layers=2,
-                                hist_bins=64, hist_sub_bits=1, input_masks=False),
+                                hist_bins=64, hist_sub_bits=1),
     # An ECP5-85F class design point: 16 lanes and the optional 2-bit precision.
     "wide": dataclasses.replace(_DEFAULT, lanes=16, precisions=(2, 4, 8, 16),
                                 thresholds=(1 << 10, 1 << 13, 1 << 16, 1 << 20),
-                                zone_depth=8192, meta_bits=0, master_depth=65536,
-                                input_masks=False, hist_bins=128, hist_sub_bits=2),
+                                zone_depth=8192, meta_bits=0, master_depth=65536),
 }
 
 

@@ -51,8 +51,7 @@ __all__ = ["FORMAL_CONFIG", "FAIRNESS", "Harness", "Proof", "proofs"]
 FORMAL_CONFIG = PSEConfig(lanes=2, precisions=(2, 4, 8, 16),
                           thresholds=(1, 2, 3, 4), max_rows=8, max_cols=8, max_layers=2,
                           zone_depth=16, master_depth=64, hist_bins=8, hist_sub_bits=0,
-                          hysteresis=1, hysteresis_shift=0, reversible=False,
-                          input_masks=False)
+                          hysteresis=1, hysteresis_shift=0, reversible=False)
 FAIRNESS = 3          # an offered output is taken within this many cycles
 BUS_QUIET = 12        # cycles after its last read by which every read on the bus is answered
 

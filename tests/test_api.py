@@ -171,13 +171,12 @@ def test_a_run_below_int4_points_to_masked_layers():
     from pse_hdl.cli.run import masks_hint
     run = {"task": "classification", "bits_per_weight": 3.9, "pse_accuracy": 0.90,
            "int4_accuracy": 0.92}
-    plain = PSEConfig(input_masks=False)
-    assert "input_masks = true" in masks_hint(run, plain)
-    assert masks_hint(run, PSEConfig()) is None
-    assert masks_hint(run, plain.replace(reversible=False)) is None
-    assert masks_hint({**run, "pse_accuracy": 0.92}, plain) is None
-    assert masks_hint({**run, "bits_per_weight": 4.5}, plain) is None
-    assert masks_hint({**run, "task": "regression"}, plain) is None
+    assert "examples/input_masks.toml" in masks_hint(run, PSEConfig())
+    assert masks_hint(run, PSEConfig(input_masks=True)) is None
+    assert masks_hint(run, PSEConfig(reversible=False)) is None
+    assert masks_hint({**run, "pse_accuracy": 0.92}, PSEConfig()) is None
+    assert masks_hint({**run, "bits_per_weight": 4.5}, PSEConfig()) is None
+    assert masks_hint({**run, "task": "regression"}, PSEConfig()) is None
 
 
 def test_regressor(tmp_path):

@@ -62,10 +62,8 @@ def test_suite_bench_runs_one_network_with_every_key(capsys):
     spec = importlib.util.spec_from_file_location("suite", ROOT / "bench" / "suite.py")
     suite = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(suite)
-    suite.main(["--json", "--plot", "", "--only", "iris", "--budgets", "2.0", "6.0",
-                "--max-mac", "0"])                # no cycle budget (default 0.2)
+    suite.main(["--json", "--plot", "", "--only", "iris", "--budgets", "2.0", "6.0"])
     out = json.loads(capsys.readouterr().out)
-    assert out["max_mac"] is None
     (r,) = out["networks"]
     assert r["name"].startswith("iris") and r["weights"] == 4 * 16 + 16 * 3
     for key in ("int4", "int8", "int4_row", "prune_int8"):
@@ -84,8 +82,7 @@ def test_suite_bench_runs_one_network_with_every_key(capsys):
 
 def test_suite_bench_keeps_to_a_cycle_budget(capsys):
     """``--max-mac``: every static layout within the cycle budget (the calibration's choice),
-    every dynamic run too (the firmware's guard); a budget out of [0, 1] is refused (0: none,
-    the default 0.2)."""
+    every dynamic run too (the firmware's guard); a budget out of (0, 1] is refused."""
     suite = _bench("suite")
     suite.main(["--json", "--plot", "", "--only", "wine", "--budgets", "4.0", "5.0",
                 "--max-mac", "0.08"])
@@ -97,7 +94,7 @@ def test_suite_bench_keeps_to_a_cycle_budget(capsys):
     free = _bench("suite").evaluate(r["name"], suite.from_arg(None), (5.0,))
     assert free["pse_static"][0]["mac_cycle_ratio"] > 0.08       # the limit does bind
     with pytest.raises(SystemExit):
-        suite.main(["--only", "wine", "--max-mac", "1.5"])
+        suite.main(["--only", "wine", "--max-mac", "0"])
     assert "--max-mac must be a fraction" in capsys.readouterr().err
 
 

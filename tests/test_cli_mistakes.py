@@ -19,7 +19,7 @@ def files(tmp_path_factory):
         "str.toml": "[pse]\nlanes = \"four\"\n",
         "digit.toml": "[pse]\nmac_digit_bits = 8\n",
         "literal.toml": "[pse]\nimportance_form = \"literal\"\nsnapshot_shift = 0\n"
-                        "importance_floor = false\ninput_masks = false\n",
+                        "importance_floor = false\n",
         "bins.toml": "[pse]\nhist_bins = 1\n",
         "masks.toml": "[pse]\ninput_masks = true\nreversible = false\n",
         "preset.toml": "[pse]\npreset = \"huge\"\n",
@@ -56,7 +56,7 @@ CASES = [
     (["generate", "pa", "--config", "{d}/preset.toml"], "preset must be one of"),
     (["demo", "--plot", "", "--config", "{d}/str.toml"], "lanes must be an integer"),
     (["generate", "engine", "--config", "{d}/masks.toml"],
-     "input_masks = true (the default) needs importance_form 'factored' and reversible = true"),
+     "input_masks = true needs importance_form 'factored' and reversible = true"),
     # blocks, boards, presets
     (["generate", "nosuch"], "block must be one of"),
     (["synth", "nosuch"], "block must be one of"),

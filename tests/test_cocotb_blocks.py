@@ -17,16 +17,14 @@ SETS = {
 }
 CASES = [("ric", name, cfg, "sim.tb_ric") for name, cfg in SETS.items()] + [
     ("ric", "literal", PSEConfig(importance_form="literal", snapshot_shift=0,
-                                 importance_floor=False, input_masks=False, max_rows=128,
-                                 max_cols=64), "sim.tb_ric"),
+                                 importance_floor=False, max_rows=128, max_cols=64), "sim.tb_ric"),
     ("ric", "literal-pow2-rate", PSEConfig(importance_form="literal", snapshot_shift=0,
-                                           importance_floor=False, input_masks=False,
-                                           max_rows=64, max_cols=16, ema_rate=1 / 8,
-                                           ema_power_of_two=True), "sim.tb_ric"),
+                                           importance_floor=False, max_rows=64, max_cols=16,
+                                           ema_rate=1 / 8, ema_power_of_two=True), "sim.tb_ric"),
     ("ric", "snapshot-copy", PSEConfig(snapshot_shift=0, importance_floor=False, max_rows=64,
                                        max_cols=64), "sim.tb_ric"),
 ] + [("sm", name, cfg, "sim.tb_sm") for name, cfg in SETS.items()] + [
-    ("sm", "destructive", PSEConfig(reversible=False, input_masks=False), "sim.tb_sm"),
+    ("sm", "destructive", PSEConfig(reversible=False), "sim.tb_sm"),
 ] + [("histogram", name, cfg, "sim.tb_histogram") for name, cfg in SETS.items()]
 
 

@@ -12,7 +12,6 @@ CONFIGS = {
     "p2-4-8-16-large": preset("wide").replace(max_rows=1024, max_cols=1024),
     "p8-16-small-destructive": PSEConfig(precisions=(8, 16), thresholds=(1 << 12, 1 << 20),
                                          max_rows=32, max_cols=32, reversible=False,
-                                         input_masks=False,
                                          hist_bins=48, hist_sub_bits=1),
 }
 

@@ -14,8 +14,7 @@ CONFIGS = {
     "unary-P4": PSEConfig(**SMALL, one_port_below=100),
     "fixed-P2-destructive": PSEConfig(**SMALL, one_port_below=0, precisions=(2, 4, 8, 16),
                                       thresholds=(1, 2, 3, 4), meta_encoding="fixed",
-                                      lanes=2, reversible=False, input_masks=False,
-                                      desc_stride=8),
+                                      lanes=2, reversible=False, desc_stride=8),
 }
 
 

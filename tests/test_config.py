@@ -95,8 +95,7 @@ def test_zone_and_metadata_depths_follow_the_master_store():
     cfg = PSEConfig()
     assert cfg.zone_depths == (2048, 1024, 1024) and cfg.meta_depth == 1024
     assert PSEConfig(master_depth=2 * 19456).zone_depths == (4096, 2048, 2048)
-    assert PSEConfig(master_depth=64, lanes=32,           # at least lanes
-                     input_masks=False).zone_depths == (32, 32, 32)
+    assert PSEConfig(master_depth=64, lanes=32).zone_depths == (32, 32, 32)   # at least lanes
     assert PSEConfig(precisions=(8, 16), thresholds=(1, 2)).zone_depths == (2048, 1024)
     assert PSEConfig(precisions=(2, 4, 8, 16),
                      thresholds=(1, 2, 3, 4)).zone_depths == (1024, 2048, 1024, 1024)
@@ -169,25 +168,19 @@ def test_the_low_bits_example_is_the_default_with_the_2_bit_class():
     assert fig["bits_per_weight"] <= 3.0 and fig["pse_accuracy"] > 0.95
 
 
-def test_the_default_masks_layers_and_the_examples_say_so():
-    """Masked layers are the default: ``examples/input_masks.toml`` (which older measurements in
-    docs/ALLOCATION.md name) is the default, ``examples/per_weight.toml`` differs from it in
-    ``input_masks`` and the histogram's resolution only (4 bins an octave over the same range),
-    and the demo's network stores a layer masked within the 4-bit budget by default, none
-    with the per-weight example."""
+def test_the_input_masks_example_is_the_default_with_masked_layers():
+    """``examples/input_masks.toml`` (README, docs/ALLOCATION.md) changes ``input_masks`` and
+    the histogram's resolution only (16 bins an octave over the default's range), and the demo's
+    network then stores a layer masked within the 4-bit budget."""
     from pathlib import Path
 
     from pse_hdl.workflow import run_demo
-    examples = Path(__file__).resolve().parent.parent / "examples"
+    path = Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"
+    cfg = from_arg(str(path))
     default = PSEConfig().to_dict()
-    assert from_arg(str(examples / "input_masks.toml")) == PSEConfig()
-    plain = from_arg(str(examples / "per_weight.toml"))
-    assert {k for k, v in plain.to_dict().items() if v != default[k]} == {
+    assert {k for k, v in cfg.to_dict().items() if v != default[k]} == {
         "input_masks", "hist_sub_bits", "hist_bins"}
-    assert not plain.input_masks
-    assert plain.hist_bins >> plain.hist_sub_bits == default["hist_bins"] >> default["hist_sub_bits"]
-    fig = run_demo(PSEConfig()).figures
+    assert cfg.hist_bins >> cfg.hist_sub_bits == default["hist_bins"] >> default["hist_sub_bits"]
+    fig = run_demo(cfg).figures
     assert fig["masked_layers"] and fig["bits_per_weight"] <= 4.0
     assert fig["pse_accuracy"] > 0.97
-    fig = run_demo(plain).figures
-    assert not fig["masked_layers"] and fig["bits_per_weight"] <= 4.0

@@ -27,7 +27,7 @@ CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, ma
 # A tracing build of the smallest engine that holds the waveform test's network (a sixth of
 # the build time of CFG's).
 TRACE_CFG = CFG.replace(lanes=1, max_rows=8, max_cols=8, zone_depth=64, master_depth=256,
-                        max_layers=2, hist_bins=16, hist_sub_bits=2)
+                        max_layers=2, hist_bins=16)
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +138,7 @@ def test_demo_errors_are_one_line(capsys, tmp_path):
 
 # Masked layers (input_masks) in the engine: a smaller build of their own.
 MASK_CFG = CFG.replace(input_masks=True, lanes=2, max_rows=16, max_cols=16, zone_depth=256,
-                       master_depth=1024, max_layers=2, hist_bins=32, hist_sub_bits=2)
+                       master_depth=1024, max_layers=2, hist_bins=32)
 
 
 @pytest.fixture(scope="module")

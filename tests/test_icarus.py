@@ -20,13 +20,13 @@ FEW = {"PSE_SEEDS": "2", "PSE_WEIGHTS": "600"}
 # each cycle (about a thousand cycles a second for the 4-lane engine with 32x32 layers: its two
 # tests simulated in 50 s, these in 14 s).
 ENGINE = PSEConfig(lanes=2, max_rows=16, max_cols=16, zone_depth=512, master_depth=1024,
-                   max_layers=3, period=2, warmup=2, hist_bins=32, hist_sub_bits=2, swap_delay=1)
+                   max_layers=3, period=2, warmup=2, hist_bins=32, swap_delay=1)
 ZONES = PSEConfig(max_rows=64, max_cols=64, zone_depth=2048, master_depth=8192, max_layers=4)
 # block, testbench, configuration, tests in the module (skipped ones included)
 CASES = {
     "ric": ("sim.tb_ric", PSEConfig(max_rows=64, max_cols=64), 1),
     "pa": ("sim.tb_pa", PSEConfig(), 3),
-    "sm": ("sim.tb_sm", PSEConfig(reversible=False, input_masks=False), 2),
+    "sm": ("sim.tb_sm", PSEConfig(reversible=False), 2),
     "histogram": ("sim.tb_histogram", PSEConfig(), 1),
     "control": ("sim.tb_control", PSEConfig(max_rows=64, max_cols=64), 2),
     "mac": ("sim.tb_mac", preset("wide").replace(max_rows=64, max_cols=64), 2),

@@ -12,7 +12,7 @@ from pse_hdl.regmap import Op
 from sim.engine_ref import check_run, random_case, run_firmware
 
 CFG = PSEConfig(max_rows=32, max_cols=32, zone_depth=1024, master_depth=4096, max_layers=3,
-                period=3, warmup=2, hist_bins=64, hist_sub_bits=2)
+                period=3, warmup=2, hist_bins=64)
 EDGES = [None, "one row", "one column", "all pruned", "all top", None, None, None, None, None]
 
 
@@ -22,8 +22,7 @@ def test_firmware_on_the_model_bus_is_the_golden_model(seed):
     edge = EDGES[seed]
     shares = {"all pruned": (1.0,) + (0.0,) * n, "all top": (0.0,) * n + (1.0,)}.get(edge)
     cfg = CFG.replace(swap_delay=seed % 4, hysteresis=[0, 1 << 10][seed % 2],
-                      hysteresis_shift=[1, 0][seed % 2], reversible=seed != 2,
-                      input_masks=seed != 2)
+                      hysteresis_shift=[1, 0][seed % 2], reversible=seed != 2)
     case = random_case(cfg, np.random.default_rng(seed), shares=shares, edge=edge, samples=12,
                        uniform="random" if seed >= 5 else None,
                        guard={0: "median", 3: "switch", 6: "switch", 7: "median", 9: "mac"}.get(seed))

@@ -139,7 +139,7 @@ def test_warmup_holds_profiled_codes(small):
 
 def test_destructive_mode_keeps_pruned_weights_pruned(small):
     splits, net, q, xq = small
-    e = Engine(q, CFG.replace(reversible=False, input_masks=False), allocate=False)
+    e = Engine(q, CFG.replace(reversible=False), allocate=False)
     e.thresholds = exact_thresholds(e, SHARES)
     e.allocate()
     pruned0 = [c == 0 for c in e.codes]
@@ -154,8 +154,7 @@ def test_destructive_mode_keeps_pruned_weights_pruned(small):
 
 def test_literal_importance_form_runs_and_agrees_at_start(small):
     splits, net, q, xq = small
-    lit = Engine(q, CFG.replace(importance_form="literal", snapshot_shift=0, importance_floor=False,
-                                input_masks=False), allocate=False)
+    lit = Engine(q, CFG.replace(importance_form="literal", snapshot_shift=0, importance_floor=False), allocate=False)
     fac = Engine(q, CFG, allocate=False)
     for l in range(2):
         assert np.array_equal(lit.importance(l), fac.importance(l))
@@ -261,8 +260,7 @@ def test_calibration_tries_uniform_layers(small):
     """Every share candidate is tried with each mix of uniform layers; the rows of a mix are
     the candidate's layout with those layers uniform (their accuracy what the engine gives)."""
     splits, net, q, xq = small
-    plain = CFG.replace(input_masks=False)        # uniform mixes only, none masked
-    e = Engine(q, plain, allocate=False)
+    e = Engine(q, CFG, allocate=False)
     grid = [(0.5, 0.5, 0.0, 0.0), (0.3, 0.5, 0.1, 0.1)]
     best, table = calibrate(e, xq["calib"], splits["calib"][1], target_bits=6.0, grid=grid)
     mixes = [tuple(r["uniform"]) for r in table]
@@ -272,7 +270,7 @@ def test_calibration_tries_uniform_layers(small):
     wide = calibrate(e, xq["calib"], splits["calib"][1], target_bits=8.0, grid=grid)[1]
     assert {tuple(r["uniform"]) for r in wide} >= {(2, 0), (0, 2), (2, 1), (2, 2)}
     for r in table[:4]:
-        eng = Engine(q, plain, thresholds=r["thresholds"], uniform=r["uniform"])
+        eng = Engine(q, CFG, thresholds=r["thresholds"], uniform=r["uniform"])
         assert eng.footprint()["bits_per_weight"] == r["bits_per_weight"]
         logits = eng.infer(xq["calib"])[-1]
         assert np.mean(np.argmax(logits, axis=1) == splits["calib"][1]) == r["accuracy"]
@@ -378,14 +376,14 @@ def test_a_masked_layer_prunes_whole_input_columns(small):
 
 def test_a_finer_histogram_lets_a_masked_cut_fall_between_more_columns(small):
     """The recalibration's thresholds lie on histogram bin edges, so a masked layer's cut moves
-    by whole bins: at 16 bins an octave over the same range (the default) the shares reach every
-    cut of 4 bins an octave (``examples/per_weight.toml``'s) (a coarse edge is a fine one too)
+    by whole bins: at 16 bins an octave over the same range (``examples/input_masks.toml``) the
+    shares reach every cut of the default's 4 bins an octave (a coarse edge is a fine one too)
     and cuts between columns that share a coarse bin."""
     splits, net, q, xq = small
 
     def cuts(sub):
         cfg = MASKS.replace(hist_sub_bits=sub,
-                            hist_bins=(MASKS.hist_bins >> MASKS.hist_sub_bits) << sub)
+                            hist_bins=MASKS.hist_bins << (sub - MASKS.hist_sub_bits))
         probe = Engine(q, cfg, allocate=False, uniform=[1, 0], masked=[True, False])
         kept = set()
         for p in np.linspace(0.0, 0.9, 91):
@@ -404,14 +402,13 @@ def _whole_columns(codes):
 def test_masked_layers_are_checked(small):
     splits, net, q, xq = small
     with pytest.raises(InputError, match="masked layers need input_masks = true"):
-        Engine(q, CFG.replace(input_masks=False), uniform=[1, 0], masked=[True, False])
+        Engine(q, CFG, uniform=[1, 0], masked=[True, False])
     with pytest.raises(InputError, match="layer 1 has none"):
         Engine(q, MASKS, uniform=[1, 0], masked=[False, True])
     with pytest.raises(InputError, match="masked must give each of the 2 layers"):
         Engine(q, MASKS, uniform=[1, 1], masked=[True])
-    with pytest.raises(ConfigError, match=r"input_masks = true \(the default\) needs "
-                       r"importance_form 'factored' and reversible = true.*set input_masks = false"):
-        PSEConfig(reversible=False)
+    with pytest.raises(ConfigError, match="input_masks = true needs importance_form"):
+        PSEConfig(input_masks=True, reversible=False)
     with pytest.raises(ConfigError, match="input_masks must be true or false"):
         PSEConfig(input_masks=1)
 

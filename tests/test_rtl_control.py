@@ -25,8 +25,7 @@ def test_ric_updates_and_importance(form, seed):
     # baseline; seed 0: 0, a copy, no floor).
     cfg = SMALL.replace(importance_form=form,
                         snapshot_shift=2 if form == "factored" and seed else 0,
-                        importance_floor=form == "factored" and seed == 1,
-                        input_masks=form == "factored")
+                        importance_floor=form == "factored" and seed == 1)
     rng = np.random.default_rng(seed)
     rows, cols = 5, 16 if seed else 1
     master = rng.integers(-32768, 32768, (rows, cols))
@@ -102,7 +101,7 @@ def test_ric_updates_and_importance(form, seed):
 
 @pytest.mark.parametrize("reversible", [True, False])
 def test_sm_counts_and_clears(reversible):
-    cfg = SMALL.replace(reversible=reversible, input_masks=reversible)
+    cfg = SMALL.replace(reversible=reversible)
     rng = random.Random(3)
     items = [{"code": rng.choice([0, 0, 1, 2, 3]), "importance": rng.randrange(1 << 20),
               "row": rng.randrange(8), "column": rng.randrange(16), "last": 0}

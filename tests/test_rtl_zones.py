@@ -293,7 +293,7 @@ def test_reset_during_rezoning_keeps_the_active_layout(seed):
 
 
 def test_destructive_mode_clears_pruned_masters():
-    cfg = CFG.replace(reversible=False, input_masks=False)
+    cfg = CFG.replace(reversible=False)
     rng = np.random.default_rng(7)
     net = random_network(cfg, rng, [(8, 8)], sparsity=0.5)
 

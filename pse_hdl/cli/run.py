@@ -239,9 +239,9 @@ def masks_hint(result, cfg):
             or cfg.importance_form != "factored" or result["bits_per_weight"] > 4.0
             or result["pse_accuracy"] >= result["int4_accuracy"]):
         return None
-    return ("note: uniform int4 scores more here; masked layers (input_masks = true, the "
-            "default) match it on nine of the ten networks of bench/suite.py at 4 bits or "
-            "fewer (docs/ALLOCATION.md)")
+    return ("note: uniform int4 scores more here; masked layers (input_masks = true, "
+            "examples/input_masks.toml) match it on every network of bench/suite.py at 4 bits "
+            "or fewer (docs/ALLOCATION.md)")
 
 
 def _allocations(result, cfg):

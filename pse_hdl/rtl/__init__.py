@@ -22,7 +22,7 @@ def _ric(cfg):
 def _ric_literal(cfg):
     from .ric import RollingImportance
     return RollingImportance(cfg.replace(importance_form="literal", snapshot_shift=0,
-                                         importance_floor=False, input_masks=False))
+                                         importance_floor=False))
 
 
 def _sm(cfg):
