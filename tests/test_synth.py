@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from pse_hdl.cli import main
-from pse_hdl.config import PRESETS, PSEConfig, preset
+from pse_hdl.config import PRESETS, PSEConfig, from_arg, preset
 from pse_hdl.rtl import BLOCKS, build
 from pse_hdl.synth.flow import SynthError, board, harness_overhead, synthesize
-from pse_hdl.synth.lint import lint_all
+from pse_hdl.synth.lint import lint_all, lint_block
 
 
 @pytest.mark.slow
@@ -69,6 +69,15 @@ def test_lint_every_block_and_preset_is_clean(name, block):
     results = lint_all(blocks=[block], presets=[name])
     assert list(results) == [(block, name)]
     assert results[(block, name)] == []
+
+
+@pytest.mark.slow
+def test_lint_of_the_engine_with_masked_layers_is_clean():
+    """``input_masks`` (``examples/input_masks.toml``) adds the kept-column tables and their
+    token sources, the MASKED registers and the COLNORM window: the engine that holds them
+    lints clean too."""
+    cfg = from_arg(str(Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"))
+    assert cfg.input_masks and lint_block("engine", cfg) == []
 
 
 def test_errors_name_the_valid_choices(capsys):

@@ -9,8 +9,9 @@ per-weight layer's tokens cross rows. A run longer than the tokenizer's longest 
 is split into tokens of pruned codes alone; a layer that keeps no column gives only those.
 
 Latency: the first token three cycles after ``start`` (table read, queue, head). Throughput:
-one token per cycle (a read a cycle while the queue has room), plus a token per ``max_run``
-pruned columns in a row.
+one token per cycle (a read a cycle while the skid register behind the table's port is empty:
+the read enable depends on registers only), plus a token per ``max_run`` pruned columns in a
+row.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
@@ -66,14 +67,24 @@ class KeptTokens(wiring.Component):
         m.d.comb += queue.w_data.eq(pushed)
 
         # -- the walk through the table: a read a cycle, its column consumed the next ---------
+        # Two entries: the read port's output (``dv``: it holds an unconsumed column, whose walk
+        # wrapped past the row's end if ``dw``) and a skid register behind it (``sv``, ``sc``,
+        # ``sw``), which takes the port's column when a read is issued before it was consumed.
+        # The head is the skid's entry if it holds one, else the port's. A read is issued
+        # whenever the skid is empty, so the read enable depends on registers only, not on the
+        # column the port has just read (a table read into its own enable was the masked
+        # walk's critical path: 18.3 ns on the ECP5-85F).
         p = Signal(C)                          # the next entry to read
         at = Signal(C + 1)                     # the column after the last token, in its row
-        read_any, pend, pend_wrap = Signal(), Signal(), Signal()
+        read_any, dv, dw, sv, sw = Signal(), Signal(), Signal(), Signal(), Signal()
+        sc = Signal(self.cfg.col_bits)
         chunking = Signal()
         rest = Signal(C + 2)                   # what a split run has left
-        c = self.table.data
+        c, wrap, pend = Signal(self.cfg.col_bits), Signal(), Signal()
+        m.d.comb += [c.eq(Mux(sv, sc, self.table.data)), wrap.eq(Mux(sv, sw, dw)),
+                     pend.eq(sv | dv)]
         full = Signal(C + 2)
-        m.d.comb += full.eq(Mux(pend_wrap, self.cols - at + c, c - at))
+        m.d.comb += full.eq(Mux(wrap, self.cols - at + c, c - at))
         run_len = Signal(C + 2)
         m.d.comb += run_len.eq(Mux(chunking, rest, full))
         consumed, issue = Signal(), Signal()
@@ -89,14 +100,18 @@ class KeptTokens(wiring.Component):
             with m.Else():
                 m.d.comb += [pushed.skip.eq(run_len), pushed.code.eq(self.uniform),
                              consumed.eq(1)]
-                m.d.sync += [chunking.eq(0), pend.eq(0), at.eq(c + 1)]
-        m.d.comb += [issue.eq(active & (self.kept != 0) & (~pend | consumed)),
+                m.d.sync += [chunking.eq(0), at.eq(c + 1)]
+        m.d.comb += [issue.eq(active & (self.kept != 0) & ~sv),
                      self.table.en.eq(issue), self.table.addr.eq(self.base + p)]
         with m.If(issue):
-            m.d.sync += [pend.eq(1), pend_wrap.eq(read_any & (p == 0)), read_any.eq(1),
-                         p.eq(Mux(p + 1 == self.kept, 0, p + 1))]
+            # The port's entry, unless consumed now, moves to the skid; the read refills the port.
+            m.d.sync += [dv.eq(1), dw.eq(read_any & (p == 0)), read_any.eq(1),
+                         p.eq(Mux(p + 1 == self.kept, 0, p + 1)),
+                         sv.eq(dv & ~consumed), sc.eq(self.table.data), sw.eq(dw)]
+        with m.Elif(consumed):                 # no read: the skid is full, its entry is the head
+            m.d.sync += sv.eq(0)
         with m.If(self.start):
-            m.d.sync += [p.eq(self.rank), at.eq(self.col), read_any.eq(0), pend.eq(0),
+            m.d.sync += [p.eq(self.rank), at.eq(self.col), read_any.eq(0), dv.eq(0), sv.eq(0),
                          chunking.eq(0)]
 
         # -- the head token, which the walker may trim ------------------------------------------
