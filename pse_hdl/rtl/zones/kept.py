@@ -8,10 +8,10 @@ row's last kept column it wraps to the first, its run taking the rest of the row
 per-weight layer's tokens cross rows. A run longer than the tokenizer's longest (``max_run``)
 is split into tokens of pruned codes alone; a layer that keeps no column gives only those.
 
-Latency: the first token three cycles after ``start`` (table read, queue, head). Throughput:
-one token per cycle (a read a cycle while the skid register behind the table's port is empty:
-the read enable depends on registers only), plus a token per ``max_run`` pruned columns in a
-row.
+Latency: the first token four cycles after ``start`` (table read, a register, the token
+queue, head). Throughput: one token per cycle (a read a cycle while the three registers behind
+the table's port have room: the read enable depends on registers only), plus a token per
+``max_run`` pruned columns in a row.
 """
 
 from amaranth.hdl import Module, Mux, ResetInserter, Signal
@@ -23,6 +23,7 @@ from .tokenizer import max_run
 __all__ = ["KeptTokens", "kept_addr_width"]
 
 _QUEUE = 4
+_ENTRIES = 3         # columns read ahead of the run's arithmetic
 
 
 def kept_addr_width(cfg):
@@ -66,23 +67,24 @@ class KeptTokens(wiring.Component):
         pushed = Signal(token)
         m.d.comb += queue.w_data.eq(pushed)
 
-        # -- the walk through the table: a read a cycle, its column consumed the next ---------
-        # Two entries: the read port's output (``dv``: it holds an unconsumed column, whose walk
-        # wrapped past the row's end if ``dw``) and a skid register behind it (``sv``, ``sc``,
-        # ``sw``), which takes the port's column when a read is issued before it was consumed.
-        # The head is the skid's entry if it holds one, else the port's. A read is issued
-        # whenever the skid is empty, so the read enable depends on registers only, not on the
-        # column the port has just read (a table read into its own enable was the masked
-        # walk's critical path: 18.3 ns on the ECP5-85F).
+        # -- the walk through the table: a read a cycle, its column consumed two later --------
+        # The column a read returns lands, with whether the walk wrapped past the row's end,
+        # in a queue of three registers (``ent``, ``n`` of them full), whose head is consumed.
+        # A read is issued while the full entries and the read in flight leave room for it, so
+        # the read enable depends on registers only, and the run's arithmetic starts at a
+        # register, not at the table's output (a block RAM's output has a 5.8 ns clock-to-out
+        # on the ECP5; the table read into its own enable through the run's compare was the
+        # masked walk's critical path, 18.3 ns, then the output into the token queue, 15.8).
         p = Signal(C)                          # the next entry to read
         at = Signal(C + 1)                     # the column after the last token, in its row
-        read_any, dv, dw, sv, sw = Signal(), Signal(), Signal(), Signal(), Signal()
-        sc = Signal(self.cfg.col_bits)
+        read_any, landing, landing_wrap = Signal(), Signal(), Signal()
+        entry = data.StructLayout({"col": self.cfg.col_bits, "wrap": 1})
+        ent = [Signal(entry, name=f"ent{i}") for i in range(_ENTRIES)]
+        n = Signal(range(_ENTRIES + 1))
         chunking = Signal()
         rest = Signal(C + 2)                   # what a split run has left
-        c, wrap, pend = Signal(self.cfg.col_bits), Signal(), Signal()
-        m.d.comb += [c.eq(Mux(sv, sc, self.table.data)), wrap.eq(Mux(sv, sw, dw)),
-                     pend.eq(sv | dv)]
+        c, wrap, pend = ent[0].col, ent[0].wrap, Signal()
+        m.d.comb += pend.eq(n != 0)
         full = Signal(C + 2)
         m.d.comb += full.eq(Mux(wrap, self.cols - at + c, c - at))
         run_len = Signal(C + 2)
@@ -101,18 +103,28 @@ class KeptTokens(wiring.Component):
                 m.d.comb += [pushed.skip.eq(run_len), pushed.code.eq(self.uniform),
                              consumed.eq(1)]
                 m.d.sync += [chunking.eq(0), at.eq(c + 1)]
-        m.d.comb += [issue.eq(active & (self.kept != 0) & ~sv),
+        m.d.comb += [issue.eq(active & (self.kept != 0) & (n + landing < _ENTRIES)),
                      self.table.en.eq(issue), self.table.addr.eq(self.base + p)]
+        m.d.sync += landing.eq(issue)
         with m.If(issue):
-            # The port's entry, unless consumed now, moves to the skid; the read refills the port.
-            m.d.sync += [dv.eq(1), dw.eq(read_any & (p == 0)), read_any.eq(1),
-                         p.eq(Mux(p + 1 == self.kept, 0, p + 1)),
-                         sv.eq(dv & ~consumed), sc.eq(self.table.data), sw.eq(dw)]
-        with m.Elif(consumed):                 # no read: the skid is full, its entry is the head
-            m.d.sync += sv.eq(0)
+            m.d.sync += [landing_wrap.eq(read_any & (p == 0)), read_any.eq(1),
+                         p.eq(Mux(p + 1 == self.kept, 0, p + 1))]
+        # The queue: the head leaves when consumed, the landing column takes the first free
+        # entry after that.
+        landed = Signal(entry)
+        m.d.comb += [landed.col.eq(self.table.data), landed.wrap.eq(landing_wrap)]
+        after = Signal(range(_ENTRIES + 1))
+        m.d.comb += after.eq(n - consumed)
+        for i in range(_ENTRIES):
+            behind = ent[i + 1] if i + 1 < _ENTRIES else ent[i]
+            with m.If(landing & (after == i)):
+                m.d.sync += ent[i].eq(landed)
+            with m.Elif(consumed):
+                m.d.sync += ent[i].eq(behind)
+        m.d.sync += n.eq(after + landing)
         with m.If(self.start):
-            m.d.sync += [p.eq(self.rank), at.eq(self.col), read_any.eq(0), dv.eq(0), sv.eq(0),
-                         chunking.eq(0)]
+            m.d.sync += [p.eq(self.rank), at.eq(self.col), read_any.eq(0), n.eq(0),
+                         landing.eq(0), chunking.eq(0)]
 
         # -- the head token, which the walker may trim ------------------------------------------
         head = Signal(token)
