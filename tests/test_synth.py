@@ -8,7 +8,7 @@ import pytest
 from pse_hdl.cli import main
 from pse_hdl.config import PRESETS, PSEConfig, from_arg, preset
 from pse_hdl.rtl import BLOCKS, build
-from pse_hdl.synth.flow import Harness, SynthError, board, harness_overhead, synthesize
+from pse_hdl.synth.flow import SynthError, board, harness_overhead, synthesize
 from pse_hdl.synth.lint import lint_all, lint_block
 
 
@@ -78,44 +78,6 @@ def test_lint_of_the_engine_with_masked_layers_is_clean():
     lints clean too."""
     cfg = from_arg(str(Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"))
     assert cfg.input_masks and lint_block("engine", cfg) == []
-
-
-def test_harness_folds_every_output_bit_through_registered_levels():
-    """The harness's fold (pse_hdl/synth/flow.py) is a tree of registered 4-input XORs, so the
-    harness is never a design's measured path: ``dout`` is the parity of all of the block's
-    output bits, captured, then one cycle per level later; ``harness_overhead`` counts its
-    flip-flops."""
-    from amaranth.hdl import Module, Signal
-    from amaranth.lib import wiring
-    from amaranth.lib.wiring import Out
-    from amaranth.sim import Simulator
-
-    class Counter(wiring.Component):
-        y: Out(37)
-
-        def elaborate(self, platform):
-            m = Module()
-            m.d.sync += self.y.eq(self.y * 0x9E3779B1 + 0x7F4A7C15)   # every bit moves
-            return m
-
-    block = Counter()
-    h = Harness(block)
-    assert harness_overhead(block) == (37 + 10 + 3 + 1, 37)     # 37 -> 10 -> 3 -> 1
-    seen, folded = [], []
-
-    async def bench(ctx):
-        for _ in range(40):
-            seen.append(bin(ctx.get(block.y)).count("1") & 1)
-            folded.append(ctx.get(h.dout))
-            await ctx.tick()
-
-    sim = Simulator(h)
-    sim.add_clock(1e-6)
-    sim.add_testbench(bench)
-    sim.run()
-    delay = 1 + 3                       # captured, then three levels
-    assert len(set(seen)) == 2
-    assert folded[delay:] == seen[:-delay]
 
 
 def test_errors_name_the_valid_choices(capsys):

