@@ -2,7 +2,7 @@
 
     python bench/drift.py [--json] [--plot bench/drift.png] [--budget B] [--config NAME|FILE]
                           [--only class camera gradual] [--segment N] [--period P]
-                          [--backend model|rtl]
+                          [--backend model|rtl] [--seeds N]
 
 Three streams, each on a network trained once on everything it will see:
 
@@ -34,6 +34,14 @@ window of 50 samples (the plot), and the average bits per weight. ``--json`` pri
 "recovery_samples": {...}, "allocation_period"}]}``. ``--backend rtl`` also runs the dynamic
 method of the camera switch through the engine's Verilog (every logit and every layout checked
 against the golden model as it comes) and scores it from the RTL's logits (key ``"rtl"``).
+
+A stream's figures depend on the order its samples are drawn in (and the camera network on its
+training seed), and 200 samples after a switch are one sample per half point. ``--seeds N``
+measures every stream again with the orders (and camera networks) of seeds 1 to N-1 and prints,
+per stream, the dynamic run's gain over the better static layout after the switches with each
+seed, their mean and their least (key ``"seeds"`` of each stream: ``{"gain_over_static":
+{"per_seed", "mean", "min"}, "after_switch": [...], "recovery_samples": [...]}``, one entry per
+seed, seed 0 first; the rest of the output, the plot included, is seed 0's).
 """
 
 import argparse
@@ -198,10 +206,10 @@ def score(correct, bits, switches, returns=False):
             "bits_per_weight": float(bits.mean())}
 
 
-def measure(cfg, budget, only=STREAMS, segment=300, backend="model"):
+def measure(cfg, budget, only=STREAMS, segment=300, backend="model", seed=0):
     splits = digits_splits(0)
     out = []
-    for st in streams(splits, only, segment):
+    for st in streams(splits, only, segment, seed):
         back = st["key"] != "gradual"
         runs = {m: score(*method_run(cfg, st, m, budget), st["switches"], back)
                 for m in METHODS}
@@ -218,6 +226,26 @@ def measure(cfg, budget, only=STREAMS, segment=300, backend="model"):
                                                "recovery_samples", "return_to_first")}}
         out.append(r)
     return out
+
+
+def gain_over_static(r):
+    """The dynamic run's accuracy after the switches less the better static layout's."""
+    a = r["after_switch"]
+    return a["dynamic"] - max(a["static_mixture"], a["static_first_task"])
+
+
+def measure_seeds(cfg, budget, only, segment, seeds, first):
+    """``first`` (seed 0's results) with each stream's ``"seeds"`` summary over seeds 0 to
+    ``seeds - 1`` (the model backend for the seeds after the first)."""
+    runs = [first] + [measure(cfg, budget, only, segment, seed=k) for k in range(1, seeds)]
+    for i, r in enumerate(first):
+        per = [run[i] for run in runs]
+        gains = [gain_over_static(p) for p in per]
+        r["seeds"] = {"gain_over_static": {"per_seed": gains, "mean": float(np.mean(gains)),
+                                           "min": float(min(gains))},
+                      "after_switch": [p["after_switch"] for p in per],
+                      "recovery_samples": [p["recovery_samples"] for p in per]}
+    return first
 
 
 def plot(results, path):
@@ -262,17 +290,25 @@ def main(argv=None):
                     help="allocation period (and warm-up) in samples (default 8; the "
                          "configuration's own with --period 0)")
     ap.add_argument("--backend", choices=("model", "rtl"), default="model")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="measure with the sample orders (and camera networks) of seeds 0 to "
+                         "N-1 and report the spread of the dynamic run's gain (default 1)")
     args = ap.parse_args(argv)
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         ap.error(f"--plot: the directory of {args.plot!r} does not exist")
     if not 100 <= args.segment <= 540:
         ap.error(f"--segment must be between 100 and 540 samples, not {args.segment}")
+    if not 1 <= args.seeds <= 100:
+        ap.error(f"--seeds must be between 1 and 100, not {args.seeds}")
     try:
         cfg = from_arg(args.config)
         if args.period:
             cfg = cfg.replace(period=args.period, warmup=args.period,
                               swap_delay=min(cfg.swap_delay, args.period))
         results = measure(cfg, args.budget, args.only, args.segment, args.backend)
+        if args.seeds > 1:
+            results = measure_seeds(cfg, args.budget, args.only, args.segment, args.seeds,
+                                    results)
     except UserError as e:                 # a wrong --config or a budget no layout reaches
         ap.error(str(e))
     if args.plot:
@@ -296,6 +332,12 @@ def main(argv=None):
             print(f"  {m:<22} {bits:>11.3f} {100 * after:>12.2f}% "
                   f"{'-' if rec is None else f'{rec:.0f}':>9} "
                   f"{'-' if back is None else f'{100 * back:+.2f}':>14}")
+        if "seeds" in r:
+            g = r["seeds"]["gain_over_static"]
+            print(f"  dynamic less the better static layout after the switches, seeds 0-"
+                  f"{len(g['per_seed']) - 1}: "
+                  + " ".join(f"{100 * v:+.2f}" for v in g["per_seed"])
+                  + f" (mean {100 * g['mean']:+.2f}, least {100 * g['min']:+.2f} points)")
     if args.plot:
         print(f"\nfigure written to {args.plot}")
     return 0

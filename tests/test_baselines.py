@@ -98,6 +98,20 @@ def test_suite_bench_keeps_to_a_cycle_budget(capsys):
     assert "--max-mac must be a fraction" in capsys.readouterr().err
 
 
+def test_suite_bench_draws_everything_again_with_another_seed(capsys):
+    """``--seed``: other splits, generated data and training; the demo's network is trained on
+    its own seed's training split (never on the test samples of another draw)."""
+    suite = _bench("suite")
+    suite.main(["--json", "--plot", "", "--only", "wine", "--budgets", "5.0", "--seed", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["seed"] == 1
+    assert out["networks"][0]["pse_dynamic"][0]["accuracy"] is not None
+    for name in (out["networks"][0]["name"], suite.DEMO):
+        (src0, sp0), (src1, sp1) = (suite.network(name, k) for k in (0, 1))
+        assert not np.array_equal(sp0["test"][0], sp1["test"][0])
+        assert not np.array_equal(src0.net.weights[0], src1.net.weights[0])
+
+
 def _bench(name):
     spec = importlib.util.spec_from_file_location(name, ROOT / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

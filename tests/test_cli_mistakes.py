@@ -117,6 +117,8 @@ def test_enough_cases():
     ("zones", ["--config", "nosuch"], "preset must be one of"),
     ("drift", ["--plot", "", "--config", "nosuch"], "--config must be a preset"),
     ("suite", ["--plot", "", "--budgets", "99"], "--budgets must be bits per weight"),
+    ("suite", ["--plot", "", "--seed", "-1"], "--seed must be 0 or more"),
+    ("drift", ["--plot", "", "--seeds", "0"], "--seeds must be between 1 and 100"),
     ("formats", ["--budget", "99"], "--budget must be bits per weight"),
     ("formats", ["--only", "nosuch"], "--only matches no network"),
     ("mutation", ["--only", "nosuch"], "unknown mutant(s) nosuch"),

@@ -87,6 +87,22 @@ def test_the_camera_switch_on_the_rtl_gives_the_same_figures(drift):
     assert r["rtl"]["after_switch"] == r["after_switch"]["dynamic"]
 
 
+def test_seeds_report_the_gain_per_order_of_the_samples(drift):
+    """``--seeds``: each stream measured again with other sample orders (and camera networks),
+    the dynamic run's gain over the better static layout per seed, seed 0's first."""
+    cfg = PSEConfig(period=8, warmup=8)
+    first = drift.measure(cfg, 2.5, ("gradual",), segment=100)
+    (r,) = drift.measure_seeds(cfg, 2.5, ("gradual",), 100, 2, first)
+    g = r["seeds"]["gain_over_static"]
+    assert len(g["per_seed"]) == 2 and g["per_seed"][0] == drift.gain_over_static(r)
+    assert g["mean"] == pytest.approx(np.mean(g["per_seed"])) and g["min"] == min(g["per_seed"])
+    (again,) = drift.measure(cfg, 2.5, ("gradual",), segment=100, seed=1)
+    assert r["seeds"]["after_switch"][1] == again["after_switch"]
+    assert r["seeds"]["after_switch"][1] != r["after_switch"]     # another order, other figures
+    a, b = (drift.streams(drift.digits_splits(0), ("class",), seed=k)[0]["y"] for k in (0, 1))
+    assert sorted(a) == sorted(b) and list(a) != list(b)
+
+
 def test_mistakes_are_one_line(drift, capsys):
     with pytest.raises(SystemExit) as e:
         drift.main(["--segment", "20", "--plot", ""])
