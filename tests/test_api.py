@@ -165,18 +165,25 @@ def test_cli_run_prints_the_table_with_baselines(binary, tmp_path, capsys):
     assert out["float_accuracy"] == out["source_accuracy"] == m.score(x_t, y_t)
 
 
-def test_a_run_below_int4_points_to_masked_layers():
+def test_a_run_below_int4_says_so_and_why():
     """``pse run``'s table ends with a note when a classifier's run scores below uniform int4
-    at 4 bits or fewer and the configuration could mask layers but does not."""
-    from pse_hdl.cli.run import masks_hint
+    at 4 bits or fewer: both figures, what a small network's layer descriptors cost, and masked
+    layers where the configuration could mask but does not."""
+    from pse_hdl.cli.run import int4_hint
+    cfg = PSEConfig()
     run = {"task": "classification", "bits_per_weight": 3.9, "pse_accuracy": 0.90,
-           "int4_accuracy": 0.92}
-    assert "examples/input_masks.toml" in masks_hint(run, PSEConfig())
-    assert masks_hint(run, PSEConfig(input_masks=True)) is None
-    assert masks_hint(run, PSEConfig(reversible=False)) is None
-    assert masks_hint({**run, "pse_accuracy": 0.92}, PSEConfig()) is None
-    assert masks_hint({**run, "bits_per_weight": 4.5}, PSEConfig()) is None
-    assert masks_hint({**run, "task": "regression"}, PSEConfig()) is None
+           "int4_accuracy": 0.92, "layers": [[32, 64], [10, 32]], "weights": 2368}
+    note = int4_hint(run, cfg)
+    assert note.startswith("note: uniform int4 scores more here (92.00 % at 4.0 bits/weight "
+                           "against 90.00 % at 3.90)")
+    assert "examples/input_masks.toml" in note and "descriptors" not in note
+    small = int4_hint({**run, "layers": [[16, 4], [3, 16]], "weights": 112}, cfg)
+    assert f"its 2 layer descriptors alone cost {2 * cfg.layer_desc_bits / 112:.2f}" in small
+    assert "examples/input_masks.toml" not in int4_hint(run, PSEConfig(input_masks=True))
+    assert "examples/input_masks.toml" not in int4_hint(run, PSEConfig(reversible=False))
+    assert int4_hint({**run, "pse_accuracy": 0.92}, cfg) is None
+    assert int4_hint({**run, "bits_per_weight": 4.5}, cfg) is None
+    assert int4_hint({**run, "task": "regression"}, cfg) is None
 
 
 def test_regressor(tmp_path):

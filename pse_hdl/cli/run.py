@@ -226,22 +226,32 @@ def cmd_run(args):
           f"target {args.target_bits} bits/weight")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    hint = masks_hint(result, cfg)
+    hint = int4_hint(result, cfg)
     if hint:
         print(hint)
     return 0
 
 
-def masks_hint(result, cfg):
-    """A line for a classifier whose run scored below uniform int4 at no more than 4 bits per
-    weight with a configuration that could mask layers but does not (``None`` otherwise)."""
-    if (result["task"] != "classification" or cfg.input_masks or not cfg.reversible
-            or cfg.importance_form != "factored" or result["bits_per_weight"] > 4.0
+def int4_hint(result, cfg):
+    """A note for a classifier whose run scored below uniform int4 at no more than 4 bits per
+    weight (``None`` otherwise): the two figures, what the layer descriptors cost a small
+    network, and masked layers where the configuration could have them but does not."""
+    if (result["task"] != "classification" or result["bits_per_weight"] > 4.0
             or result["pse_accuracy"] >= result["int4_accuracy"]):
         return None
-    return ("note: uniform int4 scores more here; masked layers (input_masks = true, "
-            "examples/input_masks.toml) match it on every network of bench/suite.py at 4 bits "
-            "or fewer (docs/ALLOCATION.md)")
+    out = (f"note: uniform int4 scores more here ({100 * result['int4_accuracy']:.2f} % at 4.0 "
+           f"bits/weight against {100 * result['pse_accuracy']:.2f} % at "
+           f"{result['bits_per_weight']:.2f}): under 4 bits a layout prunes, and this network "
+           f"loses more to that than int4 loses to rounding")
+    layers = len(result["layers"])
+    per_weight = layers * cfg.layer_desc_bits / result["weights"]
+    if per_weight >= 0.25:
+        out += (f"; its {layers} layer descriptors alone cost {per_weight:.2f} bits/weight, "
+                f"so a larger --target-bits keeps more of its {result['weights']} weights")
+    if cfg.reversible and cfg.importance_form == "factored" and not cfg.input_masks:
+        out += ("; masked layers (input_masks = true, examples/input_masks.toml) match int4 "
+                "on more of bench/suite.py's networks (docs/ALLOCATION.md, \"Other draws\")")
+    return out
 
 
 def _allocations(result, cfg):
