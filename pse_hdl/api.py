@@ -258,7 +258,7 @@ class Design:
             # uniform (and masked).
             rungs = budget_ladder([r for r in self.table if r["uniform"] == best["uniform"]
                                    and r["masked"] == best["masked"]], floor, top,
-                                  max_mac=max_mac)
+                                  max_mac=max_mac, target=target_bits)
             logits = Engine(self.qnet, self.cfg, thresholds=best["thresholds"],
                             uniform=best["uniform"], masked=best["masked"]).infer(xq)[-1]
             margin = int(np.quantile(logit_margins(logits), 0.25))

@@ -269,6 +269,10 @@ def test_the_budget_follows_performance_the_same_on_the_rtl(wine):
     np.testing.assert_array_equal(logits, design.run(stream)[0])
     r = fig["rungs"]
     assert max(r) > a["rung"] and r[-1] < max(r)
+    # A target between the ladder's quarter-bit steps (an internal error before): the run
+    # starts at the target's own layout, a rung of the ladder.
+    best = design.allocate(8.9, adapt=(7.0, 12.0))
+    assert design.adapt["ladder"][design.adapt["rung"]] == list(best["shares"])
     with pytest.raises(ConfigError, match="adapt needs a classifier"):
         design.task = "regression"
         design.allocate(9.0, adapt=(7.0, 12.0))

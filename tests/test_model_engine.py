@@ -5,7 +5,7 @@ import pytest
 
 from pse_hdl.config import ConfigError, PSEConfig
 from pse_hdl.errors import InputError
-from pse_hdl.model.calibration import budget_ladder, calibrate, uniform_mixes
+from pse_hdl.model.calibration import best_within, budget_ladder, calibrate, uniform_mixes
 from pse_hdl.model.engine import (Engine, Firmware, dense_activations, exact_thresholds,
                                   histogram_thresholds, low_confidence_share, next_rung, profile,
                                   run_dynamic)
@@ -288,6 +288,11 @@ def test_budget_ladder_rungs_cost_more_bits_each(small):
     assert len(rungs) >= 3 and bits == sorted(bits) and len(set(bits)) == len(bits)
     assert bits[0] <= 3.25 and bits[-1] <= 6.0
     assert all(r["accuracy"] <= rungs[-1]["accuracy"] for r in rungs)
+    # A target between the steps is a rung of its own: the run starts at its row.
+    for target in (4.1, 5.9):
+        rungs = budget_ladder(table, 3.0, 6.0, target=target)
+        bits = [r["bits_per_weight"] for r in rungs]
+        assert best_within(table, target) in rungs and bits == sorted(set(bits))
 
 
 def test_the_budget_follows_low_confidence_outputs():

@@ -315,12 +315,17 @@ def best_within(table, target_bits, max_mac=None):
     return max(ok, key=lambda r: (r["accuracy"], r["agreement"], -r["distortion"]))
 
 
-def budget_ladder(table, floor, ceiling, step=0.25, max_mac=None):
+def budget_ladder(table, floor, ceiling, step=0.25, max_mac=None, target=None):
     """The rungs of a budget that follows performance (:class:`Firmware`): the row
     :func:`best_within` each budget from ``floor`` to ``ceiling`` in ``step`` chooses (within
-    ``max_mac``), repeats dropped, so the rungs cost strictly more bits from one to the next."""
+    ``max_mac``), and the ``target`` budget's between them wherever it falls, repeats dropped,
+    so the rungs cost strictly more bits from one to the next and the target's row is one of
+    them (the run starts there)."""
+    budgets = set(np.arange(floor, ceiling + 1e-9, step).tolist())
+    if target is not None:
+        budgets.add(float(target))
     rungs = []
-    for bits in np.arange(floor, ceiling + 1e-9, step):
+    for bits in sorted(budgets):
         try:
             row = best_within(table, bits, max_mac)
         except ConfigError:               # nothing this cheap: the ladder starts higher
