@@ -2,7 +2,7 @@
 
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
                           [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
-                          [--seed N]
+                          [--seed N] [--seeds N]
 
 Every network is a scikit-learn ``MLPClassifier`` trained here (fixed seeds, a few seconds each)
 on bundled or generated data: the digits MLP of ``pse demo`` (inputs scaled to [0, 1]) and
@@ -24,7 +24,11 @@ With ``--config examples/input_masks.toml`` it may also mask layers (uniform, th
 columns it prunes not stored); with ``--max-mac F`` every PSE layout is chosen within F of
 dense 16-bit's MAC cycles too. ``target_failures`` lists, per network, what the issue's targets
 (``targets``) miss. ``--seed N`` draws every split, generated dataset and training with seed N
-instead of 0 (the scoreboard is seed 0): whether a figure holds on other draws.
+instead of 0 (the scoreboard is seed 0): whether a figure holds on other draws. ``--seeds N``
+measures the draws of seeds ``--seed`` to ``--seed + N - 1`` and ends with how many networks the
+dynamic run matches int4 on in each (its most accurate point at 4.0 bits per weight or less,
+one test sample of slack); the JSON's ``draws`` has that per seed (``networks`` and the rest
+stay the first draw's).
 """
 
 import argparse
@@ -229,6 +233,54 @@ def targets(networks, slack_samples=1):
     return fails
 
 
+def best_within_4(r):
+    """A network record's most accurate dynamic point at 4.0 bits per weight or less (None)."""
+    pts = [d for d in r["pse_dynamic"]
+           if d["accuracy"] is not None and d["bits_per_weight"] <= 4.0]
+    return max(pts, key=lambda d: d["accuracy"], default=None)
+
+
+def matches_int4(r, slack_samples=1):
+    """Whether that point is at least as accurate as per-tensor int4, less the slack."""
+    d = best_within_4(r)
+    return d is not None and (d["accuracy"] >= r["int4"]["accuracy"]
+                              - slack_samples / r["test_samples"] - 1e-12)
+
+
+def draw_summary(seed, networks):
+    """One draw of ``--seeds``: per network int4's accuracy and that point."""
+    rows = []
+    for r in networks:
+        d = best_within_4(r)
+        rows.append({"name": r["name"], "int4": r["int4"]["accuracy"],
+                     "dynamic": None if d is None else {
+                         k: d[k] for k in ("budget", "accuracy", "bits_per_weight",
+                                           "mac_cycle_ratio")},
+                     "matches_int4": matches_int4(r)})
+    return {"seed": seed, "networks": rows,
+            "int4_matched": sum(r["matches_int4"] for r in rows),
+            "target_failures": targets(networks)}
+
+
+def draws_table(draws):
+    """The text of ``--seeds``: int4 and the dynamic point per network and seed (``*``: at
+    least int4 less a test sample), and the count per seed."""
+    seeds = "/".join(str(d["seed"]) for d in draws)
+    lines = [f"\nint4 against PSE dynamic at 4.0 bits/weight or less, seeds {seeds} "
+             f"(*: matches int4, one test sample of slack)"]
+    for i, r in enumerate(draws[0]["networks"]):
+        cells = [d["networks"][i] for d in draws]
+        dyn = " / ".join("-" if c["dynamic"] is None else
+                         f"{100 * c['dynamic']['accuracy']:.2f}{'*' if c['matches_int4'] else ''}"
+                         for c in cells)
+        lines.append(f"  {r['name']:<28} int4 "
+                     + " / ".join(f"{100 * c['int4']:.2f}" for c in cells) + f"   dynamic {dyn}")
+    total = sum(d["int4_matched"] for d in draws)
+    lines.append("  networks matched: " + " / ".join(str(d["int4_matched"]) for d in draws)
+                 + f" ({total} of {sum(len(d['networks']) for d in draws)})")
+    return "\n".join(lines)
+
+
 def _pct(a):
     return "   -   " if a is None else f"{100 * a:6.2f}%"
 
@@ -273,6 +325,9 @@ def main(argv=None):
                     help="a MAC cycle budget too: at most this fraction of dense 16-bit")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the splits, the generated data and the training (default 0)")
+    ap.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="measure the draws of seeds --seed to --seed + N - 1 and count the "
+                         "networks matched against int4 in each (default 1)")
     args = ap.parse_args(argv)
     try:
         cfg = from_arg(args.config)
@@ -280,6 +335,8 @@ def main(argv=None):
         ap.error(str(e))
     if args.seed < 0:
         ap.error(f"--seed must be 0 or more, not {args.seed}")
+    if not 1 <= args.seeds <= 100:
+        ap.error(f"--seeds must be between 1 and 100, not {args.seeds}")
     if args.max_mac is not None and not 0 < args.max_mac <= 1:
         ap.error(f"--max-mac must be a fraction of dense 16-bit's MAC cycles in (0, 1], not "
                  f"{args.max_mac:g}")
@@ -301,11 +358,18 @@ def main(argv=None):
     if args.plot:
         suite_figure(results, args.plot)
     fails = targets(results)
+    draws = [draw_summary(args.seed, results)] + [
+        draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac)
+                         for name in names])
+        for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:
         print(to_json({"networks": results, "max_mac": args.max_mac, "seed": args.seed,
-                       "target_failures": fails}, indent=1))
+                       "target_failures": fails,
+                       **({"draws": draws} if args.seeds > 1 else {})}, indent=1))
         return
     print("\ntargets: " + ("all met" if not fails else "\n  ".join(["missed:"] + fails)))
+    if args.seeds > 1:
+        print(draws_table(draws))
     if args.plot:
         print(f"figure written to {args.plot}")
 

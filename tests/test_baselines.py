@@ -100,12 +100,26 @@ def test_suite_bench_keeps_to_a_cycle_budget(capsys):
 
 def test_suite_bench_draws_everything_again_with_another_seed(capsys):
     """``--seed``: other splits, generated data and training; the demo's network is trained on
-    its own seed's training split (never on the test samples of another draw)."""
+    its own seed's training split (never on the test samples of another draw). ``--seeds``:
+    the draws after it too, each network's match against int4 counted per draw."""
     suite = _bench("suite")
-    suite.main(["--json", "--plot", "", "--only", "wine", "--budgets", "5.0", "--seed", "1"])
+    suite.main(["--json", "--plot", "", "--only", "wine", "--budgets", "4.0", "--seed", "1",
+                "--seeds", "2"])
     out = json.loads(capsys.readouterr().out)
     assert out["seed"] == 1
-    assert out["networks"][0]["pse_dynamic"][0]["accuracy"] is not None
+    (r,) = out["networks"]
+    assert r["pse_dynamic"][0]["accuracy"] is not None
+    # --seeds: the draws of seeds 1 and 2, the first one the record above.
+    assert [d["seed"] for d in out["draws"]] == [1, 2]
+    first, second = (d["networks"][0] for d in out["draws"])
+    assert first["int4"] == r["int4"]["accuracy"]
+    assert first["dynamic"]["accuracy"] == r["pse_dynamic"][0]["accuracy"]
+    assert first["matches_int4"] == (r["pse_dynamic"][0]["bits_per_weight"] <= 4.0 and
+                                     r["pse_dynamic"][0]["accuracy"]
+                                     >= r["int4"]["accuracy"] - 1 / r["test_samples"])
+    assert second["name"] == r["name"] and second != first
+    assert [d["int4_matched"] for d in out["draws"]] == [int(first["matches_int4"]),
+                                                         int(second["matches_int4"])]
     for name in (out["networks"][0]["name"], suite.DEMO):
         (src0, sp0), (src1, sp1) = (suite.network(name, k) for k in (0, 1))
         assert not np.array_equal(sp0["test"][0], sp1["test"][0])

@@ -118,6 +118,7 @@ def test_enough_cases():
     ("drift", ["--plot", "", "--config", "nosuch"], "--config must be a preset"),
     ("suite", ["--plot", "", "--budgets", "99"], "--budgets must be bits per weight"),
     ("suite", ["--plot", "", "--seed", "-1"], "--seed must be 0 or more"),
+    ("suite", ["--plot", "", "--seeds", "0"], "--seeds must be between 1 and 100"),
     ("drift", ["--plot", "", "--seeds", "0"], "--seeds must be between 1 and 100"),
     ("formats", ["--budget", "99"], "--budget must be bits per weight"),
     ("formats", ["--only", "nosuch"], "--only matches no network"),
