@@ -358,17 +358,17 @@ def main(argv=None):
     if args.plot:
         suite_figure(results, args.plot)
     fails = targets(results)
-    draws = [draw_summary(args.seed, results)] + [
+    draws = [] if args.seeds == 1 else [draw_summary(args.seed, results)] + [
         draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac)
                          for name in names])
         for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:
         print(to_json({"networks": results, "max_mac": args.max_mac, "seed": args.seed,
                        "target_failures": fails,
-                       **({"draws": draws} if args.seeds > 1 else {})}, indent=1))
+                       **({"draws": draws} if draws else {})}, indent=1))
         return
     print("\ntargets: " + ("all met" if not fails else "\n  ".join(["missed:"] + fails)))
-    if args.seeds > 1:
+    if draws:
         print(draws_table(draws))
     if args.plot:
         print(f"figure written to {args.plot}")

@@ -1,5 +1,7 @@
 import os
 
+import pytest
+
 # Tests treat warnings as errors (see pyproject.toml); the CLI and benches do not.
 # Simulation models are built into the project's sim_build/ (cocotb builds and the fast
 # Verilated models), once per configuration, and reused by later sessions.
@@ -32,3 +34,20 @@ LONGEST_FIRST = [
 def pytest_collection_modifyitems(config, items):
     rank = {nodeid: k for k, nodeid in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.nodeid, len(rank)))    # stable: the rest keep order
+
+
+@pytest.fixture(scope="module")
+def binary():
+    """A two-class scikit-learn MLP (one logistic output) and its held-out data (the API's
+    tests: ``test_api``, ``test_api_mistakes``)."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    from tests.user_models import fit
+    d = load_breast_cancer()
+    x, y = d.data / d.data.max(axis=0), d.target
+    x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.5, random_state=0)
+    x_cal, x_te, y_cal, y_te = train_test_split(x_te, y_te, test_size=0.6, random_state=0)
+    m = fit(MLPClassifier((16,), max_iter=500, random_state=0), x_tr, y_tr)
+    return m, (x_cal, y_cal), (x_te, y_te)

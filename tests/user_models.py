@@ -1,0 +1,44 @@
+"""What the API tests share to build users' networks: a quiet scikit-learn fit, and ONNX MLPs
+as torch.onnx.export writes them (the fitted two-class MLP is ``conftest.binary``)."""
+
+import warnings
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+from sklearn.exceptions import ConvergenceWarning
+
+__all__ = ["fit", "torch_like_onnx"]
+
+
+def fit(est, x, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return est.fit(x, y)
+
+
+def torch_like_onnx(weights, biases, in_shape, final=None, extra=None):
+    """An ONNX MLP as torch.onnx.export writes Linear/ReLU stacks: Flatten, Gemm with
+    transB=1, Relu, ..., optionally a final activation or an extra node."""
+    inits, nodes = [], [helper.make_node("Flatten", ["input"], ["flat"], name="/Flatten")]
+    t = "flat"
+    for l, (w, b) in enumerate(zip(weights, biases)):
+        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{l}"),
+                  numpy_helper.from_array(b.astype(np.float32), f"b{l}")]
+        nodes.append(helper.make_node("Gemm", [t, f"w{l}", f"b{l}"], [f"g{l}"], transB=1,
+                                      name=f"/fc{l}/Gemm"))
+        t = f"g{l}"
+        if l < len(weights) - 1:
+            nodes.append(helper.make_node("Relu", [t], [f"r{l}"], name=f"/relu{l}/Relu"))
+            t = f"r{l}"
+    if extra:
+        nodes.append(helper.make_node(extra, [t], ["extra"], name=f"/{extra}"))
+        t = "extra"
+    if final:
+        nodes.append(helper.make_node(final, [t], ["output"], name=f"/{final}", axis=1)
+                     if final == "Softmax" else helper.make_node(final, [t], ["output"]))
+        t = "output"
+    graph = helper.make_graph(
+        nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
+                                                     [None, *in_shape])],
+        [helper.make_tensor_value_info(t, TensorProto.FLOAT, None)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
