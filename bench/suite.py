@@ -2,7 +2,7 @@
 
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
                           [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
-                          [--seed N] [--seeds N]
+                          [--seed N] [--seeds N] [--oracle]
 
 Every network is a scikit-learn ``MLPClassifier`` trained here (fixed seeds, a few seconds each)
 on bundled or generated data: the digits MLP of ``pse demo`` (inputs scaled to [0, 1]) and
@@ -28,7 +28,12 @@ instead of 0 (the scoreboard is seed 0): whether a figure holds on other draws. 
 measures the draws of seeds ``--seed`` to ``--seed + N - 1`` and ends with how many networks the
 dynamic run matches int4 on in each (its most accurate point at 4.0 bits per weight or less,
 one test sample of slack); the JSON's ``draws`` has that per seed (``networks`` and the rest
-stay the first draw's).
+stay the first draw's). ``--oracle`` also finds, per network, the calibration's candidate layout
+within 4.0 bits per weight (and ``--max-mac``) that is most accurate on the test split itself,
+static (key ``oracle``; in ``draws``, ``oracle_matches_int4``): what the candidate set allows
+whatever the choice. It reads the test labels, so it is a ceiling, never a result: where the
+dynamic run misses int4 and the oracle matches it, the choice among candidates is at fault;
+where the oracle misses too, no candidate layout is good enough.
 """
 
 import argparse
@@ -46,7 +51,7 @@ from pse_hdl.errors import ConfigError                                       # n
 from pse_hdl.importers import Source, from_sklearn                           # noqa: E402
 from pse_hdl.model import baselines                                          # noqa: E402
 from pse_hdl.model.calibration import argmax_accuracy                      # noqa: E402
-from pse_hdl.model.engine import dense_activations                         # noqa: E402
+from pse_hdl.model.engine import Engine, dense_activations                         # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits             # noqa: E402
 from pse_hdl.plots import suite_figure                                       # noqa: E402
 from pse_hdl.files import to_json                             # noqa: E402
@@ -54,6 +59,7 @@ from pse_hdl.files import to_json                             # noqa: E402
 BUDGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
 ADAPT_BUDGETS = (4.0,)       # budgets also run with the budget following performance
 ADAPT_RANGE = 1.0            # ... between budget - 1 and budget + 1 bits per weight
+ORACLE_BUDGET = 4.0          # the budget of the issue's target against int4 (--oracle)
 
 
 def _split(x, y, seed):
@@ -120,8 +126,9 @@ def network(name, seed=0):
     return from_sklearn(mlp, name), splits
 
 
-def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None):
-    """Every method on one network: the suite's JSON record of it."""
+def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False):
+    """Every method on one network: the suite's JSON record of it (with ``oracle``, the
+    :func:`oracle_point` too)."""
     source, splits = network(name, seed)
     x_cal, y_cal = splits["calib"]
     x_test, y_test = splits["test"]
@@ -185,7 +192,32 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None):
             "rungs": fig["rungs"], "start_rung": design.adapt["rung"],
             "ladder_bits": [r["bits_per_weight"] for r in design.table
                             if list(r["shares"]) in design.adapt["ladder"]]})
+    if oracle:
+        out["oracle"] = oracle_point(design, xq, y_test, max_mac)
     return out
+
+
+def oracle_point(design, xq, y_test, max_mac=None, budget=ORACLE_BUDGET):
+    """Of the calibration's candidate layouts within ``budget`` bits per weight (and
+    ``max_mac``), the one most accurate on the test samples ``xq``, ``y_test``, static (None if
+    no candidate is within): a ceiling of what any choice among them could reach (see the
+    module docs). Leaves ``design`` calibrated to ``budget``."""
+    try:
+        design.allocate(budget, max_mac=max_mac)
+    except ConfigError:
+        return None
+    rows = [r for r in design.table if r["bits_per_weight"] <= budget
+            and (max_mac is None or r["mac_cycle_ratio"] <= max_mac)]
+    best = None
+    for r in rows:
+        engine = Engine(design.qnet, design.cfg, thresholds=r["thresholds"],
+                        uniform=r["uniform"], masked=r["masked"])
+        acc = argmax_accuracy(engine.infer(xq)[-1], y_test)
+        if best is None or acc > best["accuracy"]:
+            best = {"budget": budget, "accuracy": acc, "bits_per_weight": r["bits_per_weight"],
+                    "mac_cycle_ratio": r["mac_cycle_ratio"], "calibration_accuracy":
+                    r["accuracy"], "uniform": list(r["uniform"]), "masked": list(r["masked"])}
+    return {**best, "candidates": len(rows)}
 
 
 DEMO = "digits 64-256-10 (demo)"
@@ -240,9 +272,10 @@ def best_within_4(r):
     return max(pts, key=lambda d: d["accuracy"], default=None)
 
 
-def matches_int4(r, slack_samples=1):
-    """Whether that point is at least as accurate as per-tensor int4, less the slack."""
-    d = best_within_4(r)
+def matches_int4(r, slack_samples=1, point=None):
+    """Whether that point (or ``point``) is at least as accurate as per-tensor int4, less the
+    slack."""
+    d = best_within_4(r) if point is None else point
     return d is not None and (d["accuracy"] >= r["int4"]["accuracy"]
                               - slack_samples / r["test_samples"] - 1e-12)
 
@@ -257,9 +290,16 @@ def draw_summary(seed, networks):
                          k: d[k] for k in ("budget", "accuracy", "bits_per_weight",
                                            "mac_cycle_ratio")},
                      "matches_int4": matches_int4(r)})
-    return {"seed": seed, "networks": rows,
-            "int4_matched": sum(r["matches_int4"] for r in rows),
-            "target_failures": targets(networks)}
+        if "oracle" in r:
+            o = r["oracle"]
+            rows[-1].update(oracle=None if o is None else o["accuracy"],
+                            oracle_matches_int4=o is not None and matches_int4(r, point=o))
+    out = {"seed": seed, "networks": rows,
+           "int4_matched": sum(r["matches_int4"] for r in rows),
+           "target_failures": targets(networks)}
+    if rows and "oracle" in rows[0]:
+        out["oracle_int4_matched"] = sum(r["oracle_matches_int4"] for r in rows)
+    return out
 
 
 def draws_table(draws):
@@ -273,11 +313,19 @@ def draws_table(draws):
         dyn = " / ".join("-" if c["dynamic"] is None else
                          f"{100 * c['dynamic']['accuracy']:.2f}{'*' if c['matches_int4'] else ''}"
                          for c in cells)
+        oracle = "" if "oracle" not in cells[0] else "   oracle " + " / ".join(
+            "-" if c["oracle"] is None else
+            f"{100 * c['oracle']:.2f}{'*' if c['oracle_matches_int4'] else ''}" for c in cells)
         lines.append(f"  {r['name']:<28} int4 "
-                     + " / ".join(f"{100 * c['int4']:.2f}" for c in cells) + f"   dynamic {dyn}")
-    total = sum(d["int4_matched"] for d in draws)
+                     + " / ".join(f"{100 * c['int4']:.2f}" for c in cells) + f"   dynamic {dyn}"
+                     + oracle)
+    of = f" of {sum(len(d['networks']) for d in draws)})"
     lines.append("  networks matched: " + " / ".join(str(d["int4_matched"]) for d in draws)
-                 + f" ({total} of {sum(len(d['networks']) for d in draws)})")
+                 + f" ({sum(d['int4_matched'] for d in draws)}" + of)
+    if "oracle_int4_matched" in draws[0]:
+        lines.append("  by the oracle (the best candidate on the test split, a ceiling): "
+                     + " / ".join(str(d["oracle_int4_matched"]) for d in draws)
+                     + f" ({sum(d['oracle_int4_matched'] for d in draws)}" + of)
     return "\n".join(lines)
 
 
@@ -310,6 +358,13 @@ def table(networks):
                              f"{_pct(p['accuracy']):>9} {100 * p['mac_cycle_ratio']:>9.1f}%"
                              + (f"  uniform layers {','.join(uniform)}" if uniform else "")
                              + (f"  masked layers {','.join(masked)}" if masked else ""))
+        o = r.get("oracle", False)
+        if o is not False:
+            label = f"oracle <= {ORACLE_BUDGET:g}"
+            lines.append(f"  {label:<22} " + ("no candidate within the budget" if o is None else
+                         f"{o['bits_per_weight']:>11.3f} {_pct(o['accuracy']):>9} "
+                         f"{100 * o['mac_cycle_ratio']:>9.1f}%  best of {o['candidates']} "
+                         f"candidates on the test split (a ceiling, not a result)"))
     return "\n".join(lines)
 
 
@@ -328,6 +383,9 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=1, metavar="N",
                     help="measure the draws of seeds --seed to --seed + N - 1 and count the "
                          "networks matched against int4 in each (default 1)")
+    ap.add_argument("--oracle", action="store_true",
+                    help="also the candidate layout within 4.0 bits/weight most accurate on the "
+                         "test split: a ceiling of what the choice could reach, not a result")
     args = ap.parse_args(argv)
     try:
         cfg = from_arg(args.config)
@@ -352,15 +410,15 @@ def main(argv=None):
     results = []
     for name in names:
         results.append(evaluate(name, cfg, tuple(args.budgets), seed=args.seed,
-                                max_mac=args.max_mac))
+                                max_mac=args.max_mac, oracle=args.oracle))
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.plot:
         suite_figure(results, args.plot)
     fails = targets(results)
     draws = [] if args.seeds == 1 else [draw_summary(args.seed, results)] + [
-        draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac)
-                         for name in names])
+        draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac,
+                                  oracle=args.oracle) for name in names])
         for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:
         print(to_json({"networks": results, "max_mac": args.max_mac, "seed": args.seed,

@@ -101,14 +101,22 @@ def test_suite_bench_keeps_to_a_cycle_budget(capsys):
 def test_suite_bench_draws_everything_again_with_another_seed(capsys):
     """``--seed``: other splits, generated data and training; the demo's network is trained on
     its own seed's training split (never on the test samples of another draw). ``--seeds``:
-    the draws after it too, each network's match against int4 counted per draw."""
+    the draws after it too, each network's match against int4 counted per draw; ``--oracle``
+    the ceiling of the candidates per draw too."""
     suite = _bench("suite")
     suite.main(["--json", "--plot", "", "--only", "wine", "--budgets", "4.0", "--seed", "1",
-                "--seeds", "2"])
+                "--seeds", "2", "--oracle"])
     out = json.loads(capsys.readouterr().out)
     assert out["seed"] == 1
     (r,) = out["networks"]
     assert r["pse_dynamic"][0]["accuracy"] is not None
+    # --oracle: the best of the candidates within 4.0 bits on the test split, the calibration's
+    # own choice among them, so at least as accurate as the static layout at that budget.
+    oracle, static = r["oracle"], r["pse_static"][0]
+    assert oracle["candidates"] > 1 and oracle["bits_per_weight"] <= 4.0
+    assert oracle["accuracy"] >= static["accuracy"]
+    assert [d["oracle_int4_matched"] for d in out["draws"]] == [
+        int(n["oracle_matches_int4"]) for d in out["draws"] for n in d["networks"]]
     # --seeds: the draws of seeds 1 and 2, the first one the record above.
     assert [d["seed"] for d in out["draws"]] == [1, 2]
     first, second = (d["networks"][0] for d in out["draws"])
