@@ -51,7 +51,7 @@ from pse_hdl.errors import ConfigError                                       # n
 from pse_hdl.importers import Source, from_sklearn                           # noqa: E402
 from pse_hdl.model import baselines                                          # noqa: E402
 from pse_hdl.model.calibration import argmax_accuracy                      # noqa: E402
-from pse_hdl.model.engine import Engine, dense_activations                         # noqa: E402
+from pse_hdl.model.engine import Engine, dense_activations                 # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits             # noqa: E402
 from pse_hdl.plots import suite_figure                                       # noqa: E402
 from pse_hdl.files import to_json                             # noqa: E402
