@@ -2,7 +2,7 @@
 
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
                           [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
-                          [--seed N] [--seeds N] [--oracle]
+                          [--seed N] [--seeds N] [--oracle] [--fit]
 
 Every network is a scikit-learn ``MLPClassifier`` trained here (fixed seeds, a few seconds each)
 on bundled or generated data: the digits MLP of ``pse demo`` (inputs scaled to [0, 1]) and
@@ -33,7 +33,9 @@ within 4.0 bits per weight (and ``--max-mac``) that is most accurate on the test
 static (key ``oracle``; in ``draws``, ``oracle_matches_int4``): what the candidate set allows
 whatever the choice. It reads the test labels, so it is a ceiling, never a result: where the
 dynamic run misses int4 and the oracle matches it, the choice among candidates is at fault;
-where the oracle misses too, no candidate layout is good enough.
+where the oracle misses too, no candidate layout is good enough. ``--fit`` runs every network
+on an engine sized for it (``PSEConfig.fitted``: layer limits, master store and zones from its
+layers, so the descriptors narrow; ``pse run --fit``); the JSON's ``fit`` says so.
 """
 
 import argparse
@@ -126,10 +128,12 @@ def network(name, seed=0):
     return from_sklearn(mlp, name), splits
 
 
-def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False):
+def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit=False):
     """Every method on one network: the suite's JSON record of it (with ``oracle``, the
-    :func:`oracle_point` too)."""
+    :func:`oracle_point` too; with ``fit``, on an engine sized for the network)."""
     source, splits = network(name, seed)
+    if fit:
+        cfg = cfg.fitted([w.shape for w in source.net.weights])
     x_cal, y_cal = splits["calib"]
     x_test, y_test = splits["test"]
     design = Design(cfg, source, x_cal, y_cal, "classification")
@@ -146,6 +150,7 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False):
     ratio = lambda b: cfg.mac_cost(b) / cfg.mac_cost(cfg.weight_bits)
     frac = baselines.prune_fraction_for(4.0)
     out = {"name": name, "weights": int(n), "layers": [list(m.shape) for m in masters],
+           "layer_desc_bits": cfg.layer_desc_bits,
            "test_samples": int(len(y_test)), "calibration_samples": int(len(y_cal)),
            "float_accuracy": float(np.mean(source.net.predict(x_test) == y_test)),
            "int8": fixed(baselines.uniform(masters, 8, cfg), ratio(8)),
@@ -386,6 +391,9 @@ def main(argv=None):
     ap.add_argument("--oracle", action="store_true",
                     help="also the candidate layout within 4.0 bits/weight most accurate on the "
                          "test split: a ceiling of what the choice could reach, not a result")
+    ap.add_argument("--fit", action="store_true",
+                    help="run every network on an engine sized for it (layer limits, master "
+                         "store and zones from its layers)")
     args = ap.parse_args(argv)
     try:
         cfg = from_arg(args.config)
@@ -410,7 +418,7 @@ def main(argv=None):
     results = []
     for name in names:
         results.append(evaluate(name, cfg, tuple(args.budgets), seed=args.seed,
-                                max_mac=args.max_mac, oracle=args.oracle))
+                                max_mac=args.max_mac, oracle=args.oracle, fit=args.fit))
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.plot:
@@ -418,10 +426,11 @@ def main(argv=None):
     fails = targets(results)
     draws = [] if args.seeds == 1 else [draw_summary(args.seed, results)] + [
         draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac,
-                                  oracle=args.oracle) for name in names])
+                                  oracle=args.oracle, fit=args.fit) for name in names])
         for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:
         print(to_json({"networks": results, "max_mac": args.max_mac, "seed": args.seed,
+                       "fit": args.fit,
                        "target_failures": fails,
                        **({"draws": draws} if draws else {})}, indent=1))
         return

@@ -96,10 +96,14 @@ def r2_score(pred, y):
 
 
 def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="global",
-            recalibrate_every=4, adapt=None, max_mac=None):
+            recalibrate_every=4, adapt=None, max_mac=None, fit=False):
     """A :class:`Design` for ``model`` (see the module docs; ``adapt`` and ``max_mac``:
-    :meth:`Design.allocate`)."""
+    :meth:`Design.allocate`). ``fit``: the engine sized for the network
+    (:meth:`~pse_hdl.config.PSEConfig.fitted`: layer limits, master store and zones from its
+    layers, the rest from ``config``)."""
     cfg = _config(config)
+    if not isinstance(fit, bool):
+        raise ConfigError(f"fit must be True or False, not {fit!r}")
     # The allocation's arguments first: a mistake there is reported before any work.
     if mode not in ("global", "layer"):
         raise ConfigError(f"allocation mode must be 'global' or 'layer', not {mode!r}")
@@ -110,7 +114,10 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="glob
     task = infer_task(source, y_raw if y_raw is not None else [])
     x_cal, y_cal = _calibration(source, calibration, task)
     check_reproduces(source, x_cal)
-    check_fit([w.shape for w in source.net.weights], cfg)
+    shapes = [w.shape for w in source.net.weights]
+    if fit:
+        cfg = cfg.fitted(shapes)
+    check_fit(shapes, cfg)
     design = Design(cfg, source, x_cal, y_cal, task, recalibrate_every=recalibrate_every)
     design.allocate(target_bits, mode, adapt=adapt, max_mac=max_mac)
     return design

@@ -594,6 +594,36 @@ class PSEConfig:
     def replace(self, **changes):
         return dataclasses.replace(self, **changes)
 
+    def fitted(self, shapes):
+        """This configuration sized for a network of these layers (``(rows, cols)`` each): the
+        layer limits are the powers of two that hold its largest layer and ``max_layers`` its
+        layer count, the master store holds its weights (rounded up to 16), and the zones every
+        weight at 4 bits (a word more per layer), the zones of wider precisions half of that; a
+        network the master store already holds gets zones no deeper than this configuration's.
+        The descriptors' fields then have the widths the network needs, so their bits per
+        weight fall with it. Everything else is kept."""
+        shapes = [tuple(int(v) for v in s) for s in shapes]
+        if not shapes or any(len(s) != 2 or min(s) < 1 for s in shapes):
+            raise ConfigError(f"a network to fit must have layers of at least 1x1, not {shapes!r}")
+        pow2 = lambda n: 1 << (n - 1).bit_length()
+        weights = sum(r * c for r, c in shapes)
+        masters = max(16, -(-weights // 16) * 16)
+        words = max(16, self.lanes,
+                    pow2(-(-weights * 4 // self.zone_word_bits) + len(shapes)))
+        if masters <= self.master_depth:
+            words = min(words, max(self.zone_depths))
+        rows, cols = pow2(max(r for r, _ in shapes)), pow2(max(c for _, c in shapes))
+        try:
+            return self.replace(
+                max_rows=rows, max_cols=cols, max_layers=len(shapes), master_depth=masters,
+                master_bank=min(self.master_bank, pow2(masters)) if self.master_bank else 0,
+                zone_depth=tuple(words if b <= 4 else max(16, self.lanes, words // 2)
+                                 for b in self.precisions),
+                desc_stride=min(self.desc_stride, rows))
+        except ConfigError as e:
+            raise ConfigError(f"no engine holds this network ({len(shapes)} layers, {weights} "
+                              f"weights, layers up to {rows}x{cols}): {e}") from None
+
     def hardware_dict(self):
         """The fields the engine is built from: all but the firmware's schedule
         (:data:`FIRMWARE_FIELDS`), which a host may change without rebuilding anything, and the

@@ -182,6 +182,56 @@ def test_predict_through_the_rtl_equals_the_model(binary):
     np.testing.assert_array_equal(logits, design.run(x[:40])[0])
 
 
+def test_fit_sizes_the_engine_to_the_network(wine, tmp_path, capsys):
+    """A network wider than the configuration allows is refused with the way out; ``fit``
+    sizes the engine to it. Fitted to a small network the descriptors narrow, and so do the
+    bits per weight of the same layout; ``pse run --fit`` says what it built."""
+    m, cal, (x, y) = wine
+    wide = fit(MLPClassifier((300,), max_iter=200, random_state=0), *cal)
+    with pytest.raises(ConfigError, match=r"allows at most 256x256 .*; --fit \(fit=True"):
+        pse_hdl.convert(wide, calibration=cal)
+    design = pse_hdl.convert(wide, calibration=cal, fit=True)
+    assert (design.cfg.max_rows, design.cfg.max_cols) == (512, 512)
+    assert design.score(x, y) > 0.9
+    with pytest.raises(ConfigError, match="fit must be True or False, not 'yes'"):
+        pse_hdl.convert(m, calibration=cal, fit="yes")
+    default = pse_hdl.convert(m, calibration=cal, target_bits=6.0)
+    fitted = pse_hdl.convert(m, calibration=cal, target_bits=6.0, fit=True)
+    assert fitted.cfg.layer_desc_bits < default.cfg.layer_desc_bits
+    # The default engine's layout, stored by the fitted engine: the same codes in fewer bits.
+    fitted.set_allocation(default.shares, default.thresholds, 6.0, default.mode,
+                          default.uniform, default.masked)
+    one, other = default.engine(), fitted.engine()
+    for c, d in zip(one.active_codes, other.active_codes):
+        np.testing.assert_array_equal(c, d)
+    assert other.footprint()["total"] < one.footprint()["total"] - 2 * 40
+    np.savez(tmp_path / "wine.npz", x=x, y=y, x_calib=cal[0], y_calib=cal[1])
+    joblib.dump(m, tmp_path / "wine.joblib")
+    assert main(["run", str(tmp_path / "wine.joblib"), "--data", str(tmp_path / "wine.npz"),
+                 "--target-bits", "6", "--fit", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fit"] and out["engine"] == {"max_rows": 32, "max_cols": 32, "max_layers": 2,
+                                            "master_depth": 384,
+                                            "zone_depths": [64, 32, 32]}
+    assert main(["run", str(tmp_path / "wine.joblib"), "--data", str(tmp_path / "wine.npz"),
+                 "--target-bits", "6", "--fit"]) == 0
+    assert "layers up to 32x32, 2 layers, 384 masters, zones of 64/32/32" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_an_engine_sized_for_the_network_is_bit_exact(binary):
+    """The fitted engine of a 30-16-2 network (16x32 layers, 512 masters, zones of 128, 64
+    and 64 words) runs through its Verilog with the golden model's logits."""
+    m, cal, (x, y) = binary
+    design = pse_hdl.convert(m, calibration=cal, target_bits=6.0, fit=True)
+    cfg = design.cfg
+    assert (cfg.max_rows, cfg.max_cols, cfg.master_depth, cfg.zone_depths) == (16, 32, 512,
+                                                                               (128, 64, 64))
+    logits, figures = design.run(x[:40], backend="rtl")
+    assert figures["bit_exact"] and figures["samples"] == 40
+    np.testing.assert_array_equal(logits, design.run(x[:40])[0])
+
+
 def test_a_run_stays_within_its_budget_the_same_on_the_rtl(wine):
     """Without the budget guard this run's layouts grow past the 5.0-bit budget between
     recalibrations; with it (``Design``'s default) those layouts are kept out, every layout that

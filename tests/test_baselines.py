@@ -98,6 +98,23 @@ def test_suite_bench_keeps_to_a_cycle_budget(capsys):
     assert "--max-mac must be a fraction" in capsys.readouterr().err
 
 
+def test_suite_bench_on_an_engine_sized_for_each_network(capsys):
+    """``--fit``: iris on an engine sized for it has layer descriptors of 58 bits (102 on the
+    default engine), which leaves room under 4.0 bits for a layout the default engine cannot
+    afford there: it beats int4 at seed 0, which the default engine's run only ties."""
+    suite = _bench("suite")
+    runs = {}
+    for fit in ([], ["--fit"]):
+        suite.main(["--json", "--plot", "", "--only", "iris", "--budgets", "4.0", *fit])
+        out = json.loads(capsys.readouterr().out)
+        assert out["fit"] == bool(fit)
+        (runs[bool(fit)],) = out["networks"]
+    assert runs[False]["layer_desc_bits"] == 102 and runs[True]["layer_desc_bits"] == 58
+    default, fitted = (runs[k]["pse_dynamic"][0] for k in (False, True))
+    assert default["bits_per_weight"] <= 4.0 and fitted["bits_per_weight"] <= 4.0
+    assert fitted["accuracy"] > runs[True]["int4"]["accuracy"] >= default["accuracy"]
+
+
 def test_suite_bench_draws_everything_again_with_another_seed(capsys):
     """``--seed``: other splits, generated data and training; the demo's network is trained on
     its own seed's training split (never on the test samples of another draw). ``--seeds``:

@@ -106,6 +106,36 @@ def test_zone_and_metadata_depths_follow_the_master_store():
     assert PSEConfig(precisions=(16,), thresholds=(1,)).meta_depth == 19456 // 32
 
 
+def test_an_engine_sized_for_the_network():
+    """``fitted``: the layer limits and the master store follow the network's layers; the
+    zones hold every weight at 4 bits, no deeper than the configuration's own while the master
+    store holds the network; the descriptors' fields narrow with it; the rest is kept."""
+    cfg = PSEConfig()
+    demo = cfg.fitted([(256, 64), (10, 256)])
+    assert (demo.max_rows, demo.max_cols, demo.max_layers, demo.master_depth) == (256, 256, 2,
+                                                                                 18944)
+    assert demo.zone_depths == cfg.zone_depths and demo.layer_desc_bits == cfg.layer_desc_bits
+    iris = cfg.fitted([(16, 4), (3, 16)])
+    assert (iris.max_rows, iris.max_cols, iris.master_depth, iris.master_bank) == (16, 16, 112,
+                                                                                   128)
+    assert iris.zone_depths == (16, 16, 16)
+    assert (iris.layer_desc_bits, iris.split_desc_bits) == (58, 49)   # 102 and 93 by default
+    # Zones of every weight at 4 bits plus a word a layer: 2,368 weights, 296 + 2 words.
+    assert cfg.fitted([(32, 64), (10, 32)]).zone_depths == (512, 256, 256)
+    # A network larger than the configuration grows it; the rest is the configuration's.
+    big = preset("wide").fitted([(300, 64), (10, 300)])
+    assert (big.max_rows, big.max_cols, big.master_depth) == (512, 512, 22208)
+    assert big.zone_depths == (4096, 4096, 2048, 2048) and big.lanes == 16
+    assert big.precisions == preset("wide").precisions
+    assert PSEConfig(desc_stride=64).fitted([(16, 4), (3, 16)]).desc_stride == 16
+    assert preset("up5k").fitted([(32, 64), (10, 32)]).zone_depths == (256, 128, 128)
+    with pytest.raises(ConfigError, match=r"no engine holds this network \(1 layers, 16000000 "
+                                          r"weights, layers up to 4096x4096\): zone_depth"):
+        cfg.fitted([(4000, 4000)])
+    with pytest.raises(ConfigError, match="layers of at least 1x1"):
+        cfg.fitted([(0, 3)])
+
+
 def test_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         PSEConfig().lanes = 8

@@ -68,6 +68,9 @@ def build_parser():
                    "column the label); without calibration arrays 30 %% of the samples are "
                    "split off for calibration (seed 0, stratified)")
     r.add_argument("--config", help=cfg_help)
+    r.add_argument("--fit", action="store_true",
+                   help="size the engine to the network: layer limits, master store and zones "
+                   "from its layers (the rest from --config)")
     r.add_argument("--target-bits", type=float, default=4.5,
                    help="bit budget per weight, metadata included (default 4.5)")
     r.add_argument("--allocation", choices=("global", "layer"), default="global")

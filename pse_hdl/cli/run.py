@@ -169,7 +169,8 @@ def cmd_run(args):
         x, y = x[:args.samples], y[:args.samples]
     design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
                      mode=args.allocation, adapt=_adapt_range(args.adapt),
-                     max_mac=args.max_mac)
+                     max_mac=args.max_mac, fit=args.fit)
+    cfg = design.cfg
     check_reproduces(source, x)
     y_idx = design.labels(y)
     bar = None if args.json else progress_bar(f"{args.backend} run over the test samples")
@@ -188,7 +189,8 @@ def cmd_run(args):
         "int8_accuracy": design.uniform_score(x, y, 8),
         "int4_accuracy": design.uniform_score(x, y, 4),
         "pse_accuracy": score(logits, y_idx),
-        "target_bits": args.target_bits, "max_mac": args.max_mac,
+        "target_bits": args.target_bits, "max_mac": args.max_mac, "fit": args.fit,
+        "engine": {k: getattr(cfg, k) for k in ENGINE_SIZE},
         "uniform_layers": design.uniform_layers,
         "masked_layers": design.masked_layers,
         **{k: v for k, v in run.items() if k not in ("backend", "samples")},
@@ -210,6 +212,11 @@ def cmd_run(args):
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", _allocations(result, cfg)),
     ]
+    if args.fit:
+        rows.append(("engine sized for the network (--fit)",
+                     f"layers up to {cfg.max_rows}x{cfg.max_cols}, {cfg.max_layers} layers, "
+                     f"{cfg.master_depth} masters, zones of "
+                     f"{'/'.join(map(str, cfg.zone_depths))} words"))
     if design.adapt:
         a = design.adapt
         rows.append(("budget rungs at the recalibrations (bits between "
@@ -232,6 +239,10 @@ def cmd_run(args):
     return 0
 
 
+# The configuration fields --fit sizes (reported under "engine" in --json).
+ENGINE_SIZE = ("max_rows", "max_cols", "max_layers", "master_depth", "zone_depths")
+
+
 def int4_hint(result, cfg):
     """A note for a classifier whose run scored below uniform int4 at no more than 4 bits per
     weight (``None`` otherwise): the two figures, what the layer descriptors cost a small
@@ -248,6 +259,8 @@ def int4_hint(result, cfg):
     if per_weight >= 0.25:
         out += (f"; its {layers} layer descriptors alone cost {per_weight:.2f} bits/weight, "
                 f"so a larger --target-bits keeps more of its {result['weights']} weights")
+        if not result.get("fit"):
+            out += " (--fit narrows the descriptors to the network's sizes)"
     if cfg.reversible and cfg.importance_form == "factored" and not cfg.input_masks:
         out += ("; masked layers (input_masks = true, examples/input_masks.toml) match int4 "
                 "on more of bench/suite.py's networks (docs/ALLOCATION.md, \"Other draws\")")

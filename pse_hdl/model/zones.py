@@ -234,21 +234,25 @@ def unpack_layer(image, cfg):
     return codes, values, dequantize(values, shift)
 
 
+# How a user sizes the engine to the network instead (``pse run --fit``, ``convert(fit=True)``).
+FIT_HINT = "; --fit (fit=True in Python) sizes the engine to the network"
+
+
 def check_fit(shapes, cfg):
     """Reject layer shapes the zoned memory cannot hold (layer count, shape, master store), with
     the needed and the available sizes."""
     if len(shapes) > cfg.max_layers:
         raise ConfigError(f"the network has {len(shapes)} layers but max_layers is "
-                          f"{cfg.max_layers}")
+                          f"{cfg.max_layers}" + FIT_HINT)
     for l, (rows, cols) in enumerate(shapes):
         if not (1 <= rows <= cfg.max_rows and 1 <= cols <= cfg.max_cols):
             raise ConfigError(f"layer {l} is {rows}x{cols} but the configuration allows at most "
-                              f"{cfg.max_rows}x{cfg.max_cols} (max_rows x max_cols)")
+                              f"{cfg.max_rows}x{cfg.max_cols} (max_rows x max_cols)" + FIT_HINT)
     weights = sum(r * c for r, c in shapes)
     if weights > cfg.master_depth:
         raise ConfigError(f"the master store needs {weights} weights but master_depth is "
                           f"{cfg.master_depth}: raise master_depth to at least "
-                          f"{1 << (weights - 1).bit_length()}")
+                          f"{1 << (weights - 1).bit_length()}" + FIT_HINT)
 
 
 def place_layers(images, cfg, check=True):
