@@ -35,7 +35,8 @@ whatever the choice. It reads the test labels, so it is a ceiling, never a resul
 dynamic run misses int4 and the oracle matches it, the choice among candidates is at fault;
 where the oracle misses too, no candidate layout is good enough. ``--fit`` runs every network
 on an engine sized for it (``PSEConfig.fitted``: layer limits, master store and zones from its
-layers, so the descriptors narrow; ``pse run --fit``); the JSON's ``fit`` says so.
+layers, so the descriptors narrow, and one lane for a network whose layers are all fetched on
+one port; ``pse run --fit``); the JSON's ``fit`` says so.
 """
 
 import argparse
@@ -393,7 +394,8 @@ def main(argv=None):
                          "test split: a ceiling of what the choice could reach, not a result")
     ap.add_argument("--fit", action="store_true",
                     help="run every network on an engine sized for it (layer limits, master "
-                         "store and zones from its layers)")
+                         "store and zones from its layers, one lane for a network too small "
+                         "to use more)")
     args = ap.parse_args(argv)
     try:
         cfg = from_arg(args.config)

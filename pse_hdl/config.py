@@ -600,15 +600,18 @@ class PSEConfig:
         layer count, the master store holds its weights (rounded up to 16), and the zones every
         weight at 4 bits (a word more per layer), the zones of wider precisions half of that; a
         network the master store already holds gets zones no deeper than this configuration's.
-        The descriptors' fields then have the widths the network needs, so their bits per
-        weight fall with it. Everything else is kept."""
+        A network whose every layer is fetched on one port (fewer than ``one_port_below``
+        weights) gets one lane: the others would never run. The descriptors' fields then have
+        the widths the network needs, so their bits per weight fall with it. Everything else
+        is kept."""
         shapes = [tuple(int(v) for v in s) for s in shapes]
         if not shapes or any(len(s) != 2 or min(s) < 1 for s in shapes):
             raise ConfigError(f"a network to fit must have layers of at least 1x1, not {shapes!r}")
         pow2 = lambda n: 1 << (n - 1).bit_length()
         weights = sum(r * c for r, c in shapes)
         masters = max(16, -(-weights // 16) * 16)
-        words = max(16, self.lanes,
+        lanes = 1 if all(r * c < self.one_port_below for r, c in shapes) else self.lanes
+        words = max(16, lanes,
                     pow2(-(-weights * 4 // self.zone_word_bits) + len(shapes)))
         if masters <= self.master_depth:
             words = min(words, max(self.zone_depths))
@@ -616,8 +619,9 @@ class PSEConfig:
         try:
             return self.replace(
                 max_rows=rows, max_cols=cols, max_layers=len(shapes), master_depth=masters,
+                lanes=lanes,
                 master_bank=min(self.master_bank, pow2(masters)) if self.master_bank else 0,
-                zone_depth=tuple(words if b <= 4 else max(16, self.lanes, words // 2)
+                zone_depth=tuple(words if b <= 4 else max(16, lanes, words // 2)
                                  for b in self.precisions),
                 desc_stride=min(self.desc_stride, rows))
         except ConfigError as e:

@@ -119,6 +119,9 @@ def test_an_engine_sized_for_the_network():
     assert (iris.max_rows, iris.max_cols, iris.master_depth, iris.master_bank) == (16, 16, 112,
                                                                                    128)
     assert iris.zone_depths == (16, 16, 16)
+    # Both its layers are under ``one_port_below`` weights, fetched on one port: one lane.
+    assert iris.lanes == 1 and cfg.fitted([(32, 64), (10, 32)]).lanes == 4
+    assert PSEConfig(one_port_below=0).fitted([(16, 4), (3, 16)]).lanes == 4
     assert (iris.layer_desc_bits, iris.split_desc_bits) == (58, 49)   # 102 and 93 by default
     # Zones of every weight at 4 bits plus a word a layer: 2,368 weights, 296 + 2 words.
     assert cfg.fitted([(32, 64), (10, 32)]).zone_depths == (512, 256, 256)

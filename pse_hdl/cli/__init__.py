@@ -70,7 +70,8 @@ def build_parser():
     r.add_argument("--config", help=cfg_help)
     r.add_argument("--fit", action="store_true",
                    help="size the engine to the network: layer limits, master store and zones "
-                   "from its layers (the rest from --config)")
+                   "from its layers, one lane for a network too small to use more (the rest "
+                   "from --config)")
     r.add_argument("--target-bits", type=float, default=4.5,
                    help="bit budget per weight, metadata included (default 4.5)")
     r.add_argument("--allocation", choices=("global", "layer"), default="global")

@@ -76,7 +76,7 @@ def cmd_demo(args):
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
         _uniform_row(result["uniform_layers"], result["masked_layers"]),
-        (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
+        (f"MAC cycles vs dense 16-bit ({_lanes(cfg)})",
          f"{100 * result['mac_cycle_ratio']:.1f} %  ({result['mac_cycles_per_sample']:.0f} vs "
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
         ("allocations during the run", _allocations(result, cfg)),
@@ -105,6 +105,10 @@ def cmd_demo(args):
     if args.plot:
         print(f"figure written to {args.plot}")
     return 0
+
+
+def _lanes(cfg):
+    return "1 lane" if cfg.lanes == 1 else f"{cfg.lanes} lanes"
 
 
 def _check_backend(args, cfg):
@@ -208,7 +212,7 @@ def cmd_run(args):
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
         _uniform_row(result["uniform_layers"], result["masked_layers"]),
-        (f"MAC cycles vs dense 16-bit ({cfg.lanes} lanes)",
+        (f"MAC cycles vs dense 16-bit ({_lanes(cfg)})",
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", _allocations(result, cfg)),
     ]
