@@ -129,7 +129,8 @@ def network(name, seed=0):
     return from_sklearn(mlp, name), splits
 
 
-def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit=False):
+def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit=False,
+             mode="global"):
     """Every method on one network: the suite's JSON record of it (with ``oracle``, the
     :func:`oracle_point` too; with ``fit``, on an engine sized for the network)."""
     source, splits = network(name, seed)
@@ -162,7 +163,7 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit
            "pse_static": [], "pse_dynamic": [], "pse_adaptive": []}
     for budget in budgets:
         try:
-            best = design.allocate(budget, max_mac=max_mac)
+            best = design.allocate(budget, mode, max_mac=max_mac)
         except ConfigError as e:         # a budget no layout reaches is a result, not a bug
             for key in ("pse_static", "pse_dynamic"):
                 out[key].append({"budget": budget, "accuracy": None, "bits_per_weight": None,
@@ -180,13 +181,14 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit
         out["pse_dynamic"].append({
             "budget": budget, "accuracy": argmax_accuracy(logits, y_test),
             "bits_per_weight": fig["bits_per_weight"], "mac_cycle_ratio": fig["mac_cycle_ratio"],
-            "uniform": list(design.uniform), "masked": list(design.masked)})
+            "uniform": list(design.uniform), "masked": list(design.masked),
+            "allocation": design.mode})
     for budget in ADAPT_BUDGETS:
         # The budget following performance (label-free) a bit either side of the target.
         floor, ceiling = budget - ADAPT_RANGE, budget + ADAPT_RANGE
         rec = {"budget": budget, "floor": floor, "ceiling": ceiling}
         try:
-            design.allocate(budget, adapt=(floor, ceiling), max_mac=max_mac)
+            design.allocate(budget, mode, adapt=(floor, ceiling), max_mac=max_mac)
         except ConfigError as e:
             out["pse_adaptive"].append({**rec, "accuracy": None, "bits_per_weight": None,
                                         "mac_cycle_ratio": None, "error": str(e)})
@@ -392,6 +394,8 @@ def main(argv=None):
     ap.add_argument("--oracle", action="store_true",
                     help="also the candidate layout within 4.0 bits/weight most accurate on the "
                          "test split: a ceiling of what the choice could reach, not a result")
+    ap.add_argument("--allocation", choices=("global", "layer", "auto"), default="global",
+                    help="the allocation mode (auto: the calibration chooses; default global)")
     ap.add_argument("--fit", action="store_true",
                     help="run every network on an engine sized for it (layer limits, master "
                          "store and zones from its layers, one lane for a network too small "
@@ -420,7 +424,8 @@ def main(argv=None):
     results = []
     for name in names:
         results.append(evaluate(name, cfg, tuple(args.budgets), seed=args.seed,
-                                max_mac=args.max_mac, oracle=args.oracle, fit=args.fit))
+                                max_mac=args.max_mac, oracle=args.oracle, fit=args.fit,
+                                mode=args.allocation))
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.plot:
@@ -428,11 +433,12 @@ def main(argv=None):
     fails = targets(results)
     draws = [] if args.seeds == 1 else [draw_summary(args.seed, results)] + [
         draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac,
-                                  oracle=args.oracle, fit=args.fit) for name in names])
+                                  oracle=args.oracle, fit=args.fit, mode=args.allocation)
+                         for name in names])
         for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:
         print(to_json({"networks": results, "max_mac": args.max_mac, "seed": args.seed,
-                       "fit": args.fit,
+                       "fit": args.fit, "allocation": args.allocation,
                        "target_failures": fails,
                        **({"draws": draws} if draws else {})}, indent=1))
         return

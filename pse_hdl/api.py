@@ -95,6 +95,10 @@ def r2_score(pred, y):
     return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss else 0.0
 
 
+# Allocation modes: thresholds for the whole network, per layer, or the calibration's choice.
+MODES = ("global", "layer", "auto")
+
+
 def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="global",
             recalibrate_every=4, adapt=None, max_mac=None, fit=False):
     """A :class:`Design` for ``model`` (see the module docs; ``adapt`` and ``max_mac``:
@@ -105,8 +109,8 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="glob
     if not isinstance(fit, bool):
         raise ConfigError(f"fit must be True or False, not {fit!r}")
     # The allocation's arguments first: a mistake there is reported before any work.
-    if mode not in ("global", "layer"):
-        raise ConfigError(f"allocation mode must be 'global' or 'layer', not {mode!r}")
+    if mode not in MODES:
+        raise ConfigError(f"allocation mode must be 'global', 'layer' or 'auto', not {mode!r}")
     _check_bits("target_bits", target_bits)
     _check_mac(max_mac)
     source = model if isinstance(model, Source) else load_model(model)
@@ -246,7 +250,11 @@ class Design:
         a ladder, the profiling stage measures the share of low-confidence outputs (logit
         margin in the lowest quarter) on the calibration split, and at every recalibration the
         firmware moves one rung up when the run's share is more than 0.1 above it, one down
-        when more than 0.1 below (:class:`~pse_hdl.model.engine.Firmware`)."""
+        when more than 0.1 below (:class:`~pse_hdl.model.engine.Firmware`).
+
+        ``mode="auto"``: the candidates of both modes (thresholds for the whole network and per
+        layer) are built and the usual rule chooses among all of them; the design then runs in
+        the chosen one (``self.mode``, which the firmware recalibrates in)."""
         target_bits = self.target_bits if target_bits is None else target_bits
         _check_bits("target_bits", target_bits)
         max_mac = _check_mac(max_mac)
@@ -254,10 +262,8 @@ class Design:
         top = target_bits
         if adapt is not None:
             floor, top = _check_adapt(adapt, target_bits, self)
-        engine = Engine(self.qnet, self.cfg, allocate=False)
         xq = self.quantize(self.x_cal)
-        best, self.table = calibrate(engine, xq, self.y_cal, target_bits=top, mode=mode,
-                                     score=self.score_logits, max_mac=max_mac)
+        best, self.table, mode = self._calibrate(xq, top, mode, max_mac)
         self.adapt, self.max_mac = None, max_mac
         if adapt is not None:
             best = best_within(self.table, target_bits, max_mac)
@@ -277,6 +283,28 @@ class Design:
                             best["uniform"], best["masked"])
         self.calibration_score = best["accuracy"]
         return best
+
+    def _calibrate(self, xq, target_bits, mode, max_mac):
+        """``(best, table, mode)`` of the calibration in ``mode``; with ``"auto"``, of the mode
+        whose best candidate :func:`best_within` prefers among both modes' (a mode without any
+        candidate within the budgets is left out; if neither has one, the global mode's error
+        is raised)."""
+        runs = {}
+        for m in (("global", "layer") if mode == "auto" else (mode,)):
+            engine = Engine(self.qnet, self.cfg, allocate=False)
+            try:
+                runs[m] = calibrate(engine, xq, self.y_cal, target_bits=target_bits, mode=m,
+                                    score=self.score_logits, max_mac=max_mac)
+            except ConfigError:
+                if mode != "auto":
+                    raise
+                runs[m] = None
+        ok = {m: r for m, r in runs.items() if r is not None}
+        if not ok:                       # neither mode: the global mode's error
+            return self._calibrate(xq, target_bits, "global", max_mac)
+        best = best_within([r[0] for r in ok.values()], target_bits, max_mac)
+        m = next(m for m, r in ok.items() if r[0] is best)
+        return ok[m][0], ok[m][1], m
 
     def set_allocation(self, shares, thresholds, target_bits, mode, uniform=None, masked=None):
         self.shares = tuple(shares)

@@ -218,6 +218,21 @@ def test_fit_sizes_the_engine_to_the_network(wine, tmp_path, capsys):
     assert "layers up to 32x32, 2 layers, 384 masters, zones of 64/32/32" in capsys.readouterr().out
 
 
+def test_auto_allocation_takes_the_better_mode(wine):
+    """``mode="auto"``: both modes' candidates, the calibration's rule choosing among them: the
+    design runs in the mode whose best candidate scores best on the calibration split, with
+    that mode's layout."""
+    m, cal, (x, y) = wine
+    runs = {mode: pse_hdl.convert(m, calibration=cal, target_bits=4.0, mode=mode)
+            for mode in ("global", "layer", "auto")}
+    auto = runs.pop("auto")
+    assert auto.mode in runs and auto.shares == runs[auto.mode].shares
+    assert auto.calibration_score == max(r.calibration_score for r in runs.values())
+    np.testing.assert_array_equal(auto.predict(x), runs[auto.mode].predict(x))
+    with pytest.raises(ConfigError, match="'global', 'layer' or 'auto', not 'both'"):
+        pse_hdl.convert(m, calibration=cal, mode="both")
+
+
 @pytest.mark.slow
 def test_an_engine_sized_for_the_network_is_bit_exact(binary):
     """The fitted engine of a 30-16-2 network (16x32 layers, 512 masters, zones of 128, 64

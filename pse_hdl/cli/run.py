@@ -194,6 +194,7 @@ def cmd_run(args):
         "int4_accuracy": design.uniform_score(x, y, 4),
         "pse_accuracy": score(logits, y_idx),
         "target_bits": args.target_bits, "max_mac": args.max_mac, "fit": args.fit,
+        "allocation": design.mode,
         "engine": {k: getattr(cfg, k) for k in ENGINE_SIZE},
         "uniform_layers": design.uniform_layers,
         "masked_layers": design.masked_layers,
