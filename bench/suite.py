@@ -48,7 +48,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pse_hdl.api import Design                                               # noqa: E402
+from pse_hdl.api import MODES, Design                                        # noqa: E402
 from pse_hdl.config import from_arg                                          # noqa: E402
 from pse_hdl.errors import ConfigError                                       # noqa: E402
 from pse_hdl.importers import Source, from_sklearn                           # noqa: E402
@@ -391,15 +391,12 @@ def main(argv=None):
     ap.add_argument("--seeds", type=int, default=1, metavar="N",
                     help="measure the draws of seeds --seed to --seed + N - 1 and count the "
                          "networks matched against int4 in each (default 1)")
-    ap.add_argument("--oracle", action="store_true",
-                    help="also the candidate layout within 4.0 bits/weight most accurate on the "
-                         "test split: a ceiling of what the choice could reach, not a result")
-    ap.add_argument("--allocation", choices=("global", "layer", "auto"), default="global",
+    ap.add_argument("--oracle", action="store_true", help="also the candidate layout within "
+                    "4.0 bits/weight most accurate on the test split (a ceiling, not a result)")
+    ap.add_argument("--allocation", choices=MODES, default="global",
                     help="the allocation mode (auto: the calibration chooses; default global)")
     ap.add_argument("--fit", action="store_true",
-                    help="run every network on an engine sized for it (layer limits, master "
-                         "store and zones from its layers, one lane for a network too small "
-                         "to use more)")
+                    help="run every network on an engine sized for it (PSEConfig.fitted)")
     args = ap.parse_args(argv)
     try:
         cfg = from_arg(args.config)

@@ -287,24 +287,21 @@ class Design:
     def _calibrate(self, xq, target_bits, mode, max_mac):
         """``(best, table, mode)`` of the calibration in ``mode``; with ``"auto"``, of the mode
         whose best candidate :func:`best_within` prefers among both modes' (a mode without any
-        candidate within the budgets is left out; if neither has one, the global mode's error
+        candidate within the budgets is left out; if neither has one, the first one's error
         is raised)."""
-        runs = {}
+        runs, error = {}, None
         for m in (("global", "layer") if mode == "auto" else (mode,)):
             engine = Engine(self.qnet, self.cfg, allocate=False)
             try:
                 runs[m] = calibrate(engine, xq, self.y_cal, target_bits=target_bits, mode=m,
                                     score=self.score_logits, max_mac=max_mac)
-            except ConfigError:
-                if mode != "auto":
-                    raise
-                runs[m] = None
-        ok = {m: r for m, r in runs.items() if r is not None}
-        if not ok:                       # neither mode: the global mode's error
-            return self._calibrate(xq, target_bits, "global", max_mac)
-        best = best_within([r[0] for r in ok.values()], target_bits, max_mac)
-        m = next(m for m, r in ok.items() if r[0] is best)
-        return ok[m][0], ok[m][1], m
+            except ConfigError as e:
+                error = error or e
+        if not runs:
+            raise error
+        best = best_within([b for b, _ in runs.values()], target_bits, max_mac)
+        m = next(m for m, (b, _) in runs.items() if b is best)
+        return best, runs[m][1], m
 
     def set_allocation(self, shares, thresholds, target_bits, mode, uniform=None, masked=None):
         self.shares = tuple(shares)

@@ -7,7 +7,7 @@ import os
 import sys
 import traceback
 
-from ..api import MismatchError
+from ..api import MODES, MismatchError
 from ..config import PRESETS
 from ..errors import UserError
 from ..toolchain import ToolchainError
@@ -42,7 +42,7 @@ def build_parser():
     d.add_argument("--target-bits", type=float, default=4.0,
                    help="bit budget per weight, metadata included (default 4.0: uniform "
                         "int4's)")
-    d.add_argument("--allocation", choices=("global", "layer", "auto"), default="global",
+    d.add_argument("--allocation", choices=MODES, default="global",
                    help="rank weights across the network or within each layer (auto: the "
                    "calibration chooses between the two)")
     d.add_argument("--period", type=int, help="allocation period P in samples (overrides config)")
@@ -75,7 +75,7 @@ def build_parser():
                    "from --config)")
     r.add_argument("--target-bits", type=float, default=4.5,
                    help="bit budget per weight, metadata included (default 4.5)")
-    r.add_argument("--allocation", choices=("global", "layer", "auto"), default="global",
+    r.add_argument("--allocation", choices=MODES, default="global",
                    help="rank weights across the network or within each layer (auto: the "
                    "calibration chooses between the two)")
     r.add_argument("--adapt", metavar="FLOOR:CEILING",
