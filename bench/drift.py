@@ -168,7 +168,7 @@ def method_run(cfg, stream, method, budget, backend="model"):
         w = uniform_weights([q.master for q in design.qnet.layers], 4, cfg.weight_bits)
         logits = dense_activations(design.qnet.layers, design.quantize(x), cfg, w)[-1]
         return np.argmax(logits, axis=1) == labels, np.full(len(y), 4.0)
-    design.allocate(budget)
+    design.allocate(budget, "global")  # the mode its figures were measured in
     if method.startswith("static"):
         logits = design.engine().infer(design.quantize(x))[-1]
         return (np.argmax(logits, axis=1) == labels,

@@ -30,7 +30,7 @@ from pse_hdl.files import to_json                             # noqa: E402
 
 def run(cfg, samples):
     from pse_hdl.workflow import run_demo
-    d = run_demo(cfg, backend="rtl", samples=samples).figures
+    d = run_demo(cfg, mode="global", backend="rtl", samples=samples).figures  # as first measured
     n = d["samples"]
     infer = d["engine_cycles_per_sample"]
     hidden = d["swap_delay"] > 0

@@ -27,7 +27,7 @@ from pse_hdl.files import to_json                             # noqa: E402
 
 def digits_layers(cfg):
     from pse_hdl.workflow import run_demo
-    r = run_demo(cfg)
+    r = run_demo(cfg, mode="global")  # the layout its figures were first measured on
     engine, p = r.engine, r.prepared
     acts = engine.infer(p.xq["test"][:1])
     out = []

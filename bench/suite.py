@@ -3,6 +3,7 @@
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
                           [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
                           [--seed N] [--seeds N] [--oracle] [--fit]
+                          [--allocation global|layer|auto]
 
 Every network is a scikit-learn ``MLPClassifier`` trained here (fixed seeds, a few seconds each)
 on bundled or generated data: the digits MLP of ``pse demo`` (inputs scaled to [0, 1]) and
@@ -20,6 +21,8 @@ figure counts all metadata: masks, codes, scales, descriptors. All fixed-point m
 the engine's datapath (int8 activations, the same requantization), so they differ only in how
 weights are stored. MAC cycles are relative to dense 16-bit on the same lanes. The calibration
 may store layers uniform at 4 bits (no codes, docs/SPEC.md section 6); the table names them.
+It builds the candidates of both threshold modes (for the whole network and per layer) and
+chooses among them (``--allocation auto``, the default; ``global`` or ``layer`` for one).
 With ``--config examples/input_masks.toml`` it may also mask layers (uniform, the input
 columns it prunes not stored); with ``--max-mac F`` every PSE layout is chosen within F of
 dense 16-bit's MAC cycles too. ``target_failures`` lists, per network, what the issue's targets
@@ -130,7 +133,7 @@ def network(name, seed=0):
 
 
 def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit=False,
-             mode="global"):
+             mode="auto"):
     """Every method on one network: the suite's JSON record of it (with ``oracle``, the
     :func:`oracle_point` too; with ``fit``, on an engine sized for the network)."""
     source, splits = network(name, seed)
@@ -201,21 +204,26 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit
             "ladder_bits": [r["bits_per_weight"] for r in design.table
                             if list(r["shares"]) in design.adapt["ladder"]]})
     if oracle:
-        out["oracle"] = oracle_point(design, xq, y_test, max_mac)
+        out["oracle"] = oracle_point(design, xq, y_test, max_mac, mode=mode)
     return out
 
 
-def oracle_point(design, xq, y_test, max_mac=None, budget=ORACLE_BUDGET):
+def oracle_point(design, xq, y_test, max_mac=None, budget=ORACLE_BUDGET, mode="auto"):
     """Of the calibration's candidate layouts within ``budget`` bits per weight (and
-    ``max_mac``), the one most accurate on the test samples ``xq``, ``y_test``, static (None if
-    no candidate is within): a ceiling of what any choice among them could reach (see the
-    module docs). Leaves ``design`` calibrated to ``budget``."""
-    try:
-        design.allocate(budget, max_mac=max_mac)
-    except ConfigError:
+    ``max_mac``), of both modes' with ``mode="auto"``, the one most accurate on the test
+    samples ``xq``, ``y_test``, static (None if no candidate is within): a ceiling of what any
+    choice among them could reach (see the module docs). Leaves ``design`` calibrated to
+    ``budget``."""
+    rows = []
+    for m in ("global", "layer") if mode == "auto" else (mode,):
+        try:
+            design.allocate(budget, m, max_mac=max_mac)
+        except ConfigError:
+            continue
+        rows += [r for r in design.table if r["bits_per_weight"] <= budget
+                 and (max_mac is None or r["mac_cycle_ratio"] <= max_mac)]
+    if not rows:
         return None
-    rows = [r for r in design.table if r["bits_per_weight"] <= budget
-            and (max_mac is None or r["mac_cycle_ratio"] <= max_mac)]
     best = None
     for r in rows:
         engine = Engine(design.qnet, design.cfg, thresholds=r["thresholds"],
@@ -393,8 +401,8 @@ def main(argv=None):
                          "networks matched against int4 in each (default 1)")
     ap.add_argument("--oracle", action="store_true", help="also the candidate layout within "
                     "4.0 bits/weight most accurate on the test split (a ceiling, not a result)")
-    ap.add_argument("--allocation", choices=MODES, default="global",
-                    help="the allocation mode (auto: the calibration chooses; default global)")
+    ap.add_argument("--allocation", choices=MODES, default="auto",
+                    help="the allocation mode (default auto: the calibration chooses)")
     ap.add_argument("--fit", action="store_true",
                     help="run every network on an engine sized for it (PSEConfig.fitted)")
     args = ap.parse_args(argv)

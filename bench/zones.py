@@ -27,7 +27,7 @@ from pse_hdl.model.zones import footprint_bits                # noqa: E402
 def digits_network(cfg):
     from pse_hdl.workflow import run_demo
     from sim.zones_ref import Network
-    engine = run_demo(cfg).engine
+    engine = run_demo(cfg, mode="global").engine  # the layout its figures were first measured on
     return Network(cfg, [np.asarray(m) for m in engine.master],
                    [np.asarray(c) for c in engine.codes],
                    [list(im.shifts) for im in engine.images])

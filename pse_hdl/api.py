@@ -99,7 +99,7 @@ def r2_score(pred, y):
 MODES = ("global", "layer", "auto")
 
 
-def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="global",
+def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="auto",
             recalibrate_every=4, adapt=None, max_mac=None, fit=False):
     """A :class:`Design` for ``model`` (see the module docs; ``adapt`` and ``max_mac``:
     :meth:`Design.allocate`). ``fit``: the engine sized for the network
@@ -258,7 +258,7 @@ class Design:
         target_bits = self.target_bits if target_bits is None else target_bits
         _check_bits("target_bits", target_bits)
         max_mac = _check_mac(max_mac)
-        mode = mode or self.mode or "global"
+        mode = mode or "auto"
         top = target_bits
         if adapt is not None:
             floor, top = _check_adapt(adapt, target_bits, self)

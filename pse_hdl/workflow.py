@@ -78,7 +78,7 @@ class Demo:
     prepared: Prepared
 
 
-def run_demo(cfg=None, target_bits=4.0, mode="global", recalibrate_every=4, progress=None,
+def run_demo(cfg=None, target_bits=4.0, mode="auto", recalibrate_every=4, progress=None,
              prepared=None, backend="model", samples=None, trace=None, trace_samples=None,
              port=None, baud=None):
     """The digits MLP through the Python API (:mod:`pse_hdl.api`): calibrated on the
@@ -112,6 +112,7 @@ def run_demo(cfg=None, target_bits=4.0, mode="global", recalibrate_every=4, prog
         "pse_accuracy": accuracy(logits, y_test),
         **{k: v for k, v in run.items() if k != "backend"},
         "target_bits": target_bits,
+        "allocation": design.mode,
         "calibrated_shares": dict(zip(labels, design.shares)),
         "uniform_layers": design.uniform_layers,
         "masked_layers": design.masked_layers,

@@ -42,9 +42,9 @@ def build_parser():
     d.add_argument("--target-bits", type=float, default=4.0,
                    help="bit budget per weight, metadata included (default 4.0: uniform "
                         "int4's)")
-    d.add_argument("--allocation", choices=MODES, default="global",
-                   help="rank weights across the network or within each layer (auto: the "
-                   "calibration chooses between the two)")
+    d.add_argument("--allocation", choices=MODES, default="auto",
+                   help="rank weights across the network or within each layer (default auto: "
+                   "the calibration chooses between the two)")
     d.add_argument("--period", type=int, help="allocation period P in samples (overrides config)")
     d.add_argument("--backend", choices=("model", "rtl", "board"), default="model",
                    help="model: the golden model (default); rtl: the engine's Verilog in a fast "
@@ -75,9 +75,9 @@ def build_parser():
                    "from --config)")
     r.add_argument("--target-bits", type=float, default=4.5,
                    help="bit budget per weight, metadata included (default 4.5)")
-    r.add_argument("--allocation", choices=MODES, default="global",
-                   help="rank weights across the network or within each layer (auto: the "
-                   "calibration chooses between the two)")
+    r.add_argument("--allocation", choices=MODES, default="auto",
+                   help="rank weights across the network or within each layer (default auto: "
+                   "the calibration chooses between the two)")
     r.add_argument("--adapt", metavar="FLOOR:CEILING",
                    help="let the budget follow the network's performance (label-free: the "
                    "share of low-margin outputs against profiling) between these bits per "

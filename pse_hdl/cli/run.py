@@ -76,6 +76,7 @@ def cmd_demo(args):
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
         _uniform_row(result["uniform_layers"], result["masked_layers"]),
+        _mode_row(result["allocation"], args.allocation),
         (f"MAC cycles vs dense 16-bit ({_lanes(cfg)})",
          f"{100 * result['mac_cycle_ratio']:.1f} %  ({result['mac_cycles_per_sample']:.0f} vs "
          f"{result['dense16_cycles_per_sample']:.0f} per sample)"),
@@ -213,6 +214,7 @@ def cmd_run(args):
         *[(f"  share of weights {k}", f"{100 * v:.1f} %")
           for k, v in result["precision_shares"].items()],
         _uniform_row(result["uniform_layers"], result["masked_layers"]),
+        _mode_row(result["allocation"], args.allocation),
         (f"MAC cycles vs dense 16-bit ({_lanes(cfg)})",
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", _allocations(result, cfg)),
@@ -295,6 +297,13 @@ def _uniform_row(layers, masked):
     return ("  layers stored uniform (no codes)",
             ", ".join(f"{l} ({b}-bit{', input columns masked' if l in masked else ''})"
                       for l, b in layers.items()) or "none")
+
+
+def _mode_row(chosen, asked):
+    """The report line of the thresholds' mode (``Design.mode``), and whether the calibration
+    chose it (``--allocation auto``)."""
+    return ("  thresholds" + (" (the calibration's choice)" if asked == "auto" else ""),
+            {"global": "for the whole network", "layer": "per layer"}[chosen])
 
 
 def cmd_sweep(args):
