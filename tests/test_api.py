@@ -219,13 +219,20 @@ def test_fit_sizes_the_engine_to_the_network(wine, tmp_path, capsys):
 
 
 def test_auto_allocation_takes_the_better_mode(wine):
-    """``mode="auto"``: both modes' candidates, the calibration's rule choosing among them: the
-    design runs in the mode whose best candidate scores best on the calibration split, with
-    that mode's layout."""
+    """``mode="auto"`` (the default): both modes' candidates, the calibration's rule choosing
+    among them: the design runs in the mode whose best candidate scores best on the calibration
+    split, with that mode's layout; ``allocate()`` without a mode chooses again."""
     m, cal, (x, y) = wine
     runs = {mode: pse_hdl.convert(m, calibration=cal, target_bits=4.0, mode=mode)
             for mode in ("global", "layer", "auto")}
     auto = runs.pop("auto")
+    default = pse_hdl.convert(m, calibration=cal, target_bits=4.0)
+    assert (default.mode, default.shares) == (auto.mode, auto.shares)
+    other = next(md for md in runs if md != auto.mode)
+    default.allocate(4.0, other)
+    assert default.mode == other
+    default.allocate(4.0)
+    assert (default.mode, default.shares) == (auto.mode, auto.shares)
     assert auto.mode in runs and auto.shares == runs[auto.mode].shares
     assert auto.calibration_score == max(r.calibration_score for r in runs.values())
     np.testing.assert_array_equal(auto.predict(x), runs[auto.mode].predict(x))

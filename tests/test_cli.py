@@ -15,6 +15,7 @@ def test_demo_json_keys_and_targets(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     for key in ("float_accuracy", "pse_accuracy", "bits_per_weight", "mac_cycle_ratio"):
         assert key in out
+    assert out["allocation"] in ("global", "layer")         # the calibration's choice
     assert 0 <= out["pse_accuracy"] <= 1 and 0 <= out["float_accuracy"] <= 1
     # The targets of the foundation issue on the default network.
     assert out["bits_per_weight"] <= 4.0
@@ -28,6 +29,7 @@ def test_demo_table(capsys):
     assert main(["demo", "--plot", "", "--period", "32"]) == 0
     out = capsys.readouterr().out
     assert "PSE accuracy" in out and "bits per weight" in out and "MAC cycles" in out
+    assert "thresholds (the calibration's choice)" in out
 
 
 def test_generate_list_and_block(tmp_path, capsys):
