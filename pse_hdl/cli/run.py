@@ -270,7 +270,8 @@ def int4_hint(result, cfg):
             out += " (--fit narrows the descriptors to the network's sizes)"
     if cfg.reversible and cfg.importance_form == "factored" and not cfg.input_masks:
         out += ("; masked layers (input_masks = true, examples/input_masks.toml) match int4 "
-                "on more of bench/suite.py's networks (docs/ALLOCATION.md, \"Other draws\")")
+                "on more of bench/suite.py's networks, most with --fit and --max-mac 0.2 "
+                "(docs/ALLOCATION.md, \"The calibration chooses the thresholds' mode\")")
     return out
 
 
