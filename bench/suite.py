@@ -51,7 +51,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from pse_hdl.api import MODES, Design                                        # noqa: E402
+from pse_hdl.api import MODES, Design, fixed_modes                           # noqa: E402
 from pse_hdl.config import from_arg                                          # noqa: E402
 from pse_hdl.errors import ConfigError                                       # noqa: E402
 from pse_hdl.importers import Source, from_sklearn                           # noqa: E402
@@ -215,7 +215,7 @@ def oracle_point(design, xq, y_test, max_mac=None, budget=ORACLE_BUDGET, mode="a
     choice among them could reach (see the module docs). Leaves ``design`` calibrated to
     ``budget``."""
     rows = []
-    for m in ("global", "layer") if mode == "auto" else (mode,):
+    for m in fixed_modes(mode):
         try:
             design.allocate(budget, m, max_mac=max_mac)
         except ConfigError:

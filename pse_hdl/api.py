@@ -99,6 +99,11 @@ def r2_score(pred, y):
 MODES = ("global", "layer", "auto")
 
 
+def fixed_modes(mode):
+    """The modes a calibration in ``mode`` builds candidates in: both for ``"auto"``."""
+    return MODES[:2] if mode == "auto" else (mode,)
+
+
 def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="auto",
             recalibrate_every=4, adapt=None, max_mac=None, fit=False):
     """A :class:`Design` for ``model`` (see the module docs; ``adapt`` and ``max_mac``:
@@ -290,7 +295,7 @@ class Design:
         candidate within the budgets is left out; if neither has one, the first one's error
         is raised)."""
         runs, error = {}, None
-        for m in (("global", "layer") if mode == "auto" else (mode,)):
+        for m in fixed_modes(mode):
             engine = Engine(self.qnet, self.cfg, allocate=False)
             try:
                 runs[m] = calibrate(engine, xq, self.y_cal, target_bits=target_bits, mode=m,
