@@ -74,6 +74,48 @@ def test_masked_layers_fetch_their_kept_columns(case):
     rezone_and_fetch(cfg, net, random.Random(seed))
 
 
+@pytest.mark.parametrize("kept, lanes", [(13, 4), (3, 4), (5, 2), (3, 1)])
+def test_masked_layers_stream_a_weight_a_cycle_on_every_port(kept, lanes):
+    """The kept-column table is one copy that the walkers read in turns, a word of
+    ``fetch_ports`` entries a turn, each walker keeping the list's first word: a masked layer
+    whose kept columns are not a whole number of words (13 over four ports; 3, less than one
+    word; 5 over two) still streams a weight a cycle on every port without backpressure: the
+    fetch takes the ideal ``ceil(weights / ports)`` cycles and a start-up (15-19 cycles; a
+    turn a row lost would be 24 or more), the same stream."""
+    cfg = CFG.replace(input_masks=True, lanes=lanes)
+    rng = np.random.default_rng(kept)
+    rows, cols = 32, 30
+    net = random_network(cfg, rng, [(rows, cols)], sparsity=0.0, uniform=[1], masked=[True])
+    keep = np.zeros(cols, bool)
+    keep[rng.choice(cols, kept, replace=False)] = True
+    net.codes[0] = np.where(keep, 1, 0)[None, :].repeat(rows, 0)
+    net = Network(cfg, net.masters, net.codes, net.shifts, [1], [True])
+    ideal = -(-rows * kept // cfg.fetch_ports)
+
+    async def body(ctx, dut):
+        await load(ctx, dut, net)
+        await rezone(ctx, dut, net, random.Random(kept), idle=0.0)
+        await command(ctx, dut, Op.SWAP)
+        await command(ctx, dut, Op.FETCH, 0)
+        got = [[] for _ in dut.o]
+        for o in dut.o:
+            ctx.set(o.ready, 1)
+        cycles = 0
+        while cycles < 3 * ideal:
+            await ctx.delay(1e-9)
+            for p, o in enumerate(dut.o):
+                if ctx.get(o.valid):
+                    got[p].append(ctx.get(o.payload.as_value()))
+            await ctx.tick()
+            cycles += 1
+            if not ctx.get(dut.status.fetching):
+                break
+        assert got == net.port_words(0)
+        assert cycles <= ideal + 20, (cycles, ideal)
+
+    run(cfg, body)
+
+
 # Every way the metadata can be written: unary codes of 2 and 4 classes (codes of up to 4
 # bits), fixed-width codes that divide the word and that do not (3 bits: codes cross words),
 # and words of 16 and 64 bits.

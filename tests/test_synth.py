@@ -73,9 +73,9 @@ def test_lint_every_block_and_preset_is_clean(name, block):
 
 @pytest.mark.slow
 def test_lint_of_the_engine_with_masked_layers_is_clean():
-    """``input_masks`` (``examples/input_masks.toml``) adds the kept-column tables and their
-    token sources, the MASKED registers and the COLNORM window: the engine that holds them
-    lints clean too."""
+    """``input_masks`` (``examples/input_masks.toml``) adds the kept-column table, a token
+    source per fetch walker, the MASKED registers and the COLNORM window: the engine that holds
+    them lints clean too."""
     cfg = from_arg(str(Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"))
     assert cfg.input_masks and lint_block("engine", cfg) == []
 

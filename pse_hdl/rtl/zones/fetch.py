@@ -19,8 +19,8 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import at_least, banked, log2, read_ratio, split_layout, table_layout
-from .kept import kept_addr_width
+from .layouts import at_least, banked, kept_geometry, log2, read_ratio, split_layout, table_layout
+from .kept import kept_port
 from .walker import FetchWalker
 
 __all__ = ["FetchUnit"]
@@ -44,7 +44,8 @@ class FetchUnit(wiring.Component):
                               previous port's (held until the next ``start``).
     table, split : In(ReadPort)    Read ports of the layer table and the split descriptors.
     meta, zone[k] : In(ReadPort)   The shared read ports (physical words).
-    kept : In(ReadPort) x P   With ``input_masks``: the kept-column table, a port a walker.
+    kept : In(ReadPort)       With ``input_masks``: the kept-column table's read port,
+                              shared as ``meta`` is.
     """
 
     def __init__(self, cfg):
@@ -63,9 +64,7 @@ class FetchUnit(wiring.Component):
                 addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
             **{f"zone{k}": In(memory.ReadPort.Signature(
                 addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)},
-            **({"kept": In(memory.ReadPort.Signature(addr_width=kept_addr_width(cfg),
-                                                      shape=cfg.col_bits)).array(P)}
-               if cfg.input_masks else {})})
+            **({"kept": In(kept_port(cfg))} if cfg.input_masks else {})})
         self.zone = [getattr(self, f"zone{k}") for k in range(n)]
 
     def elaborate(self, platform):
@@ -93,11 +92,12 @@ class FetchUnit(wiring.Component):
                          w.grant.eq(turn == p), self.sched[p].eq(w.sched)]
             if p > 0:
                 m.d.comb += w.first.eq(splits[p - 1])
-            if cfg.input_masks:       # each walker its own port on the kept-column table
-                wiring.connect(m, w.kept, wiring.flipped(self.kept[p]))
-                m.d.comb += w.kept_base.eq(banked(bank, layer * cfg.max_cols,
-                                                  cfg.max_layers * cfg.max_cols))
+            if cfg.input_masks:
+                stride, _ = kept_geometry(cfg)
+                m.d.comb += w.kept_base.eq(banked(bank, layer * stride, cfg.max_layers * stride))
         shared = [(self.meta, [w.meta for w in walkers])]
+        if cfg.input_masks:
+            shared.append((self.kept, [w.kept for w in walkers]))
         shared += [(self.zone[k], [w.zone[k] for w in walkers]) for k in range(n)]
         for port, readers in shared:
             m.d.comb += port.en.eq(1)

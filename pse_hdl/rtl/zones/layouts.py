@@ -19,7 +19,7 @@ from ..layouts import log2
 __all__ = ["Op", "Target", "at_least", "at_most", "count_shape", "meta_bits_shape", "plan_layout",
            "table_layout",
            "row_desc_layout", "split_layout", "geometry", "host_addr_bits", "host_data_bits",
-           "banked", "log2", "read_ratio", "physical", "SHARED_READ_LATENCY"]
+           "banked", "log2", "read_ratio", "kept_geometry", "physical", "SHARED_READ_LATENCY"]
 
 SHARED_READ_LATENCY = 2
 
@@ -145,6 +145,17 @@ def banked(bank, addr, depth):
 def read_ratio(cfg):
     """Logical words per physical word of the zone and metadata memories."""
     return cfg.fetch_ports
+
+
+def kept_geometry(cfg):
+    """The kept-column table of masked layers (``input_masks``) as ``(stride, depth)``: layer
+    ``l``'s column indices start at entry ``l * stride`` of a bank (``max_cols`` rounded up to
+    whole physical words), and the table is ``depth`` physical words of ``read_ratio(cfg)``
+    entries (``col_bits`` each), two banks. Like the metadata, one copy that the walkers read
+    in turns, a physical word a turn."""
+    R = read_ratio(cfg)
+    stride = -(-cfg.max_cols // R) * R
+    return stride, 2 * cfg.max_layers * stride // R
 
 
 def physical(cfg, banked_addr):

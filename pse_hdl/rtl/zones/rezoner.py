@@ -8,8 +8,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import (Target, at_least, banked, count_shape, geometry, log2, meta_bits_shape,
-                      plan_layout, row_desc_layout, split_layout, table_layout)
+from .kept import kept_addr_width
+from .layouts import (Target, at_least, banked, count_shape, geometry, kept_geometry, log2,
+                      meta_bits_shape, plan_layout, row_desc_layout, split_layout, table_layout)
 from .packers import MetaPacker, Quantizer, ZonePacker
 
 __all__ = ["Rezoner"]
@@ -63,7 +64,7 @@ class Rezoner(wiring.Component):
             "row_descs": Out(count_shape(cfg.desc_depth)),
             "split_descs": Out(count_shape(cfg.max_layers * P)),
             "layers": Out(count_shape(cfg.max_layers)),
-            **({"kept_en": Out(1), "kept_addr": Out(range(2 * cfg.max_layers * cfg.max_cols)),
+            **({"kept_en": Out(1), "kept_addr": Out(kept_addr_width(cfg)),
                 "kept_data": Out(cfg.col_bits)} if cfg.input_masks else {})})
 
     def elaborate(self, platform):
@@ -226,6 +227,7 @@ class Rezoner(wiring.Component):
         layer's kept-column count, the kept indices' bits of the re-zoning so far, and the
         register holding the layer's table entry."""
         cfg = self.cfg
+        stride, _ = kept_geometry(cfg)
         kept = Signal(cfg.col_bits + 1)            # kept columns of this layer's first row
         kept_bits = Signal.like(self.meta_bits)    # col_bits per kept column, every layer
         entry = Signal(table_layout(cfg))
@@ -238,8 +240,8 @@ class Rezoner(wiring.Component):
             m.d.sync += row_kept.eq(rank + survivor)
             with m.If(pl.masked & survivor & (w.row == 0)):
                 m.d.comb += [self.kept_en.eq(1), self.kept_data.eq(w.col),
-                             self.kept_addr.eq(banked(self.bank, layer * cfg.max_cols + kept,
-                                                      cfg.max_layers * cfg.max_cols))]
+                             self.kept_addr.eq(banked(self.bank, layer * stride + kept,
+                                                      cfg.max_layers * stride))]
                 m.d.sync += [kept.eq(kept + 1), kept_bits.eq(kept_bits + cfg.col_bits)]
         with m.If(self.start):
             m.d.sync += kept_bits.eq(0)

@@ -37,7 +37,7 @@ from .. import layouts
 from .layouts import SHARED_READ_LATENCY, log2, read_ratio, split_layout, table_layout
 from .output import DONE, MARK, WEIGHT, TransferOutput
 from .prefetch import ElementQueue, WordPrefetch
-from .kept import KeptTokens, kept_addr_width
+from .kept import KeptTokens, kept_addr_width, kept_port
 from .tokenizer import Tokenizer, max_run
 
 __all__ = ["FetchWalker"]
@@ -70,9 +70,10 @@ class FetchWalker(wiring.Component):
     grant : In(1)             This walker's turn on the shared read ports.
     meta : In(ReadPort)       Metadata read port (physical words).
     zone : In(ReadPort) x n   Zone read ports (physical words), one per class.
-    kept : In(ReadPort)       With ``input_masks``: this walker's port on the kept-column
-                              table, and ``kept_base`` the layer's first entry in it (a masked
-                              layer's tokens come from there, ``kept``).
+    kept : In(ReadPort)       With ``input_masks``: the kept-column table's shared read port
+                              (physical words, in turns as ``meta``), and ``kept_base`` the
+                              layer's first entry in it (a masked layer's tokens come from
+                              there, ``kept``).
     """
 
     def __init__(self, cfg):
@@ -89,8 +90,7 @@ class FetchWalker(wiring.Component):
                 addr_width=log2(2 * cfg.meta_depth // R), shape=R * W)),
             **{f"zone{k}": In(memory.ReadPort.Signature(
                 addr_width=log2(2 * d // R), shape=R * W)) for k, d in enumerate(cfg.zone_depths)},
-            **({"kept": In(memory.ReadPort.Signature(addr_width=kept_addr_width(cfg),
-                                                      shape=cfg.col_bits)),
+            **({"kept": In(kept_port(cfg)),
                 "kept_base": In(kept_addr_width(cfg))} if cfg.input_masks else {})})
         self.zone = [getattr(self, f"zone{k}") for k in range(n)]
 
@@ -304,6 +304,7 @@ class FetchWalker(wiring.Component):
         m.submodules.kept_tokens = kt
         wiring.connect(m, kt.table, wiring.flipped(self.kept))
         m.d.comb += [kt.start.eq(start), kt.run.eq(running), kt.base.eq(self.kept_base),
+                     kt.grant.eq(self.grant),
                      kt.rank.eq(first.meta), kt.col.eq(first.col), kt.kept.eq(tab.meta_base),
                      kt.cols.eq(tab.cols), kt.uniform.eq(tab.uniform)]
         masked = tab.masked

@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 from .. import layouts
 from .banks import BankControl
 from .fetch import FetchUnit
+from .kept import KeptTable
 from .layouts import (SHARED_READ_LATENCY, Op, Target, banked, count_shape, geometry, host_addr_bits,
                       host_data_bits, log2, meta_bits_shape, physical, plan_layout, read_ratio,
                       row_desc_layout, split_layout, table_layout)
@@ -114,9 +115,9 @@ class ZonedMemory(wiring.Component):
             "table": memory.Memory(shape=table_layout(cfg), depth=2 * cfg.max_layers, init=[]),
             "plan": memory.Memory(shape=plan_layout(cfg), depth=cfg.max_layers, init=[]),
             "master": MasterStore(cfg, clears=not cfg.reversible),
-            # Masked layers' kept columns (``input_masks``): a read port a walker.
-            "kept": (memory.Memory(shape=cfg.col_bits, depth=2 * cfg.max_layers * cfg.max_cols,
-                                   init=[]) if cfg.input_masks else None)}
+            # Masked layers' kept columns (``input_masks``): one copy, read in turns
+            # (``layouts.kept_geometry``).
+            "kept": KeptTable(cfg) if cfg.input_masks else None}
         for name, mem in mems.items():
             for k, one in enumerate(mem if isinstance(mem, list) else [mem]):
                 if one is not None:
@@ -203,13 +204,10 @@ class ZonedMemory(wiring.Component):
         for p in range(self.ports):
             wiring.connect(m, fu.o[p], wiring.flipped(self.o[p]))
         if cfg.input_masks:
-            kept_wr = mems["kept"].write_port()
-            m.d.comb += [kept_wr.en.eq(rz.kept_en), kept_wr.addr.eq(rz.kept_addr),
-                         kept_wr.data.eq(rz.kept_data)]
-            for p in range(self.ports):
-                rd = mems["kept"].read_port()
-                m.d.comb += [rd.en.eq(fu.kept[p].en), rd.addr.eq(fu.kept[p].addr),
-                             fu.kept[p].data.eq(rd.data)]
+            kt = mems["kept"]
+            m.d.comb += [kt.wr_en.eq(rz.kept_en), kt.wr_addr.eq(rz.kept_addr),
+                         kt.wr_data.eq(rz.kept_data)]
+            wiring.connect(m, kt.rd, fu.kept)
         m.d.comb += self.sched.eq(fu.sched)
         self._shared_reads(m, reading, fetched, [
             (table_rd, fu.table, banked(hr.bank, hr.addr, cfg.max_layers), False),
