@@ -189,8 +189,8 @@ class KeptTokens(wiring.Component):
         pop = self.take & ~self.trim
         load = queue.r_rdy & (~self.valid | pop)
         m.d.comb += [queue.r_en.eq(load), self.skip.eq(head.skip), self.code.eq(head.code)]
-        with m.If(self.start):      # a cleared head: the walker ORs it with the tokenizer's
-            m.d.sync += [self.valid.eq(0), head.eq(0)]
+        with m.If(self.start):
+            m.d.sync += self.valid.eq(0)
         with m.Elif(load):
             m.d.sync += [head.eq(queue.r_data), self.valid.eq(1)]
         with m.Elif(pop):

@@ -99,9 +99,6 @@ class Tokenizer(wiring.Component):
                               its first ``drop`` bits skipped; of a uniform layer if ``uniform``
                               (its class) is not 0.
     first, drop, uniform : In
-    quiet : In(1)             With ``input_masks``, at ``start``: the walk's tokens come from
-                              elsewhere (a masked layer's ``KeptTokens``): make none, the head
-                              stays clear (0), so the walker ORs the two heads.
     run : In(1)               Tokenize while high.
     grant : In(1)             The walker's turn on the shared metadata read port.
     meta : In(ReadPort)       That port (physical words).
@@ -119,7 +116,7 @@ class Tokenizer(wiring.Component):
         addr_width = log2(2 * cfg.meta_depth // R)
         super().__init__({
             "start": In(1), "first": In(addr_width + 1 + log2(R)), "drop": In(range(W)),
-            "uniform": In(cfg.code_bits), **({"quiet": In(1)} if cfg.input_masks else {}),
+            "uniform": In(cfg.code_bits),
             "run": In(1), "grant": In(1),
             "meta": In(memory.ReadPort.Signature(addr_width=addr_width, shape=R * W)),
             "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
@@ -318,12 +315,6 @@ class Tokenizer(wiring.Component):
                          drop.eq(self.drop), uniform.eq(self.uniform),
                          coded.eq(self.uniform == 0),
                          below_drop.eq(Cat((self.drop > t) for t in range(W - 1)))]
-            if self.cfg.input_masks:
-                # Quiet: an uncoded walk of class 0 whose ``run`` the walker holds low, so
-                # the head, cleared here, takes only zeros (``k_in``, ``r_in``).
-                m.d.sync += [self.skip.eq(0), self.code.eq(0)]
-                with m.If(self.quiet):
-                    m.d.sync += [uniform.eq(0), coded.eq(0)]
         with m.Else():
             self._queue(m, tocc, taken, push, r_in, k_in)
             reserve = Mux(~coded, push, step)

@@ -266,11 +266,7 @@ class FetchWalker(wiring.Component):
         wiring.connect(m, out.o, wiring.flipped(self.o))
         first_bit = Signal(cfg.meta_index_bits + 1)
         m.d.comb += [first_bit.eq(tab.meta_base + first.meta),
-                     # a masked layer's tokens come from its own source (``_masked_tokens``)
-                     tok.start.eq(start),
-                     tok.run.eq(running & ~tab.masked if cfg.input_masks else running),
-                     tok.grant.eq(self.grant),
-                     *([tok.quiet.eq(tab.masked)] if cfg.input_masks else []),
+                     tok.start.eq(start), tok.run.eq(running), tok.grant.eq(self.grant),
                      tok.first.eq(Mux(self.bank, cfg.meta_depth, 0) + (first_bit >> log2(W))),
                      tok.drop.eq(first_bit[:log2(W)]), tok.uniform.eq(tab.uniform),
                      out.shift.eq(tab.shift)]
@@ -301,15 +297,13 @@ class FetchWalker(wiring.Component):
 
     def _masked_tokens(self, m, tok, start, running):
         """The head token of a walk (``input_masks``): a masked layer's from its kept-column
-        table (``kept.KeptTokens``), any other layer's from the tokenizer (which runs only
-        then). Returns the head's
+        table (``kept.KeptTokens``), any other layer's from the tokenizer. Returns the head's
         ``(valid, skip, code)`` and the ``(take, trim, trim_to)`` the walker drives."""
         tab, first = self.tab, self.first
         kt = KeptTokens(self.cfg)
         m.submodules.kept_tokens = kt
         wiring.connect(m, kt.table, wiring.flipped(self.kept))
-        m.d.comb += [kt.start.eq(start), kt.run.eq(running & tab.masked),
-                     kt.base.eq(self.kept_base),
+        m.d.comb += [kt.start.eq(start), kt.run.eq(running), kt.base.eq(self.kept_base),
                      kt.grant.eq(self.grant),
                      kt.rank.eq(first.meta), kt.col.eq(first.col), kt.kept.eq(tab.meta_base),
                      kt.cols.eq(tab.cols), kt.uniform.eq(tab.uniform)]
@@ -319,8 +313,5 @@ class FetchWalker(wiring.Component):
         m.d.comb += [tok.take.eq(take & ~masked), kt.take.eq(take & masked),
                      tok.trim.eq(trim), kt.trim.eq(trim),
                      tok.trim_to.eq(trim_to), kt.trim_to.eq(trim_to)]
-        # Only the source of the walk's kind runs, and both clear their head at ``start``: the
-        # head is the OR of the two, so ``masked`` (the layer table's, across the die) is not
-        # on the decision's paths; it was, through a multiplexer (75.9 MHz, 13.2 ns).
-        return (kt.valid | tok.valid, kt.skip | tok.skip, kt.code | tok.code, take, trim,
-                trim_to)
+        return (Mux(masked, kt.valid, tok.valid), Mux(masked, kt.skip, tok.skip),
+                Mux(masked, kt.code, tok.code), take, trim, trim_to)
