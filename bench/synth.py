@@ -24,8 +24,9 @@ RUNS = [("default", "icebreaker"), ("default", "ulx3s"), ("tiny", "icebreaker"),
         ("wide", "ulx3s")]
 # The literal (per-weight) RIC is measured against the factored one on the tiny preset: its
 # 128 x 128 states already need 512 kbit; the default preset's 2 Mbit fits neither device well.
-# The zoned memory's block RAM grows with the read ports (one copy per fetch walker): measured on
-# the ECP5 with the tiny preset's short zones.
+# The zoned memory is measured here on the ECP5 with the tiny preset's short zones; its figures
+# at the default preset (one copy of every memory, shared by the fetch walkers) are in
+# docs/SYNTHESIS.md.
 SPECIAL = {"ric_literal": [("tiny", "icebreaker"), ("tiny", "ulx3s")],
            "ric": RUNS + [("tiny", "ulx3s")],
            "zones": [("tiny", "ulx3s")]}
