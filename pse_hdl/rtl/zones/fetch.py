@@ -19,7 +19,7 @@ from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .. import layouts
-from .layouts import at_least, banked, kept_geometry, log2, read_ratio, split_layout, table_layout
+from .layouts import at_least, banked, kept_entry, log2, read_ratio, split_layout, table_layout
 from .kept import kept_port
 from .walker import FetchWalker
 
@@ -93,8 +93,7 @@ class FetchUnit(wiring.Component):
             if p > 0:
                 m.d.comb += w.first.eq(splits[p - 1])
             if cfg.input_masks:
-                stride, _ = kept_geometry(cfg)
-                m.d.comb += w.kept_base.eq(banked(bank, layer * stride, cfg.max_layers * stride))
+                m.d.comb += w.kept_base.eq(kept_entry(cfg, bank, layer))
         shared = [(self.meta, [w.meta for w in walkers])]
         if cfg.input_masks:
             shared.append((self.kept, [w.kept for w in walkers]))

@@ -19,7 +19,7 @@ from ..layouts import log2
 __all__ = ["Op", "Target", "at_least", "at_most", "count_shape", "meta_bits_shape", "plan_layout",
            "table_layout",
            "row_desc_layout", "split_layout", "geometry", "host_addr_bits", "host_data_bits",
-           "banked", "log2", "read_ratio", "kept_geometry", "physical", "SHARED_READ_LATENCY"]
+           "banked", "log2", "read_ratio", "kept_geometry", "kept_entry", "physical", "SHARED_READ_LATENCY"]
 
 SHARED_READ_LATENCY = 2
 
@@ -156,6 +156,13 @@ def kept_geometry(cfg):
     R = read_ratio(cfg)
     stride = -(-cfg.max_cols // R) * R
     return stride, 2 * cfg.max_layers * stride // R
+
+
+def kept_entry(cfg, bank, layer, index=0):
+    """Entry ``index`` of layer ``layer``'s kept columns in bank ``bank`` (``kept_geometry``):
+    where the re-zoner writes it and, for ``index`` 0, where a walk reads from."""
+    stride, _ = kept_geometry(cfg)
+    return banked(bank, layer * stride + index, cfg.max_layers * stride)
 
 
 def physical(cfg, banked_addr):

@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out
 
 from .. import layouts
 from .kept import kept_addr_width
-from .layouts import (Target, at_least, banked, count_shape, geometry, kept_geometry, log2,
+from .layouts import (Target, at_least, banked, count_shape, geometry, kept_entry, log2,
                       meta_bits_shape, plan_layout, row_desc_layout, split_layout, table_layout)
 from .packers import MetaPacker, Quantizer, ZonePacker
 
@@ -227,7 +227,6 @@ class Rezoner(wiring.Component):
         layer's kept-column count, the kept indices' bits of the re-zoning so far, and the
         register holding the layer's table entry."""
         cfg = self.cfg
-        stride, _ = kept_geometry(cfg)
         kept = Signal(cfg.col_bits + 1)            # kept columns of this layer's first row
         kept_bits = Signal.like(self.meta_bits)    # col_bits per kept column, every layer
         entry = Signal(table_layout(cfg))
@@ -240,8 +239,7 @@ class Rezoner(wiring.Component):
             m.d.sync += row_kept.eq(rank + survivor)
             with m.If(pl.masked & survivor & (w.row == 0)):
                 m.d.comb += [self.kept_en.eq(1), self.kept_data.eq(w.col),
-                             self.kept_addr.eq(banked(self.bank, layer * stride + kept,
-                                                      cfg.max_layers * stride))]
+                             self.kept_addr.eq(kept_entry(cfg, self.bank, layer, kept))]
                 m.d.sync += [kept.eq(kept + 1), kept_bits.eq(kept_bits + cfg.col_bits)]
         with m.If(self.start):
             m.d.sync += kept_bits.eq(0)
