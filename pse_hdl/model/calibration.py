@@ -12,7 +12,8 @@ import itertools
 import numpy as np
 
 from ..errors import CapacityError, ConfigError
-from .engine import dense_activations, exact_thresholds, histogram_thresholds
+from .engine import dense_activations, exact_thresholds, layer_exponents, thresholds_from_histograms
+from .histogram import histogram
 from .layer import cycle_model, layer_forward, requantize
 from .pa import code_bits_of
 from .zones import check_fit, footprint_bits, place_layers
@@ -152,15 +153,23 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     patterns = {}
     for mix in mixes:
         patterns.setdefault(tuple(u < 0 for u in mix), []).append(mix)
+    # The importance histograms of a pattern do not depend on the shares: built once each.
+    hists, exps = {}, layer_exponents(engine.layers, cfg)
     for shares in candidates:
         for pattern, group in patterns.items():
             if not any(pattern) and coded_ok is not None and shares not in coded_ok:
                 continue
             engine.masked = list(pattern)
-            thresholds = (histogram_thresholds(engine, shares, mode, snapshot=True)
-                          if any(pattern) else exact_thresholds(engine, shares, mode))
+            if any(pattern):
+                if pattern not in hists or not memo.on:
+                    hists[pattern] = [histogram(engine.importance(l, True), cfg)
+                                      for l in range(L)]
+                thresholds = thresholds_from_histograms(hists[pattern], exps, shares, cfg, mode)
+            else:
+                thresholds = exact_thresholds(engine, shares, mode)
+            needed = {(l, u) for mix in group for l, u in enumerate(mix) if u <= 0}
             layouts = _candidate_layers(engine, thresholds, masked_classes if any(pattern)
-                                        else (), memo)
+                                        else (), memo, needed)
             for mix in group:
                 if all(u > 0 for u in mix):    # the same layout whatever the shares: once
                     if mix in all_uniform:
@@ -246,17 +255,22 @@ class _Memo:
             self.acts[ids[:l + 1]] = a
 
 
-def _candidate_layers(engine, thresholds, masked_classes, memo):
-    """Every layer's layout for ``thresholds``: per weight (key ``(l, 0)``) and masked at each
-    class u of ``masked_classes`` (key ``(l, -u)``), as ``(image, weights)``."""
+def _candidate_layers(engine, thresholds, masked_classes, memo, needed):
+    """The layers' layouts for ``thresholds`` that ``needed`` names: per weight (key ``(l,
+    0)``) and masked at each class u of ``masked_classes`` (key ``(l, -u)``), as ``(image,
+    weights)``. A layer's codes do not depend on the others', so the others are not packed."""
     L = len(engine.layers)
     out = {}
     for u in (0, *masked_classes):
+        if not any((l, -u) in needed for l in range(L)):
+            continue
         engine.uniform, engine.masked = [u] * L, [bool(u)] * L
         engine.thresholds, engine.codes = [list(t) for t in thresholds], [None] * L
-        built = engine.build_layout(pack=lambda l, codes: memo.pack(engine, l, codes))
+        built = engine.build_layout(pack=lambda l, codes: memo.pack(engine, l, codes)
+                                    if (l, -u) in needed else (None, None))
         out.update({(l, -u): layout
-                    for l, layout in enumerate(zip(built["images"], built["weights"]))})
+                    for l, layout in enumerate(zip(built["images"], built["weights"]))
+                    if (l, -u) in needed})
     engine.uniform, engine.masked = [0] * L, [False] * L
     return out
 
