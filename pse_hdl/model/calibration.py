@@ -225,6 +225,17 @@ class _Memo:
         self.on = engine.cfg.reversible
         self.x_q = np.asarray(x_q, np.int64)
         self.packs, self.rows, self.acts, self.prefixes = {}, {}, {}, prefixes
+        self.cycle = {}
+
+    def cycles(self, image, cfg):
+        """:func:`cycle_model` of a layer image's codes, once per image (the memo keeps the
+        images it packed alive, so their identity is a key)."""
+        if not self.on:
+            return cycle_model(code_bits_of(image.codes, cfg), cfg)
+        key = id(image)
+        if key not in self.cycle:
+            self.cycle[key] = (image, cycle_model(code_bits_of(image.codes, cfg), cfg))
+        return self.cycle[key][1]
 
     def pack(self, engine, l, codes):
         """``engine.pack(l, codes)``, once per layer, uniform class, mask and codes."""
@@ -297,7 +308,7 @@ def _score_layout(engine, layout, y, dense, score, full, memo):
         row = None
     else:
         logits = memo.logits(engine, [w for _, w in layout])
-        cyc = [cycle_model(code_bits_of(im.codes, cfg), cfg) for im in images]
+        cyc = [memo.cycles(im, cfg) for im in images]
         row = {"accuracy": score(logits, y), **closeness(logits, dense),
                "bits_per_weight": footprint_bits(images, cfg)["bits_per_weight"],
                "mac_cycle_ratio": sum(c["scheduled"] for c in cyc)

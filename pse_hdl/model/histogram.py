@@ -8,6 +8,8 @@ a threshold at a bin's lower edge splits the weights exactly at that bin:
 ``imp < edge(k)  <=>  key(imp) < k``.
 """
 
+import functools
+
 import numpy as np
 
 from .fixed import to_int64
@@ -37,8 +39,10 @@ def histogram(values, cfg):
     return np.bincount(k.ravel(), minlength=cfg.hist_bins).astype(np.int64)
 
 
+@functools.lru_cache(maxsize=4096)
 def edge(k, sub_bits):
-    """Smallest value whose key is at least ``k``."""
+    """Smallest value whose key is at least ``k`` (a pure function of two integers, cached:
+    the calibration asks for the same few hundred edges thousands of times)."""
     if k <= 0:
         return 0
     n, m = (k - 1) >> sub_bits, (k - 1) & ((1 << sub_bits) - 1)
