@@ -107,8 +107,9 @@ class KeptTokens(wiring.Component):
     grant : In(1)             This walker's turn on the table's read port.
     table : In(ReadPort)      The table's shared read port (``kept_port``): ``en`` when this
                               walker reads, ``addr``; ``data`` ``SHARED_READ_LATENCY`` later.
-    valid, skip, code : Out   The head token, as the tokenizer's.
-    take, trim, trim_to : In  As the tokenizer's.
+    next_valid, next_skip, next_code : Out   The next token (the tokenizer's, ``head=False``):
+                              the walker's head register loads it.
+    pull : In(1)              The head loads it.
     """
 
     def __init__(self, cfg):
@@ -118,13 +119,13 @@ class KeptTokens(wiring.Component):
             "start": In(1), "base": In(kept_addr_width(cfg)), "rank": In(C), "col": In(C),
             "kept": In(C), "cols": In(C), "uniform": In(cfg.code_bits), "run": In(1),
             "grant": In(1), "table": In(kept_port(cfg)),
-            "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
-            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
+            "next_valid": Out(1), "next_skip": Out(range(Z + 1)),
+            "next_code": Out(cfg.code_bits), "pull": In(1)})
 
     def elaborate(self, platform):
         Z, C = max_run(self.cfg), self.cfg.col_bits + 1
         m = Module()
-        token = data.StructLayout({"skip": range(Z + 1), "code": self.code.shape()})
+        token = data.StructLayout({"skip": range(Z + 1), "code": self.next_code.shape()})
         queue = ResetInserter(self.start)(fifo.SyncFIFOBuffered(width=token.size, depth=_QUEUE))
         m.submodules.queue = queue
         pushed = Signal(token)
@@ -184,19 +185,10 @@ class KeptTokens(wiring.Component):
         with m.If(self.start):
             m.d.sync += [at.eq(self.col), n.eq(0), landing.eq(0), chunking.eq(0)]
 
-        # -- the head token, which the walker may trim ------------------------------------------
-        head = Signal(token)
-        pop = self.take & ~self.trim
-        load = queue.r_rdy & (~self.valid | pop)
-        m.d.comb += [queue.r_en.eq(load), self.skip.eq(head.skip), self.code.eq(head.code)]
-        with m.If(self.start):
-            m.d.sync += self.valid.eq(0)
-        with m.Elif(load):
-            m.d.sync += [head.eq(queue.r_data), self.valid.eq(1)]
-        with m.Elif(pop):
-            m.d.sync += self.valid.eq(0)
-        with m.Elif(self.take):
-            m.d.sync += head.skip.eq(self.trim_to)
+        # -- the next token: the queue's output register, which the walker's head loads ---------
+        out = token(queue.r_data)
+        m.d.comb += [queue.r_en.eq(self.pull), self.next_valid.eq(queue.r_rdy),
+                     self.next_skip.eq(out.skip), self.next_code.eq(out.code)]
         return m
 
     def _words(self, m):

@@ -108,19 +108,34 @@ class Tokenizer(wiring.Component):
     trim, trim_to : In        only partly used (``trim_to`` codes are left, the token stays).
                               ``trim`` is looked at only with ``take``, so the walker's
                               decision reaches the head's clock enable alone.
+
+    With ``head=False`` the head register is the walker's (a walker with two token sources,
+    ``input_masks``, loads its head from either): ``valid``, ``skip``, ``code`` and
+    ``trim_to`` are left out, and
+
+    next_valid, next_skip, next_code : Out   The token the head would load: the one behind
+                              the head, or the token being pushed.
+    pull : In(1)              The head loads it (``~valid | (take & ~trim)`` of the head).
     """
 
-    def __init__(self, cfg):
-        self.cfg = cfg
+    def __init__(self, cfg, head=True):
+        self.cfg, self.head = cfg, head
         R, W, Z = read_ratio(cfg), cfg.zone_word_bits, max_run(cfg)
         addr_width = log2(2 * cfg.meta_depth // R)
+        token = ({"valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
+                  "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))} if head else
+                 {"next_valid": Out(1), "next_skip": Out(range(Z + 1)),
+                  "next_code": Out(cfg.code_bits), "pull": In(1), "take": In(1),
+                  "trim": In(1)})
         super().__init__({
             "start": In(1), "first": In(addr_width + 1 + log2(R)), "drop": In(range(W)),
             "uniform": In(cfg.code_bits),
             "run": In(1), "grant": In(1),
             "meta": In(memory.ReadPort.Signature(addr_width=addr_width, shape=R * W)),
-            "valid": Out(1), "skip": Out(range(Z + 1)), "code": Out(cfg.code_bits),
-            "take": In(1), "trim": In(1), "trim_to": In(range(Z + 1))})
+            **token})
+        # What the token's fields look like (the head's, or the next token's without it).
+        self._skip, self._code = ((self.skip, self.code) if head
+                                  else (self.next_skip, self.next_code))
 
     def _prefetch(self, m, coded):
         """The metadata words of the walk, in order (a ``WordPrefetch`` on the shared port),
@@ -177,17 +192,18 @@ class Tokenizer(wiring.Component):
         cfg = self.cfg
         n, W, cb = len(cfg.precisions), cfg.zone_word_bits, cfg.code_bits
         c = cb                                 # a fixed-length code's bits
+        zb = len(self._skip)
         if cfg.meta_encoding == "unary":
             run_hit = (at + 1 - Mux(k_st >= n, n, k_st + 1) - p)[:log2(2 * W)]
             rest = W - p                       # cur's codes from p: all pruned, one bit each
             p_after_rest = 0
         else:
             gap = (at + 1 - c - p)[:log2(2 * W)]
-            run_hit = Array(Const(i // c, len(self.skip)) for i in range(2 * W))[gap]
+            run_hit = Array(Const(i // c, zb) for i in range(2 * W))[gap]
             # codes beginning in cur at or after p; the last may end in nxt
-            rest = Array(Const(-(-(W - q) // c), len(self.skip)) for q in range(W + 1))[p]
+            rest = Array(Const(-(-(W - q) // c), zb) for q in range(W + 1))[p]
             p_after_rest = lead0
-        r_tok, k_tok = Signal.like(self.skip), Signal(cb)
+        r_tok, k_tok = Signal.like(self._skip), Signal(cb)
         m.d.comb += [r_tok.eq(Mux(st_found, run_hit, rest)), k_tok.eq(Mux(st_found, k_st, 0))]
         return r_tok, k_tok, Mux(st_found, at[:log2(W)] + 1, p_after_rest)
 
@@ -201,10 +217,16 @@ class Tokenizer(wiring.Component):
         when a move is pending. A token pushed while the head is free and no place holds one
         is written into both: the head, and a place (taken at once)."""
         tails = range(_QUEUE - 1)
-        qskip = [Signal.like(self.skip, name=f"place{i}_skip") for i in tails]
-        qcode = [Signal.like(self.code, name=f"place{i}_code") for i in tails]
+        qskip = [Signal.like(self._skip, name=f"place{i}_skip") for i in tails]
+        qcode = [Signal.like(self._code, name=f"place{i}_code") for i in tails]
         _fifo_step(m, occ, push, taken, list(zip(qskip, qcode)), (skip, code))
         behind = Mux(taken, occ[1], occ[0])            # a place holds a token after the move
+        if not self.head:
+            m.d.sync += taken.eq(self.pull & (behind | push))
+            m.d.comb += [self.next_valid.eq(behind | push),
+                         self.next_skip.eq(Mux(behind, Mux(taken, qskip[1], qskip[0]), skip)),
+                         self.next_code.eq(Mux(behind, Mux(taken, qcode[1], qcode[0]), code))]
+            return
         free = ~self.valid | (self.take & ~self.trim)  # the head takes a token this cycle
         m.d.sync += taken.eq(free & (behind | push))
         with m.If(~self.valid | self.take):
@@ -310,7 +332,7 @@ class Tokenizer(wiring.Component):
         leave = step & shift
         with m.If(self.start):
             m.d.sync += [tocc.eq(0), credits.eq(_QUEUE), taken.eq(0), popped.eq(0),
-                         self.valid.eq(0), occ.eq(0),
+                         *([self.valid.eq(0)] if self.head else []), occ.eq(0),
                          pre_valid.eq(0), first_word.eq(1),
                          drop.eq(self.drop), uniform.eq(self.uniform),
                          coded.eq(self.uniform == 0),

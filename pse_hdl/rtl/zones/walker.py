@@ -259,7 +259,7 @@ class FetchWalker(wiring.Component):
         submodules of ``m``; returns ``(tokenizer, output stage, zone queues)``."""
         cfg, tab, first = self.cfg, self.tab, self.first
         W = cfg.zone_word_bits
-        tok = Tokenizer(cfg)
+        tok = Tokenizer(cfg, head=not cfg.input_masks)
         out = TransferOutput(cfg)
         m.submodules.tokenizer, m.submodules.output = tok, out
         wiring.connect(m, tok.meta, wiring.flipped(self.meta))
@@ -297,8 +297,10 @@ class FetchWalker(wiring.Component):
 
     def _masked_tokens(self, m, tok, start, running):
         """The head token of a walk (``input_masks``): a masked layer's from its kept-column
-        table (``kept.KeptTokens``), any other layer's from the tokenizer. Returns the head's
-        ``(valid, skip, code)`` and the ``(take, trim, trim_to)`` the walker drives."""
+        table (``kept.KeptTokens``), any other layer's from the tokenizer. The head is a
+        register here, loaded from the layer's source (the choice before the register, so
+        the decision's paths start at it as without masks). Returns the head's ``(valid,
+        skip, code)`` and the ``(take, trim, trim_to)`` the walker drives."""
         tab, first = self.tab, self.first
         kt = KeptTokens(self.cfg)
         m.submodules.kept_tokens = kt
@@ -309,9 +311,18 @@ class FetchWalker(wiring.Component):
                      kt.cols.eq(tab.cols), kt.uniform.eq(tab.uniform)]
         masked = tab.masked
         take, trim = Signal(), Signal()
-        trim_to = Signal.like(tok.trim_to)
-        m.d.comb += [tok.take.eq(take & ~masked), kt.take.eq(take & masked),
-                     tok.trim.eq(trim), kt.trim.eq(trim),
-                     tok.trim_to.eq(trim_to), kt.trim_to.eq(trim_to)]
-        return (Mux(masked, kt.valid, tok.valid), Mux(masked, kt.skip, tok.skip),
-                Mux(masked, kt.code, tok.code), take, trim, trim_to)
+        valid, skip, code = Signal(), Signal.like(tok.next_skip), Signal.like(tok.next_code)
+        trim_to = Signal.like(skip)
+        pull = Signal()                        # the head loads the next token
+        m.d.comb += [pull.eq(~valid | (take & ~trim)),
+                     tok.take.eq(take & ~masked), tok.trim.eq(trim),
+                     tok.pull.eq(pull & ~masked), kt.pull.eq(pull & masked)]
+        with m.If(start):
+            m.d.sync += valid.eq(0)
+        with m.Elif(pull):
+            m.d.sync += [valid.eq(Mux(masked, kt.next_valid, tok.next_valid)),
+                         skip.eq(Mux(masked, kt.next_skip, tok.next_skip)),
+                         code.eq(Mux(masked, kt.next_code, tok.next_code))]
+        with m.Elif(take):
+            m.d.sync += skip.eq(trim_to)
+        return valid, skip, code, take, trim, trim_to
