@@ -52,6 +52,11 @@ MASKED_CASES = {
              [(6, 200), (4, 6)], [1, 0], [True, False], [0.97, 0.3]),
     # one and two ports, a small layer on port 0 alone
     "ports": (dict(lanes=2, one_port_below=40), [(7, 13), (2, 9)], [2, 1], [True, True], None),
+    # runs at the token's limits (63 unary codes): exactly 63, 64, 126, 127, 128 and 190
+    # pruned columns, within a row and across its end (the kept columns given)
+    "limits": (dict(max_cols=256, max_rows=8, master_depth=4096, zone_depth=512),
+               [(3, 256), (3, 256), (2, 256), (2, 256)], [1, 1, 2, 1], [True] * 4,
+               [(1, 65, 130), (0, 128), (0, 129), (0, 191)]),
 }
 
 
@@ -68,7 +73,10 @@ def test_masked_layers_fetch_their_kept_columns(case):
     for l, sp in enumerate(sparsity or ()):
         if masked[l]:
             rows, cols = shapes[l]
-            keep = np.zeros(cols, bool) if sp == 1.0 else rng.random(cols) >= sp
+            if isinstance(sp, tuple):               # the kept columns themselves
+                keep = np.isin(np.arange(cols), sp)
+            else:
+                keep = np.zeros(cols, bool) if sp == 1.0 else rng.random(cols) >= sp
             net.codes[l] = np.where(keep, uniform[l], 0)[None, :].repeat(rows, 0)
     net = Network(cfg, net.masters, net.codes, net.shifts, uniform, masked)
     rezone_and_fetch(cfg, net, random.Random(seed))

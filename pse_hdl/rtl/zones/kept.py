@@ -133,27 +133,32 @@ class KeptTokens(wiring.Component):
 
         # -- the walk through the table ---------------------------------------------------------
         # The column taken from a slot lands, with whether the walk wrapped past the row's end,
-        # in a queue of three registers (``ent``, ``n`` of them full), whose head is consumed.
-        # A column is taken while the full entries and the one landing leave room for it, so
-        # the run's arithmetic starts at a register (a block RAM's output has a 5.8 ns
+        # and its run (the pruned columns before it, from the column after the one landed
+        # before it, ``at``) is computed as it lands: the queue of three registers (``ent``,
+        # ``n`` of them full) holds runs, and whether each is longer than a token's, so the
+        # tokens are formed from registers by a multiplexer (a block RAM's output has a 5.8 ns
         # clock-to-out on the ECP5; the table read into its own enable through the run's
         # compare was the masked walk's critical path, 18.3 ns, then the output into the
-        # token queue, 15.8).
+        # token queue, 15.8, then the run's subtractions and compare into the token queue,
+        # 12.5). A column is taken while the full entries and the one landing leave room.
         got = self._words(m)
-        at = Signal(C + 1)                     # the column after the last token, in its row
+        at = Signal(C + 1)                     # the column after the last landed, in its row
+        cols_at = Signal(C + 1)                # ``cols - at``, kept as a register
         landing = Signal()
         entry = data.StructLayout({"col": self.cfg.col_bits, "wrap": 1})
         landed = Signal(entry)
-        ent = [Signal(entry, name=f"ent{i}") for i in range(_ENTRIES)]
+        runs = data.StructLayout({"run": C + 2, "long": 1})
+        ent = [Signal(runs, name=f"ent{i}") for i in range(_ENTRIES)]
         n = Signal(range(_ENTRIES + 1))
         chunking = Signal()
-        rest = Signal(C + 2)                   # what a split run has left
-        c, wrap, pend = ent[0].col, ent[0].wrap, Signal()
+        rest, rest_long = Signal(C + 2), Signal()      # what a split run has left; > Z
+        pend = Signal()
         m.d.comb += pend.eq(n != 0)
-        full = Signal(C + 2)
-        m.d.comb += full.eq(Mux(wrap, self.cols - at + c, c - at))
-        run_len = Signal(C + 2)
-        m.d.comb += run_len.eq(Mux(chunking, rest, full))
+        new_run = Signal(C + 2)
+        m.d.comb += new_run.eq(Mux(landed.wrap, cols_at + landed.col, landed.col - at))
+        run_len, long = Signal(C + 2), Signal()
+        m.d.comb += [run_len.eq(Mux(chunking, rest, ent[0].run)),
+                     long.eq(Mux(chunking, rest_long, ent[0].long))]
         consumed = Signal()
         active = self.run & ~self.start
         with m.If(active & (self.kept == 0)):
@@ -161,29 +166,32 @@ class KeptTokens(wiring.Component):
             m.d.comb += [pushed.skip.eq(Z), queue.w_en.eq(1)]
         with m.Elif(active & pend & queue.w_rdy):
             m.d.comb += queue.w_en.eq(1)
-            with m.If(run_len > Z):
+            with m.If(long):
                 m.d.comb += pushed.skip.eq(Z)
-                m.d.sync += [chunking.eq(1), rest.eq(run_len - Z)]
+                m.d.sync += [chunking.eq(1), rest.eq(run_len - Z), rest_long.eq(run_len > 2 * Z)]
             with m.Else():
                 m.d.comb += [pushed.skip.eq(run_len), pushed.code.eq(self.uniform),
                              consumed.eq(1)]
-                m.d.sync += [chunking.eq(0), at.eq(c + 1)]
+                m.d.sync += chunking.eq(0)
         m.d.comb += got.take.eq(active & (self.kept != 0) & (n + landing < _ENTRIES)
                                 & got.ready)
         m.d.sync += [landing.eq(got.take), landed.eq(got.entry)]
-        # The queue: the head leaves when consumed, the landing column takes the first free
-        # entry after that.
+        with m.If(landing):
+            m.d.sync += [at.eq(landed.col + 1), cols_at.eq(self.cols - landed.col - 1)]
+        # The queue: the head leaves when consumed, the landing run takes the first free entry
+        # after that.
         after = Signal(range(_ENTRIES + 1))
         m.d.comb += after.eq(n - consumed)
         for i in range(_ENTRIES):
             behind = ent[i + 1] if i + 1 < _ENTRIES else ent[i]
             with m.If(landing & (after == i)):
-                m.d.sync += ent[i].eq(landed)
+                m.d.sync += [ent[i].run.eq(new_run), ent[i].long.eq(new_run > Z)]
             with m.Elif(consumed):
                 m.d.sync += ent[i].eq(behind)
         m.d.sync += n.eq(after + landing)
         with m.If(self.start):
-            m.d.sync += [at.eq(self.col), n.eq(0), landing.eq(0), chunking.eq(0)]
+            m.d.sync += [at.eq(self.col), cols_at.eq(self.cols - self.col), n.eq(0),
+                         landing.eq(0), chunking.eq(0)]
 
         # -- the next token: the queue's output register, which the walker's head loads ---------
         out = token(queue.r_data)
