@@ -12,8 +12,9 @@ The table is one copy for all walkers (``layouts.kept_geometry``): its physical 
 ``read_ratio`` (= ``fetch_ports``) entries, and its read port is this walker's one cycle in
 ``fetch_ports`` (``grant``), as the metadata's is. A read brings the entries of one word from
 the next one to read up to the word's end or the list's last; it lands, ``SHARED_READ_LATENCY``
-cycles later, in one of ``_slots`` word slots, from which the entries are taken one a cycle
-into three registers in front of the run's arithmetic. The list's first word, once read, is
+cycles later, in one of ``_slots`` word slots, from which the entries are taken one a cycle;
+each entry's run (the pruned columns before it) is computed as it lands in one of three
+registers, from which the tokens are formed. The list's first word, once read, is
 kept and taken again at every row without a turn, so a row of ``kept`` columns needs
 ``ceil(kept / fetch_ports) - 1`` turns, which come in fewer cycles than its ``kept`` entries
 take. Every enable on this path depends on registers only.
@@ -21,7 +22,8 @@ take. Every enable on this path depends on registers only.
 Latency: a walk's first token a few cycles later than from a table port of its own (the turn,
 the read's output register, the slot: three in ``tests/test_rtl_zones.py``, at most
 ``fetch_ports + 2``); about eight after ``start``. Throughput: one token per cycle (an entry a
-cycle), plus a token per ``max_run`` pruned columns in a row.
+cycle), plus a token per ``max_run`` pruned columns in a row. The tokens are offered to the
+walker's head register (``next_*``, ``pull``), which loads them.
 """
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, ResetInserter, Signal
@@ -34,7 +36,7 @@ from .tokenizer import max_run
 __all__ = ["KeptTable", "KeptTokens", "kept_addr_width", "kept_port"]
 
 _QUEUE = 4
-_ENTRIES = 3         # columns taken ahead of the run's arithmetic
+_ENTRIES = 3         # runs of columns taken ahead of the tokens
 
 
 def kept_addr_width(cfg):
