@@ -691,6 +691,11 @@ PRESETS = {
                                 master_bank=0, max_rows=128, max_cols=128, hist_bins=64,
                                 hist_sub_bits=1),
     "default": _DEFAULT,
+    # The default with masked layers (docs/ALLOCATION.md, "Masked layers"): a layer may be stored
+    # as uniform 4-bit weights with the input columns its thresholds prune left out, and a
+    # finer importance histogram (16 bins an octave) lets the cut fall between columns of alike
+    # size. examples/input_masks.toml is the same configuration, commented.
+    "masks": dataclasses.replace(_DEFAULT, input_masks=True, hist_sub_bits=4, hist_bins=512),
     # The iCE40 UP5K (iCEBreaker), sized for a digits MLP 64-32-10: one lane, zones as deep as
     # its calibration candidates need (at most 237, 179 and 119 words), masters in an SPRAM.
     "up5k": dataclasses.replace(_DEFAULT, lanes=1, zone_depth=(256, 256, 128), master_depth=4096,

@@ -126,11 +126,11 @@ def test_a_run_below_int4_says_so_and_why():
     note = int4_hint(run, cfg)
     assert note.startswith("note: uniform int4 scores more here (92.00 % at 4.0 bits/weight "
                            "against 90.00 % at 3.90)")
-    assert "examples/input_masks.toml" in note and "descriptors" not in note
+    assert "--config masks" in note and "descriptors" not in note
     small = int4_hint({**run, "layers": [[16, 4], [3, 16]], "weights": 112}, cfg)
     assert f"its 2 layer descriptors alone cost {2 * cfg.layer_desc_bits / 112:.2f}" in small
-    assert "examples/input_masks.toml" not in int4_hint(run, PSEConfig(input_masks=True))
-    assert "examples/input_masks.toml" not in int4_hint(run, PSEConfig(reversible=False))
+    assert "--config masks" not in int4_hint(run, PSEConfig(input_masks=True))
+    assert "--config masks" not in int4_hint(run, PSEConfig(reversible=False))
     assert int4_hint({**run, "pse_accuracy": 0.92}, cfg) is None
     assert int4_hint({**run, "bits_per_weight": 4.5}, cfg) is None
     assert int4_hint({**run, "task": "regression"}, cfg) is None

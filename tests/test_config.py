@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -167,8 +168,15 @@ def test_toml_starts_from_a_preset_and_rejects_unknown_fields(tmp_path):
         load(path)
 
 
+def test_the_masks_example_is_the_masks_preset():
+    """``examples/input_masks.toml`` (the commented configuration) and the ``masks`` preset (what
+    ``--config masks`` gives without the repository) are one configuration."""
+    example = Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"
+    assert from_arg(str(example)) == preset("masks") and preset("masks").input_masks
+
+
 def test_unknown_preset_lists_the_valid_ones():
-    with pytest.raises(ConfigError, match="tiny, default, up5k, wide"):
+    with pytest.raises(ConfigError, match="tiny, default, masks, up5k, wide"):
         preset("huge")
     with pytest.raises(ConfigError, match="--config must be a preset"):
         from_arg("huge")

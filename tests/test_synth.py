@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from pse_hdl.cli import main
-from pse_hdl.config import PRESETS, PSEConfig, from_arg, preset
+from pse_hdl.config import PRESETS, PSEConfig, preset
 from pse_hdl.rtl import BLOCKS, build
 from pse_hdl.synth.flow import SynthError, board, harness_overhead, synthesize
-from pse_hdl.synth.lint import lint_all, lint_block
+from pse_hdl.synth.lint import lint_all
 
 
 @pytest.mark.slow
@@ -56,9 +56,10 @@ def test_up5k_master_store_maps_to_the_spram_and_the_misfit_says_by_how_much(tmp
 # every block but the literal RIC, at that preset's widths and depths, and the literal RIC (a
 # standalone top differs from the engine's submodule in its ports alone, which the default
 # preset covers; ``pse lint`` runs every block at every preset); up5k differs from tiny in the
-# zoned memory only.
+# zoned memory only; masks (masked layers) adds the kept-column table, a token source per fetch
+# walker, the MASKED registers and the COLNORM window, all of them in the engine.
 OTHER_PRESETS = {"tiny": ("engine", "ric_literal"), "up5k": ("engine", "zones"),
-                 "wide": ("engine", "ric_literal")}
+                 "wide": ("engine", "ric_literal"), "masks": ("engine",)}
 LINT_CASES = [(name, block) for name in PRESETS for block in BLOCKS
               if name == "default" or block in OTHER_PRESETS[name]]
 
@@ -71,22 +72,13 @@ def test_lint_every_block_and_preset_is_clean(name, block):
     assert results[(block, name)] == []
 
 
-@pytest.mark.slow
-def test_lint_of_the_engine_with_masked_layers_is_clean():
-    """``input_masks`` (``examples/input_masks.toml``) adds the kept-column table, a token
-    source per fetch walker, the MASKED registers and the COLNORM window: the engine that holds
-    them lints clean too."""
-    cfg = from_arg(str(Path(__file__).resolve().parent.parent / "examples" / "input_masks.toml"))
-    assert cfg.input_masks and lint_block("engine", cfg) == []
-
-
 def test_errors_name_the_valid_choices(capsys):
     assert main(["synth", "pa", "--board", "de10"]) == 2
     assert "board must be one of icebreaker, ulx3s" in capsys.readouterr().err
     assert main(["synth", "mult", "--board", "ulx3s"]) == 2
     assert "block must be one of" in capsys.readouterr().err
     assert main(["synth", "pa", "--config", "big"]) == 2
-    assert "--config must be a preset (tiny, default, up5k, wide)" in capsys.readouterr().err
+    assert "--config must be a preset (tiny, default, masks, up5k, wide)" in capsys.readouterr().err
     assert main(["lint", "--config", "big"]) == 2
     assert "--config must be a preset" in capsys.readouterr().err
     assert main(["synth", "pa", "--board", "ulx3s", "--seed", "-1"]) == 2

@@ -269,7 +269,7 @@ def int4_hint(result, cfg):
         if not result.get("fit"):
             out += " (--fit narrows the descriptors to the network's sizes)"
     if cfg.reversible and cfg.importance_form == "factored" and not cfg.input_masks:
-        out += ("; masked layers (input_masks = true, examples/input_masks.toml) match int4 "
+        out += ("; masked layers (--config masks, or input_masks = true) match int4 "
                 "on more of bench/suite.py's networks, most with --fit and --max-mac 0.2 "
                 "(docs/ALLOCATION.md, \"The calibration chooses the thresholds' mode\")")
     return out
