@@ -12,7 +12,8 @@ import itertools
 import numpy as np
 
 from ..errors import CapacityError, ConfigError
-from .engine import dense_activations, exact_thresholds, layer_exponents, thresholds_from_histograms
+from .engine import (dense_activations, exact_thresholds, layer_exponents,
+                     thresholds_from_histograms)
 from .histogram import histogram
 from .layer import cycle_model, layer_forward, requantize
 from .pa import code_bits_of
