@@ -54,6 +54,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pse_hdl.api import Design                                   # noqa: E402
+from pse_hdl.model.layer import one_blas_thread                  # noqa: E402
 from pse_hdl.config import from_arg                             # noqa: E402
 from pse_hdl.errors import UserError                            # noqa: E402
 from pse_hdl.files import savefig_atomic, to_json               # noqa: E402
@@ -91,7 +92,7 @@ def camera_network(splits, seed=0):
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier
     mlp = MLPClassifier(hidden_layer_sizes=(64,), alpha=1e-3, max_iter=600, random_state=seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_blas_thread:     # small products: see one_blas_thread
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit(*every_camera(*splits["train"]))
     return from_sklearn(mlp, "four-camera digits MLP")

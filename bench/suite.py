@@ -58,6 +58,7 @@ from pse_hdl.importers import Source, from_sklearn                           # n
 from pse_hdl.model import baselines                                          # noqa: E402
 from pse_hdl.model.calibration import argmax_accuracy                      # noqa: E402
 from pse_hdl.model.engine import Engine, dense_activations                 # noqa: E402
+from pse_hdl.model.layer import one_blas_thread                              # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits             # noqa: E402
 from pse_hdl.plots import suite_figure                                       # noqa: E402
 from pse_hdl.files import to_json                             # noqa: E402
@@ -126,7 +127,7 @@ def network(name, seed=0):
     from sklearn.neural_network import MLPClassifier
     splits = _standardised(_split(*_data(data, seed), seed))
     mlp = MLPClassifier(hidden_layer_sizes=hidden, alpha=alpha, max_iter=600, random_state=seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_blas_thread:     # small products: see one_blas_thread
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit(*splits["train"])
     return from_sklearn(mlp, name), splits

@@ -10,13 +10,12 @@ firmware's recalibration climbs, :class:`~pse_hdl.model.engine.Firmware`).
 import itertools
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..errors import CapacityError, ConfigError
 from .engine import (dense_activations, exact_thresholds, layer_exponents,
                      thresholds_from_histograms)
 from .histogram import histogram
-from .layer import cycle_model, layer_forward, requantize
+from .layer import cycle_model, layer_forward, one_blas_thread, requantize
 from .pa import code_bits_of
 from .zones import check_fit, footprint_bits, place_layers
 
@@ -84,10 +83,7 @@ def closeness(logits, dense):
             / max(float(np.var(dense)), 1e-12)}
 
 
-# One BLAS thread while the candidates are scored: their products are small (a calibration
-# split by a layer), and OpenBLAS's threads cost more than they give; on two cores beside one
-# other busy process the demo network's calibration took 6.0 s with them, 2.6 s without.
-@threadpool_limits.wrap(limits=1, user_api="blas")
+@one_blas_thread
 def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy=None,
               mode="global", grid=None, score=argmax_accuracy, uniform_classes=None,
               max_mac=None):

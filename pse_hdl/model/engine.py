@@ -23,7 +23,7 @@ entering each layer during that inference; allocation happens between samples.
 import numpy as np
 
 from ..errors import CapacityError, InputError
-from .layer import cycle_model, layer_forward, requantize
+from .layer import cycle_model, layer_forward, one_blas_thread, requantize
 from .pa import allocate, code_bits_of
 # The run-time policy (re-exported: the engine's firmware API, as before it had a module).
 from .policy import (Firmware, allocation_points, hysteresis_band,  # noqa: F401
@@ -287,6 +287,7 @@ class Engine:
         return counts / counts.sum()
 
 
+@one_blas_thread
 def run_dynamic(engine, x_q, firmware=None, progress=None, on_allocation=None):
     """Run the dynamic algorithm over the samples ``x_q``; return logits and statistics.
 

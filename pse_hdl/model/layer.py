@@ -15,10 +15,12 @@ layer of fewer than ``one_port_below`` weights).
 """
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from .fixed import rshift_round, saturate, to_int64
 
 __all__ = ["layer_forward", "requantize", "weight_costs", "lane_split", "layer_lanes",
+           "one_blas_thread",
            "cycle_model"]
 
 
@@ -34,6 +36,13 @@ def layer_forward(weights, bias, x, cfg):
         np.broadcast_to(b, (x.shape[0], w.shape[0]))
     acc, ovf = saturate(exact, cfg.acc_bits)
     return acc, ovf | b_ovf[None, :]
+
+
+# A decorator for the golden model's loops (the calibration, a dynamic run): one BLAS thread
+# while they run. Their products are small (a batch or a sample by a layer), and OpenBLAS's
+# threads cost more than they give: on two cores beside one other busy process the demo
+# network's calibration took 6.0 s with them and 2.4 s without, `bench/drift.py` 24 s and 10 s.
+one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 
 
 def _products(x, w):

@@ -23,6 +23,7 @@ import numpy as np
 
 from ..files import savez_atomic
 from .fixed import saturate, signed_range
+from .layer import one_blas_thread
 
 __all__ = ["FloatMLP", "QuantLayer", "QuantNet", "digits_splits", "train_digits",
            "quantize_network", "quantize_input", "default_network"]
@@ -149,7 +150,7 @@ def train_digits(hidden=DEFAULT_HIDDEN, seed=0, splits=None, alpha=DEFAULT_ALPHA
     splits = splits or digits_splits(seed)
     mlp = MLPClassifier(hidden_layer_sizes=hidden, activation="relu", alpha=alpha,
                         max_iter=400, random_state=seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), one_blas_thread:     # small products: see one_blas_thread
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit(*splits["train"])
     return FloatMLP.from_sklearn(mlp)
