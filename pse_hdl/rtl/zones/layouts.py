@@ -19,7 +19,8 @@ from ..layouts import log2
 __all__ = ["Op", "Target", "at_least", "at_most", "count_shape", "meta_bits_shape", "plan_layout",
            "table_layout",
            "row_desc_layout", "split_layout", "geometry", "host_addr_bits", "host_data_bits",
-           "banked", "log2", "read_ratio", "kept_geometry", "kept_entry", "physical", "SHARED_READ_LATENCY"]
+           "banked", "log2", "read_ratio", "kept_geometry", "kept_entry", "physical",
+           "SHARED_READ_LATENCY"]
 
 SHARED_READ_LATENCY = 2
 
