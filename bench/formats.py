@@ -21,8 +21,9 @@ weight do. Each format re-prices the same layouts:
   The engine now has it (uniform layers, docs/SPEC.md section 6), with all-int4 allowed too:
   ``bench/suite.py`` measures it; this column stays as the measurement that chose it.
 
-For each format the layout the calibration split chooses within the budget (best calibration
-accuracy, ties to the closest to the dense network, as :func:`best_within`) is scored on the
+For each format the layout the calibration split chooses within the budget (as
+:func:`best_within` does: the closest to the dense network among those chance cannot tell
+from it, :func:`~pse_hdl.model.calibration.rank`) is scored on the
 test split, beside uniform per-tensor int4 (4.0 bits, nothing counted for its scales). The
 question it answers: how much of PSE's gap to int4 is the price of the format, and how much is
 the pruning that any layout under 4 bits needs.
@@ -97,6 +98,7 @@ def int4_layer_mixes(engine, layers, u4, cal, test, dense, cfg):
         w = [u4[l] if mask[l] else engine.weights[l] for l in range(len(layers))]
         logits = dense_activations(layers, cal[0], cfg, w)[-1]
         rows.append({"accuracy": argmax_accuracy(logits, cal[1]), **closeness(logits, dense),
+                     "samples": len(cal[1]), "dense_accuracy": argmax_accuracy(dense, cal[1]),
                      "test_accuracy": argmax_accuracy(
                          dense_activations(layers, test[0], cfg, w)[-1], test[1]),
                      "bits_per_weight": sum(p if m else a for a, p, m in

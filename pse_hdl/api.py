@@ -299,7 +299,8 @@ class Design:
             engine = Engine(self.qnet, self.cfg, allocate=False)
             try:
                 runs[m] = calibrate(engine, xq, self.y_cal, target_bits=target_bits, mode=m,
-                                    score=self.score_logits, max_mac=max_mac)
+                                    score=argmax_accuracy if self.task == "classification"
+                                    else self.score_logits, max_mac=max_mac)
             except ConfigError as e:
                 error = error or e
         if not runs:
