@@ -133,8 +133,8 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         # Keep the cheapest candidates when none is near, so the error can name the least.
         candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
     dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
-    # The samples an accuracy counts, which set what chance moves it by (``best_within``);
-    # none for another score (R^2).
+    # What ``rank`` weighs a row's chance by: the samples an accuracy counts (none for
+    # another score, R^2) and the dense network's own score.
     samples = len(y) if score is argmax_accuracy else 0
     dense_score = score(dense, y)
     L = len(engine.layers)
@@ -185,8 +185,6 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
                 layout = [plain[l, u] if u > 0 else layouts[l, u] for l, u in enumerate(mix)]
                 row = _score_layout(engine, layout, y, dense, score, full, memo)
                 if row is not None:
-                    row = {**row, "samples": samples, "dense_accuracy": dense_score}
-                if row is not None:
                     # With masked layers, or uniform ones in global mode, the shares the
                     # recalibration keeps are the layout's own (its codes'), which the
                     # firmware places its thresholds for (``thresholds_from_histograms``): a
@@ -196,7 +194,8 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
                     own = any(pattern) or (mode == "global" and any(mix))
                     table.append({"shares": _layout_shares(layout, cfg) if own else shares, "thresholds": [list(t) for t in thresholds],
                                   "uniform": [abs(u) for u in mix],
-                                  "masked": [u < 0 for u in mix], **row})
+                                  "masked": [u < 0 for u in mix], **row,
+                                  "samples": samples, "dense_accuracy": dense_score})
     if not table:
         raise CapacityError(f"no candidate layout fits the configuration's memories; the first "
                             f"one: {full[0]}")
