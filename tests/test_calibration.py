@@ -86,7 +86,6 @@ def test_a_cycle_budget_limits_the_choice(small):
     assert rungs and all(r["mac_cycle_ratio"] <= limit for r in rungs)
 
 
-
 def _row(accuracy, agreement, distortion, samples=27, dense=25 / 27, bits=3.0):
     return {"accuracy": accuracy, "agreement": agreement, "distortion": distortion,
             "samples": samples, "dense_accuracy": dense, "bits_per_weight": bits,
