@@ -79,7 +79,10 @@ def _calibration(source, calibration, task):
     if task == "classification":
         y = class_indices(source, y, "calibration labels")
     else:
-        if y.dtype.kind not in "biuf" or not np.all(np.isfinite(y)):
+        if y.dtype.kind not in "biuf":
+            raise InputError(f"calibration targets must be numbers for a regressor, not "
+                             f"{'text like ' + repr(str(y.ravel()[0])) if y.size else y.dtype}")
+        if not np.all(np.isfinite(y)):
             raise InputError("calibration targets must be finite numbers")
         if source.outputs != 1:
             raise InputError(f"regression targets have one column but the model has "

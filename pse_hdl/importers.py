@@ -303,7 +303,8 @@ def load_model(model):
             try:
                 est = joblib.load(path)
             except Exception as e:          # unpickling raises many types for a bad file
-                raise InputError(f"{path} could not be unpickled: {e}") from None
+                raise InputError(f"{path} could not be unpickled ({type(e).__name__}: "
+                                 f"{e})") from None
             return from_sklearn(est, f"scikit-learn {type(est).__name__} ({path.name})")
         raise InputError(f"model file {str(path)!r} must end in one of "
                          f"{', '.join(MODEL_SUFFIXES)}")
@@ -342,10 +343,39 @@ def check_reproduces(source, x):
 
 # -- data -------------------------------------------------------------------------------------
 
-def _array(name, a, ndim, what):
+def is_text(a):
+    """Whether ``a`` holds text (class names) rather than numbers."""
+    return np.asarray(a).dtype.kind in "USO"
+
+
+def _text_labels(name, a, what):
+    """Class names as a ``str`` array (bytes decoded); anything else in an object array is an
+    error."""
+    if a.dtype.kind == "S":
+        a = np.char.decode(a, "utf-8", errors="replace")
+    elif a.dtype.kind == "O":
+        bad = next((v for v in a.ravel() if not isinstance(v, str)), None)
+        if bad is not None:
+            raise InputError(f"{what}: '{name}' mixes text with {type(bad).__name__} values "
+                             f"like {bad!r}: labels are all numbers or all class names")
+    return a.astype(str)
+
+
+def _array(name, a, ndim, what, labels=False):
+    """``a`` checked: ``ndim`` dimensions, not empty, finite numbers (or, with ``labels``, class
+    names: text)."""
     a = np.asarray(a)
+    if labels and is_text(a):
+        a = _text_labels(name, a, what)
+        if a.ndim != ndim:
+            raise InputError(f"{what}: '{name}' must have {ndim} dimension(s), not shape "
+                             f"{a.shape}")
+        if a.shape[0] == 0:
+            raise InputError(f"{what}: '{name}' is empty")
+        return a
     if a.dtype.kind not in "biuf":
-        raise InputError(f"{what}: '{name}' must be numeric, not {a.dtype}")
+        raise InputError(f"{what}: '{name}' must be numeric"
+                         f"{' (or class names)' if labels else ''}, not {a.dtype}")
     if a.ndim != ndim:
         raise InputError(f"{what}: '{name}' must have {ndim} dimension(s), not shape {a.shape}")
     if a.shape[0] == 0:
@@ -375,40 +405,69 @@ def load_data(path):
         if ("x_calib" in out) != ("y_calib" in out):
             raise InputError(f"{what} has one of x_calib and y_calib without the other")
     elif path.suffix.lower() == ".csv":
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-        rows = []
-        for i, line in enumerate(lines):
-            cells = [c.strip() for c in line.split(",")]
-            try:
-                rows.append([float(c) for c in cells])
-            except ValueError:
-                if i == 0:
-                    continue                # a header
-                raise InputError(f"{what}, line {i + 1}: a cell is not a number: "
-                                 f"{line[:60]!r}") from None
-        if not rows:
-            raise InputError(f"{what} has no rows of numbers")
-        if len({len(r) for r in rows}) != 1 or len(rows[0]) < 2:
-            raise InputError(f"{what}: every row needs the same number of columns, at least "
-                             f"two (features, then the label)")
-        a = np.array(rows)
-        out = {"x": a[:, :-1], "y": a[:, -1]}
+        out = _read_csv(path, what)
     else:
         raise InputError(f"data file {str(path)!r} must be an .npz (x, y) or a .csv")
     for x, y in (("x", "y"), ("x_calib", "y_calib")):
         if x in out:
             out[x] = _array(x, out[x], 2, what).astype(np.float64)
-            out[y] = _array(y, out[y], 1, what)
+            out[y] = _array(y, out[y], 1, what, labels=True)
             if len(out[x]) != len(out[y]):
                 raise InputError(f"{what}: {x} has {len(out[x])} samples but {y} has "
                                  f"{len(out[y])}")
     return out
 
 
+def _number(cell):
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def _read_csv(path, what):
+    """``{"x", "y"}`` of a CSV: numbers, the last column the label or target (numbers, or class
+    names), an optional header line (the first, if a feature cell of it is not a number, or its
+    label is not while the other rows' are)."""
+    import csv
+    with path.open(newline="", errors="replace") as f:
+        rows = [(n, [c.strip() for c in r]) for n, r in enumerate(csv.reader(f), start=1)
+                if any(c.strip() for c in r)]
+    if not rows:
+        raise InputError(f"{what} has no rows of numbers")
+    if len({len(r) for _, r in rows}) != 1 or len(rows[0][1]) < 2:
+        raise InputError(f"{what}: every row needs the same number of columns, at least "
+                         f"two (features, then the label)")
+    numeric = all(_number(r[-1]) is not None for _, r in rows[1:])
+    first = rows[0][1]
+    if any(_number(c) is None for c in first[:-1]) or (numeric and len(rows) > 1
+                                                       and _number(first[-1]) is None):
+        rows = rows[1:]                         # a header
+        if not rows:
+            raise InputError(f"{what} has a header and no rows of numbers")
+    x = np.empty((len(rows), len(rows[0][1]) - 1))
+    for i, (n, cells) in enumerate(rows):
+        for j, c in enumerate(cells[:-1]):
+            v = _number(c)
+            if v is None:
+                raise InputError(f"{what}, line {n}, column {j + 1}: {c[:40]!r} is not a "
+                                 f"number (every column but the last is a feature)")
+            x[i, j] = v
+    labels = [r[-1] for _, r in rows]
+    numeric = all(_number(c) is not None for c in labels)
+    return {"x": x, "y": np.array([float(c) for c in labels] if numeric else labels)}
+
+
 def class_indices(source, y, what="labels"):
     """Labels to output rows (classification); a label the model does not know is an error."""
     y = np.asarray(y)
     classes = source.classes if source.classes is not None else np.arange(source.outputs)
+    if source.classes is None and is_text(y):
+        raise InputError(f"{what} are class names (like {str(y.ravel()[0])!r}) but the "
+                         f"{source.kind} names none: its outputs are classes "
+                         f"0..{source.outputs - 1}, give those numbers")
+    if source.classes is None and y.dtype.kind not in "biuf":
+        raise InputError(f"{what} must be class numbers 0..{source.outputs - 1}, not {y.dtype}")
     if source.classes is None and np.any(y != np.round(y)):
         raise InputError(f"{what} must be class numbers 0..{source.outputs - 1} for a "
                          f"classifier, not fractions like {y[y != np.round(y)][0]!r}")
@@ -431,7 +490,8 @@ def infer_task(source, y):
         return source.task
     y = np.asarray(y)
     integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.all(y == np.round(y)))
-    return "classification" if integral and source.outputs > 1 else "regression"
+    return "classification" if (integral or is_text(y)) and source.outputs > 1 \
+        else "regression"
 
 
 def calibration_and_test(source, data):

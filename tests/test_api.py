@@ -1,6 +1,7 @@
 """Your own network: the Python API and ``pse run`` for scikit-learn, ONNX and .npz models
 (the errors a user's mistakes get are in ``test_api_mistakes``)."""
 
+import csv
 import dataclasses
 import json
 
@@ -94,6 +95,39 @@ def test_pytorch_style_onnx_and_npz_weights(tmp_path, capsys):
         assert key in out, key
     assert out["float_accuracy"] == out["source_accuracy"] > 0.9
     assert out["test_samples"] + out["calibration_samples"] == len(y_te)
+
+
+def test_class_names_as_labels_from_csv_npz_and_python(wine, tmp_path, capsys):
+    """A classifier trained on class names runs from data labelled with those names (a CSV
+    with a header and quoted names, an .npz of strings) with the figures of the same classifier
+    trained on numbers; the Python API predicts names."""
+    _, (x_tr, y_tr), (x_te, y_te) = wine
+    names = np.array(["cultivar, first", "cultivar, second", "cultivar, third"])  # sorted
+    models = {"numbers": y_tr, "names": names[y_tr]}
+    figures = {}
+    for kind, labels in models.items():
+        m = fit(MLPClassifier((24,), max_iter=800, random_state=0), x_tr, labels)
+        joblib.dump(m, tmp_path / f"{kind}.joblib")
+        y = y_te if kind == "numbers" else names[y_te]
+        csv_path = tmp_path / f"{kind}.csv"
+        with csv_path.open("w", newline="") as f:
+            w = csv.writer(f, quoting=csv.QUOTE_NONNUMERIC)
+            w.writerow([f"feature {j}" for j in range(x_te.shape[1])] + ["cultivar"])
+            w.writerows([[*map(float, row), label.item()] for row, label in zip(x_te, y)])
+        np.savez(tmp_path / f"{kind}.npz", x=x_te, y=y)
+        for data in ("csv", "npz"):
+            assert main(["run", str(tmp_path / f"{kind}.joblib"), "--data",
+                         str(tmp_path / f"{kind}.{data}"), "--json"]) == 0
+            out = json.loads(capsys.readouterr().out)
+            figures[kind, data] = {k: out[k] for k in (
+                "test_samples", "source_accuracy", "float_accuracy", "int4_accuracy",
+                "pse_accuracy", "bits_per_weight", "mac_cycle_ratio")}
+        if kind == "names":
+            design = pse_hdl.convert(m, calibration=(x_tr, labels), target_bits=6.0)
+            assert set(design.predict(x_te)) <= set(names)
+            assert design.score(x_te, y) == np.mean(design.predict(x_te) == y) > 0.9
+    assert figures["numbers", "csv"]["source_accuracy"] > 0.9
+    assert len({json.dumps(f, sort_keys=True) for f in figures.values()}) == 1, figures
 
 
 def test_cli_run_prints_the_table_with_baselines(binary, tmp_path, capsys):

@@ -9,7 +9,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 from sklearn.linear_model import LogisticRegression
-from sklearn.neural_network import MLPClassifier
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import pse_hdl
 from pse_hdl.cli import main
@@ -57,6 +57,13 @@ def files(tmp_path_factory, binary):
     np.savez(d / "nan_data.npz", x=xn, y=y)
     (d / "bad.csv").write_text("a,b,label\n1,2,0\n3,x,1\n")
     np.savez(d / "labels.npz", x=x, y=np.where(y == 1, 7, 0))
+    np.savez(d / "names.npz", x=x, y=np.array(["benign", "malignant"])[y])
+    (d / "names.csv").write_text("".join(",".join(map(str, row)) + f",{['no', 'yes'][c]}\n"
+                                         for row, c in zip(x, y)))
+    np.savez(d / "net.npz", n_layers=2, W0=w[0], b0=m.intercepts_[0],     # two outputs
+             W1=np.vstack([-w[1], w[1]]), b1=np.hstack([-m.intercepts_[1], m.intercepts_[1]]))
+    joblib.dump(fit(MLPRegressor(hidden_layer_sizes=(4,), max_iter=50, random_state=0), x, y.astype(float)),
+                d / "regressor.joblib")
     np.savez(d / "features.npz", x=x[:, :5], y=y)
     np.savez(d / "half_calib.npz", x=x, y=y, x_calib=x[:20])
     return d
@@ -69,7 +76,7 @@ BAD = [
     (["run", "{d}/model.txt", "--data", "{d}/good.npz"], "must end in one of .onnx, .npz"),
     (["run", "{d}/garbage.onnx", "--data", "{d}/good.npz"], "is not a readable ONNX model"),
     (["run", "{d}/garbage.npz", "--data", "{d}/good.npz"], "is not a readable .npz file"),
-    (["run", "{d}/garbage.pkl", "--data", "{d}/good.npz"], "could not be unpickled"),
+    (["run", "{d}/garbage.pkl", "--data", "{d}/good.npz"], r"could not be unpickled \(\w+: "),
     (["run", "{d}/missing.npz", "--data", "{d}/good.npz"], "lacks b1"),
     (["run", "{d}/nan.npz", "--data", "{d}/good.npz"], "NaN or infinite weights"),
     (["run", "{d}/chain.npz", "--data", "{d}/good.npz"],
@@ -89,7 +96,17 @@ BAD = [
     (["run", "{d}/good.joblib", "--data", "{d}/short.npz"], "x has 10 samples but y has 9"),
     (["run", "{d}/good.joblib", "--data", "{d}/empty.npz"], "'x' is empty"),
     (["run", "{d}/good.joblib", "--data", "{d}/nan_data.npz"], "'x' has NaN or infinite"),
-    (["run", "{d}/good.joblib", "--data", "{d}/bad.csv"], "line 3: a cell is not a number"),
+    (["run", "{d}/good.joblib", "--data", "{d}/bad.csv"],
+     "line 3, column 2: 'x' is not a number"),
+    (["run", "{d}/good.joblib", "--data", "{d}/names.npz"],
+     "'(benign|malignant)' is not one of the model's 2 classes"),
+    (["run", "{d}/good.joblib", "--data", "{d}/names.csv"],       # no header: every row data
+     r"calibration labels: '(no|yes)' is not one of the model's 2 classes \(0, 1\)"),
+    (["run", "{d}/net.npz", "--data", "{d}/names.npz"],
+     r"labels are class names \(like '\w+'\) but the .* names none: its outputs are classes "
+     r"0..1, give those numbers"),
+    (["run", "{d}/regressor.joblib", "--data", "{d}/names.npz"],
+     "calibration targets must be numbers for a regressor, not text like '(benign|malignant)'"),
     (["run", "{d}/good.joblib", "--data", "{d}/labels.npz"],
      "7 is not one of the model's 2 classes"),
     (["run", "{d}/good.joblib", "--data", "{d}/features.npz"],
