@@ -376,6 +376,9 @@ def _array(name, a, ndim, what, labels=False):
     if a.dtype.kind not in "biuf":
         raise InputError(f"{what}: '{name}' must be numeric"
                          f"{' (or class names)' if labels else ''}, not {a.dtype}")
+    if labels and a.ndim == 2 and ndim == 1:
+        raise InputError(f"{what}: '{name}' has {a.shape[1]} columns: one label or target per "
+                         f"sample is supported (not multi-output or multi-label models)")
     if a.ndim != ndim:
         raise InputError(f"{what}: '{name}' must have {ndim} dimension(s), not shape {a.shape}")
     if a.shape[0] == 0:

@@ -51,6 +51,7 @@ def files(tmp_path_factory, binary):
     np.savez(d / "no_y.npz", x=x)
     np.savez(d / "x1d.npz", x=x[:, 0], y=y)
     np.savez(d / "short.npz", x=x[:10], y=y[:9])
+    np.savez(d / "y2d.npz", x=x, y=np.stack([y, 1 - y], axis=1))
     np.savez(d / "empty.npz", x=np.zeros((0, 30)), y=np.zeros(0))
     xn = x.copy()
     xn[3, 4] = np.nan
@@ -94,6 +95,8 @@ BAD = [
     (["run", "{d}/good.joblib", "--data", "{d}/no_y.npz"], "has no 'y'"),
     (["run", "{d}/good.joblib", "--data", "{d}/x1d.npz"], "'x' must have 2 dimension"),
     (["run", "{d}/good.joblib", "--data", "{d}/short.npz"], "x has 10 samples but y has 9"),
+    (["run", "{d}/good.joblib", "--data", "{d}/y2d.npz"],
+     "'y' has 2 columns: one label or target per sample is supported"),
     (["run", "{d}/good.joblib", "--data", "{d}/empty.npz"], "'x' is empty"),
     (["run", "{d}/good.joblib", "--data", "{d}/nan_data.npz"], "'x' has NaN or infinite"),
     (["run", "{d}/good.joblib", "--data", "{d}/bad.csv"],
