@@ -109,6 +109,25 @@ PASS_OPS = ("Cast", "Identity", "Dropout")
 INPUT_OPS = ("Flatten", "Reshape")
 FINAL_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
 SUPPORTED = ("Gemm", "MatMul", "Add", "Relu") + PASS_OPS + INPUT_OPS + FINAL_OPS
+SHAPE_OPS = ("Shape", "Size")       # read a tensor's shape only (x.view(x.size(0), -1))
+
+
+def _constant_nodes(graph):
+    """``{output: array}`` of the graph's numeric ``Constant`` nodes (exporters write weights
+    and shapes as those as well as initializers)."""
+    from onnx import helper, numpy_helper
+    out = {}
+    for node in graph.node:
+        if node.op_type != "Constant" or len(node.attribute) != 1:
+            continue
+        a = node.attribute[0]
+        value = helper.get_attribute_value(a)
+        if a.name == "value":
+            value = numpy_helper.to_array(value)
+        elif a.name not in ("value_float", "value_floats", "value_int", "value_ints"):
+            continue                        # sparse or string constants: no MLP operand
+        out[node.output[0]] = np.asarray(value, np.float64)
+    return out
 
 
 def from_onnx(model, kind="ONNX"):
@@ -121,12 +140,15 @@ def from_onnx(model, kind="ONNX"):
             raise InputError(f"{model} is not a readable ONNX model: {e}") from None
     g = model.graph
     init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
+    init.update(_constant_nodes(g))
     inputs = [i.name for i in g.input if i.name not in init]
     if len(inputs) != 1:
         raise InputError(f"an ONNX MLP has one input, this graph has {len(inputs)}: "
                          f"{', '.join(inputs) or 'none'}")
     consumers = {}
     for node in g.node:
+        if node.op_type in SHAPE_OPS:
+            continue                        # reads a tensor's shape, not its values
         for name in node.input:
             consumers.setdefault(name, []).append(node)
     outputs = {o.name for o in g.output}
@@ -137,7 +159,7 @@ def from_onnx(model, kind="ONNX"):
     def const(node, name):
         if name not in init:
             raise InputError(f"ONNX node {node_name(node)!r}: operand {name!r} must be a "
-                             f"constant (an initializer) for an MLP layer")
+                             f"constant (an initializer or a Constant node) for an MLP layer")
         return init[name]
 
     def attr(node, key, default):

@@ -16,14 +16,30 @@ def fit(est, x, y):
         return est.fit(x, y)
 
 
-def torch_like_onnx(weights, biases, in_shape, final=None, extra=None):
+def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=False,
+                    constants=False):
     """An ONNX MLP as torch.onnx.export writes Linear/ReLU stacks: Flatten, Gemm with
-    transB=1, Relu, ..., optionally a final activation or an extra node."""
-    inits, nodes = [], [helper.make_node("Flatten", ["input"], ["flat"], name="/Flatten")]
+    transB=1, Relu, ..., optionally a final activation or an extra node. ``view``: the input
+    flattened as ``x.view(x.size(0), -1)`` exports it (Shape, Gather, Concat, Reshape);
+    ``constants``: the weights and biases in ``Constant`` nodes instead of initializers."""
+    if view:
+        inits = [numpy_helper.from_array(np.array([0], np.int64), "zero"),
+                 numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+        nodes = [helper.make_node("Shape", ["input"], ["shape"], name="/Shape"),
+                 helper.make_node("Gather", ["shape", "zero"], ["n"], axis=0, name="/Gather"),
+                 helper.make_node("Concat", ["n", "minus1"], ["to"], axis=0, name="/Concat"),
+                 helper.make_node("Reshape", ["input", "to"], ["flat"], name="/Reshape")]
+    else:
+        inits, nodes = [], [helper.make_node("Flatten", ["input"], ["flat"], name="/Flatten")]
     t = "flat"
     for l, (w, b) in enumerate(zip(weights, biases)):
-        inits += [numpy_helper.from_array(w.astype(np.float32), f"w{l}"),
-                  numpy_helper.from_array(b.astype(np.float32), f"b{l}")]
+        tensors = [numpy_helper.from_array(w.astype(np.float32), f"w{l}"),
+                   numpy_helper.from_array(b.astype(np.float32), f"b{l}")]
+        if constants:
+            nodes += [helper.make_node("Constant", [], [c.name], value=c, name=f"/{c.name}")
+                      for c in tensors]
+        else:
+            inits += tensors
         nodes.append(helper.make_node("Gemm", [t, f"w{l}", f"b{l}"], [f"g{l}"], transB=1,
                                       name=f"/fc{l}/Gemm"))
         t = f"g{l}"
