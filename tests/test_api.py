@@ -166,9 +166,10 @@ def test_cli_run_prints_the_table_with_baselines(binary, tmp_path, capsys):
 
 
 def test_a_run_below_int4_says_so_and_why():
-    """``pse run``'s table ends with a note when a classifier's run scores below uniform int4
-    at 4 bits or fewer: both figures, what a small network's layer descriptors cost, and masked
-    layers where the configuration could mask but does not."""
+    """``pse run``'s table ends with a note when a classifier's run scores below uniform int4:
+    both figures, why (pruning under 4 bits, or over them the pruning the metadata forced),
+    what a small network's layer descriptors cost, and masked layers where the configuration
+    could mask but does not."""
     from pse_hdl.cli.run import int4_hint
     cfg = PSEConfig()
     run = {"task": "classification", "bits_per_weight": 3.9, "pse_accuracy": 0.90,
@@ -182,7 +183,13 @@ def test_a_run_below_int4_says_so_and_why():
     assert "--config masks" not in int4_hint(run, PSEConfig(input_masks=True))
     assert "--config masks" not in int4_hint(run, PSEConfig(reversible=False))
     assert int4_hint({**run, "pse_accuracy": 0.92}, cfg) is None
-    assert int4_hint({**run, "bits_per_weight": 4.5}, cfg) is None
+    over = int4_hint({**run, "bits_per_weight": 4.43, "precision_shares": {"pruned": 0.703}},
+                     cfg)
+    assert over.startswith("note: uniform int4 scores more here (92.00 % at 4.0 bits/weight "
+                           "against 90.00 % at 4.43): with its metadata and descriptors "
+                           "counted, the budget left room for the values only by pruning 70 %")
+    assert "prunes nothing" in int4_hint({**run, "bits_per_weight": 4.5,
+                                          "precision_shares": {"pruned": 0.0}}, cfg)
     assert int4_hint({**run, "task": "regression"}, cfg) is None
 
 

@@ -251,16 +251,25 @@ ENGINE_SIZE = ("max_rows", "max_cols", "max_layers", "master_depth", "zone_depth
 
 
 def int4_hint(result, cfg):
-    """A note for a classifier whose run scored below uniform int4 at no more than 4 bits per
-    weight (``None`` otherwise): the two figures, what the layer descriptors cost a small
-    network, and masked layers where the configuration could have them but does not."""
-    if (result["task"] != "classification" or result["bits_per_weight"] > 4.0
+    """A note for a classifier whose run scored below uniform int4 (``None`` otherwise): the
+    two figures, why (under 4 bits a layout prunes; over 4, what the budget left after the
+    metadata made it prune), what the layer descriptors cost a small network, and masked
+    layers where the configuration could have them but does not."""
+    if (result["task"] != "classification"
             or result["pse_accuracy"] >= result["int4_accuracy"]):
         return None
+    bits = result["bits_per_weight"]
     out = (f"note: uniform int4 scores more here ({100 * result['int4_accuracy']:.2f} % at 4.0 "
-           f"bits/weight against {100 * result['pse_accuracy']:.2f} % at "
-           f"{result['bits_per_weight']:.2f}): under 4 bits a layout prunes, and this network "
-           f"loses more to that than int4 loses to rounding")
+           f"bits/weight against {100 * result['pse_accuracy']:.2f} % at {bits:.2f}): ")
+    pruned = result.get("precision_shares", {}).get("pruned", 0.0)
+    if bits <= 4.0:
+        out += ("under 4 bits a layout prunes, and this network loses more to that than int4 "
+                "loses to rounding")
+    elif pruned > 0:
+        out += (f"with its metadata and descriptors counted, the budget left room for the "
+                f"values only by pruning {100 * pruned:.0f} % of the weights")
+    else:
+        out += "the layout prunes nothing; its scales and classes lose to int4's on this data"
     layers = len(result["layers"])
     per_weight = layers * cfg.layer_desc_bits / result["weights"]
     if per_weight >= 0.25:
