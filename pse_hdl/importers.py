@@ -272,8 +272,15 @@ def _onnx_reference(model, input_name, output_name):
         x = np.asarray(x, np.float32)
         if len(shape) > 2 and all(shape[1:]):
             x = x.reshape([len(x)] + shape[1:])
-        out = evaluator.run([output_name], {input_name: x})[0]
-        return np.asarray(out, np.float64).reshape(len(x), -1)
+        # A graph exported for a batch of one (its Reshapes' shapes fixed) takes one at a time.
+        batches = [x[i:i + 1] for i in range(len(x))] if shape and shape[0] == 1 else [x]
+        try:
+            out = [evaluator.run([output_name], {input_name: b})[0] for b in batches]
+        except Exception as e:                  # the reference evaluator's, for this graph
+            raise InputError(f"the ONNX graph cannot be evaluated on {len(x)} samples of "
+                             f"shape {list(x.shape[1:])} ({type(e).__name__}: {e})") from None
+        return np.concatenate([np.asarray(o, np.float64).reshape(len(b), -1)
+                               for o, b in zip(out, batches)])
     return run
 
 

@@ -113,6 +113,17 @@ def test_onnx_flattened_by_view_or_weighted_by_constant_nodes(view, constants):
     assert design.score(x[1300:], y[1300:]) > 0.85
 
 
+def test_onnx_exported_for_a_batch_of_one():
+    """A graph exported for one sample at a time (its input's batch and its Reshape fixed at
+    1) is checked against its source one sample at a time."""
+    d = load_digits()
+    x, y = d.data / 16.0, d.target
+    m = fit(MLPClassifier((32,), max_iter=300, random_state=1), x[:1000], y[:1000])
+    model = torch_like_onnx([w.T for w in m.coefs_], m.intercepts_, [1, 8, 8], batch=1)
+    design = pse_hdl.convert(model, calibration=(x[1000:1300], y[1000:1300]), target_bits=5.0)
+    np.testing.assert_array_equal(design.source.net.predict(x[1300:]), m.predict(x[1300:]))
+
+
 def test_class_names_as_labels_from_csv_npz_and_python(wine, tmp_path, capsys):
     """A classifier trained on class names runs from data labelled with those names (a CSV
     with a header and quoted names, an .npz of strings) with the figures of the same classifier

@@ -48,6 +48,7 @@ def files(tmp_path_factory, binary):
     two = torch_like_onnx(ws, bs, [30])
     two.graph.input.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, 30]))
     onnx.save(two, str(d / "two_inputs.onnx"))
+    onnx.save(torch_like_onnx(ws, bs, [30], batch=4), str(d / "batch4.onnx"))
     np.savez(d / "no_y.npz", x=x)
     np.savez(d / "x1d.npz", x=x[:, 0], y=y)
     np.savez(d / "short.npz", x=x[:10], y=y[:9])
@@ -91,6 +92,8 @@ BAD = [
      r"unsupported ONNX operation Tanh \(node '/Tanh'\)"),
     (["run", "{d}/relu_end.onnx", "--data", "{d}/good.npz"], "ends with a Relu"),
     (["run", "{d}/two_inputs.onnx", "--data", "{d}/good.npz"], "has one input, this graph has 2"),
+    (["run", "{d}/batch4.onnx", "--data", "{d}/good.npz"],
+     r"the ONNX graph cannot be evaluated on \d+ samples of shape \[30\] \(\w+: "),
     (["run", "{d}/good.joblib", "--data", "{d}/none.npz"], "data file .* does not exist"),
     (["run", "{d}/good.joblib", "--data", "{d}/no_y.npz"], "has no 'y'"),
     (["run", "{d}/good.joblib", "--data", "{d}/x1d.npz"], "'x' must have 2 dimension"),

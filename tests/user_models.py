@@ -17,12 +17,17 @@ def fit(est, x, y):
 
 
 def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=False,
-                    constants=False):
+                    constants=False, batch=None):
     """An ONNX MLP as torch.onnx.export writes Linear/ReLU stacks: Flatten, Gemm with
     transB=1, Relu, ..., optionally a final activation or an extra node. ``view``: the input
     flattened as ``x.view(x.size(0), -1)`` exports it (Shape, Gather, Concat, Reshape);
-    ``constants``: the weights and biases in ``Constant`` nodes instead of initializers."""
-    if view:
+    ``constants``: the weights and biases in ``Constant`` nodes instead of initializers;
+    ``batch``: exported for that batch size only (the input's first dimension, and a Reshape
+    to ``[batch, -1]``, fixed)."""
+    if batch:
+        inits = [numpy_helper.from_array(np.array([batch, -1], np.int64), "to")]
+        nodes = [helper.make_node("Reshape", ["input", "to"], ["flat"], name="/Reshape")]
+    elif view:
         inits = [numpy_helper.from_array(np.array([0], np.int64), "zero"),
                  numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
         nodes = [helper.make_node("Shape", ["input"], ["shape"], name="/Shape"),
@@ -55,6 +60,6 @@ def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=Fals
         t = "output"
     graph = helper.make_graph(
         nodes, "mlp", [helper.make_tensor_value_info("input", TensorProto.FLOAT,
-                                                     [None, *in_shape])],
+                                                     [batch or None, *in_shape])],
         [helper.make_tensor_value_info(t, TensorProto.FLOAT, None)], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
