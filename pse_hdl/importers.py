@@ -458,13 +458,19 @@ def _number(cell):
 
 
 def _read_csv(path, what):
-    """``{"x", "y"}`` of a CSV: numbers, the last column the label or target (numbers, or class
-    names), an optional header line (the first, if a feature cell of it is not a number, or its
+    """``{"x", "y"}`` of a CSV (cells separated by commas, or else semicolons or tabs): numbers,
+    the last column the label or target (numbers, or class names), an optional header line (the first, if a feature cell of it is not a number, or its
     label is not while the other rows' are)."""
     import csv
-    with path.open(newline="", errors="replace") as f:
-        rows = [(n, [c.strip() for c in r]) for n, r in enumerate(csv.reader(f), start=1)
-                if any(c.strip() for c in r)]
+    text = path.read_text(errors="replace")
+    # Commas, or the semicolons or tabs some locales and tools write instead.
+    try:
+        delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t").delimiter
+    except csv.Error:                           # one column, or nothing alike on every line
+        delimiter = ","
+    rows = [(n, [c.strip() for c in r])
+            for n, r in enumerate(csv.reader(text.splitlines(), delimiter=delimiter), start=1)
+            if any(c.strip() for c in r)]
     if not rows:
         raise InputError(f"{what} has no rows of numbers")
     if len({len(r) for _, r in rows}) != 1 or len(rows[0][1]) < 2:

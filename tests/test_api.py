@@ -157,6 +157,25 @@ def test_class_names_as_labels_from_csv_npz_and_python(wine, tmp_path, capsys):
     assert len({json.dumps(f, sort_keys=True) for f in figures.values()}) == 1, figures
 
 
+def test_csv_with_commas_semicolons_or_tabs(binary, tmp_path, capsys):
+    """A CSV's cells may be separated by commas, semicolons or tabs (a header with a separator
+    inside quotes too): the same run."""
+    m, cal, (x, y) = binary
+    joblib.dump(m, tmp_path / "bc.joblib")
+    figures = set()
+    for name, sep in (("comma", ","), ("semicolon", ";"), ("tab", "\t")):
+        path = tmp_path / f"{name}.csv"
+        header = sep.join(f'"feature{sep} {j}"' for j in range(x.shape[1])) + f"{sep}label\n"
+        path.write_text(header + "".join(sep.join(map(repr, map(float, row))) + f"{sep}{c}\n"
+                                         for row, c in zip(x, y)))
+        assert main(["run", str(tmp_path / "bc.joblib"), "--data", str(path), "--json"]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["test_samples"] + out["calibration_samples"] == len(y)
+        figures.add(json.dumps({k: out[k] for k in ("pse_accuracy", "bits_per_weight",
+                                                    "source_accuracy")}))
+    assert len(figures) == 1, figures
+
+
 def test_cli_run_prints_the_table_with_baselines(binary, tmp_path, capsys):
     m, cal, (x, y) = binary
     joblib.dump(m, tmp_path / "bc.joblib")
