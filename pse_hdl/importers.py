@@ -20,6 +20,7 @@ Unpickling (``.pkl``, ``.joblib``) runs code from the file, as scikit-learn's ow
 load only files you trust.
 """
 
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,11 +86,18 @@ def from_sklearn(est, kind=None):
     weights = [np.asarray(w, np.float64).T for w in est.coefs_]
     biases = [np.asarray(b, np.float64) for b in est.intercepts_]
     kind = kind or f"scikit-learn {name}"
+
+    def reference(method):
+        """``method`` of the estimator on an array: one fitted on a DataFrame says that the
+        array has no feature names; its columns are the features in order, as it was fitted."""
+        def run(x):
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "X does not have valid feature names")
+                return np.asarray(method(x), np.float64).reshape(len(x), -1)
+        return run
     if isinstance(est, MLPRegressor):
         net = _check_net(weights, biases, kind)
-        return Source(net, kind, "regression", None,
-                      lambda x: np.asarray(est.predict(x), np.float64).reshape(len(x), -1),
-                      "logits")
+        return Source(net, kind, "regression", None, reference(est.predict), "logits")
     if est.out_activation_ == "logistic":
         if weights[-1].shape[0] != 1:
             raise InputError(f"multi-label classifiers are not supported ({kind} with "
@@ -100,7 +108,7 @@ def from_sklearn(est, kind=None):
         biases[-1] = np.concatenate([[0.0], biases[-1]])
     net = _check_net(weights, biases, kind)
     return Source(net, kind, "classification", np.asarray(est.classes_),
-                  lambda x: np.asarray(est.predict_proba(x), np.float64), "softmax")
+                  reference(est.predict_proba), "softmax")
 
 
 # -- ONNX -------------------------------------------------------------------------------------

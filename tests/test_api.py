@@ -157,6 +157,21 @@ def test_class_names_as_labels_from_csv_npz_and_python(wine, tmp_path, capsys):
     assert len({json.dumps(f, sort_keys=True) for f in figures.values()}) == 1, figures
 
 
+def test_a_model_fitted_with_feature_names_runs_without_a_warning(binary, tmp_path, capsys):
+    """An estimator fitted on a DataFrame knows its features' names; the data's arrays carry
+    none (their columns are the features in order): no scikit-learn warning (the tests turn
+    warnings into errors)."""
+    import copy
+    m, cal, (x, y) = binary
+    named = copy.deepcopy(m)
+    named.feature_names_in_ = np.array([f"feature {j}" for j in range(x.shape[1])], object)
+    joblib.dump(named, tmp_path / "named.joblib")
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    assert main(["run", str(tmp_path / "named.joblib"), "--data", str(tmp_path / "d.npz"),
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["source_accuracy"] > 0.9
+
+
 def test_csv_with_commas_semicolons_or_tabs(binary, tmp_path, capsys):
     """A CSV's cells may be separated by commas, semicolons or tabs (a header with a separator
     inside quotes too): the same run."""
