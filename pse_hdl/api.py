@@ -91,6 +91,13 @@ def _calibration(source, calibration, task):
     return x.astype(np.float64), y
 
 
+def _same_length(x, y):
+    """Samples and labels (or targets) pair up."""
+    n, m = len(np.asarray(x)), len(np.asarray(y))
+    if n != m:
+        raise InputError(f"{n} samples but {m} labels or targets: one each")
+
+
 def r2_score(pred, y):
     pred, y = np.asarray(pred, np.float64).reshape(len(y), -1), \
         np.asarray(y, np.float64).reshape(len(y), -1)
@@ -147,7 +154,10 @@ def load(path):
         net = FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)])
         x_cal, y_cal = z["x_calib"], z["y_calib"]
         classes = z.get("classes")
-    except (KeyError, ValueError) as e:
+    except KeyError as e:
+        raise InputError(f"{path} is not a saved pse-hdl design: it has no {e.args[0]!r} "
+                         f"(Design.save writes one)") from None
+    except ValueError as e:
         raise InputError(f"{path} is not a saved pse-hdl design: {e}") from None
     cfg = PSEConfig.from_dict(meta["config"], source=str(path))
     source = Source(net, meta["kind"], meta["task"], classes)
@@ -426,12 +436,14 @@ class Design:
 
     def score(self, x, y, backend="model", **link):
         """Accuracy (classifiers) or R^2 (regressors) of the dynamic engine on ``(x, y)``."""
+        _same_length(x, y)
         logits, _ = self.run(x, backend, **link)
         return self.score_logits(logits, self.labels(y))
 
     def uniform_score(self, x, y, bits):
         """Score of the plain alternative on ``(x, y)``: every weight at ``bits`` with one scale
         per layer, no pruning, no metadata (``model.quant.uniform_weights``)."""
+        _same_length(x, y)
         from .model.engine import dense_activations
         from .model.quant import uniform_weights
         w = uniform_weights([q.master for q in self.qnet.layers], bits, self.cfg.weight_bits)

@@ -155,6 +155,11 @@ def test_cli_mistakes_get_one_clear_line(files, args, message, capsys):
 
 def test_api_mistakes_name_the_problem(binary, monkeypatch):
     m, cal, (x, y) = binary
+    design = pse_hdl.convert(m, calibration=cal, target_bits=6.0)
+    with pytest.raises(InputError, match="5 samples but 4 labels or targets: one each"):
+        design.score(x[:5], y[:4])
+    with pytest.raises(InputError, match="5 samples but 6 labels or targets"):
+        design.uniform_score(x[:5], y[:6], 4)
     with pytest.raises(InputError, match="needs calibration=\\(x, y\\)"):
         pse_hdl.convert(m)
     with pytest.raises(InputError, match="calibration x has 3 features but the model takes 30"):
@@ -179,6 +184,12 @@ def test_api_mistakes_name_the_problem(binary, monkeypatch):
         design.save("/tmp/design.json")
     with pytest.raises(InputError, match="must be a fitted scikit-learn MLP, an ONNX model"):
         pse_hdl.convert(object(), calibration=cal)
+
+
+def test_loading_a_file_that_is_not_a_design_names_what_it_lacks(files):
+    with pytest.raises(InputError, match=r"good.npz is not a saved pse-hdl design: it has no "
+                                         r"'pse_design' \(Design.save writes one\)"):
+        pse_hdl.load(files / "good.npz")
 
 
 def test_a_bug_shows_its_traceback_and_says_it_is_a_bug(capsys, monkeypatch):
