@@ -147,7 +147,8 @@ def from_onnx(model, kind="ONNX"):
         except Exception as e:              # protobuf raises several types for a bad file
             raise InputError(f"{model} is not a readable ONNX model: {e}") from None
     g = model.graph
-    init = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in g.initializer}
+    tensors = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    init = {k: v.astype(np.float64) for k, v in tensors.items() if v.dtype.kind in "biuf"}
     init.update(_constant_nodes(g))
     inputs = [i.name for i in g.input if i.name not in init]
     if len(inputs) != 1:
@@ -258,7 +259,31 @@ def from_onnx(model, kind="ONNX"):
     net = _check_net(weights, biases, kind)
     reference = _onnx_reference(model, inputs[0], tensor)
     task = "classification" if final is not None else None
-    return Source(net, kind, task, None, reference, compare)
+    classes = _onnx_classes(g, tensors)
+    if classes is not None and len(classes) != net.weights[-1].shape[0]:
+        classes = None                      # not this network's outputs
+    return Source(net, kind, task, classes, reference, compare)
+
+
+def _onnx_classes(graph, tensors):
+    """The class labels a classifier's graph names after its probabilities (skl2onnx: a
+    ``ZipMap``'s ``classlabels_strings``/``classlabels_int64s``, or the constant list an
+    ``ArrayFeatureExtractor`` picks the ``ArgMax``'s label from), or ``None``."""
+    from onnx import helper
+
+    def names(values):
+        return np.array([v.decode() if isinstance(v, bytes) else v for v in values])
+    for node in graph.node:
+        if node.op_type == "ZipMap":
+            for a in node.attribute:
+                if a.name in ("classlabels_strings", "classlabels_int64s"):
+                    return names(helper.get_attribute_value(a))
+    argmax = {n.output[0] for n in graph.node if n.op_type == "ArgMax"}
+    for node in graph.node:
+        if (node.op_type == "ArrayFeatureExtractor" and node.input[0] in tensors
+                and node.input[1] in argmax):
+            return names(tensors[node.input[0]].ravel())
+    return None
 
 
 def _onnx_reference(model, input_name, output_name):

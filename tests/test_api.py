@@ -124,6 +124,26 @@ def test_onnx_exported_for_a_batch_of_one():
     np.testing.assert_array_equal(design.source.net.predict(x[1300:]), m.predict(x[1300:]))
 
 
+@pytest.mark.parametrize("zipmap", [True, False])
+def test_skl2onnx_of_a_classifier_of_class_names_keeps_them(wine, zipmap):
+    """skl2onnx writes a classifier's class names after its probabilities (a ZipMap's labels,
+    or the list its label output picks from): the import takes them, so its labels are the
+    names, as the scikit-learn model's."""
+    from skl2onnx import to_onnx as convert
+    _, (x_tr, y_tr), (x_te, y_te) = wine
+    names = np.array(["barolo", "grignolino", "barbera"])       # not in sorted order
+    m = fit(MLPClassifier((24,), max_iter=800, random_state=0), x_tr, names[y_tr])
+    model = convert(m, x_tr[:1].astype(np.float32),
+                    options={} if zipmap else {id(m): {"zipmap": False}})
+    assert ("ZipMap" in {n.op_type for n in model.graph.node}) == zipmap
+    design = pse_hdl.convert(model, calibration=(x_tr, names[y_tr]), target_bits=6.0)
+    assert list(design.source.classes) == list(m.classes_)
+    imported = design.source.classes[design.source.net.predict(x_te)]
+    np.testing.assert_array_equal(imported, m.predict(x_te))
+    assert set(design.predict(x_te)) <= set(names)
+    assert design.score(x_te, names[y_te]) > 0.9
+
+
 def test_class_names_as_labels_from_csv_npz_and_python(wine, tmp_path, capsys):
     """A classifier trained on class names runs from data labelled with those names (a CSV
     with a header and quoted names, an .npz of strings) with the figures of the same classifier
