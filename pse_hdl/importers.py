@@ -491,12 +491,12 @@ def _number(cell):
 
 
 def _read_csv(path, what):
-    """``{"x", "y"}`` of a CSV (cells separated by commas, or else semicolons or tabs): numbers,
-    the last column the label or target (numbers, or class names), an optional header line (the first, if a feature cell of it is not a number, or its
-    label is not while the other rows' are)."""
+    """``{"x", "y"}`` of a CSV (cells separated by commas, or the semicolons or tabs some
+    locales and tools write instead): numbers, the last column the label or target (numbers,
+    or class names), an optional header line (the first, if a feature cell of it is not a
+    number, or its label is not while the other rows' are)."""
     import csv
     text = path.read_text(errors="replace")
-    # Commas, or the semicolons or tabs some locales and tools write instead.
     try:
         delimiter = csv.Sniffer().sniff(text[:8192], delimiters=",;\t").delimiter
     except csv.Error:                           # one column, or nothing alike on every line

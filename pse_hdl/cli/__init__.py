@@ -66,7 +66,7 @@ def build_parser():
                    "(.pkl, .joblib: unpickling runs code, load only files you trust)")
     r.add_argument("--data", required=True,
                    help="an .npz with x, y (and optionally x_calib, y_calib) or a CSV (the last "
-                   "column the label); without calibration arrays 30 %% of the samples are "
+                   "column the label: a number or the model's class name); without calibration arrays 30 %% of the samples are "
                    "split off for calibration (seed 0, stratified)")
     r.add_argument("--config", help=cfg_help)
     r.add_argument("--fit", action="store_true",
