@@ -122,7 +122,7 @@ SHAPE_OPS = ("Shape", "Size")       # read a tensor's shape only (x.view(x.size(
 
 def _constant_nodes(graph):
     """``{output: array}`` of the graph's numeric ``Constant`` nodes (exporters write weights
-    and shapes as those as well as initializers)."""
+    and shapes as those as well as initializers), in their own types."""
     from onnx import helper, numpy_helper
     out = {}
     for node in graph.node:
@@ -134,8 +134,27 @@ def _constant_nodes(graph):
             value = numpy_helper.to_array(value)
         elif a.name not in ("value_float", "value_floats", "value_int", "value_ints"):
             continue                        # sparse or string constants: no MLP operand
-        out[node.output[0]] = np.asarray(value, np.float64)
+        out[node.output[0]] = np.asarray(value)
     return out
+
+
+def _fold_constants(graph, constants):
+    """Add to ``constants`` (name: array) the outputs of the nodes whose inputs are all
+    constants (the ``Transpose`` of a weight that PyTorch's dynamo exporter writes before a
+    ``MatMul``, a ``Cast``), each evaluated once by ``onnx.reference``. Nodes are in
+    topological order, as ONNX requires, so one pass folds chains of them. A node it cannot
+    evaluate stays for the walk, which names it if a layer needs its output."""
+    from onnx.reference import ReferenceEvaluator
+    for node in graph.node:
+        if (node.op_type == "Constant" or not node.input or node.domain not in ("", "ai.onnx")
+                or not all(name in constants for name in node.input if name)):
+            continue
+        try:
+            outs = ReferenceEvaluator(node).run(
+                None, {name: constants[name] for name in node.input if name})
+        except Exception:                   # the evaluator's own, for an unfoldable node
+            continue
+        constants.update((name, np.asarray(v)) for name, v in zip(node.output, outs))
 
 
 def from_onnx(model, kind="ONNX"):
@@ -148,8 +167,9 @@ def from_onnx(model, kind="ONNX"):
             raise InputError(f"{model} is not a readable ONNX model: {e}") from None
     g = model.graph
     tensors = {t.name: numpy_helper.to_array(t) for t in g.initializer}
-    init = {k: v.astype(np.float64) for k, v in tensors.items() if v.dtype.kind in "biuf"}
-    init.update(_constant_nodes(g))
+    typed = {**tensors, **_constant_nodes(g)}
+    _fold_constants(g, typed)
+    init = {k: v.astype(np.float64) for k, v in typed.items() if v.dtype.kind in "biuf"}
     inputs = [i.name for i in g.input if i.name not in init]
     if len(inputs) != 1:
         raise InputError(f"an ONNX MLP has one input, this graph has {len(inputs)}: "

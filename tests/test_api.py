@@ -97,15 +97,19 @@ def test_pytorch_style_onnx_and_npz_weights(tmp_path, capsys):
     assert out["test_samples"] + out["calibration_samples"] == len(y_te)
 
 
-@pytest.mark.parametrize("view, constants", [(True, False), (False, True), (True, True)])
-def test_onnx_flattened_by_view_or_weighted_by_constant_nodes(view, constants):
-    """``x.view(x.size(0), -1)`` (a Shape read beside the Reshape) and weights in Constant
-    nodes, as exporters also write them, import faithfully."""
+@pytest.mark.parametrize("view, constants, dynamo", [
+    (True, False, False), (False, True, False), (True, True, False), (False, False, True),
+    (True, True, True)])
+def test_onnx_flattened_by_view_or_weighted_by_constant_nodes(view, constants, dynamo):
+    """``x.view(x.size(0), -1)`` (a Shape read beside the Reshape), weights in Constant
+    nodes, and PyTorch's dynamo exporter's Linear (the weight's Transpose, MatMul, Add), as
+    exporters also write them, import faithfully."""
     d = load_digits()
     x, y = d.data / 16.0, d.target
     m = fit(MLPClassifier((32,), max_iter=300, random_state=1), x[:1000], y[:1000])
     model = torch_like_onnx([w.T for w in m.coefs_], m.intercepts_, [1, 8, 8], view=view,
-                            constants=constants)
+                            constants=constants, dynamo=dynamo)
+    assert ("Transpose" in {n.op_type for n in model.graph.node}) == dynamo
     assert ("Shape" in {n.op_type for n in model.graph.node}) == view
     assert (len(model.graph.initializer) <= 2) == constants
     design = pse_hdl.convert(model, calibration=(x[1000:1300], y[1000:1300]), target_bits=5.0)

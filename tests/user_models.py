@@ -17,13 +17,14 @@ def fit(est, x, y):
 
 
 def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=False,
-                    constants=False, batch=None):
+                    constants=False, batch=None, dynamo=False):
     """An ONNX MLP as torch.onnx.export writes Linear/ReLU stacks: Flatten, Gemm with
     transB=1, Relu, ..., optionally a final activation or an extra node. ``view``: the input
     flattened as ``x.view(x.size(0), -1)`` exports it (Shape, Gather, Concat, Reshape);
     ``constants``: the weights and biases in ``Constant`` nodes instead of initializers;
     ``batch``: exported for that batch size only (the input's first dimension, and a Reshape
-    to ``[batch, -1]``, fixed)."""
+    to ``[batch, -1]``, fixed); ``dynamo``: each Linear as ``torch.onnx.export(...,
+    dynamo=True)`` writes it (PyTorch 2.6): the weight's Transpose, MatMul, Add."""
     if batch:
         inits = [numpy_helper.from_array(np.array([batch, -1], np.int64), "to")]
         nodes = [helper.make_node("Reshape", ["input", "to"], ["flat"], name="/Reshape")]
@@ -45,8 +46,16 @@ def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=Fals
                       for c in tensors]
         else:
             inits += tensors
-        nodes.append(helper.make_node("Gemm", [t, f"w{l}", f"b{l}"], [f"g{l}"], transB=1,
-                                      name=f"/fc{l}/Gemm"))
+        if dynamo:
+            nodes += [helper.make_node("Transpose", [f"w{l}"], [f"wt{l}"], perm=[1, 0],
+                                       name=f"node_Transpose_{l}"),
+                      helper.make_node("MatMul", [t, f"wt{l}"], [f"m{l}"],
+                                       name=f"node_MatMul_{l}"),
+                      helper.make_node("Add", [f"m{l}", f"b{l}"], [f"g{l}"],
+                                       name=f"node_Add_{l}")]
+        else:
+            nodes.append(helper.make_node("Gemm", [t, f"w{l}", f"b{l}"], [f"g{l}"], transB=1,
+                                          name=f"/fc{l}/Gemm"))
         t = f"g{l}"
         if l < len(weights) - 1:
             nodes.append(helper.make_node("Relu", [t], [f"r{l}"], name=f"/relu{l}/Relu"))
