@@ -116,7 +116,8 @@ def from_sklearn(est, kind=None):
 PASS_OPS = ("Cast", "Identity", "Dropout")
 INPUT_OPS = ("Flatten", "Reshape")
 FINAL_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
-SUPPORTED = ("Gemm", "MatMul", "Add", "Relu") + PASS_OPS + INPUT_OPS + FINAL_OPS
+SUPPORTED = ("Gemm", "MatMul", "Add", "BatchNormalization", "Relu") + PASS_OPS + INPUT_OPS \
+    + FINAL_OPS
 SHAPE_OPS = ("Shape", "Size")       # read a tensor's shape only (x.view(x.size(0), -1))
 
 
@@ -243,6 +244,20 @@ def from_onnx(model, kind="ONNX"):
             other = [n for n in node.input if n != tensor]
             c = const(node, other[0]).reshape(-1)
             biases[-1] = biases[-1] + np.broadcast_to(c, biases[-1].shape)
+        elif op == "BatchNormalization":
+            # Inference-mode batch normalization after a layer, folded into it: each output
+            # scaled by gamma / sqrt(var + eps) and shifted (nn.BatchNorm1d after nn.Linear).
+            if not weights or relu[-1]:
+                raise InputError(f"unsupported ONNX BatchNormalization (node "
+                                 f"{node_name(node)!r}): it is accepted right after a layer "
+                                 f"(folded into it), not before the first or after a Relu")
+            if attr(node, "training_mode", 0) or len(node.output) > 1:
+                raise InputError(f"ONNX BatchNormalization {node_name(node)!r} is in training "
+                                 f"mode: export the model in eval mode")
+            gamma, beta, mean, var = (const(node, n).reshape(-1) for n in node.input[1:5])
+            scale = gamma / np.sqrt(var + attr(node, "epsilon", 1e-5))
+            weights[-1] = weights[-1] * scale[:, None]
+            biases[-1] = (biases[-1] - mean) * scale + beta
         elif op == "Relu":
             if not weights or relu[-1]:
                 raise InputError(f"unsupported ONNX Relu (node {node_name(node)!r}): a Relu is "

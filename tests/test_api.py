@@ -117,6 +117,19 @@ def test_onnx_flattened_by_view_or_weighted_by_constant_nodes(view, constants, d
     assert design.score(x[1300:], y[1300:]) > 0.85
 
 
+def test_onnx_batch_normalization_after_a_layer_is_folded_into_it():
+    """nn.BatchNorm1d after nn.Linear (inference mode) is folded into the layer; the import's
+    own check against the graph (onnx.reference) proves it faithful."""
+    d = load_digits()
+    x, y = d.data / 16.0, d.target
+    m = fit(MLPClassifier((32, 16), max_iter=300, random_state=1), x[:1000], y[:1000])
+    model = torch_like_onnx([w.T for w in m.coefs_], m.intercepts_, [64], batchnorm=True)
+    assert sum(n.op_type == "BatchNormalization" for n in model.graph.node) == 2
+    design = pse_hdl.convert(model, calibration=(x[1000:1300], y[1000:1300]), target_bits=5.0)
+    assert [w.shape for w in design.source.net.weights] == [(32, 64), (16, 32), (10, 16)]
+    assert design.score(x[1300:], y[1300:]) > 0.5
+
+
 def test_onnx_exported_for_a_batch_of_one():
     """A graph exported for one sample at a time (its input's batch and its Reshape fixed at
     1) is checked against its source one sample at a time."""

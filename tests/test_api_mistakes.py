@@ -7,7 +7,7 @@ import joblib
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from onnx import TensorProto, helper, numpy_helper
 from sklearn.linear_model import LogisticRegression
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
@@ -49,6 +49,12 @@ def files(tmp_path_factory, binary):
     two.graph.input.append(helper.make_tensor_value_info("mask", TensorProto.FLOAT, [None, 30]))
     onnx.save(two, str(d / "two_inputs.onnx"))
     onnx.save(torch_like_onnx(ws, bs, [30], batch=4), str(d / "batch4.onnx"))
+    bn_first = torch_like_onnx(ws, bs, [30])
+    bn_first.graph.initializer.extend(numpy_helper.from_array(np.ones(30, np.float32), k)
+                                      for k in ("g", "b", "m", "v"))
+    bn_first.graph.node[0].op_type = "BatchNormalization"       # the Flatten's place
+    bn_first.graph.node[0].input.extend(["g", "b", "m", "v"])
+    onnx.save(bn_first, str(d / "bn_first.onnx"))
     np.savez(d / "no_y.npz", x=x)
     np.savez(d / "x1d.npz", x=x[:, 0], y=y)
     np.savez(d / "short.npz", x=x[:10], y=y[:9])
@@ -92,6 +98,9 @@ BAD = [
      r"unsupported ONNX operation Tanh \(node '/Tanh'\)"),
     (["run", "{d}/relu_end.onnx", "--data", "{d}/good.npz"], "ends with a Relu"),
     (["run", "{d}/two_inputs.onnx", "--data", "{d}/good.npz"], "has one input, this graph has 2"),
+    (["run", "{d}/bn_first.onnx", "--data", "{d}/good.npz"],
+     r"unsupported ONNX BatchNormalization \(node '/Flatten'\): it is accepted right after a "
+     r"layer"),
     (["run", "{d}/batch4.onnx", "--data", "{d}/good.npz"],
      r"the ONNX graph cannot be evaluated on \d+ samples of shape \[30\] \(\w+: "),
     (["run", "{d}/good.joblib", "--data", "{d}/none.npz"], "data file .* does not exist"),

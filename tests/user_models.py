@@ -17,14 +17,17 @@ def fit(est, x, y):
 
 
 def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=False,
-                    constants=False, batch=None, dynamo=False):
+                    constants=False, batch=None, dynamo=False, batchnorm=False):
     """An ONNX MLP as torch.onnx.export writes Linear/ReLU stacks: Flatten, Gemm with
     transB=1, Relu, ..., optionally a final activation or an extra node. ``view``: the input
     flattened as ``x.view(x.size(0), -1)`` exports it (Shape, Gather, Concat, Reshape);
     ``constants``: the weights and biases in ``Constant`` nodes instead of initializers;
     ``batch``: exported for that batch size only (the input's first dimension, and a Reshape
     to ``[batch, -1]``, fixed); ``dynamo``: each Linear as ``torch.onnx.export(...,
-    dynamo=True)`` writes it (PyTorch 2.6): the weight's Transpose, MatMul, Add."""
+    dynamo=True)`` writes it (PyTorch 2.6): the weight's Transpose, MatMul, Add;
+    ``batchnorm``: an inference-mode BatchNormalization after every hidden layer (random
+    statistics, seed 0), as nn.BatchNorm1d exports."""
+    rng = np.random.default_rng(0)
     if batch:
         inits = [numpy_helper.from_array(np.array([batch, -1], np.int64), "to")]
         nodes = [helper.make_node("Reshape", ["input", "to"], ["flat"], name="/Reshape")]
@@ -57,6 +60,16 @@ def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=Fals
             nodes.append(helper.make_node("Gemm", [t, f"w{l}", f"b{l}"], [f"g{l}"], transB=1,
                                           name=f"/fc{l}/Gemm"))
         t = f"g{l}"
+        if batchnorm and l < len(weights) - 1:
+            n = w.shape[0]
+            stats = {"gamma": rng.uniform(0.5, 2, n), "beta": rng.normal(0, 0.5, n),
+                     "mean": rng.normal(0, 0.5, n), "var": rng.uniform(0.5, 2, n)}
+            inits += [numpy_helper.from_array(v.astype(np.float32), f"bn{l}_{k}")
+                      for k, v in stats.items()]
+            nodes.append(helper.make_node("BatchNormalization",
+                                          [t] + [f"bn{l}_{k}" for k in stats], [f"n{l}"],
+                                          epsilon=1e-5, name=f"/bn{l}/BatchNormalization"))
+            t = f"n{l}"
         if l < len(weights) - 1:
             nodes.append(helper.make_node("Relu", [t], [f"r{l}"], name=f"/relu{l}/Relu"))
             t = f"r{l}"
