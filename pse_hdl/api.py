@@ -151,7 +151,8 @@ def load(path):
     try:
         meta = json.loads(str(z["pse_design"]))
         n = int(z["n_layers"])
-        net = FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)])
+        net = FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)],
+                       z.get("in_scale"), z.get("in_offset"))
         x_cal, y_cal = z["x_calib"], z["y_calib"]
         classes = z.get("classes")
     except KeyError as e:
@@ -160,7 +161,8 @@ def load(path):
     except ValueError as e:
         raise InputError(f"{path} is not a saved pse-hdl design: {e}") from None
     cfg = PSEConfig.from_dict(meta["config"], source=str(path))
-    source = Source(net, meta["kind"], meta["task"], classes)
+    source = Source(net, meta["kind"], meta["task"], classes,
+                    info={"input_scaling": meta.get("input_scaling")})
     design = Design(cfg, source, x_cal, y_cal, meta["task"],
                     recalibrate_every=meta["recalibrate_every"])
     design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"],
@@ -235,7 +237,7 @@ class Design:
                              f"{self.source.inputs} inputs")
         if not np.all(np.isfinite(x)):
             raise InputError("samples have NaN or infinite values")
-        return quantize_input(x, self.qnet.layers[0].fx, self.cfg)
+        return quantize_input(self.source.net.prepare(x), self.qnet.layers[0].fx, self.cfg)
 
     def outputs(self, logits):
         """The engine's last-layer accumulators to predictions: class labels, or the
@@ -487,7 +489,25 @@ class Design:
             "dense16_cycles_per_sample": int(cyc["dense16"]),
             "mac_cycle_ratio": cyc["scheduled"] / cyc["dense16"],
             "calibration_score": self.calibration_score,
+            **self.io_formats(),
         }
+
+    def io_formats(self):
+        """How a host turns samples into the engine's INPUT words and its RESULT words back
+        into values (``report.json`` says it for a host program of one's own): ``input``: each
+        sample scaled per feature (``scale``, ``offset``: a Pipeline's scalers, else null),
+        times ``2**frac_bits``, rounded, saturated to ``bits``-bit signed; ``output``: the last
+        layer's accumulators (``bits``), divided by ``2**frac_bits`` (a classifier's class is
+        the largest's row, ``classes``)."""
+        net, first, last = self.source.net, self.qnet.layers[0], self.qnet.layers[-1]
+        scaled = net.in_scale is not None
+        return {"input": {"bits": self.cfg.act_bits, "frac_bits": int(first.fx),
+                          "scale": net.in_scale.tolist() if scaled else None,
+                          "offset": net.in_offset.tolist() if scaled else None,
+                          "scaling": self.source.info.get("input_scaling")},
+                "output": {"bits": self.cfg.acc_bits, "frac_bits": int(last.fx + last.fw),
+                           "classes": None if self.classes is None
+                           else [c.item() if hasattr(c, "item") else c for c in self.classes]}}
 
     # -- artefacts --------------------------------------------------------------------------
     def write(self, directory):
@@ -553,13 +573,17 @@ class Design:
                 "uniform": self.uniform, "masked": self.masked,
                 "target_bits": self.target_bits, "mode": self.mode,
                 "recalibrate_every": self.recalibrate_every, "adapt": self.adapt,
-                "max_mac": self.max_mac}
+                "max_mac": self.max_mac,
+                "input_scaling": self.source.info.get("input_scaling")}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
                 "x_calib": self.x_cal, "y_calib": self.y_cal}
         for l, (w, b) in enumerate(zip(self.source.net.weights, self.source.net.biases)):
             data[f"W{l}"], data[f"b{l}"] = w, b
         if self.source.classes is not None:
             data["classes"] = np.asarray(self.source.classes)
+        if self.source.net.in_scale is not None:
+            data["in_scale"], data["in_offset"] = self.source.net.in_scale, \
+                self.source.net.in_offset
         return savez_atomic(path, **data)
 
 

@@ -117,6 +117,34 @@ def test_onnx_flattened_by_view_or_weighted_by_constant_nodes(view, constants, d
     assert design.score(x[1300:], y[1300:]) > 0.85
 
 
+@pytest.mark.parametrize("scalers", [
+    ("StandardScaler",), ("MinMaxScaler",), ("RobustScaler", "passthrough", "MaxAbsScaler")])
+def test_a_pipeline_of_scalers_and_an_mlp(scalers, tmp_path):
+    """A Pipeline of per-feature scalers ending in an MLP runs on raw samples: the scalers
+    become one per-feature affine on the host (the float network reproduces the pipeline),
+    saved and loaded with the design, and ``report()["input"]`` tells a host program of one's
+    own how to make the engine's input words from a raw sample."""
+    from sklearn import preprocessing
+    from sklearn.pipeline import make_pipeline
+    d = load_wine()
+    x_tr, x_te, y_tr, y_te = train_test_split(d.data, d.target, test_size=0.5, random_state=0,
+                                              stratify=d.target)
+    steps = [s if s == "passthrough" else getattr(preprocessing, s)() for s in scalers]
+    pipe = fit(make_pipeline(*steps, MLPClassifier((24,), max_iter=800, random_state=0)),
+               x_tr, y_tr)
+    design = pse_hdl.convert(pipe, calibration=(x_tr, y_tr), target_bits=6.0)
+    np.testing.assert_array_equal(design.source.net.predict(x_te), pipe.predict(x_te))
+    assert design.score(x_te, y_te) > 0.85
+    design.save(tmp_path / "d.npz")
+    again = pse_hdl.load(tmp_path / "d.npz")
+    np.testing.assert_array_equal(again.predict(x_te), design.predict(x_te))
+    fmt = again.report()["input"]
+    assert fmt["scaling"] == [s for s in scalers if s != "passthrough"]
+    words = np.clip(np.round((x_te * fmt["scale"] + fmt["offset"]) * 2.0 ** fmt["frac_bits"]),
+                    -2 ** (fmt["bits"] - 1), 2 ** (fmt["bits"] - 1) - 1)
+    np.testing.assert_array_equal(words, design.quantize(x_te))
+
+
 def test_onnx_batch_normalization_after_a_layer_is_folded_into_it():
     """nn.BatchNorm1d after nn.Linear (inference mode) is folded into the layer; the import's
     own check against the graph (onnx.reference) proves it faithful."""

@@ -35,6 +35,14 @@ def files(tmp_path_factory, binary):
     np.savez(d / "chain.npz", n_layers=2, W0=np.ones((4, 30)), b0=np.zeros(4),
              W1=np.ones((2, 5)), b1=np.zeros(2))
     joblib.dump(fit(LogisticRegression(max_iter=200), x, y), d / "logreg.joblib")
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+    for name, steps in (("pca", [StandardScaler(), PCA(5)]), ("clip", [MinMaxScaler(clip=True)]),
+                        ("pipe_logreg", [StandardScaler()])):
+        last = LogisticRegression(max_iter=200) if name == "pipe_logreg" else \
+            MLPClassifier((4,), max_iter=50, random_state=0)
+        joblib.dump(fit(make_pipeline(*steps, last), x, y), d / f"{name}.joblib")
     joblib.dump(MLPClassifier((4,)), d / "unfitted.joblib")
     joblib.dump(fit(MLPClassifier((4,), activation="tanh", max_iter=50, random_state=0), x, y),
                 d / "tanh.joblib")
@@ -90,8 +98,15 @@ BAD = [
     (["run", "{d}/chain.npz", "--data", "{d}/good.npz"],
      "layer 1 takes 5 inputs but layer 0 has 4 outputs"),
     (["run", "{d}/logreg.joblib", "--data", "{d}/good.npz"],
-     "must be an MLPClassifier or MLPRegressor, not LogisticRegression"),
+     r"must be an MLPClassifier or MLPRegressor \(or a Pipeline .*\), not LogisticRegression"),
     (["run", "{d}/unfitted.joblib", "--data", "{d}/good.npz"], "is not fitted"),
+    (["run", "{d}/pca.joblib", "--data", "{d}/good.npz"],
+     r"Pipeline step 'pca' is a PCA: the steps before the MLP may be per-feature scalers"),
+    (["run", "{d}/clip.joblib", "--data", "{d}/good.npz"],
+     "a MinMaxScaler with clip=True is not a per-feature affine map"),
+    (["run", "{d}/pipe_logreg.joblib", "--data", "{d}/good.npz"],
+     r"must be an MLPClassifier or MLPRegressor \(or a Pipeline of scalers ending in one\), "
+     r"not LogisticRegression"),
     (["run", "{d}/tanh.joblib", "--data", "{d}/good.npz"],
      "only ReLU hidden layers are supported, not activation='tanh'"),
     (["run", "{d}/tanh.onnx", "--data", "{d}/good.npz"],

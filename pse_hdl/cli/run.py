@@ -199,6 +199,7 @@ def cmd_run(args):
         "engine": {k: getattr(cfg, k) for k in ENGINE_SIZE},
         "uniform_layers": design.uniform_layers,
         "masked_layers": design.masked_layers,
+        "input_scaling": source.info.get("input_scaling"),
         **{k: v for k, v in run.items() if k not in ("backend", "samples")},
     }
     if args.json:
@@ -219,6 +220,10 @@ def cmd_run(args):
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", _allocations(result, cfg)),
     ]
+    if result["input_scaling"]:
+        rows.append(("samples scaled on the host (the Pipeline's)",
+                     f"{' then '.join(result['input_scaling'])}: one per-feature affine "
+                     f"(report.json's input)"))
     if args.fit:
         rows.append(("engine sized for the network (--fit)",
                      f"layers up to {cfg.max_rows}x{cfg.max_cols}, {cfg.max_layers} layers, "

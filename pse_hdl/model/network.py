@@ -33,6 +33,15 @@ __all__ = ["FloatMLP", "QuantLayer", "QuantNet", "digits_splits", "train_digits"
 class FloatMLP:
     weights: list   # W_l: out x in
     biases: list
+    # A per-feature affine the host applies to the samples first (a scikit-learn Pipeline's
+    # scalers): layer 0 sees ``x * in_scale + in_offset``. None: the samples as they are.
+    in_scale: np.ndarray = None
+    in_offset: np.ndarray = None
+
+    def prepare(self, x):
+        """The samples as layer 0 takes them (the host-side scaling, if any)."""
+        x = np.asarray(x, np.float64)
+        return x if self.in_scale is None else x * self.in_scale + self.in_offset
 
     @classmethod
     def from_sklearn(cls, mlp):
@@ -43,7 +52,7 @@ class FloatMLP:
 
     def forward(self, x, upto=None):
         """Float activations entering each layer (and the logits last)."""
-        acts = [np.asarray(x, np.float64)]
+        acts = [self.prepare(x)]
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = acts[-1] @ w.T + b
             acts.append(np.maximum(z, 0) if l < len(self.weights) - 1 else z)
