@@ -28,7 +28,8 @@ def main(out="."):
               file=sys.stderr)
         sys.exit(2)
     x, y = load_wine(return_X_y=True)
-    # The engine takes the MLP alone: standardise here, so the data file holds what it sees.
+    # Standardised here, so the data file holds what the engine sees (a Pipeline with its
+    # StandardScaler converts too: the scaler then runs on the host, docs/API.md).
     x = StandardScaler().fit_transform(x).astype(np.float32)
     x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.5, random_state=0, stratify=y)
     mlp = MLPClassifier(hidden_layer_sizes=(32,), max_iter=2000, random_state=0)

@@ -183,8 +183,9 @@ def from_sklearn(est, kind=None, _reference_of=None):
 PASS_OPS = ("Cast", "Identity", "Dropout")
 INPUT_OPS = ("Flatten", "Reshape")
 FINAL_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
-SUPPORTED = ("Gemm", "MatMul", "Add", "BatchNormalization", "Relu") + PASS_OPS + INPUT_OPS \
-    + FINAL_OPS
+SUPPORTED = ("Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Scaler", "Mul", "Sub",
+             "Div") + PASS_OPS + INPUT_OPS + FINAL_OPS
+ARITH_OPS = ("Mul", "Div", "Add", "Sub")   # by a constant, before the first layer
 SHAPE_OPS = ("Shape", "Size")       # read a tensor's shape only (x.view(x.size(0), -1))
 
 
@@ -267,6 +268,8 @@ def from_onnx(model, kind="ONNX"):
 
     weights, biases, relu = [], [], []
     tensor, final = inputs[0], None
+    in_scale = in_offset = None             # skl2onnx's Scalers before the first layer
+    scalers = []
     while True:
         nxt = consumers.get(tensor, [])
         if not nxt or (weights and tensor in outputs):
@@ -281,6 +284,29 @@ def from_onnx(model, kind="ONNX"):
         op = node.op_type
         if op in PASS_OPS:
             pass
+        elif op == "Scaler" or (op in ARITH_OPS and not weights):
+            # A per-feature affine before the first layer, on the host: ai.onnx.ml's Scaler,
+            # (x - offset) * scale (skl2onnx's StandardScaler), or a Mul, Add, Sub or Div by a
+            # constant (its MinMaxScaler).
+            if weights:
+                raise InputError(f"unsupported ONNX Scaler between layers (node "
+                                 f"{node_name(node)!r}): it is accepted before the first "
+                                 f"layer only")
+            if op == "Scaler":
+                a = np.asarray(attr(node, "scale", [1.0]), np.float64)
+                b = -np.asarray(attr(node, "offset", [0.0]), np.float64) * a
+            else:
+                other = [n for n in node.input if n != tensor]
+                if len(other) != 1 or (op in ("Sub", "Div") and node.input[0] != tensor):
+                    raise InputError(f"unsupported ONNX {op} (node {node_name(node)!r}): "
+                                     f"before the first layer the samples go through a {op} "
+                                     f"with a constant only")
+                c = const(node, other[0]).reshape(-1)
+                a, b = {"Mul": (c, 0.0 * c), "Div": (1.0 / c, 0.0 * c),
+                        "Add": (1.0 + 0.0 * c, c), "Sub": (1.0 + 0.0 * c, -c)}[op]
+            in_scale, in_offset = (a, b) if in_scale is None else \
+                (in_scale * a, in_offset * a + b)
+            scalers.append(f"ONNX {op} {node_name(node)!r}")
         elif op in INPUT_OPS:
             if weights and node.output[0] in outputs and not consumers.get(node.output[0]):
                 break                       # the outputs reshaped: the logits are before it
@@ -334,6 +360,9 @@ def from_onnx(model, kind="ONNX"):
             final = node
             tensor = node.output[0]
             break
+        elif op in ARITH_OPS:
+            raise InputError(f"unsupported ONNX {op} after a layer (node {node_name(node)!r}): "
+                             f"a {op} by a constant is accepted before the first layer only")
         else:
             raise InputError(f"unsupported ONNX operation {op} (node {node_name(node)!r}); "
                              f"an MLP graph may use {', '.join(SUPPORTED)}")
@@ -359,12 +388,21 @@ def from_onnx(model, kind="ONNX"):
             raise InputError("multi-label (several sigmoid outputs) ONNX models are not "
                              "supported")
     net = _check_net(weights, biases, kind)
+    if in_scale is not None:
+        n = net.weights[0].shape[1]
+        try:
+            net.in_scale, net.in_offset = (np.broadcast_to(v, (n,)).astype(np.float64)
+                                           for v in (in_scale, in_offset))
+        except ValueError:
+            raise InputError(f"the ONNX Scaler has {len(in_scale)} factors but the first layer "
+                             f"takes {n} inputs") from None
     reference = _onnx_reference(model, inputs[0], tensor)
     task = "classification" if final is not None else None
     classes = _onnx_classes(g, tensors)
     if classes is not None and len(classes) != net.weights[-1].shape[0]:
         classes = None                      # not this network's outputs
-    return Source(net, kind, task, classes, reference, compare)
+    return Source(net, kind, task, classes, reference, compare,
+                  info={"input_scaling": scalers or None})
 
 
 def _onnx_classes(graph, tensors):

@@ -143,6 +143,16 @@ def test_a_pipeline_of_scalers_and_an_mlp(scalers, tmp_path):
     words = np.clip(np.round((x_te * fmt["scale"] + fmt["offset"]) * 2.0 ** fmt["frac_bits"]),
                     -2 ** (fmt["bits"] - 1), 2 ** (fmt["bits"] - 1) - 1)
     np.testing.assert_array_equal(words, design.quantize(x_te))
+    if "passthrough" in scalers:
+        return
+    # skl2onnx writes the scalers as ai.onnx.ml Scaler nodes (a MinMaxScaler as a Mul and an
+    # Add): the same import from the ONNX.
+    from skl2onnx import to_onnx as convert
+    model = convert(pipe, x_tr[:1].astype(np.float32))
+    assert {n.op_type for n in model.graph.node} & {"Scaler", "Mul"}
+    onnx_design = pse_hdl.convert(model, calibration=(x_tr, y_tr), target_bits=6.0)
+    np.testing.assert_array_equal(onnx_design.source.net.predict(x_te), pipe.predict(x_te))
+    assert onnx_design.report()["input"]["scaling"]
 
 
 def test_onnx_batch_normalization_after_a_layer_is_folded_into_it():

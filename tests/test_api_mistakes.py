@@ -63,6 +63,10 @@ def files(tmp_path_factory, binary):
     bn_first.graph.node[0].op_type = "BatchNormalization"       # the Flatten's place
     bn_first.graph.node[0].input.extend(["g", "b", "m", "v"])
     onnx.save(bn_first, str(d / "bn_first.onnx"))
+    mul_after = torch_like_onnx(ws, bs, [30])
+    mul_after.graph.node[2].op_type = "Mul"             # the first Relu, now a Mul by b0
+    mul_after.graph.node[2].input.append("b0")
+    onnx.save(mul_after, str(d / "mul_after.onnx"))
     np.savez(d / "no_y.npz", x=x)
     np.savez(d / "x1d.npz", x=x[:, 0], y=y)
     np.savez(d / "short.npz", x=x[:10], y=y[:9])
@@ -113,6 +117,9 @@ BAD = [
      r"unsupported ONNX operation Tanh \(node '/Tanh'\)"),
     (["run", "{d}/relu_end.onnx", "--data", "{d}/good.npz"], "ends with a Relu"),
     (["run", "{d}/two_inputs.onnx", "--data", "{d}/good.npz"], "has one input, this graph has 2"),
+    (["run", "{d}/mul_after.onnx", "--data", "{d}/good.npz"],
+     r"unsupported ONNX Mul after a layer \(node '/relu0/Relu'\): a Mul by a constant is "
+     r"accepted before the first layer only"),
     (["run", "{d}/bn_first.onnx", "--data", "{d}/good.npz"],
      r"unsupported ONNX BatchNormalization \(node '/Flatten'\): it is accepted right after a "
      r"layer"),
