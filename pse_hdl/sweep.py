@@ -134,8 +134,8 @@ def default_thresholds(n):
 
 
 # The sources a task's result depends on (not the command line, plots or docs).
-RESULT_SOURCES = ("model/*.py", "rtl/*.py", "host/*.py", "host/csrc/*", "api.py",
-                  "importers.py", "config.py", "regmap.py", "errors.py", "sweep.py")
+RESULT_SOURCES = ("model/*.py", "rtl/*.py", "rtl/zones/*.py", "host/*.py", "host/csrc/*",
+                  "api.py", "importers/*.py", "config.py", "regmap.py", "errors.py", "sweep.py")
 
 
 def _source_hash():

@@ -1,0 +1,285 @@
+"""ONNX: the chain of MLP layers from a graph's input, checked against the graph evaluated by
+``onnx.reference`` (no runtime needed)."""
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import InputError
+from .source import Source, _check_net
+
+PASS_OPS = ("Cast", "Identity", "Dropout")
+INPUT_OPS = ("Flatten", "Reshape")
+FINAL_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
+SUPPORTED = ("Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Scaler", "Mul", "Sub",
+             "Div") + PASS_OPS + INPUT_OPS + FINAL_OPS
+ARITH_OPS = ("Mul", "Div", "Add", "Sub")   # by a constant, before the first layer
+SHAPE_OPS = ("Shape", "Size")       # read a tensor's shape only (x.view(x.size(0), -1))
+
+
+def _constant_nodes(graph):
+    """``{output: array}`` of the graph's numeric ``Constant`` nodes (exporters write weights
+    and shapes as those as well as initializers), in their own types."""
+    from onnx import helper, numpy_helper
+    out = {}
+    for node in graph.node:
+        if node.op_type != "Constant" or len(node.attribute) != 1:
+            continue
+        a = node.attribute[0]
+        value = helper.get_attribute_value(a)
+        if a.name == "value":
+            value = numpy_helper.to_array(value)
+        elif a.name not in ("value_float", "value_floats", "value_int", "value_ints"):
+            continue                        # sparse or string constants: no MLP operand
+        out[node.output[0]] = np.asarray(value)
+    return out
+
+
+def _fold_constants(graph, constants):
+    """Add to ``constants`` (name: array) the outputs of the nodes whose inputs are all
+    constants (the ``Transpose`` of a weight that PyTorch's dynamo exporter writes before a
+    ``MatMul``, a ``Cast``), each evaluated once by ``onnx.reference``. Nodes are in
+    topological order, as ONNX requires, so one pass folds chains of them. A node it cannot
+    evaluate stays for the walk, which names it if a layer needs its output."""
+    from onnx.reference import ReferenceEvaluator
+    for node in graph.node:
+        if (node.op_type == "Constant" or not node.input or node.domain not in ("", "ai.onnx")
+                or not all(name in constants for name in node.input if name)):
+            continue
+        try:
+            outs = ReferenceEvaluator(node).run(
+                None, {name: constants[name] for name in node.input if name})
+        except Exception:                   # the evaluator's own, for an unfoldable node
+            continue
+        constants.update((name, np.asarray(v)) for name, v in zip(node.output, outs))
+
+
+def from_onnx(model, kind="ONNX"):
+    import onnx
+    from onnx import numpy_helper
+    if isinstance(model, (str, Path)):
+        try:
+            model = onnx.load(str(model))
+        except Exception as e:              # protobuf raises several types for a bad file
+            raise InputError(f"{model} is not a readable ONNX model: {e}") from None
+    g = model.graph
+    tensors = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+    typed = {**tensors, **_constant_nodes(g)}
+    _fold_constants(g, typed)
+    init = {k: v.astype(np.float64) for k, v in typed.items() if v.dtype.kind in "biuf"}
+    inputs = [i.name for i in g.input if i.name not in init]
+    if len(inputs) != 1:
+        raise InputError(f"an ONNX MLP has one input, this graph has {len(inputs)}: "
+                         f"{', '.join(inputs) or 'none'}")
+    consumers = {}
+    for node in g.node:
+        if node.op_type in SHAPE_OPS:
+            continue                        # reads a tensor's shape, not its values
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    outputs = {o.name for o in g.output}
+
+    def node_name(node):
+        return node.name or f"{node.op_type} -> {', '.join(node.output)}"
+
+    def const(node, name):
+        if name not in init:
+            raise InputError(f"ONNX node {node_name(node)!r}: operand {name!r} must be a "
+                             f"constant (an initializer or a Constant node) for an MLP layer")
+        return init[name]
+
+    def attr(node, key, default):
+        for a in node.attribute:
+            if a.name == key:
+                return onnx.helper.get_attribute_value(a)
+        return default
+
+    weights, biases, relu = [], [], []
+    tensor, final = inputs[0], None
+    in_scale = in_offset = None             # skl2onnx's Scalers before the first layer
+    scalers = []
+    while True:
+        nxt = consumers.get(tensor, [])
+        if not nxt or (weights and tensor in outputs):
+            break                           # the logits (whatever reads them is not a layer)
+        if len(nxt) > 1:
+            ops = ", ".join(n.op_type for n in nxt)
+            if all(n.op_type not in SUPPORTED for n in nxt) and weights:
+                break                       # post-processing of the logits
+            raise InputError(f"the ONNX graph branches after {tensor!r} (into {ops}): only a "
+                             f"chain of layers is supported")
+        node = nxt[0]
+        op = node.op_type
+        if op in PASS_OPS:
+            pass
+        elif op == "Scaler" or (op in ARITH_OPS and not weights):
+            # A per-feature affine before the first layer, on the host: ai.onnx.ml's Scaler,
+            # (x - offset) * scale (skl2onnx's StandardScaler), or a Mul, Add, Sub or Div by a
+            # constant (its MinMaxScaler).
+            if weights:
+                raise InputError(f"unsupported ONNX Scaler between layers (node "
+                                 f"{node_name(node)!r}): it is accepted before the first "
+                                 f"layer only")
+            if op == "Scaler":
+                a = np.asarray(attr(node, "scale", [1.0]), np.float64)
+                b = -np.asarray(attr(node, "offset", [0.0]), np.float64) * a
+            else:
+                other = [n for n in node.input if n != tensor]
+                if len(other) != 1 or (op in ("Sub", "Div") and node.input[0] != tensor):
+                    raise InputError(f"unsupported ONNX {op} (node {node_name(node)!r}): "
+                                     f"before the first layer the samples go through a {op} "
+                                     f"with a constant only")
+                c = const(node, other[0]).reshape(-1)
+                a, b = {"Mul": (c, 0.0 * c), "Div": (1.0 / c, 0.0 * c),
+                        "Add": (1.0 + 0.0 * c, c), "Sub": (1.0 + 0.0 * c, -c)}[op]
+            in_scale, in_offset = (a, b) if in_scale is None else \
+                (in_scale * a, in_offset * a + b)
+            scalers.append(f"ONNX {op} {node_name(node)!r}")
+        elif op in INPUT_OPS:
+            if weights and node.output[0] in outputs and not consumers.get(node.output[0]):
+                break                       # the outputs reshaped: the logits are before it
+            if weights:
+                raise InputError(f"unsupported ONNX operation {op} between layers (node "
+                                 f"{node_name(node)!r}): {op} is accepted before the first "
+                                 f"layer only")
+        elif op == "Gemm":
+            if attr(node, "transA", 0):
+                raise InputError(f"unsupported Gemm with transA=1 (node {node_name(node)!r})")
+            b = const(node, node.input[1])
+            w = b if attr(node, "transB", 0) else b.T
+            w = w * attr(node, "alpha", 1.0)
+            c = const(node, node.input[2]) * attr(node, "beta", 1.0) if len(node.input) > 2 \
+                and node.input[2] else np.zeros(w.shape[0])
+            weights.append(w)
+            biases.append(np.broadcast_to(c.reshape(-1), (w.shape[0],)).copy())
+            relu.append(False)
+        elif op == "MatMul":
+            w = const(node, node.input[1]).T
+            weights.append(w)
+            biases.append(np.zeros(w.shape[0]))
+            relu.append(False)
+        elif op == "Add":
+            if not weights or relu[-1]:
+                raise InputError(f"unsupported ONNX Add (node {node_name(node)!r}): an Add is "
+                                 f"accepted as the bias of a MatMul")
+            other = [n for n in node.input if n != tensor]
+            c = const(node, other[0]).reshape(-1)
+            biases[-1] = biases[-1] + np.broadcast_to(c, biases[-1].shape)
+        elif op == "BatchNormalization":
+            # Inference-mode batch normalization after a layer, folded into it: each output
+            # scaled by gamma / sqrt(var + eps) and shifted (nn.BatchNorm1d after nn.Linear).
+            if not weights or relu[-1]:
+                raise InputError(f"unsupported ONNX BatchNormalization (node "
+                                 f"{node_name(node)!r}): it is accepted right after a layer "
+                                 f"(folded into it), not before the first or after a Relu")
+            if attr(node, "training_mode", 0) or len(node.output) > 1:
+                raise InputError(f"ONNX BatchNormalization {node_name(node)!r} is in training "
+                                 f"mode: export the model in eval mode")
+            gamma, beta, mean, var = (const(node, n).reshape(-1) for n in node.input[1:5])
+            scale = gamma / np.sqrt(var + attr(node, "epsilon", 1e-5))
+            weights[-1] = weights[-1] * scale[:, None]
+            biases[-1] = (biases[-1] - mean) * scale + beta
+        elif op == "Relu":
+            if not weights or relu[-1]:
+                raise InputError(f"unsupported ONNX Relu (node {node_name(node)!r}): a Relu is "
+                                 f"accepted after a layer")
+            relu[-1] = True
+        elif op in FINAL_OPS:
+            final = node
+            tensor = node.output[0]
+            break
+        elif op in ARITH_OPS:
+            raise InputError(f"unsupported ONNX {op} after a layer (node {node_name(node)!r}): "
+                             f"a {op} by a constant is accepted before the first layer only")
+        else:
+            raise InputError(f"unsupported ONNX operation {op} (node {node_name(node)!r}); "
+                             f"an MLP graph may use {', '.join(SUPPORTED)}")
+        tensor = node.output[0]
+    if not weights:
+        raise InputError("the ONNX graph has no Gemm or MatMul layer on its input's path")
+    if relu[-1]:
+        raise InputError("the ONNX graph ends with a Relu: the last layer must be linear (its "
+                         "outputs are the logits)")
+    if not all(relu[:-1]):
+        l = relu.index(False)
+        raise InputError(f"layer {l} of the ONNX graph has no Relu after it: hidden layers "
+                         f"must be ReLU")
+    compare = "logits"
+    if final is not None:
+        compare = {"Softmax": "softmax", "LogSoftmax": "log_softmax",
+                   "Sigmoid": "sigmoid"}[final.op_type]
+        if compare == "sigmoid" and weights[-1].shape[0] == 1:
+            weights[-1] = np.vstack([np.zeros_like(weights[-1]), weights[-1]])
+            biases[-1] = np.concatenate([[0.0], biases[-1]])
+            compare = "sigmoid2"
+        elif compare == "sigmoid":
+            raise InputError("multi-label (several sigmoid outputs) ONNX models are not "
+                             "supported")
+    net = _check_net(weights, biases, kind)
+    if in_scale is not None:
+        n = net.weights[0].shape[1]
+        try:
+            net.in_scale, net.in_offset = (np.broadcast_to(v, (n,)).astype(np.float64)
+                                           for v in (in_scale, in_offset))
+        except ValueError:
+            raise InputError(f"the ONNX Scaler has {len(in_scale)} factors but the first layer "
+                             f"takes {n} inputs") from None
+    reference = _onnx_reference(model, inputs[0], tensor)
+    task = "classification" if final is not None else None
+    classes = _onnx_classes(g, tensors)
+    if classes is not None and len(classes) != net.weights[-1].shape[0]:
+        classes = None                      # not this network's outputs
+    return Source(net, kind, task, classes, reference, compare,
+                  info={"input_scaling": scalers or None})
+
+
+def _onnx_classes(graph, tensors):
+    """The class labels a classifier's graph names after its probabilities (skl2onnx: a
+    ``ZipMap``'s ``classlabels_strings``/``classlabels_int64s``, or the constant list an
+    ``ArrayFeatureExtractor`` picks the ``ArgMax``'s label from), or ``None``."""
+    from onnx import helper
+
+    def names(values):
+        return np.array([v.decode() if isinstance(v, bytes) else v for v in values])
+    for node in graph.node:
+        if node.op_type == "ZipMap":
+            for a in node.attribute:
+                if a.name in ("classlabels_strings", "classlabels_int64s"):
+                    return names(helper.get_attribute_value(a))
+    argmax = {n.output[0] for n in graph.node if n.op_type == "ArgMax"}
+    for node in graph.node:
+        if (node.op_type == "ArrayFeatureExtractor" and node.input[0] in tensors
+                and node.input[1] in argmax):
+            return names(tensors[node.input[0]].ravel())
+    return None
+
+
+def _onnx_reference(model, input_name, output_name):
+    """The graph from ``input_name`` to ``output_name`` evaluated in float by
+    ``onnx.reference``. Only that part is kept: what follows (skl2onnx's ``ZipMap`` of
+    probabilities, label post-processing) may use operations the reference evaluator lacks."""
+    import onnx
+    from onnx.reference import ReferenceEvaluator
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    if output_name not in {o.name for o in m.graph.output}:
+        m.graph.output.append(onnx.helper.make_tensor_value_info(output_name,
+                                                                 onnx.TensorProto.FLOAT, None))
+    m = onnx.utils.Extractor(m).extract_model([input_name], [output_name])
+    evaluator = ReferenceEvaluator(m)
+    shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+
+    def run(x):
+        x = np.asarray(x, np.float32)
+        if len(shape) > 2 and all(shape[1:]):
+            x = x.reshape([len(x)] + shape[1:])
+        # A graph exported for a batch of one (its Reshapes' shapes fixed) takes one at a time.
+        batches = [x[i:i + 1] for i in range(len(x))] if shape and shape[0] == 1 else [x]
+        try:
+            out = [evaluator.run([output_name], {input_name: b})[0] for b in batches]
+        except Exception as e:                  # the reference evaluator's, for this graph
+            raise InputError(f"the ONNX graph cannot be evaluated on {len(x)} samples of "
+                             f"shape {list(x.shape[1:])} ({type(e).__name__}: {e})") from None
+        return np.concatenate([np.asarray(o, np.float64).reshape(len(b), -1)
+                               for o, b in zip(out, batches)])
+    return run
