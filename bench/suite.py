@@ -1,7 +1,7 @@
 """The accuracy scoreboard: PSE against the quantization a user would pick, on 10 networks.
 
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
-                          [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
+                          [--set scoreboard|held-out] [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
                           [--seed N] [--seeds N] [--oracle] [--fit]
                           [--allocation global|layer|auto]
 
@@ -9,7 +9,10 @@ Every network is a scikit-learn ``MLPClassifier`` trained here (fixed seeds, a f
 on bundled or generated data: the digits MLP of ``pse demo`` (inputs scaled to [0, 1]) and
 digits MLPs of other widths and depths on standardised inputs, wine, breast cancer, iris, and
 ``make_classification`` tasks of three difficulties. Each has separate train, calibration (15 %)
-and test (30 %) splits; the engine sees only the calibration split before the test.
+and test (30 %) splits; the engine sees only the calibration split before the test. ``--set
+held-out`` runs eight other networks instead (``bench/networks.py``), fixed before any PSE run
+on them and never used to choose a design: whether a figure holds beyond the networks the
+allocator was developed on.
 
 On the same trained weights, in one run: float; uniform int8 and int4 with one scale per layer;
 int4 with one scale per output row; magnitude pruning + int8 at 4.0 bits per weight (one mask
@@ -44,93 +47,29 @@ one port; ``pse run --fit``); the JSON's ``fit`` says so.
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pse_hdl.api import MODES, Design, fixed_modes                           # noqa: E402
 from pse_hdl.config import from_arg                                          # noqa: E402
 from pse_hdl.errors import ConfigError                                       # noqa: E402
-from pse_hdl.importers import Source, from_sklearn                           # noqa: E402
 from pse_hdl.model import baselines                                          # noqa: E402
 from pse_hdl.model.calibration import argmax_accuracy                      # noqa: E402
 from pse_hdl.model.engine import Engine, dense_activations                 # noqa: E402
-from pse_hdl.model.layer import one_blas_thread                              # noqa: E402
-from pse_hdl.model.network import default_network, digits_splits             # noqa: E402
 from pse_hdl.plots import suite_figure                                       # noqa: E402
-from pse_hdl.files import to_json                             # noqa: E402
+from pse_hdl.files import to_json                                            # noqa: E402
+from networks import SCOREBOARD, SETS, network                               # noqa: E402
+
+NETWORKS = SCOREBOARD          # bench/formats.py and the tests read these names
 
 BUDGETS = (3.0, 3.5, 4.0, 4.5, 5.0)
 ADAPT_BUDGETS = (4.0,)       # budgets also run with the budget following performance
 ADAPT_RANGE = 1.0            # ... between budget - 1 and budget + 1 bits per weight
 ORACLE_BUDGET = 4.0          # the budget of the issue's target against int4 (--oracle)
-
-
-def _split(x, y, seed):
-    """55 % train, 15 % calibration, 30 % test, stratified (as the digits demo)."""
-    from sklearn.model_selection import train_test_split
-    x_rest, x_test, y_rest, y_test = train_test_split(x, y, test_size=0.30, random_state=seed,
-                                                      stratify=y)
-    x_tr, x_cal, y_tr, y_cal = train_test_split(x_rest, y_rest, test_size=0.15 / 0.70,
-                                                random_state=seed, stratify=y_rest)
-    return {"train": (x_tr, y_tr), "calib": (x_cal, y_cal), "test": (x_test, y_test)}
-
-
-def _standardised(splits):
-    from sklearn.preprocessing import StandardScaler
-    sc = StandardScaler().fit(splits["train"][0])
-    return {k: (sc.transform(x), y) for k, (x, y) in splits.items()}
-
-
-def _data(name, seed=0):
-    from sklearn import datasets
-    if name == "digits":
-        d = datasets.load_digits()
-        return d.data, d.target
-    if name in ("wine", "breast_cancer", "iris"):
-        d = getattr(datasets, f"load_{name}")()
-        return d.data, d.target
-    n_features, n_informative, n_classes, sep = {
-        "synthetic_easy": (20, 8, 3, 1.5), "synthetic_medium": (24, 12, 5, 1.0),
-        "synthetic_hard": (32, 16, 8, 0.8)}[name]
-    return datasets.make_classification(n_samples=3000, n_features=n_features,
-                                        n_informative=n_informative, n_redundant=4,
-                                        n_classes=n_classes, class_sep=sep, random_state=seed)
-
-
-# name, dataset, hidden layers, L2 alpha
-NETWORKS = (
-    ("digits 64-256-10 (demo)", "digits", (256,), None),
-    ("digits 64-64-10", "digits", (64,), 1e-3),
-    ("digits 64-128-64-10", "digits", (128, 64), 1e-3),
-    ("digits 64-32-10", "digits", (32,), 1e-3),
-    ("wine 13-32-3", "wine", (32,), 1e-3),
-    ("breast cancer 30-32-2", "breast_cancer", (32,), 1e-3),
-    ("iris 4-16-3", "iris", (16,), 1e-3),
-    ("synthetic easy 20-64-3", "synthetic_easy", (64,), 1e-3),
-    ("synthetic medium 24-128-5", "synthetic_medium", (128,), 1e-3),
-    ("synthetic hard 32-128-64-8", "synthetic_hard", (128, 64), 1e-3),
-)
-
-
-def network(name, seed=0):
-    """``(source, splits)`` of a suite network: trained here, deterministic."""
-    entry = next(n for n in NETWORKS if n[0] == name)
-    _, data, hidden, alpha = entry
-    if alpha is None:                     # the demo's network, exactly as `pse demo` runs it
-        return (Source(default_network(seed=seed), "digits MLP", "classification"),
-                digits_splits(seed))
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.neural_network import MLPClassifier
-    splits = _standardised(_split(*_data(data, seed), seed))
-    mlp = MLPClassifier(hidden_layer_sizes=hidden, alpha=alpha, max_iter=600, random_state=seed)
-    with warnings.catch_warnings(), one_blas_thread:     # small products: see one_blas_thread
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        mlp.fit(*splits["train"])
-    return from_sklearn(mlp, name), splits
 
 
 def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit=False,
@@ -390,6 +329,9 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
     ap.add_argument("--plot", default="bench/suite.png", help="frontier plots ('' for none)")
     ap.add_argument("--config", help="preset name or TOML file (default: the default preset)")
+    ap.add_argument("--set", choices=SETS, default="scoreboard",
+                    help="the scoreboard's ten networks (default), or eight held out from "
+                         "the allocator's development (bench/networks.py)")
     ap.add_argument("--only", nargs="+", metavar="NAME",
                     help="networks whose name contains one of these words")
     ap.add_argument("--budgets", nargs="+", type=float, default=list(BUDGETS))
@@ -421,10 +363,11 @@ def main(argv=None):
     bad = [b for b in args.budgets if not 0 < b < 64]
     if bad:
         ap.error(f"--budgets must be bits per weight between 0 and 64, not {bad[0]:g}")
-    names = [n[0] for n in NETWORKS
+    names = [n[0] for n in SETS[args.set]
              if not args.only or any(w in n[0] for w in args.only)]
     if not names:
-        ap.error(f"--only matches no network; the names are: {', '.join(n[0] for n in NETWORKS)}")
+        ap.error(f"--only matches no network of the {args.set} set; the names are: "
+                 f"{', '.join(n[0] for n in SETS[args.set])}")
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         ap.error(f"--plot: the directory of {args.plot!r} does not exist")
     results = []
@@ -443,7 +386,8 @@ def main(argv=None):
                          for name in names])
         for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:
-        print(to_json({"networks": results, "max_mac": args.max_mac, "seed": args.seed,
+        print(to_json({"set": args.set, "networks": results, "max_mac": args.max_mac,
+                       "seed": args.seed,
                        "fit": args.fit, "allocation": args.allocation,
                        "target_failures": fails,
                        **({"draws": draws} if draws else {})}, indent=1))

@@ -80,6 +80,30 @@ def test_suite_bench_runs_one_network_with_every_key(capsys):
     assert adaptive["budget"] == 4.0 and adaptive["bits_per_weight"] <= 5.0
 
 
+def test_suite_bench_runs_the_held_out_networks(capsys):
+    """``--set held-out``: the eight networks kept out of the allocator's development, each
+    trained here deterministically with scikit-learn's default L2 penalty; ``--only`` picks
+    within the set and names the set's networks when it matches none."""
+    suite = _bench("suite")
+    suite.main(["--json", "--plot", "", "--set", "held-out", "--only", "moons",
+                "--budgets", "6.0"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["set"] == "held-out"
+    (r,) = out["networks"]
+    assert r["name"] == "moons 2-32-2" and r["weights"] == 2 * 32 + 32 * 2
+    assert r["layers"] == [[32, 2], [2, 32]] and r["test_samples"] == 600
+    (dyn,) = r["pse_dynamic"]
+    assert dyn["bits_per_weight"] <= 6.0 and dyn["accuracy"] >= r["int4"]["accuracy"] - 0.01
+    names = [n[0] for n in suite.SETS["held-out"]]
+    assert len(names) == 8 and not set(names) & {n[0] for n in suite.NETWORKS}
+    (a, sa), (b, sb) = suite.network("hastie 10-64-2"), suite.network("hastie 10-64-2")
+    np.testing.assert_array_equal(a.net.weights[0], b.net.weights[0])
+    assert set(np.unique(sa["test"][1])) == {0, 1}
+    with pytest.raises(SystemExit):
+        suite.main(["--set", "held-out", "--only", "wine"])
+    assert "no network of the held-out set" in capsys.readouterr().err
+
+
 def test_suite_bench_keeps_to_a_cycle_budget(capsys):
     """``--max-mac``: every static layout within the cycle budget (the calibration's choice),
     every dynamic run too (the firmware's guard); a budget out of (0, 1] is refused."""
