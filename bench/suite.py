@@ -73,9 +73,10 @@ ORACLE_BUDGET = 4.0          # the budget of the issue's target against int4 (--
 
 
 def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit=False,
-             mode="auto"):
+             mode="auto", max_loss=None):
     """Every method on one network: the suite's JSON record of it (with ``oracle``, the
-    :func:`oracle_point` too; with ``fit``, on an engine sized for the network)."""
+    :func:`oracle_point` too; with ``fit``, on an engine sized for the network; with
+    ``max_loss``, the dynamic run of the fewest bits within that loss, ``pse_loss``)."""
     source, splits = network(name, seed)
     if fit:
         cfg = cfg.fitted([w.shape for w in source.net.weights])
@@ -143,6 +144,15 @@ def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit
             "rungs": fig["rungs"], "start_rung": design.adapt["rung"],
             "ladder_bits": [r["bits_per_weight"] for r in design.table
                             if list(r["shares"]) in design.adapt["ladder"]]})
+    if max_loss is not None:
+        best = design.allocate(mode=mode, max_mac=max_mac, max_loss=max_loss)
+        logits, fig = design.run(xq, quantized=True)
+        out["pse_loss"] = {"max_loss": max_loss, "accuracy": argmax_accuracy(logits, y_test),
+                           "bits_per_weight": fig["bits_per_weight"],
+                           "mac_cycle_ratio": fig["mac_cycle_ratio"],
+                           "calibration_accuracy": best["accuracy"],
+                           "dense_calibration_accuracy": best["dense_accuracy"],
+                           "uniform": list(design.uniform), "masked": list(design.masked)}
     if oracle:
         out["oracle"] = oracle_point(design, xq, y_test, max_mac, mode=mode)
     return out
@@ -246,6 +256,9 @@ def draw_summary(seed, networks):
                          k: d[k] for k in ("budget", "accuracy", "bits_per_weight",
                                            "mac_cycle_ratio")},
                      "matches_int4": matches_int4(r)})
+        if "pse_loss" in r:
+            rows[-1]["loss"] = {k: r["pse_loss"][k] for k in ("accuracy", "bits_per_weight",
+                                                              "mac_cycle_ratio")}
         if "oracle" in r:
             o = r["oracle"]
             rows[-1].update(oracle=None if o is None else o["accuracy"],
@@ -314,6 +327,12 @@ def table(networks):
                              f"{_pct(p['accuracy']):>9} {100 * p['mac_cycle_ratio']:>9.1f}%"
                              + (f"  uniform layers {','.join(uniform)}" if uniform else "")
                              + (f"  masked layers {','.join(masked)}" if masked else ""))
+        p = r.get("pse_loss")
+        if p is not None:
+            label = f"loss <= {p['max_loss']:g}"
+            lines.append(f"  {label:<22} {p['bits_per_weight']:>11.3f} {_pct(p['accuracy']):>9} "
+                         f"{100 * p['mac_cycle_ratio']:>9.1f}%  the fewest bits within the "
+                         f"loss of the dense network's calibration accuracy")
         o = r.get("oracle", False)
         if o is not False:
             label = f"oracle <= {ORACLE_BUDGET:g}"
@@ -348,6 +367,9 @@ def main(argv=None):
                     help="the allocation mode (default auto: the calibration chooses)")
     ap.add_argument("--fit", action="store_true",
                     help="run every network on an engine sized for it (PSEConfig.fitted)")
+    ap.add_argument("--max-loss", type=float, metavar="FRACTION",
+                    help="also the dynamic run of the fewest bits per weight within this "
+                         "loss of the dense network's calibration accuracy (pse_loss)")
     args = ap.parse_args(argv)
     try:
         cfg = from_arg(args.config)
@@ -357,6 +379,8 @@ def main(argv=None):
         ap.error(f"--seed must be 0 or more, not {args.seed}")
     if not 1 <= args.seeds <= 100:
         ap.error(f"--seeds must be between 1 and 100, not {args.seeds}")
+    if args.max_loss is not None and not 0 <= args.max_loss < 1:
+        ap.error(f"--max-loss must be a fraction of accuracy in [0, 1), not {args.max_loss:g}")
     if args.max_mac is not None and not 0 < args.max_mac <= 1:
         ap.error(f"--max-mac must be a fraction of dense 16-bit's MAC cycles in (0, 1], not "
                  f"{args.max_mac:g}")
@@ -374,7 +398,7 @@ def main(argv=None):
     for name in names:
         results.append(evaluate(name, cfg, tuple(args.budgets), seed=args.seed,
                                 max_mac=args.max_mac, oracle=args.oracle, fit=args.fit,
-                                mode=args.allocation))
+                                mode=args.allocation, max_loss=args.max_loss))
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.plot:
@@ -382,7 +406,8 @@ def main(argv=None):
     fails = targets(results)
     draws = [] if args.seeds == 1 else [draw_summary(args.seed, results)] + [
         draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac,
-                                  oracle=args.oracle, fit=args.fit, mode=args.allocation)
+                                  oracle=args.oracle, fit=args.fit, mode=args.allocation,
+                                  max_loss=args.max_loss)
                          for name in names])
         for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:

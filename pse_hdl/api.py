@@ -35,7 +35,8 @@ from .files import savez_atomic, to_json, write_atomic
 from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
-from .model.calibration import argmax_accuracy, best_within, budget_ladder, calibrate
+from .model.calibration import (argmax_accuracy, best_within, budget_ladder, calibrate,
+                                fewest_within_loss)
 from .model.engine import Engine, Firmware as Policy, allocation_points, check_activations, \
     check_masked, check_uniform, logit_margins, low_confidence_share, profile, run_dynamic
 from .model.network import FloatMLP, quantize_input, quantize_network
@@ -107,6 +108,8 @@ def r2_score(pred, y):
 
 # Allocation modes: thresholds for the whole network, per layer, or the calibration's choice.
 MODES = ("global", "layer", "auto")
+DEFAULT_BITS = 4.5          # the bit budget when neither target_bits nor max_loss is given
+LOSS_CEILING = 64.0         # with max_loss and no target_bits: every layout is a candidate
 
 
 def fixed_modes(mode):
@@ -114,10 +117,11 @@ def fixed_modes(mode):
     return MODES[:2] if mode == "auto" else (mode,)
 
 
-def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="auto",
-            recalibrate_every=4, adapt=None, max_mac=None, fit=False):
-    """A :class:`Design` for ``model`` (see the module docs; ``adapt`` and ``max_mac``:
-    :meth:`Design.allocate`). ``fit``: the engine sized for the network
+def convert(model, config=None, calibration=None, *, target_bits=None, mode="auto",
+            recalibrate_every=4, adapt=None, max_mac=None, max_loss=None, fit=False):
+    """A :class:`Design` for ``model`` (see the module docs; ``adapt``, ``max_mac`` and
+    ``max_loss``: :meth:`Design.allocate`). ``target_bits`` defaults to 4.5 bits per weight,
+    or with ``max_loss`` to no limit. ``fit``: the engine sized for the network
     (:meth:`~pse_hdl.config.PSEConfig.fitted`: layer limits, master store and zones from its
     layers, the rest from ``config``)."""
     cfg = _config(config)
@@ -126,8 +130,12 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="auto
     # The allocation's arguments first: a mistake there is reported before any work.
     if mode not in MODES:
         raise ConfigError(f"allocation mode must be 'global', 'layer' or 'auto', not {mode!r}")
-    _check_bits("target_bits", target_bits)
+    if target_bits is None and max_loss is None:
+        target_bits = DEFAULT_BITS
+    if target_bits is not None:
+        _check_bits("target_bits", target_bits)
     _check_mac(max_mac)
+    _check_loss(max_loss, adapt)
     source = model if isinstance(model, Source) else load_model(model)
     x_cal, y_raw = calibration if calibration is not None else (None, None)
     task = infer_task(source, y_raw if y_raw is not None else [])
@@ -138,7 +146,7 @@ def convert(model, config=None, calibration=None, *, target_bits=4.5, mode="auto
         cfg = cfg.fitted(shapes)
     check_fit(shapes, cfg)
     design = Design(cfg, source, x_cal, y_cal, task, recalibrate_every=recalibrate_every)
-    design.allocate(target_bits, mode, adapt=adapt, max_mac=max_mac)
+    design.allocate(target_bits, mode, adapt=adapt, max_mac=max_mac, max_loss=max_loss)
     return design
 
 
@@ -169,6 +177,7 @@ def load(path):
                           meta.get("uniform"), meta.get("masked"))
     design.adapt = meta.get("adapt")
     design.max_mac = meta.get("max_mac")
+    design.max_loss = meta.get("max_loss")
     return design
 
 
@@ -184,6 +193,19 @@ def _check_mac(max_mac):
         raise ConfigError(f"max_mac must be a fraction of the dense 16-bit MAC cycles in "
                           f"(0, 1], not {max_mac!r}")
     return None if max_mac is None else float(max_mac)
+
+
+def _check_loss(max_loss, adapt=None):
+    if max_loss is None:
+        return None
+    if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)) \
+            or not 0 <= max_loss < 1:
+        raise ConfigError(f"max_loss must be a fraction of the score in [0, 1) (0.01: one point "
+                          f"of accuracy), not {max_loss!r}")
+    if adapt is not None:
+        raise ConfigError("max_loss and adapt cannot be combined: max_loss chooses one layout "
+                          "by its score, adapt a ladder of budgets")
+    return float(max_loss)
 
 
 def _check_adapt(adapt, target_bits, design):
@@ -215,6 +237,7 @@ class Design:
         self.masked = None
         self.adapt = None                 # the budget ladder, when it follows performance
         self.max_mac = None               # the calibration's MAC cycle budget, if any
+        self.max_loss = None              # the calibration's loss target, if any
         self.table = []
         self.calibration_score = None
 
@@ -256,9 +279,18 @@ class Design:
         return r2_score(self.outputs(logits), y)
 
     # -- allocation -------------------------------------------------------------------------
-    def allocate(self, target_bits=None, mode=None, adapt=None, max_mac=None):
+    def allocate(self, target_bits=None, mode=None, adapt=None, max_mac=None, max_loss=None):
         """Calibrate the class shares and thresholds to ``target_bits`` (bits per weight,
         metadata included) on the calibration data. Returns the chosen candidate.
+
+        ``max_loss`` (a fraction of the score: 0.01 is one point of accuracy): choose the
+        layout with the fewest bits per weight whose calibration score is at most that below
+        the dense 16-bit network's (the engine's datapath with unquantized weights), within
+        ``target_bits`` if given (no limit otherwise; every layout is a candidate, every layer
+        uniform at 16 bits among them, so a small network whose descriptors and codes leave
+        4-bit values too few bits gets plain 4-bit layers at 5-6 bits instead of a pruned
+        layout that loses). The run's budget (the firmware's guard) is then ``target_bits``,
+        or without it the chosen layout's own bits per weight.
 
         ``max_mac``: a cycle budget too, as a fraction of the dense 16-bit network's MAC
         cycles on the same lanes (for example 0.2); only layouts within it are chosen, the
@@ -275,7 +307,10 @@ class Design:
         ``mode="auto"``: the candidates of both modes (thresholds for the whole network and per
         layer) are built and the usual rule chooses among all of them; the design then runs in
         the chosen one (``self.mode``, which the firmware recalibrates in)."""
-        target_bits = self.target_bits if target_bits is None else target_bits
+        max_loss = _check_loss(max_loss, adapt)
+        tight = max_loss is not None and target_bits is None
+        if target_bits is None:
+            target_bits = LOSS_CEILING if max_loss is not None else self.target_bits
         _check_bits("target_bits", target_bits)
         max_mac = _check_mac(max_mac)
         mode = mode or "auto"
@@ -283,8 +318,10 @@ class Design:
         if adapt is not None:
             floor, top = _check_adapt(adapt, target_bits, self)
         xq = self.quantize(self.x_cal)
-        best, self.table, mode = self._calibrate(xq, top, mode, max_mac)
-        self.adapt, self.max_mac = None, max_mac
+        best, self.table, mode = self._calibrate(xq, top, mode, max_mac, max_loss)
+        self.adapt, self.max_mac, self.max_loss = None, max_mac, max_loss
+        if tight:
+            target_bits = best["bits_per_weight"]    # the run keeps to the chosen footprint
         if adapt is not None:
             best = best_within(self.table, target_bits, max_mac)
             # The firmware's ladder moves the thresholds only: its rungs keep best's layers
@@ -304,11 +341,12 @@ class Design:
         self.calibration_score = best["accuracy"]
         return best
 
-    def _calibrate(self, xq, target_bits, mode, max_mac):
+    def _calibrate(self, xq, target_bits, mode, max_mac, max_loss=None):
         """``(best, table, mode)`` of the calibration in ``mode``; with ``"auto"``, of the mode
         whose best candidate :func:`best_within` prefers among both modes' (a mode without any
         candidate within the budgets is left out; if neither has one, the first one's error
-        is raised)."""
+        is raised). With ``max_loss`` the best is :func:`fewest_within_loss`'s of both modes'
+        rows."""
         runs, error = {}, None
         for m in fixed_modes(mode):
             engine = Engine(self.qnet, self.cfg, allocate=False)
@@ -320,8 +358,12 @@ class Design:
                 error = error or e
         if not runs:
             raise error
-        best = best_within([b for b, _ in runs.values()], target_bits, max_mac)
-        m = next(m for m, (b, _) in runs.items() if b is best)
+        if max_loss is None:
+            best = best_within([b for b, _ in runs.values()], target_bits, max_mac)
+        else:
+            best = fewest_within_loss([r for _, t in runs.values() for r in t], max_loss,
+                                      max_mac)
+        m = next(m for m, (_, t) in runs.items() if any(r is best for r in t))
         return best, runs[m][1], m
 
     def set_allocation(self, shares, thresholds, target_bits, mode, uniform=None, masked=None):
@@ -476,7 +518,7 @@ class Design:
             "task": self.task, "source": self.source.kind,
             "layers": [list(q.shape) for q in self.qnet.layers],
             "weights": int(fp["weights"]), "target_bits": self.target_bits,
-            "max_mac": self.max_mac, "bits_per_weight": float(fp["bits_per_weight"]),
+            "max_mac": self.max_mac, "max_loss": self.max_loss, "bits_per_weight": float(fp["bits_per_weight"]),
             "footprint_bits": {k: int(v) for k, v in fp.items()
                                if k not in ("weights", "bits_per_weight")},
             "precision_shares": {k: float(v) for k, v in zip(labels,
@@ -573,7 +615,7 @@ class Design:
                 "uniform": self.uniform, "masked": self.masked,
                 "target_bits": self.target_bits, "mode": self.mode,
                 "recalibrate_every": self.recalibrate_every, "adapt": self.adapt,
-                "max_mac": self.max_mac,
+                "max_mac": self.max_mac, "max_loss": self.max_loss,
                 "input_scaling": self.source.info.get("input_scaling")}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
                 "x_calib": self.x_cal, "y_calib": self.y_cal}

@@ -300,6 +300,9 @@ def test_a_run_below_int4_says_so_and_why():
     assert "--config masks" in note and "descriptors" not in note
     small = int4_hint({**run, "layers": [[16, 4], [3, 16]], "weights": 112}, cfg)
     assert f"its 2 layer descriptors alone cost {2 * cfg.layer_desc_bits / 112:.2f}" in small
+    assert "--max-loss 0.01 instead chooses the fewest bits" in small
+    assert "--max-loss" not in int4_hint({**run, "layers": [[16, 4], [3, 16]], "weights": 112,
+                                          "max_loss": 0.01}, cfg)
     assert "--config masks" not in int4_hint(run, PSEConfig(input_masks=True))
     assert "--config masks" not in int4_hint(run, PSEConfig(reversible=False))
     assert int4_hint({**run, "pse_accuracy": 0.92}, cfg) is None

@@ -83,10 +83,11 @@ def test_suite_bench_runs_one_network_with_every_key(capsys):
 def test_suite_bench_runs_the_held_out_networks(capsys):
     """``--set held-out``: the eight networks kept out of the allocator's development, each
     trained here deterministically with scikit-learn's default L2 penalty; ``--only`` picks
-    within the set and names the set's networks when it matches none."""
+    within the set and names the set's networks when it matches none. ``--max-loss``: the run
+    of the fewest bits within that loss of the dense network's calibration accuracy."""
     suite = _bench("suite")
     suite.main(["--json", "--plot", "", "--set", "held-out", "--only", "moons",
-                "--budgets", "6.0"])
+                "--budgets", "6.0", "--max-loss", "0.02"])
     out = json.loads(capsys.readouterr().out)
     assert out["set"] == "held-out"
     (r,) = out["networks"]
@@ -94,6 +95,10 @@ def test_suite_bench_runs_the_held_out_networks(capsys):
     assert r["layers"] == [[32, 2], [2, 32]] and r["test_samples"] == 600
     (dyn,) = r["pse_dynamic"]
     assert dyn["bits_per_weight"] <= 6.0 and dyn["accuracy"] >= r["int4"]["accuracy"] - 0.01
+    loss = r["pse_loss"]
+    assert loss["max_loss"] == 0.02
+    assert loss["calibration_accuracy"] >= loss["dense_calibration_accuracy"] - 0.02
+    assert 0 < loss["bits_per_weight"] <= 16 and 0 <= loss["accuracy"] <= 1
     names = [n[0] for n in suite.SETS["held-out"]]
     assert len(names) == 8 and not set(names) & {n[0] for n in suite.NETWORKS}
     (a, sa), (b, sb) = suite.network("hastie 10-64-2"), suite.network("hastie 10-64-2")
@@ -102,6 +107,9 @@ def test_suite_bench_runs_the_held_out_networks(capsys):
     with pytest.raises(SystemExit):
         suite.main(["--set", "held-out", "--only", "wine"])
     assert "no network of the held-out set" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        suite.main(["--set", "held-out", "--only", "moons", "--max-loss", "1"])
+    assert "--max-loss must be a fraction" in capsys.readouterr().err
 
 
 def test_suite_bench_keeps_to_a_cycle_budget(capsys):

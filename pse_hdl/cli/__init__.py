@@ -73,8 +73,13 @@ def build_parser():
                    help="size the engine to the network: layer limits, master store and zones "
                    "from its layers, one lane for a network too small to use more (the rest "
                    "from --config)")
-    r.add_argument("--target-bits", type=float, default=4.5,
-                   help="bit budget per weight, metadata included (default 4.5)")
+    r.add_argument("--target-bits", type=float,
+                   help="bit budget per weight, metadata included (default 4.5; with "
+                   "--max-loss, none)")
+    r.add_argument("--max-loss", type=float, metavar="FRACTION",
+                   help="instead of a budget, the fewest bits per weight whose calibration "
+                   "score is at most this below the dense 16-bit network's (0.01: one point "
+                   "of accuracy); with --target-bits, within that budget too")
     r.add_argument("--allocation", choices=MODES, default="auto",
                    help="rank weights across the network or within each layer (default auto: "
                    "the calibration chooses between the two)")

@@ -174,7 +174,7 @@ def cmd_run(args):
         x, y = x[:args.samples], y[:args.samples]
     design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
                      mode=args.allocation, adapt=_adapt_range(args.adapt),
-                     max_mac=args.max_mac, fit=args.fit)
+                     max_mac=args.max_mac, max_loss=args.max_loss, fit=args.fit)
     cfg = design.cfg
     check_reproduces(source, x)
     y_idx = design.labels(y)
@@ -194,7 +194,8 @@ def cmd_run(args):
         "int8_accuracy": design.uniform_score(x, y, 8),
         "int4_accuracy": design.uniform_score(x, y, 4),
         "pse_accuracy": score(logits, y_idx),
-        "target_bits": args.target_bits, "max_mac": args.max_mac, "fit": args.fit,
+        "target_bits": design.target_bits, "max_mac": args.max_mac,
+        "max_loss": args.max_loss, "fit": args.fit,
         "allocation": design.mode,
         "engine": {k: getattr(cfg, k) for k in ENGINE_SIZE},
         "uniform_layers": design.uniform_layers,
@@ -220,6 +221,11 @@ def cmd_run(args):
          f"{100 * result['mac_cycle_ratio']:.1f} %"),
         ("allocations during the run", _allocations(result, cfg)),
     ]
+    if args.max_loss is not None:
+        dense = design.table[0]["dense_accuracy"]
+        rows.append((f"calibration {metric}: dense 16-bit, the layout chosen (--max-loss)",
+                     f"{_pct(dense, task)}, {_pct(design.calibration_score, task)}; the run "
+                     f"keeps to {design.target_bits:.3f} bits/weight"))
     if result["input_scaling"]:
         rows.append(("samples scaled on the host (the Pipeline's)",
                      f"{' then '.join(result['input_scaling'])}: one per-feature affine "
@@ -242,13 +248,22 @@ def cmd_run(args):
     print(f"pse run: {args.model}, {task}, MLP "
           f"{' -> '.join(str(s_[1]) for s_ in result['layers'])} -> {result['layers'][-1][0]}, "
           f"{result['weights']} weights, {len(x)} test samples ({len(x_cal)} for calibration), "
-          f"target {args.target_bits} bits/weight")
+          + _target(args, design))
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     hint = int4_hint(result, cfg)
     if hint:
         print(hint)
     return 0
+
+
+def _target(args, design):
+    """What the calibration aimed at: the bit budget, or the loss (and the budget it chose)."""
+    if args.max_loss is None:
+        return f"target {design.target_bits} bits/weight"
+    within = "" if args.target_bits is None else f" within {args.target_bits:g} bits/weight"
+    return (f"the fewest bits/weight within {args.max_loss:g} of the dense network's "
+            f"calibration {'accuracy' if design.task == 'classification' else 'R^2'}{within}")
 
 
 # The configuration fields --fit sizes (reported under "engine" in --json).
@@ -282,6 +297,9 @@ def int4_hint(result, cfg):
                 f"so a larger --target-bits keeps more of its {result['weights']} weights")
         if not result.get("fit"):
             out += " (--fit narrows the descriptors to the network's sizes)"
+        if result.get("max_loss") is None:
+            out += ("; --max-loss 0.01 instead chooses the fewest bits per weight within a "
+                    "point of the dense network's calibration accuracy")
     if cfg.reversible and cfg.importance_form == "factored" and not cfg.input_masks:
         out += ("; masked layers (--config masks, or input_masks = true) match int4 "
                 "on more of bench/suite.py's networks, most with --fit and --max-mac 0.2 "

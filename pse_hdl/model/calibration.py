@@ -21,8 +21,7 @@ from .pa import code_bits_of
 from .zones import check_fit, footprint_bits, place_layers
 
 __all__ = ["share_grid", "uniform_mixes", "estimated_bits", "argmax_accuracy", "closeness",
-           "calibrate",
-           "best_within", "budget_ladder"]
+           "calibrate", "best_within", "fewest_within_loss", "budget_ladder"]
 
 
 def share_grid(cfg, prune=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9),
@@ -345,6 +344,28 @@ def best_within(table, target_bits, max_mac=None):
                               f"fewest need {least:.3f}; raise max_mac to at least that")
         ok = fast
     return max(ok, key=rank)
+
+
+def fewest_within_loss(table, max_loss, max_mac=None):
+    """The row of a calibration ``table`` with the fewest bits per weight whose calibration
+    score is at most ``max_loss`` below the dense 16-bit network's (``dense_accuracy``: the
+    engine's datapath with unquantized weights; a fraction, 0.01 = one point of accuracy),
+    equal bits by :func:`rank`. With ``max_mac``, only rows within that fraction of the dense
+    network's MAC cycles. A table built with every class uniform holds the dense network
+    itself (every layer 16-bit), so a loss of 0 has an answer unless ``max_mac`` rules it out."""
+    fast = [r for r in table if max_mac is None or r["mac_cycle_ratio"] <= max_mac]
+    ok = [r for r in fast if r["accuracy"] >= r["dense_accuracy"] - max_loss - 1e-12]
+    if not ok:
+        within = "" if max_mac is None else f" within max_mac {max_mac:g}"
+        top = max((r["accuracy"] for r in fast), default=None)
+        raise ConfigError(
+            f"no layout{within} scores within {max_loss:g} (max_loss) of the dense 16-bit "
+            f"network's {table[0]['dense_accuracy']:.4f} on the calibration split: "
+            + ("none is that fast; raise max_mac" if top is None
+               else f"the best reaches {top:.4f}; raise max_loss to at least "
+                    f"{table[0]['dense_accuracy'] - top:.4f}"))
+    least = min(r["bits_per_weight"] for r in ok)
+    return max((r for r in ok if r["bits_per_weight"] <= least), key=rank)
 
 
 def rank(row):

@@ -59,10 +59,12 @@ def within(policy, footprint, weights, cycles=None):
     ``policy``'s budget guard (``max_bits``, ``max_mac``). Between two recalibrations the
     rising importance of the weights the thresholds did not foresee (the importance floor of
     the profiling stage lifts them) could take a layout over the budget; the firmware then
-    keeps the layout it has."""
+    keeps the layout it has. A budget that is a layout's own bits per weight (``max_loss``)
+    times the weights gives back its footprint up to the float's rounding: the compare allows
+    that (a footprint is whole bits)."""
     if not policy:
         return True
-    if policy.max_bits and footprint > policy.max_bits * weights:
+    if policy.max_bits and footprint > policy.max_bits * weights + 1e-6:
         return False
     return not (policy.max_mac and cycles) or cycles[0] / cycles[1] <= policy.max_mac
 
