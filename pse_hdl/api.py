@@ -29,9 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import PSEConfig, from_arg
+from .config import PSEConfig
 from .errors import ConfigError, InputError
 from .files import savez_atomic, to_json, write_atomic
+from .arguments import (calibration_of, check_adapt, check_bits, check_loss, check_mac,
+                        config_of, same_length)
 from .host.checked import MismatchError
 from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
                         read_npz)
@@ -43,60 +45,6 @@ from .model.network import FloatMLP, quantize_input, quantize_network
 from .model.zones import check_fit
 
 __all__ = ["convert", "load", "Design", "MismatchError"]
-
-
-def _config(config):
-    if config is None:
-        return PSEConfig()
-    if isinstance(config, PSEConfig):
-        return config
-    if isinstance(config, (str, Path)):
-        return from_arg(str(config))
-    raise ConfigError(f"config must be a PSEConfig, a preset name or a TOML file, not "
-                      f"{type(config).__name__}")
-
-
-def _calibration(source, calibration, task):
-    if calibration is None:
-        raise InputError("convert() needs calibration=(x, y): samples the network is quantized, "
-                         "profiled and calibrated on (never the test samples)")
-    try:
-        x, y = calibration
-    except (TypeError, ValueError):
-        raise InputError("calibration must be a pair (x, y) of arrays") from None
-    x = np.asarray(x)
-    if x.dtype.kind not in "biuf" or x.ndim != 2 or not len(x):
-        raise InputError(f"calibration x must be a non-empty 2-D numeric array (samples x "
-                         f"features), not shape {x.shape} of {x.dtype}")
-    if not np.all(np.isfinite(x)):
-        raise InputError("calibration x has NaN or infinite values")
-    if x.shape[1] != source.inputs:
-        raise InputError(f"calibration x has {x.shape[1]} features but the model takes "
-                         f"{source.inputs} inputs")
-    y = np.asarray(y)
-    if y.ndim != 1 or len(y) != len(x):
-        raise InputError(f"calibration y must be 1-D with one value per sample ({len(x)}), not "
-                         f"shape {y.shape}")
-    if task == "classification":
-        y = class_indices(source, y, "calibration labels")
-    else:
-        if y.dtype.kind not in "biuf":
-            raise InputError(f"calibration targets must be numbers for a regressor, not "
-                             f"{'text like ' + repr(str(y.ravel()[0])) if y.size else y.dtype}")
-        if not np.all(np.isfinite(y)):
-            raise InputError("calibration targets must be finite numbers")
-        if source.outputs != 1:
-            raise InputError(f"regression targets have one column but the model has "
-                             f"{source.outputs} outputs (for a classifier, give class "
-                             f"numbers 0..{source.outputs - 1} as labels)")
-    return x.astype(np.float64), y
-
-
-def _same_length(x, y):
-    """Samples and labels (or targets) pair up."""
-    n, m = len(np.asarray(x)), len(np.asarray(y))
-    if n != m:
-        raise InputError(f"{n} samples but {m} labels or targets: one each")
 
 
 def r2_score(pred, y):
@@ -124,7 +72,7 @@ def convert(model, config=None, calibration=None, *, target_bits=None, mode="aut
     or with ``max_loss`` to no limit. ``fit``: the engine sized for the network
     (:meth:`~pse_hdl.config.PSEConfig.fitted`: layer limits, master store and zones from its
     layers, the rest from ``config``)."""
-    cfg = _config(config)
+    cfg = config_of(config)
     if not isinstance(fit, bool):
         raise ConfigError(f"fit must be True or False, not {fit!r}")
     # The allocation's arguments first: a mistake there is reported before any work.
@@ -133,13 +81,13 @@ def convert(model, config=None, calibration=None, *, target_bits=None, mode="aut
     if target_bits is None and max_loss is None:
         target_bits = DEFAULT_BITS
     if target_bits is not None:
-        _check_bits("target_bits", target_bits)
-    _check_mac(max_mac)
-    _check_loss(max_loss, adapt)
+        check_bits("target_bits", target_bits)
+    check_mac(max_mac)
+    check_loss(max_loss, adapt)
     source = model if isinstance(model, Source) else load_model(model)
     x_cal, y_raw = calibration if calibration is not None else (None, None)
     task = infer_task(source, y_raw if y_raw is not None else [])
-    x_cal, y_cal = _calibration(source, calibration, task)
+    x_cal, y_cal = calibration_of(source, calibration, task)
     check_reproduces(source, x_cal)
     shapes = [w.shape for w in source.net.weights]
     if fit:
@@ -179,49 +127,6 @@ def load(path):
     design.max_mac = meta.get("max_mac")
     design.max_loss = meta.get("max_loss")
     return design
-
-
-def _check_bits(name, bits):
-    if isinstance(bits, bool) or not isinstance(bits, (int, float)) or not np.isfinite(bits) \
-            or bits <= 0:
-        raise ConfigError(f"{name} must be a positive number of bits per weight, not {bits!r}")
-
-
-def _check_mac(max_mac):
-    if max_mac is not None and (isinstance(max_mac, bool) or not isinstance(max_mac, (int, float))
-                                or not 0 < max_mac <= 1):
-        raise ConfigError(f"max_mac must be a fraction of the dense 16-bit MAC cycles in "
-                          f"(0, 1], not {max_mac!r}")
-    return None if max_mac is None else float(max_mac)
-
-
-def _check_loss(max_loss, adapt=None):
-    if max_loss is None:
-        return None
-    if isinstance(max_loss, bool) or not isinstance(max_loss, (int, float)) \
-            or not 0 <= max_loss < 1:
-        raise ConfigError(f"max_loss must be a fraction of the score in [0, 1) (0.01: one point "
-                          f"of accuracy), not {max_loss!r}")
-    if adapt is not None:
-        raise ConfigError("max_loss and adapt cannot be combined: max_loss chooses one layout "
-                          "by its score, adapt a ladder of budgets")
-    return float(max_loss)
-
-
-def _check_adapt(adapt, target_bits, design):
-    """``(floor, ceiling)`` of a budget that follows performance, checked."""
-    if not isinstance(adapt, (tuple, list)) or len(adapt) != 2:
-        raise ConfigError(f"adapt must be (floor, ceiling) in bits per weight, not {adapt!r}")
-    floor, ceiling = adapt
-    _check_bits("the adapt floor", floor)
-    _check_bits("the adapt ceiling", ceiling)
-    if not floor <= target_bits <= ceiling:
-        raise ConfigError(f"adapt must have floor <= target_bits <= ceiling, not {floor!r} <= "
-                          f"{target_bits!r} <= {ceiling!r}")
-    if design.task != "classification" or design.source.outputs < 2:
-        raise ConfigError("adapt needs a classifier with two or more outputs (the budget "
-                          "follows the margin between its two largest logits)")
-    return float(floor), float(ceiling)
 
 
 class Design:
@@ -307,16 +212,16 @@ class Design:
         ``mode="auto"``: the candidates of both modes (thresholds for the whole network and per
         layer) are built and the usual rule chooses among all of them; the design then runs in
         the chosen one (``self.mode``, which the firmware recalibrates in)."""
-        max_loss = _check_loss(max_loss, adapt)
+        max_loss = check_loss(max_loss, adapt)
         tight = max_loss is not None and target_bits is None
         if target_bits is None:
             target_bits = LOSS_CEILING if max_loss is not None else self.target_bits
-        _check_bits("target_bits", target_bits)
-        max_mac = _check_mac(max_mac)
+        check_bits("target_bits", target_bits)
+        max_mac = check_mac(max_mac)
         mode = mode or "auto"
         top = target_bits
         if adapt is not None:
-            floor, top = _check_adapt(adapt, target_bits, self)
+            floor, top = check_adapt(adapt, target_bits, self)
         xq = self.quantize(self.x_cal)
         best, self.table, mode = self._calibrate(xq, top, mode, max_mac, max_loss)
         self.adapt, self.max_mac, self.max_loss = None, max_mac, max_loss
@@ -480,14 +385,14 @@ class Design:
 
     def score(self, x, y, backend="model", **link):
         """Accuracy (classifiers) or R^2 (regressors) of the dynamic engine on ``(x, y)``."""
-        _same_length(x, y)
+        same_length(x, y)
         logits, _ = self.run(x, backend, **link)
         return self.score_logits(logits, self.labels(y))
 
     def uniform_score(self, x, y, bits):
         """Score of the plain alternative on ``(x, y)``: every weight at ``bits`` with one scale
         per layer, no pruning, no metadata (``model.quant.uniform_weights``)."""
-        _same_length(x, y)
+        same_length(x, y)
         from .model.engine import dense_activations
         from .model.quant import uniform_weights
         w = uniform_weights([q.master for q in self.qnet.layers], bits, self.cfg.weight_bits)
@@ -518,7 +423,8 @@ class Design:
             "task": self.task, "source": self.source.kind,
             "layers": [list(q.shape) for q in self.qnet.layers],
             "weights": int(fp["weights"]), "target_bits": self.target_bits,
-            "max_mac": self.max_mac, "max_loss": self.max_loss, "bits_per_weight": float(fp["bits_per_weight"]),
+            "max_mac": self.max_mac, "max_loss": self.max_loss,
+            "bits_per_weight": float(fp["bits_per_weight"]),
             "footprint_bits": {k: int(v) for k, v in fp.items()
                                if k not in ("weights", "bits_per_weight")},
             "precision_shares": {k: float(v) for k, v in zip(labels,
