@@ -15,6 +15,10 @@ weight do. Each format re-prices the same layouts:
 - ``entropy``: codes at the entropy of the layer's class shares, a lower bound of any
   per-weight code (no real code reaches it);
 - ``entropy_one_port``: both of the last two;
+- ``row_scales``: the stored format with a zone scale per row and class instead of per layer
+  and class (each row's 4- and 8-bit weights at the power-of-two shift that suits them, a
+  table of ``shift_bits`` per row and class counted): issue 14's "per-row zone scales, if they
+  pay for themselves";
 - ``int4_layers``: the stored format, where each layer is either per weight or plain int4
   (every weight 4-bit with the layer's scale: no codes, its split descriptors still stored),
   the calibration choosing the mix (every layer of a layout, either way, but not all int4).
@@ -48,10 +52,11 @@ from pse_hdl.model import baselines                                          # n
 from pse_hdl.model.calibration import (argmax_accuracy, best_within, calibrate,  # noqa: E402
                                        closeness, share_grid)
 from pse_hdl.model.engine import Engine, dense_activations                   # noqa: E402
+from pse_hdl.model.quant import choose_shift, dequantize, quantize           # noqa: E402
 from pse_hdl.model.zones import footprint_bits                               # noqa: E402
 
 FORMATS = ("stored", "order_per_layer", "small_one_port", "entropy", "entropy_one_port",
-           "int4_layers")
+           "int4_layers", "row_scales")
 
 
 def _entropy_bits(codes):
@@ -107,6 +112,34 @@ def int4_layer_mixes(engine, layers, u4, cal, test, dense, cfg):
     return rows
 
 
+def row_scaled(engine, layers, cal, test, dense, cfg):
+    """The engine's active layout with a zone scale per row instead of per layer: each row's
+    weights of a class below ``weight_bits`` quantized at the power-of-two shift that suits
+    them (``choose_shift``), priced as the stored format plus a table of ``shift_bits`` per row
+    and such class in every layer. One row for :func:`best_within`, scored as
+    :func:`int4_layer_mixes` scores its rows."""
+    w, table = [], 0
+    for l, q in enumerate(layers):
+        codes, m = engine.active_codes[l], engine.master[l]
+        out = engine.weights[l].copy()
+        for k, b in enumerate(cfg.precisions, start=1):
+            if b >= cfg.weight_bits:
+                continue
+            table += codes.shape[0] * cfg.shift_bits
+            for r in np.flatnonzero((codes == k).any(axis=1)):
+                sel = codes[r] == k
+                s = choose_shift(m[r][sel], b, cfg.weight_bits)
+                out[r, sel] = dequantize(quantize(m[r][sel], b, s), s)
+        w.append(out)
+    logits = dense_activations(layers, cal[0], cfg, w)[-1]
+    n = sum(q.master.size for q in layers)
+    return {"accuracy": argmax_accuracy(logits, cal[1]), **closeness(logits, dense),
+            "samples": len(cal[1]), "dense_accuracy": argmax_accuracy(dense, cal[1]),
+            "test_accuracy": argmax_accuracy(dense_activations(layers, test[0], cfg, w)[-1],
+                                             test[1]),
+            "bits_per_weight": (engine.footprint()["total"] + table) / n}
+
+
 def evaluate(name, cfg, budget, small):
     source, splits = network(name)
     (x_cal, y_cal), (x_test, y_test) = splits["calib"], splits["test"]
@@ -122,19 +155,21 @@ def evaluate(name, cfg, budget, small):
     _, table = calibrate(engine, xq_cal, y_cal, target_bits=64.0,
                          grid=share_grid(cfg), uniform_classes=())
     dense = dense_activations(design.qnet.layers, xq_cal, cfg)[-1].astype(np.float64)
-    mixes = []
+    mixes, rowscaled = [], []
     for row in table:
         engine.thresholds = [list(t) for t in row["thresholds"]]
         engine.codes = [None] * len(engine.layers)
         engine.allocate()                # calibrate kept only the layouts that fit
         row["prices"] = prices(engine, cfg, small)
         row["test_accuracy"] = argmax_accuracy(engine.infer(xq_test)[-1], y_test)
+        rowscaled.append({**row_scaled(engine, design.qnet.layers, (xq_cal, y_cal),
+                                       (xq_test, y_test), dense, cfg), "shares": row["shares"]})
         mixes += [{**mix, "shares": row["shares"]} for mix in int4_layer_mixes(
             engine, design.qnet.layers, u4, (xq_cal, y_cal), (xq_test, y_test), dense, cfg)]
     out = {"name": name, "weights": int(sum(m.size for m in masters)),
            "test_samples": int(len(y_test)), "int4": int4, "formats": {}}
     for fmt in FORMATS:
-        priced = mixes if fmt == "int4_layers" else \
+        priced = mixes if fmt == "int4_layers" else rowscaled if fmt == "row_scales" else \
             [{**r, "bits_per_weight": r["prices"][fmt]} for r in table]
         ok = [r for r in priced if r["bits_per_weight"] <= budget]
         if not ok:

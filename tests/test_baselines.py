@@ -238,6 +238,16 @@ def test_format_prices_are_bounded_by_the_stored_format(shares):
     dropped = sum(CFG.layer_ports(n) - 1 for n in (32 * 16, 4 * 32)) * CFG.split_desc_bits \
         / (32 * 16 + 4 * 32)
     assert p["small_one_port"] == pytest.approx(p["stored"] - dropped)
+    # Scales per row: the same layout, each row's 4- and 8-bit weights at their own shift,
+    # priced with a table of shift_bits per row and class below 16 bits.
+    from pse_hdl.model.engine import dense_activations
+    xq, y = rng.integers(-128, 128, (64, 16)), rng.integers(0, 4, 64)
+    dense = dense_activations(qnet.layers, xq, CFG)[-1].astype(np.float64)
+    row = formats.row_scaled(engine, qnet.layers, (xq, y), (xq, y), dense, CFG)
+    table = (32 + 4) * (len(CFG.precisions) - 1) * CFG.shift_bits
+    assert row["bits_per_weight"] == pytest.approx(
+        (engine.footprint()["total"] + table) / (32 * 16 + 4 * 32))
+    assert row["test_accuracy"] == row["accuracy"] and 0 <= row["agreement"] <= 1
 
 
 def test_formats_bench_chooses_within_the_budget(capsys):
