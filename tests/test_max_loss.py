@@ -113,3 +113,21 @@ def test_a_loss_target_saves_loads_and_runs_from_the_cli(circles, within_a_point
         in text and "dense 16-bit, the layout chosen (--max-loss)" in text
     assert main(args + ["--adapt", "3:5"]) == 2
     assert "max_loss and adapt cannot be combined" in capsys.readouterr().err
+
+
+def test_a_regressor_takes_a_loss_of_r2():
+    """For a regressor the score is R^2: ``max_loss=0.02`` keeps the calibration R^2 within
+    0.02 of the dense network's."""
+    from sklearn.datasets import load_digits
+    from sklearn.neural_network import MLPRegressor
+    d = load_digits()
+    x, t = d.data / 16.0, d.target.astype(np.float64)
+    x_tr, x_te, t_tr, t_te = train_test_split(x, t, test_size=0.4, random_state=0)
+    r = fit(MLPRegressor(hidden_layer_sizes=(24,), max_iter=400, random_state=0), x_tr, t_tr)
+    design = pse_hdl.convert(r, calibration=(x_tr[:400], t_tr[:400]), max_loss=0.02)
+    rep = design.report()
+    assert design.task == "regression" and rep["max_loss"] == 0.02
+    assert design.calibration_score >= design.table[0]["dense_accuracy"] - 0.02
+    cheaper = [row for row in design.table if row["bits_per_weight"] < rep["bits_per_weight"]]
+    assert all(row["accuracy"] < row["dense_accuracy"] - 0.02 for row in cheaper)
+    assert design.score(x_te, t_te) > 0.7
