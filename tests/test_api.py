@@ -293,13 +293,18 @@ def test_a_run_below_int4_says_so_and_why():
     from pse_hdl.cli.run import int4_hint
     cfg = PSEConfig()
     run = {"task": "classification", "bits_per_weight": 3.9, "pse_accuracy": 0.90,
-           "int4_accuracy": 0.92, "layers": [[32, 64], [10, 32]], "weights": 2368}
+           "int4_accuracy": 0.92, "layers": [[256, 64], [10, 256]], "weights": 18944}
     note = int4_hint(run, cfg)
     assert note.startswith("note: uniform int4 scores more here (92.00 % at 4.0 bits/weight "
                            "against 90.00 % at 3.90)")
     assert "--config masks" in note and "descriptors" not in note
     small = int4_hint({**run, "layers": [[16, 4], [3, 16]], "weights": 112}, cfg)
     assert f"its 2 layer descriptors alone cost {2 * cfg.layer_desc_bits / 112:.2f}" in small
+    # A layer of 96 weights or more is split over the ports: its split descriptors count too.
+    circles = int4_hint({**run, "layers": [[16, 2], [16, 16], [2, 16]], "weights": 320}, cfg)
+    desc = 3 * cfg.layer_desc_bits + (cfg.fetch_ports - 1) * cfg.split_desc_bits
+    assert f"its 3 layer and {cfg.fetch_ports - 1} split descriptors alone cost " \
+        f"{desc / 320:.2f} bits/weight" in circles
     assert "--max-loss 0.01 instead chooses the fewest bits" in small
     assert "--max-loss" not in int4_hint({**run, "layers": [[16, 4], [3, 16]], "weights": 112,
                                           "max_loss": 0.01}, cfg)

@@ -273,7 +273,7 @@ ENGINE_SIZE = ("max_rows", "max_cols", "max_layers", "master_depth", "zone_depth
 def int4_hint(result, cfg):
     """A note for a classifier whose run scored below uniform int4 (``None`` otherwise): the
     two figures, why (under 4 bits a layout prunes; over 4, what the budget left after the
-    metadata made it prune), what the layer descriptors cost a small network, and masked
+    metadata made it prune), what the descriptors cost a small network, and masked
     layers where the configuration could have them but does not."""
     if (result["task"] != "classification"
             or result["pse_accuracy"] >= result["int4_accuracy"]):
@@ -291,9 +291,11 @@ def int4_hint(result, cfg):
     else:
         out += "the layout prunes nothing; its scales and classes lose to int4's on this data"
     layers = len(result["layers"])
-    per_weight = layers * cfg.layer_desc_bits / result["weights"]
+    splits = sum(cfg.layer_ports(r * c) - 1 for r, c in result["layers"])
+    per_weight = (layers * cfg.layer_desc_bits + splits * cfg.split_desc_bits) / result["weights"]
     if per_weight >= 0.25:
-        out += (f"; its {layers} layer descriptors alone cost {per_weight:.2f} bits/weight, "
+        kinds = f"{layers} layer" + (f" and {splits} split" if splits else "")
+        out += (f"; its {kinds} descriptors alone cost {per_weight:.2f} bits/weight, "
                 f"so a larger --target-bits keeps more of its {result['weights']} weights")
         if not result.get("fit"):
             out += " (--fit narrows the descriptors to the network's sizes)"
