@@ -14,6 +14,12 @@ Three streams, each on a network trained once on everything it will see:
 * **gradual camera drift**: camera 0, then the share of camera 1 rising from 0 to 1 over a
   segment, then camera 1.
 
+Two more streams run on networks held out of the allocator's development (``--only class_deep
+sensor``; ``bench/networks.py``): **class_deep**, the class switch of the held-out digits MLP
+64-100-50-10, and **sensor**, the camera construction on other data: the held-out wide
+``make_classification`` task (40 features) behind four sensors of 40 inputs each, an MLP
+160-64-4, the active sensor going 0, 1, 2, 3, 0.
+
 Every method is calibrated to the same bit budget (metadata included) on the calibration split,
 seen the way the stream sees it:
 
@@ -52,6 +58,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from pse_hdl.api import Design                                   # noqa: E402
 from pse_hdl.model.layer import one_blas_thread                  # noqa: E402
@@ -66,6 +73,7 @@ WINDOW = 50          # samples per point of the curves over time
 ROLL = 100           # samples of the rolling accuracy the recovery is read from
 METHODS = ("dynamic", "dynamic_destructive", "static_mixture", "static_first_task", "int4")
 STREAMS = ("class", "camera", "gradual")
+HELD_OUT = ("class_deep", "sensor")   # on networks and data held out of the development
 CAMERAS = 4
 
 
@@ -96,6 +104,59 @@ def camera_network(splits, seed=0):
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit(*every_camera(*splits["train"]))
     return from_sklearn(mlp, "four-camera digits MLP")
+
+
+def sensor(x, k):
+    """Inputs of the four-sensor network with sensor k measuring ``x`` and the others dark."""
+    n = x.shape[1]
+    out = np.zeros((len(x), n * CAMERAS))
+    out[:, n * k:n * (k + 1)] = x
+    return out
+
+
+def every_sensor(x, y):
+    return np.concatenate([sensor(x, k) for k in range(CAMERAS)]), np.concatenate([y] * CAMERAS)
+
+
+def held_out_streams(only, segment=300, seed=0):
+    """The streams on networks held out of the development (``bench/networks.py``): the class
+    switch of digits 64-100-50-10 (its own standardised splits), and a sensor switch: the wide
+    ``make_classification`` task (40 features, 10 informative) measured by one of four
+    sensors, each feeding its own 40 inputs of an MLP 160-64-4 trained through every sensor,
+    the active sensor going 0, 1, 2, 3, 0 (the camera switch's construction on other data)."""
+    from networks import _data, _split, _standardised, network
+    out = []
+    if "class_deep" in only:
+        source, splits = network("digits 64-100-50-10", seed)
+        (x, y), (xc, yc) = splits["test"], splits["calib"]
+        rng = np.random.default_rng([seed, 3])
+        a, b = np.flatnonzero(y < 5), np.flatnonzero(y >= 5)
+        first = rng.permutation(a)
+        order = np.concatenate([first, rng.permutation(b), first])
+        out.append({"name": "class switch 0-4 / 5-9 / 0-4, digits 64-100-50-10 (held out)",
+                    "key": "class_deep", "source": source, "x": x[order], "y": y[order],
+                    "switches": [len(a), len(a) + len(b)], "calib_mixture": (xc, yc),
+                    "calib_first": (xc[yc < 5], yc[yc < 5])})
+    if "sensor" in only:
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.neural_network import MLPClassifier
+        splits = _standardised(_split(*_data("wide", seed), seed))
+        (x, y), (xc, yc) = splits["test"], splits["calib"]
+        mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=600, random_state=seed)
+        with warnings.catch_warnings(), one_blas_thread:
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            mlp.fit(*every_sensor(*splits["train"]))
+        rng = np.random.default_rng([seed, 4])
+        segs = [rng.permutation(len(y))[:segment] for _ in range(4)]
+        segs.append(segs[0])                          # the first sensor's samples again
+        xs = np.concatenate([sensor(x[i], k) for k, i in enumerate(segs[:4])]
+                            + [sensor(x[segs[4]], 0)])
+        out.append({"name": "sensor switch 0 / 1 / 2 / 3 / 0, wide 160-64-4 (held out)",
+                    "key": "sensor", "source": from_sklearn(mlp, "four-sensor wide MLP"),
+                    "x": xs, "y": np.concatenate([y[i] for i in segs]),
+                    "switches": [segment * k for k in range(1, 5)],
+                    "calib_mixture": every_sensor(xc, yc), "calib_first": (sensor(xc, 0), yc)})
+    return out
 
 
 def streams(splits, only=STREAMS, segment=300, seed=0):
@@ -143,7 +204,7 @@ def streams(splits, only=STREAMS, segment=300, seed=0):
                         "source": net, **dict(zip("xy", shots(cams, rng))),
                         "switches": [segment + segment // 2],
                         "calib_mixture": mixture, "calib_first": first})
-    return out
+    return out + held_out_streams(only, segment, seed)
 
 
 def per_sample_bits(figures, n):
@@ -284,7 +345,9 @@ def main(argv=None):
     ap.add_argument("--budget", type=float, default=2.5,
                     help="bits per weight, metadata included (default 2.5)")
     ap.add_argument("--config")
-    ap.add_argument("--only", nargs="+", choices=STREAMS, default=list(STREAMS))
+    ap.add_argument("--only", nargs="+", choices=STREAMS + HELD_OUT,
+                    help="streams (default the three of the issue: class, camera, gradual); "
+                         "class_deep and sensor run on networks held out of the development")
     ap.add_argument("--segment", type=int, default=300,
                     help="samples per camera in the camera streams (100-540, default 300)")
     ap.add_argument("--period", type=int, default=8,
@@ -295,6 +358,7 @@ def main(argv=None):
                     help="measure with the sample orders (and camera networks) of seeds 0 to "
                          "N-1 and report the spread of the dynamic run's gain (default 1)")
     args = ap.parse_args(argv)
+    args.only = args.only or list(STREAMS)
     if args.plot and not Path(args.plot).resolve().parent.is_dir():
         ap.error(f"--plot: the directory of {args.plot!r} does not exist")
     if not 100 <= args.segment <= 540:

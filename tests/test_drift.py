@@ -32,6 +32,25 @@ def test_cameras_see_the_image_on_their_own_inputs(drift):
     assert xs.shape == (8, 256) and list(ys) == [3, 4] * 4
 
 
+def test_the_held_out_sensor_stream(drift):
+    """The sensor switch on held-out data: each sample on the inputs of the sensor its segment
+    says (40 of 160), the last segment the first one's samples again; calibrated on every
+    sensor, or on the first one only."""
+    (st,) = drift.held_out_streams(("sensor",), segment=100)
+    x, y = st["x"], st["y"]
+    assert x.shape == (500, 160) and y.shape == (500,) and st["switches"] == [100, 200, 300, 400]
+    for k, s in enumerate((0, 100, 200, 300, 400)):
+        seg = x[s:s + 100].reshape(100, 4, 40)
+        on = k % 4
+        assert np.count_nonzero(np.delete(seg, on, axis=1)) == 0
+        assert np.count_nonzero(seg[:, on]) > 0
+    np.testing.assert_array_equal(x[400:, :40], x[:100, :40])
+    np.testing.assert_array_equal(y[400:], y[:100])
+    xm, ym = st["calib_mixture"]
+    assert xm.shape[1] == 160 and len(ym) == 4 * len(st["calib_first"][1])
+    assert st["source"].inputs == 160 and st["source"].outputs == 4
+
+
 def test_recovery_is_read_from_the_rolling_accuracy(drift):
     correct = np.ones(600, bool)
     correct[300:330] = False                   # 30 wrong samples right after the switch at 300
