@@ -346,7 +346,8 @@ def table(networks):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--json", action="store_true", help="print the results as JSON")
-    ap.add_argument("--plot", default="bench/suite.png", help="frontier plots ('' for none)")
+    ap.add_argument("--plot", help="frontier plots (default bench/suite.png, with --set "
+                    "held-out bench/suite_held_out.png; '' for none)")
     ap.add_argument("--config", help="preset name or TOML file (default: the default preset)")
     ap.add_argument("--set", choices=SETS, default="scoreboard",
                     help="the scoreboard's ten networks (default), or eight held out from "
@@ -371,6 +372,9 @@ def main(argv=None):
                     help="also the dynamic run of the fewest bits per weight within this "
                          "loss of the dense network's calibration accuracy (pse_loss)")
     args = ap.parse_args(argv)
+    if args.plot is None:
+        args.plot = "bench/suite.png" if args.set == "scoreboard" else \
+            "bench/suite_held_out.png"
     try:
         cfg = from_arg(args.config)
     except ConfigError as e:
