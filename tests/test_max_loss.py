@@ -131,3 +131,15 @@ def test_a_regressor_takes_a_loss_of_r2():
     cheaper = [row for row in design.table if row["bits_per_weight"] < rep["bits_per_weight"]]
     assert all(row["accuracy"] < row["dense_accuracy"] - 0.02 for row in cheaper)
     assert design.score(x_te, t_te) > 0.7
+
+
+def test_the_budget_guard_takes_a_layout_at_its_own_bits_per_weight():
+    """A budget that is a layout's own bits per weight (``max_loss`` alone) admits that
+    footprint, though ``footprint / weights * weights`` comes out under it in floating point;
+    a bit more is kept out."""
+    from pse_hdl.model.policy import Firmware, within
+    footprint, weights = 1021, 2368
+    assert footprint / weights * weights < footprint          # the float's rounding
+    policy = Firmware(shares=(0.5, 0.5, 0.0, 0.0), max_bits=footprint / weights)
+    assert within(policy, footprint, weights)
+    assert not within(policy, footprint + 1, weights)
