@@ -143,3 +143,23 @@ def test_the_budget_guard_takes_a_layout_at_its_own_bits_per_weight():
     policy = Firmware(shares=(0.5, 0.5, 0.0, 0.0), max_bits=footprint / weights)
     assert within(policy, footprint, weights)
     assert not within(policy, footprint + 1, weights)
+
+
+def test_the_readme_example_of_a_loss_target(tmp_path, capsys):
+    """``examples/circles.py`` writes the held-out circles network and its splits; ``pse run
+    --max-loss 0.01`` on them spends more than the default 4.5 bits and stays within two
+    points of the float network on the test split (README, "Your own network")."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "examples" / "circles.py"
+    spec = importlib.util.spec_from_file_location("circles_example", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(tmp_path)
+    assert "wrote" in capsys.readouterr().out
+    assert main(["run", str(tmp_path / "circles.joblib"), "--data",
+                 str(tmp_path / "circles.npz"), "--max-loss", "0.01", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["weights"] == 320 and out["test_samples"] == 600
+    assert out["bits_per_weight"] > 4.5
+    assert out["pse_accuracy"] >= out["float_accuracy"] - 0.02
