@@ -83,16 +83,23 @@ def view(x, k):
     return (im, im.transpose(0, 2, 1), im[:, ::-1], im[:, :, ::-1])[k].reshape(-1, 64)
 
 
-def camera(x, k):
-    """Inputs of the four-camera network with camera k seeing ``x`` and the others dark."""
-    out = np.zeros((len(x), 64 * CAMERAS))
-    out[:, 64 * k:64 * (k + 1)] = view(x, k)
+def sensor(x, k):
+    """Inputs of a four-sensor network with sensor k measuring ``x`` and the others dark."""
+    n = x.shape[1]
+    out = np.zeros((len(x), n * CAMERAS))
+    out[:, n * k:n * (k + 1)] = x
     return out
 
 
-def every_camera(x, y):
-    """``(x, y)`` seen by each camera in turn: the mixture the network is trained on."""
-    return np.concatenate([camera(x, k) for k in range(CAMERAS)]), np.concatenate([y] * CAMERAS)
+def camera(x, k):
+    """Inputs of the four-camera network with camera k seeing ``x`` and the others dark."""
+    return sensor(view(x, k), k)
+
+
+def every_camera(x, y, place=camera):
+    """``(x, y)`` seen by each camera (``place``: or sensor) in turn: the mixture the network
+    is trained on."""
+    return np.concatenate([place(x, k) for k in range(CAMERAS)]), np.concatenate([y] * CAMERAS)
 
 
 def camera_network(splits, seed=0):
@@ -106,18 +113,6 @@ def camera_network(splits, seed=0):
     return from_sklearn(mlp, "four-camera digits MLP")
 
 
-def sensor(x, k):
-    """Inputs of the four-sensor network with sensor k measuring ``x`` and the others dark."""
-    n = x.shape[1]
-    out = np.zeros((len(x), n * CAMERAS))
-    out[:, n * k:n * (k + 1)] = x
-    return out
-
-
-def every_sensor(x, y):
-    return np.concatenate([sensor(x, k) for k in range(CAMERAS)]), np.concatenate([y] * CAMERAS)
-
-
 def held_out_streams(only, segment=300, seed=0):
     """The streams on networks held out of the development (``bench/networks.py``): the class
     switch of digits 64-100-50-10 (its own standardised splits), and a sensor switch: the wide
@@ -128,15 +123,8 @@ def held_out_streams(only, segment=300, seed=0):
     out = []
     if "class_deep" in only:
         source, splits = network("digits 64-100-50-10", seed)
-        (x, y), (xc, yc) = splits["test"], splits["calib"]
-        rng = np.random.default_rng([seed, 3])
-        a, b = np.flatnonzero(y < 5), np.flatnonzero(y >= 5)
-        first = rng.permutation(a)
-        order = np.concatenate([first, rng.permutation(b), first])
-        out.append({"name": "class switch 0-4 / 5-9 / 0-4, digits 64-100-50-10 (held out)",
-                    "key": "class_deep", "source": source, "x": x[order], "y": y[order],
-                    "switches": [len(a), len(a) + len(b)], "calib_mixture": (xc, yc),
-                    "calib_first": (xc[yc < 5], yc[yc < 5])})
+        out.append(class_switch(splits, source, np.random.default_rng([seed, 3]),
+                                "class_deep", ", digits 64-100-50-10 (held out)"))
     if "sensor" in only:
         from sklearn.exceptions import ConvergenceWarning
         from sklearn.neural_network import MLPClassifier
@@ -145,7 +133,7 @@ def held_out_streams(only, segment=300, seed=0):
         mlp = MLPClassifier(hidden_layer_sizes=(64,), max_iter=600, random_state=seed)
         with warnings.catch_warnings(), one_blas_thread:
             warnings.simplefilter("ignore", ConvergenceWarning)
-            mlp.fit(*every_sensor(*splits["train"]))
+            mlp.fit(*every_camera(*splits["train"], place=sensor))
         rng = np.random.default_rng([seed, 4])
         segs = [rng.permutation(len(y))[:segment] for _ in range(4)]
         segs.append(segs[0])                          # the first sensor's samples again
@@ -155,8 +143,21 @@ def held_out_streams(only, segment=300, seed=0):
                     "key": "sensor", "source": from_sklearn(mlp, "four-sensor wide MLP"),
                     "x": xs, "y": np.concatenate([y[i] for i in segs]),
                     "switches": [segment * k for k in range(1, 5)],
-                    "calib_mixture": every_sensor(xc, yc), "calib_first": (sensor(xc, 0), yc)})
+                    "calib_mixture": every_camera(xc, yc, place=sensor),
+                    "calib_first": (sensor(xc, 0), yc)})
     return out
+
+
+def class_switch(splits, source, rng, key, suffix=""):
+    """The class switch on ``source``: its test split's classes 0-4, then 5-9, then the same
+    0-4 samples in the same order, drawn with ``rng``."""
+    (x, y), (xc, yc) = splits["test"], splits["calib"]
+    a, b = np.flatnonzero(y < 5), np.flatnonzero(y >= 5)
+    first = rng.permutation(a)                  # shown again, in order, at the end
+    order = np.concatenate([first, rng.permutation(b), first])
+    return {"name": "class switch 0-4 / 5-9 / 0-4" + suffix, "key": key, "source": source,
+            "x": x[order], "y": y[order], "switches": [len(a), len(a) + len(b)],
+            "calib_mixture": (xc, yc), "calib_first": (xc[yc < 5], yc[yc < 5])}
 
 
 def streams(splits, only=STREAMS, segment=300, seed=0):
@@ -166,14 +167,9 @@ def streams(splits, only=STREAMS, segment=300, seed=0):
     xc, yc = splits["calib"]
     out = []
     if "class" in only:
-        rng = np.random.default_rng([seed, 0])
-        a, b = np.flatnonzero(y < 5), np.flatnonzero(y >= 5)
-        first = rng.permutation(a)                  # shown again, in order, at the end
-        order = np.concatenate([first, rng.permutation(b), first])
-        out.append({"name": "class switch 0-4 / 5-9 / 0-4", "key": "class",
-                    "source": Source(default_network(), "digits MLP", "classification"),
-                    "x": x[order], "y": y[order], "switches": [len(a), len(a) + len(b)],
-                    "calib_mixture": (xc, yc), "calib_first": (xc[yc < 5], yc[yc < 5])})
+        out.append(class_switch(splits, Source(default_network(), "digits MLP",
+                                               "classification"),
+                                np.random.default_rng([seed, 0]), "class"))
     if {"camera", "gradual"} & set(only):
         net = camera_network(splits, seed)
         mixture, first = every_camera(xc, yc), (camera(xc, 0), yc)

@@ -1,7 +1,8 @@
 """The accuracy scoreboard: PSE against the quantization a user would pick, on 10 networks.
 
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
-                          [--set scoreboard|held-out] [--only NAME ...] [--budgets 3.0 3.5 ...] [--max-mac F]
+                          [--set scoreboard|held-out] [--only NAME ...]
+                          [--budgets 3.0 3.5 ...] [--max-mac F] [--max-loss L]
                           [--seed N] [--seeds N] [--oracle] [--fit]
                           [--allocation global|layer|auto]
 
