@@ -108,7 +108,7 @@ def load(path):
         meta = json.loads(str(z["pse_design"]))
         n = int(z["n_layers"])
         net = FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)],
-                       z.get("in_scale"), z.get("in_offset"))
+                       z.get("in_scale"), z.get("in_offset"), z.get("relu"))
         x_cal, y_cal = z["x_calib"], z["y_calib"]
         classes = z.get("classes")
     except KeyError as e:
@@ -524,7 +524,8 @@ class Design:
                 "max_mac": self.max_mac, "max_loss": self.max_loss,
                 "input_scaling": self.source.info.get("input_scaling")}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
-                "x_calib": self.x_cal, "y_calib": self.y_cal}
+                "x_calib": self.x_cal, "y_calib": self.y_cal,
+                "relu": np.array(self.source.net.relu, bool)}
         for l, (w, b) in enumerate(zip(self.source.net.weights, self.source.net.biases)):
             data[f"W{l}"], data[f"b{l}"] = w, b
         if self.source.classes is not None:

@@ -8,7 +8,8 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import PoissonRegressor
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 import pse_hdl
@@ -32,15 +33,16 @@ def files(tmp_path_factory, binary):
     w = [wt.T for wt in m.coefs_]
     np.savez(d / "missing.npz", n_layers=2, W0=w[0], b0=m.intercepts_[0], W1=w[1])
     np.savez(d / "nan.npz", n_layers=1, W0=np.full((2, 30), np.nan), b0=np.zeros(2))
+    np.savez(d / "relu.npz", n_layers=2, W0=w[0], b0=m.intercepts_[0], W1=w[1],
+             b1=m.intercepts_[1], relu=[1, 1])
     np.savez(d / "chain.npz", n_layers=2, W0=np.ones((4, 30)), b0=np.zeros(4),
              W1=np.ones((2, 5)), b1=np.zeros(2))
-    joblib.dump(fit(LogisticRegression(max_iter=200), x, y), d / "logreg.joblib")
-    from sklearn.decomposition import PCA
+    joblib.dump(fit(KNeighborsClassifier(), x, y), d / "knn.joblib")
     from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import MinMaxScaler, StandardScaler
-    for name, steps in (("pca", [StandardScaler(), PCA(5)]), ("clip", [MinMaxScaler(clip=True)]),
-                        ("pipe_logreg", [StandardScaler()])):
-        last = LogisticRegression(max_iter=200) if name == "pipe_logreg" else \
+    from sklearn.preprocessing import MinMaxScaler, PolynomialFeatures, StandardScaler
+    for name, steps in (("poly", [StandardScaler(), PolynomialFeatures(2)]),
+                        ("clip", [MinMaxScaler(clip=True)]), ("pipe_glm", [StandardScaler()])):
+        last = PoissonRegressor() if name == "pipe_glm" else \
             MLPClassifier((4,), max_iter=50, random_state=0)
         joblib.dump(fit(make_pipeline(*steps, last), x, y), d / f"{name}.joblib")
     joblib.dump(MLPClassifier((4,)), d / "unfitted.joblib")
@@ -99,20 +101,24 @@ BAD = [
     (["run", "{d}/garbage.pkl", "--data", "{d}/good.npz"], r"could not be unpickled \(\w+: "),
     (["run", "{d}/missing.npz", "--data", "{d}/good.npz"], "lacks b1"),
     (["run", "{d}/nan.npz", "--data", "{d}/good.npz"], "NaN or infinite weights"),
+    (["run", "{d}/relu.npz", "--data", "{d}/good.npz"],
+     r"'relu' must hold a 0 or 1 per layer \(2\), whether a ReLU follows it, the last 0 \(the "
+     r"logits\), not \[1, 1\]"),
     (["run", "{d}/chain.npz", "--data", "{d}/good.npz"],
      "layer 1 takes 5 inputs but layer 0 has 4 outputs"),
-    (["run", "{d}/logreg.joblib", "--data", "{d}/good.npz"],
-     r"must be an MLPClassifier or MLPRegressor \(or a Pipeline .*\), not LogisticRegression"),
+    (["run", "{d}/knn.joblib", "--data", "{d}/good.npz"],
+     r"must be an MLPClassifier or MLPRegressor, a linear model \(LogisticRegression, .*\), or "
+     r"a Pipeline of scalers and PCA ending in one, not KNeighborsClassifier"),
     (["run", "{d}/unfitted.joblib", "--data", "{d}/good.npz"], "is not fitted"),
-    (["run", "{d}/pca.joblib", "--data", "{d}/good.npz"],
-     r"Pipeline step 'pca' is a PCA: the steps before the MLP may be per-feature scalers"),
+    (["run", "{d}/poly.joblib", "--data", "{d}/good.npz"],
+     r"Pipeline step 'polynomialfeatures' is a PolynomialFeatures: the steps before the model "
+     r"may be per-feature scalers \(.*\), projections \(PCA, TruncatedSVD\) or 'passthrough'"),
     (["run", "{d}/clip.joblib", "--data", "{d}/good.npz"],
      "a MinMaxScaler with clip=True is not a per-feature affine map"),
-    (["run", "{d}/pipe_logreg.joblib", "--data", "{d}/good.npz"],
-     r"must be an MLPClassifier or MLPRegressor \(or a Pipeline of scalers ending in one\), "
-     r"not LogisticRegression"),
+    (["run", "{d}/pipe_glm.joblib", "--data", "{d}/good.npz"],
+     r"must be an MLPClassifier or MLPRegressor, a linear model .*, not PoissonRegressor"),
     (["run", "{d}/tanh.joblib", "--data", "{d}/good.npz"],
-     "only ReLU hidden layers are supported, not activation='tanh'"),
+     "only ReLU or identity hidden layers are supported, not activation='tanh'"),
     (["run", "{d}/tanh.onnx", "--data", "{d}/good.npz"],
      r"unsupported ONNX operation Tanh \(node '/Tanh'\)"),
     (["run", "{d}/relu_end.onnx", "--data", "{d}/good.npz"], "ends with a Relu"),
@@ -213,7 +219,7 @@ def test_api_mistakes_name_the_problem(binary, monkeypatch):
         pse_hdl.load("/no/such/design.npz")
     with pytest.raises(InputError, match="saved as .npz"):
         design.save("/tmp/design.json")
-    with pytest.raises(InputError, match="must be a fitted scikit-learn MLP, an ONNX model"):
+    with pytest.raises(InputError, match="must be a fitted scikit-learn model .*, an ONNX model"):
         pse_hdl.convert(object(), calibration=cal)
 
 

@@ -201,6 +201,7 @@ def cmd_run(args):
         "uniform_layers": design.uniform_layers,
         "masked_layers": design.masked_layers,
         "input_scaling": source.info.get("input_scaling"),
+        "relu": [bool(q.relu) for q in design.qnet.layers],
         **{k: v for k, v in run.items() if k not in ("backend", "samples")},
     }
     if args.json:
@@ -226,6 +227,12 @@ def cmd_run(args):
         rows.append((f"calibration {metric}: dense 16-bit, the layout chosen (--max-loss)",
                      f"{_pct(dense, task)}, {_pct(design.calibration_score, task)}; the run "
                      f"keeps to {design.target_bits:.3f} bits/weight"))
+    linear = [l for l, r in enumerate(result["relu"][:-1]) if not r]
+    if linear:
+        rows.append(("hidden layers without a ReLU (linear)",
+                     ", ".join(map(str, linear))
+                     + (f" ({', '.join(source.info['projections'])})"
+                        if source.info.get("projections") else "")))
     if result["input_scaling"]:
         rows.append(("samples scaled on the host (the Pipeline's)",
                      f"{' then '.join(result['input_scaling'])}: one per-feature affine "
@@ -251,10 +258,35 @@ def cmd_run(args):
           + _target(args, design))
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    hint = int4_hint(result, cfg)
-    if hint:
-        print(hint)
+    for hint in (input_hint(result, design.quantize(x_cal), cfg), int4_hint(result, cfg)):
+        if hint:
+            print(hint)
     return 0
+
+
+def input_hint(result, xq, cfg):
+    """A note when uniform int8 loses more than a point (or 0.01 of R^2) to the float network
+    and some input features keep under two bits of layer 0's activations (``xq``: the
+    calibration samples as the engine takes them); ``None`` otherwise. One power-of-two scale
+    serves every input, set by the largest, so features of much smaller range round to a step
+    or two in every quantized model, int8 and int4 included."""
+    if not result["float_accuracy"] - result["int8_accuracy"] > 0.01:
+        return None
+    peak = np.abs(xq).max(axis=0)
+    starved = int(np.sum((peak > 0) & (peak < 4)))
+    if not starved:
+        return None
+    top = int(np.argmax(peak))
+    return (f"note: uniform int8 loses {_points(result)} to the float network, and {starved} "
+            f"of the {len(peak)} input features reach fewer than 4 of layer 0's "
+            f"{cfg.act_bits}-bit input steps: one scale serves every input, set by the largest "
+            f"(feature {top}); scale the features to like ranges first (a StandardScaler in a "
+            f"Pipeline with the model), or clip the outliers that set the scale")
+
+
+def _points(result):
+    d = result["float_accuracy"] - result["int8_accuracy"]
+    return f"{100 * d:.1f} points" if result["task"] == "classification" else f"{d:.3f} of R^2"
 
 
 def _target(args, design):

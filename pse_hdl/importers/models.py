@@ -33,8 +33,15 @@ def from_npz(path):
     if missing:
         raise InputError(f"{path} lacks {', '.join(missing)} (float weights W{{l}} and "
                          f"biases b{{l}} of every layer)")
+    relu = None
+    if "relu" in z:                         # per layer, whether a ReLU follows it
+        relu = np.asarray(z["relu"]).reshape(-1)
+        if relu.dtype.kind not in "bui" or len(relu) != n or not np.isin(relu, (0, 1)).all() \
+                or relu[-1]:
+            raise InputError(f"{path}: 'relu' must hold a 0 or 1 per layer ({n}), whether a "
+                             f"ReLU follows it, the last 0 (the logits), not {relu.tolist()}")
     net = _check_net([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)],
-                     str(path))
+                     str(path), relu)
     return Source(net, f".npz {Path(path).name}")
 
 
@@ -67,5 +74,6 @@ def load_model(model):
         return from_onnx(model)
     if type(model).__module__.startswith("sklearn"):
         return from_sklearn(model)
-    raise InputError(f"a model must be a fitted scikit-learn MLP, an ONNX model or a path to "
-                     f"one of {', '.join(MODEL_SUFFIXES)}, not {type(model).__name__}")
+    raise InputError(f"a model must be a fitted scikit-learn model (an MLP or a linear "
+                     f"model), an ONNX model or a path to one of {', '.join(MODEL_SUFFIXES)}, "
+                     f"not {type(model).__name__}")

@@ -11,8 +11,9 @@ from .source import Source, _check_net
 PASS_OPS = ("Cast", "Identity", "Dropout")
 INPUT_OPS = ("Flatten", "Reshape")
 FINAL_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
+LINEAR_MODELS = ("LinearClassifier", "LinearRegressor")   # ai.onnx.ml: skl2onnx's linear models
 SUPPORTED = ("Gemm", "MatMul", "Add", "BatchNormalization", "Relu", "Scaler", "Mul", "Sub",
-             "Div") + PASS_OPS + INPUT_OPS + FINAL_OPS
+             "Div") + PASS_OPS + INPUT_OPS + FINAL_OPS + LINEAR_MODELS
 ARITH_OPS = ("Mul", "Div", "Add", "Sub")   # by a constant, before the first layer
 SHAPE_OPS = ("Shape", "Size")       # read a tensor's shape only (x.view(x.size(0), -1))
 
@@ -95,7 +96,7 @@ def from_onnx(model, kind="ONNX"):
         return default
 
     weights, biases, relu = [], [], []
-    tensor, final = inputs[0], None
+    tensor, final, linear = inputs[0], None, None
     in_scale = in_offset = None             # skl2onnx's Scalers before the first layer
     scalers = []
     while True:
@@ -184,6 +185,15 @@ def from_onnx(model, kind="ONNX"):
                 raise InputError(f"unsupported ONNX Relu (node {node_name(node)!r}): a Relu is "
                                  f"accepted after a layer")
             relu[-1] = True
+        elif op in LINEAR_MODELS:
+            linear = node                   # the last layer: its raw scores are the logits
+            dims = [d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
+            width = weights[-1].shape[0] if weights else (dims[-1] if len(dims) == 2 else 0)
+            w, b = _linear_model(node, attr, node_name(node), width)
+            weights.append(w)
+            biases.append(b)
+            relu.append(False)
+            break
         elif op in FINAL_OPS:
             final = node
             tensor = node.output[0]
@@ -200,10 +210,6 @@ def from_onnx(model, kind="ONNX"):
     if relu[-1]:
         raise InputError("the ONNX graph ends with a Relu: the last layer must be linear (its "
                          "outputs are the logits)")
-    if not all(relu[:-1]):
-        l = relu.index(False)
-        raise InputError(f"layer {l} of the ONNX graph has no Relu after it: hidden layers "
-                         f"must be ReLU")
     compare = "logits"
     if final is not None:
         compare = {"Softmax": "softmax", "LogSoftmax": "log_softmax",
@@ -215,7 +221,7 @@ def from_onnx(model, kind="ONNX"):
         elif compare == "sigmoid":
             raise InputError("multi-label (several sigmoid outputs) ONNX models are not "
                              "supported")
-    net = _check_net(weights, biases, kind)
+    net = _check_net(weights, biases, kind, relu)      # a layer with no Relu after it: linear
     if in_scale is not None:
         n = net.weights[0].shape[1]
         try:
@@ -224,9 +230,16 @@ def from_onnx(model, kind="ONNX"):
         except ValueError:
             raise InputError(f"the ONNX Scaler has {len(in_scale)} factors but the first layer "
                              f"takes {n} inputs") from None
+    if linear is not None:
+        model, tensor = _raw_scores(model, linear)
+        compare = "logits"
     reference = _onnx_reference(model, inputs[0], tensor)
     task = "classification" if final is not None else None
     classes = _onnx_classes(g, tensors)
+    if linear is not None:
+        task, classes = "regression", None
+        if linear.op_type == "LinearClassifier":
+            task, classes = "classification", _linear_classes(linear, attr)
     if classes is not None and len(classes) != net.weights[-1].shape[0]:
         classes = None                      # not this network's outputs
     return Source(net, kind, task, classes, reference, compare,
@@ -252,6 +265,47 @@ def _onnx_classes(graph, tensors):
                 and node.input[1] in argmax):
             return names(tensors[node.input[0]].ravel())
     return None
+
+
+def _linear_model(node, attr, name, width):
+    """``(W, b)`` of an ai.onnx.ml ``LinearClassifier`` (a row per class) or
+    ``LinearRegressor`` (a row per target) taking ``width`` features (0: not known)."""
+    coef = np.asarray(attr(node, "coefficients", []), np.float64)
+    if node.op_type == "LinearClassifier":
+        rows, what = len(_linear_classes(node, attr)), "class"
+    else:
+        rows, what = int(attr(node, "targets", 1)), "target"
+    if not coef.size or coef.size != rows * (width or coef.size // max(rows, 1)):
+        of = f" of {width} features" if width else ""
+        raise InputError(f"ONNX {node.op_type} {name!r} has {coef.size} coefficients for "
+                         f"{rows} {what}{'es' if what == 'class' else 's'}{of}: a row of "
+                         f"coefficients per {what} is supported")
+    b = np.asarray(attr(node, "intercepts", []), np.float64)
+    if b.size not in (0, rows):
+        raise InputError(f"ONNX {node.op_type} {name!r} has {b.size} intercepts for {rows} "
+                         f"outputs")
+    return coef.reshape(rows, -1), b if b.size else np.zeros(rows)
+
+
+def _linear_classes(node, attr):
+    labels = attr(node, "classlabels_ints", None) or attr(node, "classlabels_strings", None)
+    if not labels:
+        raise InputError(f"ONNX LinearClassifier {node.name!r} names no class labels")
+    return np.asarray([v.decode() if isinstance(v, bytes) else v for v in labels])
+
+
+def _raw_scores(model, node):
+    """A copy of ``model`` whose linear-model ``node`` gives its raw scores (no
+    ``post_transform``), and the name of those scores: the logits the engine computes."""
+    import onnx
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    for n in m.graph.node:
+        if list(n.output) == list(node.output):
+            for a in n.attribute:
+                if a.name == "post_transform":
+                    a.s = b"NONE"
+    return m, node.output[-1]
 
 
 def _onnx_reference(model, input_name, output_name):

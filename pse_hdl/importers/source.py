@@ -27,7 +27,9 @@ class Source:
         return self.net.weights[-1].shape[0]
 
 
-def _check_net(weights, biases, what):
+def _check_net(weights, biases, what, relu=None):
+    """The float network of ``weights`` and ``biases`` (``relu``: per layer, whether a ReLU
+    follows it; default every hidden layer), refused in one line where they do not chain."""
     for l, (w, b) in enumerate(zip(weights, biases)):
         if w.ndim != 2 or b.shape != (w.shape[0],):
             raise InputError(f"{what}: layer {l} has weights of shape {w.shape} and biases of "
@@ -40,7 +42,7 @@ def _check_net(weights, biases, what):
     if not weights:
         raise InputError(f"{what}: the network has no layer")
     return FloatMLP([np.asarray(w, np.float64) for w in weights],
-                    [np.asarray(b, np.float64) for b in biases])
+                    [np.asarray(b, np.float64) for b in biases], relu=relu)
 
 
 

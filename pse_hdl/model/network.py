@@ -1,7 +1,7 @@
 """Networks: scikit-learn import, the ``.npz`` format, fixed-point conversion (SPEC section 2).
 
-Float network: layers ``y = act(W x + b)`` with ``W`` out x in, ReLU on hidden layers, identity
-on the last. Fixed point, per layer l (all scales powers of two):
+Float network: layers ``y = act(W x + b)`` with ``W`` out x in, ReLU on hidden layers (or
+identity where ``FloatMLP.relu`` says so: a PCA before an MLP, say), identity on the last. Fixed point, per layer l (all scales powers of two):
 
 * input activations ``x_q = sat_act(round(x * 2**fx))``, fx chosen so the calibration maximum
   fits (``fx = floor(log2(2**(act_bits-1) / max|x|))``);
@@ -37,6 +37,18 @@ class FloatMLP:
     # scalers): layer 0 sees ``x * in_scale + in_offset``. None: the samples as they are.
     in_scale: np.ndarray = None
     in_offset: np.ndarray = None
+    # Per layer, whether a ReLU follows it. None: every hidden layer, not the last (whose
+    # outputs are the logits). A hidden layer without one is linear (a PCA's projection).
+    relu: list = None
+
+    def __post_init__(self):
+        n = len(self.weights)
+        relu = [l < n - 1 for l in range(n)] if self.relu is None else \
+            [bool(r) for r in np.asarray(self.relu).reshape(-1)]
+        if len(relu) != n or (relu and relu[-1]):
+            raise ValueError(f"relu must have a flag per layer ({n}), the last one false, not "
+                             f"{self.relu!r}")
+        self.relu = relu
 
     def prepare(self, x):
         """The samples as layer 0 takes them (the host-side scaling, if any)."""
@@ -55,7 +67,7 @@ class FloatMLP:
         acts = [self.prepare(x)]
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
             z = acts[-1] @ w.T + b
-            acts.append(np.maximum(z, 0) if l < len(self.weights) - 1 else z)
+            acts.append(np.maximum(z, 0) if self.relu[l] else z)
         return acts
 
     def predict(self, x):
@@ -130,7 +142,7 @@ def quantize_network(net, x_calib, cfg):
         shift = 0 if last else fxs[l] + fw - fxs[l + 1]
         if shift < 0:
             raise ValueError(f"layer {l}: requantization shift would be negative ({shift})")
-        layers.append(QuantLayer(wq, bq, fxs[l], fw, shift, not last))
+        layers.append(QuantLayer(wq, bq, fxs[l], fw, shift, net.relu[l]))
     return QuantNet(layers)
 
 
