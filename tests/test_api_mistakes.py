@@ -161,7 +161,8 @@ BAD = [
     (["run", "{d}/deep.joblib", "--data", "{d}/good.npz"],
      "the network has 5 layers but max_layers is 4"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--target-bits", "0.5"],
-     r"no layout reaches 0.5 bits per weight .*: the smallest costs \d+\.\d\d"),
+     r"no layout reaches 0.5 bits per weight .*: the smallest costs \d+\.\d\d; raise the "
+     r"budget \(target_bits\) to at least that, or give max_loss instead"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--target-bits", "-1"],
      "target_bits must be a positive number"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--samples", "0"],

@@ -334,7 +334,8 @@ def best_within(table, target_bits, max_mac=None):
         least = min(r["bits_per_weight"] for r in table)
         raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
                           f"descriptors included): the smallest costs {least:.2f}; raise "
-                          f"the budget to at least that")
+                          f"the budget (target_bits) to at least that, or give max_loss "
+                          f"instead to choose the bits from the accuracy")
     if max_mac is not None:
         fast = [r for r in ok if r["mac_cycle_ratio"] <= max_mac]
         if not fast:
