@@ -12,8 +12,9 @@
     design.build(board="ulx3s")            # synthesis figures of the engine
     design.save("net.pse.npz"); pse_hdl.load("net.pse.npz")
 
-``model`` is a fitted scikit-learn ``MLPClassifier``/``MLPRegressor``, an ONNX model or file, a
-``.npz`` of float weights, or a pickled scikit-learn MLP (:mod:`pse_hdl.importers`). The import
+``model`` is a fitted scikit-learn ``MLPClassifier``/``MLPRegressor`` or linear model (alone or
+in a ``Pipeline`` of scalers and PCA), an ONNX model or file, a ``.npz`` of float weights, or
+such a scikit-learn model pickled (:mod:`pse_hdl.importers`). The import
 is checked against the source on the calibration data. The network is quantized with the
 calibration data (``model.network.quantize_network``), profiled (the baseline EMA states), and
 its class shares calibrated to the bit budget on the calibration data only.

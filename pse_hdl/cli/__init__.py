@@ -62,8 +62,9 @@ def build_parser():
 
     r = sub.add_parser("run", parents=[common, link], help="run your own network (scikit-learn, ONNX, .npz) on your data "
                        "through the engine, with float and uniform int8/int4 baselines")
-    r.add_argument("model", help="an .onnx, .npz (float weights) or pickled scikit-learn MLP "
-                   "(.pkl, .joblib: unpickling runs code, load only files you trust)")
+    r.add_argument("model", help="an .onnx, .npz (float weights) or pickled scikit-learn MLP or "
+                   "linear model, alone or in a Pipeline (.pkl, .joblib: unpickling runs code, "
+                   "load only files you trust)")
     r.add_argument("--data", required=True,
                    help="an .npz with x, y (and optionally x_calib, y_calib) or a CSV (the last "
                    "column the label: a number or the model's class name); without calibration arrays 30 %% of the samples are "
