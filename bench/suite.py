@@ -3,7 +3,7 @@
     python bench/suite.py [--json] [--plot bench/suite.png] [--config NAME|FILE]
                           [--set scoreboard|held-out] [--only NAME ...]
                           [--budgets 3.0 3.5 ...] [--max-mac F] [--max-loss L]
-                          [--seed N] [--seeds N] [--oracle] [--fit]
+                          [--seed N] [--seeds N] [--oracle] [--fit] [--equalize]
                           [--allocation global|layer|auto]
 
 Every network is a scikit-learn ``MLPClassifier`` trained here (fixed seeds, a few seconds each)
@@ -47,6 +47,7 @@ one port; ``pse run --fit``); the JSON's ``fit`` says so.
 """
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -74,14 +75,18 @@ ORACLE_BUDGET = 4.0          # the budget of the issue's target against int4 (--
 
 
 def evaluate(name, cfg, budgets=BUDGETS, seed=0, max_mac=None, oracle=False, fit=False,
-             mode="auto", max_loss=None):
+             mode="auto", max_loss=None, equalize=False):
     """Every method on one network: the suite's JSON record of it (with ``oracle``, the
     :func:`oracle_point` too; with ``fit``, on an engine sized for the network; with
-    ``max_loss``, the dynamic run of the fewest bits within that loss, ``pse_loss``)."""
+    ``max_loss``, the dynamic run of the fewest bits within that loss, ``pse_loss``; with
+    ``equalize``, every method on the network equalized on the calibration split,
+    ``FloatMLP.equalized``)."""
     source, splits = network(name, seed)
     if fit:
         cfg = cfg.fitted([w.shape for w in source.net.weights])
     x_cal, y_cal = splits["calib"]
+    if equalize:
+        source = dataclasses.replace(source, net=source.net.equalized(x_cal)[0])
     x_test, y_test = splits["test"]
     design = Design(cfg, source, x_cal, y_cal, "classification")
     xq = design.quantize(x_test)
@@ -369,6 +374,9 @@ def main(argv=None):
                     help="the allocation mode (default auto: the calibration chooses)")
     ap.add_argument("--fit", action="store_true",
                     help="run every network on an engine sized for it (PSEConfig.fitted)")
+    ap.add_argument("--equalize", action="store_true",
+                    help="every method on the network with its inputs equalized against the "
+                         "first layer's weights (FloatMLP.equalized)")
     ap.add_argument("--max-loss", type=float, metavar="FRACTION",
                     help="also the dynamic run of the fewest bits per weight within this "
                          "loss of the dense network's calibration accuracy (pse_loss)")
@@ -403,7 +411,8 @@ def main(argv=None):
     for name in names:
         results.append(evaluate(name, cfg, tuple(args.budgets), seed=args.seed,
                                 max_mac=args.max_mac, oracle=args.oracle, fit=args.fit,
-                                mode=args.allocation, max_loss=args.max_loss))
+                                mode=args.allocation, max_loss=args.max_loss,
+                                equalize=args.equalize))
         if not args.json:
             print(table(results[-1:]), flush=True)
     if args.plot:
@@ -412,13 +421,14 @@ def main(argv=None):
     draws = [] if args.seeds == 1 else [draw_summary(args.seed, results)] + [
         draw_summary(k, [evaluate(name, cfg, tuple(args.budgets), seed=k, max_mac=args.max_mac,
                                   oracle=args.oracle, fit=args.fit, mode=args.allocation,
-                                  max_loss=args.max_loss)
+                                  max_loss=args.max_loss, equalize=args.equalize)
                          for name in names])
         for k in range(args.seed + 1, args.seed + args.seeds)]
     if args.json:
         print(to_json({"set": args.set, "networks": results, "max_mac": args.max_mac,
                        "seed": args.seed,
-                       "fit": args.fit, "allocation": args.allocation,
+                       "fit": args.fit, "equalize": args.equalize,
+                       "allocation": args.allocation,
                        "target_failures": fails,
                        **({"draws": draws} if draws else {})}, indent=1))
         return

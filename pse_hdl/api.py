@@ -23,6 +23,7 @@ its class shares calibrated to the bit budget on the calibration data only.
 calibrated start (so it is reproducible): the rolling importance adapts as the stream goes.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -67,15 +68,19 @@ def fixed_modes(mode):
 
 
 def convert(model, config=None, calibration=None, *, target_bits=None, mode="auto",
-            recalibrate_every=4, adapt=None, max_mac=None, max_loss=None, fit=False):
+            recalibrate_every=4, adapt=None, max_mac=None, max_loss=None, fit=False,
+            equalize=False):
     """A :class:`Design` for ``model`` (see the module docs; ``adapt``, ``max_mac`` and
     ``max_loss``: :meth:`Design.allocate`). ``target_bits`` defaults to 4.5 bits per weight,
     or with ``max_loss`` to no limit. ``fit``: the engine sized for the network
     (:meth:`~pse_hdl.config.PSEConfig.fitted`: layer limits, master store and zones from its
-    layers, the rest from ``config``)."""
+    layers, the rest from ``config``). ``equalize``: the inputs' ranges balanced against
+    layer 0's weights on the calibration data (:meth:`FloatMLP.equalized`; the host scales
+    the samples), for a network whose inputs differ in range by orders of magnitude."""
     cfg = config_of(config)
-    if not isinstance(fit, bool):
-        raise ConfigError(f"fit must be True or False, not {fit!r}")
+    for name, flag in (("fit", fit), ("equalize", equalize)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{name} must be True or False, not {flag!r}")
     # The allocation's arguments first: a mistake there is reported before any work.
     if mode not in MODES:
         raise ConfigError(f"allocation mode must be 'global', 'layer' or 'auto', not {mode!r}")
@@ -90,6 +95,10 @@ def convert(model, config=None, calibration=None, *, target_bits=None, mode="aut
     task = infer_task(source, y_raw if y_raw is not None else [])
     x_cal, y_cal = calibration_of(source, calibration, task)
     check_reproduces(source, x_cal)
+    if equalize:
+        net, _ = source.net.equalized(x_cal)
+        source = dataclasses.replace(source, net=net, info={**source.info, "equalized": True})
+        check_reproduces(source, x_cal)
     shapes = [w.shape for w in source.net.weights]
     if fit:
         cfg = cfg.fitted(shapes)
@@ -119,7 +128,8 @@ def load(path):
         raise InputError(f"{path} is not a saved pse-hdl design: {e}") from None
     cfg = PSEConfig.from_dict(meta["config"], source=str(path))
     source = Source(net, meta["kind"], meta["task"], classes,
-                    info={"input_scaling": meta.get("input_scaling")})
+                    info={"input_scaling": meta.get("input_scaling"),
+                          "equalized": meta.get("equalized", False)})
     design = Design(cfg, source, x_cal, y_cal, meta["task"],
                     recalibrate_every=meta["recalibrate_every"])
     design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"],
@@ -444,7 +454,8 @@ class Design:
     def io_formats(self):
         """How a host turns samples into the engine's INPUT words and its RESULT words back
         into values (``report.json`` says it for a host program of one's own): ``input``: each
-        sample scaled per feature (``scale``, ``offset``: a Pipeline's scalers, else null),
+        sample scaled per feature (``scale``, ``offset``: a Pipeline's scalers and the
+        equalization's scales, ``equalized``, if any; else null),
         times ``2**frac_bits``, rounded, saturated to ``bits``-bit signed; ``output``: the last
         layer's accumulators (``bits``), divided by ``2**frac_bits`` (a classifier's class is
         the largest's row, ``classes``)."""
@@ -453,7 +464,8 @@ class Design:
         return {"input": {"bits": self.cfg.act_bits, "frac_bits": int(first.fx),
                           "scale": net.in_scale.tolist() if scaled else None,
                           "offset": net.in_offset.tolist() if scaled else None,
-                          "scaling": self.source.info.get("input_scaling")},
+                          "scaling": self.source.info.get("input_scaling"),
+                          "equalized": bool(self.source.info.get("equalized"))},
                 "output": {"bits": self.cfg.acc_bits, "frac_bits": int(last.fx + last.fw),
                            "classes": None if self.classes is None
                            else [c.item() if hasattr(c, "item") else c for c in self.classes]}}
@@ -523,7 +535,8 @@ class Design:
                 "target_bits": self.target_bits, "mode": self.mode,
                 "recalibrate_every": self.recalibrate_every, "adapt": self.adapt,
                 "max_mac": self.max_mac, "max_loss": self.max_loss,
-                "input_scaling": self.source.info.get("input_scaling")}
+                "input_scaling": self.source.info.get("input_scaling"),
+                "equalized": bool(self.source.info.get("equalized"))}
         data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
                 "x_calib": self.x_cal, "y_calib": self.y_cal,
                 "relu": np.array(self.source.net.relu, bool)}

@@ -154,6 +154,10 @@ def test_pse_run_takes_a_linear_model_and_says_what_its_inputs_lose(raw_wine, tm
     assert "MLP 13 -> 3, 39 weights" in out
     note = [line for line in out.splitlines() if line.startswith("note: uniform int8 loses")]
     assert len(note) == 1 and "input features reach fewer than 4 of layer 0's 8-bit" in note[0]
+    assert "--equalize balances them" in note[0]
+    assert main(["run", str(tmp_path / "raw.joblib"), *args, "--equalize", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["equalize"] and result["int8_accuracy"] > result["float_accuracy"] - 0.05
     assert main(["run", str(tmp_path / "scaled.joblib"), *args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["layers"] == [[8, 13], [3, 8]] and result["relu"] == [False, False]
@@ -172,3 +176,31 @@ def test_a_linear_hidden_layer_through_the_rtl_equals_the_model(raw_wine):
     logits, figures = design.run(xt[:40], backend="rtl")
     assert figures["bit_exact"] and figures["samples"] == 40
     np.testing.assert_array_equal(logits, design.run(xt[:40])[0])
+
+
+def test_equalization_balances_the_inputs_and_keeps_the_function(raw_wine, tmp_path):
+    """``FloatMLP.equalized``: the same outputs, each input's range on the calibration data
+    equal to its weight column's; ``convert(equalize=True)`` then gives a logistic
+    regression of the raw features its accuracy back at 8 and 4 bits, and the flag is saved."""
+    (x, y), (xt, yt) = raw_wine
+    lr = fit(LogisticRegression(max_iter=5000), x, y)
+    source = load_model(lr)
+    net, s = source.net.equalized(x)
+    np.testing.assert_allclose(net.forward(xt)[-1], source.net.forward(xt)[-1], rtol=1e-9,
+                               atol=1e-9)
+    np.testing.assert_allclose(np.abs(net.prepare(x)).max(axis=0),
+                               np.abs(net.weights[0]).max(axis=0), rtol=1e-12)
+    assert s.max() / s.min() > 100                   # the features' ranges differ that much
+    cfg = PSEConfig(**SMALL)
+    plain = pse_hdl.convert(lr, config=cfg, calibration=(x, y), target_bits=9.0)
+    equal = pse_hdl.convert(lr, config=cfg, calibration=(x, y), target_bits=9.0, equalize=True)
+    for bits in (8, 4):
+        assert equal.uniform_score(xt, yt, bits) > plain.uniform_score(xt, yt, bits) + 0.2
+    assert equal.score(xt, yt) > plain.score(xt, yt) + 0.2
+    assert equal.report()["input"]["equalized"] and not plain.report()["input"]["equalized"]
+    equal.save(tmp_path / "eq.npz")
+    again = pse_hdl.load(tmp_path / "eq.npz")
+    assert again.report()["input"]["equalized"]
+    np.testing.assert_array_equal(again.predict(xt), equal.predict(xt))
+    with pytest.raises(pse_hdl.errors.ConfigError, match="equalize must be True or False"):
+        pse_hdl.convert(lr, config=cfg, calibration=(x, y), equalize="yes")

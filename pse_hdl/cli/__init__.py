@@ -74,6 +74,10 @@ def build_parser():
                    help="size the engine to the network: layer limits, master store and zones "
                    "from its layers, one lane for a network too small to use more (the rest "
                    "from --config)")
+    r.add_argument("--equalize", action="store_true",
+                   help="balance the inputs' ranges against the first layer's weights (the "
+                   "host scales each feature; for inputs whose ranges differ by orders of "
+                   "magnitude)")
     r.add_argument("--target-bits", type=float,
                    help="bit budget per weight, metadata included (default 4.5; with "
                    "--max-loss, none)")

@@ -174,7 +174,8 @@ def cmd_run(args):
         x, y = x[:args.samples], y[:args.samples]
     design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
                      mode=args.allocation, adapt=_adapt_range(args.adapt),
-                     max_mac=args.max_mac, max_loss=args.max_loss, fit=args.fit)
+                     max_mac=args.max_mac, max_loss=args.max_loss, fit=args.fit,
+                     equalize=args.equalize)
     cfg = design.cfg
     check_reproduces(source, x)
     y_idx = design.labels(y)
@@ -195,7 +196,7 @@ def cmd_run(args):
         "int4_accuracy": design.uniform_score(x, y, 4),
         "pse_accuracy": score(logits, y_idx),
         "target_bits": design.target_bits, "max_mac": args.max_mac,
-        "max_loss": args.max_loss, "fit": args.fit,
+        "max_loss": args.max_loss, "fit": args.fit, "equalize": args.equalize,
         "allocation": design.mode,
         "engine": {k: getattr(cfg, k) for k in ENGINE_SIZE},
         "uniform_layers": design.uniform_layers,
@@ -233,10 +234,11 @@ def cmd_run(args):
                      ", ".join(map(str, linear))
                      + (f" ({', '.join(source.info['projections'])})"
                         if source.info.get("projections") else "")))
-    if result["input_scaling"]:
-        rows.append(("samples scaled on the host (the Pipeline's)",
-                     f"{' then '.join(result['input_scaling'])}: one per-feature affine "
-                     f"(report.json's input)"))
+    if result["input_scaling"] or args.equalize:
+        steps = list(result["input_scaling"] or []) + \
+            (["the equalization's scales (--equalize)"] if args.equalize else [])
+        rows.append(("samples scaled on the host", f"{' then '.join(steps)}: one per-feature "
+                     f"affine (report.json's input)"))
     if args.fit:
         rows.append(("engine sized for the network (--fit)",
                      f"layers up to {cfg.max_rows}x{cfg.max_cols}, {cfg.max_layers} layers, "
@@ -258,13 +260,14 @@ def cmd_run(args):
           + _target(args, design))
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    for hint in (input_hint(result, design.quantize(x_cal), cfg), int4_hint(result, cfg)):
+    for hint in (input_hint(result, design.quantize(x_cal), cfg, args.equalize),
+                 int4_hint(result, cfg)):
         if hint:
             print(hint)
     return 0
 
 
-def input_hint(result, xq, cfg):
+def input_hint(result, xq, cfg, equalized=False):
     """A note when uniform int8 loses more than a point (or 0.01 of R^2) to the float network
     and some input features keep under two bits of layer 0's activations (``xq``: the
     calibration samples as the engine takes them); ``None`` otherwise. One power-of-two scale
@@ -280,8 +283,11 @@ def input_hint(result, xq, cfg):
     return (f"note: uniform int8 loses {_points(result)} to the float network, and {starved} "
             f"of the {len(peak)} input features reach fewer than 4 of layer 0's "
             f"{cfg.act_bits}-bit input steps: one scale serves every input, set by the largest "
-            f"(feature {top}); scale the features to like ranges first (a StandardScaler in a "
-            f"Pipeline with the model), or clip the outliers that set the scale")
+            f"(feature {top}); "
+            + ("" if equalized else "--equalize balances them against the first layer's "
+               "weights, or ")
+            + "scale the features to like ranges first (a StandardScaler in a Pipeline with "
+            "the model), or clip the outliers that set the scale")
 
 
 def _points(result):

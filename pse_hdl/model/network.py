@@ -73,6 +73,25 @@ class FloatMLP:
     def predict(self, x):
         return np.argmax(self.forward(x)[-1], axis=1)
 
+    def equalized(self, x_calib):
+        """The same function with every input's range balanced against its weight column's
+        (cross-layer equalization, Nagel et al. 2019, on the input side): input j scaled by
+        ``s_j = sqrt(max|W[:, j]| / max|x_j|)`` on the host (folded into ``in_scale`` and
+        ``in_offset``) and layer 0's column j divided by it, so one power-of-two scale serves
+        inputs of very different ranges, and the weights, without starving the small ones. An
+        input that is zero on ``x_calib`` or has no weight keeps its scale. Returns
+        ``(network, s)``."""
+        x = self.prepare(x_calib)
+        rx, rw = np.abs(x).max(axis=0), np.abs(self.weights[0]).max(axis=0)
+        s = np.ones(len(rx))
+        ok = (rx > 0) & (rw > 0)
+        s[ok] = np.sqrt(rw[ok] / rx[ok])
+        scale = np.ones(len(s)) if self.in_scale is None else self.in_scale
+        offset = np.zeros(len(s)) if self.in_offset is None else self.in_offset
+        net = FloatMLP([self.weights[0] / s[None, :]] + list(self.weights[1:]),
+                       list(self.biases), scale * s, offset * s, list(self.relu))
+        return net, s
+
 
 @dataclass
 class QuantLayer:
