@@ -16,11 +16,12 @@ from tests.zones_bench import (CFG, command, fetch, host_read, host_write, load,
 
 def test_host_reads_are_accepted_once_their_data_is_registered():
     """Every block RAM's output is registered before the multiplexer across the memories: a
-    host read is accepted the cycle after it is offered (two after for a master, whose address
-    is registered too), and ``rd_data`` follows the acceptance by one cycle with ``rd_valid``;
-    the read that follows without a gap waits as long."""
+    host read is accepted the cycle after it is offered (three after for a master, whose
+    address and the word chosen among its banks are registered too), and ``rd_data`` follows
+    the acceptance by one cycle with ``rd_valid``; the read that follows without a gap waits as
+    long."""
     waits = [(Target.PLAN, 1), (Target.META, 1), (Target.TABLE, 1), (Target.SPLIT, 1),
-             (Target.ZONE, 1), (Target.MASTER, 2), (Target.MASTER, 2), (Target.ZONE, 1)]
+             (Target.ZONE, 1), (Target.MASTER, 3), (Target.MASTER, 3), (Target.ZONE, 1)]
 
     async def body(ctx, dut):
         rd = dut.host_rd

@@ -48,9 +48,10 @@ class ZonedMemory(wiring.Component):
     host_rd : In(stream)      ``{target, bank, addr}``; ``rd_data``/``rd_valid`` one cycle later.
                               Accepted while no fetch or re-zoning runs (a cycle after a
                               fetch ends) and none is offered on ``cmd``; a master read is
-                              accepted two cycles after it is offered (the store's address
-                              and its bank's output are registered: ``masters``), any other
-                              one cycle after (its block RAM's output is registered).
+                              accepted three cycles after it is offered (the store's address,
+                              its bank's output and the word chosen among the banks are
+                              registered: ``masters``), any other one cycle after (its block
+                              RAM's output is registered).
     master_walk               A read port of the master store (``en``, ``addr``) for the
                               engine's allocation pass, with ``READ_LATENCY`` (3) cycles of
                               latency: ``data`` is the word of the ``en`` three cycles earlier,
@@ -248,15 +249,16 @@ class ZonedMemory(wiring.Component):
         m.d.sync += fetched.eq(fetch_busy | fetch_start)
         offered = self.cmd.valid & ((self.cmd.payload.op == Op.FETCH)
                                     | (self.cmd.payload.op == Op.REZONE))
-        # A read is accepted once its data waits in a register: a master read in its third
+        # A read is accepted once its data waits in a register: a master read in its fourth
         # cycle (the first registered its address in front of the master store,
-        # ``_master_port``, the second read the bank into its register), any other in its
+        # ``_master_port``, the second read the bank into its register, the third the
+        # multiplexer across the banks into the host's, ``_read_data``), any other in its
         # second (the first read the block RAM, whose output is registered); the data leaves
         # the cycle after acceptance.
-        reading, held = Signal(), Signal(range(READ_LATENCY))
+        reading, held = Signal(), Signal(range(READ_LATENCY + 1))
         master = hr.target == Target.MASTER
         m.d.comb += reading.eq(self.host_rd.valid & ~rz_busy & ~fetched & ~offered)
-        armed = Mux(master, held == READ_LATENCY - 1, held == 1)
+        armed = Mux(master, held == READ_LATENCY, held == 1)
         m.d.comb += self.host_rd.ready.eq(reading & armed)
         host_r = self.host_rd.valid & self.host_rd.ready
         m.d.sync += held.eq(Mux(reading & ~armed, held + 1, 0))
@@ -283,7 +285,9 @@ class ZonedMemory(wiring.Component):
         ``(physical word, logical width)`` for the memories whose words hold R logical ones.
         Every block RAM's output is registered before the multiplexer across them (a read is
         accepted the cycle after its ports were addressed, ``_host_read_grant``); the master
-        store's output is a register already."""
+        store's output, the multiplexer across its banks' registers, is registered too (a master
+        read is accepted ``READ_LATENCY`` cycles after it is offered), so no path runs from a
+        bank through both multiplexers."""
         R = read_ratio(self.cfg)
         words = {}
         for t, src in sources.items():
@@ -293,7 +297,7 @@ class ZonedMemory(wiring.Component):
             key = t.value if isinstance(t, Target) else t
             zone = key - Target.ZONE.value
             shared = zone >= 0 or key == Target.META.value     # registered by their block RAMs
-            if key != Target.MASTER.value and not (shared and SHARED_READ_LATENCY == 2):
+            if not (shared and SHARED_READ_LATENCY == 2):
                 word = _registered(m, word, f"host_zone{zone}" if zone >= 0
                                    else f"host_{Target(key).name.lower()}")
             if width is not None and R > 1:
