@@ -14,20 +14,16 @@ import joblib
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from networks import _data, _split, _standardised  # noqa: E402
+from pse_hdl.files import output_dir               # noqa: E402
 
 NAME = "circles 2-16-16-2"
 
 
 def main(out="."):
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        print(f"circles.py: cannot create the output directory {str(out)!r}: {e.strerror}",
-              file=sys.stderr)
-        sys.exit(2)
+    out = output_dir(out, "circles.py")
     import warnings
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.neural_network import MLPClassifier

@@ -18,15 +18,13 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from pse_hdl.files import output_dir  # noqa: E402
+
 
 def main(out="."):
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        print(f"wine_onnx.py: cannot create the output directory {str(out)!r}: {e.strerror}",
-              file=sys.stderr)
-        sys.exit(2)
+    out = output_dir(out, "wine_onnx.py")
     x, y = load_wine(return_X_y=True)
     # Standardised here, so the data file holds what the engine sees (a Pipeline with its
     # StandardScaler converts too: the scaler then runs on the host, docs/API.md).

@@ -35,6 +35,20 @@ def _atomic(path, mode, write):
     return path
 
 
+def output_dir(path, prog):
+    """``path`` as a directory that exists (made if need be), or one line naming it on
+    standard error and exit code 2 (``prog``: the script that says it)."""
+    import sys
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(f"{prog}: cannot create the output directory {str(path)!r}: {e.strerror}",
+              file=sys.stderr)
+        sys.exit(2)
+    return path
+
+
 def write_atomic(path, text):
     """Write ``text`` to ``path``."""
     return _atomic(path, "w", lambda f: f.write(text))

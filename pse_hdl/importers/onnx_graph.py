@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
-from .source import Source, _check_net
+from .source import Source, _check_net, two_logits
 
 PASS_OPS = ("Cast", "Identity", "Dropout")
 INPUT_OPS = ("Flatten", "Reshape")
@@ -215,8 +215,7 @@ def from_onnx(model, kind="ONNX"):
         compare = {"Softmax": "softmax", "LogSoftmax": "log_softmax",
                    "Sigmoid": "sigmoid"}[final.op_type]
         if compare == "sigmoid" and weights[-1].shape[0] == 1:
-            weights[-1] = np.vstack([np.zeros_like(weights[-1]), weights[-1]])
-            biases[-1] = np.concatenate([[0.0], biases[-1]])
+            two_logits(weights, biases)
             compare = "sigmoid2"
         elif compare == "sigmoid":
             raise InputError("multi-label (several sigmoid outputs) ONNX models are not "

@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 
 from ..errors import InputError
-from .source import Source, _check_net
+from .source import Source, _check_net, two_logits
 
 SCALERS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
 PROJECTIONS = ("PCA", "TruncatedSVD")
@@ -139,14 +139,6 @@ def _reference(method):
     return run
 
 
-def _two_logits(weights, biases):
-    """A two-class model's single output ``z`` as two logits ``(0, z)``: their softmax is the
-    sigmoid's, and their argmax (ties to the lowest) is class 1 exactly when ``z > 0``, as
-    scikit-learn's ``predict`` says."""
-    weights[-1] = np.vstack([np.zeros_like(weights[-1]), weights[-1]])
-    biases[-1] = np.concatenate([[0.0], biases[-1]])
-
-
 def _from_linear(est, kind, whole):
     """A linear model: one layer, ``W x + b``, scored against ``decision_function`` (a
     classifier) or ``predict`` (a regressor) of ``whole``."""
@@ -161,7 +153,7 @@ def _from_linear(est, kind, whole):
         return Source(net, kind, "regression", None, _reference(whole.predict), "logits")
     classes = np.asarray(est.classes_)
     if len(w) == 1 and len(classes) == 2:
-        _two_logits(weights, biases)
+        two_logits(weights, biases)
         decision = _reference(whole.decision_function)
 
         def reference(x):
@@ -203,7 +195,7 @@ def from_sklearn(est, kind=None, _reference_of=None):
         if weights[-1].shape[0] != 1:
             raise InputError(f"multi-label classifiers are not supported ({kind} with "
                              f"{weights[-1].shape[0]} logistic outputs)")
-        _two_logits(weights, biases)
+        two_logits(weights, biases)
     net = _check_net(weights, biases, kind, relu)
     return Source(net, kind, "classification", np.asarray(est.classes_),
                   _reference(whole.predict_proba), "softmax")

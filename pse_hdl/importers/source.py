@@ -27,6 +27,14 @@ class Source:
         return self.net.weights[-1].shape[0]
 
 
+def two_logits(weights, biases):
+    """A two-class model's single output ``z`` as two logits ``(0, z)``, in place: their
+    softmax is the sigmoid's, and their argmax (ties to the lowest) is class 1 exactly when
+    ``z > 0``, as the source's prediction says."""
+    weights[-1] = np.vstack([np.zeros_like(weights[-1]), weights[-1]])
+    biases[-1] = np.concatenate([[0.0], biases[-1]])
+
+
 def _check_net(weights, biases, what, relu=None):
     """The float network of ``weights`` and ``biases`` (``relu``: per layer, whether a ReLU
     follows it; default every hidden layer), refused in one line where they do not chain."""

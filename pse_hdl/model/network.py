@@ -1,7 +1,8 @@
 """Networks: scikit-learn import, the ``.npz`` format, fixed-point conversion (SPEC section 2).
 
 Float network: layers ``y = act(W x + b)`` with ``W`` out x in, ReLU on hidden layers (or
-identity where ``FloatMLP.relu`` says so: a PCA before an MLP, say), identity on the last. Fixed point, per layer l (all scales powers of two):
+identity where ``FloatMLP.relu`` says so: a PCA before an MLP, say), identity on the last.
+Fixed point, per layer l (all scales powers of two):
 
 * input activations ``x_q = sat_act(round(x * 2**fx))``, fx chosen so the calibration maximum
   fits (``fx = floor(log2(2**(act_bits-1) / max|x|))``);
