@@ -55,14 +55,191 @@ def _fold_constants(graph, constants):
         constants.update((name, np.asarray(v)) for name, v in zip(node.output, outs))
 
 
-def from_onnx(model, kind="ONNX"):
+def node_name(node):
+    return node.name or f"{node.op_type} -> {', '.join(node.output)}"
+
+
+def attr(node, key, default):
+    """The value of ``node``'s attribute ``key`` (``default`` when it has none)."""
+    from onnx import helper
+    for a in node.attribute:
+        if a.name == key:
+            return helper.get_attribute_value(a)
+    return default
+
+
+class _Chain:
+    """The walk from a graph's input along its chain of layers: each node read by the method of
+    its kind, the layers (``weights``, ``biases``, ``relu``), the host's per-feature affine
+    before the first (``in_scale``, ``in_offset``) and the node the logits end in (``final``, a
+    softmax or sigmoid; ``linear``, an ai.onnx.ml linear model) as they are found."""
+
+    def __init__(self, graph, init):
+        self.graph, self.init = graph, init
+        self.outputs = {o.name for o in graph.output}
+        self.consumers = {}
+        for node in graph.node:
+            if node.op_type in SHAPE_OPS:
+                continue                    # reads a tensor's shape, not its values
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+        self.weights, self.biases, self.relu = [], [], []
+        self.in_scale = self.in_offset = None   # skl2onnx's Scalers before the first layer
+        self.scalers = []
+        self.final = self.linear = None
+
+    def const(self, node, name):
+        if name not in self.init:
+            raise InputError(f"ONNX node {node_name(node)!r}: operand {name!r} must be a "
+                             f"constant (an initializer or a Constant node) for an MLP layer")
+        return self.init[name]
+
+    def walk(self, tensor):
+        """Read the chain from ``tensor``, the graph's input; return the name of its logits
+        (or of the softmax or sigmoid of them)."""
+        while True:
+            nxt = self.consumers.get(tensor, [])
+            if not nxt or (self.weights and tensor in self.outputs):
+                return tensor               # the logits (whatever reads them is not a layer)
+            if len(nxt) > 1:
+                if all(n.op_type not in SUPPORTED for n in nxt) and self.weights:
+                    return tensor           # post-processing of the logits
+                raise InputError(f"the ONNX graph branches after {tensor!r} (into "
+                                 f"{', '.join(n.op_type for n in nxt)}): only a chain of "
+                                 f"layers is supported")
+            node = nxt[0]
+            end = self.step(node, tensor)
+            if end is not None:
+                return end
+            tensor = node.output[0]
+
+    def step(self, node, tensor):
+        """Read one node whose input is ``tensor``; when the chain ends with it, the name of the
+        logits (or of their softmax or sigmoid), else ``None``."""
+        op = node.op_type
+        if op in PASS_OPS:
+            return None
+        if op == "Scaler" or (op in ARITH_OPS and not self.weights):
+            self.scaler(node, tensor)
+        elif op in INPUT_OPS:
+            if self.weights and node.output[0] in self.outputs \
+                    and not self.consumers.get(node.output[0]):
+                return tensor               # the outputs reshaped: the logits are before it
+            if self.weights:
+                raise InputError(f"unsupported ONNX operation {op} between layers (node "
+                                 f"{node_name(node)!r}): {op} is accepted before the first "
+                                 f"layer only")
+        elif op in ("Gemm", "MatMul"):
+            self.layer(node)
+        elif op in ("Add", "BatchNormalization", "Relu"):
+            if not self.weights or self.relu[-1]:
+                where = {"Add": "as the bias of a MatMul",
+                         "BatchNormalization": "right after a layer (folded into it), not "
+                                               "before the first or after a Relu",
+                         "Relu": "after a layer"}[op]
+                raise InputError(f"unsupported ONNX {op} (node {node_name(node)!r}): it is "
+                                 f"accepted {where}")
+            {"Add": self.bias, "BatchNormalization": self.batch_norm,
+             "Relu": self.relu_after}[op](node, tensor)
+        elif op in LINEAR_MODELS:
+            self.linear_model(node)
+            return tensor                   # its raw scores are read by _raw_scores
+        elif op in FINAL_OPS:
+            self.final = node
+            return node.output[0]
+        elif op in ARITH_OPS:
+            raise InputError(f"unsupported ONNX {op} after a layer (node {node_name(node)!r}): "
+                             f"a {op} by a constant is accepted before the first layer only")
+        else:
+            raise InputError(f"unsupported ONNX operation {op} (node {node_name(node)!r}); "
+                             f"an MLP graph may use {', '.join(SUPPORTED)}")
+        return None
+
+    def scaler(self, node, tensor):
+        """A per-feature affine before the first layer, on the host: ai.onnx.ml's Scaler,
+        (x - offset) * scale (skl2onnx's StandardScaler), or a Mul, Add, Sub or Div by a
+        constant (its MinMaxScaler)."""
+        op = node.op_type
+        if self.weights:
+            raise InputError(f"unsupported ONNX Scaler between layers (node "
+                             f"{node_name(node)!r}): it is accepted before the first layer "
+                             f"only")
+        if op == "Scaler":
+            a = np.asarray(attr(node, "scale", [1.0]), np.float64)
+            b = -np.asarray(attr(node, "offset", [0.0]), np.float64) * a
+        else:
+            other = [n for n in node.input if n != tensor]
+            if len(other) != 1 or (op in ("Sub", "Div") and node.input[0] != tensor):
+                raise InputError(f"unsupported ONNX {op} (node {node_name(node)!r}): before "
+                                 f"the first layer the samples go through a {op} with a "
+                                 f"constant only")
+            c = self.const(node, other[0]).reshape(-1)
+            a, b = {"Mul": (c, 0.0 * c), "Div": (1.0 / c, 0.0 * c),
+                    "Add": (1.0 + 0.0 * c, c), "Sub": (1.0 + 0.0 * c, -c)}[op]
+        self.in_scale, self.in_offset = (a, b) if self.in_scale is None else \
+            (self.in_scale * a, self.in_offset * a + b)
+        self.scalers.append(f"ONNX {op} {node_name(node)!r}")
+
+    def layer(self, node):
+        """A Gemm (weights, bias, ``alpha``, ``beta``, ``transB``) or a MatMul (no bias yet)."""
+        if node.op_type == "MatMul":
+            w, c = self.const(node, node.input[1]).T, None
+        else:
+            if attr(node, "transA", 0):
+                raise InputError(f"unsupported Gemm with transA=1 (node {node_name(node)!r})")
+            b = self.const(node, node.input[1])
+            w = (b if attr(node, "transB", 0) else b.T) * attr(node, "alpha", 1.0)
+            c = self.const(node, node.input[2]) * attr(node, "beta", 1.0) \
+                if len(node.input) > 2 and node.input[2] else None
+        self.weights.append(w)
+        self.biases.append(np.zeros(w.shape[0]) if c is None
+                           else np.broadcast_to(c.reshape(-1), (w.shape[0],)).copy())
+        self.relu.append(False)
+
+    def bias(self, node, tensor):
+        other = [n for n in node.input if n != tensor]
+        c = self.const(node, other[0]).reshape(-1)
+        self.biases[-1] = self.biases[-1] + np.broadcast_to(c, self.biases[-1].shape)
+
+    def batch_norm(self, node, tensor):
+        """Inference-mode batch normalization after a layer, folded into it: each output scaled
+        by gamma / sqrt(var + eps) and shifted (nn.BatchNorm1d after nn.Linear)."""
+        if attr(node, "training_mode", 0) or len(node.output) > 1:
+            raise InputError(f"ONNX BatchNormalization {node_name(node)!r} is in training "
+                             f"mode: export the model in eval mode")
+        gamma, beta, mean, var = (self.const(node, n).reshape(-1) for n in node.input[1:5])
+        scale = gamma / np.sqrt(var + attr(node, "epsilon", 1e-5))
+        self.weights[-1] = self.weights[-1] * scale[:, None]
+        self.biases[-1] = (self.biases[-1] - mean) * scale + beta
+
+    def relu_after(self, node, tensor):
+        self.relu[-1] = True
+
+    def linear_model(self, node):
+        """skl2onnx's linear model as the last layer: its raw scores are the logits."""
+        self.linear = node
+        dims = [d.dim_value for d in self.graph.input[0].type.tensor_type.shape.dim]
+        width = self.weights[-1].shape[0] if self.weights else \
+            (dims[-1] if len(dims) == 2 else 0)
+        w, b = _linear_model(node, node_name(node), width)
+        self.weights.append(w)
+        self.biases.append(b)
+        self.relu.append(False)
+
+
+def _load(model):
     import onnx
-    from onnx import numpy_helper
     if isinstance(model, (str, Path)):
         try:
-            model = onnx.load(str(model))
+            return onnx.load(str(model))
         except Exception as e:              # protobuf raises several types for a bad file
             raise InputError(f"{model} is not a readable ONNX model: {e}") from None
+    return model
+
+
+def from_onnx(model, kind="ONNX"):
+    from onnx import numpy_helper
+    model = _load(model)
     g = model.graph
     tensors = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     typed = {**tensors, **_constant_nodes(g)}
@@ -72,139 +249,10 @@ def from_onnx(model, kind="ONNX"):
     if len(inputs) != 1:
         raise InputError(f"an ONNX MLP has one input, this graph has {len(inputs)}: "
                          f"{', '.join(inputs) or 'none'}")
-    consumers = {}
-    for node in g.node:
-        if node.op_type in SHAPE_OPS:
-            continue                        # reads a tensor's shape, not its values
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    outputs = {o.name for o in g.output}
-
-    def node_name(node):
-        return node.name or f"{node.op_type} -> {', '.join(node.output)}"
-
-    def const(node, name):
-        if name not in init:
-            raise InputError(f"ONNX node {node_name(node)!r}: operand {name!r} must be a "
-                             f"constant (an initializer or a Constant node) for an MLP layer")
-        return init[name]
-
-    def attr(node, key, default):
-        for a in node.attribute:
-            if a.name == key:
-                return onnx.helper.get_attribute_value(a)
-        return default
-
-    weights, biases, relu = [], [], []
-    tensor, final, linear = inputs[0], None, None
-    in_scale = in_offset = None             # skl2onnx's Scalers before the first layer
-    scalers = []
-    while True:
-        nxt = consumers.get(tensor, [])
-        if not nxt or (weights and tensor in outputs):
-            break                           # the logits (whatever reads them is not a layer)
-        if len(nxt) > 1:
-            ops = ", ".join(n.op_type for n in nxt)
-            if all(n.op_type not in SUPPORTED for n in nxt) and weights:
-                break                       # post-processing of the logits
-            raise InputError(f"the ONNX graph branches after {tensor!r} (into {ops}): only a "
-                             f"chain of layers is supported")
-        node = nxt[0]
-        op = node.op_type
-        if op in PASS_OPS:
-            pass
-        elif op == "Scaler" or (op in ARITH_OPS and not weights):
-            # A per-feature affine before the first layer, on the host: ai.onnx.ml's Scaler,
-            # (x - offset) * scale (skl2onnx's StandardScaler), or a Mul, Add, Sub or Div by a
-            # constant (its MinMaxScaler).
-            if weights:
-                raise InputError(f"unsupported ONNX Scaler between layers (node "
-                                 f"{node_name(node)!r}): it is accepted before the first "
-                                 f"layer only")
-            if op == "Scaler":
-                a = np.asarray(attr(node, "scale", [1.0]), np.float64)
-                b = -np.asarray(attr(node, "offset", [0.0]), np.float64) * a
-            else:
-                other = [n for n in node.input if n != tensor]
-                if len(other) != 1 or (op in ("Sub", "Div") and node.input[0] != tensor):
-                    raise InputError(f"unsupported ONNX {op} (node {node_name(node)!r}): "
-                                     f"before the first layer the samples go through a {op} "
-                                     f"with a constant only")
-                c = const(node, other[0]).reshape(-1)
-                a, b = {"Mul": (c, 0.0 * c), "Div": (1.0 / c, 0.0 * c),
-                        "Add": (1.0 + 0.0 * c, c), "Sub": (1.0 + 0.0 * c, -c)}[op]
-            in_scale, in_offset = (a, b) if in_scale is None else \
-                (in_scale * a, in_offset * a + b)
-            scalers.append(f"ONNX {op} {node_name(node)!r}")
-        elif op in INPUT_OPS:
-            if weights and node.output[0] in outputs and not consumers.get(node.output[0]):
-                break                       # the outputs reshaped: the logits are before it
-            if weights:
-                raise InputError(f"unsupported ONNX operation {op} between layers (node "
-                                 f"{node_name(node)!r}): {op} is accepted before the first "
-                                 f"layer only")
-        elif op == "Gemm":
-            if attr(node, "transA", 0):
-                raise InputError(f"unsupported Gemm with transA=1 (node {node_name(node)!r})")
-            b = const(node, node.input[1])
-            w = b if attr(node, "transB", 0) else b.T
-            w = w * attr(node, "alpha", 1.0)
-            c = const(node, node.input[2]) * attr(node, "beta", 1.0) if len(node.input) > 2 \
-                and node.input[2] else np.zeros(w.shape[0])
-            weights.append(w)
-            biases.append(np.broadcast_to(c.reshape(-1), (w.shape[0],)).copy())
-            relu.append(False)
-        elif op == "MatMul":
-            w = const(node, node.input[1]).T
-            weights.append(w)
-            biases.append(np.zeros(w.shape[0]))
-            relu.append(False)
-        elif op == "Add":
-            if not weights or relu[-1]:
-                raise InputError(f"unsupported ONNX Add (node {node_name(node)!r}): an Add is "
-                                 f"accepted as the bias of a MatMul")
-            other = [n for n in node.input if n != tensor]
-            c = const(node, other[0]).reshape(-1)
-            biases[-1] = biases[-1] + np.broadcast_to(c, biases[-1].shape)
-        elif op == "BatchNormalization":
-            # Inference-mode batch normalization after a layer, folded into it: each output
-            # scaled by gamma / sqrt(var + eps) and shifted (nn.BatchNorm1d after nn.Linear).
-            if not weights or relu[-1]:
-                raise InputError(f"unsupported ONNX BatchNormalization (node "
-                                 f"{node_name(node)!r}): it is accepted right after a layer "
-                                 f"(folded into it), not before the first or after a Relu")
-            if attr(node, "training_mode", 0) or len(node.output) > 1:
-                raise InputError(f"ONNX BatchNormalization {node_name(node)!r} is in training "
-                                 f"mode: export the model in eval mode")
-            gamma, beta, mean, var = (const(node, n).reshape(-1) for n in node.input[1:5])
-            scale = gamma / np.sqrt(var + attr(node, "epsilon", 1e-5))
-            weights[-1] = weights[-1] * scale[:, None]
-            biases[-1] = (biases[-1] - mean) * scale + beta
-        elif op == "Relu":
-            if not weights or relu[-1]:
-                raise InputError(f"unsupported ONNX Relu (node {node_name(node)!r}): a Relu is "
-                                 f"accepted after a layer")
-            relu[-1] = True
-        elif op in LINEAR_MODELS:
-            linear = node                   # the last layer: its raw scores are the logits
-            dims = [d.dim_value for d in g.input[0].type.tensor_type.shape.dim]
-            width = weights[-1].shape[0] if weights else (dims[-1] if len(dims) == 2 else 0)
-            w, b = _linear_model(node, attr, node_name(node), width)
-            weights.append(w)
-            biases.append(b)
-            relu.append(False)
-            break
-        elif op in FINAL_OPS:
-            final = node
-            tensor = node.output[0]
-            break
-        elif op in ARITH_OPS:
-            raise InputError(f"unsupported ONNX {op} after a layer (node {node_name(node)!r}): "
-                             f"a {op} by a constant is accepted before the first layer only")
-        else:
-            raise InputError(f"unsupported ONNX operation {op} (node {node_name(node)!r}); "
-                             f"an MLP graph may use {', '.join(SUPPORTED)}")
-        tensor = node.output[0]
+    chain = _Chain(g, init)
+    tensor = chain.walk(inputs[0])
+    weights, biases, relu, final, linear = (chain.weights, chain.biases, chain.relu,
+                                            chain.final, chain.linear)
     if not weights:
         raise InputError("the ONNX graph has no Gemm or MatMul layer on its input's path")
     if relu[-1]:
@@ -221,14 +269,14 @@ def from_onnx(model, kind="ONNX"):
             raise InputError("multi-label (several sigmoid outputs) ONNX models are not "
                              "supported")
     net = _check_net(weights, biases, kind, relu)      # a layer with no Relu after it: linear
-    if in_scale is not None:
+    if chain.in_scale is not None:
         n = net.weights[0].shape[1]
         try:
             net.in_scale, net.in_offset = (np.broadcast_to(v, (n,)).astype(np.float64)
-                                           for v in (in_scale, in_offset))
+                                           for v in (chain.in_scale, chain.in_offset))
         except ValueError:
-            raise InputError(f"the ONNX Scaler has {len(in_scale)} factors but the first layer "
-                             f"takes {n} inputs") from None
+            raise InputError(f"the ONNX Scaler has {len(chain.in_scale)} factors but the first "
+                             f"layer takes {n} inputs") from None
     if linear is not None:
         model, tensor = _raw_scores(model, linear)
         compare = "logits"
@@ -238,11 +286,11 @@ def from_onnx(model, kind="ONNX"):
     if linear is not None:
         task, classes = "regression", None
         if linear.op_type == "LinearClassifier":
-            task, classes = "classification", _linear_classes(linear, attr)
+            task, classes = "classification", _linear_classes(linear)
     if classes is not None and len(classes) != net.weights[-1].shape[0]:
         classes = None                      # not this network's outputs
     return Source(net, kind, task, classes, reference, compare,
-                  info={"input_scaling": scalers or None})
+                  info={"input_scaling": chain.scalers or None})
 
 
 def _onnx_classes(graph, tensors):
@@ -266,12 +314,12 @@ def _onnx_classes(graph, tensors):
     return None
 
 
-def _linear_model(node, attr, name, width):
+def _linear_model(node, name, width):
     """``(W, b)`` of an ai.onnx.ml ``LinearClassifier`` (a row per class) or
     ``LinearRegressor`` (a row per target) taking ``width`` features (0: not known)."""
     coef = np.asarray(attr(node, "coefficients", []), np.float64)
     if node.op_type == "LinearClassifier":
-        rows, what = len(_linear_classes(node, attr)), "class"
+        rows, what = len(_linear_classes(node)), "class"
     else:
         rows, what = int(attr(node, "targets", 1)), "target"
     if not coef.size or coef.size != rows * (width or coef.size // max(rows, 1)):
@@ -286,7 +334,7 @@ def _linear_model(node, attr, name, width):
     return coef.reshape(rows, -1), b if b.size else np.zeros(rows)
 
 
-def _linear_classes(node, attr):
+def _linear_classes(node):
     labels = attr(node, "classlabels_ints", None) or attr(node, "classlabels_strings", None)
     if not labels:
         raise InputError(f"ONNX LinearClassifier {node.name!r} names no class labels")
