@@ -135,7 +135,7 @@ def default_thresholds(n):
 
 # The sources a task's result depends on (not the command line, plots or docs).
 RESULT_SOURCES = ("model/*.py", "rtl/*.py", "rtl/zones/*.py", "host/*.py", "host/csrc/*",
-                  "api.py", "importers/*.py", "config.py", "regmap.py", "errors.py", "sweep.py")
+                  "api.py", "importers/*.py", "config/*.py", "regmap.py", "errors.py", "sweep.py")
 
 
 def _source_hash():

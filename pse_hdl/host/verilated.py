@@ -66,7 +66,7 @@ def _key(cfg, trace, top="engine"):
     import amaranth
     h = hashlib.sha256()
     for path in sorted([*PACKAGE.glob("rtl/**/*.py"), *PACKAGE.glob("model/*.py"),
-                        PACKAGE / "regmap.py", PACKAGE / "config.py",
+                        PACKAGE / "regmap.py", *PACKAGE.glob("config/*.py"),
                         PACKAGE / "host" / "link.py", *CSRC.glob("*.cpp")]):
         h.update(str(path.relative_to(PACKAGE)).encode() + b"\0" + path.read_bytes())
     fields = cfg.hardware_dict()
