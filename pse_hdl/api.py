@@ -24,26 +24,22 @@ calibrated start (so it is reproducible): the rolling importance adapts as the s
 """
 
 import dataclasses
-import json
 import os
 import time
-from pathlib import Path
 
 import numpy as np
 
-from .config import PSEConfig
+from . import artefacts
 from .errors import ConfigError, InputError
-from .files import savez_atomic, to_json, write_atomic
 from .arguments import (calibration_of, check_adapt, check_bits, check_loss, check_mac,
                         config_of, same_length)
 from .host.checked import MismatchError
-from .importers import (Source, check_reproduces, class_indices, infer_task, load_model,
-                        read_npz)
+from .importers import Source, check_reproduces, class_indices, infer_task, load_model
 from .model.calibration import (argmax_accuracy, best_within, budget_ladder, calibrate,
                                 fewest_within_loss)
 from .model.engine import Engine, Firmware as Policy, allocation_points, check_activations, \
     check_masked, check_uniform, logit_margins, low_confidence_share, profile, run_dynamic
-from .model.network import FloatMLP, quantize_input, quantize_network
+from .model.network import quantize_input, quantize_network
 from .model.zones import check_fit
 
 __all__ = ["convert", "load", "Design", "MismatchError"]
@@ -110,34 +106,7 @@ def convert(model, config=None, calibration=None, *, target_bits=None, mode="aut
 
 def load(path):
     """A :class:`Design` saved with :meth:`Design.save`."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"design file {str(path)!r} does not exist")
-    z = read_npz(path)
-    try:
-        meta = json.loads(str(z["pse_design"]))
-        n = int(z["n_layers"])
-        net = FloatMLP([z[f"W{l}"] for l in range(n)], [z[f"b{l}"] for l in range(n)],
-                       z.get("in_scale"), z.get("in_offset"), z.get("relu"))
-        x_cal, y_cal = z["x_calib"], z["y_calib"]
-        classes = z.get("classes")
-    except KeyError as e:
-        raise InputError(f"{path} is not a saved pse-hdl design: it has no {e.args[0]!r} "
-                         f"(Design.save writes one)") from None
-    except ValueError as e:
-        raise InputError(f"{path} is not a saved pse-hdl design: {e}") from None
-    cfg = PSEConfig.from_dict(meta["config"], source=str(path))
-    source = Source(net, meta["kind"], meta["task"], classes,
-                    info={"input_scaling": meta.get("input_scaling"),
-                          "equalized": meta.get("equalized", False)})
-    design = Design(cfg, source, x_cal, y_cal, meta["task"],
-                    recalibrate_every=meta["recalibrate_every"])
-    design.set_allocation(meta["shares"], meta["thresholds"], meta["target_bits"], meta["mode"],
-                          meta.get("uniform"), meta.get("masked"))
-    design.adapt = meta.get("adapt")
-    design.max_mac = meta.get("max_mac")
-    design.max_loss = meta.get("max_loss")
-    return design
+    return artefacts.load(path)
 
 
 class Design:
@@ -472,46 +441,11 @@ class Design:
 
     # -- artefacts --------------------------------------------------------------------------
     def write(self, directory):
-        """The engine for this network: ``pse_engine.v``, the register writes that load the
-        network (``load.txt``: address value, hexadecimal, the firmware's order), memory images
-        (``masters.hex``, ``biases.hex``, ``ric_baseline.hex``), ``config.toml``,
-        ``pse_regs.h``, and ``report.json``. Returns the directory."""
-        from . import config as config_mod
-        from .host.bus import run
-        from .host.driver import Driver
-        from .host.firmware import Firmware
-        from .host.model_bus import ModelBus
-        from .regmap import c_header
-        from .rtl import generate_verilog
-        out = Path(directory)
-        if out.exists() and not out.is_dir():
-            raise InputError(f"{str(out)!r} exists and is not a directory")
-        out.mkdir(parents=True, exist_ok=True)
-        cfg = self.cfg
-        writes = []
-
-        class Recorder(ModelBus):
-            async def write(self, addr, value):
-                writes.append((addr, value & 0xFFFF_FFFF))
-                await super().write(addr, value)
-        fw = Firmware(Driver(Recorder(cfg), cfg), self.qnet, self.thresholds, self.policy)
-        run(fw.load())
-        files = {
-            "pse_engine.v": generate_verilog("engine", cfg),
-            "load.txt": "".join(f"{a:05x} {v:08x}\n" for a, v in writes),
-            "masters.hex": "".join(f"{int(v) & 0xFFFF:04x}\n" for q in self.qnet.layers
-                                   for v in q.master.ravel()),
-            "biases.hex": "".join(f"{int(v) & 0xFFFF_FFFF:08x}\n" for q in self.qnet.layers
-                                  for v in q.bias),
-            "ric_baseline.hex": "".join(f"{int(v):08x}\n" for a in self.qnet.baseline
-                                        for v in a),
-            "pse_regs.h": c_header(cfg),
-            "report.json": to_json(self.report(), indent=2) + "\n",
-        }
-        for name, text in files.items():
-            write_atomic(out / name, text)
-        config_mod.save(cfg, out / "config.toml")
-        return out
+        """The engine for this network written to ``directory``: ``pse_engine.v``, ``load.txt``
+        (the register writes that load the network), memory images, ``config.toml``,
+        ``pse_regs.h``, ``report.json`` (:func:`pse_hdl.artefacts.write`). Returns the
+        directory."""
+        return artefacts.write(self, directory)
 
     def build(self, board="ulx3s"):
         """Synthesize the engine for ``board`` (``icebreaker`` or ``ulx3s``): LUTs, FFs, block
@@ -524,29 +458,4 @@ class Design:
     def save(self, path):
         """The design (float network, calibration data, configuration, allocation) in one
         ``.npz``; :func:`load` reads it back."""
-        path = Path(path)
-        if path.suffix != ".npz":
-            raise InputError(f"a design is saved as .npz, not {str(path)!r}")
-        if not path.parent.is_dir():
-            raise InputError(f"the directory of {str(path)!r} does not exist")
-        meta = {"config": self.cfg.to_dict(), "kind": self.source.kind, "task": self.task,
-                "shares": list(self.shares), "thresholds": self.thresholds,
-                "uniform": self.uniform, "masked": self.masked,
-                "target_bits": self.target_bits, "mode": self.mode,
-                "recalibrate_every": self.recalibrate_every, "adapt": self.adapt,
-                "max_mac": self.max_mac, "max_loss": self.max_loss,
-                "input_scaling": self.source.info.get("input_scaling"),
-                "equalized": bool(self.source.info.get("equalized"))}
-        data = {"pse_design": np.array(json.dumps(meta)), "n_layers": len(self.qnet.layers),
-                "x_calib": self.x_cal, "y_calib": self.y_cal,
-                "relu": np.array(self.source.net.relu, bool)}
-        for l, (w, b) in enumerate(zip(self.source.net.weights, self.source.net.biases)):
-            data[f"W{l}"], data[f"b{l}"] = w, b
-        if self.source.classes is not None:
-            data["classes"] = np.asarray(self.source.classes)
-        if self.source.net.in_scale is not None:
-            data["in_scale"], data["in_offset"] = self.source.net.in_scale, \
-                self.source.net.in_offset
-        return savez_atomic(path, **data)
-
-
+        return artefacts.save(self, path)

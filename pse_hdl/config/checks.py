@@ -131,7 +131,8 @@ def _allocator(cfg):
 
 
 def _dynamics(cfg):
-    """The dynamic algorithm: the firmware's schedule, reversibility, the importance form, masked layers, the snapshot and its floor."""
+    """The dynamic algorithm: the firmware's schedule, reversibility, the importance form,
+    masked layers, the snapshot and its floor."""
     _check_int("period", cfg.period, 1, 1 << 20)
     _check_int("warmup", cfg.warmup, 0, 1 << 20)
     _check_int("swap_delay", cfg.swap_delay, 0, cfg.period)

@@ -40,9 +40,10 @@ class PSEConfig(Derived):
         0 (the default): sized from ``master_depth``: the main zone (of the lowest precision of
         4 bits or more) holds most of the network (``master_depth`` weights at 4 bits, rounded
         down to a power of two of words), every other zone half as many words. For the default
-        19,456 masters: 2,048, 1,024 and 1,024 words (with the 2-bit class, 1,024 more for it): the 8- and 16-bit zones hold every calibration candidate of the
-        digits network 64-256-10 at 4.0 bits per weight or less (at most 1,003 and 948 words),
-        the 4-bit zone all but a few (up to 2,211).
+        19,456 masters: 2,048, 1,024 and 1,024 words (with the 2-bit class, 1,024 more for
+        it): the 8- and 16-bit zones hold every calibration candidate of the digits network
+        64-256-10 at 4.0 bits per weight or less (at most 1,003 and 948 words), the 4-bit zone
+        all but a few (up to 2,211).
     meta_bits : float
         Average metadata bits per master weight the metadata memory holds, per bank
         (:attr:`meta_depth`), from the shortest code to the longest (beyond them the memory is
