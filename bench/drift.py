@@ -39,7 +39,9 @@ window of 50 samples (the plot), and the average bits per weight. ``--json`` pri
 ``{"streams": [{"name", "bits_per_weight", "switches", "after_switch": {...},
 "recovery_samples": {...}, "allocation_period"}]}``. ``--backend rtl`` also runs the dynamic
 method of the camera switch through the engine's Verilog (every logit and every layout checked
-against the golden model as it comes) and scores it from the RTL's logits (key ``"rtl"``).
+against the golden model as it comes) and scores it from the RTL's logits (key ``"rtl"``,
+with what a sample costs the engine: INFER alone and with the allocation amortised, the price
+of ``--period``).
 
 A stream's figures depend on the order its samples are drawn in (and the camera network on its
 training seed), and 200 samples after a switch are one sample per half point. ``--seeds N``
@@ -212,8 +214,9 @@ def per_sample_bits(figures, n):
     return bits
 
 
-def method_run(cfg, stream, method, budget, backend="model"):
-    """``(correct per sample, bits per weight per sample)`` of one method on one stream."""
+def method_run(cfg, stream, method, budget, backend="model", figures=None):
+    """``(correct per sample, bits per weight per sample)`` of one method on one stream; a
+    dynamic run's figures (``Design.run``'s) into the dict ``figures`` if one is given."""
     x, y = stream["x"], stream["y"]
     calib = stream["calib_first" if method == "static_first_task" else "calib_mixture"]
     if method == "dynamic_destructive":   # masked layers need the masters kept: none then
@@ -231,8 +234,10 @@ def method_run(cfg, stream, method, budget, backend="model"):
         logits = design.engine().infer(design.quantize(x))[-1]
         return (np.argmax(logits, axis=1) == labels,
                 np.full(len(y), design.report()["bits_per_weight"]))
-    logits, figures = design.run(x, backend)
-    return np.argmax(logits, axis=1) == labels, per_sample_bits(figures, len(y))
+    logits, run_figures = design.run(x, backend)
+    if figures is not None:
+        figures.update(run_figures)
+    return np.argmax(logits, axis=1) == labels, per_sample_bits(run_figures, len(y))
 
 
 def recovery(correct, s, pre=AFTER):
@@ -277,13 +282,29 @@ def measure(cfg, budget, only=STREAMS, segment=300, backend="model", seed=0):
                 for k in ("bits_per_weight", "after_switch", "recovery_samples",
                           "return_to_first", "windows", "bits_windows")}}
         if backend == "rtl" and st["key"] == "camera":
-            rtl = score(*method_run(cfg, st, "dynamic", budget, "rtl"), st["switches"], back)
+            fig = {}
+            rtl = score(*method_run(cfg, st, "dynamic", budget, "rtl", fig), st["switches"],
+                        back)
             r["rtl"] = {"method": "dynamic", "bit_exact": True,
                         "same_figures": rtl == runs["dynamic"],
                         **{k: rtl[k] for k in ("bits_per_weight", "after_switch",
-                                               "recovery_samples", "return_to_first")}}
+                                               "recovery_samples", "return_to_first")},
+                        **engine_cycles(fig)}
         out.append(r)
     return out
+
+
+def engine_cycles(fig):
+    """What the engine's counters say a sample costs (``bench/engine.py``'s figures): INFER
+    alone, and with the waits for the allocation jobs (ALLOCATE, HISTOGRAM, REZONE) and the
+    snapshots amortised over the samples: the price of the allocation period."""
+    n = fig["samples"]
+    infer = fig["engine_cycles_per_sample"]
+    return {"infer_cycles_per_sample": infer,
+            "amortised_cycles_per_sample":
+                infer + (fig["snapshot_cycles"] + fig["job_wait_cycles"]) / n,
+            "dense16_cycles_per_sample": fig["dense16_cycles_per_sample"],
+            "swap_delay": fig["swap_delay"]}
 
 
 def gain_over_static(r):
@@ -393,6 +414,12 @@ def main(argv=None):
             print(f"  {m:<22} {bits:>11.3f} {100 * after:>12.2f}% "
                   f"{'-' if rec is None else f'{rec:.0f}':>9} "
                   f"{'-' if back is None else f'{100 * back:+.2f}':>14}")
+        if "rtl" in r:
+            c = r["rtl"]
+            print(f"  engine cycles a sample (RTL, swap_delay {c['swap_delay']}): "
+                  f"{c['infer_cycles_per_sample']:.0f} INFER, "
+                  f"{c['amortised_cycles_per_sample']:.0f} with the allocation amortised "
+                  f"(dense 16-bit: {c['dense16_cycles_per_sample']:.0f})")
         if "seeds" in r:
             g = r["seeds"]["gain_over_static"]
             print(f"  dynamic less the better static layout after the switches, seeds 0-"
