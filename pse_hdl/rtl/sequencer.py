@@ -29,48 +29,8 @@ def foreground(m, s, zones, mac, chain):
     is_last = layer == s.active_n - 1
     zst = zones.status
 
-    # MAC results: written back as the next layer's operands (and observed by the RIC), or,
-    # for the last layer, into the result memory with the running argmax.
-    res = mac.o.payload
-    with m.If(s.inferring & ~is_last):
-        m.d.comb += [chain.x.valid.eq(mac.o.valid), chain.x.payload.value.eq(res.value),
-                     chain.x.payload.column.eq(res.row), chain.x.payload.last.eq(0),
-                     mac.o.ready.eq(chain.x.ready),
-                     mac.x.valid.eq(mac.o.valid & chain.x.ready),
-                     mac.x.payload.value.eq(res.value), mac.x.payload.column.eq(res.row),
-                     mac.x.payload.half.eq(~layer[0])]
-    with m.Else():
-        m.d.comb += mac.o.ready.eq(1)
-    mac_take = mac.o.valid & mac.o.ready
-    with m.If(s.inferring & is_last & mac_take):
-        m.d.comb += [s.result_wr.en.eq(1), s.result_wr.addr.eq(res.row),
-                     s.result_wr.data.acc.eq(res.acc),
-                     s.result_wr.data.overflow.eq(res.overflow)]
-        with m.If(~s.best_valid | (res.acc > s.best_acc)
-                  | ((res.acc == s.best_acc) & (res.row < s.argmax))):
-            m.d.sync += [s.best_valid.eq(1), s.best_acc.eq(res.acc), s.argmax.eq(res.row)]
-    with m.If(s.inferring & mac_take & res.overflow):
-        m.d.comb += s.raise_["overflow"].eq(1)
-    m.d.comb += [mac.half.eq(layer[0]), mac.layer.eq(layer),
-                 mac.out_shift.eq(s.L("OUT_SHIFT", layer)), mac.relu.eq(s.L("RELU", layer)),
-                 chain.x_layer.eq(Mux(s.inferring, layer + 1, 0))]
-
-    # Digit cycles of every lane in the current layer; the busiest one is the layer's cost.
-    lane_work = [Signal(cfg.layer_cost_bits, name=f"lane_work{k}") for k in range(cfg.lanes)]
-    for k, w in enumerate(lane_work):
-        with m.If(mac.digits[k]):
-            m.d.sync += w.eq(w + 1)
-    # A balanced tree of named maxima: each level is a signal, so the Verilog grows linearly with
-    # the lanes (an unnamed chain repeats every operand and doubles with each lane).
-    level = lane_work
-    while len(level) > 1:
-        pairs = [level[i:i + 2] for i in range(0, len(level), 2)]
-        level = [pair[0] if len(pair) == 1 else Signal.like(pair[0], name="busiest")
-                 for pair in pairs]
-        for out, pair in zip(level, pairs):
-            if len(pair) == 2:
-                m.d.comb += out.eq(Mux(pair[1] > pair[0], pair[1], pair[0]))
-    busiest = level[0]
+    mac_take = _results(m, s, mac, chain, layer, is_last)
+    lane_work, busiest = _busiest_lane(m, cfg, mac)
     m.d.sync += [s.layer_mac_cycles.eq(0), s.fg_done.eq(0)]
 
     def finish():
@@ -154,6 +114,57 @@ def foreground(m, s, zones, mac, chain):
                  s.stalls.eq(Cat(zones.o[p].valid & ~zones.o[p].ready
                                  for p in range(cfg.lanes)).any())]
     s.lane_digits = [mac.digits[k] for k in range(cfg.lanes)]
+
+
+def _results(m, s, mac, chain, layer, is_last):
+    """The MAC's results of a sample: written back as the next layer's operands (and observed
+    by the RIC), or, for the last layer, into the result memory with the running argmax; the
+    layer's finishing parameters to the MAC. Returns the strobe of a result taken."""
+    res = mac.o.payload
+    with m.If(s.inferring & ~is_last):
+        m.d.comb += [chain.x.valid.eq(mac.o.valid), chain.x.payload.value.eq(res.value),
+                     chain.x.payload.column.eq(res.row), chain.x.payload.last.eq(0),
+                     mac.o.ready.eq(chain.x.ready),
+                     mac.x.valid.eq(mac.o.valid & chain.x.ready),
+                     mac.x.payload.value.eq(res.value), mac.x.payload.column.eq(res.row),
+                     mac.x.payload.half.eq(~layer[0])]
+    with m.Else():
+        m.d.comb += mac.o.ready.eq(1)
+    mac_take = mac.o.valid & mac.o.ready
+    with m.If(s.inferring & is_last & mac_take):
+        m.d.comb += [s.result_wr.en.eq(1), s.result_wr.addr.eq(res.row),
+                     s.result_wr.data.acc.eq(res.acc),
+                     s.result_wr.data.overflow.eq(res.overflow)]
+        with m.If(~s.best_valid | (res.acc > s.best_acc)
+                  | ((res.acc == s.best_acc) & (res.row < s.argmax))):
+            m.d.sync += [s.best_valid.eq(1), s.best_acc.eq(res.acc), s.argmax.eq(res.row)]
+    with m.If(s.inferring & mac_take & res.overflow):
+        m.d.comb += s.raise_["overflow"].eq(1)
+    m.d.comb += [mac.half.eq(layer[0]), mac.layer.eq(layer),
+                 mac.out_shift.eq(s.L("OUT_SHIFT", layer)), mac.relu.eq(s.L("RELU", layer)),
+                 chain.x_layer.eq(Mux(s.inferring, layer + 1, 0))]
+    return mac_take
+
+
+def _busiest_lane(m, cfg, mac):
+    """Digit cycles of every lane in the current layer, and the busiest lane's (the layer's
+    cost): ``(lane_work, busiest)``."""
+    lane_work = [Signal(cfg.layer_cost_bits, name=f"lane_work{k}") for k in range(cfg.lanes)]
+    for k, w in enumerate(lane_work):
+        with m.If(mac.digits[k]):
+            m.d.sync += w.eq(w + 1)
+    # A balanced tree of named maxima: each level is a signal, so the Verilog grows linearly with
+    # the lanes (an unnamed chain repeats every operand and doubles with each lane).
+    level = lane_work
+    while len(level) > 1:
+        pairs = [level[i:i + 2] for i in range(0, len(level), 2)]
+        level = [pair[0] if len(pair) == 1 else Signal.like(pair[0], name="busiest")
+                 for pair in pairs]
+        for out, pair in zip(level, pairs):
+            if len(pair) == 2:
+                m.d.comb += out.eq(Mux(pair[1] > pair[0], pair[1], pair[0]))
+    busiest = level[0]
+    return lane_work, busiest
 
 
 def jobs(m, s, zones, chain, walker):
