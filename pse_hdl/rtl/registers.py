@@ -17,6 +17,8 @@ what a running job uses) sets an error bit, records its address, and changes not
 read answers 0.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
@@ -115,15 +117,43 @@ class RegisterFile(wiring.Component):
                      self.errors.eq(errors)]
 
         q_valid, q = Signal(), Signal.like(req.payload)
-        addr, wdata, write = q.addr, q.data, q.write
-        names = list(rm.windows)
-        # The address is decoded as the request is registered: the window or register it
-        # names, and its offset in the window, are registers beside ``q``, so the access rules,
-        # the windows' strobes and their addresses are a few gates from registers (the path
-        # from a request to the master store across the die was the engine's longest). A
-        # window's base is a multiple of its power-of-two size (the register map places it so):
-        # the window is found by the address's high bits and its low bits within the depth.
+        d = self._decode(m, req)
+        addr, write = q.addr, q.write
+
+        # The value of the register at the request's address (read when the read is done),
+        # decoded from ``q`` again: choosing it by a registered index instead mapped the engine
+        # to more cells (21,667 LUT4s against 21,203 on the ECP5).
+        reg_read = Signal(32)
+        with m.Switch(addr):
+            for r in rm.registers:
+                with m.Case(r.addr):
+                    m.d.comb += reg_read.eq(self._read(r, layers, n_layers, band, errors,
+                                                       error_addr))
+
+        ok, allowed, go, pending, rsp_free, fire = self._access(m, d, req, rsp, q_valid, q)
+        self._windows(m, d, q, go, rsp_free)
+        self._response(m, d, rsp, q, fire, go, pending, reg_read)
+        refused_cmd = Signal()
+        self._errors(m, errors, error_addr, q, fire, ok, allowed, go, refused_cmd)
+        self._writes(m, errors, error_addr, layers, n_layers, band, q, fire, go, refused_cmd)
+
+        # The formal proofs of the bus rules (pse_hdl.formal) tie their count of unanswered
+        # reads to the reads this file holds, so that the induction starts from a real state.
+        probes = getattr(platform, "probes", None)
+        if probes is not None:
+            probes["reads_held"] = (q_valid & ~write) + pending + rsp.valid
+        return m
+
+    def _decode(self, m, req):
+        """The request's address decoded as it is registered: the window or register it names,
+        and its offset in the window, are registers beside the request, so the access rules,
+        the windows' strobes and their addresses are a few gates from registers (the path from
+        a request to the master store across the die was the engine's longest). A window's
+        base is a multiple of its power-of-two size (the register map places it so): the window
+        is found by the address's high bits and its low bits within the depth."""
+        cfg, rm = self._cfg, self._rm
         a = req.payload.addr
+        names = list(rm.windows)
         in_window = {nm: Signal(name=f"in_{nm.lower()}") for nm in names}
         offset = {nm: Signal(max(1, log2(w.size)), name=f"offset_{nm.lower()}")
                   for nm, w in rm.windows.items()}
@@ -145,32 +175,25 @@ class RegisterFile(wiring.Component):
                     with m.Case(r.addr):
                         m.d.sync += [hit.eq(1),
                                      reg_ro.eq(all(f.access == "ro" for f in r.fields))]
+        return SimpleNamespace(names=names, in_window=in_window, offset=offset, hit=hit,
+                               reg_ro=reg_ro, control=control, table=table, held=held)
 
-        # The value of the register at the request's address (read when the read is done),
-        # decoded from ``q`` again: choosing it by a registered index instead mapped the engine
-        # to more cells (21,667 LUT4s against 21,203 on the ECP5).
-        reg_read = Signal(32)
-        with m.Switch(addr):
-            for r in rm.registers:
-                with m.Case(r.addr):
-                    m.d.comb += reg_read.eq(self._read(r, layers, n_layers, band, errors,
-                                                       error_addr))
-
-        # The access rules.
+    def _access(self, m, d, req, rsp, q_valid, q):
+        """The access rules, and when an access is done (a read needs the response slot, a
+        window its target): ``(ok, allowed, go, pending, rsp_free, fire)``."""
+        write, in_window, names, win = q.write, d.in_window, d.names, self._rm.windows
         job_owned = Cat(*[in_window[nm] for nm in JOB_WINDOWS if nm in in_window]).any() | \
-            (write & (table | held))
+            (write & (d.table | d.held))
         allowed, ok, go = Signal(), Signal(), Signal()
-        win = rm.windows
         m.d.comb += [
-            allowed.eq((~self.state.busy | (hit & ~write) | (write & control))
+            allowed.eq((~self.state.busy | (d.hit & ~write) | (write & d.control))
                        & ~(self.state.job & job_owned)),
-            ok.eq((hit & ~(write & reg_ro))
+            ok.eq((d.hit & ~(write & d.reg_ro))
                   | Cat(*[in_window[nm] & ~(write & (win[nm].access == "ro"))
                           & ~(~write & (win[nm].access == "wo")) for nm in names]).any()),
             go.eq(q_valid & ok & allowed),
         ]
 
-        # When the access is done: a read needs the response slot, a window its target.
         pending = Signal()                        # a read's data arrives this cycle
         rsp_free = ~pending & ~rsp.valid
         target_ready = Cat(*[in_window[nm] & self.window(nm).ready for nm in names]).any()
@@ -181,21 +204,26 @@ class RegisterFile(wiring.Component):
         m.d.comb += req.ready.eq(~q_valid | done)
         with m.If(req.ready):
             m.d.sync += [q_valid.eq(req.valid), q.eq(req.payload)]
+        return ok, allowed, go, pending, rsp_free, fire
 
-        for nm, w in rm.windows.items():
+    def _windows(self, m, d, q, go, rsp_free):
+        """Every window's port: its offset, the write data and the strobes."""
+        for nm in self._rm.windows:
             port = self.window(nm)
-            m.d.comb += [port.addr.eq(offset[nm]), port.wdata.eq(wdata),
-                         port.we.eq(go & write & in_window[nm]),
-                         port.re.eq(go & ~write & in_window[nm] & rsp_free)]
+            m.d.comb += [port.addr.eq(d.offset[nm]), port.wdata.eq(q.data),
+                         port.we.eq(go & q.write & d.in_window[nm]),
+                         port.re.eq(go & ~q.write & d.in_window[nm] & rsp_free)]
 
-        # Reads: the source is captured, the response formed one cycle later.
+    def _response(self, m, d, rsp, q, fire, go, pending, reg_read):
+        """Reads: the source is captured, the response formed one cycle later."""
+        write, names = q.write, d.names
         source = Signal(range(len(names) + 1))    # 0: a register value, k: window k
         reg_value = Signal(32)
         m.d.sync += pending.eq(fire & ~write)
         with m.If(fire & ~write):
             m.d.sync += [source.eq(0), reg_value.eq(Mux(go, reg_read, 0))]
             for k, nm in enumerate(names, start=1):
-                with m.If(go & in_window[nm]):
+                with m.If(go & d.in_window[nm]):
                     m.d.sync += source.eq(k)
         with m.If(pending):
             m.d.sync += rsp.valid.eq(1)
@@ -208,8 +236,9 @@ class RegisterFile(wiring.Component):
         with m.Elif(rsp.ready):
             m.d.sync += rsp.valid.eq(0)
 
-        # Errors: the engine's strobes, refused accesses and commands; STATUS writes clear.
-        refused_cmd = Signal()
+    def _errors(self, m, errors, error_addr, q, fire, ok, allowed, go, refused_cmd):
+        """Errors: the engine's strobes, refused accesses and commands; STATUS writes clear."""
+        rm, addr, wdata, write = self._rm, q.addr, q.data, q.write
         with m.If(fire & ~(ok & allowed)):
             m.d.sync += error_addr.eq(addr)
         for name, _ in ERRORS:
@@ -224,8 +253,10 @@ class RegisterFile(wiring.Component):
             with m.Elif(clear):
                 m.d.sync += bit.eq(0)
 
-        # Writes of read-write registers, and commands.
-        wr = fire & go & write
+    def _writes(self, m, errors, error_addr, layers, n_layers, band, q, fire, go, refused_cmd):
+        """Writes of read-write registers, and commands."""
+        rm, addr, wdata = self._rm, q.addr, q.data
+        wr = fire & go & q.write
         ctrl = rm.reg("CTRL")
         op = wdata[ctrl.field("op").offset:][:4]
         bad_op = Signal()
@@ -254,13 +285,6 @@ class RegisterFile(wiring.Component):
                     for f in rw:
                         m.d.sync += self._storage(r, f, layers, n_layers, band).eq(
                             wdata[f.offset:f.offset + f.width])
-
-        # The formal proofs of the bus rules (pse_hdl.formal) tie their count of unanswered
-        # reads to the reads this file holds, so that the induction starts from a real state.
-        probes = getattr(platform, "probes", None)
-        if probes is not None:
-            probes["reads_held"] = (q_valid & ~write) + pending + rsp.valid
-        return m
 
     def _storage(self, r, f, layers, n_layers, band):
         if r.layer is not None:
