@@ -37,6 +37,8 @@ with backpressure on ``o`` stalling the pipeline; it must not overlap an update 
 firmware runs it between samples).
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -159,57 +161,80 @@ class RollingImportance(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        mem = self._memories(m)
+        u4 = self._update(m, mem)
+        if not self._literal:
+            self._snapshot(m, mem, u4)
+        self._pass(m, mem)
+        return m
+
+    def _address(self, row, column, layer=None):
+        """A state's address: the literal form's per weight, the factored form's per input of
+        every layer (layer l's inputs at ``l * max_cols``)."""
+        if self._literal:
+            return row * self._cfg.max_cols + column
+        return layer * self._cfg.max_cols + column
+
+    def _memories(self, m):
+        """The live states (a port for updates, one for host reads and snapshot copies) and,
+        in the factored form, the snapshot and the floor, and the snapshot copy's counters."""
         cfg = self._cfg
-        F, K = cfg.ema_frac_bits, cfg.ema_rate_bits
         sb = self._state_bits
         abits = (self._depth - 1).bit_length() or 1
-
-        m.submodules.mem = mem = memory.Memory(shape=unsigned(sb), depth=self._depth, init=[])
-        wp = mem.write_port()
-        rd_u = mem.read_port(transparent_for=(wp,))
-        rd_c = mem.read_port(transparent_for=(wp,))     # host reads; snapshot copies
+        mem = SimpleNamespace(abits=abits)
+        m.submodules.mem = live = memory.Memory(shape=unsigned(sb), depth=self._depth, init=[])
+        # (The ports are named after the variables they are assigned to: one each.)
+        wp = live.write_port()
+        rd_u = live.read_port(transparent_for=(wp,))
+        rd_c = live.read_port(transparent_for=(wp,))        # host reads; snapshot copies
+        mem.__dict__.update(wp=wp, rd_u=rd_u, rd_c=rd_c)
         if self._literal:
-            rd_w = rd_c                                 # the pass reads the live states
-        else:
-            # The factored form's pass reads a snapshot: an allocation can then run while
-            # inference goes on updating the live states.
-            m.submodules.snapshot = smem = memory.Memory(shape=unsigned(sb), depth=self._depth,
-                                                         init=[])
-            ws, rd_w = smem.write_port(), smem.read_port()
-            if cfg.importance_floor:
-                m.submodules.floor = fmem = memory.Memory(shape=unsigned(sb),
-                                                          depth=self._depth, init=[])
-                wf, rd_f = fmem.write_port(), fmem.read_port()
-            c_addr, c_left = Signal(abits), Signal.like(self.snap.count)
-            c_valid, c_waddr = Signal(), Signal(abits)
-            # The three memories' outputs are registered before the blend (a block RAM's
-            # output and an add, a compare and a long route do not share a cycle): the entry
-            # read at c_waddr is written back from d_waddr a cycle later.
-            d_valid, d_waddr = Signal(), Signal(abits)
-            d_live, d_snap, d_floor = Signal(unsigned(sb)), Signal(unsigned(sb)), \
-                Signal(unsigned(sb))
-            m.d.comb += self.snap.busy.eq((c_left != 0) | c_valid | d_valid)
-            m.d.sync += [c_valid.eq(0), d_valid.eq(c_valid), d_waddr.eq(c_waddr)]
-            with m.If(self.snap.start):
-                m.d.sync += [c_addr.eq(self.snap.base), c_left.eq(self.snap.count)]
-            with m.Elif(c_left != 0):
-                m.d.sync += [c_addr.eq(c_addr + 1), c_left.eq(c_left - 1), c_valid.eq(1),
-                             c_waddr.eq(c_addr)]
+            mem.rd_w = rd_c                                 # the pass reads the live states
+            return mem
+        # The factored form's pass reads a snapshot: an allocation can then run while
+        # inference goes on updating the live states.
+        m.submodules.snapshot = smem = memory.Memory(shape=unsigned(sb), depth=self._depth,
+                                                     init=[])
+        ws, rd_w = smem.write_port(), smem.read_port()
+        mem.__dict__.update(ws=ws, rd_w=rd_w)
+        if cfg.importance_floor:
+            m.submodules.floor = fmem = memory.Memory(shape=unsigned(sb),
+                                                      depth=self._depth, init=[])
+            wf, rd_f = fmem.write_port(), fmem.read_port()
+            mem.__dict__.update(wf=wf, rd_f=rd_f)
+        c_addr, c_left = Signal(abits), Signal.like(self.snap.count)
+        c_valid, c_waddr = Signal(), Signal(abits)
+        # The three memories' outputs are registered before the blend (a block RAM's
+        # output and an add, a compare and a long route do not share a cycle): the entry
+        # read at c_waddr is written back from d_waddr a cycle later.
+        d_valid, d_waddr = Signal(), Signal(abits)
+        d_live, d_snap, d_floor = Signal(unsigned(sb)), Signal(unsigned(sb)), \
+            Signal(unsigned(sb))
+        m.d.comb += self.snap.busy.eq((c_left != 0) | c_valid | d_valid)
+        m.d.sync += [c_valid.eq(0), d_valid.eq(c_valid), d_waddr.eq(c_waddr)]
+        with m.If(self.snap.start):
+            m.d.sync += [c_addr.eq(self.snap.base), c_left.eq(self.snap.count)]
+        with m.Elif(c_left != 0):
+            m.d.sync += [c_addr.eq(c_addr + 1), c_left.eq(c_left - 1), c_valid.eq(1),
+                         c_waddr.eq(c_addr)]
+        mem.__dict__.update(c_addr=c_addr, d_valid=d_valid, d_waddr=d_waddr, d_live=d_live,
+                            d_snap=d_snap, d_floor=d_floor)
+        return mem
 
-        def address(row, column, layer=None):
-            if self._literal:
-                return row * cfg.max_cols + column
-            return layer * cfg.max_cols + column
+    def _update(self, m, mem):
+        """The update path; returns its last stage (``u4``), which writes the state.
 
-        # -- update path --------------------------------------------------------------------
-        # accept: a host write, or an activation whose state is read (synchronous port);
-        # u1: the state arrives;  u2: it is registered (block RAM output feeds only a register);
-        # u3: target - state;  u4: times the rate (shift-and-add of the constant);
-        # then half an LSB is added, the sum shifted and added to the state, and written.
-        # An activation whose address is still in u1..u4 waits (a read issued now sees the
-        # write happening in this cycle through the port's transparency, not the ones behind
-        # it), so updates of one state in quick succession are exact at the cost of bubbles
-        # (only layers of at most four columns ever wait).
+        accept: a host write, or an activation whose state is read (synchronous port);
+        u1: the state arrives;  u2: it is registered (block RAM output feeds only a register);
+        u3: target - state;  u4: times the rate (shift-and-add of the constant);
+        then half an LSB is added, the sum shifted and added to the state, and written.
+        An activation whose address is still in u1..u4 waits (a read issued now sees the
+        write happening in this cycle through the port's transparency, not the ones behind
+        it), so updates of one state in quick succession are exact at the cost of bubbles
+        (only layers of at most four columns ever wait)."""
+        cfg = self._cfg
+        F, K = cfg.ema_frac_bits, cfg.ema_rate_bits
+        sb, abits = self._state_bits, mem.abits
         stages = []
         for k in range(1, 5):
             stages.append({"valid": Signal(name=f"u{k}_valid"), "host": Signal(name=f"u{k}_host"),
@@ -221,8 +246,8 @@ class RollingImportance(wiring.Component):
         u4_prod = Signal(signed(sb + 1 + K))
 
         x = self.x.payload
-        x_addr = address(x.row if self._literal else 0, x.column,
-                         None if self._literal else self.x_layer)
+        x_addr = self._address(x.row if self._literal else 0, x.column,
+                               None if self._literal else self.x_layer)
         hazard = 0
         for st in stages:
             hazard = hazard | (st["valid"] & (st["addr"] == x_addr))
@@ -236,7 +261,7 @@ class RollingImportance(wiring.Component):
                 target = _abs(m, x.value, cfg.act_bits) * _abs(m, x.master, cfg.weight_bits)
             else:
                 target = _abs(m, x.value, cfg.act_bits)
-            m.d.comb += rd_u.addr.eq(x_addr)
+            m.d.comb += mem.rd_u.addr.eq(x_addr)
             m.d.sync += [u1["valid"].eq(1), u1["host"].eq(0), u1["addr"].eq(x_addr),
                          u1["data"].eq(target << F)]
             with m.If(x.last):
@@ -244,56 +269,67 @@ class RollingImportance(wiring.Component):
 
         for a, b in ((u1, u2), (u2, u3), (u3, u4)):
             m.d.sync += [b[f].eq(a[f]) for f in ("valid", "host", "addr", "data")]
-        m.d.sync += [u2["old"].eq(rd_u.data), u3["old"].eq(u2["old"]), u4["old"].eq(u3["old"]),
+        m.d.sync += [u2["old"].eq(mem.rd_u.data), u3["old"].eq(u2["old"]),
+                     u4["old"].eq(u3["old"]),
                      u3_diff.eq(u2["data"] - u2["old"]),
                      u4_prod.eq(_const_mul(u3_diff, cfg.ema_num))]
         new = Signal(unsigned(sb))
         m.d.comb += [
             self.busy.eq(u1["valid"] | u2["valid"] | u3["valid"] | u4["valid"]),
             new.eq(u4["old"] + ((u4_prod + (1 << (K - 1))) >> K)),
-            wp.addr.eq(u4["addr"]),
-            wp.data.eq(Mux(u4["host"], u4["data"], new)),
-            wp.en.eq(u4["valid"]),
+            mem.wp.addr.eq(u4["addr"]),
+            mem.wp.data.eq(Mux(u4["host"], u4["data"], new)),
+            mem.wp.en.eq(u4["valid"]),
         ]
-        if not self._literal:
-            # Snapshot: the live state (rd_c) and the old snapshot (rd_w, the pass's port: no
-            # pass runs meanwhile) arrive together; a host write loads the snapshot too.
-            sh = cfg.snapshot_shift
-            m.d.sync += [d_live.eq(rd_c.data), d_snap.eq(rd_w.data)]
-            step = Signal(signed(sb + 1))
-            m.d.comb += step.eq(d_live - d_snap)
-            blended = Signal(unsigned(sb))
-            m.d.comb += blended.eq(d_live if sh == 0
-                                   else d_snap + ((step + (1 << (sh - 1))) >> sh))
-            if cfg.importance_floor:
-                # The floor is read with the other two (same address, same cycle); a host
-                # write loads it with them.
-                m.d.comb += [rd_f.addr.eq(c_addr),
-                             wf.en.eq(u4["valid"] & u4["host"]), wf.addr.eq(u4["addr"]),
-                             wf.data.eq(u4["data"])]
-                m.d.sync += d_floor.eq(rd_f.data)
-                blended = Mux(blended < d_floor, d_floor, blended)
-            m.d.comb += [ws.en.eq(d_valid | (u4["valid"] & u4["host"])),
-                         ws.addr.eq(Mux(d_valid, d_waddr, u4["addr"])),
-                         ws.data.eq(Mux(d_valid, blended, u4["data"]))]
+        return u4
 
-        # -- allocation pass: read the state; register it with |w|; multiply (3 stages). ----
+    def _snapshot(self, m, mem, u4):
+        """SNAPSHOT: the live state (``rd_c``) and the old snapshot (``rd_w``, the pass's port:
+        no pass runs meanwhile) arrive together, the snapshot moves ``2**-snapshot_shift`` of
+        the way to the live state, not below the floor; a host write loads the snapshot (and
+        the floor) too."""
+        cfg = self._cfg
+        sb, sh = self._state_bits, cfg.snapshot_shift
+        m.d.sync += [mem.d_live.eq(mem.rd_c.data), mem.d_snap.eq(mem.rd_w.data)]
+        step = Signal(signed(sb + 1))
+        m.d.comb += step.eq(mem.d_live - mem.d_snap)
+        blended = Signal(unsigned(sb))
+        m.d.comb += blended.eq(mem.d_live if sh == 0
+                               else mem.d_snap + ((step + (1 << (sh - 1))) >> sh))
+        if cfg.importance_floor:
+            # The floor is read with the other two (same address, same cycle); a host
+            # write loads it with them.
+            m.d.comb += [mem.rd_f.addr.eq(mem.c_addr),
+                         mem.wf.en.eq(u4["valid"] & u4["host"]), mem.wf.addr.eq(u4["addr"]),
+                         mem.wf.data.eq(u4["data"])]
+            m.d.sync += mem.d_floor.eq(mem.rd_f.data)
+            blended = Mux(blended < mem.d_floor, mem.d_floor, blended)
+        m.d.comb += [mem.ws.en.eq(mem.d_valid | (u4["valid"] & u4["host"])),
+                     mem.ws.addr.eq(Mux(mem.d_valid, mem.d_waddr, u4["addr"])),
+                     mem.ws.data.eq(Mux(mem.d_valid, blended, u4["data"]))]
+
+    def _pass(self, m, mem):
+        """The allocation pass: read the state; register it with |w|; multiply (3 stages);
+        and the host's reads (and the snapshot's copies) of the live states."""
+        cfg = self._cfg
+        sb = self._state_bits
+        rd_w, rd_c = mem.rd_w, mem.rd_c
         advance = ~self.o.valid | self.o.ready
         w = self.w.payload
         p1, p2 = Signal(layouts.master_in(cfg)), Signal(layouts.master_in(cfg))
         p1_valid, p2_valid = Signal(), Signal()
         p2_abs, p2_state = Signal(unsigned(cfg.weight_bits)), Signal(unsigned(sb))
-        w_addr = address(w.row, w.column, None if self._literal else self.w_layer)
+        w_addr = self._address(w.row, w.column, None if self._literal else self.w_layer)
         m.d.comb += [self.w.ready.eq(advance), rd_w.en.eq(advance), rd_w.addr.eq(w_addr)]
         if not self._literal:
             with m.If(self.snap.busy):
-                m.d.comb += [rd_w.en.eq(1), rd_w.addr.eq(c_addr)]
+                m.d.comb += [rd_w.en.eq(1), rd_w.addr.eq(mem.c_addr)]
         # Host reads (and snapshot copies) of the live states.
         if self._literal:
             # The literal form's pass shares this port: host reads while no weight is offered.
             m.d.comb += rd_w.addr.eq(Mux(self.w.valid, w_addr, self.host_rd.addr))
         else:
-            m.d.comb += rd_c.addr.eq(Mux(self.snap.busy, c_addr, self.host_rd.addr))
+            m.d.comb += rd_c.addr.eq(Mux(self.snap.busy, mem.c_addr, self.host_rd.addr))
         m.d.comb += self.host_rd.data.eq(rd_c.data)
         with m.If(advance):
             m.d.sync += [p1.eq(w), p1_valid.eq(self.w.valid),
@@ -304,4 +340,3 @@ class RollingImportance(wiring.Component):
             m.d.sync += [o.importance.eq(p2_state if self._literal else p2_abs * p2_state),
                          o.prev.eq(p2.prev), o.row.eq(p2.row), o.column.eq(p2.column),
                          o.last.eq(p2.last)]
-        return m
