@@ -18,6 +18,8 @@ Resynchronisation needs no timer: every frame ends at ``END``, so garbage or a l
 one error reply and the next frame is received whole.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -158,131 +160,146 @@ class Executor(wiring.Component):
             m.d.sync += status.eq(code)
             m.next = "STATUS"
 
+        r = SimpleNamespace(
+            depth=depth, ab=ab, pos=pos, end=end, status=status, seq=seq, op=op, dry=dry,
+            replay=replay, last_seq=last_seq, last_valid=last_valid, acc=acc, addr=addr,
+            count=count, mask=mask, word=word, left=left, then=then, polls=polls,
+            matched=matched, read_field=read_field, finish=finish)
         with m.FSM() as fsm:
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [pos.eq(0), end.eq(self.length - 2), status.eq(self.status),
-                                 dry.eq(1), seq.eq(0)]
-                    with m.If(self.length != 0):
-                        read_field(1, 0)
-                    with m.Else():
-                        m.next = "SEQ"
-            with m.State("FIELD"):            # one byte per two cycles: the port's latency
-                m.next = "BYTE"
-            with m.State("BYTE"):
-                m.d.sync += [acc.eq(Cat(acc[8:], self.buf.data)), pos.eq(pos + 1),
-                             left.eq(left - 1)]
-                m.next = "FIELD"
-                with m.If(left == 1):
-                    m.next = "RETURN"
-            with m.State("RETURN"):           # a field is in acc: then says which
-                with m.Switch(then):
-                    with m.Case(0):
-                        m.d.sync += seq.eq(acc[24:])
-                        m.next = "SEQ"
-                    with m.Case(1):
-                        m.d.sync += op.eq(acc[24:])
-                        read_field(4, 2)
-                        with m.If(dry & ((acc[24:] == 0) | (acc[24:] > Op.WAIT)
-                                         | (pos + Mux(acc[24:] == Op.WAIT, 12, 8) > end))):
-                            finish(Status.MALFORMED)
-                    with m.Case(2):
-                        m.d.sync += addr.eq(acc)
-                        read_field(4, 3)
-                    with m.Case(3):
-                        with m.If(op == Op.WAIT):
-                            m.d.sync += mask.eq(acc)
-                            read_field(4, 4)
-                        with m.Else():
-                            m.d.sync += count.eq(acc)
-                            m.next = "CHECK"
-                            with m.If(~dry):
-                                m.next = "NEXT_WORD"
-                                with m.If(op == Op.READ):
-                                    m.next = "READ"
-                    with m.Case(4):               # WAIT: the value goes to count
-                        m.d.sync += [count.eq(acc), polls.eq(0)]
-                        m.next = "CHECK"
-                        with m.If(~dry):
-                            m.next = "READ"
-                    with m.Case(5):
-                        m.d.sync += word.eq(acc)
-                        m.next = "WRITE"
-            with m.State("SEQ"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(seq)]
-                with m.If(self.o.ready):
-                    m.next = "OP"
-                    with m.If(status != Status.OK):
-                        m.next = "STATUS"
-            with m.State("OP"):
-                with m.If(pos == end):
-                    with m.If(dry):           # it parses: execute it from the first op
-                        m.d.sync += [dry.eq(0), pos.eq(1),
-                                     replay.eq(last_valid & (last_seq == seq))]
-                    with m.Else():
-                        finish(Status.OK)
-                with m.Else():
-                    read_field(1, 1)
-            with m.State("CHECK"):            # the op and its fields are read; dry pass only
-                n = Cat(count[:_log2(depth) + 1], 0)
-                with m.If((op != Op.WAIT) & ((count == 0) | (count > depth))
-                          | (addr + Mux(op == Op.WAIT, 1, count) > (1 << ab))
-                          | (op == Op.WRITE) & (pos + (n << 2) > end)):
-                    finish(Status.MALFORMED)
-                with m.Elif(op == Op.WRITE):
-                    m.d.sync += pos.eq(pos + (n << 2))
-                    m.next = "OP"
-                with m.Else():
-                    m.next = "OP"
-            with m.State("NEXT_WORD"):        # a WRITE: the next data word
-                with m.If(count == 0):
-                    m.next = "OP"
-                with m.Else():
-                    read_field(4, 5)
-            with m.State("WRITE"):
-                m.d.comb += [self.bus.req.valid.eq(~replay), self.bus.req.payload.write.eq(1)]
-                with m.If(self.bus.req.ready | replay):
-                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
-                    m.next = "NEXT_WORD"
-            with m.State("READ"):
-                m.d.comb += self.bus.req.valid.eq(1)
-                with m.If(self.bus.req.ready):
-                    m.next = "RESPONSE"
-            with m.State("RESPONSE"):
-                m.d.comb += self.bus.rsp.ready.eq(1)
-                hit = (self.bus.rsp.payload.data & mask) == count
-                with m.If(self.bus.rsp.valid):
-                    m.d.sync += [word.eq(self.bus.rsp.payload.data), left.eq(4), matched.eq(hit)]
-                    m.next = "SEND"
-                    with m.If((op == Op.WAIT) & ~hit & (polls != self._polls - 1)):
-                        m.d.sync += polls.eq(polls + 1)
-                        m.next = "READ"
-            with m.State("SEND"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(word[:8])]
-                with m.If(self.o.ready):
-                    m.d.sync += [word.eq(word >> 8), left.eq(left - 1)]
-                    with m.If(left == 1):
-                        m.next = "AFTER_WORD"
-            with m.State("AFTER_WORD"):
-                with m.If(op == Op.WAIT):
-                    m.next = "OP"
-                    with m.If(~matched):
-                        finish(Status.TIMEOUT)
-                with m.Else():
-                    m.d.sync += [addr.eq(addr + 1), count.eq(count - 1)]
-                    m.next = "READ"
-                    with m.If(count == 1):
-                        m.next = "OP"
-            with m.State("STATUS"):
-                m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(status),
-                             self.o.payload.last.eq(1)]
-                with m.If(self.o.ready):
-                    m.d.sync += self.error.eq(status != Status.OK)
-                    with m.If(~dry):
-                        m.d.sync += [last_seq.eq(seq), last_valid.eq(1)]
-                    m.next = "IDLE"
+            self._parse(m, r)
+            self._execute(m, r)
         m.d.comb += self.busy.eq(~fsm.ongoing("IDLE"))
         return m
+
+    def _parse(self, m, r):
+        """IDLE to CHECK: the sequence number, then each op and its fields, read a byte per two
+        cycles; on the dry pass every op is checked before any executes."""
+        with m.State("IDLE"):
+            with m.If(self.start):
+                m.d.sync += [r.pos.eq(0), r.end.eq(self.length - 2), r.status.eq(self.status),
+                             r.dry.eq(1), r.seq.eq(0)]
+                with m.If(self.length != 0):
+                    r.read_field(1, 0)
+                with m.Else():
+                    m.next = "SEQ"
+        with m.State("FIELD"):            # one byte per two cycles: the port's latency
+            m.next = "BYTE"
+        with m.State("BYTE"):
+            m.d.sync += [r.acc.eq(Cat(r.acc[8:], self.buf.data)), r.pos.eq(r.pos + 1),
+                         r.left.eq(r.left - 1)]
+            m.next = "FIELD"
+            with m.If(r.left == 1):
+                m.next = "RETURN"
+        with m.State("RETURN"):           # a field is in acc: then says which
+            with m.Switch(r.then):
+                with m.Case(0):
+                    m.d.sync += r.seq.eq(r.acc[24:])
+                    m.next = "SEQ"
+                with m.Case(1):
+                    m.d.sync += r.op.eq(r.acc[24:])
+                    r.read_field(4, 2)
+                    with m.If(r.dry & ((r.acc[24:] == 0) | (r.acc[24:] > Op.WAIT)
+                                       | (r.pos + Mux(r.acc[24:] == Op.WAIT, 12, 8) > r.end))):
+                        r.finish(Status.MALFORMED)
+                with m.Case(2):
+                    m.d.sync += r.addr.eq(r.acc)
+                    r.read_field(4, 3)
+                with m.Case(3):
+                    with m.If(r.op == Op.WAIT):
+                        m.d.sync += r.mask.eq(r.acc)
+                        r.read_field(4, 4)
+                    with m.Else():
+                        m.d.sync += r.count.eq(r.acc)
+                        m.next = "CHECK"
+                        with m.If(~r.dry):
+                            m.next = "NEXT_WORD"
+                            with m.If(r.op == Op.READ):
+                                m.next = "READ"
+                with m.Case(4):               # WAIT: the value goes to count
+                    m.d.sync += [r.count.eq(r.acc), r.polls.eq(0)]
+                    m.next = "CHECK"
+                    with m.If(~r.dry):
+                        m.next = "READ"
+                with m.Case(5):
+                    m.d.sync += r.word.eq(r.acc)
+                    m.next = "WRITE"
+        with m.State("SEQ"):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(r.seq)]
+            with m.If(self.o.ready):
+                m.next = "OP"
+                with m.If(r.status != Status.OK):
+                    m.next = "STATUS"
+        with m.State("OP"):
+            with m.If(r.pos == r.end):
+                with m.If(r.dry):           # it parses: execute it from the first op
+                    m.d.sync += [r.dry.eq(0), r.pos.eq(1),
+                                 r.replay.eq(r.last_valid & (r.last_seq == r.seq))]
+                with m.Else():
+                    r.finish(Status.OK)
+            with m.Else():
+                r.read_field(1, 1)
+        with m.State("CHECK"):            # the op and its fields are read; dry pass only
+            n = Cat(r.count[:_log2(r.depth) + 1], 0)
+            with m.If((r.op != Op.WAIT) & ((r.count == 0) | (r.count > r.depth))
+                      | (r.addr + Mux(r.op == Op.WAIT, 1, r.count) > (1 << r.ab))
+                      | (r.op == Op.WRITE) & (r.pos + (n << 2) > r.end)):
+                r.finish(Status.MALFORMED)
+            with m.Elif(r.op == Op.WRITE):
+                m.d.sync += r.pos.eq(r.pos + (n << 2))
+                m.next = "OP"
+            with m.Else():
+                m.next = "OP"
+
+    def _execute(self, m, r):
+        """NEXT_WORD to STATUS: the bus accesses of an op (a replayed frame's writes skipped),
+        the words read and their reply bytes, WAIT's polls, and the status byte."""
+        with m.State("NEXT_WORD"):        # a WRITE: the next data word
+            with m.If(r.count == 0):
+                m.next = "OP"
+            with m.Else():
+                r.read_field(4, 5)
+        with m.State("WRITE"):
+            m.d.comb += [self.bus.req.valid.eq(~r.replay), self.bus.req.payload.write.eq(1)]
+            with m.If(self.bus.req.ready | r.replay):
+                m.d.sync += [r.addr.eq(r.addr + 1), r.count.eq(r.count - 1)]
+                m.next = "NEXT_WORD"
+        with m.State("READ"):
+            m.d.comb += self.bus.req.valid.eq(1)
+            with m.If(self.bus.req.ready):
+                m.next = "RESPONSE"
+        with m.State("RESPONSE"):
+            m.d.comb += self.bus.rsp.ready.eq(1)
+            hit = (self.bus.rsp.payload.data & r.mask) == r.count
+            with m.If(self.bus.rsp.valid):
+                m.d.sync += [r.word.eq(self.bus.rsp.payload.data), r.left.eq(4), r.matched.eq(hit)]
+                m.next = "SEND"
+                with m.If((r.op == Op.WAIT) & ~hit & (r.polls != self._polls - 1)):
+                    m.d.sync += r.polls.eq(r.polls + 1)
+                    m.next = "READ"
+        with m.State("SEND"):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(r.word[:8])]
+            with m.If(self.o.ready):
+                m.d.sync += [r.word.eq(r.word >> 8), r.left.eq(r.left - 1)]
+                with m.If(r.left == 1):
+                    m.next = "AFTER_WORD"
+        with m.State("AFTER_WORD"):
+            with m.If(r.op == Op.WAIT):
+                m.next = "OP"
+                with m.If(~r.matched):
+                    r.finish(Status.TIMEOUT)
+            with m.Else():
+                m.d.sync += [r.addr.eq(r.addr + 1), r.count.eq(r.count - 1)]
+                m.next = "READ"
+                with m.If(r.count == 1):
+                    m.next = "OP"
+        with m.State("STATUS"):
+            m.d.comb += [self.o.valid.eq(1), self.o.payload.data.eq(r.status),
+                         self.o.payload.last.eq(1)]
+            with m.If(self.o.ready):
+                m.d.sync += self.error.eq(r.status != Status.OK)
+                with m.If(~r.dry):
+                    m.d.sync += [r.last_seq.eq(r.seq), r.last_valid.eq(1)]
+                m.next = "IDLE"
 
 
 class ReplyFramer(wiring.Component):
