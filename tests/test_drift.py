@@ -104,6 +104,13 @@ def test_the_camera_switch_on_the_rtl_gives_the_same_figures(drift):
                          backend="rtl")
     assert r["rtl"]["bit_exact"] and r["rtl"]["same_figures"]
     assert r["rtl"]["after_switch"] == r["after_switch"]["dynamic"]
+    # What a sample costs the engine, from its counters: INFER at 2.5 bits well under the
+    # network dense at 16 bits (256 x 64 + 64 x 10 weights, four cycles each over four lanes),
+    # the allocation's passes on top of it (swap_delay 0: the engine waits for them).
+    c = r["rtl"]
+    assert c["dense16_cycles_per_sample"] == 256 * 64 + 64 * 10 and c["swap_delay"] == 0
+    assert 0 < c["infer_cycles_per_sample"] < c["dense16_cycles_per_sample"] / 4
+    assert c["amortised_cycles_per_sample"] > c["infer_cycles_per_sample"] + 256 * 64 / 8
 
 
 def test_seeds_report_the_gain_per_order_of_the_samples(drift):

@@ -121,16 +121,7 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
         raise ValueError("give exactly one of target_bits and max_loss")
     cfg = engine.cfg
     check_fit([q.shape for q in engine.layers], cfg)
-    candidates = grid or share_grid(cfg)
-    coded_ok = None                   # the candidates worth building with per-weight codes
-    if target_bits is not None and grid is None:
-        near = [c for c in candidates if estimated_bits(c, cfg) <= target_bits + 0.25]
-        if cfg.input_masks:           # masked layers store no codes: more candidates are near
-            coded_ok = set(near)
-            near = [c for c in candidates
-                    if estimated_bits(c, cfg, codes=False) <= target_bits + 0.25]
-        # Keep the cheapest candidates when none is near, so the error can name the least.
-        candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
+    candidates, coded_ok = _candidate_shares(cfg, target_bits, grid)
     dense = dense_activations(engine.layers, x_q, cfg)[-1].astype(np.float64)
     # What ``rank`` weighs a row's chance by: the samples an accuracy counts (none for
     # another score, R^2) and the dense network's own score.
@@ -191,7 +182,8 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
                     # would move the cut at the first recalibration, and a uniform layer's
                     # weights take no other class.
                     own = any(pattern) or (mode == "global" and any(mix))
-                    table.append({"shares": _layout_shares(layout, cfg) if own else shares, "thresholds": [list(t) for t in thresholds],
+                    table.append({"shares": _layout_shares(layout, cfg) if own else shares,
+                                  "thresholds": [list(t) for t in thresholds],
                                   "uniform": [abs(u) for u in mix],
                                   "masked": [u < 0 for u in mix], **row,
                                   "samples": samples, "dense_accuracy": dense_score})
@@ -201,22 +193,45 @@ def calibrate(engine, x_q, y, *, target_bits=None, max_loss=None, float_accuracy
     if target_bits is not None:
         best = best_within(table, target_bits, max_mac)
     else:
-        ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss
-              and (max_mac is None or r["mac_cycle_ratio"] <= max_mac)]
-        if not ok:
-            fast = [r for r in table if max_mac is None or r["mac_cycle_ratio"] <= max_mac]
-            top = max((r["accuracy"] for r in fast), default=None)
-            within = "" if max_mac is None else f" within max_mac {max_mac:g}"
-            raise ConfigError(f"no layout{within} is within {max_loss:g} of the float "
-                              f"accuracy {float_accuracy:.4f}: " + (
-                                  "none is that fast" if top is None
-                                  else f"the best reaches {top:.4f}"))
-        best = max(ok, key=lambda r: (-r["bits_per_weight"], r["accuracy"]))
+        best = _fewest_bits_within(table, max_loss, float_accuracy, max_mac)
     engine.thresholds = [list(t) for t in best["thresholds"]]
     engine.uniform, engine.masked = list(best["uniform"]), list(best["masked"])
     engine.codes = [None] * L
     engine.allocate()
     return best, table
+
+
+def _candidate_shares(cfg, target_bits, grid):
+    """The class shares worth building for a budget, and of those the ones worth building with
+    per-weight codes (``None``: all): the grid's (or ``grid``) whose estimated bits are within
+    a quarter bit of the budget (with masked layers, which store no codes, more are near); the
+    four cheapest when none is, so the error can name the least."""
+    candidates = grid or share_grid(cfg)
+    coded_ok = None
+    if target_bits is not None and grid is None:
+        near = [c for c in candidates if estimated_bits(c, cfg) <= target_bits + 0.25]
+        if cfg.input_masks:
+            coded_ok = set(near)
+            near = [c for c in candidates
+                    if estimated_bits(c, cfg, codes=False) <= target_bits + 0.25]
+        candidates = near or sorted(candidates, key=lambda c: estimated_bits(c, cfg))[:4]
+    return candidates, coded_ok
+
+
+def _fewest_bits_within(table, max_loss, float_accuracy, max_mac):
+    """The row of fewest bits per weight within ``max_loss`` of ``float_accuracy`` (and within
+    the cycle budget), the more accurate of equal bits; a :class:`ConfigError` says what the
+    best reaches when none is."""
+    ok = [r for r in table if float_accuracy - r["accuracy"] <= max_loss
+          and (max_mac is None or r["mac_cycle_ratio"] <= max_mac)]
+    if not ok:
+        fast = [r for r in table if max_mac is None or r["mac_cycle_ratio"] <= max_mac]
+        top = max((r["accuracy"] for r in fast), default=None)
+        within = "" if max_mac is None else f" within max_mac {max_mac:g}"
+        raise ConfigError(f"no layout{within} is within {max_loss:g} of the float accuracy "
+                          f"{float_accuracy:.4f}: " + ("none is that fast" if top is None
+                                                       else f"the best reaches {top:.4f}"))
+    return max(ok, key=lambda r: (-r["bits_per_weight"], r["accuracy"]))
 
 
 class _Memo:
