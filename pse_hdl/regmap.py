@@ -158,11 +158,36 @@ class RegisterMap:
     def __init__(self, cfg):
         check_engine_config(cfg)
         self.cfg = cfg
-        n = len(cfg.precisions)
         self.codes_per_word = 1 << ((DATA_BITS // cfg.code_bits).bit_length() - 1)
-        imp, row_w, col_w = cfg.importance_bits, cfg.row_bits + 1, cfg.col_bits + 1
-        count_w = (cfg.max_layers).bit_length()
-        regs = [
+        regs = self._engine_registers(cfg) + self._counters()
+        # Per-layer table.
+        self.layer_base = 64
+        self.layer_table = table = self._layer_fields(cfg)
+        for l in range(cfg.max_layers):
+            for off, name, width, access, doc in table:
+                regs.append(Register(name, self.layer_base + l * LAYER_STRIDE + off,
+                                     (Field("value", 0, width, access, doc),), doc, layer=l))
+        self.registers = regs
+        self._by_name = {(r.name, r.layer): r for r in regs}
+
+        # Windows, placed after the registers, each aligned to its power-of-two size.
+        top = self.layer_base + cfg.max_layers * LAYER_STRIDE
+        windows = []
+        for name, depth, width, access, doc, signed in sorted(
+                self._window_specs(cfg), key=lambda s: -(1 << max(0, (s[1] - 1).bit_length()))):
+            size = 1 << max(0, (depth - 1).bit_length())
+            base = -(-top // size) * size
+            windows.append(Window(name, base, depth, width, access, doc, signed))
+            top = base + size
+        self.windows = {w.name: w for w in sorted(windows, key=lambda w: w.base)}
+        self.addr_bits = max(1, (top - 1).bit_length())
+
+    def _engine_registers(self, cfg):
+        """The engine's own registers: identity, parameters, command and status, errors, the
+        network's depth, the hysteresis band, the last argmax."""
+        n = len(cfg.precisions)
+        imp, count_w = cfg.importance_bits, (cfg.max_layers).bit_length()
+        return [
             Register("ID", 0, (Field("id", 0, 32, "ro", "the value 0x50534531 ('PSE1')",
                                      ID_VALUE),), "identifies the engine"),
             Register("CONFIG_HASH", 1, (Field("hash", 0, 32, "ro", "32 bits of the SHA-256 of "
@@ -208,6 +233,10 @@ class RegisterMap:
                                          "row (ties: the lowest)"),),
                      "the class the last INFER chose"),
         ]
+
+    @staticmethod
+    def _counters():
+        """The counters (read-only, cleared by CLEAR), from address 16."""
         counters = [
             ("CYCLES_LO", "clock cycles since reset or CLEAR, low word"),
             ("CYCLES_HI", "clock cycles, high word"),
@@ -226,11 +255,15 @@ class RegisterMap:
             ("FOOTPRINT", "bits the active layout stores (values, metadata, descriptors)"),
             ("SHADOW_FOOTPRINT", "bits the last re-zoned layout stores"),
         ]
-        for k, (name, doc) in enumerate(counters):
-            regs.append(Register(name, 16 + k, (Field("value", 0, 32, "ro", doc),), doc))
+        return [Register(name, 16 + k, (Field("value", 0, 32, "ro", doc),), doc)
+                for k, (name, doc) in enumerate(counters)]
 
-        # Per-layer table.
-        self.layer_base = 64
+    @staticmethod
+    def _layer_fields(cfg):
+        """A layer's registers, ``(offset, name, width, access, doc)`` each, at every layer's
+        base."""
+        n = len(cfg.precisions)
+        row_w, col_w, imp = cfg.row_bits + 1, cfg.col_bits + 1, cfg.importance_bits
         table = [
             (0, "ROWS", row_w, "rw", "output rows (1..max_rows)"),
             (1, "COLS", col_w, "rw", "inputs (1..max_cols)"),
@@ -257,15 +290,10 @@ class RegisterMap:
             table.append((16 + k, f"CLASS_COUNT{k}", 32, "ro",
                           "weights pruned by the last ALLOCATE" if k == 0 else
                           f"weights the last ALLOCATE coded {cfg.precisions[k - 1]}-bit"))
-        self.layer_table = table
-        for l in range(cfg.max_layers):
-            for off, name, width, access, doc in table:
-                regs.append(Register(name, self.layer_base + l * LAYER_STRIDE + off,
-                                     (Field("value", 0, width, access, doc),), doc, layer=l))
-        self.registers = regs
-        self._by_name = {(r.name, r.layer): r for r in regs}
+        return table
 
-        # Windows, placed after the registers, each aligned to its power-of-two size.
+    def _window_specs(self, cfg):
+        """The windows onto the memories: ``(name, depth, width, access, doc, signed)``."""
         specs = [
             ("MASTER", cfg.master_depth, cfg.weight_bits, "rw", "master weights (sign-extended)",
              True),
@@ -292,16 +320,7 @@ class RegisterMap:
             specs.append(("COLNORM", cfg.ric_depth, cfg.weight_bits, "rw",
                           "a masked layer's column magnitudes c_j (rounded mean |master| of "
                           "the column), layer l's inputs at l * max_cols", False))
-        top = self.layer_base + cfg.max_layers * LAYER_STRIDE
-        windows = []
-        for name, depth, width, access, doc, signed in sorted(
-                specs, key=lambda s: -(1 << max(0, (s[1] - 1).bit_length()))):
-            size = 1 << max(0, (depth - 1).bit_length())
-            base = -(-top // size) * size
-            windows.append(Window(name, base, depth, width, access, doc, signed))
-            top = base + size
-        self.windows = {w.name: w for w in sorted(windows, key=lambda w: w.base)}
-        self.addr_bits = max(1, (top - 1).bit_length())
+        return specs
 
     def reg(self, name, layer=None):
         try:
