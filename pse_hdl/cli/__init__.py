@@ -35,8 +35,16 @@ def build_parser():
     sub = p.add_subparsers(dest="command", required=True)
     cfg_help = f"a preset ({', '.join(PRESETS)}) or a TOML file (default: default)"
 
-    d = sub.add_parser("demo", parents=[common, link], help="run the dynamic precision/sparsity algorithm on the digits "
-                       "MLP in the golden model and print the figures")
+    _model_commands(sub, common, link, cfg_help)
+    _hardware_commands(sub, common, cfg_help)
+    return p
+
+
+def _model_commands(sub, common, link, cfg_help):
+    """``demo``, ``run`` and ``sweep``: networks through the engine."""
+    d = sub.add_parser("demo", parents=[common, link],
+                       help="run the dynamic precision/sparsity algorithm on the digits MLP in "
+                       "the golden model and print the figures")
     d.add_argument("--config", help=cfg_help)
     d.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     d.add_argument("--target-bits", type=float, default=4.0,
@@ -60,15 +68,17 @@ def build_parser():
                    "'' for none)")
     d.set_defaults(func=cmd_demo)
 
-    r = sub.add_parser("run", parents=[common, link], help="run your own network (scikit-learn, ONNX, .npz) on your data "
+    r = sub.add_parser("run", parents=[common, link],
+                       help="run your own network (scikit-learn, ONNX, .npz) on your data "
                        "through the engine, with float and uniform int8/int4 baselines")
     r.add_argument("model", help="an .onnx, .npz (float weights) or pickled scikit-learn MLP or "
                    "linear model, alone or in a Pipeline (.pkl, .joblib: unpickling runs code, "
                    "load only files you trust)")
     r.add_argument("--data", required=True,
                    help="an .npz with x, y (and optionally x_calib, y_calib) or a CSV (the last "
-                   "column the label: a number or the model's class name); without calibration arrays 30 %% of the samples are "
-                   "split off for calibration (seed 0, stratified)")
+                   "column the label: a number or the model's class name); without "
+                   "calibration arrays 30 %% of the samples are split off for calibration "
+                   "(seed 0, stratified)")
     r.add_argument("--config", help=cfg_help)
     r.add_argument("--fit", action="store_true",
                    help="size the engine to the network: layer limits, master store and zones "
@@ -116,6 +126,9 @@ def build_parser():
     sw.add_argument("--json", action="store_true", help="print the points and the Pareto front")
     sw.set_defaults(func=cmd_sweep)
 
+
+def _hardware_commands(sub, common, cfg_help):
+    """``generate``, ``synth``, ``lint``, ``prove`` and ``board``: the hardware's flows."""
     g = sub.add_parser("generate", parents=[common], help="write the Verilog of a block")
     g.add_argument("block", nargs="?", help="block name (see --list)")
     g.add_argument("--list", action="store_true", help="list the blocks")
@@ -127,8 +140,9 @@ def build_parser():
     g.add_argument("-o", "--output", help="output file (default: stdout)")
     g.set_defaults(func=cmd_generate)
 
-    s = sub.add_parser("synth", parents=[common], help="synthesize a block for iCE40 UP5K (iCEBreaker) and/or "
-                       "ECP5-85F (ULX3S): resources and Fmax")
+    s = sub.add_parser("synth", parents=[common],
+                       help="synthesize a block for iCE40 UP5K (iCEBreaker) and/or ECP5-85F "
+                       "(ULX3S): resources and Fmax")
     s.add_argument("block", help="block name or 'all' (see pse generate --list)")
     s.add_argument("--board", default="all", help="icebreaker, ulx3s or all (default)")
     s.add_argument("--config", help=cfg_help)
@@ -139,7 +153,8 @@ def build_parser():
                         "few %% from one seed to another)")
     s.set_defaults(func=cmd_synth)
 
-    li = sub.add_parser("lint", parents=[common], help="verilator --lint-only -Wall on every block and preset")
+    li = sub.add_parser("lint", parents=[common],
+                        help="verilator --lint-only -Wall on every block and preset")
     li.add_argument("--config", help="one preset only (default: all presets)")
     li.set_defaults(func=cmd_lint)
 
@@ -163,7 +178,6 @@ def build_parser():
     bo.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     bo.add_argument("-o", "--output", help="build directory (default: a temporary one)")
     bo.set_defaults(func=cmd_board)
-    return p
 
 
 def main(argv=None):
