@@ -2,7 +2,7 @@
 allowed. The command line prints them without a traceback and exits with code 2; anything else
 that escapes is a bug."""
 
-__all__ = ["UserError", "InputError", "ConfigError", "CapacityError"]
+__all__ = ["UserError", "InputError", "ConfigError", "CapacityError", "BudgetError"]
 
 
 class UserError(ValueError):
@@ -20,3 +20,12 @@ class ConfigError(UserError):
 
 class CapacityError(ConfigError):
     """A layout that does not fit a memory of the configuration (a zone, the metadata)."""
+
+
+class BudgetError(ConfigError):
+    """A bit budget no candidate layout reaches: ``target_bits``, and ``least``, the bits per
+    weight of the smallest candidate (what the budget must be at least)."""
+
+    def __init__(self, message, target_bits, least):
+        super().__init__(message)
+        self.target_bits, self.least = target_bits, least

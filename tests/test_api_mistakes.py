@@ -26,6 +26,10 @@ def files(tmp_path_factory, binary):
     d = tmp_path_factory.mktemp("bad")
     joblib.dump(m, d / "good.joblib")
     np.savez(d / "good.npz", x=x, y=y)
+    # A network of a few dozen weights: its descriptors alone are over the default budget.
+    joblib.dump(fit(MLPClassifier(hidden_layer_sizes=(2,), max_iter=50, random_state=0),
+                    x[:, :4], y), d / "tiny.joblib")
+    np.savez(d / "tiny.npz", x=x[:, :4], y=y)
     (d / "garbage.onnx").write_bytes(b"\x00\x01not a protobuf\xff" * 10)
     (d / "garbage.npz").write_bytes(b"PK\x03\x04 broken")
     (d / "garbage.pkl").write_bytes(b"\x80\x05 not a pickle")
@@ -161,8 +165,16 @@ BAD = [
     (["run", "{d}/deep.joblib", "--data", "{d}/good.npz"],
      "the network has 5 layers but max_layers is 4"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--target-bits", "0.5"],
-     r"no layout reaches 0.5 bits per weight .*: the smallest costs \d+\.\d\d; raise the "
-     r"budget \(target_bits\) to at least that, or give max_loss instead"),
+     r"no layout of this network \(\d+ weights\) reaches --target-bits 0.5 .*: the smallest "
+     r"costs \d+\.\d\d; give --target-bits \d+(\.\d+)? or more, --max-loss 0.01 to choose "
+     r"the bits from the accuracy or --fit to size the engine"),
+    (["run", "{d}/tiny.joblib", "--data", "{d}/tiny.npz"],
+     r"no layout of this network \(12 weights\) reaches the default budget, 4.5 bits per "
+     r"weight .*: the smallest costs \d+\.\d\d; give --target-bits \d+(\.\d+)? or more, "
+     r"--max-loss 0.01 .* or --fit"),
+    (["run", "{d}/tiny.joblib", "--data", "{d}/tiny.npz", "--fit", "--max-loss", "0.01",
+      "--target-bits", "2"],
+     r"reaches --target-bits 2 .*; give --target-bits \d+(\.\d+)? or more$"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--target-bits", "-1"],
      "target_bits must be a positive number"),
     (["run", "{d}/good.joblib", "--data", "{d}/good.npz", "--samples", "0"],

@@ -99,7 +99,9 @@ def test_demo_mistakes_are_one_line(capsys):
     for args, message in [
             (["--config", "tiny"], "layer 0 is 256x64 but the configuration allows at most "
                                    "128x128 (max_rows x max_cols)"),
-            (["--target-bits", "1.2"], "no layout reaches 1.2 bits per weight"),
+            (["--target-bits", "1.2"], "no layout of the digits network reaches --target-bits "
+                                       "1.2 (metadata and descriptors included): the smallest "
+                                       "costs"),
             (["--target-bits", "nan"], "target_bits must be a positive number")]:
         assert main(["demo", "--plot", "", *args]) == 2
         err = capsys.readouterr().err

@@ -1,6 +1,7 @@
 """``pse demo``, ``pse run`` and ``pse sweep``: networks through the golden model or the engine."""
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ import numpy as np
 
 from ..api import MismatchError
 from ..config import ConfigError
+from ..errors import BudgetError
 from ..files import to_json
 from .common import check_output_file, config_of
 
@@ -55,6 +57,11 @@ def cmd_demo(args):
         demo = run_demo(cfg, target_bits=args.target_bits, mode=args.allocation, progress=bar,
                         backend=args.backend, samples=args.samples, trace=args.trace,
                         trace_samples=args.trace_samples, port=args.port, baud=args.baud)
+    except BudgetError as e:
+        raise ConfigError(f"no layout of the digits network reaches --target-bits "
+                          f"{e.target_bits:g} (metadata and descriptors included): the "
+                          f"smallest costs {e.least:.2f} bits per weight; give at least "
+                          f"that") from None
     except MismatchError as e:
         if args.json:
             print(to_json({"backend": args.backend, "bit_exact": False, "mismatch": str(e)},
@@ -160,6 +167,23 @@ def _adapt_range(text):
     return floor, ceiling
 
 
+def _budget_hint(e, args, source):
+    """What to give when no layout reaches the budget, in the command's own flags: a network of
+    a few hundred weights pays for its descriptors and codes with bits a larger one does not
+    need (``docs/ALLOCATION.md``, "Networks held out")."""
+    weights = sum(int(w.size) for w in source.net.weights)
+    budget = (f"--target-bits {e.target_bits:g}" if args.target_bits is not None
+              else f"the default budget, {e.target_bits:g} bits per weight")
+    ways = [f"--target-bits {math.ceil(e.least * 100) / 100:g} or more"]
+    if args.max_loss is None:
+        ways.append("--max-loss 0.01 to choose the bits from the accuracy")
+    if not args.fit:
+        ways.append("--fit to size the engine to the network (narrower descriptors)")
+    return (f"no layout of this network ({weights} weights) reaches {budget} (metadata and "
+            f"descriptors included): the smallest costs {e.least:.2f}; give "
+            + ", ".join(ways[:-1]) + (" or " if len(ways) > 1 else "") + ways[-1])
+
+
 def cmd_run(args):
     from ..api import convert
     from ..importers import calibration_and_test, check_reproduces, load_data, load_model
@@ -172,10 +196,13 @@ def cmd_run(args):
     task, (x_cal, y_cal), (x, y) = calibration_and_test(source, load_data(args.data))
     if args.samples is not None:
         x, y = x[:args.samples], y[:args.samples]
-    design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
-                     mode=args.allocation, adapt=_adapt_range(args.adapt),
-                     max_mac=args.max_mac, max_loss=args.max_loss, fit=args.fit,
-                     equalize=args.equalize)
+    try:
+        design = convert(source, cfg, calibration=(x_cal, y_cal), target_bits=args.target_bits,
+                         mode=args.allocation, adapt=_adapt_range(args.adapt),
+                         max_mac=args.max_mac, max_loss=args.max_loss, fit=args.fit,
+                         equalize=args.equalize)
+    except BudgetError as e:
+        raise ConfigError(_budget_hint(e, args, source)) from None
     cfg = design.cfg
     check_reproduces(source, x)
     y_idx = design.labels(y)

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..errors import CapacityError, ConfigError
+from ..errors import BudgetError, CapacityError, ConfigError
 from .engine import (dense_activations, exact_thresholds, layer_exponents,
                      thresholds_from_histograms)
 from .histogram import histogram
@@ -347,10 +347,10 @@ def best_within(table, target_bits, max_mac=None):
     ok = [r for r in table if r["bits_per_weight"] <= target_bits]
     if not ok:
         least = min(r["bits_per_weight"] for r in table)
-        raise ConfigError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
+        raise BudgetError(f"no layout reaches {target_bits:g} bits per weight (metadata and "
                           f"descriptors included): the smallest costs {least:.2f}; raise "
                           f"the budget (target_bits) to at least that, or give max_loss "
-                          f"instead to choose the bits from the accuracy")
+                          f"instead to choose the bits from the accuracy", target_bits, least)
     if max_mac is not None:
         fast = [r for r in ok if r["mac_cycle_ratio"] <= max_mac]
         if not fast:
