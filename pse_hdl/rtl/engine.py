@@ -22,7 +22,8 @@ Data paths::
     SWAP: the zones exchange banks (between samples, no job running)
 
 One :class:`LayerWalker` serves every pass: it streams a layer's masters and previous codes in
-row-major order. The sequencers (:mod:`pse_hdl.rtl.sequencer`) keep the engine's invariants: a command is validated (layer
+row-major order. The sequencers (:mod:`pse_hdl.rtl.sequencer`, :mod:`pse_hdl.rtl.jobs`) keep
+the engine's invariants: a command is validated (layer
 table, layer count, the active layout, what a job is using) before anything starts and refused
 with an error bit otherwise; layer l+1 starts when every row of layer l is written back; the
 bank swap happens only between samples. The layer table and the active layout's shapes are
@@ -41,7 +42,8 @@ from .control import ControlChain
 from .mac import MacArray
 from .registers import RegisterFile
 from .walker import LayerWalker
-from .sequencer import State, counters, foreground, jobs
+from .jobs import jobs
+from .sequencer import State, counters, foreground
 from .zones import Target, ZonedMemory
 
 __all__ = ["Engine", "LayerWalker"]
