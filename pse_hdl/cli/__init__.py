@@ -12,7 +12,8 @@ from ..config import PRESETS
 from ..errors import UserError
 from ..toolchain import ToolchainError
 from .hardware import cmd_board, cmd_generate, cmd_lint, cmd_prove, cmd_synth
-from .run import cmd_demo, cmd_run, cmd_sweep, sample_range
+from .run import cmd_demo, cmd_run, sample_range
+from .sweep import cmd_sweep
 
 __all__ = ["main", "build_parser"]
 
