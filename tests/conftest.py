@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="module")
 def binary():
     """A two-class scikit-learn MLP (one logistic output) and its held-out data (the API's
-    tests: ``test_api``, ``test_api_mistakes``)."""
+    tests: ``test_api``, ``test_api_imports``, ``test_api_mistakes``)."""
     from sklearn.datasets import load_breast_cancer
     from sklearn.model_selection import train_test_split
     from sklearn.neural_network import MLPClassifier
@@ -51,3 +51,20 @@ def binary():
     x_cal, x_te, y_cal, y_te = train_test_split(x_te, y_te, test_size=0.6, random_state=0)
     m = fit(MLPClassifier((16,), max_iter=500, random_state=0), x_tr, y_tr)
     return m, (x_cal, y_cal), (x_te, y_te)
+
+
+@pytest.fixture(scope="module")
+def wine():
+    """A three-class scikit-learn MLP on standardised wine features, half the data held out
+    (``test_api``, ``test_api_imports``)."""
+    from sklearn.datasets import load_wine
+    from sklearn.model_selection import train_test_split
+    from sklearn.neural_network import MLPClassifier
+
+    from tests.user_models import fit
+    d = load_wine()
+    x = (d.data - d.data.mean(axis=0)) / d.data.std(axis=0)
+    x_tr, x_te, y_tr, y_te = train_test_split(x, d.target, test_size=0.5, random_state=0,
+                                              stratify=d.target)
+    m = fit(MLPClassifier((24,), max_iter=800, random_state=0), x_tr, y_tr)
+    return m, (x_tr, y_tr), (x_te, y_te)

@@ -85,3 +85,9 @@ def torch_like_onnx(weights, biases, in_shape, final=None, extra=None, view=Fals
                                                      [batch or None, *in_shape])],
         [helper.make_tensor_value_info(t, TensorProto.FLOAT, None)], inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def to_onnx(m, x):
+    """A scikit-learn model converted by skl2onnx, probabilities as a tensor (no ZipMap)."""
+    from skl2onnx import to_onnx as convert
+    return convert(m, x[:1].astype(np.float32), options={id(m): {"zipmap": False}})
