@@ -36,20 +36,13 @@ from .arguments import (calibration_of, check_adapt, check_bits, check_loss, che
 from .host.checked import MismatchError
 from .importers import Source, check_reproduces, class_indices, infer_task, load_model
 from .model.calibration import (argmax_accuracy, best_within, budget_ladder, calibrate,
-                                fewest_within_loss)
+                                fewest_within_loss, r2_score)
 from .model.engine import Engine, Firmware as Policy, allocation_points, check_activations, \
     check_masked, check_uniform, logit_margins, low_confidence_share, profile, run_dynamic
 from .model.network import quantize_input, quantize_network
 from .model.zones import check_fit
 
 __all__ = ["convert", "load", "Design", "MismatchError"]
-
-
-def r2_score(pred, y):
-    pred, y = np.asarray(pred, np.float64).reshape(len(y), -1), \
-        np.asarray(y, np.float64).reshape(len(y), -1)
-    ss = float(((y - y.mean(axis=0)) ** 2).sum())
-    return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss else 0.0
 
 
 # Allocation modes: thresholds for the whole network, per layer, or the calibration's choice.
@@ -421,23 +414,9 @@ class Design:
         }
 
     def io_formats(self):
-        """How a host turns samples into the engine's INPUT words and its RESULT words back
-        into values (``report.json`` says it for a host program of one's own): ``input``: each
-        sample scaled per feature (``scale``, ``offset``: a Pipeline's scalers and the
-        equalization's scales, ``equalized``, if any; else null),
-        times ``2**frac_bits``, rounded, saturated to ``bits``-bit signed; ``output``: the last
-        layer's accumulators (``bits``), divided by ``2**frac_bits`` (a classifier's class is
-        the largest's row, ``classes``)."""
-        net, first, last = self.source.net, self.qnet.layers[0], self.qnet.layers[-1]
-        scaled = net.in_scale is not None
-        return {"input": {"bits": self.cfg.act_bits, "frac_bits": int(first.fx),
-                          "scale": net.in_scale.tolist() if scaled else None,
-                          "offset": net.in_offset.tolist() if scaled else None,
-                          "scaling": self.source.info.get("input_scaling"),
-                          "equalized": bool(self.source.info.get("equalized"))},
-                "output": {"bits": self.cfg.acc_bits, "frac_bits": int(last.fx + last.fw),
-                           "classes": None if self.classes is None
-                           else [c.item() if hasattr(c, "item") else c for c in self.classes]}}
+        """How a host makes the engine's INPUT words from samples and reads its RESULT words
+        (:func:`pse_hdl.artefacts.io_formats`; in ``report.json``)."""
+        return artefacts.io_formats(self)
 
     # -- artefacts --------------------------------------------------------------------------
     def write(self, directory):

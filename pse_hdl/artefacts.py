@@ -1,6 +1,6 @@
 """A design's artefacts: the engine written out for a network (Verilog, memory images, the
-register writes that load it, the C header, the report), and a design saved to one ``.npz``
-and read back. :meth:`Design.write <pse_hdl.api.Design.write>`, :meth:`Design.save
+register writes that load it, the C header, the report and the host's input and output
+formats in it), and a design saved to one ``.npz`` and read back. :meth:`Design.write <pse_hdl.api.Design.write>`, :meth:`Design.save
 <pse_hdl.api.Design.save>` and :func:`pse_hdl.load` call these."""
 
 import json
@@ -13,6 +13,26 @@ from .errors import InputError
 from .files import savez_atomic, to_json, write_atomic
 from .importers import Source, read_npz
 from .model.network import FloatMLP
+
+
+def io_formats(design):
+    """How a host turns samples into the engine's INPUT words and its RESULT words back
+    into values (``report.json`` says it for a host program of one's own): ``input``: each
+    sample scaled per feature (``scale``, ``offset``: a Pipeline's scalers and the
+    equalization's scales, ``equalized``, if any; else null),
+    times ``2**frac_bits``, rounded, saturated to ``bits``-bit signed; ``output``: the last
+    layer's accumulators (``bits``), divided by ``2**frac_bits`` (a classifier's class is
+    the largest's row, ``classes``)."""
+    net, first, last = design.source.net, design.qnet.layers[0], design.qnet.layers[-1]
+    scaled = net.in_scale is not None
+    return {"input": {"bits": design.cfg.act_bits, "frac_bits": int(first.fx),
+                      "scale": net.in_scale.tolist() if scaled else None,
+                      "offset": net.in_offset.tolist() if scaled else None,
+                      "scaling": design.source.info.get("input_scaling"),
+                      "equalized": bool(design.source.info.get("equalized"))},
+            "output": {"bits": design.cfg.acc_bits, "frac_bits": int(last.fx + last.fw),
+                       "classes": None if design.classes is None
+                       else [c.item() if hasattr(c, "item") else c for c in design.classes]}}
 
 
 def write(design, directory):

@@ -146,7 +146,7 @@ def _link_rows(result):
 def _source_score(source, task, x, y_idx, y, reference=True):
     """The score on the test data of the source model's own predictor (``reference``) or of the
     imported float network, both in float."""
-    from ..api import r2_score
+    from ..model.calibration import r2_score
     out = source.reference(x) if reference and source.reference else source.net.forward(x)[-1]
     if task == "classification":
         if out.shape[1] == 1:                   # a single sigmoid probability

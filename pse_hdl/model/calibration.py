@@ -74,6 +74,15 @@ def argmax_accuracy(logits, y):
     return float(np.mean(np.argmax(logits, axis=1) == y))
 
 
+def r2_score(pred, y):
+    """The coefficient of determination of ``pred`` for targets ``y`` (a regressor's score;
+    0 when ``y`` does not vary)."""
+    pred, y = np.asarray(pred, np.float64).reshape(len(y), -1), \
+        np.asarray(y, np.float64).reshape(len(y), -1)
+    ss = float(((y - y.mean(axis=0)) ** 2).sum())
+    return 1.0 - float(((y - pred) ** 2).sum()) / ss if ss else 0.0
+
+
 def closeness(logits, dense):
     """How close a candidate's ``logits`` stay to the ``dense`` 16-bit network's (float64),
     :func:`best_within`'s tie-breaks: the share of samples whose argmax agrees, and the mean
