@@ -93,6 +93,10 @@ def run_checked(cfg, qnet, thresholds, policy, xq, want, progress=None, trace=No
         "precision_shares": {k: float(v) for k, v in zip(labels, st.shares)},
         "allocations": int(st.allocations),
         "engine_cycles_per_sample": float(st.engine_cycles),
+        # INFER with the waits for the allocation's jobs and the snapshots spread over the
+        # samples: what a sample costs the engine at this allocation period.
+        "amortised_cycles_per_sample": float(st.engine_cycles) + (
+            st.extra["snapshot_cycles"] + st.extra["job_wait_cycles"]) / len(xq),
         "ideal_cycles_per_sample": float(st.ideal),
         "allocation_cycles": int(st.alloc_cycles),
         "rezone_cycles": int(st.rezone_cycles),
