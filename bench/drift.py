@@ -65,7 +65,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pse_hdl.api import Design                                   # noqa: E402
 from pse_hdl.model.layer import one_blas_thread                  # noqa: E402
 from pse_hdl.config import from_arg                             # noqa: E402
-from pse_hdl.errors import UserError                            # noqa: E402
+from pse_hdl.errors import BudgetError, UserError               # noqa: E402
 from pse_hdl.files import savefig_atomic, to_json               # noqa: E402
 from pse_hdl.importers import Source, from_sklearn              # noqa: E402
 from pse_hdl.model.network import default_network, digits_splits  # noqa: E402
@@ -388,7 +388,11 @@ def main(argv=None):
         if args.seeds > 1:
             results = measure_seeds(cfg, args.budget, args.only, args.segment, args.seeds,
                                     results)
-    except UserError as e:                 # a wrong --config or a budget no layout reaches
+    except BudgetError as e:               # a budget no layout reaches, in this bench's flag
+        ap.error(f"no layout reaches --budget {e.target_bits:g} (metadata and descriptors "
+                 f"included): the smallest costs {e.least:.2f} bits per weight; give at "
+                 f"least that")
+    except UserError as e:                 # a wrong --config
         ap.error(str(e))
     if args.plot:
         plot(results, args.plot)
