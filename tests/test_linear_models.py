@@ -151,7 +151,7 @@ def test_pse_run_takes_a_linear_model_and_says_what_its_inputs_lose(raw_wine, tm
     args = ["--data", str(tmp_path / "data.npz"), "--target-bits", "9"]
     assert main(["run", str(tmp_path / "raw.joblib"), *args]) == 0
     out = capsys.readouterr().out
-    assert "MLP 13 -> 3, 39 weights" in out
+    assert "linear 13 -> 3, 39 weights" in out
     note = [line for line in out.splitlines() if line.startswith("note: uniform int8 loses")]
     assert len(note) == 1 and "input features reach fewer than 4 of layer 0's 8-bit" in note[0]
     assert "--equalize balances them" in note[0]

@@ -14,7 +14,7 @@ from ..errors import BudgetError
 from ..files import to_json
 from .common import check_output_file, config_of
 
-__all__ = ["cmd_demo", "cmd_run", "sample_range"]
+__all__ = ["cmd_demo", "cmd_run", "network_shape", "sample_range"]
 
 
 def sample_range(text):
@@ -281,8 +281,7 @@ def cmd_run(args):
     if args.backend == "board":
         rows += _link_rows(result)
     width = max(len(r[0]) for r in rows)
-    print(f"pse run: {args.model}, {task}, MLP "
-          f"{' -> '.join(str(s_[1]) for s_ in result['layers'])} -> {result['layers'][-1][0]}, "
+    print(f"pse run: {args.model}, {task}, {network_shape(result['layers'])}, "
           f"{result['weights']} weights, {len(x)} test samples ({len(x_cal)} for calibration), "
           + _target(args, design))
     for name, value in rows:
@@ -292,6 +291,13 @@ def cmd_run(args):
         if hint:
             print(hint)
     return 0
+
+
+def network_shape(layers):
+    """``MLP 64 -> 256 -> 10``, or ``linear 13 -> 3`` for a network of one layer (a linear
+    model, or an MLP with no hidden layer): ``layers`` are ``(rows, cols)`` each."""
+    kind = "linear" if len(layers) == 1 else "MLP"
+    return f"{kind} {' -> '.join(str(c) for _, c in layers)} -> {layers[-1][0]}"
 
 
 def input_hint(result, xq, cfg, equalized=False):
