@@ -73,6 +73,10 @@ def files(tmp_path_factory, binary):
     mul_after.graph.node[2].op_type = "Mul"             # the first Relu, now a Mul by b0
     mul_after.graph.node[2].input.append("b0")
     onnx.save(mul_after, str(d / "mul_after.onnx"))
+    for final in ("Sigmoid", "Softmax"):                  # a final activation as a hidden one
+        hidden = torch_like_onnx(ws, bs, [30])
+        hidden.graph.node[2].op_type = final
+        onnx.save(hidden, str(d / f"{final.lower()}_hidden.onnx"))
     np.savez(d / "no_y.npz", x=x)
     np.savez(d / "x1d.npz", x=x[:, 0], y=y)
     np.savez(d / "short.npz", x=x[:10], y=y[:9])
@@ -130,6 +134,10 @@ BAD = [
     (["run", "{d}/mul_after.onnx", "--data", "{d}/good.npz"],
      r"unsupported ONNX Mul after a layer \(node '/relu0/Relu'\): a Mul by a constant is "
      r"accepted before the first layer only"),
+    *[(["run", f"{{d}}/{op.lower()}_hidden.onnx", "--data", "{d}/good.npz"],
+       rf"unsupported ONNX {op} between layers \(node '/relu0/Relu'\): the engine's hidden "
+       rf"layers take a Relu or no activation; {op} is accepted after the last layer only")
+      for op in ("Sigmoid", "Softmax")],
     (["run", "{d}/bn_first.onnx", "--data", "{d}/good.npz"],
      r"unsupported ONNX BatchNormalization \(node '/Flatten'\): it is accepted right after a "
      r"layer"),

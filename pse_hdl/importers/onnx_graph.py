@@ -113,6 +113,18 @@ class _Chain:
                 return end
             tensor = node.output[0]
 
+    def feeds_a_layer(self, tensor):
+        """Whether a Gemm or MatMul reads ``tensor``, directly or through other nodes."""
+        seen, todo = set(), [tensor]
+        while todo:
+            for node in self.consumers.get(todo.pop(), []):
+                if node.op_type in ("Gemm", "MatMul"):
+                    return True
+                if id(node) not in seen:
+                    seen.add(id(node))
+                    todo.extend(node.output)
+        return False
+
     def step(self, node, tensor):
         """Read one node whose input is ``tensor``; when the chain ends with it, the name of the
         logits (or of their softmax or sigmoid), else ``None``."""
@@ -145,6 +157,11 @@ class _Chain:
             self.linear_model(node)
             return tensor                   # its raw scores are read by _raw_scores
         elif op in FINAL_OPS:
+            if self.feeds_a_layer(node.output[0]):
+                raise InputError(f"unsupported ONNX {op} between layers (node "
+                                 f"{node_name(node)!r}): the engine's hidden layers take a "
+                                 f"Relu or no activation; {op} is accepted after the last "
+                                 f"layer only")
             self.final = node
             return node.output[0]
         elif op in ARITH_OPS:
