@@ -165,7 +165,8 @@ BAD = [
     (["run", "{d}/good.joblib", "--data", "{d}/labels.npz"],
      "7 is not one of the model's 2 classes"),
     (["run", "{d}/good.joblib", "--data", "{d}/features.npz"],
-     "has 5 features but the model takes 30 inputs"),
+     r"data file features.npz: its samples \('x'\) have 5 features but the model takes 30 "
+     r"inputs"),
     (["run", "{d}/good.joblib", "--data", "{d}/half_calib.npz"],
      "one of x_calib and y_calib without the other"),
     (["run", "{d}/wide.joblib", "--data", "{d}/good.npz"],

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..api import MismatchError
 from ..config import ConfigError
-from ..errors import BudgetError
+from ..errors import BudgetError, InputError
 from ..files import to_json
 from .common import check_output_file, config_of
 
@@ -193,7 +193,13 @@ def cmd_run(args):
         raise ConfigError(f"--samples must be at least 1, not {args.samples}")
     _check_backend(args, cfg)
     source = load_model(args.model)
-    task, (x_cal, y_cal), (x, y) = calibration_and_test(source, load_data(args.data))
+    data = load_data(args.data)
+    for k in ("x", "x_calib"):
+        if k in data and data[k].shape[1] != source.inputs:
+            raise InputError(f"data file {Path(args.data).name}: its samples ('{k}') have "
+                             f"{data[k].shape[1]} features but the model takes "
+                             f"{source.inputs} inputs")
+    task, (x_cal, y_cal), (x, y) = calibration_and_test(source, data)
     if args.samples is not None:
         x, y = x[:args.samples], y[:args.samples]
     try:
