@@ -234,7 +234,8 @@ def _design(cfg, net, budget):
                          target_bits=budget)
         return design, splits["test"]
     source = load_model(net["model"])
-    _, cal, test = calibration_and_test(source, load_data(net["data"]))
+    _, cal, test = calibration_and_test(source, load_data(net["data"]),
+                                        f"data file {Path(net['data']).name}")
     return convert(source, cfg, calibration=cal, target_bits=budget), test
 
 

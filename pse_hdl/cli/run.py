@@ -10,11 +10,11 @@ import numpy as np
 
 from ..api import MismatchError
 from ..config import ConfigError
-from ..errors import BudgetError, InputError
+from ..errors import BudgetError
 from ..files import to_json
 from .common import check_output_file, config_of
 
-__all__ = ["cmd_demo", "cmd_run", "network_shape", "sample_range"]
+__all__ = ["cmd_demo", "cmd_run", "sample_range"]
 
 
 def sample_range(text):
@@ -105,9 +105,9 @@ def cmd_demo(args):
     where = {"rtl": "the engine's Verilog (Verilator)",
              "board": "the engine's Verilog behind its UART (--port sim)" if port == "sim"
              else f"the engine on the board at {port}"}.get(result["backend"], "the golden model")
-    print(f"pse demo: digits MLP {' -> '.join(str(s[1]) for s in result['layers'])} -> "
-          f"{result['layers'][-1][0]}, {result['weights']} weights, target "
-          f"{result['target_bits']} bits/weight, {result['samples']} test samples in {where}")
+    print(f"pse demo: digits {network_shape(result['layers'])}, {result['weights']} weights, "
+          f"target {result['target_bits']} bits/weight, {result['samples']} test samples in "
+          f"{where}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
     if args.plot:
@@ -193,13 +193,8 @@ def cmd_run(args):
         raise ConfigError(f"--samples must be at least 1, not {args.samples}")
     _check_backend(args, cfg)
     source = load_model(args.model)
-    data = load_data(args.data)
-    for k in ("x", "x_calib"):
-        if k in data and data[k].shape[1] != source.inputs:
-            raise InputError(f"data file {Path(args.data).name}: its samples ('{k}') have "
-                             f"{data[k].shape[1]} features but the model takes "
-                             f"{source.inputs} inputs")
-    task, (x_cal, y_cal), (x, y) = calibration_and_test(source, data)
+    task, (x_cal, y_cal), (x, y) = calibration_and_test(
+        source, load_data(args.data), f"data file {Path(args.data).name}")
     if args.samples is not None:
         x, y = x[:args.samples], y[:args.samples]
     try:

@@ -163,9 +163,13 @@ def infer_task(source, y):
         else "regression"
 
 
-def calibration_and_test(source, data):
-    """``(task, (x_cal, y_cal), (x_test, y_test))`` of loaded data: its calibration arrays, or a
-    :func:`split_calibration` of its samples."""
+def calibration_and_test(source, data, what="the data"):
+    """``(task, (x_cal, y_cal), (x_test, y_test))`` of loaded data (``what``: its name in an
+    error): its calibration arrays, or a :func:`split_calibration` of its samples."""
+    for k in ("x", "x_calib"):
+        if k in data and data[k].shape[1] != source.inputs:
+            raise InputError(f"{what}: its samples ('{k}') have {data[k].shape[1]} features "
+                             f"but the model takes {source.inputs} inputs")
     task = infer_task(source, data["y"])
     if "x_calib" in data:
         return task, (data["x_calib"], data["y_calib"]), (data["x"], data["y"])
